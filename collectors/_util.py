@@ -1,0 +1,158 @@
+"""Small helpers shared by the subsystems: psutil selection, /proc reads, times, users, text.
+
+Standard library only, relative imports only (the package also ships as
+``ansible.module_utils.fleetscope_collectors``), Python 3.8+.
+"""
+
+import os
+import sys
+
+PROC = "/proc"
+REDACTED_UNKNOWN = None
+
+_pw_cache = {}
+_boot_time = []
+
+
+def get_psutil():
+    """The psutil module, or None when it is not importable or FLEETSCOPE_NO_PSUTIL=1 forces /proc."""
+    if os.environ.get("FLEETSCOPE_NO_PSUTIL", "") not in ("", "0"):
+        return None
+    try:
+        import psutil
+    except ImportError:
+        return None
+    return psutil
+
+
+def read_text(path):
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f.read()
+
+
+def text(value):
+    """A JSON-safe str from str/bytes (old pynvml returns bytes; argv may hold undecodable bytes)."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace").rstrip("\x00")
+    value = str(value)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates from surrogateescape: not valid JSON/UTF-8
+        value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return value
+
+
+def iso_z(epoch, micro=False):
+    """UTC ISO 8601 with Z for a POSIX time in seconds; None stays None."""
+    if epoch is None:
+        return None
+    import datetime
+
+    dt = datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc)
+    if micro:
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def user_hz():
+    try:
+        return os.sysconf("SC_CLK_TCK")
+    except (ValueError, OSError, AttributeError):
+        return 100
+
+
+def page_size():
+    try:
+        return os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 4096
+
+
+def boot_time():
+    """Boot time as POSIX seconds, from the btime line of /proc/stat (what psutil reads too)."""
+    if not _boot_time:
+        for line in read_text(PROC + "/stat").splitlines():
+            if line.startswith("btime "):
+                _boot_time.append(float(line.split()[1]))
+                break
+        else:
+            raise RuntimeError("no btime in /proc/stat")
+    return _boot_time[0]
+
+
+def user_name(uid):
+    """Login name for a uid, or the uid as a string when the password database does not know it."""
+    if uid is None:
+        return None
+    if uid not in _pw_cache:
+        try:
+            import pwd
+
+            _pw_cache[uid] = pwd.getpwuid(uid).pw_name
+        except (KeyError, ImportError):
+            _pw_cache[uid] = str(uid)
+    return _pw_cache[uid]
+
+
+def proc_argv(pid):
+    """argv of a process from /proc, as a list of str; [] for kernel threads and zombies."""
+    with open("%s/%d/cmdline" % (PROC, pid), "rb") as f:
+        raw = f.read()
+    if not raw:
+        return []
+    if raw.endswith(b"\x00"):
+        raw = raw[:-1]
+    return [text(a) for a in raw.split(b"\x00")]
+
+
+def proc_comm(pid):
+    with open("%s/%d/comm" % (PROC, pid), "rb") as f:
+        return text(f.read().rstrip(b"\n"))
+
+
+def command_from_argv(argv, comm):
+    """Redacted, capped command line; ``[comm]`` for a kernel thread (empty argv)."""
+    from .redact import redact_argv
+
+    if not argv:
+        return "[%s]" % comm if comm is not None else None
+    return redact_argv(argv)
+
+
+def owner_and_command(pid):
+    """(user, redacted command) of a live pid, or (None, None) if it vanished or cannot be read.
+
+    Used for GPU processes and accounting records, whose pids come from NVML, not from a /proc scan.
+    """
+    psutil = get_psutil()
+    if psutil is not None:
+        try:
+            proc = psutil.Process(pid)
+            with proc.oneshot():
+                user = proc.username()
+                try:
+                    argv = proc.cmdline()
+                except psutil.AccessDenied:
+                    return user, None
+                comm = proc.name() if not argv else None
+        except (psutil.NoSuchProcess, psutil.AccessDenied, KeyError):
+            return None, None
+        return text(user), command_from_argv([text(a) for a in argv], comm)
+    try:
+        uid = os.stat("%s/%d" % (PROC, pid)).st_uid
+    except OSError:
+        return None, None
+    try:
+        argv = proc_argv(pid)
+        comm = proc_comm(pid) if not argv else None
+    except FileNotFoundError:
+        return None, None
+    except OSError:
+        return user_name(uid), None
+    return user_name(uid), command_from_argv(argv, comm)
+
+
+def python_version():
+    return "%d.%d.%d" % sys.version_info[:3]

@@ -1,0 +1,246 @@
+"""Run the collect playbook through ansible-runner and spool each host's result as it arrives.
+
+Every host of the inventory (after --limit) ends the run with exactly one status:
+  ok           the collector ran; its document is spooled (subsystem failures are inside it)
+  unreachable  SSH could not connect or authenticate (Ansible's "unreachable")
+  failed       connected, but the module failed (no python3, a crash, a refused document, ...)
+  timeout      the collector ran past its time on the host, or no answer came before the run's limit
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import secrets
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__
+from .settings import PROJECT_DIR, Settings
+from .spool import Spool
+from .stage import stage_module_utils
+
+STATUSES = ("ok", "unreachable", "failed", "timeout")
+PLAYBOOK = PROJECT_DIR / "playbooks" / "collect.yml"
+ANSIBLE_CFG = PROJECT_DIR / "ansible.cfg"
+
+
+class CollectError(RuntimeError):
+    """The run could not start or Ansible itself failed (not one host's problem)."""
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    started_at: str
+    finished_at: str | None = None
+    inventory: str = ""
+    hosts: list[str] = field(default_factory=list)
+    status: dict[str, str] = field(default_factory=dict)  # host -> status
+    messages: dict[str, str] = field(default_factory=dict)
+    runner_status: str = ""
+
+    def counts(self) -> dict[str, int]:
+        return {s: sum(1 for v in self.status.values() if v == s) for s in STATUSES}
+
+    def meta(self) -> dict:
+        return {
+            "run_id": self.run_id,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "inventory": self.inventory,
+            "hosts": self.hosts,
+            "runner_status": self.runner_status,
+            "fleetscope_version": __version__,
+        }
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def iso(t: dt.datetime) -> str:
+    return t.isoformat(sep=" ", timespec="microseconds")
+
+
+def new_run_id(now: dt.datetime) -> str:
+    return now.strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(2)
+
+
+def inventory_hosts(inventory: Path, limit: str | None = None) -> list[str]:
+    """The host names the playbook will target: parsed by Ansible itself, so every inventory form works."""
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+
+    if not inventory.exists():
+        raise CollectError(f"inventory not found: {inventory}")
+    manager = InventoryManager(loader=DataLoader(), sources=[str(inventory)])
+    if limit:
+        manager.subset(limit)
+    return sorted(h.name for h in manager.get_hosts("all"))
+
+
+def classify(event: str, res: dict) -> tuple[str, str]:
+    """(status, message) of one runner_on_* event."""
+    msg = str(res.get("msg") or "").strip()
+    if event == "runner_on_unreachable":
+        return "unreachable", msg or "unreachable"
+    if event == "runner_on_ok":
+        if isinstance(res.get("document"), dict):
+            return "ok", ""
+        return "failed", "the module returned no document"
+    # runner_on_failed
+    if res.get("timed_out") or res.get("timedout") or "timed out" in msg or "time frame" in msg:
+        return "timeout", msg or "timed out"
+    detail = res.get("module_stderr") or res.get("module_stdout") or res.get("exception") or ""
+    detail = str(detail).strip().splitlines()
+    if detail and detail[-1] not in msg:
+        msg = f"{msg}: {detail[-1]}" if msg else detail[-1]
+    return "failed", msg or "failed"
+
+
+class Progress:
+    """`collect: 12/40 hosts, 1 unreachable, 0 failed` on one updating terminal line; silent under cron."""
+
+    def __init__(self, total: int, stream=None, enabled: bool | None = None):
+        self.total, self.stream = total, stream or sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.started = time.monotonic()
+
+    def update(self, counts: dict[str, int]) -> None:
+        if not self.enabled:
+            return
+        done = sum(counts.values())
+        bad = ", ".join(f"{counts[s]} {s}" for s in STATUSES[1:] if counts[s])
+        line = f"collect: {done}/{self.total} hosts{', ' + bad if bad else ''} ({time.monotonic() - self.started:.0f}s)"
+        self.stream.write("\r\033[K" + line)
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def run_collect(
+    settings: Settings,
+    inventory: Path | None = None,
+    limit: str | None = None,
+    progress: bool | None = None,
+) -> RunSummary:
+    """Collect from every host once; spool the results. Does not ingest (see warehouse.ingest_pending)."""
+    import ansible_runner
+
+    inventory = Path(inventory or settings.path("collect", "inventory")).resolve()
+    hosts = inventory_hosts(inventory, limit)
+    data_dir = settings.data_dir
+    started = utcnow()
+    summary = RunSummary(new_run_id(started), iso(started), inventory=str(inventory), hosts=hosts)
+    spool = Spool(data_dir)
+    spool.start_run(summary.run_id, summary.meta())
+    if not hosts:
+        summary.finished_at = iso(utcnow())
+        summary.runner_status = "no hosts"
+        spool.finish_run(summary.run_id, summary.meta())
+        return summary
+
+    module_utils = stage_module_utils(data_dir / ".stage", settings.get("collect", "ship_pynvml"))
+    host_timeout = int(settings.get("collect", "host_timeout_s"))
+    connect_timeout = int(settings.get("collect", "connect_timeout_s"))
+    forks = max(1, min(int(settings.get("collect", "forks")), len(hosts)))
+    # Hosts go in waves of `forks`; each wave costs at most a connection plus the host timeout.
+    run_limit = math.ceil(len(hosts) / forks) * (connect_timeout + host_timeout + 20) + 30
+    bar = Progress(len(hosts), enabled=progress)
+
+    def on_event(event: dict) -> bool:
+        name = event.get("event", "")
+        if name not in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable"):
+            return True
+        data = event.get("event_data") or {}
+        host = data.get("host")
+        if host not in summary.status or summary.status[host] != "pending":
+            return False
+        res = data.get("res") or {}
+        status, message = classify(name, res)
+        summary.status[host], summary.messages[host] = status, message
+        spool.put(
+            summary.run_id,
+            {
+                "host": host,
+                "status": status,
+                "message": message,
+                "ts": iso(utcnow()),
+                "document": res.get("document") if status == "ok" else None,
+            },
+        )
+        bar.update(summary.counts())
+        return False  # the document is spooled: no need for a second copy in the runner's artifacts
+
+    summary.status = dict.fromkeys(hosts, "pending")
+    private = data_dir / ".runner"
+    private.mkdir(parents=True, exist_ok=True)
+    envvars = {
+        "ANSIBLE_CONFIG": str(ANSIBLE_CFG),
+        "ANSIBLE_ROLES_PATH": str(PROJECT_DIR / "roles"),
+        "ANSIBLE_MODULE_UTILS": str(module_utils),
+        "ANSIBLE_TIMEOUT": str(connect_timeout),
+        "ANSIBLE_LOCAL_TEMP": str(private / "tmp"),
+        "ANSIBLE_NOCOLOR": "1",
+    }
+    for key in ("HOME", "PATH", "SSH_AUTH_SOCK", "USER", "LANG"):
+        if key in os.environ:
+            envvars.setdefault(key, os.environ[key])
+    bar.update(summary.counts())
+    try:
+        runner = ansible_runner.run(
+            private_data_dir=str(private),
+            playbook=str(PLAYBOOK),
+            inventory=str(inventory),
+            limit=limit,
+            forks=forks,
+            envvars=envvars,
+            extravars={
+                "fleetscope_top_n": int(settings.get("collect", "top_processes")),
+                "fleetscope_host_timeout": host_timeout,
+            },
+            event_handler=on_event,
+            quiet=True,
+            timeout=run_limit,
+            rotate_artifacts=max(1, int(settings.get("collect", "keep_artifacts"))),
+        )
+    finally:
+        bar.close()
+    summary.runner_status = runner.status
+    late = "no result before the run's time limit" if runner.status == "timeout" else None
+    for host, status in summary.status.items():
+        if status != "pending":
+            continue
+        summary.status[host] = "timeout" if late else "failed"
+        summary.messages[host] = late or _runner_failure(runner)
+        spool.put(
+            summary.run_id,
+            {"host": host, "status": summary.status[host], "message": summary.messages[host],
+             "ts": iso(utcnow()), "document": None},
+        )
+    summary.finished_at = iso(utcnow())
+    spool.finish_run(summary.run_id, summary.meta())
+    if runner.status not in ("successful", "failed", "timeout") and not any(
+        s == "ok" for s in summary.status.values()
+    ):
+        raise CollectError(f"ansible-runner ended with status {runner.status!r}: {_runner_failure(runner)}")
+    return summary
+
+
+def _runner_failure(runner) -> str:
+    """The last useful line Ansible printed, for hosts that got no event at all."""
+    try:
+        lines = [ln.strip() for ln in runner.stdout.read().splitlines() if ln.strip()]
+    except Exception:  # noqa: BLE001 - best effort: this only enriches a message
+        lines = []
+    for line in reversed(lines):
+        if "ERROR" in line or "error" in line:
+            return line[:500]
+    return f"no result from Ansible (runner status {runner.status}, rc {runner.rc})"

@@ -1,0 +1,115 @@
+"""The settings file (fleetscope.toml): one home for every tunable, each key optional.
+
+Lookup order for the file: --config, $FLEETSCOPE_CONFIG, ./fleetscope.toml, <project>/fleetscope.toml.
+The data directory can also be moved with $FLEETSCOPE_DATA (or --data), the site with --out.
+Relative paths in the file are relative to the file's own folder.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+# Every key with its default; docs/settings.md documents each one (a test keeps the two in step).
+DEFAULTS: dict[str, dict] = {
+    "collect": {
+        "inventory": "inventory.ini",
+        "forks": 50,
+        "host_timeout_s": 30,
+        "connect_timeout_s": 10,
+        "top_processes": 15,
+        "ship_pynvml": True,
+        "keep_artifacts": 3,
+    },
+    "storage": {
+        "data_dir": "data",
+        "keep_spool": False,
+    },
+    "report": {
+        "out_dir": "site",
+        "busy_threshold_pct": 5.0,
+        "timeline_hours": 168,
+    },
+}
+
+
+class SettingsError(ValueError):
+    """The settings file is unreadable or holds a key or value we do not know."""
+
+
+@dataclass
+class Settings:
+    values: dict = field(default_factory=lambda: copy.deepcopy(DEFAULTS))
+    source: Path | None = None
+    base_dir: Path = PROJECT_DIR
+
+    def get(self, section: str, key: str):
+        return self.values[section][key]
+
+    def path(self, section: str, key: str) -> Path:
+        p = Path(os.path.expanduser(str(self.values[section][key])))
+        return p if p.is_absolute() else (self.base_dir / p)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.path("storage", "data_dir")
+
+    @property
+    def out_dir(self) -> Path:
+        return self.path("report", "out_dir")
+
+
+def find_config(explicit: str | os.PathLike | None = None) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("FLEETSCOPE_CONFIG")
+    if env:
+        return Path(env)
+    for candidate in (Path.cwd() / "fleetscope.toml", PROJECT_DIR / "fleetscope.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load(config: str | os.PathLike | None = None) -> Settings:
+    """Read the settings file (if any) over the defaults, then the environment overrides."""
+    settings = Settings()
+    path = find_config(config)
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                raw = tomllib.load(f)
+        except FileNotFoundError as e:
+            raise SettingsError(f"settings file not found: {path}") from e
+        except tomllib.TOMLDecodeError as e:
+            raise SettingsError(f"{path}: not valid TOML: {e}") from e
+        _merge(settings.values, raw, path)
+        settings.source = path
+        settings.base_dir = path.resolve().parent
+    env_data = os.environ.get("FLEETSCOPE_DATA")
+    if env_data:
+        settings.values["storage"]["data_dir"] = str(Path(env_data).resolve())
+    return settings
+
+
+def _merge(values: dict, raw: dict, path: Path) -> None:
+    for section, keys in raw.items():
+        if section not in values or not isinstance(keys, dict):
+            raise SettingsError(f"{path}: unknown section [{section}] (known: {', '.join(values)})")
+        for key, value in keys.items():
+            if key not in values[section]:
+                known = ", ".join(values[section])
+                raise SettingsError(f"{path}: unknown key {section}.{key} (known: {known})")
+            default = values[section][key]
+            if isinstance(default, bool) != isinstance(value, bool) or (
+                not isinstance(value, type(default)) and not (isinstance(default, float) and isinstance(value, int))
+            ):
+                raise SettingsError(
+                    f"{path}: {section}.{key} must be {type(default).__name__}, got {value!r}"
+                )
+            values[section][key] = value

@@ -1,0 +1,89 @@
+"""The spool: raw results of each run, written atomically as they arrive, until the warehouse has them.
+
+Layout under <data>/spool/:
+  <run_id>/run.json           the run's metadata (rewritten when it ends: finished_at, status)
+  <run_id>/<host>.json        one per host: {"host", "status", "message", "ts", "document"}
+  rejected/<run_id>/<host>.json + .error.txt   documents the warehouse refused, kept for inspection
+A run directory is removed only after its rows are in the warehouse, so a crash loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from .files import safe_name, write_atomic, write_json_atomic
+
+RUN_META = "run.json"
+
+
+@dataclass
+class SpooledRun:
+    run_id: str
+    path: Path
+    meta: dict
+    results: list[dict]
+
+
+class Spool:
+    def __init__(self, data_dir: Path):
+        self.root = Path(data_dir) / "spool"
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.root / run_id
+
+    def start_run(self, run_id: str, meta: dict) -> None:
+        write_json_atomic(self.run_dir(run_id) / RUN_META, meta)
+
+    def finish_run(self, run_id: str, meta: dict) -> None:
+        write_json_atomic(self.run_dir(run_id) / RUN_META, meta)
+
+    def put(self, run_id: str, result: dict) -> Path:
+        path = self.run_dir(run_id) / f"{safe_name(result['host'])}.json"
+        write_json_atomic(path, result)
+        return path
+
+    def pending(self) -> list[str]:
+        """Run ids waiting to be ingested, oldest first (run ids sort by start time)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and (p / RUN_META).is_file())
+
+    def read(self, run_id: str) -> tuple[SpooledRun, list[tuple[Path, str]]]:
+        """The run and its host results; files that do not parse come back as (path, error)."""
+        path = self.run_dir(run_id)
+        meta = json.loads((path / RUN_META).read_text(encoding="utf-8"))
+        results, unreadable = [], []
+        for f in sorted(path.glob("*.json")):
+            if f.name == RUN_META:
+                continue
+            try:
+                result = json.loads(f.read_text(encoding="utf-8"))
+                if not isinstance(result, dict) or not isinstance(result.get("host"), str):
+                    raise ValueError("not a spooled host result")
+                result["_path"] = str(f)
+                results.append(result)
+            except (ValueError, UnicodeDecodeError) as e:
+                unreadable.append((f, f"{type(e).__name__}: {e}"))
+        return SpooledRun(run_id, path, meta, results), unreadable
+
+    def reject(self, run_id: str, source: Path, reason: str) -> Path:
+        """Keep a refused document aside, with why, for a person to look at."""
+        dest_dir = self.root / "rejected" / run_id
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        dest = dest_dir / source.name
+        shutil.copyfile(source, dest)
+        write_atomic(dest.with_suffix(".error.txt"), (reason + "\n").encode("utf-8"))
+        return dest
+
+    def done(self, run_id: str, keep: bool = False) -> None:
+        path = self.run_dir(run_id)
+        if keep:
+            dest = self.root / "done" / run_id
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(dest, ignore_errors=True)
+            path.rename(dest)
+        else:
+            shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,131 @@
+"""Printing query results, and the interactive SQL prompt of `fleetscope sql`."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import io
+import json
+import sys
+from pathlib import Path
+
+MAX_CELL = 60
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    text = str(value).replace("\n", " ")
+    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
+
+
+def format_table(names: list[str], rows: list[tuple]) -> str:
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
+    numeric = [all(isinstance(r[i], (int, float, decimal.Decimal)) or r[i] is None for r in rows) and rows
+               for i in range(len(names))]
+
+    def line(values):
+        return " | ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
+
+    out = [line(names), "-+-".join("-" * w for w in widths)]
+    out += [line(r) for r in cells]
+    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(out)
+
+
+def _json_default(value):
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    return str(value)
+
+
+def format_result(cursor, fmt: str = "table") -> str:
+    if cursor.description is None:
+        return "ok"
+    names = [d[0] for d in cursor.description]
+    rows = cursor.fetchall()
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(names)
+        writer.writerows(rows)
+        return buf.getvalue().rstrip("\n")
+    if fmt == "json":
+        return "\n".join(json.dumps(dict(zip(names, r)), default=_json_default, ensure_ascii=False) for r in rows)
+    return format_table(names, rows)
+
+
+HELP = """Statements end with ';'. Commands:
+  .tables          list the tables (docs/sql.md describes every column)
+  .schema TABLE    the columns of a table
+  .help            this text
+  .quit            leave (or Ctrl-D)"""
+
+
+def repl(con, data_dir: Path, stdin=None, stdout=None) -> int:
+    """A small SQL prompt: multi-line statements, history when readline is there, errors do not exit."""
+    import duckdb
+
+    stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
+    interactive = stdin.isatty()
+    if interactive:
+        try:
+            import readline  # noqa: F401 - line editing and history for input()
+        except ImportError:
+            pass
+        print(f"fleetscope sql on {data_dir}. Type .help for help, .quit to leave.", file=stdout)
+
+    def read(prompt: str) -> str:
+        if interactive and stdin is sys.stdin:
+            return input(prompt)
+        line = stdin.readline()
+        if not line:
+            raise EOFError
+        return line.rstrip("\n")
+
+    buffer: list[str] = []
+    status = 0
+    while True:
+        try:
+            line = read("...> " if buffer else "sql> ")
+        except EOFError:
+            break
+        except KeyboardInterrupt:
+            buffer = []
+            print(file=stdout)
+            continue
+        stripped = line.strip()
+        if not buffer and stripped.startswith("."):
+            word, _, arg = stripped.partition(" ")
+            if word in (".quit", ".exit"):
+                break
+            if word == ".help":
+                print(HELP, file=stdout)
+            elif word == ".tables":
+                rows = con.execute("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall()
+                print("\n".join(r[0] for r in rows), file=stdout)
+            elif word == ".schema" and arg:
+                cur = con.execute(
+                    "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
+                    "ORDER BY ordinal_position", [arg.strip()])
+                print(format_result(cur), file=stdout)
+            else:
+                print(f"unknown command {word!r}; .help lists them", file=stdout)
+            continue
+        buffer.append(line)
+        if not stripped.endswith(";"):
+            continue
+        statement, buffer = "\n".join(buffer), []
+        try:
+            print(format_result(con.execute(statement)), file=stdout)
+            status = 0
+        except duckdb.Error as e:
+            print(f"error: {e}", file=stdout)
+            status = 5
+    return status

@@ -1,0 +1,15 @@
+"""The warehouse: spooled documents in, Parquet + DuckDB views out. Knows the document schema and SQL."""
+
+from .catalog import connect, refresh_catalog_file, schemas
+from .ingest import IngestReport, ingest_pending
+from .rows import DocumentError, host_rows
+
+__all__ = [
+    "DocumentError",
+    "IngestReport",
+    "connect",
+    "host_rows",
+    "ingest_pending",
+    "refresh_catalog_file",
+    "schemas",
+]

@@ -1,0 +1,82 @@
+"""The catalog: DuckDB views named after the tables, over the Parquet files that hold the rows.
+
+Parquet under <data>/<table>/date=YYYY-MM-DD/ is the storage of record. Readers (the report,
+`fleetscope sql`) get an in-memory DuckDB with one view per table, so they never hold a lock on the
+warehouse; <data>/fleet.duckdb carries the same views for anyone using DuckDB directly.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import duckdb
+
+SQL_DIR = Path(__file__).parent / "sql"
+CATALOG_FILE = "fleet.duckdb"
+
+
+def sql_file(name: str) -> str:
+    return (SQL_DIR / name).read_text(encoding="utf-8")
+
+
+@functools.cache
+def schemas() -> dict[str, list[tuple[str, str]]]:
+    """{table: [(column, type), ...]} as declared in sql/tables.sql, in declaration order."""
+    con = duckdb.connect()
+    con.execute(sql_file("tables.sql"))
+    out: dict[str, list[tuple[str, str]]] = {}
+    for table, column, dtype in con.execute(
+        "SELECT table_name, column_name, data_type FROM information_schema.columns "
+        "ORDER BY table_name, ordinal_position"
+    ).fetchall():
+        out.setdefault(table, []).append((column, dtype))
+    con.close()
+    return out
+
+
+def quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def table_files(data_dir: Path, table: str) -> list[Path]:
+    return sorted((Path(data_dir) / table).glob("date=*/*.parquet"))
+
+
+def view_sql(data_dir: Path, table: str, temp: bool = False) -> str:
+    columns = schemas()[table]
+    kind = "TEMP VIEW" if temp else "VIEW"
+    select = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in columns)
+    if table_files(data_dir, table):
+        pattern = quote_literal(str(Path(data_dir).resolve() / table / "date=*" / "*.parquet"))
+        source = f"read_parquet({pattern}, union_by_name = true, hive_partitioning = false)"
+    else:
+        nulls = ", ".join(f'NULL AS "{c}"' for c, _ in columns)
+        source = f"(SELECT {nulls}) WHERE false"
+    return f'CREATE OR REPLACE {kind} "{table}" AS SELECT {select} FROM {source}'
+
+
+def create_views(con: duckdb.DuckDBPyConnection, data_dir: Path, temp: bool = False) -> None:
+    for table in schemas():
+        con.execute(view_sql(data_dir, table, temp=temp))
+
+
+def connect(data_dir: Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with every table as a view: reads the warehouse without locking it."""
+    con = duckdb.connect()
+    create_views(con, Path(data_dir))
+    return con
+
+
+def refresh_catalog_file(data_dir: Path) -> str | None:
+    """Rewrite the views in <data>/fleet.duckdb. Returns a warning instead of failing if it is busy."""
+    path = Path(data_dir) / CATALOG_FILE
+    try:
+        con = duckdb.connect(str(path))
+    except duckdb.IOException as e:
+        return f"could not update {path} (in use by another process?): {e}"
+    try:
+        create_views(con, Path(data_dir))
+    finally:
+        con.close()
+    return None

@@ -1,0 +1,150 @@
+-- The warehouse tables: names and columns are part of the user interface (docs/sql.md).
+-- Each CREATE TABLE here gives the column types of one table. The rows themselves live in Parquet under
+-- <data>/<table>/date=YYYY-MM-DD/*.parquet; the catalog exposes each table as a view over those files
+-- with exactly these columns. Every time is UTC (TIMESTAMP without zone, meaning UTC).
+
+CREATE TABLE runs (
+    run_id              VARCHAR,    -- e.g. 20261123T092000Z-3f2a: sortable by start time
+    started_at          TIMESTAMP,  -- controller clock
+    finished_at         TIMESTAMP,
+    inventory           VARCHAR,    -- path of the inventory the run used
+    hosts_total         INTEGER,
+    hosts_ok            INTEGER,
+    hosts_unreachable   INTEGER,
+    hosts_failed        INTEGER,
+    hosts_timeout       INTEGER,
+    fleetscope_version  VARCHAR
+);
+
+CREATE TABLE host_status (
+    run_id      VARCHAR,
+    ts          TIMESTAMP,  -- controller clock when the host's result arrived
+    host        VARCHAR,    -- inventory name
+    status      VARCHAR,    -- ok | unreachable | failed | timeout
+    message     VARCHAR,    -- why, for anything but ok; subsystem errors for ok hosts with errors
+    errors      INTEGER,    -- number of failed subsystems in the document (ok hosts)
+    duration_s  DOUBLE      -- collector wall time on the host (ok hosts)
+);
+
+CREATE TABLE hosts (            -- inventory history: one row per host whenever its facts change
+    run_id          VARCHAR,
+    ts              TIMESTAMP,  -- controller clock
+    host            VARCHAR,
+    hostname        VARCHAR,
+    fqdn            VARCHAR,
+    os              VARCHAR,
+    kernel          VARCHAR,
+    arch            VARCHAR,
+    cpu_model       VARCHAR,
+    cpu_logical     INTEGER,
+    cpu_physical    INTEGER,
+    mem_total_bytes BIGINT,
+    boot_time       TIMESTAMP,
+    python          VARCHAR,
+    nvidia_driver   VARCHAR,
+    cuda_version    VARCHAR,
+    gpu_count       INTEGER,
+    gpu_models      VARCHAR,    -- comma-separated distinct models
+    facts_hash      VARCHAR     -- what "changed" is decided on
+);
+
+CREATE TABLE host_samples (
+    run_id              VARCHAR,
+    ts                  TIMESTAMP,  -- controller clock: use this one to join and plot
+    host                VARCHAR,
+    host_ts             TIMESTAMP,  -- host clock at collection
+    clock_skew_s        DOUBLE,     -- host_ts - ts (positive: host clock ahead)
+    collect_duration_s  DOUBLE,
+    cpu_logical         INTEGER,
+    cpu_user_hz         INTEGER,
+    cpu_user_jiffies    BIGINT,     -- cumulative since boot, summed over CPUs (user + nice)
+    cpu_system_jiffies  BIGINT,     -- system + irq + softirq
+    cpu_idle_jiffies    BIGINT,     -- idle + iowait
+    cpu_iowait_jiffies  BIGINT,
+    cpu_steal_jiffies   BIGINT,
+    cpu_total_jiffies   BIGINT,
+    load1               DOUBLE,
+    load5               DOUBLE,
+    load15              DOUBLE,
+    procs_total         INTEGER,
+    mem_total_bytes     BIGINT,
+    mem_used_bytes      BIGINT,
+    mem_available_bytes BIGINT,
+    swap_total_bytes    BIGINT,
+    swap_used_bytes     BIGINT,
+    net_rx_bytes        BIGINT,     -- cumulative, all interfaces but lo
+    net_tx_bytes        BIGINT,
+    disk_read_bytes     BIGINT,     -- cumulative, whole block devices
+    disk_write_bytes    BIGINT,
+    fs_total_bytes      BIGINT,     -- sum over local filesystems
+    fs_used_bytes       BIGINT,
+    fs_max_used_pct     DOUBLE,     -- the fullest filesystem
+    fs_max_used_mount   VARCHAR,
+    boot_time           TIMESTAMP,  -- a change means the counters restarted
+    gpu_count           INTEGER,
+    gpu_reason          VARCHAR     -- why there are no GPUs (null when NVML answered)
+);
+
+CREATE TABLE gpu_samples (
+    run_id                      VARCHAR,
+    ts                          TIMESTAMP,
+    host                        VARCHAR,
+    gpu_index                   INTEGER,
+    gpu_uuid                    VARCHAR,
+    name                        VARCHAR,
+    bus_id                      VARCHAR,
+    utilization_gpu_pct         DOUBLE,
+    utilization_mem_pct         DOUBLE,
+    utilization_gpu_avg_pct     DOUBLE,
+    mem_total_bytes             BIGINT,
+    mem_used_bytes              BIGINT,
+    temperature_c               DOUBLE,
+    temperature_mem_c           DOUBLE,
+    power_w                     DOUBLE,
+    power_limit_w               DOUBLE,
+    energy_mj                   BIGINT,     -- cumulative since driver load
+    fan_pct                     DOUBLE,
+    clock_sm_mhz                INTEGER,
+    clock_mem_mhz               INTEGER,
+    pstate                      INTEGER,
+    throttle_reasons            VARCHAR,    -- comma-separated names, '' when none
+    ecc_volatile_uncorrected    BIGINT,
+    ecc_aggregate_uncorrected   BIGINT,
+    remapped_rows_uncorrectable BIGINT,
+    remapped_rows_pending       BOOLEAN,
+    remapped_rows_failure       BOOLEAN,
+    persistence_mode            BOOLEAN,
+    compute_mode                VARCHAR,
+    mig_mode                    BOOLEAN,
+    process_count               INTEGER
+);
+
+CREATE TABLE gpu_processes (
+    run_id          VARCHAR,
+    ts              TIMESTAMP,
+    host            VARCHAR,
+    gpu_index       INTEGER,
+    gpu_uuid        VARCHAR,
+    pid             INTEGER,
+    user            VARCHAR,
+    command         VARCHAR,    -- redacted on the host
+    gpu_mem_bytes   BIGINT,
+    type            VARCHAR,    -- compute | graphics
+    source          VARCHAR,    -- running (seen now) | accounting (ran since the last run)
+    gpu_util_pct    DOUBLE,     -- accounting records only
+    started_at      TIMESTAMP,  -- accounting records only
+    duration_s      DOUBLE      -- accounting records only
+);
+
+CREATE TABLE host_processes (   -- the top consumers on each host at each run
+    run_id      VARCHAR,
+    ts          TIMESTAMP,
+    host        VARCHAR,
+    pid         INTEGER,
+    user        VARCHAR,
+    command     VARCHAR,        -- redacted on the host
+    cpu_time_s  DOUBLE,
+    cpu_percent DOUBLE,
+    rss_bytes   BIGINT,
+    started_at  TIMESTAMP
+);

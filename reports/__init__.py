@@ -1,0 +1,11 @@
+"""The report stage: warehouse tables (SQL) -> a static, offline HTML site.
+
+    from reports import build_site
+    build_site(duckdb.connect("data/fleet.duckdb", read_only=True), "site")
+
+Only SQL on the warehouse tables (``queries/*.sql``); never the raw documents.
+"""
+
+from reports.site import DEFAULT_SETTINGS, build_site
+
+__all__ = ["DEFAULT_SETTINGS", "build_site"]
