@@ -30,10 +30,10 @@ STATIC = PACKAGE / "static"
 #: Every setting ``build_site`` understands, with its default.
 DEFAULT_SETTINGS: Dict[str, Any] = {
     # How far back the timelines reach, counted back from the newest data in the warehouse (not from the
-    # wall clock, so a warehouse that stopped receiving data still shows its last day).
-    "timeline_hours": 24,
+    # wall clock, so a warehouse that stopped receiving data still shows its last week).
+    "timeline_hours": 168,
     # A GPU counts as busy when utilization_gpu_pct is above this.
-    "busy_pct": 5.0,
+    "busy_threshold_pct": 5.0,
     # At most this many points per timeline series: longer windows are averaged into time buckets.
     "max_points": 600,
     # Time columns of the fleet GPU heat-map.
@@ -44,6 +44,9 @@ DEFAULT_SETTINGS: Dict[str, Any] = {
     "title": "fleetscope",
 }
 
+#: Keys of the [report] settings section that are not about rendering (the caller uses them).
+IGNORED_SETTINGS = frozenset({"out_dir"})
+
 KNOWN_STATUSES = ("ok", "unreachable", "failed", "timeout")
 
 
@@ -53,7 +56,8 @@ def build_site(con, out_dir, *, now: Optional[datetime] = None,
 
     ``con`` is an open DuckDB connection where the warehouse tables (or views) exist. ``out_dir`` is
     replaced as a whole. ``now`` (default: the wall clock) is the generation time printed on every page,
-    UTC; a naive datetime is taken as UTC. ``settings`` overrides keys of ``DEFAULT_SETTINGS``.
+    UTC; a naive datetime is taken as UTC. ``settings`` overrides keys of ``DEFAULT_SETTINGS`` (the
+    [report] section of fleetscope.toml can be passed as is: its ``out_dir`` is ignored here).
     """
     cfg = _settings(settings)
     generated = _utc_naive(now if now is not None else datetime.now(timezone.utc))
@@ -75,7 +79,7 @@ def _gather(con, cfg: Mapping[str, Any], generated: datetime) -> Dict[str, Any]:
     since = end - timedelta(seconds=window_s)
     bucket_s = max(60.0, window_s / max(1, int(cfg["max_points"])))
     heat_bucket_s = max(bucket_s, window_s / max(1, int(cfg["heatmap_columns"])))
-    busy = float(cfg["busy_pct"])
+    busy = float(cfg["busy_threshold_pct"])
 
     hosts = fetch(con, "hosts_overview", {"busy_pct": busy})
     used: set = set()
@@ -87,7 +91,6 @@ def _gather(con, cfg: Mapping[str, Any], generated: datetime) -> Dict[str, Any]:
         h["file"] = f"{slug}.html"
         h["up"] = h["status"] == "ok"
         h["status"] = h["status"] or "unknown"
-        h["status_class"] = h["status"] if h["status"] in KNOWN_STATUSES else "other"
         h["mem_used_frac"] = (h["mem_used_bytes"] / h["mem_total_bytes"]
                               if h["mem_used_bytes"] is not None and h["mem_total_bytes"] else None)
 
@@ -126,10 +129,11 @@ def _group(rows: List[Dict[str, Any]], key: str = "host") -> Dict[Any, List[Dict
 
 def _render(env: jinja2.Environment, model: Dict[str, Any], cfg: Mapping[str, Any], generated: datetime,
             stage: Path) -> None:
-    common = {"title": cfg["title"], "generated": generated, "busy_pct": cfg["busy_pct"],
+    common = {"title": cfg["title"], "generated": generated, "busy_pct": cfg["busy_threshold_pct"],
               "since": model["since"], "end": model["end"]}
     _copy_plotly_js(stage / "plotly.min.js")
-    shutil.copyfile(STATIC / "style.css", stage / "style.css")
+    for name in ("style.css", "sort.js"):
+        shutil.copyfile(STATIC / name, stage / name)
 
     index_figures = [figures.fleet_timeline(model["fleet_timeline"])]
     heatmap = figures.gpu_heatmap(model["heatmap"])
@@ -137,7 +141,7 @@ def _render(env: jinja2.Environment, model: Dict[str, Any], cfg: Mapping[str, An
         index_figures.append(heatmap)
     _write(stage / "index.html", env.get_template("index.html").render(
         common, root="", hosts=model["hosts"], summary=model["summary"],
-        figures=[json_for_html(f) for f in index_figures]))
+        figures=index_figures if model["hosts"] else []))
 
     host_template = env.get_template("host.html")
     (stage / "hosts").mkdir()
@@ -148,7 +152,7 @@ def _render(env: jinja2.Environment, model: Dict[str, Any], cfg: Mapping[str, An
         _write(stage / "hosts" / h["file"], host_template.render(
             common, root="../", host=h, inventory=model["inventory"].get(name),
             processes=model["processes"].get(name, []), status_rows=model["status"].get(name, []),
-            figures=[json_for_html(f) for f in figs] if has_data else []))
+            figures=figs if has_data else []))
 
 
 def _write(path: Path, text: str) -> None:
@@ -183,11 +187,17 @@ def _environment(generated: datetime) -> jinja2.Environment:
         epoch=_epoch,
         bytes=_fmt_bytes,
         num=_fmt_num,
+        script_json=json_for_html,
     )
+    env.globals["status_class"] = _status_class
     return env
 
 
 # -- formatting (presentation only; the numbers come from SQL) --------------------------------------------
+
+def _status_class(status: Optional[str]) -> str:
+    return status if status in KNOWN_STATUSES else "other"
+
 
 def _fmt_ts(value: Optional[datetime], seconds: bool = False) -> str:
     if value is None:
@@ -232,10 +242,10 @@ def _fmt_num(value: Optional[float], digits: int = 1) -> str:
 # -- settings, time, files -------------------------------------------------------------------------------
 
 def _settings(settings: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
-    unknown = set(settings or {}) - set(DEFAULT_SETTINGS)
+    unknown = set(settings or {}) - set(DEFAULT_SETTINGS) - IGNORED_SETTINGS
     if unknown:
         raise ValueError(f"unknown report settings: {', '.join(sorted(unknown))}")
-    return {**DEFAULT_SETTINGS, **(settings or {})}
+    return {**DEFAULT_SETTINGS, **{k: v for k, v in (settings or {}).items() if k not in IGNORED_SETTINGS}}
 
 
 def _utc_naive(value: datetime) -> datetime:

@@ -1,0 +1,54 @@
+# fleetscope: `make collect` and `make test` do all the set-up on a fresh machine (python3, make, git).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INVENTORY ?= inventory.ini
+# Extra arguments for the fleetscope command, e.g. `make collect ARGS="--limit gpu"`.
+ARGS ?=
+
+.PHONY: help collect report sql test test-fast lint bench clean
+
+help:
+	@echo "make collect [INVENTORY=inventory.ini]  collect from every host, store the run, render site/"
+	@echo "make report                             render site/ from the stored data"
+	@echo "make sql                                interactive SQL on the warehouse"
+	@echo "make test                               ruff + ansible-lint + the whole pytest suite"
+	@echo "make test-fast                          the same without tests marked slow"
+	@echo "make bench                              benchmarks (numbers in benchmarks/out/)"
+
+# The venv is rebuilt when pyproject.toml changes. The base install serves collect/report;
+# the test extras (pytest, ruff, ansible-lint) come on top for the test targets.
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(BIN)/.installed-test: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+collect: $(BIN)/.installed
+	$(BIN)/fleetscope collect --inventory $(INVENTORY) $(ARGS)
+
+report: $(BIN)/.installed
+	$(BIN)/fleetscope report $(ARGS)
+
+sql: $(BIN)/.installed
+	$(BIN)/fleetscope sql $(ARGS)
+
+lint: $(BIN)/.installed-test
+	$(BIN)/ruff check .
+	cd $(CURDIR) && ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg $(BIN)/ansible-lint --offline -q playbooks roles
+
+test: lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: lint
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+bench: $(BIN)/.installed-test
+	$(BIN)/python -m benchmarks $(ARGS)
+
+clean:
+	rm -rf $(VENV) site .pytest_cache .ruff_cache build *.egg-info

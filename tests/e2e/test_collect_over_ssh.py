@@ -1,0 +1,116 @@
+"""The whole path, every part real: fleetscope collect -> ansible-runner -> ssh -> sshd -> python3 on the
+host -> spool -> Parquet/DuckDB -> static site. Three healthy hosts, one dead address, one broken host."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests import sshd
+from tests.conftest import PROJECT, bare_python, fleetscope_bin, sql_json
+
+HEALTHY = ["node1", "node2", "node3"]
+
+
+@pytest.fixture(scope="module")
+def fleet_run(sshd_fleet, tmp_path_factory):
+    """Two collect runs against the sshd fleet; returns (data_dir, site_dir, [CompletedProcess])."""
+    root = tmp_path_factory.mktemp("e2e")
+    data, site = root / "data", root / "site"
+    dead_port = sshd.free_port("127.0.0.9")
+    first = sshd_fleet.hosts[0]
+    inventory = root / "inventory.ini"
+    inventory.write_text(sshd_fleet.inventory(bare_python(), extra=[
+        # Nothing listens there: Ansible reports it unreachable within the connect timeout.
+        f"dead ansible_host=127.0.0.9 ansible_port={dead_port} ansible_user={sshd_fleet.user} "
+        f"ansible_ssh_private_key_file={sshd_fleet.key} "
+        f"ansible_ssh_common_args='-o UserKnownHostsFile={sshd_fleet.known_hosts}'",
+        # Reachable, but its python3 does not exist: the module cannot run, the host is failed.
+        f"broken ansible_host={first.address} ansible_port={first.port} ansible_user={sshd_fleet.user} "
+        f"ansible_ssh_private_key_file={sshd_fleet.key} ansible_python_interpreter=/nonexistent/python3 "
+        f"ansible_ssh_common_args='-o UserKnownHostsFile={sshd_fleet.known_hosts}'",
+    ]))
+    config = root / "fleetscope.toml"
+    config.write_text("[collect]\nhost_timeout_s = 60\nconnect_timeout_s = 5\n")
+    env = dict(os.environ, ANSIBLE_SSH_CONTROL_PATH_DIR=str(root / "cp"))
+    env.pop("FLEETSCOPE_CONFIG", None)
+    remote_tmp = Path.home() / ".ansible" / "tmp"
+    before = set(remote_tmp.iterdir()) if remote_tmp.exists() else set()
+    procs = []
+    for _ in range(2):
+        procs.append(subprocess.run(
+            [*fleetscope_bin(), "collect", "--config", str(config), "--data", str(data), "--out", str(site),
+             "--inventory", str(inventory), "--no-progress"],
+            capture_output=True, text=True, timeout=300, env=env, cwd=PROJECT,
+        ))
+    after = set(remote_tmp.iterdir()) if remote_tmp.exists() else set()
+    return data, site, procs, after - before
+
+
+def test_collect_exits_1_and_names_the_bad_hosts(fleet_run):
+    _, site, procs, _ = fleet_run
+    for proc in procs:
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "3 ok, 1 unreachable, 1 failed" in proc.stdout, proc.stdout + proc.stderr
+        assert re.search(r"^\s+dead: unreachable: .+", proc.stdout, re.M), proc.stdout
+        assert re.search(r"^\s+broken: failed: .+", proc.stdout, re.M), proc.stdout
+        assert f"report: {site / 'index.html'}" in proc.stdout
+
+
+def test_every_host_has_its_status_each_run(fleet_run, run_fleetscope):
+    data, *_ = fleet_run
+    rows = sql_json(run_fleetscope, data,
+                    "SELECT host, status, count(*) AS n, max(message) AS message FROM host_status "
+                    "GROUP BY ALL ORDER BY host")
+    got = {r["host"]: (r["status"], r["n"]) for r in rows}
+    assert got == {**{h: ("ok", 2) for h in HEALTHY}, "dead": ("unreachable", 2), "broken": ("failed", 2)}
+    messages = {r["host"]: r["message"] for r in rows}
+    assert messages["dead"] and messages["broken"]
+
+
+def test_healthy_hosts_have_samples_and_inventory(fleet_run, run_fleetscope):
+    data, *_ = fleet_run
+    rows = sql_json(run_fleetscope, data,
+                    "SELECT host, count(*) AS n, min(cpu_total_jiffies) AS jiffies, min(mem_total_bytes) AS mem, "
+                    "min(gpu_count) AS gpus FROM host_samples GROUP BY host ORDER BY host")
+    assert [r["host"] for r in rows] == HEALTHY
+    for r in rows:
+        assert r["n"] == 2 and r["jiffies"] > 0 and r["mem"] > 0 and r["gpus"] == 0
+    runs = sql_json(run_fleetscope, data, "SELECT hosts_total, hosts_ok FROM runs")
+    assert [(r["hosts_total"], r["hosts_ok"]) for r in runs] == [(5, 3), (5, 3)]
+    # The inventory is stored on change only: two runs, one row per host.
+    hosts = sql_json(run_fleetscope, data, "SELECT host, count(*) AS n FROM hosts GROUP BY host ORDER BY host")
+    assert [(r["host"], r["n"]) for r in hosts] == [(h, 1) for h in HEALTHY]
+
+
+def test_hosts_ran_the_bare_python_without_psutil(fleet_run, run_fleetscope):
+    data, *_ = fleet_run
+    rows = sql_json(run_fleetscope, data, "SELECT DISTINCT python FROM hosts")
+    version = subprocess.run([bare_python(), "-c", "import platform; print(platform.python_version())"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert [r["python"] for r in rows] == [version]
+
+
+def test_nothing_is_left_on_the_hosts(fleet_run):
+    *_, new_remote_tmp = fleet_run
+    assert not new_remote_tmp, f"left on the host: {new_remote_tmp}"
+
+
+def test_report_has_every_host_and_a_page_each(fleet_run):
+    _, site, *_ = fleet_run
+    index = (site / "index.html").read_text()
+    for host in HEALTHY + ["dead", "broken"]:
+        assert host in index
+    links = dict(re.findall(r'href="(hosts/[^"]+\.html)"[^>]*>([^<]+)<', index))
+    linked_hosts = {text.strip() for text in links.values()}
+    assert set(HEALTHY) <= linked_hosts
+    for href, host in links.items():
+        page = (site / href).read_text()
+        assert host.strip() in page
+        assert "../plotly.min.js" in page
+    assert (site / "plotly.min.js").stat().st_size > 1_000_000
+    assert not list(site.rglob("plotly.min.js"))[1:], "plotly.min.js must be written once"
