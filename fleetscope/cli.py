@@ -181,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser(
         "sql", parents=[common], help="query the warehouse (a prompt when no query is given)",
         description="Run SQL on the warehouse; every table is ready as a view (docs/sql.md).",
-        epilog="examples:\n  fleetscope sql \"SELECT host, status, message FROM host_status ORDER BY ts DESC LIMIT 10\"\n"
+        epilog="examples:\n"
+        "  fleetscope sql \"SELECT host, status, message FROM host_status ORDER BY ts DESC LIMIT 10\"\n"
         "  fleetscope sql --format csv \"SELECT * FROM gpu_samples\" > gpus.csv\n  fleetscope sql",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

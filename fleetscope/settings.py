@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import copy
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import tomllib
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 

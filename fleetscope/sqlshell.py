@@ -69,7 +69,10 @@ HELP = """Statements end with ';'. Commands:
 
 
 def repl(con, data_dir: Path, stdin=None, stdout=None) -> int:
-    """A small SQL prompt: multi-line statements, history when readline is there, errors do not exit."""
+    """A small SQL prompt: multi-line statements, history when readline is there, errors do not exit.
+
+    Returns 0, or 5 when statements were read from a pipe and one of them failed.
+    """
     import duckdb
 
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
@@ -124,8 +127,9 @@ def repl(con, data_dir: Path, stdin=None, stdout=None) -> int:
         statement, buffer = "\n".join(buffer), []
         try:
             print(format_result(con.execute(statement)), file=stdout)
-            status = 0
         except duckdb.Error as e:
-            print(f"error: {e}", file=stdout)
-            status = 5
+            print(f"error: {e}", file=sys.stderr)
+            # A script piped in that hit an error exits 5, like `fleetscope sql QUERY`; a person at the
+            # prompt just reads the error and goes on.
+            status = 0 if interactive else 5
     return status

@@ -48,7 +48,8 @@ def line(name: str, rows: Iterable[Dict[str, Any]], y: str, **extra: Any) -> Dic
     return trace
 
 
-def timeline(title: str, y_title: str, traces: List[Dict[str, Any]], *, y_max: Optional[float] = None) -> Figure:
+def timeline(title: str, y_title: str, traces: List[Dict[str, Any]], *,
+             y_max: Optional[float] = None) -> Figure:
     layout = _layout(title, y_title, y_max=y_max)
     if len(traces) <= 1:
         layout["showlegend"] = False

@@ -122,7 +122,7 @@ def ok(host: str, at: datetime, doc: Dict[str, Any]) -> Dict[str, Any]:
     return {"host": host, "status": "ok", "message": "", "ts": iso(at), "document": doc}
 
 
-def unreachable(host: str, at: datetime, message: str = "ssh: connect to host: No route to host") -> Dict[str, Any]:
+def unreachable(host: str, at: datetime, message: str = "ssh: No route to host") -> Dict[str, Any]:
     return {"host": host, "status": "unreachable", "message": message, "ts": iso(at), "document": None}
 
 

@@ -61,7 +61,8 @@ def write_table(con: duckdb.DuckDBPyConnection, data_dir: Path, table: str, run_
                     f.write(json.dumps([row.get(n) for n in names], ensure_ascii=False))
                     f.write("\n")
             # Rows travel as JSON arrays: DuckDB reads them typed by the declared schema in one pass.
-            select = ", ".join(f'CAST(r[{i + 1}] AS {t}) AS "{c}"' for i, (c, t) in enumerate(columns))
+            # ->> '$' takes each element as text (JSON null -> NULL), which then casts to the column type.
+            select = ", ".join(f"CAST(r[{i + 1}] ->> '$' AS {t}) AS \"{c}\"" for i, (c, t) in enumerate(columns))
             con.execute(
                 f"COPY (SELECT {select} FROM read_json({quote_literal(jsonl)}, format = 'newline_delimited', "
                 f"columns = {{'r': 'JSON[]'}}, records = false)) "

@@ -174,7 +174,8 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
     for i, n in enumerate(r.list(net, "interfaces", "network.interfaces")):
         if not isinstance(n, dict):
             r.fail(f"network.interfaces[{i}]", "expected an object")
-        ifaces.append((r.int(n, "rx_bytes", f"network.interfaces[{i}]"), r.int(n, "tx_bytes", f"network.interfaces[{i}]")))
+        where = f"network.interfaces[{i}]"
+        ifaces.append((r.int(n, "rx_bytes", where), r.int(n, "tx_bytes", where)))
 
     parts = [j[k] for k in j if k != "steal"] + [j["steal"]]
     boot_time = r.time(h, "boot_time", "host")

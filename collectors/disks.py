@@ -1,0 +1,98 @@
+"""Disks: local filesystems (capacity, inodes) and cumulative I/O counters of whole physical disks.
+
+Filesystems are the mounts whose type is backed by a device (not "nodev" in /proc/filesystems: no
+tmpfs, proc, overlay, nfs), minus read-only images (squashfs) that are always full; a device mounted
+twice (bind mounts) counts once. I/O comes from /proc/diskstats for disks that have a hardware device
+in /sys/block (no partitions, loop, ram, zram, device-mapper or md: their bytes are already counted on
+the disks below them).
+"""
+
+import os
+
+from ._util import PROC, get_psutil, read_text
+
+SECTOR_BYTES = 512  # /proc/diskstats counts 512-byte sectors whatever the disk's real sector size
+SKIP_FSTYPES = ("squashfs", "iso9660", "udf")
+SYS_BLOCK = "/sys/block"
+
+
+def collect(ctx):
+    return {"filesystems": filesystems(), "io": io_counters()}
+
+
+def _mounts():
+    """(device, mount, fstype) of device-backed mounts, in mount order."""
+    psutil = get_psutil()
+    if psutil is not None:
+        return [(p.device, p.mountpoint, p.fstype) for p in psutil.disk_partitions(all=False)]
+    nodev = set()
+    for line in read_text(PROC + "/filesystems").splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == "nodev":
+            nodev.add(parts[1])
+    out = []
+    for line in read_text(PROC + "/self/mounts").splitlines():
+        parts = line.split()
+        if len(parts) < 3 or parts[2] in nodev or parts[0] == "none":
+            continue
+        out.append((_unescape(parts[0]), _unescape(parts[1]), parts[2]))
+    return out
+
+
+def _unescape(field):
+    # /proc/mounts writes space, tab, newline and backslash as octal escapes
+    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+        field = field.replace(code, char)
+    return field
+
+
+def filesystems():
+    out, seen = [], set()
+    for device, mount, fstype in _mounts():
+        if fstype in SKIP_FSTYPES or device in seen:
+            continue
+        try:
+            st = os.statvfs(mount)
+        except OSError:  # stale or inaccessible mount: leave it out rather than fail the subsystem
+            continue
+        if not st.f_blocks:
+            continue
+        seen.add(device)
+        out.append({
+            "mount": mount,
+            "device": device,
+            "fstype": fstype,
+            "total_bytes": st.f_blocks * st.f_frsize,
+            "used_bytes": (st.f_blocks - st.f_bfree) * st.f_frsize,
+            "free_bytes": st.f_bavail * st.f_frsize,  # what an unprivileged user can still write
+            "inodes_total": st.f_files,
+            "inodes_used": st.f_files - st.f_ffree,
+        })
+    return out
+
+
+def _is_disk(name):
+    return os.path.exists(os.path.join(SYS_BLOCK, name.replace("/", "!"), "device"))
+
+
+def io_counters():
+    psutil = get_psutil()
+    out = []
+    if psutil is not None:
+        counters = psutil.disk_io_counters(perdisk=True, nowrap=False) or {}
+        for name, c in sorted(counters.items()):
+            if _is_disk(name):
+                out.append({
+                    "device": name, "read_bytes": c.read_bytes, "write_bytes": c.write_bytes,
+                    "reads": c.read_count, "writes": c.write_count, "io_time_ms": c.busy_time,
+                })
+        return out
+    for line in read_text(PROC + "/diskstats").splitlines():
+        f = line.split()
+        if len(f) < 14 or not _is_disk(f[2]):
+            continue
+        out.append({
+            "device": f[2], "read_bytes": int(f[5]) * SECTOR_BYTES, "write_bytes": int(f[9]) * SECTOR_BYTES,
+            "reads": int(f[3]), "writes": int(f[7]), "io_time_ms": int(f[12]),
+        })
+    return sorted(out, key=lambda d: d["device"])

@@ -1,0 +1,123 @@
+"""Processes: the top consumers by CPU time and by resident memory (the union of both top N).
+
+A first pass reads only the cheap numbers of every process; owner, command line and state are read
+for the chosen few. Processes that exit in between are skipped. cpu_percent is over the process
+lifetime (cpu time / wall time since it started), the only figure one sample can give exactly.
+"""
+
+import os
+import time
+
+from ._util import PROC, boot_time, command_from_argv, get_psutil, iso_z, page_size, proc_argv, proc_comm
+from ._util import text, user_hz, user_name
+
+# psutil's status strings back to the kernel's one-letter states, so both paths report the same
+_STATES = {
+    "running": "R", "sleeping": "S", "disk-sleep": "D", "stopped": "T", "tracing-stop": "t",
+    "zombie": "Z", "dead": "X", "wake-kill": "K", "waking": "W", "idle": "I", "parked": "P",
+}
+
+
+def collect(ctx):
+    top_n = max(int(ctx.get("top_n", 15)), 0)
+    psutil = get_psutil()
+    stats = _stats_psutil(psutil) if psutil is not None else _stats_proc()
+    chosen = {}
+    for key in ("cpu_time_s", "rss_bytes"):
+        for s in sorted(stats, key=lambda s: s[key], reverse=True)[:top_n]:
+            chosen[s["pid"]] = s
+    now = time.time()
+    top = []
+    for s in sorted(chosen.values(), key=lambda s: (s["cpu_time_s"], s["rss_bytes"]), reverse=True):
+        details = _details_psutil(psutil, s["pid"]) if psutil is not None else _details_proc(s["pid"])
+        if details is None:  # exited since the first pass
+            continue
+        user, command, state = details
+        lifetime = now - s["started"] if s["started"] is not None else None
+        top.append({
+            "pid": s["pid"],
+            "user": user,
+            "command": command,
+            "cpu_time_s": round(s["cpu_time_s"], 2),
+            "cpu_percent": round(100.0 * s["cpu_time_s"] / lifetime, 1) if lifetime and lifetime > 0 else None,
+            "rss_bytes": s["rss_bytes"],
+            "started_at": iso_z(s["started"]),
+            "state": state,
+        })
+    return {"total": len(stats), "top": top}
+
+
+def _stats_proc():
+    hz, page, boot = user_hz(), page_size(), boot_time()
+    out = []
+    for name in os.listdir(PROC):
+        if not name.isdigit():
+            continue
+        try:
+            raw = read_stat(int(name))
+        except OSError:  # exited, or hidden from us (hidepid)
+            continue
+        # fields after the ")" that ends the command name: state is [0], utime [11], stime [12],
+        # starttime [19] (ticks after boot), rss [21] (pages)
+        f = raw[raw.rindex(")") + 2:].split()
+        out.append({
+            "pid": int(name),
+            "cpu_time_s": (int(f[11]) + int(f[12])) / hz,
+            "rss_bytes": int(f[21]) * page,
+            "started": boot + int(f[19]) / hz,
+        })
+    return out
+
+
+def read_stat(pid):
+    with open("%s/%d/stat" % (PROC, pid), "rb") as f:
+        return f.read().decode("utf-8", "replace")
+
+
+def _details_proc(pid):
+    try:
+        uid = os.stat("%s/%d" % (PROC, pid)).st_uid
+        raw = read_stat(pid)
+    except OSError:
+        return None
+    state = raw[raw.rindex(")") + 2:].split()[0]
+    try:
+        argv = proc_argv(pid)
+        comm = proc_comm(pid) if not argv else None
+        command = command_from_argv(argv, comm)
+    except OSError:
+        command = None
+    return user_name(uid), command, state
+
+
+def _stats_psutil(psutil):
+    out = []
+    for p in psutil.process_iter(["cpu_times", "memory_info", "create_time"]):
+        info = p.info
+        if info["cpu_times"] is None or info["memory_info"] is None:  # access denied: not comparable
+            continue
+        out.append({
+            "pid": p.pid,
+            "cpu_time_s": info["cpu_times"].user + info["cpu_times"].system,
+            "rss_bytes": int(info["memory_info"].rss),
+            "started": info["create_time"],
+        })
+    return out
+
+
+def _details_psutil(psutil, pid):
+    try:
+        p = psutil.Process(pid)
+        with p.oneshot():
+            state = _STATES.get(p.status(), None)
+            user = user_name(p.uids().real)
+            try:
+                argv = [text(a) for a in p.cmdline()]
+                command = command_from_argv(argv, text(p.name()) if not argv else None)
+            except psutil.ZombieProcess:
+                command = command_from_argv([], text(p.name()))
+            except psutil.AccessDenied:
+                command = None
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+    return user, command, state

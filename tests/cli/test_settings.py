@@ -1,0 +1,51 @@
+"""The settings file: defaults, the shipped example, the docs and strict errors stay in step."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import tomllib
+
+from fleetscope.settings import DEFAULTS, PROJECT_DIR, SettingsError, load
+
+
+def test_the_example_file_lists_every_key_with_its_default():
+    with open(PROJECT_DIR / "fleetscope.toml.example", "rb") as fh:
+        assert tomllib.load(fh) == DEFAULTS
+
+
+def test_the_docs_describe_every_key():
+    text = (PROJECT_DIR / "docs" / "settings.md").read_text()
+    for section, keys in DEFAULTS.items():
+        assert f"`[{section}]`" in text
+        for key, default in keys.items():
+            row = re.search(rf"^\| `{key}` \| `([^`]*)` \|", text, re.M)
+            assert row, f"{section}.{key} is not documented"
+            assert tomllib.loads(f"v = {row.group(1)}")["v"] == default, f"{section}.{key}: wrong default"
+
+
+def test_values_from_the_file_override_and_paths_are_relative_to_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("FLEETSCOPE_DATA", raising=False)
+    cfg = tmp_path / "fleetscope.toml"
+    cfg.write_text('[collect]\nforks = 7\n[storage]\ndata_dir = "store"\n[report]\nbusy_threshold_pct = 10\n')
+    settings = load(cfg)
+    assert settings.get("collect", "forks") == 7
+    assert settings.get("report", "busy_threshold_pct") == 10
+    assert settings.data_dir == tmp_path / "store"
+    monkeypatch.setenv("FLEETSCOPE_DATA", str(tmp_path / "elsewhere"))
+    assert load(cfg).data_dir == tmp_path / "elsewhere"
+
+
+@pytest.mark.parametrize("body, message", [
+    ("[collect]\nforkz = 3\n", "unknown key collect.forkz"),
+    ("[colect]\n", "unknown section [colect]"),
+    ("[collect]\nforks = '3'\n", "collect.forks must be int"),
+    ("[storage]\nkeep_spool = 1\n", "storage.keep_spool must be bool"),
+    ("[collect\n", "not valid TOML"),
+])
+def test_mistakes_are_named(tmp_path, body, message):
+    cfg = tmp_path / "fleetscope.toml"
+    cfg.write_text(body)
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        load(cfg)

@@ -1,0 +1,120 @@
+"""Spool -> Parquet -> DuckDB views, on a real DuckDB and real files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime, timedelta
+
+import pytest
+
+from fleetscope.spool import Spool
+from fleetscope.warehouse import connect, ingest_pending
+from tests import docfactory as f
+
+T0 = datetime(2026, 11, 23, 9, 0)
+
+
+def count(data_dir, sql):
+    con = connect(data_dir)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def two_hosts(at):
+    return [
+        f.ok("gpu01", at, f.document("gpu01", at, gpus=[f.gpu(0, util=90, processes=[f.gpu_process(11, "alice")]),
+                                                      f.gpu(1, util=0)])),
+        f.ok("cpu01", at, f.document("cpu01", at)),
+        f.unreachable("lost01", at),
+    ]
+
+
+def test_a_run_lands_in_every_table(tmp_path):
+    f.spool_run(tmp_path, T0, two_hosts(T0))
+    report = ingest_pending(tmp_path)
+    assert len(report.runs) == 1 and not report.rejected
+    assert count(tmp_path, "SELECT host, status FROM host_status ORDER BY host") == [
+        ("cpu01", "ok"), ("gpu01", "ok"), ("lost01", "unreachable")]
+    assert count(tmp_path, "SELECT host, gpu_count FROM host_samples ORDER BY host") == [("cpu01", 0), ("gpu01", 2)]
+    assert count(tmp_path, "SELECT gpu_index, utilization_gpu_pct FROM gpu_samples ORDER BY 1") == [(0, 90.0), (1, 0.0)]
+    assert count(tmp_path, "SELECT user, pid, source FROM gpu_processes") == [("alice", 11, "running")]
+    assert count(tmp_path, "SELECT hosts_total, hosts_ok, hosts_unreachable FROM runs") == [(3, 2, 1)]
+    # Parquet is the storage of record, partitioned by day, and the catalog file has the same views.
+    assert sorted(p.relative_to(tmp_path).parts[:2] for p in tmp_path.glob("host_samples/*/*.parquet")) == [
+        ("host_samples", "date=2026-11-23")]
+    assert (tmp_path / "fleet.duckdb").exists()
+    assert not Spool(tmp_path).pending()
+
+
+def test_ingesting_the_same_run_again_adds_nothing(tmp_path):
+    run_id = f.spool_run(tmp_path, T0, two_hosts(T0))
+    saved = tmp_path / "saved"
+    shutil.copytree(tmp_path / "spool" / run_id, saved)
+    ingest_pending(tmp_path)
+    tables = ("runs", "host_status", "host_samples", "gpu_samples", "gpu_processes", "hosts")
+    before = {t: count(tmp_path, f"SELECT count(*) FROM {t}") for t in tables}
+    # A crash after the Parquet files were written but before the spool was cleared: the run comes back.
+    shutil.copytree(saved, tmp_path / "spool" / run_id)
+    assert ingest_pending(tmp_path).runs == [run_id]
+    assert {t: count(tmp_path, f"SELECT count(*) FROM {t}") for t in tables} == before
+
+
+def test_a_malformed_document_costs_only_its_own_host(tmp_path):
+    results = two_hosts(T0)
+    results[1]["document"]["cpu"]["jiffies"]["user"] = "lots"
+    run_id = f.spool_run(tmp_path, T0, results)
+    report = ingest_pending(tmp_path)
+    assert len(report.rejected) == 1 and "cpu01" in report.rejected[0] and "cpu.jiffies.user" in report.rejected[0]
+    status = dict(count(tmp_path, "SELECT host, status FROM host_status"))
+    assert status == {"gpu01": "ok", "cpu01": "failed", "lost01": "unreachable"}
+    assert count(tmp_path, "SELECT message FROM host_status WHERE host = 'cpu01'")[0][0].startswith(
+        "rejected document")
+    assert count(tmp_path, "SELECT DISTINCT host FROM host_samples") == [("gpu01",)]
+    kept = tmp_path / "spool" / "rejected" / run_id
+    assert json.loads((kept / "cpu01.json").read_text())["document"]["cpu"]["jiffies"]["user"] == "lots"
+    assert "cpu.jiffies.user" in (kept / "cpu01.error.txt").read_text()
+
+
+def test_an_unreadable_spool_file_is_set_aside(tmp_path):
+    run_id = f.spool_run(tmp_path, T0, two_hosts(T0))
+    (tmp_path / "spool" / run_id / "torn.json").write_text('{"host": "torn", "docu')
+    report = ingest_pending(tmp_path)
+    assert any("torn.json" in r for r in report.rejected)
+    assert (tmp_path / "spool" / "rejected" / run_id / "torn.error.txt").exists()
+    assert len(count(tmp_path, "SELECT * FROM host_status")) == 3
+
+
+def test_inventory_is_stored_when_it_changes(tmp_path):
+    for i, kernel in enumerate(["6.1.0-18-amd64", "6.1.0-18-amd64", "6.1.0-21-amd64"]):
+        at = T0 + timedelta(minutes=5 * i)
+        doc = f.document("cpu01", at)
+        doc["host"]["kernel"] = kernel
+        f.spool_run(tmp_path, at, [f.ok("cpu01", at, doc)])
+        ingest_pending(tmp_path)
+    assert count(tmp_path, "SELECT kernel FROM hosts ORDER BY ts") == [("6.1.0-18-amd64",), ("6.1.0-21-amd64",)]
+    assert count(tmp_path, "SELECT count(*) FROM host_samples") == [(3,)]
+
+
+def test_an_empty_warehouse_answers_with_typed_empty_tables(tmp_path):
+    assert count(tmp_path, "SELECT count(*) FROM gpu_samples") == [(0,)]
+    con = connect(tmp_path)
+    try:
+        types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
+                                 "WHERE table_name = 'gpu_samples'").fetchall())
+    finally:
+        con.close()
+    assert types["energy_mj"] == "BIGINT" and types["ts"] == "TIMESTAMP"
+
+
+def test_a_storage_failure_keeps_the_run_in_the_spool(tmp_path):
+    run_id = f.spool_run(tmp_path, T0, two_hosts(T0))
+    (tmp_path / "gpu_samples").write_text("not a folder")  # the table's folder cannot be created
+    with pytest.raises(OSError):
+        ingest_pending(tmp_path)
+    assert Spool(tmp_path).pending() == [run_id]
+    (tmp_path / "gpu_samples").unlink()
+    assert ingest_pending(tmp_path).runs == [run_id]
+    assert count(tmp_path, "SELECT count(*) FROM gpu_samples") == [(2,)]
