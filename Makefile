@@ -39,7 +39,7 @@ sql: $(BIN)/.installed
 
 lint: $(BIN)/.installed-test
 	$(BIN)/ruff check .
-	cd $(CURDIR) && ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg $(BIN)/ansible-lint --offline -q playbooks roles
+	PATH="$(abspath $(BIN)):$$PATH" ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg $(BIN)/ansible-lint --offline -q playbooks roles
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -203,8 +203,9 @@ def run_collect(
             forks=forks,
             envvars=envvars,
             extravars={
-                "fleetscope_top_n": int(settings.get("collect", "top_processes")),
-                "fleetscope_host_timeout": host_timeout,
+                "collect_top_n": int(settings.get("collect", "top_processes")),
+                "collect_host_timeout": host_timeout,
+                "collect_accounting_since_by_host": accounting_since(data_dir, hosts),
             },
             event_handler=on_event,
             quiet=True,
@@ -232,6 +233,25 @@ def run_collect(
     ):
         raise CollectError(f"ansible-runner ended with status {runner.status!r}: {_runner_failure(runner)}")
     return summary
+
+
+def accounting_since(data_dir: Path, hosts: list[str]) -> dict[str, str]:
+    """Per host, the host clock of its last stored sample: GPU accounting records of processes that ended
+    before it were stored by that run, so the collector leaves them out. Empty for new hosts (all records)."""
+    from .warehouse import connect
+
+    try:
+        con = connect(data_dir)
+        try:
+            rows = con.execute(
+                "SELECT host, strftime(max(host_ts), '%Y-%m-%dT%H:%M:%SZ') FROM host_samples "
+                "WHERE host IN (SELECT unnest(?)) GROUP BY host", [hosts]
+            ).fetchall()
+        finally:
+            con.close()
+    except Exception:  # noqa: BLE001 - an unreadable warehouse only means records may come twice
+        return {}
+    return {host: since for host, since in rows if since}
 
 
 def _runner_failure(runner) -> str:

@@ -118,3 +118,14 @@ def test_a_storage_failure_keeps_the_run_in_the_spool(tmp_path):
     (tmp_path / "gpu_samples").unlink()
     assert ingest_pending(tmp_path).runs == [run_id]
     assert count(tmp_path, "SELECT count(*) FROM gpu_samples") == [(2,)]
+
+
+def test_accounting_since_is_each_hosts_last_stored_host_clock(tmp_path):
+    from fleetscope.collect import accounting_since
+
+    assert accounting_since(tmp_path, ["gpu01"]) == {}
+    for minutes in (0, 5):
+        at = T0 + timedelta(minutes=minutes)
+        f.spool_run(tmp_path, at, two_hosts(at))
+        ingest_pending(tmp_path)
+    assert accounting_since(tmp_path, ["gpu01", "lost01", "new01"]) == {"gpu01": "2026-11-23T09:05:00Z"}

@@ -25,7 +25,7 @@ options:
     type: int
     default: 30
   accounting_since:
-    description: Leave out NVML accounting records of processes that started before this UTC time (ISO 8601).
+    description: Leave out NVML accounting records of processes that ended before this UTC time (ISO 8601).
     type: str
     default: ""
 author:
