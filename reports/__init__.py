@@ -1,7 +1,8 @@
 """The report stage: warehouse tables (SQL) -> a static, offline HTML site.
 
+    from fleetscope.warehouse import connect
     from reports import build_site
-    build_site(duckdb.connect("data/fleet.duckdb", read_only=True), "site")
+    build_site(connect("data"), "site")          # -> Path("site/index.html")
 
 Only SQL on the warehouse tables (``queries/*.sql``); never the raw documents.
 """

@@ -131,7 +131,7 @@ def _group(rows: List[Dict[str, Any]], key: str = "host") -> Dict[Any, List[Dict
 def _render(env: jinja2.Environment, model: Dict[str, Any], cfg: Mapping[str, Any], generated: datetime,
             stage: Path) -> None:
     common = {"title": cfg["title"], "generated": generated, "busy_pct": cfg["busy_threshold_pct"],
-              "since": model["since"], "end": model["end"]}
+              "since": model["since"], "end": model["end"], "timeline_hours": cfg["timeline_hours"]}
     _copy_plotly_js(stage / "plotly.min.js")
     for name in ("style.css", "sort.js"):
         shutil.copyfile(STATIC / name, stage / name)
@@ -142,7 +142,7 @@ def _render(env: jinja2.Environment, model: Dict[str, Any], cfg: Mapping[str, An
         index_figures.append(heatmap)
     _write(stage / "index.html", env.get_template("index.html").render(
         common, root="", hosts=model["hosts"], summary=model["summary"],
-        figures=index_figures if model["hosts"] else []))
+        figures=index_figures if model["fleet_timeline"] else []))
 
     host_template = env.get_template("host.html")
     (stage / "hosts").mkdir()

@@ -147,6 +147,17 @@ def test_empty_warehouse_renders_a_page_that_says_so(tmp_path):
     assert list((tmp_path / "site" / "hosts").iterdir()) == []
 
 
+def test_fleet_that_never_answered_lists_its_hosts_without_figures(tmp_path):
+    spool_run(tmp_path / "data", RUNS[0], [unreachable("lost01", RUNS[0], LOST_MESSAGE)])
+    ingest_pending(tmp_path / "data")
+    index = build(tmp_path / "data", tmp_path / "site")
+    assert hosts_table(index)["lost01"]["Status"] == f"unreachable {LOST_MESSAGE}"
+    html = index.read_text(encoding="utf-8")
+    assert "No samples in the last 168 hours" in html
+    assert "plotly.min.js" not in html
+    assert (tmp_path / "site" / "hosts" / "lost01.html").is_file()
+
+
 def test_rebuild_swaps_the_whole_site_and_a_failed_build_keeps_the_old_one(fleet_data, tmp_path, monkeypatch):
     site = tmp_path / "site"
     site.mkdir()
