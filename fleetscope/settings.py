@@ -35,6 +35,10 @@ DEFAULTS: dict[str, dict] = {
         "out_dir": "site",
         "busy_threshold_pct": 5.0,
         "timeline_hours": 168,
+        "max_points": 600,
+        "heatmap_columns": 96,
+        "status_history": 50,
+        "title": "fleetscope",
     },
 }
 

@@ -1,0 +1,88 @@
+"""Host: slow-changing inventory (names, OS, kernel, CPU, memory, boot time, NVIDIA driver and GPUs).
+
+Standard library and /proc, /sys only. The NVIDIA facts come from the ``gpus`` subsystem of the same
+run (ctx["nvidia"]), so NVML starts once; a run without ``gpus`` reads them itself.
+"""
+
+import glob
+import os
+import platform
+import socket
+
+from . import gpus
+from ._util import PROC, boot_time, iso_z, python_version, read_text
+from .memory import meminfo
+
+# /proc/cpuinfo on Arm names no model; "CPU part" does (as lscpu's table, for the server cores)
+ARM_PARTS = {
+    "0xd0c": "Neoverse-N1", "0xd40": "Neoverse-V1", "0xd49": "Neoverse-N2", "0xd4f": "Neoverse-V2",
+    "0xd8e": "Neoverse-N3", "0xd84": "Neoverse-V3",
+}
+
+
+def collect(ctx):
+    nvidia = ctx.get("nvidia")
+    if nvidia is None:
+        nvidia = gpus.nvidia_facts()
+    uname = os.uname()
+    return {
+        "hostname": socket.gethostname(),
+        "fqdn": socket.getfqdn(),
+        "os": os_name(),
+        "kernel": uname.release,
+        "arch": uname.machine,
+        "cpu_model": cpu_model(),
+        "cpu_logical": os.cpu_count(),
+        "cpu_physical": cpu_physical(),
+        "mem_total_bytes": meminfo()["MemTotal"],
+        "boot_time": iso_z(boot_time()),
+        "python": python_version(),
+        "nvidia_driver": nvidia["nvidia_driver"],
+        "cuda_version": nvidia["cuda_version"],
+        "nvml_version": nvidia["nvml_version"],
+        "gpu_models": list(nvidia["gpu_models"]),
+    }
+
+
+def os_name():
+    """PRETTY_NAME from os-release, else the kernel's name."""
+    for path in ("/etc/os-release", "/usr/lib/os-release"):
+        try:
+            content = read_text(path)
+        except OSError:
+            continue
+        for line in content.splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip().strip("\"'")
+    return platform.system() or None
+
+
+def cpu_model():
+    fields = {}
+    with open(PROC + "/cpuinfo", encoding="utf-8", errors="replace") as f:
+        for line in f:  # streamed: on large x86 hosts the first block suffices, and the rest is slow
+            key, sep, value = line.partition(":")
+            if sep:
+                fields.setdefault(key.strip(), value.strip())
+            elif fields.get("model name"):
+                break
+    for key in ("model name", "Model Name", "cpu model", "Hardware", "Processor", "cpu"):
+        if fields.get(key):
+            return fields[key]
+    part = fields.get("CPU part")
+    if part:
+        return ARM_PARTS.get(part.lower(), "Arm CPU part %s" % part)
+    return platform.processor() or None
+
+
+def cpu_physical():
+    """Physical cores: distinct (package, core) pairs in sysfs; None when sysfs does not say."""
+    cores = set()
+    for topology in glob.glob("/sys/devices/system/cpu/cpu[0-9]*/topology"):
+        try:
+            package = read_text(topology + "/physical_package_id").strip()
+            core = read_text(topology + "/core_id").strip()
+        except OSError:
+            continue
+        cores.add((package, core))
+    return len(cores) or None
