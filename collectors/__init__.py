@@ -77,7 +77,7 @@ def _selected(only, errors):
             names.append(name)
         elif name:
             errors.append({"subsystem": name, "type": "ValueError",
-                           "message": "unknown subsystem; known: %s" % ", ".join(SUBSYSTEMS)})
+                           "message": f"unknown subsystem; known: {', '.join(SUBSYSTEMS)}"})
     return names
 
 

@@ -16,7 +16,7 @@ def main(argv=None):
     parser.add_argument("--top", type=int, default=15, metavar="N",
                         help="processes to report: top N by CPU time plus top N by memory (default 15)")
     parser.add_argument("--only", metavar="NAMES",
-                        help="comma-separated subsystems to collect, of: %s" % ",".join(SUBSYSTEMS))
+                        help=f"comma-separated subsystems to collect, of: {','.join(SUBSYSTEMS)}")
     parser.add_argument("--accounting-since", metavar="TIME",
                         help="leave out NVML accounting records that ended before this ISO 8601 time")
     parser.add_argument("--pretty", action="store_true", help="indent the JSON")
@@ -26,7 +26,7 @@ def main(argv=None):
         only = [n.strip() for n in args.only.split(",") if n.strip()]
         unknown = [n for n in only if n not in SUBSYSTEMS]
         if unknown:
-            parser.error("unknown subsystem(s): %s" % ", ".join(unknown))
+            parser.error(f"unknown subsystem(s): {', '.join(unknown)}")
     document = collect(top_n=args.top, accounting_since=args.accounting_since, only=only)
     if args.pretty:
         json.dump(document, sys.stdout, indent=2)

@@ -98,7 +98,7 @@ def user_name(uid):
 
 def proc_argv(pid):
     """argv of a process from /proc, as a list of str; [] for kernel threads and zombies."""
-    with open("%s/%d/cmdline" % (PROC, pid), "rb") as f:
+    with open(f"{PROC}/{pid}/cmdline", "rb") as f:
         raw = f.read()
     if not raw:
         return []
@@ -108,7 +108,7 @@ def proc_argv(pid):
 
 
 def proc_comm(pid):
-    with open("%s/%d/comm" % (PROC, pid), "rb") as f:
+    with open(f"{PROC}/{pid}/comm", "rb") as f:
         return text(f.read().rstrip(b"\n"))
 
 
@@ -117,7 +117,7 @@ def command_from_argv(argv, comm):
     from .redact import redact_argv
 
     if not argv:
-        return "[%s]" % comm if comm is not None else None
+        return f"[{comm}]" if comm is not None else None
     return redact_argv(argv)
 
 
@@ -141,7 +141,7 @@ def owner_and_command(pid):
             return None, None
         return text(user), command_from_argv([text(a) for a in argv], comm)
     try:
-        uid = os.stat("%s/%d" % (PROC, pid)).st_uid
+        uid = os.stat(f"{PROC}/{pid}").st_uid
     except OSError:
         return None, None
     try:
@@ -155,4 +155,4 @@ def owner_and_command(pid):
 
 
 def python_version():
-    return "%d.%d.%d" % sys.version_info[:3]
+    return "{}.{}.{}".format(*sys.version_info[:3])

@@ -56,10 +56,10 @@ def load_pynvml():
     """The pynvml shipped beside this package (staged by fleetscope), else the host's own, else None."""
     try:
         from . import pynvml_shipped as pynvml
-    except ImportError:
+    except Exception:  # not staged, or it cannot load on this python: try the host's own
         try:
             import pynvml
-        except ImportError:
+        except Exception:
             return None
     return pynvml
 
@@ -148,7 +148,7 @@ def _init(nvml):
             return "NVML library not found (no NVIDIA driver)"
         if name == "NVMLError_DriverNotLoaded":
             return "NVIDIA driver not loaded"
-        return "NVML init failed: %s: %s" % (name, text(str(e))[:200])
+        return f"NVML init failed: {name}: {text(str(e))[:200]}"
     return None
 
 
@@ -164,7 +164,7 @@ def _facts(nvml):
     cuda = reader.read("nvmlSystemGetCudaDriverVersion")
     return {
         "nvidia_driver": text(reader.read("nvmlSystemGetDriverVersion")),
-        "cuda_version": "%d.%d" % (cuda // 1000, cuda % 1000 // 10) if cuda else None,
+        "cuda_version": f"{cuda // 1000}.{cuda % 1000 // 10}" if cuda else None,
         "nvml_version": text(reader.read("nvmlSystemGetNVMLVersion")),
         "gpu_models": [],
     }
@@ -214,7 +214,7 @@ def _device(nvml, index, since, now):
     d["ecc_mode"] = bool(ecc[0]) if ecc is not None else None
     for counter, counter_name in ((0, "volatile"), (1, "aggregate")):  # NVML_VOLATILE_ECC, NVML_AGGREGATE_ECC
         for kind, kind_name in ((0, "corrected"), (1, "uncorrected")):  # NVML_MEMORY_ERROR_TYPE_*
-            d["ecc_%s_%s" % (counter_name, kind_name)] = (
+            d[f"ecc_{counter_name}_{kind_name}"] = (
                 read("nvmlDeviceGetTotalEccErrors", handle, kind, counter) if d["ecc_mode"] else None
             )
     rows = read("nvmlDeviceGetRemappedRows", handle)
@@ -245,7 +245,7 @@ def throttle_names(mask):
     names = [name for bit, name in THROTTLE_REASONS if mask & bit]
     unknown = mask & ~sum(bit for bit, _ in THROTTLE_REASONS)
     if unknown:
-        names.append("unknown_0x%x" % unknown)
+        names.append(f"unknown_0x{unknown:x}")
     return names
 
 

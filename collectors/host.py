@@ -71,7 +71,7 @@ def cpu_model():
             return fields[key]
     part = fields.get("CPU part")
     if part:
-        return ARM_PARTS.get(part.lower(), "Arm CPU part %s" % part)
+        return ARM_PARTS.get(part.lower(), f"Arm CPU part {part}")
     return platform.processor() or None
 
 

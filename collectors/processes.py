@@ -8,8 +8,19 @@ lifetime (cpu time / wall time since it started), the only figure one sample can
 import os
 import time
 
-from ._util import PROC, boot_time, command_from_argv, get_psutil, iso_z, page_size, proc_argv, proc_comm
-from ._util import text, user_hz, user_name
+from ._util import (
+    PROC,
+    boot_time,
+    command_from_argv,
+    get_psutil,
+    iso_z,
+    page_size,
+    proc_argv,
+    proc_comm,
+    text,
+    user_hz,
+    user_name,
+)
 
 # psutil's status strings back to the kernel's one-letter states, so both paths report the same
 _STATES = {
@@ -70,13 +81,13 @@ def _stats_proc():
 
 
 def read_stat(pid):
-    with open("%s/%d/stat" % (PROC, pid), "rb") as f:
+    with open(f"{PROC}/{pid}/stat", "rb") as f:
         return f.read().decode("utf-8", "replace")
 
 
 def _details_proc(pid):
     try:
-        uid = os.stat("%s/%d" % (PROC, pid)).st_uid
+        uid = os.stat(f"{PROC}/{pid}").st_uid
         raw = read_stat(pid)
     except OSError:
         return None

@@ -67,11 +67,12 @@ def _is_secret_flag(word):
 
 
 def _redact_word(word):
-    if any(c.isspace() for c in word):  # an argument that is itself a command line
-        return redact_command(word, limit=None)
+    spaced = any(c.isspace() for c in word)
     m = _WHOLE_ASSIGNMENT.fullmatch(word)
-    if m and SECRET_NAME.search(m.group(1)):
-        return m.group(1) + "=" + REDACTED
+    if m and SECRET_NAME.search(m.group(1)) and (word.startswith("-") or not spaced):
+        return m.group(1) + "=" + REDACTED  # the whole value, commas and spaces included
+    if spaced:  # an argument that is itself a command line, as in sh -c "..."
+        return redact_command(word, limit=None)
     word = _URL_PASSWORD.sub(r"\1:" + REDACTED + "@", word)
     return _ASSIGNMENT.sub(_redact_assignment, word)
 

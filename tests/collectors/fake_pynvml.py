@@ -80,11 +80,11 @@ class FakeH100Host:
 
     def nvmlDeviceGetUUID(self, h):
         if h.mig is not None:
-            return "MIG-5d2c4a3b-0f1e-5a6b-9c8d-%012d" % h.mig
-        return "GPU-3f9a1c2e-7b4d-4e8f-a1b2-c3d4e5f6a7b%d" % h.index
+            return f"MIG-5d2c4a3b-0f1e-5a6b-9c8d-{h.mig:012d}"
+        return f"GPU-3f9a1c2e-7b4d-4e8f-a1b2-c3d4e5f6a7b{h.index}"
 
     def nvmlDeviceGetSerial(self, h):
-        return "165242305123%d" % h.index
+        return f"165242305123{h.index}"
 
     def nvmlDeviceGetPciInfo(self, h):
         info = real.nvmlPciInfo_t()

@@ -1,0 +1,213 @@
+"""GPUs through a fake NVML shaped like a real two-H100 host (fake_pynvml.py), and through the real
+pynvml on this machine (no driver here: not an error)."""
+
+import ctypes
+import datetime
+import os
+import pwd
+import sys
+
+import pynvml as real
+import pytest
+
+import collectors
+from collectors import gpus
+from fleetscope.warehouse.rows import host_rows
+
+GIB = 1024**3
+
+
+def _has_driver():
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")
+    except OSError:
+        return False
+    return True
+
+
+def iso(epoch):
+    return datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_fake_is_built_on_the_real_pynvml(fake_nvml):
+    assert fake_nvml.NVMLError_NotSupported is real.NVMLError_NotSupported
+    with pytest.raises(real.NVMLError_NotSupported):
+        fake_nvml.nvmlDeviceGetFanSpeed(fake_nvml.nvmlDeviceGetHandleByIndex(1))
+
+
+def test_two_h100s_are_reported_with_every_documented_field(fake_nvml, check_document):
+    document = check_document(collectors.collect())
+    g = document["gpus"]
+    assert g["available"] is True and g["reason"] is None and document["errors"] == []
+    assert [d["index"] for d in g["devices"]] == [0, 1]
+    for device in g["devices"]:
+        assert tuple(device) == gpus.DEVICE_FIELDS
+        assert device["errors"] == []  # NotSupported fields are null, not errors
+        assert device["fan_pct"] is None and device["retired_pages"] is None
+        assert device["name"] == "NVIDIA H100 80GB HBM3" and device["uuid"].startswith("GPU-")
+    busy = g["devices"][1]
+    assert busy["bus_id"] == "00000000:34:00.0"  # bytes from the ctypes struct, decoded
+    assert (busy["utilization_gpu_pct"], busy["utilization_mem_pct"]) == (97, 41)
+    assert busy["utilization_samples"] == 70
+    assert busy["utilization_gpu_avg_pct"] == round(sum(90 + i % 11 for i in range(70)) / 70, 2)
+    assert (busy["mem_total_bytes"], busy["mem_used_bytes"], busy["mem_reserved_bytes"]) == (
+        85_520_809_984, 26 * GIB, 540 * 1024**2)
+    assert (busy["temperature_c"], busy["temperature_mem_c"]) == (61, 70)
+    assert (busy["power_w"], busy["power_limit_w"], busy["energy_mj"]) == (412.345, 700.0, 123_456_789_012)
+    assert (busy["clock_sm_mhz"], busy["clock_mem_mhz"], busy["clock_sm_max_mhz"], busy["pstate"]) == (
+        1980, 2619, 1980, 0)
+    assert (busy["throttle_reasons"], busy["throttle_mask"]) == (["sw_power_cap"], 4)
+    assert busy["ecc_mode"] is True and busy["ecc_aggregate_corrected"] == 3 and busy["ecc_volatile_uncorrected"] == 0
+    assert (busy["remapped_rows_pending"], busy["remapped_rows_failure"]) == (False, False)
+    assert (busy["persistence_mode"], busy["compute_mode"], busy["mig_mode"], busy["accounting_mode"]) == (
+        True, "default", False, True)
+    assert (busy["pcie_gen"], busy["pcie_width"], busy["mig_devices"]) == (5, 16, [])
+
+
+def test_nvml_starts_once_and_is_shut_down(fake_nvml):
+    document = collectors.collect()
+    host = document["host"]
+    assert (host["nvidia_driver"], host["cuda_version"], host["nvml_version"]) == ("580.65.06", "13.0", "13.580.65.06")
+    assert host["gpu_models"] == ["NVIDIA H100 80GB HBM3"]
+    assert (fake_nvml.host.inits, fake_nvml.host.shutdowns) == (1, 1)
+
+
+def test_host_alone_reads_the_nvidia_facts_itself(fake_nvml):
+    document = collectors.collect(only=["host"])
+    host = document["host"]
+    assert host["nvidia_driver"] == "580.65.06" and host["gpu_models"] == ["NVIDIA H100 80GB HBM3"]
+    assert (fake_nvml.host.inits, fake_nvml.host.shutdowns) == (1, 1)
+
+
+def test_mig_parent_lists_its_instances_and_reports_no_utilization(fake_nvml, fake_module):
+    mig = collectors.collect(only="gpus")["gpus"]["devices"][0]
+    assert mig["mig_mode"] is True
+    assert (mig["utilization_gpu_pct"], mig["utilization_gpu_avg_pct"], mig["utilization_samples"]) == (None, None, 0)
+    instances = [(m["index"], m["gi_id"], m["ci_id"], m["slices"]) for m in mig["mig_devices"]]
+    assert instances == [(0, 1, 0, 3), (1, 2, 0, 3)]
+    assert all(m["uuid"].startswith("MIG-") and m["mem_total_bytes"] == 40_448 * 1024**2 for m in mig["mig_devices"])
+    assert mig["processes"] == [{"pid": fake_module.MISSING_PID, "type": "compute", "gpu_mem_bytes": 5_000 * 1024**2,
+                                 "user": None, "command": None, "mig_gi": 1, "mig_ci": 0}]
+    assert mig["accounting"] == [] and mig["throttle_reasons"] == ["gpu_idle"]
+
+
+def test_gpu_processes_carry_owner_and_redacted_command(fake_nvml, gpu_worker):
+    processes = collectors.collect(only="gpus")["gpus"]["devices"][1]["processes"]
+    mine, gone = processes
+    assert (mine["pid"], mine["type"], mine["gpu_mem_bytes"]) == (gpu_worker.pid, "compute", 24 * GIB)
+    assert mine["user"] == pwd.getpwuid(os.getuid()).pw_name and (mine["mig_gi"], mine["mig_ci"]) == (None, None)
+    assert gpu_worker.secret not in mine["command"]
+    assert "--password=<redacted>" in mine["command"] and "--token <redacted>" in mine["command"]
+    assert gone["gpu_mem_bytes"] is None  # NVML_VALUE_NOT_AVAILABLE
+    assert (gone["user"], gone["command"]) == (None, None)  # exited before we looked
+
+
+def test_accounting_records_and_the_since_filter(fake_nvml, gpu_worker):
+    now = fake_nvml.host.now
+    records = collectors.collect(only="gpus")["gpus"]["devices"][1]["accounting"]
+    assert [r["pid"] for r in records] == [31001, 31002, gpu_worker.pid]
+    old, ended, running = records
+    assert old["max_mem_bytes"] is None and old["duration_s"] == 600.0 and old["running"] is False
+    assert ended == {"pid": 31002, "user": None, "gpu_util_pct": 95, "mem_util_pct": 40, "max_mem_bytes": 30 * GIB,
+                     "started_at": iso(now - 600), "duration_s": 300.0, "running": False}
+    assert running["running"] is True and running["user"] == pwd.getpwuid(os.getuid()).pw_name
+    assert 119 <= running["duration_s"] < 180  # still running: time so far, not NVML's 0
+
+    since = collectors.collect(only="gpus", accounting_since=iso(now - 3600))
+    assert [r["pid"] for r in since["gpus"]["devices"][1]["accounting"]] == [31002, gpu_worker.pid]
+    later = collectors.collect(only="gpus", accounting_since=iso(now + 60))
+    assert [r["pid"] for r in later["gpus"]["devices"][1]["accounting"]] == [gpu_worker.pid]
+
+
+def test_an_unexpected_field_error_is_null_and_recorded_on_the_device(fake_nvml):
+    fake_nvml.host.fail["nvmlDeviceGetPowerUsage"] = real.NVMLError(real.NVML_ERROR_UNKNOWN)
+    fake_nvml.host.fail["nvmlDeviceGetSerial"] = RuntimeError("ctypes went wrong")
+    document = collectors.collect(only="gpus")
+    assert document["errors"] == []
+    for device in document["gpus"]["devices"]:
+        assert device["power_w"] is None and device["serial"] is None and device["energy_mj"] is not None
+        assert [(e["call"], e["type"]) for e in device["errors"]] == [
+            ("nvmlDeviceGetSerial", "RuntimeError"), ("nvmlDeviceGetPowerUsage", "NVMLError_Unknown")]
+
+
+def test_a_lost_gpu_keeps_its_index_and_says_why(fake_nvml, check_document, as_result):
+    fake_nvml.host.fail["nvmlDeviceGetHandleByIndex"] = real.NVMLError(real.NVML_ERROR_GPU_IS_LOST)
+    document = check_document(collectors.collect(only=["gpus", "host"]))
+    devices = document["gpus"]["devices"]
+    assert [d["index"] for d in devices] == [0, 1] and all(d["name"] is None for d in devices)
+    assert devices[0]["errors"][0]["type"] == "NVMLError_GpuIsLost"
+    assert len(host_rows(as_result(document), "run-1")["gpu_samples"]) == 2
+
+
+def test_a_gpus_failure_after_init_is_an_error_and_nvml_is_still_shut_down(fake_nvml):
+    fake_nvml.host.fail["nvmlDeviceGetCount"] = real.NVMLError(real.NVML_ERROR_UNKNOWN)
+    document = collectors.collect()
+    assert document["gpus"] is None and document["host"]["nvidia_driver"] == "580.65.06"
+    assert [(e["subsystem"], e["type"]) for e in document["errors"]] == [("gpus", "NVMLError_Unknown")]
+    assert fake_nvml.host.shutdowns == fake_nvml.host.inits == 1
+
+
+@pytest.mark.parametrize("code, reason", [
+    (real.NVML_ERROR_LIBRARY_NOT_FOUND, "NVML library not found (no NVIDIA driver)"),
+    (real.NVML_ERROR_DRIVER_NOT_LOADED, "NVIDIA driver not loaded"),
+    (real.NVML_ERROR_LIB_RM_VERSION_MISMATCH, "NVML init failed: NVMLError_LibRmVersionMismatch: "),
+])
+def test_no_driver_is_not_an_error(make_fake_nvml, check_document, code, reason):
+    fake = make_fake_nvml(init_error=code)
+    document = check_document(collectors.collect())
+    assert document["gpus"]["available"] is False and document["gpus"]["devices"] == []
+    assert document["gpus"]["reason"].startswith(reason)
+    assert document["errors"] == [] and fake.host.shutdowns == 0
+    assert document["host"]["nvidia_driver"] is None and document["host"]["gpu_models"] == []
+
+
+def test_no_pynvml_at_all_is_not_an_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "collectors.pynvml_shipped", None)
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    document = collectors.collect(only="gpus")
+    assert document["gpus"]["available"] is False and "pynvml not available" in document["gpus"]["reason"]
+    assert document["errors"] == []
+
+
+def test_the_shipped_pynvml_comes_first_then_the_hosts(monkeypatch, gpu_worker, fake_module):
+    shipped = fake_module.make(gpu_worker.pid)
+    hosts = fake_module.make(gpu_worker.pid, init_error=real.NVML_ERROR_DRIVER_NOT_LOADED)
+    monkeypatch.setitem(sys.modules, "collectors.pynvml_shipped", shipped)
+    monkeypatch.setitem(sys.modules, "pynvml", hosts)
+    assert gpus.load_pynvml() is shipped
+    monkeypatch.setitem(sys.modules, "collectors.pynvml_shipped", None)
+    assert gpus.load_pynvml() is hosts
+
+
+def test_the_fake_gpu_document_passes_the_warehouse(fake_nvml, gpu_worker, as_result, fake_module):
+    document = collectors.collect(top_n=3)
+    rows = host_rows(as_result(document), "run-1")
+    assert [r["gpu_index"] for r in rows["gpu_samples"]] == [0, 1]
+    busy = rows["gpu_samples"][1]
+    assert (busy["power_w"], busy["energy_mj"], busy["throttle_reasons"], busy["process_count"]) == (
+        412.345, 123_456_789_012, "sw_power_cap", 2)
+    sources = [(r["gpu_index"], r["source"], r["pid"]) for r in rows["gpu_processes"]]
+    assert sources == [(0, "running", fake_module.MISSING_PID), (1, "running", gpu_worker.pid),
+                       (1, "running", fake_module.MISSING_PID + 1), (1, "accounting", 31001),
+                       (1, "accounting", 31002), (1, "accounting", gpu_worker.pid)]
+    assert rows["hosts"][0]["nvidia_driver"] == "580.65.06" and rows["hosts"][0]["gpu_count"] == 2
+
+
+@pytest.mark.skipif(_has_driver(), reason="an NVIDIA driver is present here")
+def test_the_real_pynvml_without_a_driver_says_why(monkeypatch):
+    monkeypatch.setitem(sys.modules, "collectors.pynvml_shipped", None)  # the installed nvidia-ml-py
+    document = collectors.collect(only="gpus")
+    assert document["gpus"] == {"available": False, "reason": "NVML library not found (no NVIDIA driver)",
+                                "devices": []}
+    assert document["errors"] == []
+
+
+@pytest.mark.skipif(not _has_driver(), reason="no NVIDIA driver here")
+def test_a_real_gpu_document_passes_the_warehouse(check_document, as_result):
+    document = check_document(collectors.collect(top_n=3))
+    assert document["errors"] == [] and document["gpus"]["available"] is True
+    for device in document["gpus"]["devices"]:
+        assert device["errors"] == [], device["errors"]
+        assert device["name"] and device["mem_total_bytes"] > 0 and device["energy_mj"] is not None
+    assert document["host"]["nvidia_driver"] and os.path.exists("/proc/driver/nvidia/version")
+    host_rows(as_result(document), "run-1")

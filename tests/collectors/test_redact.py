@@ -1,0 +1,56 @@
+"""Secret redaction of command lines (docs/document.md): what must be hidden, and what must not be."""
+
+import pytest
+
+from collectors.redact import MAX_COMMAND, REDACTED, redact_argv, redact_command
+
+R = REDACTED
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["mysql", "--password=x", "db"], f"mysql --password={R} db"),
+    (["psql", "-p", "s3cret", "-h", "db1"], f"psql -p {R} -h db1"),
+    (["app", "--token", "abc", "--verbose"], f"app --token {R} --verbose"),
+    (["app", "--api-key=abc", "--client-secret", "xyz"], f"app --api-key={R} --client-secret {R}"),
+    (["psql", "postgres://u:pw@h:5432/db"], f"psql postgres://u:{R}@h:5432/db"),
+    (["env", "API_KEY=abc", "AWS_SECRET_ACCESS_KEY=def", "python", "x.py"],
+     f"env API_KEY={R} AWS_SECRET_ACCESS_KEY={R} python x.py"),
+    (["curl", "-H", "Authorization: Bearer xyz", "https://h/api?token=abc&page=2"],
+     f"curl -H Authorization: Bearer {R} https://h/api?token={R}&page=2"),
+    (["sh", "-c", "mysql --password hunter2 -u root"], f"sh -c mysql --password {R} -u root"),
+    (["sh", "-c", "TOKEN=abc ./run.sh --fast"], f"sh -c TOKEN={R} ./run.sh --fast"),
+    (["tool", "--db-password=a,b;c d"], f"tool --db-password={R}"),
+    (["tool", "--opts=x=1,auth_token=abc"], f"tool --opts=x=1,auth_token={R}"),
+    (["mongo", "mongodb+srv://admin:pa:ss@cluster0/x"], f"mongo mongodb+srv://admin:{R}@cluster0/x"),
+])
+def test_secrets_are_redacted(argv, expected):
+    assert redact_argv(argv) == expected
+
+
+@pytest.mark.parametrize("argv", [
+    ["python", "train.py", "--lr=0.1", "--epochs", "3", "--data", "/data/imagenet"],
+    ["torchrun", "--nproc_per_node=8", "https://example.org/model.bin"],
+    ["app", "--auth-required", "--port", "8080"],  # a secret-looking flag followed by another option
+    ["[kworker/0:1]"],
+])
+def test_ordinary_commands_are_kept(argv):
+    assert redact_argv(argv) == " ".join(argv)
+
+
+def test_a_command_string_keeps_its_spacing():
+    assert redact_command("python  train.py --token=abc\t-x 1") == f"python  train.py --token={R}\t-x 1"
+
+
+def test_secret_flag_at_the_end_hides_nothing_and_does_not_fail():
+    assert redact_argv(["app", "--token"]) == "app --token"
+
+
+def test_commands_are_capped():
+    out = redact_argv(["python"] + [f"--arg{i}=value" for i in range(500)])
+    assert len(out) == MAX_COMMAND and out.endswith("...")
+    assert redact_argv(["x" * 10], limit=5) == "xx..."
+
+
+def test_redaction_happens_before_the_cap():
+    out = redact_argv(["a" * (MAX_COMMAND - 20), "--password=" + "s" * 100])
+    assert "s" * 5 not in out
