@@ -26,6 +26,7 @@ from .stage import stage_module_utils
 STATUSES = ("ok", "unreachable", "failed", "timeout")
 PLAYBOOK = PROJECT_DIR / "playbooks" / "collect.yml"
 ANSIBLE_CFG = PROJECT_DIR / "ansible.cfg"
+MODULE = "fleetscope_collect"
 
 
 class CollectError(RuntimeError):
@@ -160,6 +161,8 @@ def run_collect(
         if name not in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable"):
             return True
         data = event.get("event_data") or {}
+        if name == "runner_on_ok" and not str(data.get("task_action", "")).endswith(MODULE):
+            return True  # the role's argument validation, not the collector's answer
         host = data.get("host")
         if host not in summary.status or summary.status[host] != "pending":
             return False
@@ -190,9 +193,9 @@ def run_collect(
         "ANSIBLE_LOCAL_TEMP": str(private / "tmp"),
         "ANSIBLE_NOCOLOR": "1",
     }
-    for key in ("HOME", "PATH", "SSH_AUTH_SOCK", "USER", "LANG"):
-        if key in os.environ:
-            envvars.setdefault(key, os.environ[key])
+    # ansible-runner starts ansible-playbook from PATH: the one installed beside this Python comes first,
+    # so `.venv/bin/fleetscope` works from cron without an activated venv.
+    envvars["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)])
     bar.update(summary.counts())
     try:
         runner = ansible_runner.run(
