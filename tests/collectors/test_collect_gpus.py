@@ -193,6 +193,37 @@ def test_the_fake_gpu_document_passes_the_warehouse(fake_nvml, gpu_worker, as_re
     assert rows["hosts"][0]["nvidia_driver"] == "580.65.06" and rows["hosts"][0]["gpu_count"] == 2
 
 
+def test_the_fake_gpu_document_is_stored_and_rendered(fake_nvml, gpu_worker, as_result, tmp_path):
+    """Collector -> spool -> Parquet -> report: the GPU, its user and the redacted command reach the page."""
+    import duckdb  # noqa: F401
+
+    import reports
+    from fleetscope.collect import iso as controller_iso
+    from fleetscope.spool import Spool
+    from fleetscope.warehouse import connect, ingest_pending
+
+    document = collectors.collect(top_n=3)
+    result = as_result(document)
+    result["ts"] = controller_iso(datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None))
+    spool = Spool(tmp_path / "data")
+    meta = {"run_id": "20261123T090000000000Z-0001", "started_at": result["ts"], "finished_at": result["ts"]}
+    spool.start_run(meta["run_id"], meta)
+    spool.put(meta["run_id"], result)
+    spool.finish_run(meta["run_id"], meta)
+    assert not ingest_pending(tmp_path / "data").rejected
+    con = connect(tmp_path / "data")
+    try:
+        assert con.execute("SELECT count(*), sum(process_count) FROM gpu_samples").fetchone() == (2, 3)
+        index = reports.build_site(con, tmp_path / "site")
+    finally:
+        con.close()
+    page = next((tmp_path / "site" / "hosts").glob("*.html")).read_text()
+    user = pwd.getpwuid(os.getuid()).pw_name
+    assert "NVIDIA H100 80GB HBM3" in page and user in page
+    assert "&lt;redacted&gt;" in page and gpu_worker.secret not in page
+    assert "gpu01" in index.read_text()
+
+
 @pytest.mark.skipif(_has_driver(), reason="an NVIDIA driver is present here")
 def test_the_real_pynvml_without_a_driver_says_why(monkeypatch):
     monkeypatch.setitem(sys.modules, "collectors.pynvml_shipped", None)  # the installed nvidia-ml-py
