@@ -195,8 +195,6 @@ def test_the_fake_gpu_document_passes_the_warehouse(fake_nvml, gpu_worker, as_re
 
 def test_the_fake_gpu_document_is_stored_and_rendered(fake_nvml, gpu_worker, as_result, tmp_path):
     """Collector -> spool -> Parquet -> report: the GPU, its user and the redacted command reach the page."""
-    import duckdb  # noqa: F401
-
     import reports
     from fleetscope.collect import iso as controller_iso
     from fleetscope.spool import Spool
