@@ -210,8 +210,10 @@ def _fmt_ago(value: Optional[datetime], generated: datetime) -> str:
     if value is None:
         return "never"
     s = (generated - value).total_seconds()
-    if s < 0:
+    if s < -120:  # both times are the controller's clock: only a clock stepped back gets here
         return "in the future"
+    if s < 5:
+        return "just now"
     if s < 90:
         return f"{s:.0f} s ago"
     if s < 90 * 60:

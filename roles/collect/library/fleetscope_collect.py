@@ -69,7 +69,7 @@ def main():
     timeout = module.params["timeout"]
 
     def on_alarm(signum, frame):
-        module.fail_json(msg="collector timed out after %d s on the host" % timeout, timed_out=True)
+        module.fail_json(msg=f"collector timed out after {timeout} s on the host", timed_out=True)
 
     if timeout > 0:
         signal.signal(signal.SIGALRM, on_alarm)
