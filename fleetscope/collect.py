@@ -114,7 +114,7 @@ class Progress:
     def update(self, counts: dict[str, int]) -> None:
         if not self.enabled:
             return
-        done = sum(counts.values())
+        done = sum(counts.get(s, 0) for s in STATUSES)
         bad = ", ".join(f"{counts[s]} {s}" for s in STATUSES[1:] if counts[s])
         line = f"collect: {done}/{self.total} hosts{', ' + bad if bad else ''} ({time.monotonic() - self.started:.0f}s)"
         self.stream.write("\r\033[K" + line)
