@@ -31,6 +31,14 @@ DEFAULTS: dict[str, dict] = {
         "data_dir": "data",
         "keep_spool": False,
     },
+    "rollup": {
+        "raw_days": 30,
+        "hourly_days": 365,
+        "daily_days": 0,
+        "max_interval_s": 600,
+        "held_mem_mib": 1024,
+        "every_minutes": 60,
+    },
     "report": {
         "out_dir": "site",
         "busy_threshold_pct": 5.0,

@@ -22,9 +22,10 @@ def sql_file(name: str) -> str:
 
 @functools.cache
 def schemas() -> dict[str, list[tuple[str, str]]]:
-    """{table: [(column, type), ...]} as declared in sql/tables.sql, in declaration order."""
+    """{table: [(column, type), ...]} as declared in sql/tables.sql and sql/rollup_tables.sql."""
     con = duckdb.connect()
     con.execute(sql_file("tables.sql"))
+    con.execute(sql_file("rollup_tables.sql"))
     out: dict[str, list[tuple[str, str]]] = {}
     for table, column, dtype in con.execute(
         "SELECT table_name, column_name, data_type FROM information_schema.columns "
