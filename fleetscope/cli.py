@@ -55,6 +55,7 @@ def cmd_collect(args) -> int:
     from .collect import CollectError, run_collect
     from .lock import Busy, DataLock
     from .warehouse import ingest_pending
+    from .warehouse.rollup import rollup, rollup_due
 
     settings = _settings(args)
     try:
@@ -70,6 +71,16 @@ def cmd_collect(args) -> int:
                 _say(f"fleetscope collect: storing failed, the results stay in {settings.data_dir / 'spool'}: "
                      f"{type(e).__name__}: {e}")
                 return EXIT_STORAGE
+            rollup_failed = False
+            if rollup_due(settings.data_dir, settings):
+                try:
+                    rolled = rollup(settings.data_dir, settings)
+                except Exception as e:  # noqa: BLE001 - the run is stored; the next rollup redoes the work
+                    _say(f"fleetscope collect: rollup failed (the run is stored; the next rollup retries): "
+                         f"{type(e).__name__}: {e}")
+                    rollup_failed = True
+                else:
+                    print(f"rollup: {rolled.summary()}")
     except Busy as e:
         _say(f"fleetscope collect: {e}; nothing done")
         return EXIT_BUSY
@@ -84,6 +95,8 @@ def cmd_collect(args) -> int:
     if not args.no_report:
         index = _build_report(settings)
         print(f"report: {index}")
+    if rollup_failed:
+        return EXIT_STORAGE
     bad = any(s != "ok" for s in summary.status.values())
     return EXIT_HOSTS if bad else EXIT_OK
 
@@ -102,6 +115,30 @@ def cmd_ingest(args) -> int:
     for message in report.rejected + report.warnings:
         _say(f"warning: {message}")
     print(f"ingested {len(report.runs)} run(s): " + ", ".join(f"{n} {t}" for t, n in sorted(report.rows.items())))
+    return EXIT_OK
+
+
+def cmd_rollup(args) -> int:
+    from .lock import Busy, DataLock
+    from .warehouse import ingest_pending
+    from .warehouse.rollup import rollup
+
+    settings = _settings(args)
+    progress = (lambda line: print("\r\033[K" + line, end="", file=sys.stderr, flush=True)) \
+        if sys.stderr.isatty() else None
+    try:
+        with DataLock(settings.data_dir):
+            # Runs left in the spool first: compaction must not merge a day a pending run still belongs to.
+            ingest_pending(settings.data_dir, keep_spool=settings.get("storage", "keep_spool"))
+            report = rollup(settings.data_dir, settings, progress=progress)
+    except Busy as e:
+        _say(f"fleetscope rollup: {e}; nothing done")
+        return EXIT_BUSY
+    if progress:
+        print(file=sys.stderr)
+    for line in report.recovered:
+        _say(f"recovered: {line}")
+    print(f"rollup: {report.summary()}")
     return EXIT_OK
 
 
@@ -169,6 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("ingest", parents=[common], help="store runs left in the spool (after a crash)",
                        description="Store every run still in the spool. `collect` does this itself.")
     i.set_defaults(func=cmd_ingest)
+
+    u = sub.add_parser(
+        "rollup", parents=[common], help="roll raw samples up (hourly, daily), compact, apply retention",
+        description="Compact past days' files, write the hourly and daily rollups of every day with new "
+        "samples, and delete what is older than the [rollup] retention settings. `collect` runs it every "
+        "rollup.every_minutes. Idempotent; safe to interrupt and run again.")
+    u.set_defaults(func=cmd_rollup)
 
     r = sub.add_parser("report", parents=[common], help="render the static site from the warehouse",
                        description="Render the static HTML report from the warehouse.",

@@ -79,6 +79,12 @@ def write_table(con: duckdb.DuckDBPyConnection, data_dir: Path, table: str, run_
 
 
 def ingest_run(data_dir: Path, spool: Spool, run_id: str, report: IngestReport, keep_spool: bool = False) -> None:
+    if _already_stored(data_dir, run_id):
+        # Its runs row is written last, so every table has the run: a crash came after storing it (and
+        # compaction may since have merged its files, so writing it again would count it twice).
+        spool.done(run_id, keep=keep_spool)
+        report.warnings.append(f"run {run_id} was already stored; cleared it from the spool")
+        return
     run, unreadable = spool.read(run_id)
     tables: dict[str, list[dict]] = defaultdict(list)
     for path, error in unreadable:
@@ -115,12 +121,20 @@ def ingest_run(data_dir: Path, spool: Spool, run_id: str, report: IngestReport, 
     }]
     con = duckdb.connect()
     try:
-        for table, table_rows in tables.items():
-            report.rows[table] += write_table(con, data_dir, table, run_id, table_rows)
+        for table in sorted(tables, key=lambda t: t == "runs"):  # runs last: it marks the run stored
+            report.rows[table] += write_table(con, data_dir, table, run_id, tables[table])
     finally:
         con.close()
     spool.done(run_id, keep=keep_spool)
     report.runs.append(run_id)
+
+
+def _already_stored(data_dir: Path, run_id: str) -> bool:
+    con = connect(data_dir)
+    try:
+        return con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchone()[0] > 0
+    finally:
+        con.close()
 
 
 def _changed_hosts(data_dir: Path, run_id: str, rows: list[dict]) -> list[dict]:

@@ -58,6 +58,13 @@ def test_ingesting_the_same_run_again_adds_nothing(tmp_path):
     before = {t: count(tmp_path, f"SELECT count(*) FROM {t}") for t in tables}
     # A crash after the Parquet files were written but before the spool was cleared: the run comes back.
     shutil.copytree(saved, tmp_path / "spool" / run_id)
+    again = ingest_pending(tmp_path)
+    assert again.runs == [] and "already stored" in again.warnings[0]
+    assert not Spool(tmp_path).pending()
+    assert {t: count(tmp_path, f"SELECT count(*) FROM {t}") for t in tables} == before
+    # A crash before the runs row was written: the run is written again, over its own files.
+    next((tmp_path / "runs").glob(f"*/{run_id}.parquet")).unlink()
+    shutil.copytree(saved, tmp_path / "spool" / run_id)
     assert ingest_pending(tmp_path).runs == [run_id]
     assert {t: count(tmp_path, f"SELECT count(*) FROM {t}") for t in tables} == before
 

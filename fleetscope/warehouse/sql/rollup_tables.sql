@@ -72,8 +72,8 @@ CREATE TABLE host_hourly (
     host                VARCHAR,
     samples             BIGINT,
     seconds             DOUBLE,     -- covered seconds (capped per interval, as for GPUs)
-    cpu_busy_jiffies    BIGINT,     -- from the cumulative counters: total - idle - iowait
-    cpu_total_jiffies   BIGINT,     -- cpu % = 100 * busy / total
+    cpu_busy_jiffies    DOUBLE,     -- from the cumulative counters: total - idle - iowait
+    cpu_total_jiffies   DOUBLE,     -- cpu % = 100 * busy / total
     cpu_logical         INTEGER,
     load1_sum           DOUBLE,
     load1_max           DOUBLE,
@@ -81,10 +81,10 @@ CREATE TABLE host_hourly (
     mem_used_max_bytes  BIGINT,
     mem_total_bytes     BIGINT,
     swap_used_max_bytes BIGINT,
-    net_rx_bytes        BIGINT,     -- bytes moved in the bucket, from the cumulative counters
-    net_tx_bytes        BIGINT,
-    disk_read_bytes     BIGINT,
-    disk_write_bytes    BIGINT,
+    net_rx_bytes        DOUBLE,     -- bytes moved in the bucket, from the cumulative counters
+    net_tx_bytes        DOUBLE,
+    disk_read_bytes     DOUBLE,
+    disk_write_bytes    DOUBLE,
     fs_max_used_pct     DOUBLE,
     counter_resets      BIGINT      -- intervals dropped because a counter went down (reboot)
 );
@@ -94,8 +94,8 @@ CREATE TABLE host_daily (           -- the same columns, one row per host and UT
     host                VARCHAR,
     samples             BIGINT,
     seconds             DOUBLE,
-    cpu_busy_jiffies    BIGINT,
-    cpu_total_jiffies   BIGINT,
+    cpu_busy_jiffies    DOUBLE,
+    cpu_total_jiffies   DOUBLE,
     cpu_logical         INTEGER,
     load1_sum           DOUBLE,
     load1_max           DOUBLE,
@@ -103,10 +103,10 @@ CREATE TABLE host_daily (           -- the same columns, one row per host and UT
     mem_used_max_bytes  BIGINT,
     mem_total_bytes     BIGINT,
     swap_used_max_bytes BIGINT,
-    net_rx_bytes        BIGINT,
-    net_tx_bytes        BIGINT,
-    disk_read_bytes     BIGINT,
-    disk_write_bytes    BIGINT,
+    net_rx_bytes        DOUBLE,
+    net_tx_bytes        DOUBLE,
+    disk_read_bytes     DOUBLE,
+    disk_write_bytes    DOUBLE,
     fs_max_used_pct     DOUBLE,
     counter_resets      BIGINT
 );

@@ -1,0 +1,96 @@
+"""The warehouse's files: which day partitions exist, and swapping a day's files as a whole.
+
+A table is <data>/<table>/date=YYYY-MM-DD/*.parquet. Work on a day is prepared in a hidden folder beside it
+(`.new-date=D`) and swapped in with two renames; the views only read `date=*` folders, so a half-written
+folder is never read, and `recover()` finishes or undoes a swap that a crash interrupted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+
+NEW, OLD = ".new-", ".old-"
+
+
+def day_dirs(data_dir: Path, table: str) -> dict[dt.date, Path]:
+    root = Path(data_dir) / table
+    if not root.is_dir():
+        return {}
+    out = {}
+    for p in root.iterdir():
+        if p.is_dir() and p.name.startswith("date="):
+            try:
+                out[dt.date.fromisoformat(p.name[5:])] = p
+            except ValueError:
+                continue
+    return dict(sorted(out.items()))
+
+
+def day_dir(data_dir: Path, table: str, day: dt.date) -> Path:
+    return Path(data_dir) / table / f"date={day.isoformat()}"
+
+
+def parquet_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+
+
+def newest_mtime(folder: Path) -> float:
+    return max((f.stat().st_mtime for f in parquet_files(folder)), default=0.0)
+
+
+def staging_dir(final: Path) -> Path:
+    """An empty hidden folder to build the new content of `final` in."""
+    new = final.with_name(NEW + final.name)
+    shutil.rmtree(new, ignore_errors=True)
+    new.mkdir(parents=True)
+    return new
+
+
+def swap_in(final: Path) -> None:
+    """Replace `final` with its staging folder: readers see the old day or the new one, never a mix."""
+    new, old = final.with_name(NEW + final.name), final.with_name(OLD + final.name)
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.rename(final, old)
+    os.rename(new, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_day(folder: Path) -> None:
+    """Delete a day folder: renamed out of the views' sight first, so a crash leaves no half-deleted day."""
+    if not folder.exists():
+        return
+    old = folder.with_name(OLD + folder.name)
+    shutil.rmtree(old, ignore_errors=True)
+    os.rename(folder, old)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover(data_dir: Path) -> list[str]:
+    """Finish or undo swaps a crash interrupted; returns what was done, for the log."""
+    done = []
+    for table in Path(data_dir).iterdir() if Path(data_dir).is_dir() else []:
+        if not table.is_dir() or table.name.startswith("."):
+            continue
+        for p in table.iterdir():
+            if p.name.startswith(OLD):
+                final = p.with_name(p.name[len(OLD):])
+                new = p.with_name(NEW + final.name)
+                if final.exists():
+                    shutil.rmtree(p)  # the swap had finished
+                elif new.exists():
+                    os.rename(new, final)  # crashed between the two renames: finish it
+                    shutil.rmtree(p)
+                    done.append(f"finished swapping {final}")
+                    continue
+                else:
+                    shutil.rmtree(p)  # a deletion was under way: finish it
+                done.append(f"cleaned {p}")
+        for p in table.iterdir():
+            if p.name.startswith(NEW):
+                shutil.rmtree(p)  # never swapped in: the work is redone
+                done.append(f"dropped unfinished {p}")
+    return done

@@ -1,0 +1,236 @@
+"""Rollups, compaction and retention: what keeps a year of a large fleet small and fast.
+
+`rollup(data_dir, settings)` does, in this order, each step idempotent and safe to interrupt:
+
+1. recover: finish or undo a day swap a crash interrupted (partitions.recover).
+2. compact: a past day's per-run Parquet files become one file per table and day.
+3. roll up: for each day whose raw files are newer than its rollup, write gpu_hourly, host_hourly (from the
+   raw samples), gpu_daily, host_daily (from those hourly rows) and user_gpu_daily (from the raw samples and
+   GPU processes), one file per table and day. The SQL is in sql/*.sql.
+4. retention: delete raw days older than rollup.raw_days (only once rolled up), hourly days older than
+   rollup.hourly_days, daily days older than rollup.daily_days (0 keeps a tier forever).
+
+Every day is written in a hidden folder and swapped in (partitions.swap_in), so readers never see half a day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from ..files import write_json_atomic
+from . import partitions
+from .catalog import quote_literal, refresh_catalog_file, schemas, sql_file
+
+RAW_SAMPLES = ("host_samples", "gpu_samples", "gpu_processes", "host_processes")
+COMPACTED = RAW_SAMPLES + ("host_status", "runs", "hosts")
+HOURLY = ("gpu_hourly", "host_hourly")
+DAILY = ("gpu_daily", "host_daily", "user_gpu_daily")
+# Which raw tables each rollup is computed from: a day is rolled up again when one of them is newer.
+SOURCES = {"gpu": ("gpu_samples", "gpu_processes"), "host": ("host_samples",)}
+ROLLUP_FILE = "rollup.parquet"
+COMPACT_FILE = "compacted.parquet"
+STATE_FILE = ".rollup.json"
+
+
+@dataclass
+class RollupReport:
+    days_rolled: list[str] = field(default_factory=list)
+    compacted: dict[str, int] = field(default_factory=dict)  # table -> files merged away
+    deleted: dict[str, int] = field(default_factory=dict)  # table -> day folders deleted
+    recovered: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        parts = [f"{len(self.days_rolled)} day(s) rolled up"]
+        if self.compacted:
+            parts.append(f"{sum(self.compacted.values())} files compacted")
+        if self.deleted:
+            parts.append("deleted " + ", ".join(f"{n} day(s) of {t}" for t, n in sorted(self.deleted.items())))
+        return ", ".join(parts) + f" in {self.seconds:.1f} s"
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _select_typed(table: str) -> str:
+    return ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in schemas()[table])
+
+
+def _files_literal(files: list[Path]) -> str:
+    return "[" + ", ".join(quote_literal(str(f)) for f in files) + "]"
+
+
+def _source_view(con, name: str, table: str, files: list[Path]) -> None:
+    """A temp view over some Parquet files of a table, with its declared columns (typed empty if none)."""
+    if files:
+        src = f"read_parquet({_files_literal(files)}, union_by_name = true, hive_partitioning = false)"
+    else:
+        nulls = ", ".join(f'NULL AS "{c}"' for c, _ in schemas()[table])
+        src = f"(SELECT {nulls}) WHERE false"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {_select_typed(table)} FROM {src}")
+
+
+def _write_day(con, data_dir: Path, table: str, day: dt.date, query: str, file_name: str,
+               params: dict | None = None) -> int:
+    """Write the rows of `query` as <table>/date=day/<file_name>, swapping the day in as a whole."""
+    final = partitions.day_dir(data_dir, table, day)
+    stage = partitions.staging_dir(final)
+    dest = stage / file_name
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _out AS SELECT {_select_typed(table)} FROM ({query})", params or {})
+    rows = con.execute("SELECT count(*) FROM _out").fetchone()[0]
+    if rows:
+        con.execute(f"COPY _out TO {quote_literal(str(dest))} (FORMAT parquet, COMPRESSION zstd)")
+        partitions.swap_in(final)
+    else:
+        shutil.rmtree(stage, ignore_errors=True)
+        partitions.remove_day(final)
+    return rows
+
+
+# -- compaction ----------------------------------------------------------------------------------------
+
+def compact(con, data_dir: Path, today: dt.date, report: RollupReport) -> None:
+    """Merge each past day's files into one per table (today's keep arriving and stay per run)."""
+    for table in COMPACTED:
+        for day, folder in partitions.day_dirs(data_dir, table).items():
+            files = partitions.parquet_files(folder)
+            if day >= today or len(files) <= 1:
+                continue
+            _source_view(con, "_compact_src", table, files)
+            order = "ts" if any(c == "ts" for c, _ in schemas()[table]) else "started_at"
+            _write_day(con, data_dir, table, day, f"SELECT * FROM _compact_src ORDER BY {order}", COMPACT_FILE)
+            report.compacted[table] = report.compacted.get(table, 0) + len(files) - 1
+
+
+# -- rollups -------------------------------------------------------------------------------------------
+
+def days_due(data_dir: Path) -> list[dt.date]:
+    """Days whose raw samples are newer than their rollups (or that have no rollup yet)."""
+    due = set()
+    for kind, sources in SOURCES.items():
+        target = "gpu_hourly" if kind == "gpu" else "host_hourly"
+        for table in sources:
+            for day, folder in partitions.day_dirs(data_dir, table).items():
+                rolled = partitions.day_dir(data_dir, target, day) / ROLLUP_FILE
+                rolled_at = rolled.stat().st_mtime if rolled.exists() else -1.0
+                if partitions.newest_mtime(folder) >= rolled_at:
+                    due.add(day)
+    return sorted(due)
+
+
+def rollup_day(con, data_dir: Path, day: dt.date, params: dict) -> dict[str, int]:
+    """Write every rollup table for one UTC day; returns rows written per table."""
+    start = dt.datetime.combine(day, dt.time())
+    p = {**params, "day_start": start, "day_end": start + dt.timedelta(days=1)}
+    both = [day - dt.timedelta(days=1), day]  # the day before holds each first interval's predecessor
+
+    def files(table, days=both):
+        return [f for d in days for f in partitions.parquet_files(partitions.day_dir(data_dir, table, d))]
+
+    rows = {}
+    _source_view(con, "gpu_src", "gpu_samples", files("gpu_samples"))
+    _source_view(con, "proc_src", "gpu_processes", files("gpu_processes", [day]))
+    con.execute("CREATE OR REPLACE TEMP TABLE gpu_iv AS " + sql_file("gpu_intervals.sql"),
+                {k: p[k] for k in ("day_start", "day_end", "max_interval_s", "busy_pct", "held_bytes")})
+    rows["gpu_hourly"] = _write_day(con, data_dir, "gpu_hourly", day, sql_file("gpu_hourly.sql"), ROLLUP_FILE)
+    _source_view(con, "gpu_hourly_day", "gpu_hourly", files("gpu_hourly", [day]))
+    rows["gpu_daily"] = _write_day(con, data_dir, "gpu_daily", day, sql_file("gpu_daily.sql"), ROLLUP_FILE)
+    rows["user_gpu_daily"] = _write_day(con, data_dir, "user_gpu_daily", day, sql_file("user_gpu_daily.sql"),
+                                        ROLLUP_FILE, {k: p[k] for k in ("day_start", "day_end")})
+
+    _source_view(con, "host_src", "host_samples", files("host_samples"))
+    con.execute("CREATE OR REPLACE TEMP TABLE host_iv AS " + sql_file("host_intervals.sql"),
+                {k: p[k] for k in ("day_start", "day_end", "max_interval_s")})
+    rows["host_hourly"] = _write_day(con, data_dir, "host_hourly", day, sql_file("host_hourly.sql"), ROLLUP_FILE)
+    _source_view(con, "host_hourly_day", "host_hourly", files("host_hourly", [day]))
+    rows["host_daily"] = _write_day(con, data_dir, "host_daily", day, sql_file("host_daily.sql"), ROLLUP_FILE)
+    return rows
+
+
+def rollup_params(settings) -> dict:
+    return {
+        "max_interval_s": float(settings.get("rollup", "max_interval_s")),
+        "busy_pct": float(settings.get("report", "busy_threshold_pct")),
+        "held_bytes": int(settings.get("rollup", "held_mem_mib")) * 1024 * 1024,
+    }
+
+
+# -- retention -----------------------------------------------------------------------------------------
+
+def _rolled_up(data_dir: Path, day: dt.date) -> bool:
+    """True when every rollup of the day is at least as new as the raw samples it comes from."""
+    for kind, sources in SOURCES.items():
+        target = partitions.day_dir(data_dir, "gpu_hourly" if kind == "gpu" else "host_hourly", day) / ROLLUP_FILE
+        for table in sources:
+            newest = partitions.newest_mtime(partitions.day_dir(data_dir, table, day))
+            if newest and (not target.exists() or target.stat().st_mtime < newest):
+                return False
+    return True
+
+
+def apply_retention(data_dir: Path, settings, today: dt.date, report: RollupReport) -> None:
+    tiers = [
+        (RAW_SAMPLES + ("host_status",), int(settings.get("rollup", "raw_days"))),
+        (HOURLY, int(settings.get("rollup", "hourly_days"))),
+        (DAILY, int(settings.get("rollup", "daily_days"))),
+    ]
+    for tables, days in tiers:
+        if days <= 0:
+            continue
+        cutoff = today - dt.timedelta(days=days)
+        for table in tables:
+            for day, folder in partitions.day_dirs(data_dir, table).items():
+                if day >= cutoff:
+                    break
+                if table in RAW_SAMPLES and not _rolled_up(data_dir, day):
+                    continue  # never drop raw data that is not in the rollups yet
+                partitions.remove_day(folder)
+                report.deleted[table] = report.deleted.get(table, 0) + 1
+
+
+# -- the whole pass ------------------------------------------------------------------------------------
+
+def rollup(data_dir: Path, settings, now: dt.datetime | None = None, progress=None) -> RollupReport:
+    """Recover, compact, roll up what is due, apply retention, refresh the catalog file. Idempotent."""
+    data_dir = Path(data_dir)
+    started = time.monotonic()
+    now = now or _utcnow()
+    today = now.date()
+    report = RollupReport()
+    report.recovered = partitions.recover(data_dir)
+    con = duckdb.connect()
+    try:
+        compact(con, data_dir, today, report)
+        params = rollup_params(settings)
+        due = days_due(data_dir)
+        for i, day in enumerate(due, 1):
+            if progress:
+                progress(f"rollup: {day} ({i}/{len(due)})")
+            rollup_day(con, data_dir, day, params)
+            report.days_rolled.append(day.isoformat())
+    finally:
+        con.close()
+    apply_retention(data_dir, settings, today, report)
+    refresh_catalog_file(data_dir)
+    report.seconds = time.monotonic() - started
+    write_json_atomic(data_dir / STATE_FILE, {"last_rollup": now.isoformat(sep=" "), "days": report.days_rolled})
+    return report
+
+
+def rollup_due(data_dir: Path, settings, now: dt.datetime | None = None) -> bool:
+    """True when `every_minutes` have passed since the last rollup (or there was none)."""
+    now = now or _utcnow()
+    try:
+        state = json.loads((Path(data_dir) / STATE_FILE).read_text(encoding="utf-8"))
+        last = dt.datetime.fromisoformat(state["last_rollup"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return True
+    return now - last >= dt.timedelta(minutes=int(settings.get("rollup", "every_minutes")))

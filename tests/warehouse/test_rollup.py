@@ -1,0 +1,247 @@
+"""Rollups, compaction and retention on a real warehouse: exact sums, counter resets and gaps, the
+active / idle-held / free split, per-user shares, idempotence and crash safety."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+
+import duckdb
+import pytest
+
+from fleetscope.settings import load
+from fleetscope.warehouse import connect, host_rows, ingest_pending, partitions
+from fleetscope.warehouse.catalog import sql_file
+from fleetscope.warehouse.ingest import write_table
+from fleetscope.warehouse.rollup import RollupReport, apply_retention, rollup, rollup_due, rollup_params
+from tests import docfactory as f
+
+GIB = 1024**3
+DAY1 = datetime(2026, 11, 20)
+STEP = 600  # seconds between samples, equal to rollup.max_interval_s
+POWER = {0: 400.0, 1: 90.0}
+OUTAGE = (DAY1 + timedelta(hours=30), DAY1 + timedelta(hours=31))  # gpu01 down on day 2, 06:00-07:00
+REBOOT = DAY1 + timedelta(hours=40)  # day 2, 16:00: counters restart
+RELOAD = DAY1 + timedelta(hours=12)  # day 1, 12:00: the GPU driver reloads, energy restarts
+
+
+@pytest.fixture
+def settings(tmp_path):
+    cfg = tmp_path / "fleetscope.toml"
+    cfg.write_text("[rollup]\nmax_interval_s = 600\nheld_mem_mib = 1024\n[report]\nbusy_threshold_pct = 5.0\n")
+    return load(cfg)
+
+
+def fleet_docs():
+    """gpu01 over two days every 10 min: GPU 0 shared by alice (3 GiB) and bob (1 GiB), busy during the
+    day hours and idle-held at night; GPU 1 free. An outage, a reboot and a driver reload on the way."""
+    energy = {0: 5 * 10**9, 1: 10**9}
+    boot = f.BOOT
+    for k in range(2 * 86400 // STEP):
+        t = DAY1 + timedelta(seconds=k * STEP)
+        if t == RELOAD:
+            energy = {0: 0, 1: 0}
+        for i in energy:
+            energy[i] += int(POWER[i] * STEP * 1000)  # the GPUs draw power through the outage too
+        if OUTAGE[0] <= t < OUTAGE[1]:
+            continue
+        busy = 8 <= t.hour < 20
+        procs = [f.gpu_process(100, "alice", gpu_mem_bytes=3 * GIB), f.gpu_process(200, "bob", gpu_mem_bytes=GIB)]
+        doc = f.document("gpu01", t, cpu_busy=0.5, gpus=[
+            f.gpu(0, util=90 if busy else 0, mem_used_bytes=4 * GIB, power_w=POWER[0], energy_mj=energy[0],
+                  temperature_c=70 if busy else 35, processes=procs),
+            f.gpu(1, util=0, mem_used_bytes=0, power_w=POWER[1], energy_mj=energy[1]),
+        ])
+        if t >= REBOOT:
+            boot = REBOOT - timedelta(minutes=3)
+            doc["host"]["boot_time"] = f.iso_z(boot)
+            doc["cpu"]["jiffies"] = {k: v // 1000 for k, v in f.jiffies(t, 16, 0.5).items()}
+        yield t, doc
+
+
+def store(data_dir, docs):
+    """Write the documents' rows through the warehouse's own writer, one file per table and day."""
+    by_day = defaultdict(lambda: defaultdict(list))
+    for t, doc in docs:
+        for table, rows in host_rows(f.ok("gpu01", t, doc), f"r{t:%Y%m%d%H%M}").items():
+            by_day[t.date()][table].extend(rows)
+    con = duckdb.connect()
+    for day, tables in by_day.items():
+        for table, rows in tables.items():
+            write_table(con, data_dir, table, f"gen-{day}", rows)
+    con.close()
+
+
+@pytest.fixture
+def warehouse(tmp_path, settings):
+    data = tmp_path / "data"
+    store(data, fleet_docs())
+    report = rollup(data, settings, now=DAY1 + timedelta(days=2, hours=1))
+    assert report.days_rolled == ["2026-11-20", "2026-11-21"]
+    return data
+
+
+def q(data, sql, params=None):
+    con = connect(data)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def test_seconds_are_counted_once_gaps_capped_and_split_three_ways(warehouse):
+    rows = q(warehouse, "SELECT ts::DATE, gpu_index, samples, seconds, active_s + idle_held_s + free_s "
+                        "FROM gpu_daily ORDER BY 1, 2")
+    day1, day2 = 144, 144 - 6  # samples; day 2 lost six to the outage
+    # Each sample stands for the 600 s before it; the first ever stands for nothing; the hour-long gap
+    # counts as one 600 s interval, not 4200 s.
+    expected_seconds = {date(2026, 11, 20): (day1 - 1) * STEP, date(2026, 11, 21): day2 * STEP}
+    for day, _gpu, samples, seconds, split in rows:
+        assert samples == (day1 if day.day == 20 else day2)
+        assert seconds == expected_seconds[day] == pytest.approx(split)
+
+
+def test_active_idle_held_and_free(warehouse):
+    rows = dict(((r[0].day, r[1]), r[2:]) for r in q(
+        warehouse, "SELECT ts, gpu_index, active_s, idle_held_s, free_s FROM gpu_daily"))
+    # GPU 0 is busy 08:00-20:00: the samples at 08:10 .. 20:00 are active (72 of them on day 1).
+    assert rows[(20, 0)][0] == 72 * STEP
+    assert rows[(20, 0)][1] == (143 - 72) * STEP and rows[(20, 0)][2] == 0
+    assert rows[(20, 1)] == (0, 0, 143 * STEP)  # GPU 1: no process, no memory: free
+
+
+def test_daily_equals_the_same_figures_computed_from_raw_samples(warehouse, settings):
+    """The daily rows are sums of hourly rows; recompute them straight from the raw samples."""
+    con = connect(warehouse)
+    con.execute("CREATE TEMP VIEW gpu_src AS SELECT * FROM gpu_samples")
+    params = rollup_params(settings)
+    columns = ("samples", "seconds", "active_s", "idle_held_s", "free_s", "util_s", "util_sum", "util_sumsq",
+               "util_min", "util_max", "mem_used_byte_s", "temp_sum", "temp_max", "energy_j", "energy_s",
+               "energy_resets")
+    for day in (date(2026, 11, 20), date(2026, 11, 21)):
+        start = datetime.combine(day, datetime.min.time())
+        con.execute("CREATE OR REPLACE TEMP TABLE iv AS " + sql_file("gpu_intervals.sql"),
+                    {"day_start": start, "day_end": start + timedelta(days=1), **params})
+        raw = con.execute(
+            "SELECT gpu_index, count(*), sum(seconds), "
+            "sum(seconds) FILTER (WHERE state = 'active'), sum(seconds) FILTER (WHERE state = 'idle_held'), "
+            "sum(seconds) FILTER (WHERE state = 'free'), sum(util * seconds), sum(util), sum(util * util), "
+            "min(util), max(util), sum(mem_used_bytes * seconds), sum(temperature_c), max(temperature_c), "
+            "sum(energy_j), sum(energy_s), sum(energy_reset) FROM iv GROUP BY 1 ORDER BY 1").fetchall()
+        daily = con.execute(f"SELECT gpu_index, {', '.join(columns)} FROM gpu_daily WHERE ts = ? ORDER BY 1",
+                            [start]).fetchall()
+        assert len(raw) == len(daily) == 2
+        for r, d in zip(raw, daily):
+            assert [x or 0 for x in d] == pytest.approx([x or 0 for x in r], rel=1e-12)
+    con.close()
+
+
+def test_energy_is_exact_and_resets_and_gaps_do_not_inflate_it(warehouse):
+    rows = {(r[0].day, r[1]): r[2:] for r in q(
+        warehouse, "SELECT ts, gpu_index, energy_j, energy_s, energy_resets FROM gpu_daily")}
+    # Day 1: 143 intervals, one lost to the driver reload. Day 2: the gap interval is scaled to 600 s.
+    for gpu, watts in POWER.items():
+        assert rows[(20, gpu)] == pytest.approx((watts * 142 * STEP, 142 * STEP, 1))
+        assert rows[(21, gpu)] == pytest.approx((watts * 138 * STEP, 138 * STEP, 0))
+    hourly = q(warehouse, "SELECT min(energy_j), max(energy_j / nullif(energy_s, 0)) FROM gpu_hourly")
+    assert hourly[0][0] >= 0 and hourly[0][1] == pytest.approx(POWER[0])
+
+
+def test_host_counters_survive_a_reboot_and_a_gap(warehouse):
+    rows = q(warehouse, "SELECT ts, cpu_busy_jiffies, cpu_total_jiffies, counter_resets, seconds FROM host_hourly "
+                        "ORDER BY ts")
+    assert all(busy >= 0 and total >= 0 for _, busy, total, _, _ in rows)
+    assert sum(r[3] for r in rows) == 1  # the reboot
+    for ts, busy, total, _, _ in rows:
+        if total:
+            assert busy / total == pytest.approx(0.5, abs=1e-3), ts
+    # The hour after the outage: its first interval spans 4200 s but counts 600, jiffies scaled to match.
+    gap_hour = next(r for r in rows if r[0] == OUTAGE[1])
+    assert gap_hour[4] == 3600 and gap_hour[2] == pytest.approx(16 * 100 * 3600, rel=1e-3)
+
+
+def test_users_share_a_gpu_by_the_memory_they_hold(warehouse):
+    rows = {(r[0], r[1]): r[2:] for r in q(
+        warehouse, "SELECT \"user\", ts::DATE::VARCHAR, gpu_index, active_s, idle_held_s, gpu_mem_max_bytes, energy_j "
+                   "FROM user_gpu_daily WHERE gpu_index = 0")}
+    alice, bob = rows[("alice", "2026-11-20")], rows[("bob", "2026-11-20")]
+    assert alice[1] == pytest.approx(0.75 * 72 * STEP) and bob[1] == pytest.approx(0.25 * 72 * STEP)
+    assert alice[2] == pytest.approx(0.75 * 71 * STEP) and bob[2] == pytest.approx(0.25 * 71 * STEP)
+    assert (alice[3], bob[3]) == (3 * GIB, GIB)
+    assert alice[4] + bob[4] == pytest.approx(POWER[0] * 142 * STEP)
+
+
+def test_rolling_up_again_changes_nothing(warehouse, settings):
+    before = {t: q(warehouse, f"SELECT * FROM {t} ORDER BY ALL") for t in
+              ("gpu_hourly", "gpu_daily", "host_hourly", "host_daily", "user_gpu_daily")}
+    report = rollup(warehouse, settings, now=DAY1 + timedelta(days=2, hours=2))
+    assert report.days_rolled == []
+    after = {t: q(warehouse, f"SELECT * FROM {t} ORDER BY ALL") for t in before}
+    assert after == before
+
+
+def test_a_past_day_is_compacted_and_today_is_left_alone(tmp_path, settings):
+    data = tmp_path / "data"
+    for minutes in (0, 10, 20, 60 * 24, 60 * 24 + 10):
+        at = DAY1 + timedelta(minutes=minutes)
+        f.spool_run(data, at, [f.ok("gpu01", at, f.document("gpu01", at, gpus=[f.gpu(0, util=50)])),
+                               f.unreachable("lost01", at)])
+        ingest_pending(data)
+    counts = {t: q(data, f"SELECT count(*) FROM {t}") for t in ("host_status", "gpu_samples", "runs")}
+    report = rollup(data, settings, now=DAY1 + timedelta(days=1, hours=1))
+    assert report.compacted["gpu_samples"] == 2
+    assert [len(partitions.parquet_files(p)) for p in partitions.day_dirs(data, "gpu_samples").values()] == [1, 2]
+    assert {t: q(data, f"SELECT count(*) FROM {t}") for t in counts} == counts
+
+
+def test_retention_drops_old_tiers_but_never_raw_days_not_rolled_up(warehouse, settings):
+    later = DAY1 + timedelta(days=40)
+    # A late sample lands in day 1 after its rollup: that day must not be deleted before it is rolled up.
+    late = partitions.day_dir(warehouse, "gpu_samples", date(2026, 11, 20)) / "late.parquet"
+    os.link(next(late.parent.glob("*.parquet")), late)
+    os.utime(late)
+    report = RollupReport()
+    apply_retention(warehouse, settings, later.date(), report)
+    assert sorted(partitions.day_dirs(warehouse, "gpu_samples")) == [date(2026, 11, 20)]
+    assert report.deleted["host_samples"] == 1 and report.deleted["gpu_samples"] == 1  # day 2 only
+    assert "gpu_hourly" not in report.deleted and len(partitions.day_dirs(warehouse, "gpu_hourly")) == 2
+    late.unlink()
+    report = rollup(warehouse, settings, now=later)
+    assert not partitions.day_dirs(warehouse, "gpu_samples")
+    assert q(warehouse, "SELECT count(*) FROM gpu_daily") == [(4,)]
+    # The daily tier outlives the hourly one.
+    rollup(warehouse, settings, now=DAY1 + timedelta(days=400))
+    assert q(warehouse, "SELECT count(*) FROM gpu_hourly") == [(0,)]
+    assert q(warehouse, "SELECT count(*) FROM gpu_daily") == [(4,)]
+
+
+def test_a_crash_in_the_middle_of_a_swap_leaves_the_warehouse_readable(warehouse, settings, monkeypatch):
+    expected = q(warehouse, "SELECT * FROM gpu_daily ORDER BY ALL")
+    day = partitions.day_dir(warehouse, "gpu_daily", date(2026, 11, 21))
+    os.utime(next(partitions.day_dir(warehouse, "gpu_samples", date(2026, 11, 21)).glob("*.parquet")))
+    real_rename, calls = os.rename, []
+
+    def crash_on_second_rename(src, dst):
+        calls.append(src)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed")
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(partitions.os, "rename", crash_on_second_rename)
+    with pytest.raises(KeyboardInterrupt):
+        rollup(warehouse, settings, now=DAY1 + timedelta(days=2, hours=3))
+    monkeypatch.setattr(partitions.os, "rename", real_rename)
+    # The day's swap was cut between its two renames: that day is hidden for now, never half-read...
+    assert q(warehouse, "SELECT DISTINCT ts::DATE FROM gpu_hourly") == [(date(2026, 11, 20),)]
+    # ...and the next rollup finishes the swap and redoes the work.
+    report = rollup(warehouse, settings, now=DAY1 + timedelta(days=2, hours=3))
+    assert report.recovered and day.exists()
+    assert q(warehouse, "SELECT * FROM gpu_daily ORDER BY ALL") == expected
+
+
+def test_rollup_is_due_every_so_many_minutes(tmp_path, settings):
+    assert rollup_due(tmp_path, settings)
+    rollup(tmp_path, settings, now=DAY1)
+    assert not rollup_due(tmp_path, settings, now=DAY1 + timedelta(minutes=59))
+    assert rollup_due(tmp_path, settings, now=DAY1 + timedelta(minutes=60))
