@@ -86,3 +86,13 @@ def test_a_second_collect_while_one_runs_exits_75_and_does_nothing(run_fleetscop
         proc = run_fleetscope("collect", "--data", str(tmp_path / "data"), "--inventory", str(inventory))
     assert proc.returncode == 75, proc.stderr
     assert not (tmp_path / "data" / "spool").exists()
+
+
+def test_rollup_command_rolls_up_and_says_what_it_did(run_fleetscope, warehouse):
+    proc = run_fleetscope("rollup", "--data", str(warehouse))
+    assert proc.returncode == 0, proc.stderr
+    assert "rollup: 1 day(s) rolled up" in proc.stdout
+    rows = sql_json(run_fleetscope, warehouse, "SELECT host, samples FROM gpu_hourly")
+    assert rows == [{"host": "gpu01", "samples": 1}]
+    again = run_fleetscope("rollup", "--data", str(warehouse))
+    assert "rollup: 0 day(s) rolled up" in again.stdout

@@ -59,6 +59,14 @@ def test_collect_exits_1_and_names_the_bad_hosts(fleet_run):
         assert re.search(r"^\s+dead: unreachable: .+", proc.stdout, re.M), proc.stdout
         assert re.search(r"^\s+broken: failed: .+", proc.stdout, re.M), proc.stdout
         assert f"report: {site / 'index.html'}" in proc.stdout
+    # The first run rolls up (never done before); the second, minutes later, is not due.
+    assert "rollup: 1 day(s) rolled up" in procs[0].stdout and "rollup:" not in procs[1].stdout
+
+
+def test_the_first_run_was_rolled_up(fleet_run, run_fleetscope):
+    data, *_ = fleet_run
+    rows = sql_json(run_fleetscope, data, "SELECT host, sum(samples) AS n FROM host_hourly GROUP BY host ORDER BY host")
+    assert [(r["host"], r["n"]) for r in rows] == [(h, 1) for h in HEALTHY]
 
 
 def test_every_host_has_its_status_each_run(fleet_run, run_fleetscope):
