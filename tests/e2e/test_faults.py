@@ -1,0 +1,112 @@
+"""The fault matrix: one collect run over healthy hosts and every kind of broken host, all real (sshd on
+loopback, a tarpit server, wrapped interpreters). The run ends in bounded time, the healthy hosts are
+stored, and each broken host gets the right status and a readable reason."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests import faults, sshd
+from tests.conftest import PROJECT, bare_python, fleetscope_bin, sql_json
+
+pytestmark = pytest.mark.slow
+
+HOST_TIMEOUT, CONNECT_TIMEOUT = 5, 3
+EXPECTED = {
+    "node1": "ok", "node2": "ok", "node3": "ok",
+    "dead": "unreachable", "tarpit": "unreachable", "wrongkey": "unreachable",
+    "hang": "timeout",
+    "nopython": "failed", "oldpython": "failed", "truncated": "failed", "garbage": "failed",
+    "diskserror": "ok", "clockahead": "ok",
+}
+
+
+@pytest.fixture(scope="module")
+def fault_run(sshd_fleet, tmp_path_factory):
+    root = tmp_path_factory.mktemp("faults")
+    tarpit = faults.SilentServer("127.0.0.8")
+    wrong_key = root / "wrong_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong_key)], check=True)
+    node2, node3 = sshd_fleet.hosts[1], sshd_fleet.hosts[2]
+    known = f"-o UserKnownHostsFile={sshd_fleet.known_hosts}"
+
+    def line(name, address, port, python=bare_python(), key=sshd_fleet.key):
+        return (f"{name} ansible_host={address} ansible_port={port} ansible_user={sshd_fleet.user} "
+                f"ansible_ssh_private_key_file={key} ansible_python_interpreter={python} "
+                f"ansible_ssh_common_args='{known}'")
+
+    broken = [
+        line("dead", "127.0.0.9", sshd.free_port("127.0.0.9")),
+        line("tarpit", tarpit.address, tarpit.port),
+        line("wrongkey", node2.address, node2.port, key=wrong_key),
+        line("nopython", node3.address, node3.port, python="/nonexistent/python3"),
+    ]
+    for name, fault in [("hang", "hang"), ("diskserror", "disks_error"), ("clockahead", "clock_ahead"),
+                        ("oldpython", "old_python"), ("truncated", "truncated"), ("garbage", "garbage")]:
+        broken.append(line(name, node3.address, node3.port, python=faults.interpreter(root, fault, bare_python())))
+    inventory = root / "inventory.ini"
+    inventory.write_text(sshd_fleet.inventory(bare_python(), extra=broken))
+    config = root / "fleetscope.toml"
+    config.write_text(f"[collect]\nhost_timeout_s = {HOST_TIMEOUT}\nconnect_timeout_s = {CONNECT_TIMEOUT}\n")
+    env = dict(os.environ, ANSIBLE_SSH_CONTROL_PATH_DIR=str(root / "cp"))
+    started = time.monotonic()
+    proc = subprocess.run(
+        [*fleetscope_bin(), "collect", "--config", str(config), "--data", str(root / "data"),
+         "--out", str(root / "site"), "--inventory", str(inventory), "--no-progress"],
+        capture_output=True, text=True, timeout=300, env=env, cwd=PROJECT)
+    elapsed = time.monotonic() - started
+    tarpit.close()
+    return root, proc, elapsed
+
+
+def test_the_run_ends_in_bounded_time_with_exit_1(fault_run):
+    _, proc, elapsed = fault_run
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    # The hung host is stopped at its timeout; the tarpit at the connect timeout; nothing waits longer.
+    assert elapsed < HOST_TIMEOUT + CONNECT_TIMEOUT + 30, elapsed
+
+
+def test_every_host_gets_the_right_status(fault_run, run_fleetscope):
+    root, proc, _ = fault_run
+    rows = sql_json(run_fleetscope, root / "data", "SELECT host, status, message, errors FROM host_status")
+    assert {r["host"]: r["status"] for r in rows} == EXPECTED, proc.stdout
+    messages = {r["host"]: r["message"] or "" for r in rows}
+    assert "Permission denied" in messages["wrongkey"]
+    assert "timed out" in messages["hang"]
+    # Ansible's own module code refuses an old Python before ours runs, and says so plainly.
+    assert "minimum of Python version 3.8" in messages["oldpython"] and "3.6.9" in messages["oldpython"]
+    assert "/nonexistent/python3" in messages["nopython"]
+    for host in ("dead", "tarpit", "truncated", "garbage"):
+        assert messages[host], f"{host} has no reason"
+    errors = {r["host"]: r["errors"] for r in rows}
+    assert errors["diskserror"] == 1 and "disks" in messages["diskserror"]
+
+
+def test_healthy_and_partly_broken_hosts_are_stored(fault_run, run_fleetscope):
+    root, *_ = fault_run
+    rows = sql_json(run_fleetscope, root / "data",
+                    "SELECT host, fs_total_bytes, mem_total_bytes, clock_skew_s FROM host_samples ORDER BY host")
+    got = {r["host"]: r for r in rows}
+    assert sorted(got) == ["clockahead", "diskserror", "node1", "node2", "node3"]
+    assert got["diskserror"]["fs_total_bytes"] is None and got["diskserror"]["mem_total_bytes"] > 0
+    assert got["node1"]["fs_total_bytes"] > 0
+    assert abs(got["clockahead"]["clock_skew_s"] - 3 * 3600) < 120
+    assert abs(got["node1"]["clock_skew_s"]) < 120
+
+
+def test_the_hung_collector_is_not_left_running(fault_run):
+    root, *_ = fault_run
+    pid = int((root / "hang" / "pid").read_text())
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] if Path(f"/proc/{pid}").exists() else ""
+        if state == "Z":
+            break
+        time.sleep(0.2)
+    alive = Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] != "Z"
+    assert not alive, f"collector pid {pid} still running on the host"

@@ -1,0 +1,95 @@
+"""Broken hosts for the fault tests, made of real parts.
+
+Each fault is a python3 "interpreter" for `ansible_python_interpreter=`: a shell script that starts the
+host's real python3 with a sitecustomize.py that breaks one thing the way a real host breaks (a stalled
+filesystem, an unreadable /proc file, a clock hours off, an old Python), or that mangles the module's
+output. Plus servers that accept a TCP connection and never answer. Nothing in fleetscope is patched.
+"""
+
+from __future__ import annotations
+
+import socket
+import textwrap
+import threading
+from pathlib import Path
+
+SITE = {
+    # statvfs() on a stalled network filesystem never returns: the collector must be stopped by its timeout.
+    "hang": """
+        import os, time
+        open(os.path.join(os.path.dirname(__file__), "pid"), "w").write(str(os.getpid()))
+        def statvfs(path):
+            time.sleep(3600)
+        os.statvfs = statvfs
+    """,
+    # /proc/self/mounts unreadable: the disks subsystem fails, the rest of the document stays.
+    "disks_error": """
+        import builtins
+        _open = builtins.open
+        def guarded(file, *args, **kwargs):
+            if str(file) == "/proc/self/mounts":
+                raise PermissionError(13, "Permission denied", str(file))
+            return _open(file, *args, **kwargs)
+        builtins.open = guarded
+    """,
+    # The host's clock runs three hours ahead.
+    "clock_ahead": """
+        import time
+        _time = time.time
+        time.time = lambda: _time() + 3 * 3600
+    """,
+    # A python3 that reports itself as 3.6.
+    "old_python": """
+        import sys
+        sys.version_info = (3, 6, 9, "final", 0)
+        sys.version = "3.6.9 (default) [GCC 8.4.0]"
+    """,
+}
+
+OUTPUT = {
+    # The module's output cut half-way (a dropped connection, a full disk on the host).
+    "truncated": '"$PY" "$@" | head -c 300',
+    # Something that is not JSON at all (a login banner or a broken wrapper on the host).
+    "garbage": 'cat > /dev/null; echo "Welcome to gpu42! Last login: never"; echo "{{{ not json"',
+}
+
+
+def interpreter(root: Path, fault: str, python: str) -> Path:
+    """A python3 wrapper for `fault` under root/fault/; returns its path."""
+    folder = Path(root) / fault
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "python3"
+    if fault in SITE:
+        (folder / "sitecustomize.py").write_text(textwrap.dedent(SITE[fault]))
+        body = f'PYTHONPATH="{folder}" exec "$PY" "$@"'
+    else:
+        body = OUTPUT[fault]
+    script.write_text(f'#!/bin/sh\nPY="{python}"\n{body}\n')
+    script.chmod(0o755)
+    return script
+
+
+class SilentServer:
+    """Accepts TCP connections on address:port and never sends a byte (a hung sshd, a tarpit)."""
+
+    def __init__(self, address: str):
+        self.sock = socket.socket()
+        self.sock.bind((address, 0))
+        self.sock.listen(16)
+        self.address, self.port = address, self.sock.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
