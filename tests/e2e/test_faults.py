@@ -35,7 +35,8 @@ def fault_run(sshd_fleet, tmp_path_factory):
     node2, node3 = sshd_fleet.hosts[1], sshd_fleet.hosts[2]
     known = f"-o UserKnownHostsFile={sshd_fleet.known_hosts}"
 
-    def line(name, address, port, python=bare_python(), key=sshd_fleet.key):
+    def line(name, address, port, python=None, key=sshd_fleet.key):
+        python = python or bare_python()
         return (f"{name} ansible_host={address} ansible_port={port} ansible_user={sshd_fleet.user} "
                 f"ansible_ssh_private_key_file={key} ansible_python_interpreter={python} "
                 f"ansible_ssh_common_args='{known}'")
