@@ -250,6 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except OSError as e:  # a data folder that is full, read-only or not a folder: say which, no traceback
+        where = f" ({e.filename})" if e.filename else ""
+        _say(f"fleetscope {args.command}: cannot write or read the data: {e.strerror or e}{where}; "
+             f"nothing half-written is kept, and the spool keeps what was collected")
+        return EXIT_STORAGE
 
 
 if __name__ == "__main__":

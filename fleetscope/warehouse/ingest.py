@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 
 from ..spool import Spool
+from . import partitions
 from .catalog import connect, quote_literal, refresh_catalog_file, schemas
 from .rows import DocumentError, host_rows
 
@@ -154,6 +155,7 @@ def _changed_hosts(data_dir: Path, run_id: str, rows: list[dict]) -> list[dict]:
 def ingest_pending(data_dir: Path, keep_spool: bool = False) -> IngestReport:
     """Ingest every spooled run, oldest first, then refresh the catalog file's views."""
     data_dir = Path(data_dir)
+    partitions.sweep_temp(data_dir)  # leftovers of a killed run (we hold the lock: nobody else writes)
     spool = Spool(data_dir)
     report = IngestReport()
     for run_id in spool.pending():

@@ -94,3 +94,23 @@ def recover(data_dir: Path) -> list[str]:
                 shutil.rmtree(p)  # never swapped in: the work is redone
                 done.append(f"dropped unfinished {p}")
     return done
+
+
+def sweep_temp(data_dir: Path) -> int:
+    """Delete temp files a killed process left (atomic writes that never reached their rename).
+
+    Only call it holding the data lock: then no live writer owns any of them. Returns how many went.
+    """
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        return 0
+    patterns = ("*/date=*/.rows.*.jsonl", "*/date=*/.*.parquet.tmp", "spool/*/.*.tmp", ".*.tmp")
+    gone = 0
+    for pattern in patterns:
+        for f in data_dir.glob(pattern):
+            try:
+                f.unlink()
+                gone += 1
+            except FileNotFoundError:
+                pass
+    return gone

@@ -1,0 +1,128 @@
+"""The controller under abuse: overlapping runs, kill -9 at random moments, an unwritable data folder."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from fleetscope.lock import Busy, DataLock
+from fleetscope.spool import Spool
+from fleetscope.warehouse import connect
+from tests.conftest import PROJECT, fleetscope_bin
+
+pytestmark = pytest.mark.slow
+
+
+def local_inventory(path: Path, hosts: int = 3, python: str | None = None) -> Path:
+    """Hosts on this machine over Ansible's local connection: the controller is what is under test here."""
+    interp = python or "{{ ansible_playbook_python }}"
+    path.write_text("[local]\n" + "".join(
+        f'local{i} ansible_connection=local ansible_python_interpreter="{interp}"\n' for i in range(hosts)))
+    return path
+
+
+def start(*args, data: Path, **kw) -> subprocess.Popen:
+    return subprocess.Popen([*fleetscope_bin(), *args, "--data", str(data)], cwd=PROJECT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def holds_lock(data: Path) -> bool:
+    try:
+        with DataLock(data):
+            return False
+    except Busy:
+        return True
+
+
+def wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+def test_a_second_run_exits_75_at_once_and_the_first_finishes(tmp_path):
+    data = tmp_path / "data"
+    slow = local_inventory(tmp_path / "inv.ini", hosts=2)
+    first = start("collect", "--inventory", str(slow), "--no-report", data=data)
+    wait_for(lambda: holds_lock(data))
+    t = time.monotonic()
+    second = subprocess.run([*fleetscope_bin(), "collect", "--inventory", str(slow), "--data", str(data)],
+                            cwd=PROJECT, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 75 and "another fleetscope run" in second.stderr
+    assert time.monotonic() - t < 10
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, out + err
+    con = connect(data)
+    assert con.execute("SELECT count(*) FROM runs").fetchone() == (1,)
+    con.close()
+
+
+def test_kill_9_at_random_moments_never_corrupts_or_loses_spooled_data(tmp_path):
+    data = tmp_path / "data"
+    inventory = local_inventory(tmp_path / "inv.ini", hosts=3)
+    rng = random.Random(20261126)
+    spooled: set[str] = set()
+    kills = 0
+    for i in range(20):
+        command = ["rollup"] if i % 5 == 4 else ["collect", "--inventory", str(inventory)]
+        proc = start(*command, data=data, start_new_session=True)
+        time.sleep(rng.uniform(0.05, 4.0))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait(60)
+        # What the killed run had spooled, host results included, must reach the warehouse later.
+        spool = Spool(data)
+        for run_id in spool.pending():
+            if any(p.name != "run.json" for p in spool.run_dir(run_id).glob("*.json")):
+                spooled.add(run_id)
+        assert_consistent(data)
+    assert kills >= 15, "the kill moments should mostly land inside a run"
+    final = subprocess.run([*fleetscope_bin(), "collect", "--inventory", str(inventory), "--data", str(data)],
+                           cwd=PROJECT, capture_output=True, text=True, timeout=300)
+    assert final.returncode == 0, final.stdout + final.stderr
+    assert not Spool(data).pending()
+    con = connect(data)
+    stored = {r[0] for r in con.execute("SELECT run_id FROM runs").fetchall()}
+    con.close()
+    assert spooled <= stored, f"spooled but never stored: {spooled - stored}"
+    assert_consistent(data)
+    assert not list(data.glob("*/date=*/.*")), "temp files left behind"
+
+
+def assert_consistent(data: Path) -> None:
+    """The warehouse opens, every view reads, and no (run, host) is stored twice."""
+    if not data.exists():
+        return
+    con = connect(data)
+    try:
+        for table in ("runs", "host_status", "host_samples", "hosts", "gpu_hourly", "host_hourly"):
+            con.execute(f"SELECT count(*) FROM {table}").fetchone()
+        dup = con.execute("SELECT run_id, host, count(*) FROM host_status GROUP BY ALL HAVING count(*) > 1").fetchall()
+        assert not dup, dup
+        dup = con.execute("SELECT run_id, host, count(*) FROM host_samples GROUP BY ALL HAVING count(*) > 1").fetchall()
+        assert not dup, dup
+        dup = con.execute("SELECT run_id, count(*) FROM runs GROUP BY ALL HAVING count(*) > 1").fetchall()
+        assert not dup, dup
+    finally:
+        con.close()
+
+
+def test_an_unwritable_data_folder_is_a_clear_error(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "spool").write_text("not a folder")  # the spool cannot be created: like a read-only mount
+    proc = subprocess.run([*fleetscope_bin(), "collect", "--inventory",
+                           str(local_inventory(tmp_path / "inv.ini", hosts=1)), "--data", str(data)],
+                          cwd=PROJECT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 4, proc.stderr
+    assert "Traceback" not in proc.stderr and "cannot write" in proc.stderr and str(data / "spool") in proc.stderr
+    assert not list(data.rglob("*.parquet"))
