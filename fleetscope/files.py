@@ -39,4 +39,8 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def write_json_atomic(path: Path, obj) -> None:
-    write_atomic(path, json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    try:
+        data = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from a host (JSON allows "\ud800"): keep it, escaped
+        data = json.dumps(obj, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+    write_atomic(path, data)

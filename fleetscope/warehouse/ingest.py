@@ -57,10 +57,11 @@ def write_table(con: duckdb.DuckDBPyConnection, data_dir: Path, table: str, run_
         fd, jsonl = tempfile.mkstemp(dir=dest.parent, prefix=".rows.", suffix=".jsonl")
         tmp = dest.with_name(f".{dest.name}.tmp")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
+            with os.fdopen(fd, "wb") as f:
                 for row in day_rows:
-                    f.write(json.dumps([row.get(n) for n in names], ensure_ascii=False))
-                    f.write("\n")
+                    # "replace": text the controller made itself (messages) may still hold a lone surrogate
+                    f.write(json.dumps([row.get(n) for n in names], ensure_ascii=False).encode("utf-8", "replace"))
+                    f.write(b"\n")
             # Rows travel as JSON arrays: DuckDB reads them typed by the declared schema in one pass.
             # ->> '$' takes each element as text (JSON null -> NULL), which then casts to the column type.
             select = ", ".join(f"CAST(r[{i + 1}] ->> '$' AS {t}) AS \"{c}\"" for i, (c, t) in enumerate(columns))

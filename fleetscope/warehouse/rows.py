@@ -74,7 +74,12 @@ class _Reader:
             return None
         if not isinstance(v, str):
             self.fail(f"{path}.{key}", f"expected a string, got {type(v).__name__}")
-        return v[:MAX_TEXT].replace("\x00", "")
+        v = v[:MAX_TEXT].replace("\x00", "")
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates (valid JSON escapes, not valid text): replace them
+            v = v.encode("utf-8", "replace").decode("utf-8")
+        return v
 
     def flag(self, parent: dict, key: str, path: str):
         v = parent.get(key)
