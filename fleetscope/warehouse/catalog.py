@@ -65,6 +65,8 @@ def create_views(con: duckdb.DuckDBPyConnection, data_dir: Path, temp: bool = Fa
 def connect(data_dir: Path) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with every table as a view: reads the warehouse without locking it."""
     con = duckdb.connect()
+    # Every time in the warehouse is UTC: compare them with now() in UTC whatever the machine's zone.
+    con.execute("SET TimeZone = 'UTC'")
     create_views(con, Path(data_dir))
     return con
 

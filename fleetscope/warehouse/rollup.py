@@ -7,8 +7,9 @@
 3. roll up: for each day whose raw files are newer than its rollup, write gpu_hourly, host_hourly (from the
    raw samples), gpu_daily, host_daily (from those hourly rows) and user_gpu_daily (from the raw samples and
    GPU processes), one file per table and day. The SQL is in sql/*.sql.
-4. retention: delete raw days older than rollup.raw_days (only once rolled up), hourly days older than
-   rollup.hourly_days, daily days older than rollup.daily_days (0 keeps a tier forever).
+4. retention: delete raw days older than rollup.raw_days (only once rolled up), hourly days and host_status
+   older than rollup.hourly_days, daily days older than rollup.daily_days (0 keeps a tier forever);
+   runs and hosts are kept forever (a row per run, a row per inventory change).
 
 Every day is written in a hidden folder and swapped in (partitions.swap_in), so readers never see half a day.
 """
@@ -178,8 +179,8 @@ def _rolled_up(data_dir: Path, day: dt.date) -> bool:
 
 def apply_retention(data_dir: Path, settings, today: dt.date, report: RollupReport) -> None:
     tiers = [
-        (RAW_SAMPLES + ("host_status",), int(settings.get("rollup", "raw_days"))),
-        (HOURLY, int(settings.get("rollup", "hourly_days"))),
+        (RAW_SAMPLES, int(settings.get("rollup", "raw_days"))),
+        (HOURLY + ("host_status",), int(settings.get("rollup", "hourly_days"))),  # small: "down last year?"
         (DAILY, int(settings.get("rollup", "daily_days"))),
     ]
     for tables, days in tiers:

@@ -304,6 +304,9 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
         "nvidia_driver": r.text(h, "nvidia_driver", "host"), "cuda_version": r.text(h, "cuda_version", "host"),
         "gpu_count": len(devices), "gpu_models": ",".join(models),
     }
-    facts_hash = hashlib.sha1(json.dumps(facts, sort_keys=True).encode()).hexdigest()
+    # boot_time is stored but not hashed: it jitters by a second on some kernels, and a reboot is not an
+    # inventory change (host_samples.boot_time records reboots).
+    hashed = {k: v for k, v in facts.items() if k != "boot_time"}
+    facts_hash = hashlib.sha1(json.dumps(hashed, sort_keys=True).encode()).hexdigest()
     rows["hosts"] = [base | facts | {"facts_hash": facts_hash}]
     return rows

@@ -2,11 +2,12 @@
 -- deltas over it. Input: view host_src (host_samples of the day and the day before).
 -- Parameters: $day_start, $day_end, $max_interval_s.
 -- A delta is left out (NULL, counted in counter_resets) when the counter went down or the host rebooted
--- (boot_time changed); over a gap longer than $max_interval_s it is scaled to the counted seconds.
+-- (boot_time moved by more than 5 s: some kernels report it with a second of jitter); over a gap longer
+-- than $max_interval_s it is scaled to the counted seconds.
 WITH s AS (
     SELECT *,
         epoch(ts) - epoch(lag(ts) OVER w) AS dt,
-        lag(boot_time) OVER w AS prev_boot,
+        abs(epoch(boot_time) - epoch(lag(boot_time) OVER w)) > 5 AS rebooted,
         cpu_total_jiffies - cpu_idle_jiffies AS busy,
         lag(cpu_total_jiffies - cpu_idle_jiffies) OVER w AS prev_busy,
         lag(cpu_total_jiffies) OVER w AS prev_total,
@@ -19,8 +20,7 @@ WITH s AS (
 ), f AS (
     SELECT *,
         CASE WHEN dt IS NULL THEN 0 ELSE least(dt, $max_interval_s) END AS seconds,  -- least() skips NULLs
-        CASE WHEN dt > 0 AND boot_time IS NOT DISTINCT FROM prev_boot
-            THEN least(dt, $max_interval_s) / dt END AS scale
+        CASE WHEN dt > 0 AND NOT coalesce(rebooted, false) THEN least(dt, $max_interval_s) / dt END AS scale
     FROM s
 )
 SELECT
@@ -32,7 +32,7 @@ SELECT
     CASE WHEN net_tx_bytes >= prev_tx THEN (net_tx_bytes - prev_tx) * scale END AS net_tx,
     CASE WHEN disk_read_bytes >= prev_read THEN (disk_read_bytes - prev_read) * scale END AS disk_read,
     CASE WHEN disk_write_bytes >= prev_write THEN (disk_write_bytes - prev_write) * scale END AS disk_write,
-    CASE WHEN dt IS NOT NULL AND (boot_time IS DISTINCT FROM prev_boot OR cpu_total_jiffies < prev_total)
+    CASE WHEN dt IS NOT NULL AND (coalesce(rebooted, false) OR cpu_total_jiffies < prev_total)
         THEN 1 ELSE 0 END AS counter_reset
 FROM f
 WHERE ts >= $day_start AND ts < $day_end
