@@ -7,6 +7,7 @@ Exit codes (docs/operations.md):
   3   Ansible could not run at all: nothing collected
   4   storage error: data is kept in the spool and the next run stores it
   5   SQL error (fleetscope sql)
+  6   the run is stored, but rendering the report failed (the previous report stays)
   75  another fleetscope run holds the data directory: nothing done (try again later)
   130 interrupted (Ctrl-C)
 """
@@ -22,7 +23,8 @@ from pathlib import Path
 from . import __version__
 from .settings import Settings, SettingsError, load
 
-EXIT_OK, EXIT_HOSTS, EXIT_USAGE, EXIT_ANSIBLE, EXIT_STORAGE, EXIT_SQL, EXIT_BUSY = 0, 1, 2, 3, 4, 5, 75
+EXIT_OK, EXIT_HOSTS, EXIT_USAGE, EXIT_ANSIBLE, EXIT_STORAGE, EXIT_SQL, EXIT_REPORT = 0, 1, 2, 3, 4, 5, 6
+EXIT_BUSY = 75
 EXIT_INTERRUPTED = 130
 
 
@@ -93,7 +95,11 @@ def cmd_collect(args) -> int:
         if summary.status[host] != "ok":
             print(f"  {host}: {summary.status[host]}: {summary.messages.get(host, '')}")
     if not args.no_report:
-        index = _build_report(settings)
+        try:
+            index = _build_report(settings)
+        except Exception as e:  # noqa: BLE001 - the run is stored; only the pages are missing
+            _say(f"fleetscope collect: the run is stored, but rendering the report failed: {type(e).__name__}: {e}")
+            return EXIT_REPORT
         print(f"report: {index}")
     if rollup_failed:
         return EXIT_STORAGE

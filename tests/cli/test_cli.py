@@ -34,7 +34,7 @@ def test_every_subcommand_has_help(run_fleetscope, command):
 
 def test_top_level_help_documents_exit_codes(run_fleetscope):
     proc = run_fleetscope("--help")
-    for code in ("0 ", "1 ", "2 ", "3 ", "4 ", "5 ", "75 ", "130 "):
+    for code in ("0 ", "1 ", "2 ", "3 ", "4 ", "5 ", "6 ", "75 ", "130 "):
         assert "\n  " + code in proc.stdout
 
 

@@ -49,3 +49,17 @@ def test_mistakes_are_named(tmp_path, body, message):
     cfg.write_text(body)
     with pytest.raises(SettingsError, match=re.escape(message)):
         load(cfg)
+
+
+def test_the_playbook_never_asks_for_root_and_host_keys_stay_checked():
+    import configparser
+
+    import yaml
+
+    for path in [PROJECT_DIR / "playbooks" / "collect.yml", *(PROJECT_DIR / "roles").rglob("*.yml")]:
+        text = path.read_text()
+        assert "become" not in yaml.safe_dump(yaml.safe_load(text) or {}), path
+    cfg = configparser.ConfigParser()
+    cfg.read(PROJECT_DIR / "ansible.cfg")
+    assert cfg.getboolean("defaults", "host_key_checking") is True
+    assert "BatchMode=yes" in cfg.get("ssh_connection", "ssh_args")
