@@ -50,6 +50,8 @@ def make_fake_nvml(monkeypatch, gpu_worker):
     def make(**kwargs):
         fake = fake_pynvml.make(gpu_worker.pid, **kwargs)
         monkeypatch.setitem(sys.modules, "collectors.pynvml_shipped", fake)
+        # The fake stands for a host with the driver loaded: its kernel files exist there.
+        monkeypatch.setattr("collectors.gpus.driver_present", lambda: True)
         return fake
 
     return make

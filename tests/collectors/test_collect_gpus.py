@@ -162,6 +162,7 @@ def test_no_driver_is_not_an_error(make_fake_nvml, check_document, code, reason)
 
 
 def test_no_pynvml_at_all_is_not_an_error(monkeypatch):
+    monkeypatch.setattr(gpus, "driver_present", lambda: True)  # a driver, but no pynvml anywhere
     monkeypatch.setitem(sys.modules, "collectors.pynvml_shipped", None)
     monkeypatch.setitem(sys.modules, "pynvml", None)
     document = collectors.collect(only="gpus")
@@ -225,10 +226,15 @@ def test_the_fake_gpu_document_is_stored_and_rendered(fake_nvml, gpu_worker, as_
 @pytest.mark.skipif(_has_driver(), reason="an NVIDIA driver is present here")
 def test_the_real_pynvml_without_a_driver_says_why(monkeypatch):
     monkeypatch.setitem(sys.modules, "collectors.pynvml_shipped", None)  # the installed nvidia-ml-py
+    monkeypatch.delitem(sys.modules, "pynvml", raising=False)
     document = collectors.collect(only="gpus")
-    assert document["gpus"] == {"available": False, "reason": "NVML library not found (no NVIDIA driver)",
-                                "devices": []}
-    assert document["errors"] == []
+    assert document["gpus"] == {"available": False, "devices": [],
+                                "reason": "no NVIDIA driver loaded (no /proc/driver/nvidia/version)"}
+    assert document["errors"] == [] and "pynvml" not in sys.modules  # not even imported: it costs ~100 ms
+    # Past the cheap check (a driver file, but no library), the real pynvml says why.
+    monkeypatch.setattr(gpus, "driver_present", lambda: True)
+    document = collectors.collect(only="gpus")
+    assert document["gpus"]["reason"] == "NVML library not found (no NVIDIA driver)"
 
 
 @pytest.mark.skipif(not _has_driver(), reason="no NVIDIA driver here")

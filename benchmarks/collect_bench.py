@@ -1,0 +1,195 @@
+"""Collection at fleet scale on loopback sshd hosts: fleetscope against the floor and against Ansible facts.
+
+    python -m benchmarks.collect_bench [--sizes 8 16 32] [--repeat 3]
+
+For each fleet size N (N real sshd on 127.0.0.2 ...), median wall time of:
+  floor      N parallel `ssh HOST python3 -m collectors` (same SSH options and parallelism as Ansible,
+             the collector already on the host: the least any agentless collector can cost)
+  setup      `ansible all -m setup` (Ansible's own fact gathering) with forks = N
+  fleetscope `fleetscope collect --no-report` with forks = N (spool and ingest included)
+and the controller's CPU seconds per host for fleetscope (its whole process tree).
+
+Host cost: CPU seconds and peak RSS of the process that runs on a host for one collection (the module as
+Ansible ships it, AnsiballZ with the collector inside), against a bare `python3 -c pass`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.sshd import SshdFleet  # noqa: E402 - the same loopback fleet the tests use
+
+PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+BIN = Path(sys.executable).parent
+
+
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run_measured(cmd, **kw) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the whole process tree)."""
+    cpu0, t0 = children_cpu(), time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+    return time.perf_counter() - t0, children_cpu() - cpu0
+
+
+def ssh_args(fleet: SshdFleet, host, cp_dir: Path) -> list[str]:
+    return ["ssh", "-p", str(host.port), "-i", str(fleet.key), "-o", f"UserKnownHostsFile={fleet.known_hosts}",
+            "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ControlMaster=auto",
+            "-o", "ControlPersist=60s", "-o", f"ControlPath={cp_dir}/%C", f"{fleet.user}@{host.address}"]
+
+
+def floor(fleet: SshdFleet, cp_dir: Path) -> float:
+    remote = f"cd {ROOT} && {PYTHON} -m collectors"
+
+    def one(host):
+        subprocess.run([*ssh_args(fleet, host, cp_dir), remote], check=True, stdout=subprocess.DEVNULL)
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(len(fleet.hosts)) as pool:
+        list(pool.map(one, fleet.hosts))
+    return time.perf_counter() - t0
+
+
+def bench_size(n: int, repeat: int, work: Path) -> dict:
+    fleet = SshdFleet(work / f"sshd{n}", count=n).start()
+    try:
+        inventory = work / f"inv{n}.ini"
+        inventory.write_text(fleet.inventory(PYTHON))
+        env = dict(os.environ, ANSIBLE_SSH_CONTROL_PATH_DIR=str(work / f"cp{n}"), ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+                   PATH=f"{BIN}:{os.environ['PATH']}", ANSIBLE_HOST_KEY_CHECKING="True")
+        cp = work / f"cpf{n}"
+        cp.mkdir()
+        config = work / f"fs{n}.toml"
+        config.write_text(f"[collect]\nforks = {n}\n")
+        data = work / f"data{n}"
+        results = {"floor": [], "setup": [], "fleetscope": [], "fleetscope_cpu": []}
+        floor(fleet, cp)  # warm: connections up, files in the page cache, for every contender alike
+        run_measured([BIN / "ansible", "all", "-i", str(inventory), "-m", "setup", "-f", str(n)], env=env, cwd=ROOT)
+        run_measured([BIN / "fleetscope", "collect", "--config", str(config), "--data", str(data), "--no-report",
+                      "--inventory", str(inventory)], env=env, cwd=ROOT)
+        for _ in range(repeat):
+            results["floor"].append(floor(fleet, cp))
+            results["setup"].append(run_measured(
+                [BIN / "ansible", "all", "-i", str(inventory), "-m", "setup", "-f", str(n)], env=env, cwd=ROOT)[0])
+            wall, cpu = run_measured([BIN / "fleetscope", "collect", "--config", str(config), "--data", str(data),
+                                      "--no-report", "--inventory", str(inventory)], env=env, cwd=ROOT)
+            results["fleetscope"].append(wall)
+            results["fleetscope_cpu"].append(cpu)
+        out = {k: statistics.median(v) for k, v in results.items()}
+        out["hosts"] = n
+        out["ratio_floor"] = out["fleetscope"] / out["floor"]
+        out["ratio_setup"] = out["fleetscope"] / out["setup"]
+        out["controller_cpu_per_host"] = out["fleetscope_cpu"] / n
+        return out
+    finally:
+        fleet.stop()
+
+
+def ansiballz(work: Path, module: str) -> Path:
+    """The file Ansible runs on a host for `module`: kept with ANSIBLE_KEEP_REMOTE_FILES, pipelining off."""
+    remote_tmp = work / f"remote_tmp_{module}"
+    inventory = work / "local.ini"
+    inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={PYTHON}\n")
+    from fleetscope.stage import stage_module_utils
+
+    module_utils = stage_module_utils(work / "stage")
+    env = dict(os.environ, ANSIBLE_KEEP_REMOTE_FILES="1", ANSIBLE_PIPELINING="False",
+               ANSIBLE_REMOTE_TMP=str(remote_tmp), ANSIBLE_MODULE_UTILS=str(module_utils),
+               ANSIBLE_LIBRARY=str(ROOT / "roles" / "collect" / "library"), PATH=f"{BIN}:{os.environ['PATH']}")
+    subprocess.run([BIN / "ansible", "localhost", "-i", str(inventory), "-m", module], env=env,
+                   check=True, stdout=subprocess.DEVNULL, cwd=work)
+    found = sorted(remote_tmp.rglob(f"AnsiballZ_{module}.py"))
+    if not found:
+        raise RuntimeError("AnsiballZ file not kept")
+    return found[-1]
+
+
+def host_cost(repeat: int, work: Path) -> dict:
+    """CPU and peak memory of what runs on a host, each the median of `repeat` runs."""
+    args = work / "args.json"  # what pipelining sends on stdin after the module
+    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"top_n": 15, "timeout": 30}}))
+
+    def measure(cmd, stdin=None):
+        cpus, rss = [], []
+        for _ in range(repeat):
+            with open(stdin or os.devnull) as fin:
+                proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stdin=fin)
+                _, status, usage = os.wait4(proc.pid, 0)
+            if status:
+                raise RuntimeError(f"{cmd} failed with status {status}")
+            cpus.append(usage.ru_utime + usage.ru_stime)
+            rss.append(usage.ru_maxrss * 1024)
+        return statistics.median(cpus), statistics.median(rss)
+
+    out = {}
+    for name, cmd, stdin in [
+        ("bare", [PYTHON, "-c", "pass"], None),
+        ("ping_module", [PYTHON, str(ansiballz(work, "ping"))], args.with_name("ping.json")),
+        ("module", [PYTHON, str(ansiballz(work, "fleetscope_collect"))], args),
+        ("collector", [PYTHON, "-m", "collectors"], None),
+    ]:
+        if name == "ping_module":
+            stdin.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {}}))
+        cwd = os.getcwd()
+        os.chdir(ROOT)
+        try:
+            out[f"{name}_cpu_s"], out[f"{name}_rss_bytes"] = measure(cmd, stdin)
+        finally:
+            os.chdir(cwd)
+    out["ratio_cpu"] = out["module_cpu_s"] / out["bare_cpu_s"]
+    out["ratio_rss"] = out["module_rss_bytes"] / out["bare_rss_bytes"]
+    out["ratio_cpu_vs_ping"] = out["module_cpu_s"] / out["ping_module_cpu_s"]
+    return out
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.collect_bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", type=int, nargs="+", default=[8, 16, 32])
+    p.add_argument("--repeat", type=int, default=3)
+    args = p.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="fleetscope-bench-"))
+    try:
+        out = {"host_cost": host_cost(max(5, args.repeat), work)}
+        hc = out["host_cost"]
+        print(f"host cost: module {hc['module_cpu_s'] * 1000:.0f} ms CPU, {hc['module_rss_bytes'] / 2**20:.0f} MiB; "
+              f"bare python3 {hc['bare_cpu_s'] * 1000:.0f} ms, {hc['bare_rss_bytes'] / 2**20:.0f} MiB "
+              f"(x{hc['ratio_cpu']:.1f} CPU, x{hc['ratio_rss']:.1f} memory); Ansible's ping module "
+              f"{hc['ping_module_cpu_s'] * 1000:.0f} ms (x{hc['ratio_cpu_vs_ping']:.2f}); the collector alone, "
+              f"from an installed package, {hc['collector_cpu_s'] * 1000:.0f} ms")
+        out["sizes"] = []
+        print(f"{'hosts':>5} {'floor s':>8} {'setup s':>8} {'fleetscope s':>13} {'/floor':>7} {'/setup':>7} "
+              f"{'ctl CPU/host':>13}")
+        for n in args.sizes:
+            r = bench_size(n, args.repeat, work)
+            out["sizes"].append(r)
+            print(f"{n:>5} {r['floor']:>8.2f} {r['setup']:>8.2f} {r['fleetscope']:>13.2f} {r['ratio_floor']:>7.2f} "
+                  f"{r['ratio_setup']:>7.2f} {r['controller_cpu_per_host']:>12.3f}s")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    dest = ROOT / "benchmarks" / "out" / "collect.json"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"written to {dest}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
