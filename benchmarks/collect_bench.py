@@ -72,8 +72,8 @@ def bench_size(n: int, repeat: int, work: Path) -> dict:
     try:
         inventory = work / f"inv{n}.ini"
         inventory.write_text(fleet.inventory(PYTHON))
-        env = dict(os.environ, ANSIBLE_SSH_CONTROL_PATH_DIR=str(work / f"cp{n}"), ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-                   PATH=f"{BIN}:{os.environ['PATH']}", ANSIBLE_HOST_KEY_CHECKING="True")
+        env = dict(os.environ, ANSIBLE_SSH_CONTROL_PATH_DIR=str(work / f"cp{n}"),
+                   ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), PATH=f"{BIN}:{os.environ['PATH']}")
         cp = work / f"cpf{n}"
         cp.mkdir()
         config = work / f"fs{n}.toml"
