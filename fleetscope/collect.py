@@ -183,19 +183,7 @@ def run_collect(
         return False  # the document is spooled: no need for a second copy in the runner's artifacts
 
     summary.status = dict.fromkeys(hosts, "pending")
-    private = data_dir / ".runner"
-    private.mkdir(parents=True, exist_ok=True)
-    envvars = {
-        "ANSIBLE_CONFIG": str(ANSIBLE_CFG),
-        "ANSIBLE_ROLES_PATH": str(PROJECT_DIR / "roles"),
-        "ANSIBLE_MODULE_UTILS": str(module_utils),
-        "ANSIBLE_TIMEOUT": str(connect_timeout),
-        "ANSIBLE_LOCAL_TEMP": str(private / "tmp"),
-        "ANSIBLE_NOCOLOR": "1",
-    }
-    # ansible-runner starts ansible-playbook from PATH: the one installed beside this Python comes first,
-    # so `.venv/bin/fleetscope` works from cron without an activated venv.
-    envvars["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)])
+    private, envvars = runner_env(data_dir, module_utils, connect_timeout)
     bar.update(summary.counts())
     try:
         runner = ansible_runner.run(
@@ -236,6 +224,75 @@ def run_collect(
     ):
         raise CollectError(f"ansible-runner ended with status {runner.status!r}: {_runner_failure(runner)}")
     return summary
+
+
+def runner_env(data_dir: Path, module_utils: Path, connect_timeout: int) -> tuple[Path, dict[str, str]]:
+    """ansible-runner's private folder and the environment every fleetscope playbook runs with."""
+    private = data_dir / ".runner"
+    private.mkdir(parents=True, exist_ok=True)
+    envvars = {
+        "ANSIBLE_CONFIG": str(ANSIBLE_CFG),
+        "ANSIBLE_ROLES_PATH": str(PROJECT_DIR / "roles"),
+        "ANSIBLE_LIBRARY": str(PROJECT_DIR / "roles" / "collect" / "library"),
+        "ANSIBLE_MODULE_UTILS": str(module_utils),
+        "ANSIBLE_TIMEOUT": str(connect_timeout),
+        "ANSIBLE_LOCAL_TEMP": str(private / "tmp"),
+        "ANSIBLE_NOCOLOR": "1",
+    }
+    # ansible-runner starts ansible-playbook from PATH: the one installed beside this Python comes first,
+    # so `.venv/bin/fleetscope` works from cron without an activated venv.
+    envvars["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)])
+    return private, envvars
+
+
+def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | None = None) -> list[dict]:
+    """For `fleetscope hosts check`: per host, can we log in and run python3, and does NVML answer.
+
+    Runs playbooks/check.yml (the collector's host and gpus parts only); stores nothing."""
+    import ansible_runner
+
+    inventory = Path(inventory or settings.path("collect", "inventory")).resolve()
+    hosts = inventory_hosts(inventory, limit)
+    if not hosts:
+        return []
+    data_dir = settings.data_dir
+    module_utils = stage_module_utils(data_dir / ".stage", settings.get("collect", "ship_pynvml"))
+    host_timeout = int(settings.get("collect", "host_timeout_s"))
+    private, envvars = runner_env(data_dir, module_utils, int(settings.get("collect", "connect_timeout_s")))
+    rows = {h: {"host": h, "status": "timeout", "ssh": "", "python": "", "nvml": "",
+                "message": "no answer before the time limit"} for h in hosts}
+
+    def on_event(event: dict) -> bool:
+        name = event.get("event", "")
+        data = event.get("event_data") or {}
+        host = data.get("host")
+        if host not in rows or name not in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable"):
+            return True
+        if name == "runner_on_ok" and not str(data.get("task_action", "")).endswith(MODULE):
+            return True
+        res = data.get("res") or {}
+        status, message = classify(name, res)
+        row = rows[host]
+        row.update(status=status, message=message, ssh="ok" if status != "unreachable" else "failed")
+        doc = res.get("document") if status == "ok" else None
+        if doc:
+            h, g = doc.get("host") or {}, doc.get("gpus") or {}
+            row["python"] = h.get("python") or ""
+            if g.get("available"):
+                row["nvml"] = f"{len(g.get('devices') or [])} GPU(s), driver {h.get('nvidia_driver')}"
+            else:
+                row["nvml"] = g.get("reason") or "unknown"
+            row["message"] = "; ".join(f"{e.get('subsystem')}: {e.get('message')}" for e in doc.get("errors") or [])
+        return False
+
+    ansible_runner.run(
+        private_data_dir=str(private), playbook=str(PROJECT_DIR / "playbooks" / "check.yml"),
+        inventory=str(inventory), limit=limit, forks=max(1, min(int(settings.get("collect", "forks")), len(hosts))),
+        envvars=envvars, extravars={"collect_host_timeout": host_timeout}, event_handler=on_event, quiet=True,
+        timeout=math.ceil(len(hosts) / max(1, int(settings.get("collect", "forks")))) * (host_timeout + 40) + 30,
+        rotate_artifacts=max(1, int(settings.get("collect", "keep_artifacts"))),
+    )
+    return [rows[h] for h in hosts]
 
 
 def accounting_since(data_dir: Path, hosts: list[str]) -> dict[str, str]:

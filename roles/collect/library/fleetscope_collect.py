@@ -28,6 +28,10 @@ options:
     description: Leave out NVML accounting records of processes that ended before this UTC time (ISO 8601).
     type: str
     default: ""
+  only:
+    description: Collect only these subsystems (host, cpu, load, memory, disks, network, processes, gpus).
+    type: list
+    elements: str
 author:
   - fleetscope
 """
@@ -63,6 +67,7 @@ def main():
             top_n=dict(type="int", default=15),
             timeout=dict(type="int", default=30),
             accounting_since=dict(type="str", default=""),
+            only=dict(type="list", elements="str"),
         ),
         supports_check_mode=True,
     )
@@ -77,6 +82,7 @@ def main():
     document = collect(
         top_n=module.params["top_n"],
         accounting_since=module.params["accounting_since"] or None,
+        only=module.params["only"],
     )
     signal.alarm(0)
     module.exit_json(changed=False, document=document)

@@ -1,0 +1,144 @@
+"""`fleetscope hosts list|add|remove|check`: the inventory, kept by hand or by these commands alike.
+
+Edits work on the INI text line by line, so comments, blank lines, group order and variables stay exactly
+as the person wrote them; every edit is written atomically and checked by parsing the result with
+Ansible's own inventory parser before it replaces the file. `check` runs the collector on each host for
+the two facts that decide whether collection will work: can we log in and run python3, and does NVML
+answer.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from .files import write_atomic
+
+SECTION = re.compile(r"^\s*\[([^\]]+)\]\s*(?:[#;].*)?$")
+NAME_OK = re.compile(r"^[A-Za-z0-9_.:\[\]-]+$")  # a host name or pattern-free address, as Ansible reads it
+
+
+class HostsError(ValueError):
+    """A refused edit: the message says why; the inventory is unchanged."""
+
+
+@dataclass
+class HostLine:
+    name: str
+    group: str
+    line: int  # 0-based index in the file
+
+
+def _sections(lines: list[str]) -> list[tuple[str, int, int]]:
+    """(section name, first line, end line exclusive) for each [section]; '' for lines before the first."""
+    out, name, start = [], "", 0
+    for i, line in enumerate(lines):
+        m = SECTION.match(line)
+        if m:
+            out.append((name, start, i))
+            name, start = m.group(1).strip(), i + 1
+    out.append((name, start, len(lines)))
+    return out
+
+
+def host_lines(text: str) -> list[HostLine]:
+    """Every host line of an INI inventory (not [x:vars] or [x:children] sections, not comments)."""
+    lines = text.splitlines()
+    found = []
+    for section, start, end in _sections(lines):
+        if ":" in section:
+            continue
+        for i in range(start, end):
+            stripped = lines[i].strip()
+            if stripped and not stripped.startswith(("#", ";")):
+                found.append(HostLine(stripped.split()[0], section or "ungrouped", i))
+    return found
+
+
+def _parse_check(path: Path, text: str) -> None:
+    """Parse `text` as an inventory with Ansible; raise HostsError if Ansible refuses it."""
+    import tempfile
+
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+
+    with tempfile.NamedTemporaryFile("w", suffix=".ini", dir=path.parent, delete=True) as tmp:
+        tmp.write(text)
+        tmp.flush()
+        try:
+            InventoryManager(loader=DataLoader(), sources=[tmp.name]).get_hosts("all")
+        except Exception as e:  # noqa: BLE001 - any refusal by Ansible means we must not write this
+            raise HostsError(f"the edited inventory would not parse: {e}") from e
+
+
+def add_host(path: Path, name: str, group: str = "ungrouped", variables: dict[str, str] | None = None) -> str:
+    """Add `name` (with `variables`) at the end of [group], creating the group at the end if needed."""
+    if not NAME_OK.match(name):
+        raise HostsError(f"not a valid host name: {name!r}")
+    if not re.match(r"^[A-Za-z0-9_-]+$", group):
+        raise HostsError(f"not a valid group name: {group!r}")
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    if any(h.name == name for h in host_lines(text)):
+        raise HostsError(f"{name} is already in {path}")
+    parts = [name]
+    for key, value in (variables or {}).items():
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+            raise HostsError(f"not a valid variable name: {key!r}")
+        parts.append(f"{key}={shlex.quote(str(value))}")
+    new_line = " ".join(parts)
+    lines = text.splitlines()
+    target = [s for s in _sections(lines) if s[0] == group]
+    if target:
+        _, start, end = target[0]
+        at = end
+        # after the group's last host: blank lines and comments at its end belong to the next section
+        while at > start and (not lines[at - 1].strip() or lines[at - 1].lstrip().startswith(("#", ";"))):
+            at -= 1
+        lines.insert(at, new_line)
+    else:
+        if lines and lines[-1].strip():
+            lines.append("")
+        lines += [f"[{group}]", new_line]
+    new_text = "\n".join(lines) + "\n"
+    _parse_check(path, new_text)
+    write_atomic(path, new_text.encode("utf-8"))
+    return new_line
+
+
+def remove_host(path: Path, name: str) -> int:
+    """Remove every host line of `name`; returns how many. Its [name:vars] or host_vars stay untouched."""
+    text = path.read_text(encoding="utf-8")
+    gone = {h.line for h in host_lines(text) if h.name == name}
+    if not gone:
+        raise HostsError(f"{name} is not in {path}")
+    lines = [line for i, line in enumerate(text.splitlines()) if i not in gone]
+    new_text = "\n".join(lines) + "\n"
+    _parse_check(path, new_text)
+    write_atomic(path, new_text.encode("utf-8"))
+    return len(gone)
+
+
+def list_hosts(path: Path) -> list[dict]:
+    """Each host as Ansible resolves it: name, groups, address, port, user, python."""
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.vars.manager import VariableManager
+
+    loader = DataLoader()
+    manager = InventoryManager(loader=loader, sources=[str(path)])
+    variables = VariableManager(loader=loader, inventory=manager)
+    out = []
+    for host in sorted(manager.get_hosts("all"), key=lambda h: h.name):
+        v = variables.get_vars(host=host, include_hostvars=False)
+        out.append({
+            "host": host.name,
+            "groups": ",".join(sorted(g.name for g in host.get_groups() if g.name not in ("all", "ungrouped"))),
+            "address": str(v.get("ansible_host", host.name)),
+            "port": str(v.get("ansible_port", "")),
+            "user": str(v.get("ansible_user", "")),
+            "connection": str(v.get("ansible_connection", "ssh")),
+            "python": str(v.get("ansible_python_interpreter", "auto")),
+        })
+    return out

@@ -1,0 +1,36 @@
+"""`fleetscope hosts check` against real sshd: a good host, a refused key, a host without python3."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from tests.conftest import PROJECT, bare_python, fleetscope_bin
+
+
+def test_check_reports_ssh_python_and_nvml_per_host(sshd_fleet, tmp_path):
+    node = sshd_fleet.hosts[0]
+    wrong_key = tmp_path / "wrong"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong_key)], check=True)
+    base = (f"ansible_host={node.address} ansible_port={node.port} ansible_user={sshd_fleet.user} "
+            f"ansible_ssh_common_args='-o UserKnownHostsFile={sshd_fleet.known_hosts}'")
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text(
+        f"[lab]\ngood {base} ansible_ssh_private_key_file={sshd_fleet.key} ansible_python_interpreter={bare_python()}\n"
+        f"badkey {base} ansible_ssh_private_key_file={wrong_key} ansible_python_interpreter={bare_python()}\n"
+        f"nopython {base} ansible_ssh_private_key_file={sshd_fleet.key} ansible_python_interpreter=/no/python3\n")
+    proc = subprocess.run([*fleetscope_bin(), "hosts", "check", "-i", str(inventory), "--data", str(tmp_path / "d")],
+                          cwd=PROJECT, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, ANSIBLE_SSH_CONTROL_PATH_DIR=str(tmp_path / "cp")))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    end = next(i for i, line in enumerate(lines) if line.startswith("("))
+    rows = {line.split("|")[0].strip(): [c.strip() for c in line.split("|")] for line in lines[2:end]}
+    details = dict(line.strip().split(": ", 1) for line in lines[end + 1:])
+    version = subprocess.run([bare_python(), "-c", "import platform; print(platform.python_version())"],
+                             capture_output=True, text=True).stdout.strip()
+    assert rows["good"][1:5] == ["ok", "ok", version, "no NVIDIA driver loaded (no /proc/driver/nvidia/version)"]
+    assert rows["badkey"][1:3] == ["unreachable", "failed"] and "Permission denied" in details["badkey"]
+    assert rows["nopython"][1:3] == ["failed", "ok"] and "/no/python3" in details["nopython"]
+    assert "good" not in details
+    assert not (tmp_path / "d" / "spool").exists(), "check stores nothing"
