@@ -120,6 +120,6 @@ def test_report_has_every_host_and_a_page_each(fleet_run):
         page = (site / href).read_text()
         assert host.strip() in page
         if host.strip() in HEALTHY:  # hosts with samples get timelines
-            assert '<script src="../plotly.min.js">' in page and "Plotly.newPlot" in page
+            assert "../plotly.min.js" in page and "figure-" in page  # drawn in a browser by tests/reports
     assert (site / "plotly.min.js").stat().st_size > 1_000_000
     assert not list(site.rglob("plotly.min.js"))[1:], "plotly.min.js must be written once"
