@@ -13,6 +13,7 @@ import datetime as dt
 import math
 import os
 import secrets
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -230,6 +231,9 @@ def runner_env(data_dir: Path, module_utils: Path, connect_timeout: int) -> tupl
     """ansible-runner's private folder and the environment every fleetscope playbook runs with."""
     private = data_dir / ".runner"
     private.mkdir(parents=True, exist_ok=True)
+    # ansible-runner keeps the arguments of a run in <private>/env/ and reads them back on the next one
+    # (an admin action's --check would stick to the next collect): every run passes all it needs.
+    shutil.rmtree(private / "env", ignore_errors=True)
     envvars = {
         "ANSIBLE_CONFIG": str(ANSIBLE_CFG),
         "ANSIBLE_ROLES_PATH": str(PROJECT_DIR / "roles"),

@@ -30,7 +30,7 @@ from . import partitions
 from .catalog import quote_literal, refresh_catalog_file, schemas, sql_file
 
 RAW_SAMPLES = ("host_samples", "gpu_samples", "gpu_processes", "host_processes")
-COMPACTED = RAW_SAMPLES + ("host_status", "runs", "hosts")
+COMPACTED = RAW_SAMPLES + ("host_status", "runs", "hosts", "admin_actions")
 HOURLY = ("gpu_hourly", "host_hourly")
 DAILY = ("gpu_daily", "host_daily", "user_gpu_daily")
 # Which raw tables each rollup is computed from: a day is rolled up again when one of them is newer.

@@ -148,3 +148,17 @@ CREATE TABLE host_processes (   -- the top consumers on each host at each run
     rss_bytes   BIGINT,
     started_at  TIMESTAMP
 );
+
+CREATE TABLE admin_actions (    -- every `fleetscope admin` action, done or refused, check mode included
+    run_id      VARCHAR,        -- admin-<time>-<random>
+    ts          TIMESTAMP,      -- controller clock when the action ended
+    operator    VARCHAR,        -- who ran it: the controller's login name
+    host        VARCHAR,
+    action      VARCHAR,        -- kill | maintenance | power_limit
+    target      VARCHAR,        -- pid 4242 | gpu 0 | all gpus
+    args        VARCHAR,        -- the module arguments, JSON
+    check_mode  BOOLEAN,        -- true: nothing was changed, only reported
+    status      VARCHAR,        -- ok | failed | unreachable
+    changed     BOOLEAN,
+    message     VARCHAR         -- what was done, or why not
+);

@@ -1,0 +1,107 @@
+"""`fleetscope admin`: one action on one host through playbooks/admin.yml, recorded in admin_actions.
+
+The action runs as a module on the host (roles/admin), which re-checks what it acts on there (a process
+must still run as the user and command the report showed). `--check` runs it in Ansible's check mode:
+the module reports what it would do and changes nothing. Every action, refused or done, is recorded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from .collect import PROJECT_DIR, classify, inventory_hosts, runner_env
+from .settings import Settings
+from .stage import stage_module_utils
+
+PLAYBOOK = PROJECT_DIR / "playbooks" / "admin.yml"
+MODULE = "fleetscope_admin"
+
+
+class AdminError(ValueError):
+    """The action cannot be run as asked (unknown host, bad arguments); nothing was done."""
+
+
+@dataclass
+class AdminResult:
+    host: str
+    action: str
+    target: str
+    status: str  # ok | failed | unreachable | timeout
+    changed: bool
+    message: str
+    check_mode: bool
+
+
+def describe(action: str, args: dict) -> str:
+    if action == "kill":
+        return f"pid {args['pid']}"
+    if args.get("gpu") is None:
+        return "all gpus"
+    return f"gpu {args['gpu']}"
+
+
+def run_action(settings: Settings, host: str, args: dict, *, inventory: Path | None = None, check: bool = False,
+               become: bool = True, timeout_s: int = 120) -> AdminResult:
+    """Run the admin module with `args` on `host`; record and return the result."""
+    import ansible_runner
+
+    inventory = Path(inventory or settings.path("collect", "inventory")).resolve()
+    if host not in inventory_hosts(inventory):
+        raise AdminError(f"{host} is not in {inventory}")
+    data_dir = settings.data_dir
+    module_utils = stage_module_utils(data_dir / ".stage", settings.get("collect", "ship_pynvml"))
+    private, envvars = runner_env(data_dir, module_utils, int(settings.get("collect", "connect_timeout_s")))
+    action = args["action"]
+    result = AdminResult(host, action, describe(action, args), "timeout", False,
+                         "no answer before the time limit", check)
+
+    def on_event(event: dict) -> bool:
+        name = event.get("event", "")
+        data = event.get("event_data") or {}
+        if data.get("host") != host or name not in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable"):
+            return True
+        res = data.get("res") or {}
+        if name == "runner_on_ok":
+            if not str(data.get("task_action", "")).endswith(MODULE):
+                return True
+            result.status, result.changed, result.message = "ok", bool(res.get("changed")), str(res.get("message"))
+        else:
+            result.status, result.message = classify(name, res)
+        return True
+
+    ansible_runner.run(
+        private_data_dir=str(private), playbook=str(PLAYBOOK), inventory=str(inventory), envvars=envvars,
+        extravars={"admin_host": host, "admin_args": args, "admin_become": become},
+        cmdline="--check" if check else None, event_handler=on_event, quiet=True, timeout=timeout_s,
+        rotate_artifacts=max(1, int(settings.get("collect", "keep_artifacts"))),
+    )
+    record(data_dir, result, args)
+    return result
+
+
+def record(data_dir: Path, result: AdminResult, args: dict) -> None:
+    """Append the action to admin_actions (one small Parquet file; compaction merges them per day)."""
+    import duckdb
+
+    from .warehouse.ingest import write_table
+
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    run_id = f"admin-{now:%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(2)}"
+    try:
+        operator = getpass.getuser()
+    except (KeyError, OSError):
+        operator = None
+    row = {"run_id": run_id, "ts": now.isoformat(sep=" "), "operator": operator, "host": result.host,
+           "action": result.action, "target": result.target, "args": json.dumps(args, sort_keys=True),
+           "check_mode": result.check_mode, "status": result.status, "changed": result.changed,
+           "message": result.message}
+    con = duckdb.connect()
+    try:
+        write_table(con, data_dir, "admin_actions", run_id, [row])
+    finally:
+        con.close()

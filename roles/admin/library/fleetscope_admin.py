@@ -1,0 +1,207 @@
+#!/usr/bin/python
+# fleetscope: admin actions on a host, each refusing to act on anything but what the report showed.
+
+DOCUMENTATION = r"""
+---
+module: fleetscope_admin
+short_description: Terminate a process, put GPUs in maintenance, or set a GPU power limit
+description:
+  - C(kill) sends a signal to a process, but only if it still runs as the user and command the report
+    showed (the command compared as the collector redacts it), so a recycled pid is never hit.
+  - C(maintenance) sets the NVIDIA compute mode to prohibited (on) or default (off) on one or all GPUs.
+  - C(power_limit) sets a GPU's power limit in watts, within the limits the GPU allows.
+  - Supports check mode (C(--check)) for every action. Acting on other users' processes and on GPUs needs
+    root (C(become)).
+options:
+  action:
+    description: What to do.
+    type: str
+    required: true
+    choices: [kill, maintenance, power_limit]
+  pid:
+    description: The process to signal (kill).
+    type: int
+  expect_user:
+    description: The user the process must still run as (kill).
+    type: str
+  expect_command:
+    description: The command line the process must still have, as the report shows it (kill).
+    type: str
+  signal:
+    description: The signal to send first (kill).
+    type: str
+    default: TERM
+    choices: [TERM, INT, KILL]
+  wait:
+    description: Seconds to wait for the process to end (kill); past them the module fails unless I(force).
+    type: int
+    default: 10
+  force:
+    description: Send KILL if the process is still there after I(wait) seconds (kill).
+    type: bool
+    default: false
+  gpu:
+    description: GPU index (maintenance, power_limit); omitted for maintenance means every GPU.
+    type: int
+  state:
+    description: C(on) to start maintenance, C(off) to end it (maintenance).
+    type: str
+    choices: ["on", "off"]
+  watts:
+    description: The power limit to set (power_limit).
+    type: float
+author:
+  - fleetscope
+"""
+
+EXAMPLES = r"""
+- name: Terminate a runaway job, if it is still the one the report showed
+  fleetscope_admin:
+    action: kill
+    pid: 4242
+    expect_user: alice
+    expect_command: python train.py --epochs 100
+"""
+
+RETURN = r"""
+message:
+  description: What was done (or, in check mode, what would be done).
+  returned: always
+  type: str
+"""
+
+import os  # noqa: E402
+import signal  # noqa: E402
+import time  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.fleetscope_collectors._util import owner_and_command  # noqa: E402
+from ansible.module_utils.fleetscope_collectors.gpus import driver_present, load_pynvml  # noqa: E402
+
+
+def kill(module):
+    p = module.params
+    pid = p["pid"]
+    if not pid or pid <= 1:
+        module.fail_json(msg="kill needs a pid above 1")
+    user, command = owner_and_command(pid)
+    if user is None:
+        module.exit_json(changed=False, message=f"pid {pid} is not running any more: nothing to do")
+    if (p["expect_user"] is not None and user != p["expect_user"]) or (
+            p["expect_command"] is not None and command != p["expect_command"]):
+        module.fail_json(msg=f"refusing: pid {pid} now runs {command!r} as {user}, not {p['expect_command']!r} as "
+                         f"{p['expect_user']} (the report is out of date or the pid was reused)")
+    what = f"SIG{p['signal']} to pid {pid} ({user}, {command!r})"
+    if module.check_mode:
+        module.exit_json(changed=True, message="would send " + what)
+    try:
+        os.kill(pid, getattr(signal, "SIG" + p["signal"]))
+    except ProcessLookupError:
+        module.exit_json(changed=False, message=f"pid {pid} ended by itself")
+    except PermissionError:
+        module.fail_json(msg=f"not allowed to signal pid {pid} (run as {user}): this action needs become")
+    deadline = time.monotonic() + p["wait"]
+    while time.monotonic() < deadline:
+        if _gone(pid):
+            module.exit_json(changed=True, message="sent " + what + "; it ended")
+        time.sleep(0.1)
+    if p["force"] and not _gone(pid):
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+        module.exit_json(changed=True, message="sent " + what + f", then SIGKILL after {p['wait']} s")
+    module.fail_json(msg="sent " + what + f", but it is still running after {p['wait']} s (use force)")
+
+
+def _gone(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] == "Z"  # a zombie has ended; its parent reaps it
+    except OSError:
+        return True
+
+
+def _nvml(module):
+    if not driver_present():
+        module.fail_json(msg="no NVIDIA driver loaded on this host")
+    nvml = load_pynvml()
+    if nvml is None:
+        module.fail_json(msg="pynvml is not available on this host")
+    try:
+        nvml.nvmlInit()
+    except Exception as e:
+        module.fail_json(msg=f"NVML would not start: {e}")
+    return nvml
+
+
+def maintenance(module):
+    p = module.params
+    if p["state"] not in ("on", "off"):
+        module.fail_json(msg="maintenance needs state on or off")
+    nvml = _nvml(module)
+    try:
+        target = nvml.NVML_COMPUTEMODE_PROHIBITED if p["state"] == "on" else nvml.NVML_COMPUTEMODE_DEFAULT
+        indexes = [p["gpu"]] if p["gpu"] is not None else list(range(nvml.nvmlDeviceGetCount()))
+        changed = []
+        for i in indexes:
+            handle = nvml.nvmlDeviceGetHandleByIndex(i)
+            if nvml.nvmlDeviceGetComputeMode(handle) != target:
+                changed.append(i)
+                if not module.check_mode:
+                    nvml.nvmlDeviceSetComputeMode(handle, target)
+        verb = "would set" if module.check_mode else "set"
+        mode = "prohibited" if p["state"] == "on" else "default"
+        message = ("{} compute mode {} on GPU {}".format(verb, mode, ", ".join(map(str, changed)))
+                   if changed else f"GPU compute mode already {mode}")
+        module.exit_json(changed=bool(changed), message=message, gpus=changed)
+    except Exception as e:
+        module.fail_json(msg="maintenance {} failed: {}".format(p["state"], e))
+    finally:
+        nvml.nvmlShutdown()
+
+
+def power_limit(module):
+    p = module.params
+    if p["gpu"] is None or p["watts"] is None:
+        module.fail_json(msg="power_limit needs gpu and watts")
+    nvml = _nvml(module)
+    try:
+        handle = nvml.nvmlDeviceGetHandleByIndex(p["gpu"])
+        low, high = nvml.nvmlDeviceGetPowerManagementLimitConstraints(handle)
+        milliwatts = int(p["watts"] * 1000)
+        if not low <= milliwatts <= high:
+            module.fail_json(msg=f"GPU {p['gpu']} accepts {low / 1000:.0f}-{high / 1000:.0f} W, not {p['watts']:.0f} W")
+        current = nvml.nvmlDeviceGetPowerManagementLimit(handle)
+        if current == milliwatts:
+            module.exit_json(changed=False, message=f"GPU {p['gpu']} power limit already {p['watts']:.0f} W")
+        if not module.check_mode:
+            nvml.nvmlDeviceSetPowerManagementLimit(handle, milliwatts)
+        verb = "would set" if module.check_mode else "set"
+        module.exit_json(changed=True, message=f"{verb} GPU {p['gpu']} power limit {current / 1000:.0f} W -> "
+                                               f"{p['watts']:.0f} W")
+    except Exception as e:
+        module.fail_json(msg=f"power limit failed: {e}")
+    finally:
+        nvml.nvmlShutdown()
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            action=dict(type="str", required=True, choices=["kill", "maintenance", "power_limit"]),
+            pid=dict(type="int"),
+            expect_user=dict(type="str"),
+            expect_command=dict(type="str"),
+            signal=dict(type="str", default="TERM", choices=["TERM", "INT", "KILL"]),
+            wait=dict(type="int", default=10),
+            force=dict(type="bool", default=False),
+            gpu=dict(type="int"),
+            state=dict(type="str", choices=["on", "off"]),
+            watts=dict(type="float"),
+        ),
+        supports_check_mode=True,
+    )
+    {"kill": kill, "maintenance": maintenance, "power_limit": power_limit}[module.params["action"]](module)
+
+
+if __name__ == "__main__":
+    main()
