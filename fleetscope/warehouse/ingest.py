@@ -46,38 +46,42 @@ def write_table(con: duckdb.DuckDBPyConnection, data_dir: Path, table: str, run_
     """Write rows to <data>/<table>/date=D/<run_id>.parquet, one file per day the rows touch."""
     if not rows:
         return 0
-    columns = schemas()[table]
-    names = [c for c, _ in columns]
     by_day: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         by_day[_day(row["ts"] or row.get("started_at") or "0000-00-00")].append(row)
     for day, day_rows in by_day.items():
-        dest = Path(data_dir) / table / f"date={day}" / f"{run_id}.parquet"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, jsonl = tempfile.mkstemp(dir=dest.parent, prefix=".rows.", suffix=".jsonl")
-        tmp = dest.with_name(f".{dest.name}.tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                for row in day_rows:
-                    # "replace": text the controller made itself (messages) may still hold a lone surrogate
-                    f.write(json.dumps([row.get(n) for n in names], ensure_ascii=False).encode("utf-8", "replace"))
-                    f.write(b"\n")
-            # Rows travel as JSON arrays: DuckDB reads them typed by the declared schema in one pass.
-            # ->> '$' takes each element as text (JSON null -> NULL), which then casts to the column type.
-            select = ", ".join(f"CAST(r[{i + 1}] ->> '$' AS {t}) AS \"{c}\"" for i, (c, t) in enumerate(columns))
-            con.execute(
-                f"COPY (SELECT {select} FROM read_json({quote_literal(jsonl)}, format = 'newline_delimited', "
-                f"columns = {{'r': 'JSON[]'}}, records = false)) "
-                f"TO {quote_literal(str(tmp))} (FORMAT parquet, COMPRESSION zstd)"
-            )
-            os.replace(tmp, dest)
-        finally:
-            for leftover in (jsonl, tmp):
-                try:
-                    os.unlink(leftover)
-                except FileNotFoundError:
-                    pass
+        write_rows(con, table, day_rows, Path(data_dir) / table / f"date={day}" / f"{run_id}.parquet")
     return len(rows)
+
+
+def write_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict], dest: Path) -> None:
+    """Write rows (dicts by column name) to the Parquet file `dest`, typed as `table` declares, atomically."""
+    columns = schemas()[table]
+    names = [c for c, _ in columns]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, jsonl = tempfile.mkstemp(dir=dest.parent, prefix=".rows.", suffix=".jsonl")
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for row in rows:
+                # "replace": text the controller made itself (messages) may still hold a lone surrogate
+                f.write(json.dumps([row.get(n) for n in names], ensure_ascii=False).encode("utf-8", "replace"))
+                f.write(b"\n")
+        # Rows travel as JSON arrays: DuckDB reads them typed by the declared schema in one pass.
+        # ->> '$' takes each element as text (JSON null -> NULL), which then casts to the column type.
+        select = ", ".join(f"CAST(r[{i + 1}] ->> '$' AS {t}) AS \"{c}\"" for i, (c, t) in enumerate(columns))
+        con.execute(
+            f"COPY (SELECT {select} FROM read_json({quote_literal(jsonl)}, format = 'newline_delimited', "
+            f"columns = {{'r': 'JSON[]'}}, records = false)) "
+            f"TO {quote_literal(str(tmp))} (FORMAT parquet, COMPRESSION zstd)"
+        )
+        os.replace(tmp, dest)
+    finally:
+        for leftover in (jsonl, tmp):
+            try:
+                os.unlink(leftover)
+            except FileNotFoundError:
+                pass
 
 
 def ingest_run(data_dir: Path, spool: Spool, run_id: str, report: IngestReport, keep_spool: bool = False) -> None:

@@ -162,3 +162,15 @@ CREATE TABLE admin_actions (    -- every `fleetscope admin` action, done or refu
     changed     BOOLEAN,
     message     VARCHAR         -- what was done, or why not
 );
+
+CREATE TABLE bookings (         -- the calendars as of the last sync: 35 days back to 35 days ahead
+    ts          TIMESTAMP,      -- when the calendars were read (controller clock)
+    source      VARCHAR,        -- the calendar's path or URL
+    uid         VARCHAR,        -- event UID @ occurrence start (recurring events expanded)
+    "start"     TIMESTAMP,      -- UTC
+    "end"       TIMESTAMP,      -- UTC
+    host        VARCHAR,        -- inventory name
+    gpu_index   INTEGER,        -- NULL: the whole host
+    "user"      VARCHAR,        -- @name in the title, else the organizer's (attendee's) e-mail local part
+    summary     VARCHAR         -- the event title
+);

@@ -1,0 +1,209 @@
+"""Bookings from shared calendars (iCalendar: Teamup, Google, Outlook, a file), matched to hosts and GPUs.
+
+The rule, documented in docs/bookings.md: an event books what its LOCATION names, or its SUMMARY when the
+location names nothing. A name is an inventory host, alone (the whole host) or followed by `:` and GPU
+indexes (`gpu01:0,1` or `gpu01:0-3`); several may be listed. The user is the `@name` word of the summary,
+else the organizer's e-mail local part, else the attendee's. Recurring events are expanded.
+
+A source that cannot be read or parsed is reported (per source) and the others are still used.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TOKEN = re.compile(r"(?<![\w.-])([A-Za-z0-9][A-Za-z0-9_.-]*)(?::(\d+(?:-\d+)?(?:,\d+(?:-\d+)?)*))?(?![\w-])")
+AT_USER = re.compile(r"(?<!\w)@([A-Za-z0-9_.-]+)")
+MAX_BYTES = 20 * 1024 * 1024
+
+
+class BookingSourceError(RuntimeError):
+    """One calendar could not be read or parsed."""
+
+
+@dataclass
+class Booking:
+    source: str
+    uid: str
+    start: dt.datetime  # UTC, naive
+    end: dt.datetime
+    host: str
+    gpu_index: int | None  # None: the whole host
+    user: str | None
+    summary: str
+
+    def row(self, fetched_at: dt.datetime) -> dict:
+        return {"ts": fetched_at.isoformat(sep=" "), "source": self.source, "uid": self.uid,
+                "start": self.start.isoformat(sep=" "), "end": self.end.isoformat(sep=" "), "host": self.host,
+                "gpu_index": self.gpu_index, "user": self.user, "summary": self.summary}
+
+
+@dataclass
+class SyncReport:
+    bookings: list[Booking] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # one per source that failed
+    unmatched: int = 0  # events naming no known host
+
+
+def read_source(source: str, timeout_s: float = 10.0) -> bytes:
+    """The bytes of a calendar: an http(s) URL or a file path."""
+    try:
+        if source.startswith(("http://", "https://")):
+            with urllib.request.urlopen(source, timeout=timeout_s) as response:  # noqa: S310 - http(s) only
+                data = response.read(MAX_BYTES + 1)
+        else:
+            data = Path(source).expanduser().read_bytes()
+    except Exception as e:  # noqa: BLE001 - whatever failed, it is this source's failure only
+        raise BookingSourceError(f"{source}: cannot read: {type(e).__name__}: {e}") from e
+    if len(data) > MAX_BYTES:
+        raise BookingSourceError(f"{source}: larger than {MAX_BYTES // 2**20} MiB")
+    return data
+
+
+def _utc(value) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return value
+    return dt.datetime.combine(value, dt.time())  # an all-day event: midnight UTC
+
+
+def _gpus(spec: str | None) -> list[int | None]:
+    if not spec:
+        return [None]
+    out: list[int | None] = []
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        out.extend(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def _user(event, summary: str) -> str | None:
+    m = AT_USER.search(summary)
+    if m:
+        return m.group(1)
+    for key in ("ORGANIZER", "ATTENDEE"):
+        value = event.get(key)
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if value:
+            address = str(value).split(":", 1)[-1]
+            return address.split("@", 1)[0] or None
+    return None
+
+
+def match(text: str, hosts: set[str]) -> list[tuple[str, int | None]]:
+    """(host, gpu index or None) for every inventory host named in `text`."""
+    found = []
+    for m in TOKEN.finditer(text or ""):
+        if m.group(1) in hosts:
+            found += [(m.group(1), g) for g in _gpus(m.group(2))]
+    return found
+
+
+def parse(source: str, data: bytes, hosts: set[str], start: dt.datetime, end: dt.datetime) -> tuple[list[Booking], int]:
+    """Bookings of one calendar between start and end (UTC), recurring events expanded."""
+    import icalendar
+    import recurring_ical_events
+
+    try:
+        calendar = icalendar.Calendar.from_ical(data)
+        events = recurring_ical_events.of(calendar).between(start, end)
+    except Exception as e:  # noqa: BLE001 - a malformed calendar is this source's failure only
+        raise BookingSourceError(f"{source}: not a valid iCalendar file: {type(e).__name__}: {e}") from e
+    bookings, unmatched = [], 0
+    for event in events:
+        summary = str(event.get("SUMMARY", ""))
+        targets = match(str(event.get("LOCATION", "")), hosts) or match(summary, hosts)
+        if not targets:
+            unmatched += 1
+            continue
+        begin = _utc(event.decoded("DTSTART"))
+        finish = _utc(event.decoded("DTEND")) if event.get("DTEND") else begin + dt.timedelta(hours=1)
+        uid = f"{event.get('UID', '')}@{begin.isoformat()}"
+        user = _user(event, summary)
+        bookings += [Booking(source, uid, begin, finish, h, g, user, summary[:500]) for h, g in targets]
+    return bookings, unmatched
+
+
+def sync(sources: list[str], hosts: set[str], now: dt.datetime, days_back: int = 35, days_ahead: int = 35,
+         timeout_s: float = 10.0) -> SyncReport:
+    """Read every source; a failing one adds an error and the others still count."""
+    report = SyncReport()
+    for source in sources:
+        try:
+            bookings, unmatched = parse(source, read_source(source, timeout_s), hosts,
+                                        now - dt.timedelta(days=days_back), now + dt.timedelta(days=days_ahead))
+        except BookingSourceError as e:
+            report.errors.append(str(e))
+            continue
+        report.bookings += bookings
+        report.unmatched += unmatched
+    return report
+
+
+def rule_breaks(bookings: list[Booking], max_gpus_per_user: int, max_hours: float) -> list[str]:
+    """Bookings that break the lab's rules: too many GPUs at once for one user, or too long."""
+    problems = []
+    if max_hours > 0:
+        for b in bookings:
+            hours = (b.end - b.start).total_seconds() / 3600
+            if hours > max_hours:
+                problems.append(f"{b.user or '?'}: {b.host} booked {hours:.0f} h ({b.summary!r}), over {max_hours:g} h")
+    if max_gpus_per_user > 0:
+        edges = sorted({b.start for b in bookings})
+        seen = set()
+        for t in edges:
+            per_user: dict[str, int] = {}
+            for b in bookings:
+                if b.start <= t < b.end and b.user and b.gpu_index is not None:
+                    per_user[b.user] = per_user.get(b.user, 0) + 1
+            for user, n in per_user.items():
+                if n > max_gpus_per_user and user not in seen:
+                    seen.add(user)
+                    problems.append(f"{user}: {n} GPUs booked at once at {t:%Y-%m-%d %H:%M}, over {max_gpus_per_user}")
+    return problems
+
+
+def store(data_dir: Path, report: SyncReport, fetched_at: dt.datetime, sources: list[str]) -> int:
+    """Replace the bookings table with this sync's bookings (one file, swapped in atomically).
+
+    Sources that failed this time keep their bookings from the last sync, so a calendar that is down for a
+    run does not make its bookings vanish."""
+    import duckdb
+
+    from .warehouse import connect, partitions
+    from .warehouse.ingest import write_rows
+
+    failed = {e.split(": ", 1)[0] for e in report.errors}
+    kept: list[dict] = []
+    if failed:
+        con = connect(data_dir)
+        try:
+            cur = con.execute("SELECT * FROM bookings WHERE source IN (SELECT unnest(?))", [sorted(failed)])
+            names = [d[0] for d in cur.description]
+            kept = [dict(zip(names, r)) for r in cur.fetchall()]
+        finally:
+            con.close()
+        for row in kept:
+            for key in ("ts", "start", "end"):
+                row[key] = row[key].isoformat(sep=" ")
+    rows = kept + [b.row(fetched_at) for b in report.bookings if b.source in sources]
+    day = fetched_at.date()
+    final = partitions.day_dir(data_dir, "bookings", day)
+    stage = partitions.staging_dir(final)
+    if rows:
+        con = duckdb.connect()
+        try:
+            write_rows(con, "bookings", rows, stage / "bookings.parquet")
+        finally:
+            con.close()
+    partitions.swap_in(final)
+    for other_day, folder in partitions.day_dirs(data_dir, "bookings").items():
+        if other_day != day:
+            partitions.remove_day(folder)
+    return len(rows)

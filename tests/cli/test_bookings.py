@@ -1,0 +1,127 @@
+"""Bookings from iCalendar: the matching rule, recurring events, a file and a loopback HTTP source, and a
+source that is down or malformed costing only itself."""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import threading
+
+import pytest
+
+from fleetscope.bookings import match, parse, rule_breaks, sync
+
+HOSTS = {"gpu01", "gpu02", "cpu01"}
+NOW = dt.datetime(2026, 11, 23, 12, 0)
+ICS = b"""BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//fleetscope tests//EN
+BEGIN:VEVENT
+UID:a1
+DTSTART:20261123T080000Z
+DTEND:20261123T180000Z
+SUMMARY:@alice training run
+LOCATION:gpu01:0-3
+END:VEVENT
+BEGIN:VEVENT
+UID:b2
+DTSTART;TZID=Europe/Berlin:20261124T090000
+DTEND;TZID=Europe/Berlin:20261124T100000
+SUMMARY:bob on gpu02 (whole box)
+ORGANIZER;CN=Bob:mailto:bob@lab.example
+RRULE:FREQ=DAILY;COUNT=3
+END:VEVENT
+BEGIN:VEVENT
+UID:c3
+DTSTART:20261123T100000Z
+DTEND:20261123T110000Z
+SUMMARY:coffee with the dean
+END:VEVENT
+END:VCALENDAR
+"""
+
+
+def test_the_rule_names_hosts_and_gpus():
+    assert match("gpu01:0,2-3 and cpu01", HOSTS) == [("gpu01", 0), ("gpu01", 2), ("gpu01", 3), ("cpu01", None)]
+    assert match("gpu011 xgpu01 gpu01.lab", HOSTS) == []  # whole words only
+    assert match("", HOSTS) == []
+
+
+def test_events_become_bookings_with_users_and_recurrences():
+    bookings, unmatched = parse("lab.ics", ICS, HOSTS, NOW - dt.timedelta(days=1), NOW + dt.timedelta(days=7))
+    assert unmatched == 1
+    alice = [b for b in bookings if b.user == "alice"]
+    assert [(b.host, b.gpu_index) for b in alice] == [("gpu01", i) for i in range(4)]
+    assert alice[0].start == dt.datetime(2026, 11, 23, 8) and alice[0].end == dt.datetime(2026, 11, 23, 18)
+    bob = sorted((b for b in bookings if b.user == "bob"), key=lambda b: b.start)
+    # Three daily occurrences, 09:00 Berlin = 08:00 UTC, the whole host.
+    assert [(b.start, b.host, b.gpu_index) for b in bob] == [
+        (dt.datetime(2026, 11, 24 + i, 8), "gpu02", None) for i in range(3)]
+    assert len({b.uid for b in bob}) == 3
+
+
+@pytest.fixture
+def http_calendar():
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the http.server API
+            body = ICS if self.path == "/lab.ics" else b"<html>not a calendar</html>"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_bad_source_costs_only_itself(tmp_path, http_calendar):
+    local = tmp_path / "room.ics"
+    local.write_bytes(ICS)
+    sources = [str(local), f"{http_calendar}/lab.ics", f"{http_calendar}/broken.ics", str(tmp_path / "missing.ics"),
+               "http://127.0.0.1:9/down.ics"]
+    report = sync(sources, HOSTS, NOW, timeout_s=3)
+    assert len(report.errors) == 3
+    assert any("broken.ics" in e and "not a valid iCalendar" in e for e in report.errors)
+    assert any("missing.ics" in e and "cannot read" in e for e in report.errors)
+    assert any("down.ics" in e and "cannot read" in e for e in report.errors)
+    assert {b.source for b in report.bookings} == {str(local), f"{http_calendar}/lab.ics"}
+
+
+def test_rule_breaks():
+    bookings, _ = parse("lab.ics", ICS, HOSTS, NOW - dt.timedelta(days=1), NOW + dt.timedelta(days=7))
+    problems = rule_breaks(bookings, max_gpus_per_user=2, max_hours=8)
+    assert any(p.startswith("alice: 4 GPUs booked at once") for p in problems)
+    assert any(p.startswith("alice: gpu01 booked 10 h") for p in problems)
+    assert not any(p.startswith("bob") for p in problems)
+
+
+def test_stored_bookings_replace_the_last_sync_but_a_failed_source_keeps_its_own(tmp_path):
+    from fleetscope.bookings import store
+    from fleetscope.warehouse import connect
+
+    data = tmp_path / "data"
+    room, lab = tmp_path / "room.ics", tmp_path / "lab.ics"
+    room.write_bytes(ICS)
+    lab.write_bytes(ICS.replace(b"@alice", b"@carol"))
+    sources = [str(room), str(lab)]
+    store(data, sync(sources, HOSTS, NOW), NOW, sources)
+    lab.write_text("garbage")  # the lab calendar breaks; room loses its alice event
+    room.write_bytes(ICS.replace(b"LOCATION:gpu01:0-3\n", b""))
+    later = NOW + dt.timedelta(hours=1)
+    report = sync(sources, HOSTS, later)
+    assert len(report.errors) == 1
+    store(data, report, later, sources)
+    con = connect(data)
+    try:
+        rows = con.execute('SELECT source, "user", count(*) FROM bookings GROUP BY ALL ORDER BY ALL').fetchall()
+    finally:
+        con.close()
+    assert rows == [(str(lab), "bob", 3), (str(lab), "carol", 4), (str(room), "bob", 3)]
+    assert len(list((data / "bookings").iterdir())) == 1
