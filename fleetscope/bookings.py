@@ -207,3 +207,17 @@ def store(data_dir: Path, report: SyncReport, fetched_at: dt.datetime, sources: 
         if other_day != day:
             partitions.remove_day(folder)
     return len(rows)
+
+
+def sync_and_store(settings, inventory: Path, now: dt.datetime | None = None) -> tuple[SyncReport, list[str]]:
+    """Read the configured sources, store the bookings; returns the report and the rule breaks."""
+    from .collect import inventory_hosts
+
+    now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    sources = [str(s) for s in settings.get("bookings", "sources")]
+    hosts = set(inventory_hosts(Path(inventory)))
+    report = sync(sources, hosts, now, timeout_s=float(settings.get("bookings", "timeout_s")))
+    store(settings.data_dir, report, now, sources)
+    breaks = rule_breaks(report.bookings, int(settings.get("bookings", "max_gpus_per_user")),
+                         float(settings.get("bookings", "max_hours")))
+    return report, breaks

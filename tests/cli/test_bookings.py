@@ -125,3 +125,22 @@ def test_stored_bookings_replace_the_last_sync_but_a_failed_source_keeps_its_own
         con.close()
     assert rows == [(str(lab), "bob", 3), (str(lab), "carol", 4), (str(room), "bob", 3)]
     assert len(list((data / "bookings").iterdir())) == 1
+
+
+def test_the_bookings_command_and_its_rules(run_fleetscope, tmp_path):
+    from tests.conftest import sql_json
+
+    calendar = tmp_path / "lab.ics"
+    calendar.write_bytes(ICS)
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text("[gpu]\ngpu01\ngpu02\n")
+    config = tmp_path / "fleetscope.toml"
+    config.write_text(f'[bookings]\nsources = ["{calendar}", "{tmp_path / "gone.ics"}"]\nmax_hours = 8.0\n')
+    proc = run_fleetscope("bookings", "sync", "--config", str(config), "--data", str(tmp_path / "d"),
+                          "-i", str(inventory))
+    assert proc.returncode == 1 and "gone.ics" in proc.stderr  # one source failed; the other was stored
+    assert "rule broken: alice: gpu01 booked 10 h" in proc.stdout
+    rows = sql_json(run_fleetscope, tmp_path / "d", 'SELECT host, count(*) AS n FROM bookings GROUP BY host ORDER BY host')
+    assert rows == [{"host": "gpu01", "n": 4}, {"host": "gpu02", "n": 3}]
+    unset = run_fleetscope("bookings", "sync", "--data", str(tmp_path / "d"))
+    assert unset.returncode == 2 and "no [bookings] sources" in unset.stderr
