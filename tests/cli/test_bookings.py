@@ -140,7 +140,7 @@ def test_the_bookings_command_and_its_rules(run_fleetscope, tmp_path):
                           "-i", str(inventory))
     assert proc.returncode == 1 and "gone.ics" in proc.stderr  # one source failed; the other was stored
     assert "rule broken: alice: gpu01 booked 10 h" in proc.stdout
-    rows = sql_json(run_fleetscope, tmp_path / "d", 'SELECT host, count(*) AS n FROM bookings GROUP BY host ORDER BY host')
+    rows = sql_json(run_fleetscope, tmp_path / "d", "SELECT host, count(*) AS n FROM bookings GROUP BY host ORDER BY 1")
     assert rows == [{"host": "gpu01", "n": 4}, {"host": "gpu02", "n": 3}]
     unset = run_fleetscope("bookings", "sync", "--data", str(tmp_path / "d"))
     assert unset.returncode == 2 and "no [bookings] sources" in unset.stderr
