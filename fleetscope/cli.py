@@ -41,14 +41,27 @@ def _settings(args) -> Settings:
     return settings
 
 
-def _build_report(settings: Settings) -> Path:
+def _build_report(settings: Settings, inventory: str | os.PathLike | None = None) -> Path:
+    """Render the site. The inventory (``inventory`` or collect.inventory) is read only when report.host_columns
+    names variables to show; an unreadable inventory costs those columns, never the report."""
     import reports
 
     from .warehouse import connect
 
+    report = dict(settings.values["report"])
+    report["held_mem_mib"] = settings.get("rollup", "held_mem_mib")  # one rule for idle-held, rollups and report
+    inventory_vars = None
+    if report["host_columns"]:
+        from .inventory import InventoryError, host_vars
+
+        path = Path(inventory) if inventory else settings.path("collect", "inventory")
+        try:
+            inventory_vars = host_vars(path, report["host_columns"])
+        except InventoryError as e:
+            _say(f"warning: report.host_columns left empty: {e}")
     con = connect(settings.data_dir)
     try:
-        return reports.build_site(con, settings.out_dir, settings=dict(settings.values["report"]))
+        return reports.build_site(con, settings.out_dir, settings=report, inventory_vars=inventory_vars)
     finally:
         con.close()
 
@@ -83,6 +96,18 @@ def cmd_collect(args) -> int:
                     rollup_failed = True
                 else:
                     print(f"rollup: {rolled.summary()}")
+            if settings.get("bookings", "sources"):
+                from .bookings import sync_and_store
+
+                try:
+                    booked, breaks = sync_and_store(settings, Path(summary.inventory))
+                except Exception as e:  # noqa: BLE001 - calendars are extra: the run is stored either way
+                    _say(f"fleetscope collect: reading the bookings failed: {type(e).__name__}: {e}")
+                else:
+                    for error in booked.errors:
+                        _say(f"warning: bookings: {error}")
+                    for line in breaks:
+                        print(f"bookings rule broken: {line}")
     except Busy as e:
         _say(f"fleetscope collect: {e}; nothing done")
         return EXIT_BUSY
@@ -96,7 +121,7 @@ def cmd_collect(args) -> int:
             print(f"  {host}: {summary.status[host]}: {summary.messages.get(host, '')}")
     if not args.no_report:
         try:
-            index = _build_report(settings)
+            index = _build_report(settings, args.inventory)
         except Exception as e:  # noqa: BLE001 - the run is stored; only the pages are missing
             _say(f"fleetscope collect: the run is stored, but rendering the report failed: {type(e).__name__}: {e}")
             return EXIT_REPORT
@@ -150,7 +175,7 @@ def cmd_rollup(args) -> int:
 
 def cmd_report(args) -> int:
     settings = _settings(args)
-    index = _build_report(settings)
+    index = _build_report(settings, args.inventory)
     print(f"report: {index}")
     if args.open:
         import webbrowser
@@ -176,6 +201,113 @@ def cmd_sql(args) -> int:
         return EXIT_SQL
     print(format_result(cursor, args.format))
     return EXIT_OK
+
+
+def cmd_hosts(args) -> int:
+    from .hosts import HostsError, add_host, list_hosts, remove_host
+    from .sqlshell import format_table
+
+    settings = _settings(args)
+    path = Path(args.inventory).resolve() if args.inventory else settings.path("collect", "inventory")
+    if args.action == "list":
+        rows = list_hosts(path)
+        names = ["host", "groups", "address", "port", "user", "connection", "python"]
+        print(format_table(names, [[r[n] for n in names] for r in rows]))
+        return EXIT_OK
+    if args.action == "check":
+        from .collect import CollectError, check_hosts
+
+        try:
+            rows = check_hosts(settings, path, args.limit)
+        except CollectError as e:
+            _say(f"fleetscope hosts check: {e}")
+            return EXIT_USAGE
+        names = ["host", "status", "ssh", "python", "nvml"]
+        print(format_table(names, [[r[n] for n in names] for r in rows]))
+        for r in rows:
+            if r["message"]:
+                print(f"  {r['host']}: {r['message']}")
+        return EXIT_OK if all(r["status"] == "ok" for r in rows) else EXIT_HOSTS
+    if not args.name:
+        _say(f"fleetscope hosts {args.action}: a host name is needed")
+        return EXIT_USAGE
+    try:
+        if args.action == "add":
+            variables = {}
+            for item in args.var or []:
+                key, sep, value = item.partition("=")
+                if not sep:
+                    raise HostsError(f"--var wants KEY=VALUE, got {item!r}")
+                variables[key] = value
+            line = add_host(path, args.name, args.group, variables)
+            print(f"added to [{args.group}] in {path}: {line}")
+        else:
+            n = remove_host(path, args.name)
+            print(f"removed {args.name} from {path} ({n} line{'s' if n != 1 else ''})")
+    except HostsError as e:
+        _say(f"fleetscope hosts {args.action}: {e}")
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def cmd_bookings(args) -> int:
+    from .bookings import sync_and_store
+    from .collect import CollectError
+    from .lock import Busy, DataLock
+
+    settings = _settings(args)
+    if not settings.get("bookings", "sources"):
+        _say("fleetscope bookings: no [bookings] sources in the settings file (docs/bookings.md)")
+        return EXIT_USAGE
+    inventory = Path(args.inventory).resolve() if args.inventory else settings.path("collect", "inventory")
+    try:
+        with DataLock(settings.data_dir):
+            report, breaks = sync_and_store(settings, inventory)
+    except Busy as e:
+        _say(f"fleetscope bookings: {e}; nothing done")
+        return EXIT_BUSY
+    except CollectError as e:
+        _say(f"fleetscope bookings: {e}")
+        return EXIT_USAGE
+    for error in report.errors:
+        _say(f"warning: {error}")
+    print(f"bookings: {len(report.bookings)} stored, {report.unmatched} event(s) naming no known host")
+    for line in breaks:
+        print(f"  rule broken: {line}")
+    return EXIT_OK if not report.errors else EXIT_HOSTS
+
+
+def cmd_admin(args) -> int:
+    from .admin import AdminError, describe, run_action
+
+    settings = _settings(args)
+    if args.action == "kill":
+        module_args = {"action": "kill", "pid": args.pid, "expect_user": args.user, "expect_command": args.command,
+                       "signal": args.signal, "force": args.force, "wait": args.wait}
+        what = f"send SIG{args.signal} to pid {args.pid} ({args.user}, {args.command!r})"
+    elif args.action == "maintenance":
+        module_args = {"action": "maintenance", "state": args.state, "gpu": args.gpu}
+        what = f"turn maintenance {args.state} (compute mode {'prohibited' if args.state == 'on' else 'default'})"
+    else:
+        module_args = {"action": "power_limit", "gpu": args.gpu, "watts": args.watts}
+        what = f"set the power limit to {args.watts:.0f} W"
+    what += f" on {args.host}, {describe(module_args['action'], module_args)}"
+    if not args.check and not args.yes:
+        if not sys.stdin.isatty():
+            _say(f"fleetscope admin: not confirmed; to {what}, run it at a terminal or add --yes")
+            return EXIT_USAGE
+        answer = input(f"{what}{' (as root: become)' if args.become else ''}? [y/N] ").strip().lower()
+        if answer not in ("y", "yes"):
+            _say("fleetscope admin: cancelled, nothing done")
+            return EXIT_USAGE
+    try:
+        result = run_action(settings, args.host, module_args, inventory=args.inventory, check=args.check,
+                            become=args.become)
+    except AdminError as e:
+        _say(f"fleetscope admin: {e}")
+        return EXIT_USAGE
+    print(f"{args.host}: {result.status}{' (check mode)' if args.check else ''}: {result.message}")
+    return EXIT_OK if result.status == "ok" else EXIT_HOSTS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -221,12 +353,76 @@ def build_parser() -> argparse.ArgumentParser:
     u.set_defaults(func=cmd_rollup)
 
     r = sub.add_parser("report", parents=[common], help="render the static site from the warehouse",
-                       description="Render the static HTML report from the warehouse.",
+                       description="Render the static HTML report from the warehouse: site/index.html (the "
+                       "fleet), users.html, problems.html, hosts/<host>.html and data/latest.json.",
                        epilog="example:\n  fleetscope report --out /var/www/fleet",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("--out", help="report folder (default: site/)")
+    r.add_argument("-i", "--inventory",
+                   help="inventory whose variables fill report.host_columns (default: collect.inventory)")
     r.add_argument("--open", action="store_true", help="open the report in a browser")
     r.set_defaults(func=cmd_report)
+
+    h = sub.add_parser(
+        "hosts", parents=[common], help="list, add, remove or check the hosts of the inventory",
+        description="Keep the inventory: `add` and `remove` edit inventory.ini in place, keeping comments and "
+        "groups (the result is parsed by Ansible before it is written); `check` logs in to each host and "
+        "reports SSH, python3 and NVML.",
+        epilog="examples:\n  fleetscope hosts list\n"
+        "  fleetscope hosts add gpu07.lab --group gpu --var ansible_user=monitor --var owner=alice\n"
+        "  fleetscope hosts remove gpu07.lab\n  fleetscope hosts check --limit gpu",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    h.add_argument("action", choices=("list", "add", "remove", "check"))
+    h.add_argument("name", nargs="?", help="host name (add, remove)")
+    h.add_argument("-i", "--inventory", help="inventory file (default: collect.inventory, inventory.ini)")
+    h.add_argument("-g", "--group", default="ungrouped", help="group to add the host to (default: ungrouped)")
+    h.add_argument("--var", action="append", metavar="KEY=VALUE", help="a host variable (repeatable)")
+    h.add_argument("-l", "--limit", help="Ansible host pattern to check")
+    h.set_defaults(func=cmd_hosts)
+
+    b = sub.add_parser(
+        "bookings", parents=[common], help="read the booking calendars ([bookings] sources) into the warehouse",
+        description="Read every iCalendar source of [bookings] sources, match events to hosts and GPUs "
+        "(docs/bookings.md) and store them in the bookings table. `collect` does it on every run when sources "
+        "are set. A source that fails is reported (exit 1) and keeps its last bookings.")
+    b.add_argument("action", choices=("sync",))
+    b.add_argument("-i", "--inventory", help="inventory whose hosts events may name (default: collect.inventory)")
+    b.set_defaults(func=cmd_bookings)
+
+    a = sub.add_parser(
+        "admin", help="terminate a process, GPU maintenance, power limit (asks first, records in admin_actions)",
+        description="Admin actions through playbooks/admin.yml, one host at a time. Each asks for confirmation "
+        "(or --yes), runs with become (root) unless --no-become, supports --check (report, change nothing), "
+        "and is recorded in the admin_actions table. Exit 0 done, 1 refused or failed on the host, 2 not run.",
+        epilog="examples:\n  fleetscope admin kill gpu01 4242 --user alice --command 'python train.py'\n"
+        "  fleetscope admin maintenance gpu01 on --gpu 3 --check\n"
+        "  fleetscope admin power-limit gpu01 --gpu 0 --watts 500",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    asub = a.add_subparsers(dest="action", required=True, metavar="ACTION")
+    admin_common = argparse.ArgumentParser(add_help=False, parents=[common])
+    admin_common.add_argument("-i", "--inventory", help="inventory file (default: collect.inventory)")
+    admin_common.add_argument("--check", action="store_true", help="report what would be done; change nothing")
+    admin_common.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    admin_common.add_argument("--become", action=argparse.BooleanOptionalAction, default=True,
+                              help="run as root on the host (default: yes; needed for other users' processes)")
+    k = asub.add_parser("kill", parents=[admin_common], help="signal a process, if it is still what the report showed")
+    k.add_argument("host")
+    k.add_argument("pid", type=int)
+    k.add_argument("--user", required=True, help="the user the process must run as")
+    k.add_argument("--command", required=True, help="the command the process must have, as the report shows it")
+    k.add_argument("--signal", default="TERM", choices=("TERM", "INT", "KILL"))
+    k.add_argument("--wait", type=int, default=10, help="seconds to wait for it to end (default 10)")
+    k.add_argument("--force", action="store_true", help="send KILL if it is still there after --wait")
+    m = asub.add_parser("maintenance", parents=[admin_common], help="GPU compute mode prohibited (on) or default")
+    m.add_argument("host")
+    m.add_argument("state", choices=("on", "off"))
+    m.add_argument("--gpu", type=int, help="GPU index (default: every GPU)")
+    pl = asub.add_parser("power-limit", parents=[admin_common], help="set a GPU's power limit")
+    pl.add_argument("host")
+    pl.add_argument("--gpu", type=int, required=True)
+    pl.add_argument("--watts", type=float, required=True)
+    a.set_defaults(func=cmd_admin)
 
     s = sub.add_parser(
         "sql", parents=[common], help="query the warehouse (a prompt when no query is given)",

@@ -47,6 +47,20 @@ DEFAULTS: dict[str, dict] = {
         "heatmap_columns": 96,
         "status_history": 50,
         "title": "fleetscope",
+        "host_columns": [],
+        "stale_minutes": 30,
+        "problem_hours": 24,
+        "hot_gpu_c": 85.0,
+        "throttle_reasons": ["hw_slowdown", "hw_thermal_slowdown", "hw_power_brake_slowdown", "sw_thermal_slowdown"],
+        "idle_held_minutes": 60,
+        "clock_skew_s": 5.0,
+        "disk_full_pct": 90.0,
+    },
+    "bookings": {
+        "sources": [],
+        "timeout_s": 10,
+        "max_gpus_per_user": 0,
+        "max_hours": 0.0,
     },
 }
 

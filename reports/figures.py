@@ -1,20 +1,33 @@
-"""Plotly figures as plain dicts (data + layout), so the report never imports plotly.graph_objects."""
+"""Plotly figures as plain dicts (data + layout), so the report never imports plotly.graph_objects.
+
+A figure spec is ``{"id": ..., "data": [...], "layout": {...}}``, or, for a figure with a range switch,
+``{"id": ..., "ranges": [{"label": "24 h", "data": ..., "layout": ...}, ...], "selected": 0}``: the page
+draws the selected range and the buttons swap in another (``static/report.js``). A trace may carry
+``"xs": key`` instead of ``"x"``: its x values are the page's shared array ``key`` (a host page's GPUs all
+share one time axis, written once instead of once per trace).
+
+Every host-provided string (host, user, GPU name) goes through ``plotly_text``: Plotly reads a little HTML in
+labels and hover text.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from reports.safe import plotly_text
 
 Figure = Dict[str, Any]
 
-_TS_FORMAT = "%Y-%m-%d %H:%M:%S"
+DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+GIB = 1024**3
 
 
 def x_time(ts: Optional[datetime]) -> Optional[str]:
     """A UTC timestamp as Plotly reads it: a naive date string, drawn as is (no local-time shift)."""
-    return ts.strftime(_TS_FORMAT) if ts is not None else None
+    if ts is None:
+        return None
+    return ts.strftime("%Y-%m-%d %H:%M" if ts.second == 0 and ts.microsecond == 0 else "%Y-%m-%d %H:%M:%S")
 
 
 def _layout(title: str, y_title: str, *, y_max: Optional[float] = None, height: int = 300) -> Dict[str, Any]:
@@ -32,6 +45,22 @@ def _layout(title: str, y_title: str, *, y_max: Optional[float] = None, height: 
         "paper_bgcolor": "rgba(0,0,0,0)",
         "plot_bgcolor": "rgba(0,0,0,0)",
     }
+
+
+def _category_layout(title: str, height: int) -> Dict[str, Any]:
+    layout = _layout(title, "", height=height)
+    layout["xaxis"] = {"type": "category", "automargin": True, "side": "top" if height > 500 else "bottom"}
+    layout["yaxis"] = {"type": "category", "automargin": True, "autorange": "reversed"}
+    layout["hovermode"] = "closest"
+    return layout
+
+
+def _empty(layout: Dict[str, Any], text: str) -> Dict[str, Any]:
+    layout["annotations"] = [{"text": text, "showarrow": False, "xref": "paper", "yref": "paper",
+                              "x": 0.5, "y": 0.5, "font": {"size": 13, "color": "#667085"}}]
+    layout["xaxis"]["visible"] = False
+    layout["yaxis"]["visible"] = False
+    return layout
 
 
 def line(name: str, rows: Iterable[Dict[str, Any]], y: str, **extra: Any) -> Dict[str, Any]:
@@ -56,18 +85,89 @@ def timeline(title: str, y_title: str, traces: List[Dict[str, Any]], *,
     return {"data": traces, "layout": layout}
 
 
-def fleet_timeline(rows: Sequence[Dict[str, Any]]) -> Figure:
-    """Mean GPU utilization and mean CPU use per run (left axis, %), GPUs busy (right axis, count)."""
+# -- the fleet page ---------------------------------------------------------------------------------------
+
+def fleet_range(title: str, rows: Sequence[Dict[str, Any]], empty_text: str,
+                xs: str) -> Tuple[List[Optional[str]], Figure]:
+    """Fleet utilization and memory over one range: GPU utilization, GPU memory, CPU use and host memory in %
+    (left axis), the mean number of busy GPUs (right axis). The traces share the x values (returned first)
+    as the page's array ``xs``."""
+    def trace(name: str, column: str, **extra: Any) -> Dict[str, Any]:
+        t = {"type": "scatter", "mode": "lines+markers" if len(rows) < 3 else "lines", "name": name, "xs": xs,
+             "y": [None if r[column] is None else round(r[column], 2) for r in rows]}
+        t.update(extra)
+        return t
+
     traces = [
-        line("GPU utilization (mean)", rows, "gpu_util_pct"),
-        line("CPU use (mean)", rows, "cpu_pct"),
-        line("GPUs busy", rows, "gpus_busy", yaxis="y2", line={"dash": "dot"}),
+        trace("GPU utilization", "gpu_util_pct"),
+        trace("GPU memory used", "gpu_mem_pct"),
+        trace("CPU use", "cpu_pct"),
+        trace("host memory used", "mem_pct"),
+        trace("GPUs busy", "gpus_busy", yaxis="y2", line={"dash": "dot"}),
     ]
-    layout = _layout("Fleet utilization", "%", y_max=100)
+    layout = _layout(title, "%", y_max=100, height=340)
+    # GPUs busy on the right, scaled so that the top of the chart is every GPU: the two axes line up.
+    gpus = max((r["gpus"] or 0 for r in rows), default=0) or 1
+    step = next(s for s in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10**9) if s >= gpus / 5)
     layout["yaxis2"] = {"title": {"text": "GPUs busy"}, "overlaying": "y", "side": "right",
-                        "rangemode": "tozero", "showgrid": False}
+                        "range": [0, gpus], "dtick": step, "showgrid": False}
     layout["margin"]["r"] = 55
-    return {"data": traces, "layout": layout}
+    if not rows:
+        layout = _empty(layout, empty_text)
+        layout.pop("yaxis2")
+        traces = []
+    return [x_time(r["ts"]) for r in rows], {"data": traces, "layout": layout}
+
+
+def ranges(fig_id: str, entries: Sequence[Tuple[str, Figure]], selected: int = 0) -> Figure:
+    """A figure with a range switch: one (label, figure) per range."""
+    return {"id": fig_id, "selected": selected,
+            "ranges": [{"label": label, "data": f["data"], "layout": f["layout"]} for label, f in entries]}
+
+
+def gpu_now_heatmap(gpus: Sequence[Dict[str, Any]], files: Mapping[str, str], busy_pct: float) -> Optional[Figure]:
+    """Hosts x GPU index, colour = utilization at the host's latest run; hover: memory and users. A click on a
+    cell opens the host's page (``links``: one page per row). None without GPUs."""
+    if not gpus:
+        return None
+    hosts = sorted({g["host"] for g in gpus})
+    indices = [g["gpu_index"] for g in gpus if g["gpu_index"] is not None]
+    width = max(indices) + 1 if indices else 1
+    row = {h: i for i, h in enumerate(hosts)}
+    z: List[List[Optional[float]]] = [[None] * width for _ in hosts]
+    text: List[List[str]] = [[""] * width for _ in hosts]
+    for g in gpus:
+        if g["gpu_index"] is None or not 0 <= g["gpu_index"] < width:
+            continue
+        i, j = row[g["host"]], g["gpu_index"]
+        z[i][j] = g["util_pct"]
+        mem = (f"{g['mem_used_bytes'] / GIB:.1f} / {g['mem_total_bytes'] / GIB:.0f} GiB"
+               if g["mem_used_bytes"] is not None and g["mem_total_bytes"] else "memory unknown")
+        util = "utilization unknown" if g["util_pct"] is None else f"{g['util_pct']:.0f} %"
+        users = ", ".join(g["users"]) if g["users"] else "no processes"
+        state = "busy" if (g["util_pct"] or 0) > busy_pct else "idle"
+        text[i][j] = "<br>".join(plotly_text(s) for s in (
+            f"{g['host']} · GPU {j}", f"{util} ({state})", mem, users))
+    layout = _category_layout("GPU utilization now, by host and GPU", max(220, 80 + 18 * len(hosts)))
+    layout["xaxis"]["title"] = {"text": "GPU"}
+    return {
+        "data": [{
+            "type": "heatmap",
+            "x": [str(j) for j in range(width)],
+            "y": [plotly_text(h) for h in hosts],
+            "z": z,
+            "text": text,
+            "zmin": 0,
+            "zmax": 100,
+            "xgap": 2,
+            "ygap": 2,
+            "colorscale": "Viridis",
+            "colorbar": {"title": {"text": "%"}},
+            "hovertemplate": "%{text}<extra></extra>",
+        }],
+        "layout": layout,
+        "links": [files.get(h) for h in hosts],
+    }
 
 
 def gpu_heatmap(rows: Sequence[Dict[str, Any]]) -> Optional[Figure]:
@@ -80,8 +180,8 @@ def gpu_heatmap(rows: Sequence[Dict[str, Any]]) -> Optional[Figure]:
     for r in rows:
         hosts.setdefault(r["host"], [None] * len(buckets))[column[r["bucket"]]] = r["gpu_util_pct"]
     names = sorted(hosts)
-    layout = _layout("GPU utilization by host", "", height=max(220, 60 + 22 * len(names)))
-    layout["yaxis"] = {"automargin": True, "type": "category"}
+    layout = _layout("GPU utilization by host over time", "", height=max(220, 80 + 18 * len(names)))
+    layout["yaxis"] = {"automargin": True, "type": "category", "autorange": "reversed"}
     layout["hovermode"] = "closest"
     return {
         "data": [{
@@ -99,27 +199,124 @@ def gpu_heatmap(rows: Sequence[Dict[str, Any]]) -> Optional[Figure]:
     }
 
 
-def host_figures(host_rows: Sequence[Dict[str, Any]], gpu_rows: Sequence[Dict[str, Any]]) -> List[Figure]:
-    """The figures of one host page: CPU, memory, then per-GPU utilization, memory, temperature, power."""
-    figures = [
-        timeline("CPU use", "%", [line("CPU use", host_rows, "cpu_pct")], y_max=100),
-        timeline("Memory used", "GiB", [
-            line("used", host_rows, "mem_used_gib"),
-            line("total", host_rows, "mem_total_gib", line={"dash": "dot"}),
-        ]),
-    ]
-    if not gpu_rows:
-        return figures
-    by_gpu: Dict[int, List[Dict[str, Any]]] = {}
+# -- host pages -------------------------------------------------------------------------------------------
+
+def _aligned(rows: Sequence[Dict[str, Any]], column: str, index: Mapping[datetime, int], size: int) -> List[Any]:
+    y: List[Any] = [None] * size
+    for r in rows:
+        y[index[r["ts"]]] = r[column]
+    return y
+
+
+def host_figures(host_rows: Sequence[Dict[str, Any]],
+                 gpu_rows: Sequence[Dict[str, Any]]) -> Tuple[List[Optional[str]], List[Figure]]:
+    """The figures of one host page, over one shared time axis (returned first, as x values): per-GPU
+    utilization, memory, temperature, power and SM clock (one trace per GPU), then CPU use and memory."""
+    times = sorted({r["ts"] for r in host_rows} | {r["ts"] for r in gpu_rows})
+    index = {t: i for i, t in enumerate(times)}
+    n = len(times)
+    mode = "lines+markers" if n < 3 else "lines"
+
+    def trace(name: str, rows: Sequence[Dict[str, Any]], column: str, **extra: Any) -> Dict[str, Any]:
+        t = {"type": "scatter", "mode": mode, "name": plotly_text(name), "xs": "t",
+             "y": _aligned(rows, column, index, n)}
+        t.update(extra)
+        return t
+
+    by_gpu: Dict[Any, List[Dict[str, Any]]] = {}
     for r in gpu_rows:
         by_gpu.setdefault(r["gpu_index"], []).append(r)
     gpus = sorted(by_gpu.items(), key=lambda item: (item[0] is None, item[0] or 0))
-    for title, column, unit, y_max in (
-        ("GPU utilization", "util_pct", "%", 100),
-        ("GPU memory used", "mem_used_gib", "GiB", None),
-        ("GPU temperature", "temperature_c", "°C", None),
-        ("GPU power", "power_w", "W", None),
-    ):
-        traces = [line(f"GPU {index}", rows, column) for index, rows in gpus]
-        figures.append(timeline(title, unit, traces, y_max=y_max))
-    return figures
+    figures = []
+    if gpus:
+        for title, column, unit, y_max in (
+            ("GPU utilization", "util_pct", "%", 100),
+            ("GPU memory used", "mem_used_gib", "GiB", None),
+            ("GPU temperature", "temperature_c", "°C", None),
+            ("GPU power", "power_w", "W", None),
+            ("GPU SM clock", "clock_sm_mhz", "MHz", None),
+        ):
+            figures.append(timeline(title, unit, [trace(f"GPU {i}", rows, column) for i, rows in gpus],
+                                    y_max=y_max))
+    figures += [
+        timeline("CPU use", "%", [trace("CPU use", host_rows, "cpu_pct")], y_max=100),
+        timeline("Memory used", "GiB", [
+            trace("used", host_rows, "mem_used_gib"),
+            trace("total", host_rows, "mem_total_gib", line={"dash": "dot"}),
+        ]),
+    ]
+    return [x_time(t) for t in times], figures
+
+
+# -- the users page ---------------------------------------------------------------------------------------
+
+def user_bars(title: str, rows: Sequence[Dict[str, Any]], suffix: str, top: int = 30) -> Figure:
+    """Horizontal stacked bars per user: GPU-hours active and idle-held over one range (``suffix``: 7d...)."""
+    active, held = f"active_h_{suffix}", f"held_h_{suffix}"
+    used = [r for r in rows if (r[active] or 0) + (r[held] or 0) > 0]
+    used.sort(key=lambda r: -((r[active] or 0) + (r[held] or 0)))
+    used = used[:top]
+    users = [plotly_text(r["user"]) for r in used]
+    layout = _layout(title, "", height=max(220, 90 + 20 * len(used)))
+    layout["xaxis"] = {"title": {"text": "GPU-hours"}, "automargin": True, "rangemode": "tozero"}
+    layout["yaxis"] = {"type": "category", "automargin": True, "autorange": "reversed"}
+    layout["barmode"] = "stack"
+    layout["hovermode"] = "y unified"
+    layout["legend"] = {"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"}
+    if not used:
+        return {"data": [], "layout": _empty(layout, "No GPU use by any user in this range.")}
+    data = [
+        {"type": "bar", "orientation": "h", "name": "active", "y": users,
+         "x": [round(r[active] or 0, 2) for r in used], "marker": {"color": "#2f5fb3"}},
+        {"type": "bar", "orientation": "h", "name": "idle, held", "y": users,
+         "x": [round(r[held] or 0, 2) for r in used], "marker": {"color": "#e8a33d"}},
+    ]
+    return {"data": data, "layout": layout}
+
+
+def user_host_heatmap(title: str, rows: Sequence[Dict[str, Any]], suffix: str, top: int = 30) -> Figure:
+    """The ``top`` users x hosts, colour = GPU-hours (active + idle-held) over one range; hover splits the two
+    (``customdata``: active hours, so a cell costs two numbers, not a sentence)."""
+    active, held = f"active_h_{suffix}", f"held_h_{suffix}"
+    cells = {(r["user"], r["host"]): (r[active] or 0, r[held] or 0) for r in rows
+             if (r[active] or 0) + (r[held] or 0) > 0}
+    totals: Dict[str, float] = {}
+    for (user, _), (a, h) in cells.items():
+        totals[user] = totals.get(user, 0) + a + h
+    users = sorted(totals, key=lambda u: (-totals[u], u))[:top]
+    shown = set(users)
+    hosts = sorted({host for user, host in cells if user in shown})
+    layout = _category_layout(title, max(220, 110 + 16 * len(users)))
+    if not cells:
+        return {"data": [], "layout": _empty(layout, "No GPU use by any user in this range.")}
+    z, active_h = [], []
+    for user in users:
+        z.append([round(sum(cells[(user, h)]), 1) if (user, h) in cells else None for h in hosts])
+        active_h.append([round(cells[(user, h)][0], 1) if (user, h) in cells else None for h in hosts])
+    return {"data": [{
+        "type": "heatmap", "x": [plotly_text(h) for h in hosts], "y": [plotly_text(u) for u in users],
+        "z": z, "customdata": active_h, "colorscale": [[0, "#e8eef9"], [1, "#1d3f8f"]], "zmin": 0,
+        "xgap": 1, "ygap": 1, "colorbar": {"title": {"text": "GPU-h"}},
+        "hovertemplate": "%{y} on %{x}<br>%{z:.1f} GPU-hours, %{customdata:.1f} of them active<extra></extra>",
+    }], "layout": layout}
+
+
+def week_hour_heatmap(rows: Sequence[Dict[str, Any]], since: datetime) -> Optional[Figure]:
+    """Day of week x hour of day (UTC), colour = share of GPU time active. None without hourly rollups."""
+    if not rows:
+        return None
+    z: List[List[Optional[float]]] = [[None] * 24 for _ in DAYS]
+    text: List[List[str]] = [[""] * 24 for _ in DAYS]
+    for r in rows:
+        d, h = int(r["dow"]) - 1, int(r["hour"])
+        z[d][h] = None if r["active_pct"] is None else round(r["active_pct"], 1)
+        util = "" if r["util_pct"] is None else f"<br>mean utilization {r['util_pct']:.0f} %"
+        text[d][h] = (f"{DAYS[d]} {h:02d}:00–{h:02d}:59 UTC<br>active {z[d][h] or 0:.0f} % of GPU time"
+                      f"{util}<br>over {r['days']} day(s)")
+    layout = _category_layout(f"Fleet GPU use by day and hour (UTC), since {since:%Y-%m-%d}", 300)
+    layout["xaxis"]["title"] = {"text": "hour of day (UTC)"}
+    return {"data": [{
+        "type": "heatmap", "x": [f"{h:02d}" for h in range(24)], "y": list(DAYS), "z": z, "text": text,
+        "zmin": 0, "zmax": 100, "colorscale": "Viridis", "xgap": 1, "ygap": 1,
+        "colorbar": {"title": {"text": "% active"}}, "hovertemplate": "%{text}<extra></extra>",
+    }], "layout": layout}

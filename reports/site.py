@@ -4,12 +4,18 @@ Python orchestrates: run the queries in ``queries/``, shape the rows a little (g
 files), build Plotly figures as dicts, and hand everything to the Jinja2 templates, which only lay out.
 The site is built in a temporary directory beside ``out_dir`` and swapped in, so a browser never sees a
 half-written site.
+
+Pages: ``index.html`` (the fleet), ``hosts/<host>.html`` (one per host), ``users.html``, ``problems.html``,
+plus ``data/latest.json`` (the fleet now, for other tools). ``plotly.min.js``, ``report.js`` and
+``style.css`` are written once beside them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
+import math
 import os
 import shutil
 import tempfile
@@ -21,16 +27,18 @@ import jinja2
 
 from reports import figures
 from reports.safe import json_for_html, slugify
-from reports.sql import fetch
+from reports.sql import fetch, prepared
 
 PACKAGE = Path(__file__).parent
 TEMPLATES = PACKAGE / "templates"
 STATIC = PACKAGE / "static"
+STATIC_FILES = ("style.css", "report.js")
 
-#: Every setting ``build_site`` understands, with its default.
+#: Every setting ``build_site`` understands, with its default (docs/settings.md, section [report]).
 DEFAULT_SETTINGS: Dict[str, Any] = {
-    # How far back the timelines reach, counted back from the newest data in the warehouse (not from the
-    # wall clock, so a warehouse that stopped receiving data still shows its last week).
+    # How far back the host timelines and the host x time heat-map reach, counted back from the newest data
+    # in the warehouse (not from the wall clock, so a warehouse that stopped receiving data still shows its
+    # last week).
     "timeline_hours": 168,
     # A GPU counts as busy when utilization_gpu_pct is above this.
     "busy_threshold_pct": 5.0,
@@ -38,31 +46,64 @@ DEFAULT_SETTINGS: Dict[str, Any] = {
     "max_points": 600,
     # Time columns of the fleet GPU heat-map.
     "heatmap_columns": 96,
-    # Status rows shown per host page.
+    # Status periods (runs of the same status) shown per host page.
     "status_history": 50,
     # Site title, shown on every page.
     "title": "fleetscope",
+    # Ansible inventory variables shown as extra columns of the hosts table (values: build_site's
+    # inventory_vars, which the CLI reads from collect.inventory).
+    "host_columns": [],
+    # A host whose newest data is older than this is listed as stale on every page.
+    "stale_minutes": 30,
+    # How far back the problems page looks for failed runs, heat and throttling.
+    "problem_hours": 24,
+    # A GPU at or above this temperature (degrees C) is hot.
+    "hot_gpu_c": 85.0,
+    # Throttle reasons that are a problem (a GPU at its power cap or idle clocks down by design).
+    "throttle_reasons": ["hw_slowdown", "hw_thermal_slowdown", "hw_power_brake_slowdown", "sw_thermal_slowdown"],
+    # A GPU idle but holding memory for at least this long is listed on the problems page.
+    "idle_held_minutes": 60,
+    # A host clock off the controller's by more than this many seconds is a problem.
+    "clock_skew_s": 5.0,
+    # A host whose fullest file system is at least this full (%) is a problem.
+    "disk_full_pct": 90.0,
+    # Memory that makes an idle GPU idle-held (MiB): rollup.held_mem_mib, passed in by the CLI.
+    "held_mem_mib": 1024,
 }
 
 #: Keys of the [report] settings section that are not about rendering (the caller uses them).
 IGNORED_SETTINGS = frozenset({"out_dir"})
 
 KNOWN_STATUSES = ("ok", "unreachable", "failed", "timeout")
+#: The fleet page's ranges: label, query, seconds back, the tier's own resolution (s), what the tier is.
+FLEET_RANGES = (
+    ("24 h", "fleet_timeline", 86400, 60, "raw samples"),
+    ("7 d", "fleet_hourly", 7 * 86400, 3600, "hourly rollups"),
+    ("30 d", "fleet_hourly", 30 * 86400, 3600, "hourly rollups"),
+    ("1 y", "fleet_daily", 365 * 86400, 86400, "daily rollups"),
+)
+USER_RANGES = (("7 d", "7d"), ("30 d", "30d"), ("1 y", "1y"))
+#: How far back the problems page looks for the start of an idle-held stretch (raw samples are kept 30 days).
+HELD_LOOKBACK = timedelta(days=30)
+STALE_LISTED = 10  # stale hosts named in the page footer; the rest are counted
 
 
-def build_site(con, out_dir, *, now: Optional[datetime] = None,
-               settings: Optional[Mapping[str, Any]] = None) -> Path:
+def build_site(con, out_dir, *, now: Optional[datetime] = None, settings: Optional[Mapping[str, Any]] = None,
+               inventory_vars: Optional[Mapping[str, Mapping[str, Any]]] = None) -> Path:
     """Write the report for the warehouse behind ``con`` into ``out_dir``; return the index.html path.
 
     ``con`` is an open DuckDB connection where the warehouse tables (or views) exist. ``out_dir`` is
     replaced as a whole. ``now`` (default: the wall clock) is the generation time printed on every page,
     UTC; a naive datetime is taken as UTC. ``settings`` overrides keys of ``DEFAULT_SETTINGS`` (the
     [report] section of fleetscope.toml can be passed as is: its ``out_dir`` is ignored here).
+    ``inventory_vars`` maps host -> {variable: value} from the Ansible inventory; the variables named in
+    ``settings["host_columns"]`` become columns of the hosts table and rows of each host's inventory.
     """
     cfg = _settings(settings)
     generated = _utc_naive(now if now is not None else datetime.now(timezone.utc))
     out_dir = Path(out_dir)
-    model = _gather(con, cfg, generated)
+    with prepared(con):
+        model = _gather(con, cfg, generated, inventory_vars or {})
     env = _environment(generated)
     with _staging(out_dir) as stage:
         _render(env, model, cfg, generated, stage)
@@ -71,17 +112,29 @@ def build_site(con, out_dir, *, now: Optional[datetime] = None,
 
 # -- data ------------------------------------------------------------------------------------------------
 
-def _gather(con, cfg: Mapping[str, Any], generated: datetime) -> Dict[str, Any]:
+def _bucket(window_s: float, max_points: int, unit_s: int) -> int:
+    """Bucket seconds for a window: at most max_points buckets, a whole number of ``unit_s``."""
+    return unit_s * max(1, math.ceil(window_s / max(1, max_points) / unit_s))
+
+
+def _gather(con, cfg: Mapping[str, Any], generated: datetime,
+            inventory_vars: Mapping[str, Mapping[str, Any]]) -> Dict[str, Any]:
     """Run every query; rows grouped per host where the pages need them."""
     fresh = fetch(con, "data_freshness")[0]
     end = fresh["latest_data_at"] or generated
+    max_points = int(cfg["max_points"])
     window_s = float(cfg["timeline_hours"]) * 3600.0
     since = end - timedelta(seconds=window_s)
-    bucket_s = max(60.0, window_s / max(1, int(cfg["max_points"])))
-    heat_bucket_s = max(bucket_s, window_s / max(1, int(cfg["heatmap_columns"])))
+    bucket_s = _bucket(window_s, max_points, 60)
+    heat_bucket_s = max(bucket_s, _bucket(window_s, int(cfg["heatmap_columns"]), 60))
     busy = float(cfg["busy_threshold_pct"])
+    day = end.replace(hour=0, minute=0, second=0, microsecond=0)
+    user_windows = {"since_7d": day - timedelta(days=6), "since_30d": day - timedelta(days=29),
+                    "since_1y": day - timedelta(days=364)}
 
     hosts = fetch(con, "hosts_overview", {"busy_pct": busy})
+    columns = [str(c) for c in cfg["host_columns"]]
+    stale_before = end - timedelta(minutes=float(cfg["stale_minutes"]))
     used: set = set()
     for h in hosts:
         slug = slugify(h["host"])
@@ -91,32 +144,107 @@ def _gather(con, cfg: Mapping[str, Any], generated: datetime) -> Dict[str, Any]:
         h["file"] = f"{slug}.html"
         h["up"] = h["status"] == "ok"
         h["status"] = h["status"] or "unknown"
+        h["stale"] = h["last_seen"] is None or h["last_seen"] < stale_before
         h["mem_used_frac"] = (h["mem_used_bytes"] / h["mem_total_bytes"]
                               if h["mem_used_bytes"] is not None and h["mem_total_bytes"] else None)
+        own = inventory_vars.get(h["host"]) or {}
+        h["vars"] = {c: own.get(c) for c in columns}
+    files = {h["host"]: h["file"] for h in hosts}
 
+    gpus = fetch(con, "gpu_latest")
+    held_bytes = int(cfg["held_mem_mib"]) * 1024 * 1024
+    for g in gpus:
+        g["busy"] = g["util_pct"] is not None and g["util_pct"] > busy
+        g["held"] = not g["busy"] and ((g["process_count"] or 0) > 0 or (g["mem_used_bytes"] or 0) > held_bytes)
+    up_gpus = [g for g in gpus if g["host_up"]]
+    users_now = fetch(con, "users_now", {"busy_pct": busy})
     up = [h for h in hosts if h["up"]]
+    stale = sorted((h for h in hosts if h["stale"]), key=lambda h: h["last_seen"] or datetime.min)  # never first
     summary = {
         "hosts_up": len(up),
         "hosts_total": len(hosts),
-        "gpus_busy": sum(h["gpus_busy"] for h in up),
-        "gpus_total": sum(h["gpus_total"] for h in up),
-        "users": sorted({u for h in up for u in h["users"]}),
+        "gpus_total": len(up_gpus),
+        "gpus_busy": sum(g["busy"] for g in up_gpus),
+        "gpus_held": sum(g["held"] for g in up_gpus),
+        "users": [u["user"] for u in users_now],
         "latest_run_at": fresh["latest_run_at"],
+        "latest_data_at": fresh["latest_data_at"],
+        "stale": stale,
+        "stale_minutes": cfg["stale_minutes"],
     }
+    summary["gpus_idle"] = summary["gpus_total"] - summary["gpus_busy"]
+
+    problem_since = end - timedelta(hours=float(cfg["problem_hours"]))
+    user_host = fetch(con, "user_host_usage", user_windows)
     return {
         "hosts": hosts,
+        "files": files,
+        "columns": columns,
+        "numeric_columns": {c for c in columns if _numeric(h["vars"][c] for h in hosts)},
         "summary": summary,
         "since": since,
         "end": end,
-        "fleet_timeline": fetch(con, "fleet_timeline",
-                                {"since": since, "bucket_s": bucket_s, "busy_pct": busy}),
+        "gpus": gpus,
+        "fleet_ranges": _fleet_ranges(con, end, max_points, busy),
         "heatmap": fetch(con, "fleet_gpu_heatmap", {"since": since, "bucket_s": heat_bucket_s}),
         "host_timeline": _group(fetch(con, "host_timeline", {"since": since, "bucket_s": bucket_s})),
         "gpu_timeline": _group(fetch(con, "gpu_timeline", {"since": since, "bucket_s": bucket_s})),
         "processes": _group(fetch(con, "gpu_processes_last")),
         "inventory": {r["host"]: r for r in fetch(con, "host_inventory")},
-        "status": _group(fetch(con, "host_status_recent", {"limit": int(cfg["status_history"])})),
+        "status": _group(fetch(con, "host_status_periods", {"limit": int(cfg["status_history"])})),
+        "users": fetch(con, "user_usage", user_windows),
+        "user_host": user_host,
+        "host_users": _group(user_host),
+        "users_now": users_now,
+        "user_windows": user_windows,
+        "week_hour_since": end - timedelta(days=365),
+        "week_hour": fetch(con, "fleet_week_hour", {"since": end - timedelta(days=365)}),
+        "problems": _problems(con, cfg, end, problem_since, busy, held_bytes),
+        "problem_since": problem_since,
     }
+
+
+def _fleet_ranges(con, end: datetime, max_points: int, busy: float) -> List[tuple]:
+    """(label, tier, bucket seconds, rows) per range of the fleet chart, each from its tier."""
+    out = []
+    for label, query, back_s, unit_s, tier in FLEET_RANGES:
+        bucket_s = _bucket(back_s, max_points, unit_s)
+        start = end - timedelta(seconds=back_s)
+        if unit_s > 60:  # rollup rows start on the hour or day: take whole buckets
+            start = datetime.fromtimestamp(start.replace(tzinfo=timezone.utc).timestamp() // unit_s * unit_s,
+                                           tz=timezone.utc).replace(tzinfo=None)
+        params = {"since": start, "bucket_s": bucket_s}
+        if query == "fleet_timeline":
+            params["busy_pct"] = busy
+        out.append((label, tier, bucket_s, fetch(con, query, params)))
+    return out
+
+
+def _problems(con, cfg: Mapping[str, Any], end: datetime, since: datetime, busy: float,
+              held_bytes: int) -> Dict[str, List[Dict[str, Any]]]:
+    """The rows of each section of the problems page; the thresholds come from the settings."""
+    return {
+        "hosts": fetch(con, "problems_hosts", {"since": since}),
+        "gpu_heat": fetch(con, "problems_gpu_heat", {
+            "since": since, "hot_c": float(cfg["hot_gpu_c"]), "reasons": [str(r) for r in cfg["throttle_reasons"]]}),
+        "ecc": fetch(con, "problems_ecc"),
+        "idle_held": fetch(con, "problems_idle_held", {
+            "since": end - HELD_LOOKBACK, "busy_pct": busy, "held_bytes": held_bytes,
+            "min_held_s": float(cfg["idle_held_minutes"]) * 60.0}),
+        "clock": fetch(con, "problems_clock", {"max_skew_s": float(cfg["clock_skew_s"])}),
+        "disk": fetch(con, "problems_disk", {"full_pct": float(cfg["disk_full_pct"])}),
+    }
+
+
+def _numeric(values) -> bool:
+    seen = False
+    for v in values:
+        if v is None or v == "":
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return False
+        seen = True
+    return seen
 
 
 def _group(rows: List[Dict[str, Any]], key: str = "host") -> Dict[Any, List[Dict[str, Any]]]:
@@ -130,34 +258,142 @@ def _group(rows: List[Dict[str, Any]], key: str = "host") -> Dict[Any, List[Dict
 
 def _render(env: jinja2.Environment, model: Dict[str, Any], cfg: Mapping[str, Any], generated: datetime,
             stage: Path) -> None:
+    problem_count = sum(len(rows) for rows in model["problems"].values())
     common = {"title": cfg["title"], "generated": generated, "busy_pct": cfg["busy_threshold_pct"],
-              "since": model["since"], "end": model["end"], "timeline_hours": cfg["timeline_hours"]}
+              "since": model["since"], "end": model["end"], "timeline_hours": cfg["timeline_hours"],
+              "summary": model["summary"], "problem_count": problem_count, "files": model["files"]}
     _copy_plotly_js(stage / "plotly.min.js")
-    for name in ("style.css", "sort.js"):
+    for name in STATIC_FILES:
         shutil.copyfile(STATIC / name, stage / name)
 
-    index_figures = [figures.fleet_timeline(model["fleet_timeline"])]
-    heatmap = figures.gpu_heatmap(model["heatmap"])
-    if heatmap is not None:
-        index_figures.append(heatmap)
-    _write(stage / "index.html", env.get_template("index.html").render(
-        common, root="", hosts=model["hosts"], summary=model["summary"],
-        figures=index_figures if model["fleet_timeline"] else []))
+    fleet_x: Dict[str, List[Optional[str]]] = {}
+    fleet_figs = _fleet_figures(model, cfg, fleet_x)
+    _page(env, stage / "index.html", "index.html", common, fleet_figs, root="", page="fleet", shared_x=fleet_x,
+          hosts=model["hosts"], columns=model["columns"], numeric_columns=model["numeric_columns"])
+    _page(env, stage / "users.html", "users.html", common, _user_figures(model), root="", page="users",
+          users=model["users"], users_now=model["users_now"], windows=model["user_windows"])
+    _page(env, stage / "problems.html", "problems.html", common, {}, root="", page="problems",
+          problems=model["problems"], problem_since=model["problem_since"], cfg=cfg)
 
-    host_template = env.get_template("host.html")
+    gpus = _group(model["gpus"])
     (stage / "hosts").mkdir()
     for h in model["hosts"]:
         name = h["host"]
-        figs = figures.host_figures(model["host_timeline"].get(name, []), model["gpu_timeline"].get(name, []))
-        has_data = name in model["host_timeline"]
-        _write(stage / "hosts" / h["file"], host_template.render(
-            common, root="../", host=h, inventory=model["inventory"].get(name),
-            processes=model["processes"].get(name, []), status_rows=model["status"].get(name, []),
-            figures=figs if has_data else []))
+        x, figs = figures.host_figures(model["host_timeline"].get(name, []), model["gpu_timeline"].get(name, []))
+        has_data = name in model["host_timeline"] or name in model["gpu_timeline"]
+        host_gpus = gpus.get(name, [])
+        _page(env, stage / "hosts" / h["file"], "host.html", common,
+              {f"host-{i}": f for i, f in enumerate(figs)} if has_data else {}, root="../", page="host",
+              shared_x={"t": x} if has_data else {},
+              host=h, inventory=model["inventory"].get(name), gpus=host_gpus,
+              mig=any(g["mig_mode"] for g in host_gpus),
+              processes=model["processes"].get(name, []), status_rows=model["status"].get(name, []),
+              host_users=model["host_users"].get(name, []), windows=model["user_windows"])
+
+    (stage / "data").mkdir()
+    (stage / "data" / "latest.json").write_text(
+        json.dumps(_latest(model, cfg, generated), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        + "\n",
+        encoding="utf-8")
 
 
-def _write(path: Path, text: str) -> None:
+def _page(env: jinja2.Environment, path: Path, template: str, common: Mapping[str, Any],
+          figs: Mapping[str, Optional[figures.Figure]], *, root: str, shared_x: Optional[Mapping] = None,
+          **context: Any) -> None:
+    """Render one page; ``figs`` are its figures by slot id (None: no figure for that slot)."""
+    figs = {k: {**f, "id": f"figure-{k}"} for k, f in figs.items() if f is not None}
+    page_data = {"x": dict(shared_x or {}), "figures": list(figs.values())} if figs else None
+    text = env.get_template(template).render(common, root=root, figs=figs, page_data=page_data, **context)
     path.write_text(text, encoding="utf-8")
+
+
+def _fleet_figures(model: Dict[str, Any], cfg: Mapping[str, Any],
+                   shared_x: Dict[str, List[Optional[str]]]) -> Dict[str, Optional[figures.Figure]]:
+    """The fleet page's figures; the x values their traces share go into ``shared_x``."""
+    if not model["hosts"]:
+        return {}
+    entries = []
+    for i, (label, tier, bucket_s, rows) in enumerate(model["fleet_ranges"]):
+        title = f"Fleet · last {label} ({tier}, per {_fmt_every(bucket_s)})"
+        empty = f"No {tier} in the last {label}." + (
+            " Rollups are written by `fleetscope rollup` (and by collect, hourly)." if tier != "raw samples" else "")
+        shared_x[f"r{i}"], fig = figures.fleet_range(title, rows, empty, f"r{i}")
+        entries.append((label, fig))
+    up = [g for g in model["gpus"] if g["host_up"]]
+    any_data = any(rows for *_, rows in model["fleet_ranges"])
+    return {
+        "gpus-now": figures.gpu_now_heatmap(up, {h: f"hosts/{f}" for h, f in model["files"].items()},
+                                            float(cfg["busy_threshold_pct"])),
+        "fleet": figures.ranges("fleet", entries) if any_data else None,
+        "heatmap": figures.gpu_heatmap(model["heatmap"]),
+    }
+
+
+def _user_figures(model: Dict[str, Any]) -> Dict[str, Optional[figures.Figure]]:
+    if not model["users"] and not model["week_hour"]:
+        return {}
+    bars = [(label, figures.user_bars(f"GPU-hours per user · last {label}", model["users"], key))
+            for label, key in USER_RANGES]
+    heat = [(label, figures.user_host_heatmap(f"GPU-hours per user and host · last {label}", model["user_host"],
+                                              key)) for label, key in USER_RANGES]
+    return {
+        "user-hours": figures.ranges("user-hours", bars, selected=1),
+        "user-hosts": figures.ranges("user-hosts", heat, selected=1),
+        "week-hour": figures.week_hour_heatmap(model["week_hour"], model["week_hour_since"]),
+    }
+
+
+def _latest(model: Dict[str, Any], cfg: Mapping[str, Any], generated: datetime) -> Dict[str, Any]:
+    """data/latest.json: the fleet now, for other tools. Times ISO 8601 UTC; bytes, %, W, degrees C."""
+    gpus = _group(model["gpus"])
+    processes: Dict[Any, List[Dict[str, Any]]] = {}
+    for host, rows in model["processes"].items():
+        for p in rows:
+            processes.setdefault((host, p["gpu_index"]), []).append(
+                {"pid": p["pid"], "user": p["user"], "command": p["command"], "gpu_mem_bytes": p["gpu_mem_bytes"]})
+    summary = model["summary"]
+    return {
+        "generated_at": _iso(generated),
+        "latest_run_at": _iso(summary["latest_run_at"]),
+        "busy_threshold_pct": float(cfg["busy_threshold_pct"]),
+        "summary": {k: summary[k] for k in ("hosts_up", "hosts_total", "gpus_busy", "gpus_idle", "gpus_held",
+                                            "gpus_total")} | {"users": summary["users"]},
+        "hosts": [{
+            "host": h["host"],
+            "status": h["status"],
+            "message": h["message"] or None,
+            "status_at": _iso(h["status_ts"]),
+            "last_seen": _iso(h["last_seen"]),
+            "stale": h["stale"],
+            "sample_at": _iso(h["sample_ts"]),
+            "cpu_pct": _round(h["cpu_pct"]),
+            "load1": h["load1"],
+            "mem_used_bytes": h["mem_used_bytes"],
+            "mem_total_bytes": h["mem_total_bytes"],
+            "vars": {k: _plain(v) for k, v in h["vars"].items()},
+            "gpus": [{
+                "index": g["gpu_index"], "uuid": g["gpu_uuid"], "name": g["name"],
+                "util_pct": g["util_pct"], "busy": g["busy"], "idle_held": g["held"],
+                "mem_used_bytes": g["mem_used_bytes"], "mem_total_bytes": g["mem_total_bytes"],
+                "temperature_c": g["temperature_c"], "power_w": g["power_w"], "mig_mode": g["mig_mode"],
+                "users": g["users"], "processes": processes.get((h["host"], g["gpu_index"]), []),
+            } for g in gpus.get(h["host"], [])],
+        } for h in model["hosts"]],
+    }
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def _round(value: Optional[float], digits: int = 1) -> Optional[float]:
+    return None if value is None else round(value, digits)
+
+
+def _iso(value: Optional[datetime]) -> Optional[str]:
+    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _copy_plotly_js(dest: Path) -> None:
@@ -188,6 +424,9 @@ def _environment(generated: datetime) -> jinja2.Environment:
         epoch=_epoch,
         bytes=_fmt_bytes,
         num=_fmt_num,
+        qty=_fmt_qty,
+        duration=_fmt_duration,
+        sortkey=_sort_key,
         script_json=json_for_html,
     )
     env.globals["status_class"] = _status_class
@@ -214,13 +453,29 @@ def _fmt_ago(value: Optional[datetime], generated: datetime) -> str:
         return "in the future"
     if s < 5:
         return "just now"
+    return _fmt_duration(s) + " ago"
+
+
+def _fmt_duration(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return ""
+    s = float(seconds)
     if s < 90:
-        return f"{s:.0f} s ago"
+        return f"{s:.0f} s"
     if s < 90 * 60:
-        return f"{s / 60:.0f} min ago"
+        return f"{s / 60:.0f} min"
     if s < 36 * 3600:
-        return f"{s / 3600:.1f} h ago"
-    return f"{s / 86400:.1f} d ago"
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:.1f} d"
+
+
+def _fmt_every(seconds: int) -> str:
+    """A bucket size: "3 min", "hour", "2 hours", "day"."""
+    for unit, name in ((86400, "day"), (3600, "hour")):
+        if seconds % unit == 0:
+            n = seconds // unit
+            return name if n == 1 else f"{n} {name}s"
+    return f"{seconds / 60:g} min"
 
 
 def _epoch(value: Optional[datetime]) -> str:
@@ -240,6 +495,27 @@ def _fmt_bytes(value: Optional[float]) -> str:
 
 def _fmt_num(value: Optional[float], digits: int = 1) -> str:
     return "" if value is None else f"{value:.{digits}f}"
+
+
+def _fmt_qty(value: Optional[float]) -> str:
+    """A quantity with the digits that matter: 1234, 56.7, 0.89 (hours, kWh)."""
+    if value is None:
+        return ""
+    a = abs(value)
+    return f"{value:.0f}" if a >= 100 else f"{value:.1f}" if a >= 10 else f"{value:.2f}"
+
+
+def _sort_key(value: Any) -> str:
+    """A data-sort attribute: numbers raw, times as epoch seconds, None empty (sorts last)."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return _epoch(value)
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
 
 
 # -- settings, time, files -------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 -- Per host and time bucket: CPU use (from consecutive jiffy counters; NULL across a reboot or a counter
--- going backwards), memory used and load. Ordered by host, then time.
+-- going backwards), memory used and load, rounded to what a chart shows. `ts` is the bucket start.
+-- Ordered by host, then time.
 -- Parameters: $since, $bucket_s.
 WITH deltas AS (
     SELECT host, ts, mem_used_bytes, mem_total_bytes, load1,
@@ -17,11 +18,11 @@ rates AS (
     FROM deltas
 )
 SELECT host,
-       min(ts) AS ts,
-       avg(cpu_pct) AS cpu_pct,
-       avg(mem_used_bytes) / 1073741824.0 AS mem_used_gib,
-       max(mem_total_bytes) / 1073741824.0 AS mem_total_gib,
-       avg(load1) AS load1
+       time_bucket(to_seconds($bucket_s), ts) AS ts,
+       round(avg(cpu_pct), 1) AS cpu_pct,
+       round(avg(mem_used_bytes) / 1073741824.0, 1) AS mem_used_gib,
+       round(max(mem_total_bytes) / 1073741824.0, 1) AS mem_total_gib,
+       round(avg(load1), 2) AS load1
 FROM rates
-GROUP BY host, time_bucket(to_seconds($bucket_s), ts)
-ORDER BY host, ts
+GROUP BY host, 2
+ORDER BY host, 2

@@ -1,34 +1,17 @@
 -- One row per host ever named in the warehouse: its latest status, its latest inventory row, and the
--- numbers of its latest sampled (ok) run. CPU use comes from the last two samples of the host; a reboot
--- between them (boot_time moved) or a counter going backwards gives NULL, never a negative value.
+-- numbers of its latest sample (report_* temp tables, _prepare.sql). CPU use comes from the last two samples
+-- of the host; a reboot between them (boot_time moved) or a counter going backwards gives NULL, never a
+-- negative value.
 -- Parameters: $busy_pct (a GPU counts as busy above this utilization).
 WITH names AS (
     SELECT host FROM host_status
     UNION SELECT host FROM hosts
     UNION SELECT host FROM host_samples
 ),
-last_status AS (
-    SELECT host, status, message, ts AS status_ts
-    FROM host_status
-    QUALIFY row_number() OVER (PARTITION BY host ORDER BY ts DESC, run_id DESC) = 1
-),
-last_ok AS (
-    SELECT host, max(ts) AS last_seen
-    FROM host_status
-    WHERE status = 'ok'
-    GROUP BY host
-),
 inventory AS (
     SELECT host, os, cpu_model, cpu_logical, mem_total_bytes, gpu_models
     FROM hosts
     QUALIFY row_number() OVER (PARTITION BY host ORDER BY ts DESC, run_id DESC) = 1
-),
-last_two AS (
-    SELECT host, run_id, ts, cpu_logical, mem_total_bytes, mem_used_bytes, load1, boot_time,
-           cpu_total_jiffies, cpu_idle_jiffies, gpu_count, gpu_reason,
-           row_number() OVER (PARTITION BY host ORDER BY ts DESC, run_id DESC) AS rn
-    FROM host_samples
-    QUALIFY rn <= 2
 ),
 latest AS (
     SELECT cur.*,
@@ -37,30 +20,27 @@ latest AS (
            -- boot_time is read as a float on some hosts and may jitter by a second: a real reboot moves
            -- it by far more than 5 s.
            abs(epoch(cur.boot_time) - epoch(prev.boot_time)) AS d_boot_s
-    FROM last_two AS cur
-    LEFT JOIN last_two AS prev ON prev.host = cur.host AND prev.rn = 2
-    WHERE cur.rn = 1
+    FROM report_latest AS cur
+    LEFT JOIN report_previous AS prev ON prev.host = cur.host
 ),
 gpu_now AS (
-    SELECT g.host,
+    SELECT host,
            count(*) AS gpus_total,
-           count(*) FILTER (WHERE g.utilization_gpu_pct > $busy_pct) AS gpus_busy
-    FROM gpu_samples AS g
-    JOIN latest AS l ON l.host = g.host AND l.run_id = g.run_id
-    GROUP BY g.host
+           count(*) FILTER (WHERE utilization_gpu_pct > $busy_pct) AS gpus_busy
+    FROM report_gpus
+    GROUP BY host
 ),
 users_now AS (
-    SELECT p.host, list(DISTINCT p.user ORDER BY p.user) AS users
-    FROM gpu_processes AS p
-    JOIN latest AS l ON l.host = p.host AND l.run_id = p.run_id
-    WHERE coalesce(p.source, 'running') = 'running' AND p.user IS NOT NULL
-    GROUP BY p.host
+    SELECT host, list(DISTINCT "user" ORDER BY "user") AS users
+    FROM report_processes
+    WHERE "user" IS NOT NULL
+    GROUP BY host
 )
 SELECT n.host,
        s.status,
        s.message,
        s.status_ts,
-       o.last_seen,
+       s.last_seen,
        i.os,
        i.cpu_model,
        coalesce(l.cpu_logical, i.cpu_logical) AS cpu_logical,
@@ -75,8 +55,7 @@ SELECT n.host,
        coalesce(g.gpus_busy, 0) AS gpus_busy,
        coalesce(u.users, []) AS users
 FROM names AS n
-LEFT JOIN last_status AS s USING (host)
-LEFT JOIN last_ok AS o USING (host)
+LEFT JOIN report_status AS s USING (host)
 LEFT JOIN inventory AS i USING (host)
 LEFT JOIN latest AS l USING (host)
 LEFT JOIN gpu_now AS g USING (host)

@@ -7,7 +7,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from fleetscope.settings import Settings
 from fleetscope.warehouse import connect, ingest_pending
+from fleetscope.warehouse.rollup import rollup
 from tests.docfactory import GIB, document, gpu, gpu_process, ok, spool_run, unreachable
 
 T0 = datetime(2026, 11, 23, 9, 0)
@@ -21,7 +23,8 @@ def build_fleet(data_dir) -> None:
     gpu01: 2 GPUs, CPU 50 %; GPU 0 busy (alice) reading 380 W while its energy counter says 400 W;
            GPU 1 idle but holding memory (bob) at the last run;
     cpu01: no GPUs, CPU 25 %, timed out at the middle run;
-    lost01: unreachable every time (host_status rows only)."""
+    lost01: unreachable every time (host_status rows only).
+    Then the rollups (hourly, daily, per user), as `fleetscope collect` writes them."""
     for i, at in enumerate(RUNS):
         gpus = [
             gpu(0, util=90 + i, mem_used_bytes=(40 + i) * GIB, temperature_c=60 + i, power_w=380.0,
@@ -44,6 +47,7 @@ def build_fleet(data_dir) -> None:
         spool_run(data_dir, at, results)
     report = ingest_pending(data_dir)
     assert not report.rejected, report.rejected
+    rollup(data_dir, Settings(), now=NOW)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from fleetscope.warehouse import connect, ingest_pending
 from reports import build_site
 from tests.docfactory import document, gpu, gpu_process, ok, spool_run, unreachable
 from tests.reports.conftest import LOST_MESSAGE, NOW, RUNS
-from tests.reports.pages import SCRIPT_SRC, hosts_table, html_files, tables
+from tests.reports.pages import SCRIPT_SRC, figure, hosts_table, html_files, inventory, page_data, table
 
 
 def build(data_dir: Path, out: Path, now=NOW, **kwargs) -> Path:
@@ -53,27 +53,100 @@ def test_index_row_shows_latest_state_of_each_host(fleet_site):
 def test_index_summary_and_fleet_figures(fleet_site):
     html = (fleet_site / "index.html").read_text(encoding="utf-8")
     assert "<b>2</b> / 3 hosts up" in html
-    assert "<b>1</b> / 2 GPUs busy" in html
-    assert html.count('class="figure"') == 2  # fleet timeline and GPU heat-map
-    assert '"name":"GPU utilization (mean)"' in html
+    assert "GPUs: <b>1</b> busy · 1 idle (1 holding memory) · 2 total" in html
+    assert "<b>2</b> users on GPUs" in html
+    assert "latest run 2026-11-23 09:10 UTC (2 min ago)" in html
+    # GPUs now (host x GPU), the fleet over a range, the host x time heat-map.
+    assert html.count('class="figure"') == 3
+    assert [f["id"] for f in page_data(html)["figures"]] == ["figure-gpus-now", "figure-fleet", "figure-heatmap"]
 
 
-def test_host_page_shows_gpu_processes_timelines_inventory_and_status(fleet_site):
+def test_gpu_heatmap_now_has_a_cell_per_gpu_that_links_to_its_host(fleet_site):
+    fig = figure((fleet_site / "index.html").read_text(encoding="utf-8"), "gpus-now")
+    (trace,) = fig["data"]
+    assert trace["y"] == ["gpu01"] and trace["x"] == ["0", "1"]
+    assert trace["z"] == [[92.0, 0.0]]
+    assert trace["text"][0][0] == "gpu01 · GPU 0<br>92 % (busy)<br>42.0 / 80 GiB<br>alice"
+    assert fig["links"] == ["hosts/gpu01.html"]
+
+
+def test_fleet_ranges_come_from_the_raw_hourly_and_daily_tiers(fleet_site):
+    html = (fleet_site / "index.html").read_text(encoding="utf-8")
+    fig, shared_x = figure(html, "fleet"), page_data(html)["x"]
+    assert [r["label"] for r in fig["ranges"]] == ["24 h", "7 d", "30 d", "1 y"] and fig["selected"] == 0
+    for i, r in enumerate(fig["ranges"]):  # each range's traces share one x array of the page
+        assert {t.pop("xs") for t in r["data"]} == {f"r{i}"}
+        for t in r["data"]:
+            t["x"] = shared_x[f"r{i}"]
+    day, week, month, year = ({t["name"]: t for t in r["data"]} for r in fig["ranges"])
+    assert "raw samples, per 3 min" in fig["ranges"][0]["layout"]["title"]["text"]
+    assert "hourly rollups, per hour" in fig["ranges"][1]["layout"]["title"]["text"]
+    assert "hourly rollups, per 2 hours" in fig["ranges"][2]["layout"]["title"]["text"]
+    assert "daily rollups, per day" in fig["ranges"][3]["layout"]["title"]["text"]
+    # Raw: three runs in three-minute buckets; GPU utilization is the mean over both GPUs per run.
+    assert day["GPU utilization"]["x"] == ["2026-11-23 09:00", "2026-11-23 09:03", "2026-11-23 09:09"]
+    assert day["GPU utilization"]["y"] == [45.0, 45.5, 46.0]
+    assert day["GPUs busy"]["y"] == [1.0, 1.0, 1.0]
+    # Rollups: one hour, one day. Time-weighted: the first samples stand for no time, so the hour's GPU
+    # utilization is the mean of the last two runs.
+    assert week["GPU utilization"]["x"] == ["2026-11-23 09:00"]
+    assert month["GPU utilization"]["x"] == ["2026-11-23 08:00"]  # two-hour buckets
+    assert week["GPU utilization"]["y"] == pytest.approx([45.75])
+    assert year["GPU utilization"]["x"] == ["2026-11-23 00:00"]
+    assert year["GPU utilization"]["y"] == pytest.approx([45.75])
+    # GPU 0 was active for the 600 s the hour's samples stand for: 1/6 of a GPU over the hour.
+    assert week["GPUs busy"]["y"] == pytest.approx([600 / 3600], abs=0.005)
+    assert year["CPU use"]["y"] == pytest.approx([50 * 64 / 72 + 25 * 8 / 72], rel=1e-3)
+
+
+def test_host_page_shows_gpus_processes_timelines_inventory_and_status(fleet_site):
     html = (fleet_site / "hosts" / "gpu01.html").read_text(encoding="utf-8")
-    processes, inventory, status = tables(html)
+    gpus = table(html, "gpus")
+    assert [(g["GPU"], g["Utilization %"], g["Memory used / total"], g["Temperature °C"], g["Power W / limit"],
+             g["Clocks SM / memory MHz"], g["MIG"], g["Users"]) for g in gpus] == [
+        ("0", "92", "42.0 GiB / 80.0 GiB", "62", "380 / 700", "1980 / 2619", "off", "alice"),
+        ("1", "0", "2.0 GiB / 80.0 GiB", "35", "70 / 700", "1980 / 2619", "off", "bob"),
+    ]
+    processes = table(html, "processes")
     assert [(p["GPU"], p["User"], p["PID"], p["Command"], p["GPU memory"]) for p in processes] == [
         ("0", "alice", "4242", "python train.py --epochs 10", "38.0 GiB"),
         ("1", "bob", "777", "jupyter-kernel", "1.0 GiB"),
     ]
-    # CPU, memory, then GPU utilization, memory, temperature, power: one trace per GPU.
-    assert html.count('class="figure"') == 6
-    for title in ("CPU use", "Memory used", "GPU utilization", "GPU memory used", "GPU temperature",
-                  "GPU power"):
-        assert f'"text":"{title}"' in html
-    assert html.count('"name":"GPU 1"') == 4
-    assert '<tr><th>GPU models</th><td>NVIDIA H100 80GB HBM3</td></tr>' in html
-    assert [s["Status"] for s in status] == ["ok", "ok", "ok"]
+    # GPU utilization, memory, temperature, power, SM clock (one trace per GPU), then CPU and memory.
+    figures = page_data(html)["figures"]
+    assert [f["layout"]["title"]["text"] for f in figures] == [
+        "GPU utilization", "GPU memory used", "GPU temperature", "GPU power", "GPU SM clock",
+        "CPU use", "Memory used"]
+    assert html.count('class="figure"') == 7
+    assert html.count('"name":"GPU 1"') == 5
+    assert inventory(html)["GPU models"] == "NVIDIA H100 80GB HBM3"
+    assert inventory(html)["NVIDIA driver"] == "580.65.06"
+    # Three ok runs are one period, still going on.
+    assert [(s["Status"], s["From (UTC)"], s["Until (UTC)"], s["Runs"]) for s in table(html, "status-history")] \
+        == [("ok", "2026-11-23 09:00:00", "now", "3")]
     assert 'src="../plotly.min.js"' in html
+
+
+def test_status_history_is_made_of_periods_with_their_reason(fleet_site):
+    html = (fleet_site / "hosts" / "cpu01.html").read_text(encoding="utf-8")
+    periods = table(html, "status-history")
+    assert [(p["Status"], p["From (UTC)"], p["Until (UTC)"], p["Runs"], p["Message"]) for p in periods] == [
+        ("ok", "2026-11-23 09:10:00", "now", "1", ""),
+        ("timeout", "2026-11-23 09:05:00", "2026-11-23 09:10:00", "1", "no result in time"),
+        ("ok", "2026-11-23 09:00:00", "2026-11-23 09:05:00", "1", ""),
+    ]
+    assert "No GPUs: NVML library not found" in html
+    assert [f["layout"]["title"]["text"] for f in page_data(html)["figures"]] == ["CPU use", "Memory used"]
+
+
+def test_host_page_shows_who_used_its_gpus(fleet_site):
+    rows = {r["User"]: r for r in table((fleet_site / "hosts" / "gpu01.html").read_text(encoding="utf-8"),
+                                        "host-users")}
+    assert set(rows) == {"alice", "bob"}
+    # alice's GPU was active for the two 300 s intervals of the day, bob's held for the last one.
+    assert rows["alice"]["Active GPU-h, 7 d"] == "0.17" and rows["alice"]["Idle-held GPU-h, 7 d"] == "0.00"
+    assert rows["bob"]["Active GPU-h, 1 y"] == "0.00" and rows["bob"]["Idle-held GPU-h, 1 y"] == "0.08"
+    assert rows["alice"]["kWh, 30 d"] == "0.07"  # 400 W x 600 s
 
 
 def test_power_timeline_uses_the_energy_counter(fleet_data, tmp_path):
@@ -81,8 +154,11 @@ def test_power_timeline_uses_the_energy_counter(fleet_data, tmp_path):
     # exists. One-minute buckets (timeline_hours=1) keep every run its own point.
     index = build(fleet_data, tmp_path / "site", settings={"timeline_hours": 1})
     html = (index.parent / "hosts" / "gpu01.html").read_text(encoding="utf-8")
-    assert '"name":"GPU 0","x":["2026-11-23 09:00:00","2026-11-23 09:05:00","2026-11-23 09:10:00"],' \
-           '"y":[380.0,400.0,400.0]' in html
+    data = page_data(html)
+    assert data["x"] == {"t": ["2026-11-23 09:00", "2026-11-23 09:05", "2026-11-23 09:10"]}
+    (power,) = [f for f in data["figures"] if f["layout"]["title"]["text"] == "GPU power"]
+    assert [(t["name"], t["xs"], t["y"]) for t in power["data"]] == [
+        ("GPU 0", "t", [380.0, 400.0, 400.0]), ("GPU 1", "t", [70.0, 70.0, 70.0])]
 
 
 def test_host_that_was_only_ever_unreachable_has_a_page(fleet_site):
@@ -90,8 +166,8 @@ def test_host_that_was_only_ever_unreachable_has_a_page(fleet_site):
     assert "No samples from this host" in html
     assert "No inventory" in html
     assert LOST_MESSAGE in html
-    (status,) = [t for t in tables(html) if t and "Status" in t[0]]
-    assert len(status) == len(RUNS) and {s["Status"] for s in status} == {"unreachable"}
+    (period,) = table(html, "status-history")
+    assert (period["Status"], period["Runs"], period["Until (UTC)"]) == ("unreachable", str(len(RUNS)), "now")
     assert "plotly.min.js" not in html  # no figures, no need to load it
 
 
@@ -102,7 +178,7 @@ def test_plotly_js_is_written_once_and_nothing_is_fetched_online(fleet_site):
         html = page.read_text(encoding="utf-8")
         prefix = "../" if page.parent.name == "hosts" else ""
         for src in SCRIPT_SRC.findall(html):
-            assert src in (f"{prefix}plotly.min.js", f"{prefix}sort.js"), (page, src)
+            assert src in (f"{prefix}plotly.min.js", f"{prefix}report.js"), (page, src)
         assert not re.search(r"""(src|href)=["']?(https?:)?//""", html), page
 
 
@@ -123,7 +199,7 @@ def test_hostile_host_text_is_escaped_everywhere(tmp_path):
 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "site"]  # nothing written outside
     pages = html_files(site)
-    assert len(pages) == 3 and all(p.resolve().is_relative_to(site.resolve()) for p in pages)
+    assert len(pages) == 5 and all(p.resolve().is_relative_to(site.resolve()) for p in pages)
     index = (site / "index.html").read_text(encoding="utf-8")
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in index
     assert "&lt;b&gt;bold&lt;/b&gt; &amp; &lt;/script&gt;" in index
@@ -132,11 +208,11 @@ def test_hostile_host_text_is_escaped_everywhere(tmp_path):
         for raw in ("alert(1)</script>", "<script>alert", "<img", "<b>bold", "</script><!--", "<!--"):
             assert raw not in html, (page.name, raw)
         # U+2028 is plain text in HTML, but ends a line in older JavaScript: never raw inside a script.
-        assert not any("\u2028" in s for s in re.findall(r"<script>(.*?)</script>", html, re.S))
-        # Only the page's own script elements: plotly (when it has figures), sort.js, the figures.
+        assert not any("\u2028" in s for s in re.findall(r"<script\b[^>]*>(.*?)</script>", html, re.S))
+        # Only the page's own script elements: plotly (when it has figures), report.js, the figure data.
         assert html.count("<script") == html.count("</script>") <= 3
     host_page = next(p for p in pages if "alert" in p.name)
-    processes = tables(host_page.read_text(encoding="utf-8"))[0]
+    processes = table(host_page.read_text(encoding="utf-8"), "processes")
     assert (processes[0]["User"], processes[0]["Command"]) == (evil_user, " ".join(evil_command.split()))
 
 
@@ -148,12 +224,14 @@ def test_empty_warehouse_renders_a_page_that_says_so(tmp_path):
 
 
 def test_fleet_that_never_answered_lists_its_hosts_without_figures(tmp_path):
-    spool_run(tmp_path / "data", RUNS[0], [unreachable("lost01", RUNS[0], LOST_MESSAGE)])
+    spool_run(tmp_path / "data", RUNS[0], [unreachable("lost01", RUNS[0], LOST_MESSAGE),
+                                           unreachable("lost02", RUNS[0], LOST_MESSAGE)])
     ingest_pending(tmp_path / "data")
     index = build(tmp_path / "data", tmp_path / "site")
     assert hosts_table(index)["lost01"]["Status"] == f"unreachable {LOST_MESSAGE}"
     html = index.read_text(encoding="utf-8")
-    assert "No samples in the last 168 hours" in html
+    assert "0 of 2 hosts fresh" in html
+    assert "No samples in the last year" in html
     assert "plotly.min.js" not in html
     assert (tmp_path / "site" / "hosts" / "lost01.html").is_file()
 
@@ -187,8 +265,19 @@ def test_report_section_of_the_settings_file_is_accepted_as_is(fleet_data, tmp_p
         build(fleet_data, tmp_path / "site", settings={"busy_pct": 1})
 
 
+def test_every_report_key_of_the_settings_file_is_understood(fleet_data, tmp_path):
+    from fleetscope.settings import DEFAULTS
+
+    # What fleetscope.cli passes: the [report] section with its defaults, plus rollup.held_mem_mib.
+    section = {**DEFAULTS["report"], "held_mem_mib": DEFAULTS["rollup"]["held_mem_mib"]}
+    assert set(section) - {"out_dir"} == set(reports.site.DEFAULT_SETTINGS)
+    assert {k: v for k, v in section.items() if k != "out_dir"} == reports.site.DEFAULT_SETTINGS
+    assert build(fleet_data, tmp_path / "site", settings=section).is_file()
+
+
 def test_timelines_reach_back_from_the_newest_data_not_the_clock(fleet_data, tmp_path):
     index = build(fleet_data, tmp_path / "site", now=NOW + timedelta(days=30), settings={"timeline_hours": 1})
     html = index.read_text(encoding="utf-8")
     assert "30.0 d ago" in html
-    assert '"x":["2026-11-23 09:00:00","2026-11-23 09:05:00","2026-11-23 09:10:00"]' in html
+    host = (index.parent / "hosts" / "gpu01.html").read_text(encoding="utf-8")
+    assert page_data(host)["x"]["t"] == ["2026-11-23 09:00", "2026-11-23 09:05", "2026-11-23 09:10"]

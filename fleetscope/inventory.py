@@ -1,0 +1,58 @@
+"""Variables of the Ansible inventory, for the report's extra host columns (report.host_columns).
+
+The warehouse stores what the hosts say about themselves; what people say about the hosts (owner=, room=,
+comment= on a host line, in [group:vars] or in group_vars/ and host_vars/ beside the inventory) stays in the
+inventory. The report reads it at build time, through Ansible's own parser, so every inventory form works.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Iterable
+
+
+class InventoryError(RuntimeError):
+    """The inventory could not be read."""
+
+
+def _plain(value: Any) -> Any:
+    """Ansible's tagged values as plain Python: numbers stay numbers (they sort as numbers), text is text."""
+    if value is None or isinstance(value, bool):
+        return None if value is None else bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(_plain(v)) for v in value)
+    return str(value)
+
+
+def host_vars(inventory: Path, names: Iterable[str]) -> Dict[str, Dict[str, Any]]:
+    """{host: {name: value}} for the variables ``names`` of every host of ``inventory``, as Ansible resolves
+    them (host line over group vars over group_vars/ files; all of them, not only those set on the host).
+    A variable a host does not have is left out of its mapping."""
+    wanted = [str(n) for n in names]
+    if not wanted:
+        return {}
+    inventory = Path(inventory)
+    if not inventory.exists():
+        raise InventoryError(f"inventory not found: {inventory}")
+    from ansible.errors import AnsibleError
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.vars.manager import VariableManager
+
+    try:
+        loader = DataLoader()
+        manager = InventoryManager(loader=loader, sources=[str(inventory)])
+        variables = VariableManager(loader=loader, inventory=manager)
+        out: Dict[str, Dict[str, Any]] = {}
+        for host in manager.get_hosts("all"):
+            values = variables.get_vars(host=host, include_hostvars=False)
+            out[host.name] = {n: _plain(values[n]) for n in wanted if n in values}
+        return out
+    except AnsibleError as e:
+        raise InventoryError(f"{inventory}: {e}") from e

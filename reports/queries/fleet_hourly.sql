@@ -1,0 +1,27 @@
+-- Fleet utilization and memory from the hourly rollups (the 7 d and 30 d ranges of the fleet page), per
+-- $bucket_s (a whole number of hours). Time-weighted: utilization is util_s / seconds, memory the byte-seconds
+-- used over the byte-seconds there were; GPUs busy is active GPU-seconds per second of the bucket (the mean
+-- number of active GPUs). `ts` is the bucket start.
+-- Parameters: $since, $bucket_s.
+WITH g AS (
+    SELECT time_bucket(to_seconds($bucket_s), ts) AS ts,
+           sum(util_s) / nullif(sum(seconds), 0) AS gpu_util_pct,
+           100.0 * sum(mem_used_byte_s) / nullif(sum(mem_total_bytes * seconds), 0) AS gpu_mem_pct,
+           sum(active_s) / $bucket_s AS gpus_busy,
+           count(DISTINCT gpu_uuid) AS gpus
+    FROM gpu_hourly
+    WHERE ts >= $since
+    GROUP BY 1
+),
+h AS (
+    SELECT time_bucket(to_seconds($bucket_s), ts) AS ts,
+           100.0 * sum(cpu_busy_jiffies) / nullif(sum(cpu_total_jiffies), 0) AS cpu_pct,
+           100.0 * sum(mem_used_byte_s) / nullif(sum(mem_total_bytes * seconds), 0) AS mem_pct
+    FROM host_hourly
+    WHERE ts >= $since
+    GROUP BY 1
+)
+SELECT coalesce(g.ts, h.ts) AS ts, g.gpu_util_pct, g.gpu_mem_pct, g.gpus_busy, g.gpus, h.cpu_pct, h.mem_pct
+FROM g
+FULL OUTER JOIN h ON h.ts = g.ts
+ORDER BY 1

@@ -1,0 +1,12 @@
+-- Fleet GPU use by day of week (1 = Monday) and hour of day, UTC, from gpu_hourly since $since: the share of
+-- GPU-seconds that were active, and the time-weighted mean utilization.
+-- Parameters: $since.
+SELECT isodow(ts) AS dow,
+       hour(ts) AS hour,
+       100.0 * sum(active_s) / nullif(sum(seconds), 0) AS active_pct,
+       sum(util_s) / nullif(sum(seconds), 0) AS util_pct,
+       count(DISTINCT date_trunc('day', ts)) AS days
+FROM gpu_hourly
+WHERE ts >= $since
+GROUP BY ALL
+ORDER BY dow, hour

@@ -1,0 +1,41 @@
+-- Every GPU of each host at the host's latest sample (report_gpus, _prepare.sql): the "now" of the fleet
+-- page's GPU heat-map, the host pages' GPU table and data/latest.json. `host_up` says whether the host
+-- answered its latest run; `users` are the users with a running process on the GPU.
+WITH users AS (
+    SELECT host, gpu_uuid, list(DISTINCT "user" ORDER BY "user") AS users
+    FROM report_processes
+    WHERE "user" IS NOT NULL
+    GROUP BY ALL
+)
+SELECT g.host,
+       coalesce(s.status = 'ok', false) AS host_up,
+       g.ts,
+       g.gpu_index,
+       g.gpu_uuid,
+       g.name,
+       g.bus_id,
+       g.utilization_gpu_pct AS util_pct,
+       g.utilization_mem_pct AS util_mem_pct,
+       g.mem_used_bytes,
+       g.mem_total_bytes,
+       g.temperature_c,
+       g.power_w,
+       g.power_limit_w,
+       g.clock_sm_mhz,
+       g.clock_mem_mhz,
+       g.pstate,
+       g.throttle_reasons,
+       g.ecc_volatile_uncorrected,
+       g.ecc_aggregate_uncorrected,
+       g.remapped_rows_uncorrectable,
+       g.remapped_rows_pending,
+       g.remapped_rows_failure,
+       g.persistence_mode,
+       g.compute_mode,
+       g.mig_mode,
+       g.process_count,
+       coalesce(u.users, []) AS users
+FROM report_gpus AS g
+LEFT JOIN report_status AS s ON s.host = g.host
+LEFT JOIN users AS u ON u.host = g.host AND u.gpu_uuid IS NOT DISTINCT FROM g.gpu_uuid
+ORDER BY g.host, g.gpu_index

@@ -1,0 +1,49 @@
+-- GPUs holding memory while idle, for at least $min_held_s: at the host's latest sample (hosts that answered
+-- their latest run), not active (utilization at or below $busy_pct) but with a process or more than
+-- $held_bytes of memory used: the rollups' idle_held. `held_since` is the first sample of the unbroken
+-- idle-held stretch that reaches the latest sample, looked for since $since (`held_since_window` true: no
+-- sample since then broke it, so it began at or before the first). Who holds it: the users of its running
+-- processes. Reads the report_* temp tables (_prepare.sql).
+-- Parameters: $since, $busy_pct, $held_bytes, $min_held_s.
+WITH held_now AS (
+    SELECT g.host, g.gpu_uuid, g.gpu_index, g.name, g.ts, g.mem_used_bytes, g.mem_total_bytes,
+           g.utilization_gpu_pct
+    FROM report_gpus AS g
+    JOIN report_status AS s ON s.host = g.host AND s.status = 'ok'
+    WHERE coalesce(g.utilization_gpu_avg_pct, g.utilization_gpu_pct, 0) <= $busy_pct
+      AND (coalesce(g.process_count, 0) > 0 OR coalesce(g.mem_used_bytes, 0) > $held_bytes)
+),
+history AS MATERIALIZED (
+    SELECT s.host, s.gpu_uuid, s.ts,
+           coalesce(s.utilization_gpu_avg_pct, s.utilization_gpu_pct, 0) <= $busy_pct
+               AND (coalesce(s.process_count, 0) > 0 OR coalesce(s.mem_used_bytes, 0) > $held_bytes) AS held
+    FROM gpu_samples AS s
+    JOIN held_now AS h ON h.host = s.host AND h.gpu_uuid = s.gpu_uuid
+    WHERE s.ts >= $since AND s.ts <= h.ts
+),
+broken AS (
+    SELECT host, gpu_uuid, max(ts) FILTER (WHERE NOT held) AS last_not_held
+    FROM history
+    GROUP BY ALL
+),
+stretch AS (
+    SELECT h.host, h.gpu_uuid, min(h.ts) AS held_since, bool_and(b.last_not_held IS NULL) AS held_since_window
+    FROM history AS h
+    JOIN broken AS b ON b.host = h.host AND b.gpu_uuid = h.gpu_uuid
+    WHERE b.last_not_held IS NULL OR h.ts > b.last_not_held
+    GROUP BY ALL
+),
+holders AS (
+    SELECT host, gpu_uuid, list(DISTINCT coalesce("user", '(unknown)') ORDER BY coalesce("user", '(unknown)')) AS users
+    FROM report_processes
+    GROUP BY ALL
+)
+SELECT n.host, n.gpu_index, n.gpu_uuid, n.name, st.held_since, st.held_since_window, n.ts AS last_ts,
+       epoch(n.ts) - epoch(st.held_since) AS held_s,
+       n.mem_used_bytes, n.mem_total_bytes, n.utilization_gpu_pct AS util_pct,
+       coalesce(u.users, []) AS users
+FROM held_now AS n
+JOIN stretch AS st ON st.host = n.host AND st.gpu_uuid = n.gpu_uuid
+LEFT JOIN holders AS u ON u.host = n.host AND u.gpu_uuid = n.gpu_uuid
+WHERE epoch(n.ts) - epoch(st.held_since) >= $min_held_s
+ORDER BY held_s DESC, n.host, n.gpu_index

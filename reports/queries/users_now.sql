@@ -1,0 +1,23 @@
+-- Who holds GPUs right now: per user, the GPUs their running processes are on at each host's latest sample
+-- (hosts that answered their latest run only), how many of those GPUs are idle (utilization at or below
+-- $busy_pct), the GPU memory the processes hold and where. `oldest_ts` is the oldest sample behind the row.
+-- Reads the report_* temp tables (_prepare.sql).
+-- Parameters: $busy_pct.
+WITH per_gpu AS (
+    SELECT coalesce(p."user", '(unknown)') AS "user", p.host, p.gpu_uuid, any_value(p.ts) AS ts,
+           count(*) AS processes, sum(p.gpu_mem_bytes) AS gpu_mem_bytes
+    FROM report_processes AS p
+    JOIN report_status AS s ON s.host = p.host AND s.status = 'ok'
+    GROUP BY ALL
+)
+SELECT u."user",
+       count(*) AS gpus,
+       count(*) FILTER (WHERE coalesce(g.utilization_gpu_pct, 0) <= $busy_pct) AS gpus_idle,
+       sum(u.processes) AS processes,
+       sum(u.gpu_mem_bytes) AS gpu_mem_bytes,
+       list(DISTINCT u.host ORDER BY u.host) AS hosts,
+       min(u.ts) AS oldest_ts
+FROM per_gpu AS u
+LEFT JOIN report_gpus AS g ON g.host = u.host AND g.gpu_uuid IS NOT DISTINCT FROM u.gpu_uuid
+GROUP BY u."user"
+ORDER BY gpus DESC, gpu_mem_bytes DESC NULLS LAST, u."user"

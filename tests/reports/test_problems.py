@@ -1,0 +1,143 @@
+"""The problems page: each kind of problem from a warehouse built to have exactly one host with it."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime, timedelta
+
+import pytest
+
+from fleetscope.warehouse import connect, ingest_pending
+from reports import build_site
+from tests.docfactory import GIB, document, gpu, gpu_process, iso_z, ok, spool_run, unreachable
+from tests.reports.pages import has_table, table
+
+T0 = datetime(2026, 11, 24, 8, 0)
+RUNS = [T0 + timedelta(minutes=30 * i) for i in range(4)]  # 08:00 ... 09:30
+NOW = RUNS[-1] + timedelta(minutes=1)
+
+
+def _docs(i: int, at: datetime) -> list:
+    last = i == len(RUNS) - 1
+    hot = [gpu(0, util=99, temperature_c=92 if last else 80,
+               processes=[gpu_process(10, "carol", "python train.py", 60 * GIB)]),
+           gpu(1, util=99, temperature_c=70)]
+    hot[0]["throttle_reasons"] = ["hw_thermal_slowdown", "sw_power_cap"] if i >= 2 else []
+    hot[1]["throttle_reasons"] = ["sw_power_cap"]  # at its power cap: normal, not a problem
+
+    ecc = [gpu(0, util=50), gpu(1, util=50)]
+    ecc[0].update(ecc_volatile_uncorrected=2, ecc_aggregate_uncorrected=5, remapped_rows_pending=True)
+
+    # held01: GPU 0 idle and held by dave since the first run (90 min); GPU 1 busy until the third run,
+    # held for the last 30 min only.
+    held = [gpu(0, util=0, mem_used_bytes=20 * GIB, processes=[gpu_process(20, "dave", "jupyter", 20 * GIB)]),
+            gpu(1, util=0 if i >= 2 else 80, mem_used_bytes=9 * GIB,
+                processes=[gpu_process(21, "erin", "python serve.py", 9 * GIB)])]
+
+    skew = document("skew01", at)
+    skew["time"]["collected_at"] = iso_z(at + timedelta(seconds=42))
+    full = document("full01", at)
+    full["disks"]["filesystems"][0].update(mount="/scratch", used_bytes=475 * GIB, free_bytes=25 * GIB)
+
+    results = [
+        ok("hot01", at, document("hot01", at, gpus=hot)),
+        ok("ecc01", at, document("ecc01", at, gpus=ecc)),
+        ok("held01", at, document("held01", at, gpus=held)),
+        ok("skew01", at, skew),
+        ok("full01", at, full),
+        ok("fine01", at, document("fine01", at, gpus=[gpu(0, util=70)])),
+    ]
+    if i == 1:
+        results.append({"host": "flaky01", "status": "failed", "message": "MODULE FAILURE: <oops>",
+                        "ts": str(at), "document": None})
+    else:
+        results.append(ok("flaky01", at, document("flaky01", at)))
+    if i >= 2:
+        results.append(unreachable("down01", at, "ssh: connect to host down01 port 22: Connection timed out"))
+    else:
+        results.append(ok("down01", at, document("down01", at)))
+    return results
+
+
+@pytest.fixture(scope="module")
+def problems_data(tmp_path_factory):
+    data = tmp_path_factory.mktemp("problems-data")
+    for i, at in enumerate(RUNS):
+        spool_run(data, at, _docs(i, at))
+    assert not ingest_pending(data).rejected
+    return data
+
+
+def build(data, out, **settings) -> str:
+    with contextlib.closing(connect(data)) as con:
+        index = build_site(con, out, now=NOW, settings=settings)
+    return (index.parent / "problems.html").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def problems_html(problems_data, tmp_path_factory):
+    return build(problems_data, tmp_path_factory.mktemp("problems-site") / "site")
+
+
+def test_hosts_unreachable_now_or_failing_in_the_window(problems_html):
+    rows = {r["Host"]: r for r in table(problems_html, "problems-hosts")}
+    assert set(rows) == {"down01", "flaky01"}
+    down, flaky = rows["down01"], rows["flaky01"]
+    assert down["Status now"] == "unreachable"
+    assert down["Since"] == "31 min ago"  # the first unreachable run, 09:00
+    assert down["Last seen"] == "61 min ago"  # 08:30
+    assert down["Runs not ok, 24 h"] == "2 / 4"
+    assert down["Message"] == "ssh: connect to host down01 port 22: Connection timed out"
+    assert flaky["Status now"] == "ok"
+    assert flaky["Runs not ok, 24 h"] == "1 / 4"
+    assert flaky["Message"] == "failed at 2026-11-24 08:30: MODULE FAILURE: <oops>"
+    assert "MODULE FAILURE: &lt;oops&gt;" in problems_html
+
+
+def test_hot_or_throttled_gpus_ignore_the_power_cap(problems_html):
+    (row,) = table(problems_html, "problems-heat")
+    assert (row["Host"], row["GPU"], row["Hottest °C"], row["Now °C"]) == ("hot01", "0", "92", "92")
+    assert row["Samples hot"] == "1 / 4"
+    assert row["Samples throttled"] == "2 / 4"
+    assert row["Throttle reasons"] == "hw_thermal_slowdown"
+
+
+def test_thresholds_come_from_the_settings(problems_data, tmp_path):
+    html = build(problems_data, tmp_path / "site", hot_gpu_c=75.0, throttle_reasons=["sw_power_cap"],
+                 idle_held_minutes=30, clock_skew_s=60.0, disk_full_pct=96.0, problem_hours=1)
+    heat = {(r["Host"], r["GPU"]): r for r in table(html, "problems-heat")}
+    assert set(heat) == {("hot01", "0"), ("hot01", "1")}
+    assert heat[("hot01", "0")]["Samples hot"] == "3 / 3"  # the last hour: 08:30, 09:00, 09:30
+    assert heat[("hot01", "1")]["Throttle reasons"] == "sw_power_cap"
+    assert {(r["Host"], r["GPU"]) for r in table(html, "problems-idle-held")} == {("held01", "0"), ("held01", "1")}
+    assert not has_table(html, "problems-clock") and "within 60.0 s" in html
+    assert not has_table(html, "problems-disk")
+
+
+def test_ecc_errors_and_remapped_rows(problems_html):
+    (row,) = table(problems_html, "problems-ecc")
+    assert (row["Host"], row["GPU"]) == ("ecc01", "0")
+    assert (row["Uncorrected, since driver load"], row["Uncorrected, lifetime"]) == ("2", "5")
+    assert row["Remapping"] == "pending (reset the GPU)"
+
+
+def test_gpus_idle_but_holding_memory_longer_than_the_threshold(problems_html):
+    (row,) = table(problems_html, "problems-idle-held")
+    assert (row["Host"], row["GPU"], row["Held by"]) == ("held01", "0", "dave")
+    assert row["Idle and held for"] == "at least 1.5 h"  # held at every sample there is
+    assert row["Memory used"] == "20.0 GiB / 80.0 GiB"
+
+
+def test_clock_skew_and_full_disks(problems_html):
+    (clock,) = table(problems_html, "problems-clock")
+    assert (clock["Host"], clock["Host clock minus controller clock (s)"]) == ("skew01", "42.0")
+    (disk,) = table(problems_html, "problems-disk")
+    assert (disk["Host"], disk["Mount"], disk["Used %"]) == ("full01", "/scratch", "95.0")
+
+
+def test_problem_count_is_on_every_page(problems_data, tmp_path):
+    with contextlib.closing(connect(problems_data)) as con:
+        site = build_site(con, tmp_path / "site", now=NOW).parent
+    # down01, flaky01, hot01 GPU 0, ecc01 GPU 0, held01 GPU 0, skew01, full01
+    for page in ("index.html", "users.html", "problems.html", "hosts/fine01.html"):
+        assert '<span class="count">7</span>' in (site / page).read_text(encoding="utf-8"), page

@@ -1,0 +1,93 @@
+"""The users page, data/latest.json and the inventory columns, on the shared three-host warehouse."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+import pytest
+
+from fleetscope.warehouse import connect
+from reports import build_site
+from tests.reports.conftest import NOW
+from tests.reports.pages import figure, hosts_table, inventory, table
+
+
+def test_users_page_says_who_holds_gpus_now(fleet_site):
+    html = (fleet_site / "users.html").read_text(encoding="utf-8")
+    rows = {r["User"]: r for r in table(html, "users-now")}
+    assert set(rows) == {"alice", "bob"}
+    assert (rows["alice"]["GPUs"], rows["alice"]["of them idle"], rows["alice"]["GPU memory"]) == ("1", "0", "38.0 GiB")
+    assert (rows["bob"]["GPUs"], rows["bob"]["of them idle"], rows["bob"]["Hosts"]) == ("1", "1", "gpu01")
+    assert rows["bob"]["Data as of"] == "2 min ago"
+    assert 'href="hosts/gpu01.html"' in html
+
+
+def test_users_page_has_gpu_hours_and_energy_per_window(fleet_site):
+    html = (fleet_site / "users.html").read_text(encoding="utf-8")
+    rows = {r["User"]: r for r in table(html, "users")}
+    alice, bob = rows["alice"], rows["bob"]
+    for window in ("7 d", "30 d", "1 y"):
+        assert alice[f"Active GPU-h, {window}"] == "0.17"  # 600 s active
+        assert bob[f"Idle-held GPU-h, {window}"] == "0.08"  # 300 s held
+    assert alice["kWh, 30 d"] == "0.07" and bob["kWh, 1 y"] == "0.01"  # 400 W x 600 s; 70 W x 300 s
+    assert alice["Hosts, 30 d"] == "1" and alice["Last day"] == "2026-11-23"
+
+
+def test_users_figures_switch_between_ranges(fleet_site):
+    html = (fleet_site / "users.html").read_text(encoding="utf-8")
+    bars = figure(html, "user-hours")
+    assert [r["label"] for r in bars["ranges"]] == ["7 d", "30 d", "1 y"] and bars["selected"] == 1
+    active, held = bars["ranges"][1]["data"]
+    assert active["y"] == ["alice", "bob"] and active["x"] == [0.17, 0.0] and held["x"] == [0.0, 0.08]
+    heat = figure(html, "user-hosts")
+    (trace,) = heat["ranges"][2]["data"]
+    assert trace["x"] == ["gpu01"] and trace["y"] == ["alice", "bob"] and trace["z"] == [[0.2], [0.1]]
+    assert trace["customdata"] == [[0.2], [0.0]]  # active hours: the hover text splits the total
+    (week,) = figure(html, "week-hour")["data"]
+    assert week["y"][0] == "Mon" and week["x"][9] == "09"
+    # 2026-11-23 is a Monday: GPU 0 active for 600 s, GPU 1 held for 600 s, of 1200 GPU-seconds counted.
+    assert week["z"][0][9] == 50.0 and week["z"][0][10] is None
+
+
+def test_latest_json_is_the_fleet_now(fleet_site):
+    latest = json.loads((fleet_site / "data" / "latest.json").read_text(encoding="utf-8"))
+    assert latest["generated_at"] == "2026-11-23T09:12:00Z"
+    assert latest["summary"] == {"hosts_up": 2, "hosts_total": 3, "gpus_busy": 1, "gpus_idle": 1, "gpus_held": 1,
+                                 "gpus_total": 2, "users": ["alice", "bob"]}
+    hosts = {h["host"]: h for h in latest["hosts"]}
+    assert (hosts["lost01"]["status"], hosts["lost01"]["last_seen"], hosts["lost01"]["gpus"]) == \
+        ("unreachable", None, [])
+    assert hosts["lost01"]["stale"] is True
+    gpu01 = hosts["gpu01"]
+    assert (gpu01["status"], gpu01["last_seen"], gpu01["cpu_pct"]) == ("ok", "2026-11-23T09:10:00Z", 50.0)
+    g0, g1 = gpu01["gpus"]
+    assert (g0["index"], g0["util_pct"], g0["busy"], g0["users"]) == (0, 92.0, True, ["alice"])
+    assert g0["processes"] == [{"pid": 4242, "user": "alice", "command": "python train.py --epochs 10",
+                                "gpu_mem_bytes": 38 * 1024**3}]
+    assert (g1["busy"], g1["idle_held"], g1["mem_used_bytes"], g1["users"]) == (False, True, 2 * 1024**3, ["bob"])
+
+
+def test_inventory_variables_become_columns(fleet_data, tmp_path):
+    variables = {"gpu01": {"owner": "<b>ml-team</b>", "rack": 12}, "cpu01": {"rack": 3}}
+    with contextlib.closing(connect(fleet_data)) as con:
+        index = build_site(con, tmp_path / "site", now=NOW, settings={"host_columns": ["owner", "rack"]},
+                           inventory_vars=variables)
+    rows = hosts_table(index)
+    assert [(rows[h]["owner"], rows[h]["rack"]) for h in ("cpu01", "gpu01", "lost01")] == [
+        ("", "3"), ("<b>ml-team</b>", "12"), ("", "")]
+    html = index.read_text(encoding="utf-8")
+    assert "&lt;b&gt;ml-team&lt;/b&gt;" in html and "<b>ml-team" not in html
+    assert '<th data-type="num" class="var">rack</th>' in html  # numbers sort as numbers
+    host = (index.parent / "hosts" / "gpu01.html").read_text(encoding="utf-8")
+    assert inventory(host)["owner"] == "<b>ml-team</b>" and inventory(host)["rack"] == "12"
+    latest = json.loads((index.parent / "data" / "latest.json").read_text(encoding="utf-8"))
+    assert {h["host"]: h["vars"] for h in latest["hosts"]}["gpu01"] == {"owner": "<b>ml-team</b>", "rack": 12}
+
+
+@pytest.mark.parametrize("page", ["index.html", "users.html", "problems.html", "hosts/gpu01.html"])
+def test_every_page_says_when_it_was_generated_and_how_fresh_the_data_is(fleet_site, page):
+    html = (fleet_site / page).read_text(encoding="utf-8")
+    assert "Generated 2026-11-23 09:12:00 UTC." in html
+    assert "Newest data 2026-11-23 09:10 UTC (2 min ago)." in html
+    assert "2 of 3 hosts fresh" in html and "lost01</a> (never)" in html
