@@ -111,3 +111,16 @@ def test_the_hung_collector_is_not_left_running(fault_run):
         time.sleep(0.2)
     alive = Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] != "Z"
     assert not alive, f"collector pid {pid} still running on the host"
+
+
+def test_the_problems_page_names_each_bad_host_and_why(fault_run):
+    import html
+
+    root, *_ = fault_run
+    page = html.unescape((root / "site" / "problems.html").read_text())
+    for host, status in EXPECTED.items():
+        if status != "ok":
+            assert host in page, f"{host} ({status}) missing from the problems page"
+    assert "Permission denied" in page and "timed out" in page
+    assert "clockahead" in page  # its clock is three hours off
+    assert "diskserror" in page and "disks: PermissionError" in page  # ok, but one subsystem failed
