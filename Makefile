@@ -14,7 +14,7 @@ help:
 	@echo "make sql                                interactive SQL on the warehouse"
 	@echo "make test                               ruff + ansible-lint + the whole pytest suite"
 	@echo "make test-fast                          the same without tests marked slow"
-	@echo "make bench                              benchmarks (numbers in benchmarks/out/)"
+	@echo "make bench                              benchmarks (numbers in benchmarks/out/, docs/benchmarks.md)"
 
 # The venv is rebuilt when pyproject.toml changes. The base install serves collect/report;
 # the test extras (pytest, ruff, ansible-lint) come on top for the test targets.
@@ -47,8 +47,10 @@ test: lint
 test-fast: lint
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
+# Warehouse, report and collector benchmarks, then collection at 8/16/32 loopback sshd hosts (needs sshd).
 bench: $(BIN)/.installed-test
 	$(BIN)/python -m benchmarks $(ARGS)
+	$(BIN)/python -m benchmarks.collect_bench
 
 clean:
 	rm -rf $(VENV) site .pytest_cache .ruff_cache build *.egg-info
