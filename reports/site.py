@@ -116,6 +116,7 @@ def _gather(con, cfg: Mapping[str, Any], generated: datetime,
     files = {h["host"]: h["file"] for h in hosts}
 
     gpus = fetch(con, "gpu_latest")
+    mig = _group(fetch(con, "mig_latest"))
     held_bytes = int(cfg["held_mem_mib"]) * 1024 * 1024
     for g in gpus:
         g["busy"] = g["util_pct"] is not None and g["util_pct"] > busy
@@ -149,6 +150,7 @@ def _gather(con, cfg: Mapping[str, Any], generated: datetime,
         "since": since,
         "end": end,
         "gpus": gpus,
+        "mig": mig,
         "fleet_ranges": _fleet_ranges(con, end, max_points, busy),
         "heatmap": fetch(con, "fleet_gpu_heatmap", {"since": since, "bucket_s": heat_bucket_s}),
         "host_timeline": _group(fetch(con, "host_timeline", {"since": since, "bucket_s": bucket_s})),
@@ -250,7 +252,7 @@ def _render(env: jinja2.Environment, model: Dict[str, Any], cfg: Mapping[str, An
               {f"host-{i}": f for i, f in enumerate(figs)} if has_data else {}, root="../", page="host",
               shared_x={"t": x} if has_data else {},
               host=h, inventory=model["inventory"].get(name), gpus=host_gpus,
-              mig=any(g["mig_mode"] for g in host_gpus),
+              mig=any(g["mig_mode"] for g in host_gpus), mig_instances=model["mig"].get(name, []),
               processes=model["processes"].get(name, []), status_rows=model["status"].get(name, []),
               host_users=model["host_users"].get(name, []), windows=model["user_windows"])
 

@@ -29,7 +29,7 @@ from ..files import write_json_atomic
 from . import partitions
 from .catalog import quote_literal, refresh_catalog_file, schemas, sql_file
 
-RAW_SAMPLES = ("host_samples", "gpu_samples", "gpu_processes", "host_processes")
+RAW_SAMPLES = ("host_samples", "gpu_samples", "gpu_processes", "gpu_mig", "host_processes")
 COMPACTED = RAW_SAMPLES + ("host_status", "runs", "hosts", "admin_actions")
 HOURLY = ("gpu_hourly", "host_hourly")
 DAILY = ("gpu_daily", "host_daily", "user_gpu_daily")

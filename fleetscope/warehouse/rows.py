@@ -218,7 +218,7 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
         "gpu_reason": r.text(gpus, "reason", "gpus"),
     }]
 
-    gpu_rows, proc_rows = [], []
+    gpu_rows, proc_rows, mig_rows = [], [], []
     for i, g in enumerate(devices):
         path = f"gpus.devices[{i}]"
         if not isinstance(g, dict):
@@ -267,6 +267,16 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
                 "type": r.text(p, "type", ppath), "source": "running",
                 "gpu_util_pct": None, "started_at": None, "duration_s": None,
             })
+        for k, m in enumerate(r.list(g, "mig_devices", f"{path}.mig_devices")):
+            mpath = f"{path}.mig_devices[{k}]"
+            if not isinstance(m, dict):
+                r.fail(mpath, "expected an object")
+            mig_rows.append(gpu_base | {
+                "mig_index": r.int(m, "index", mpath), "mig_uuid": r.text(m, "uuid", mpath),
+                "gi_id": r.int(m, "gi_id", mpath), "ci_id": r.int(m, "ci_id", mpath),
+                "slices": r.int(m, "slices", mpath), "mem_total_bytes": r.int(m, "mem_total_bytes", mpath),
+                "mem_used_bytes": r.int(m, "mem_used_bytes", mpath),
+            })
         for k, a in enumerate(r.list(g, "accounting", f"{path}.accounting")):
             apath = f"{path}.accounting[{k}]"
             if not isinstance(a, dict):
@@ -279,6 +289,7 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
             })
     rows["gpu_samples"] = gpu_rows
     rows["gpu_processes"] = proc_rows
+    rows["gpu_mig"] = mig_rows
 
     procs = r.obj(doc, "processes", "processes") or {}
     top_rows = []

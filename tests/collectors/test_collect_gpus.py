@@ -221,6 +221,11 @@ def test_the_fake_gpu_document_is_stored_and_rendered(fake_nvml, gpu_worker, as_
     assert "NVIDIA H100 80GB HBM3" in page and user in page
     assert "&lt;redacted&gt;" in page and gpu_worker.secret not in page
     assert "gpu01" in index.read_text()
+    # The MIG GPU's instances are stored and listed under it.
+    mig = [d for d in document["gpus"]["devices"] if d["mig_devices"]]
+    assert mig and "MIG instances" in page
+    for m in mig[0]["mig_devices"]:
+        assert m["uuid"] in page
 
 
 @pytest.mark.skipif(_has_driver(), reason="an NVIDIA driver is present here")

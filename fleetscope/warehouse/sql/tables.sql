@@ -136,6 +136,21 @@ CREATE TABLE gpu_processes (
     duration_s      DOUBLE      -- accounting records only
 );
 
+CREATE TABLE gpu_mig (          -- MIG instances of GPUs in MIG mode, per run
+    run_id          VARCHAR,
+    ts              TIMESTAMP,
+    host            VARCHAR,
+    gpu_index       INTEGER,    -- the parent GPU
+    gpu_uuid        VARCHAR,
+    mig_index       INTEGER,
+    mig_uuid        VARCHAR,
+    gi_id           INTEGER,    -- GPU instance id (processes carry it)
+    ci_id           INTEGER,    -- compute instance id
+    slices          INTEGER,    -- compute slices (e.g. 1 of 7 for 1g.10gb)
+    mem_total_bytes BIGINT,
+    mem_used_bytes  BIGINT
+);
+
 CREATE TABLE host_processes (   -- the top consumers on each host at each run
     run_id      VARCHAR,
     ts          TIMESTAMP,
