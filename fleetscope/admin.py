@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from .collect import PROJECT_DIR, classify, inventory_hosts, runner_env
+from .collect import PROJECT_DIR, classify, host_result, inventory_hosts, runner_env
 from .settings import Settings
 from .stage import stage_module_utils
 
@@ -61,14 +61,11 @@ def run_action(settings: Settings, host: str, args: dict, *, inventory: Path | N
                          "no answer before the time limit", check)
 
     def on_event(event: dict) -> bool:
-        name = event.get("event", "")
-        data = event.get("event_data") or {}
-        if data.get("host") != host or name not in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable"):
+        answer = host_result(event, MODULE)
+        if answer is None or answer[0] != host:
             return True
-        res = data.get("res") or {}
+        _, name, res = answer
         if name == "runner_on_ok":
-            if not str(data.get("task_action", "")).endswith(MODULE):
-                return True
             result.status, result.changed, result.message = "ok", bool(res.get("changed")), str(res.get("message"))
         else:
             result.status, result.message = classify(name, res)

@@ -104,6 +104,18 @@ def classify(event: str, res: dict) -> tuple[str, str]:
     return "failed", msg or "failed"
 
 
+def host_result(event: dict, module: str = MODULE) -> tuple[str, str, dict] | None:
+    """(host, event name, result) when a runner event is a host's answer: ok from `module` (not from the
+    role's argument validation), or failed / unreachable at any task. None for every other event."""
+    name = event.get("event", "")
+    if name not in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable"):
+        return None
+    data = event.get("event_data") or {}
+    if name == "runner_on_ok" and not str(data.get("task_action", "")).endswith(module):
+        return None
+    return data.get("host"), name, data.get("res") or {}
+
+
 class Progress:
     """`collect: 12/40 hosts, 1 unreachable, 0 failed` on one updating terminal line; silent under cron."""
 
@@ -158,16 +170,12 @@ def run_collect(
     bar = Progress(len(hosts), enabled=progress)
 
     def on_event(event: dict) -> bool:
-        name = event.get("event", "")
-        if name not in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable"):
+        answer = host_result(event)
+        if answer is None:
             return True
-        data = event.get("event_data") or {}
-        if name == "runner_on_ok" and not str(data.get("task_action", "")).endswith(MODULE):
-            return True  # the role's argument validation, not the collector's answer
-        host = data.get("host")
+        host, name, res = answer
         if host not in summary.status or summary.status[host] != "pending":
             return False
-        res = data.get("res") or {}
         status, message = classify(name, res)
         summary.status[host], summary.messages[host] = status, message
         spool.put(
@@ -267,14 +275,10 @@ def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | 
                 "message": "no answer before the time limit"} for h in hosts}
 
     def on_event(event: dict) -> bool:
-        name = event.get("event", "")
-        data = event.get("event_data") or {}
-        host = data.get("host")
-        if host not in rows or name not in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable"):
+        answer = host_result(event)
+        if answer is None or answer[0] not in rows:
             return True
-        if name == "runner_on_ok" and not str(data.get("task_action", "")).endswith(MODULE):
-            return True
-        res = data.get("res") or {}
+        host, name, res = answer
         status, message = classify(name, res)
         row = rows[host]
         row.update(status=status, message=message, ssh="ok" if status != "unreachable" else "failed")
