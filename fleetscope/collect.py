@@ -22,7 +22,7 @@ from pathlib import Path
 from . import __version__
 from .settings import PROJECT_DIR, Settings
 from .spool import Spool
-from .stage import stage_module_utils
+from .stage import write_bundle
 
 STATUSES = ("ok", "unreachable", "failed", "timeout")
 PLAYBOOK = PROJECT_DIR / "playbooks" / "collect.yml"
@@ -161,7 +161,7 @@ def run_collect(
         spool.finish_run(summary.run_id, summary.meta())
         return summary
 
-    module_utils = stage_module_utils(data_dir / ".stage", settings.get("collect", "ship_pynvml"))
+    bundle = write_bundle(data_dir / ".stage", settings.get("collect", "ship_pynvml"))
     host_timeout = int(settings.get("collect", "host_timeout_s"))
     connect_timeout = int(settings.get("collect", "connect_timeout_s"))
     forks = max(1, min(int(settings.get("collect", "forks")), len(hosts)))
@@ -192,7 +192,7 @@ def run_collect(
         return False  # the document is spooled: no need for a second copy in the runner's artifacts
 
     summary.status = dict.fromkeys(hosts, "pending")
-    private, envvars = runner_env(data_dir, module_utils, connect_timeout)
+    private, envvars = runner_env(data_dir, None, connect_timeout, bundle)
     bar.update(summary.counts())
     try:
         runner = ansible_runner.run(
@@ -235,8 +235,12 @@ def run_collect(
     return summary
 
 
-def runner_env(data_dir: Path, module_utils: Path, connect_timeout: int) -> tuple[Path, dict[str, str]]:
-    """ansible-runner's private folder and the environment every fleetscope playbook runs with."""
+def runner_env(data_dir: Path, module_utils: Path | None, connect_timeout: int,
+               bundle: Path | None = None) -> tuple[Path, dict[str, str]]:
+    """ansible-runner's private folder and the environment every fleetscope playbook runs with.
+
+    ``bundle``: the staged collector for the fleetscope_collect action (stage.write_bundle);
+    ``module_utils``: the staged package for Ansible modules that import it (the admin module)."""
     private = data_dir / ".runner"
     private.mkdir(parents=True, exist_ok=True)
     # ansible-runner keeps the arguments of a run in <private>/env/ and reads them back on the next one
@@ -246,11 +250,15 @@ def runner_env(data_dir: Path, module_utils: Path, connect_timeout: int) -> tupl
         "ANSIBLE_CONFIG": str(ANSIBLE_CFG),
         "ANSIBLE_ROLES_PATH": str(PROJECT_DIR / "roles"),
         "ANSIBLE_LIBRARY": str(PROJECT_DIR / "roles" / "collect" / "library"),
-        "ANSIBLE_MODULE_UTILS": str(module_utils),
+        "ANSIBLE_ACTION_PLUGINS": str(PROJECT_DIR / "roles" / "collect" / "action_plugins"),
         "ANSIBLE_TIMEOUT": str(connect_timeout),
         "ANSIBLE_LOCAL_TEMP": str(private / "tmp"),
         "ANSIBLE_NOCOLOR": "1",
     }
+    if module_utils is not None:
+        envvars["ANSIBLE_MODULE_UTILS"] = str(module_utils)
+    if bundle is not None:
+        envvars["FLEETSCOPE_BUNDLE"] = str(bundle)
     # ansible-runner starts ansible-playbook from PATH: the one installed beside this Python comes first,
     # so `.venv/bin/fleetscope` works from cron without an activated venv.
     envvars["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)])
@@ -268,9 +276,9 @@ def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | 
     if not hosts:
         return []
     data_dir = settings.data_dir
-    module_utils = stage_module_utils(data_dir / ".stage", settings.get("collect", "ship_pynvml"))
+    bundle = write_bundle(data_dir / ".stage", settings.get("collect", "ship_pynvml"))
     host_timeout = int(settings.get("collect", "host_timeout_s"))
-    private, envvars = runner_env(data_dir, module_utils, int(settings.get("collect", "connect_timeout_s")))
+    private, envvars = runner_env(data_dir, None, int(settings.get("collect", "connect_timeout_s")), bundle)
     rows = {h: {"host": h, "status": "timeout", "ssh": "", "python": "", "nvml": "",
                 "message": "no answer before the time limit"} for h in hosts}
 

@@ -1,13 +1,22 @@
-"""Stage the collector for shipping: the module imports it as ansible.module_utils.fleetscope_collectors.
+"""Stage the collector for shipping, in the two forms the roles send it to hosts.
 
-Ansible packs module_utils into the module it sends to each host (AnsiballZ), so staging the package
-under that name is all it takes for a host with only python3 to run it. nvidia-ml-py's pynvml.py is pure
-Python and travels with it as `pynvml_shipped`, so a host with the driver but no pynvml still reads NVML.
+- ``collector_bundle()``: the package's sources, compressed, which the ``fleetscope_collect`` action
+  (roles/collect/action_plugins) writes to ``python3 -c <roles/collect/files/bootstrap.py>`` on each host.
+  The bootstrap imports it from memory. No AnsiballZ, no ``ansible.module_utils.basic``: one collection
+  costs the host about a quarter of the CPU of the smallest Ansible module (docs/benchmarks.md).
+- ``stage_module_utils()``: the package as ``ansible.module_utils.fleetscope_collectors``, for the admin
+  module (a regular Ansible module, run rarely), which AnsiballZ packs with it.
+
+nvidia-ml-py's pynvml.py is pure Python and travels with either as ``pynvml_shipped``, so a host with the
+driver but no pynvml still reads NVML.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import zlib
 from pathlib import Path
 
 import collectors
@@ -25,15 +34,9 @@ def stage_module_utils(stage_root: Path, ship_pynvml: bool = True) -> Path:
     for f in source.glob("*.py"):
         if f.name != "pynvml_shipped.py":
             shutil.copyfile(f, tmp / f.name)
-    if ship_pynvml:
-        try:
-            import importlib.util
-
-            spec = importlib.util.find_spec("pynvml")
-            if spec and spec.origin:
-                shutil.copyfile(spec.origin, tmp / "pynvml_shipped.py")
-        except ImportError:
-            pass
+    origin = _pynvml_origin() if ship_pynvml else None
+    if origin:
+        shutil.copyfile(origin, tmp / "pynvml_shipped.py")
     module_utils.mkdir(parents=True, exist_ok=True)
     dest = module_utils / PACKAGE
     old = module_utils / f".{PACKAGE}.old"
@@ -43,3 +46,55 @@ def stage_module_utils(stage_root: Path, ship_pynvml: bool = True) -> Path:
     tmp.rename(dest)
     shutil.rmtree(old, ignore_errors=True)
     return module_utils
+
+
+def _pynvml_origin():
+    """The file of the controller's pynvml (nvidia-ml-py), or None."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("pynvml")
+    except ImportError:
+        return None
+    return spec.origin if spec and spec.origin else None
+
+
+# -- the bundle the fleetscope_collect action sends on stdin (roles/collect/files/bootstrap.py loads it) ----
+
+BUNDLE = "collector.bundle"
+
+
+def collector_sources(ship_pynvml: bool = True) -> dict:
+    """{module name: [is package, source]} of the collector package as it runs on a host."""
+    source = Path(collectors.__file__).resolve().parent
+    modules = {}
+    for f in sorted(source.glob("*.py")):
+        if f.name == "pynvml_shipped.py":
+            continue
+        name = PACKAGE if f.stem == "__init__" else f"{PACKAGE}.{f.stem}"
+        modules[name] = [f.stem == "__init__", f.read_text(encoding="utf-8")]
+    origin = _pynvml_origin() if ship_pynvml else None
+    if origin:
+        modules[f"{PACKAGE}.pynvml_shipped"] = [False, Path(origin).read_text(encoding="utf-8")]
+    return modules
+
+
+def collector_bundle(ship_pynvml: bool = True) -> bytes:
+    """The collector package, compressed: about 65 KB with pynvml, 15 KB without."""
+    return zlib.compress(json.dumps(collector_sources(ship_pynvml), separators=(",", ":")).encode(), 9)
+
+
+def write_bundle(stage_root: Path, ship_pynvml: bool = True) -> Path:
+    """<stage_root>/collector.bundle, written atomically; its path goes to the action as FLEETSCOPE_BUNDLE."""
+    dest = Path(stage_root) / BUNDLE
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{BUNDLE}.{os.getpid()}.tmp")
+    tmp.write_bytes(collector_bundle(ship_pynvml))
+    os.replace(tmp, dest)
+    return dest
+
+
+def payload(args: dict, bundle: bytes) -> bytes:
+    """What the action writes to the bootstrap's stdin: the arguments' length, the arguments, the bundle."""
+    encoded = json.dumps(args, separators=(",", ":")).encode()
+    return b"%d\n" % len(encoded) + encoded + bundle

@@ -1,8 +1,7 @@
 #!/usr/bin/python
-# fleetscope: the Ansible module that runs the collector on a host.
-# It is thin on purpose: parse the arguments, call the collector, return its document.
-# The collector package travels with this module as ansible.module_utils.fleetscope_collectors
-# (staged by `fleetscope collect`), so the host needs nothing but python3.
+# fleetscope: the documentation of the fleetscope_collect action. The work is done by the action plugin
+# (roles/collect/action_plugins/fleetscope_collect.py), which runs the collector on the host without
+# AnsiballZ, like Ansible's own `raw` and `script`, whose module files are documentation only too.
 
 DOCUMENTATION = r"""
 ---
@@ -12,7 +11,8 @@ description:
   - Runs the fleetscope collector on the target host and returns its document (see docs/document.md).
   - Reads NVML (through the pynvml copy shipped with the module, or the host's own) and /proc or psutil.
   - A failing subsystem is reported in the document's C(errors) and never fails the task.
-  - Needs no root and changes nothing on the host.
+  - Needs no root and changes nothing on the host; writes no file there (the collector is sent on stdin).
+  - Runs C(ansible_python_interpreter) (discovered when unset), which must be Python 3.8 or newer.
 options:
   top_n:
     description: How many processes to report, the top N by CPU time plus the top N by resident memory.
@@ -54,39 +54,3 @@ timed_out:
   returned: failure
   type: bool
 """
-
-import signal  # noqa: E402
-
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible.module_utils.fleetscope_collectors import collect  # noqa: E402
-
-
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            top_n=dict(type="int", default=15),
-            timeout=dict(type="int", default=30),
-            accounting_since=dict(type="str", default=""),
-            only=dict(type="list", elements="str"),
-        ),
-        supports_check_mode=True,
-    )
-    timeout = module.params["timeout"]
-
-    def on_alarm(signum, frame):
-        module.fail_json(msg=f"collector timed out after {timeout} s on the host", timed_out=True)
-
-    if timeout > 0:
-        signal.signal(signal.SIGALRM, on_alarm)
-        signal.alarm(timeout)
-    document = collect(
-        top_n=module.params["top_n"],
-        accounting_since=module.params["accounting_since"] or None,
-        only=module.params["only"],
-    )
-    signal.alarm(0)
-    module.exit_json(changed=False, document=document)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,91 @@
+# fleetscope: the fleetscope_collect action, which runs the collector on a host.
+#
+# Why an action and not a plain module: every Ansible module reaches the host as AnsiballZ, which imports
+# ansible.module_utils.basic from a zip on every run; even `ping` costs a host ~260 ms of CPU that way. This
+# action does what pipelining does, without the wrapper: one `python3 -c <files/bootstrap.py>` over the
+# existing connection, the collector package written to its stdin and imported from memory. Nothing is
+# written to the host. The result has the module's shape (library/fleetscope_collect.py documents it).
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from pathlib import Path
+
+from ansible.plugins.action import ActionBase
+
+BOOTSTRAP = Path(__file__).resolve().parent.parent / "files" / "bootstrap.py"
+ARGUMENT_SPEC = {
+    "top_n": {"type": "int", "default": 15},
+    "timeout": {"type": "int", "default": 30},
+    "accounting_since": {"type": "str", "default": ""},
+    "only": {"type": "list", "elements": "str"},
+}
+
+
+def _bundle() -> bytes:
+    """The collector package as `fleetscope collect` staged it for this run, else built now."""
+    staged = os.environ.get("FLEETSCOPE_BUNDLE")
+    if staged:
+        return Path(staged).read_bytes()
+    from fleetscope.stage import collector_bundle  # a playbook run by hand, from the project's venv
+
+    return collector_bundle()
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _supports_check_mode = True  # it only reads
+    _supports_async = False
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        del tmp
+        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        python, facts = self._python(task_vars)
+        if facts:
+            result["ansible_facts"] = facts
+        from fleetscope.stage import payload
+
+        command = f"{python} -c {shlex.quote(BOOTSTRAP.read_text(encoding='utf-8'))}"
+        res = self._low_level_execute_command(command, in_data=payload(args, _bundle()))
+        result.update(_answer(python, res))
+        return result
+
+    def _python(self, task_vars):
+        """(interpreter, facts to remember): ansible_python_interpreter as Ansible resolves it for modules,
+        discovery included; `python3` where this Ansible's internals differ."""
+        try:
+            from ansible.executor.interpreter_discovery import InterpreterDiscoveryRequiredError, discover_interpreter
+            from ansible.executor.module_common import _get_shebang
+        except ImportError:
+            return "python3", None
+        remote_is_local = bool(getattr(self._connection, "_remote_is_local", False))
+        try:
+            return _get_shebang("/usr/bin/python", task_vars, self._templar, remote_is_local=remote_is_local)[1], None
+        except InterpreterDiscoveryRequiredError as e:
+            found = discover_interpreter(action=self, interpreter_name="python", discovery_mode=e.discovery_mode,
+                                         task_vars=task_vars)
+            return found, {"discovered_interpreter_python": found}
+
+
+def _answer(python: str, res: dict) -> dict:
+    """The bootstrap's JSON answer, or a failure that says what came back instead."""
+    rc, stdout, stderr = res.get("rc"), res.get("stdout", ""), res.get("stderr", "")
+    try:
+        answer = json.loads(stdout)
+    except ValueError:
+        answer = None
+    if isinstance(answer, dict) and ("document" in answer or answer.get("failed")):
+        if rc and not answer.get("failed"):
+            answer.update(failed=True, msg=f"the collector exited with status {rc}")
+        return answer
+    last = (stderr.strip().splitlines() or [""])[-1]
+    if rc == 127:
+        msg = f"{python} not found on the host: {last}" if last else f"{python} not found on the host"
+    elif stdout.strip():
+        msg = f"the collector's output is not a JSON result (rc {rc}): {stdout.strip()[:200]!r}"
+    else:
+        msg = f"the collector ended with status {rc} and no result"
+    return {"failed": True, "msg": msg, "rc": rc, "module_stdout": stdout[-2000:], "module_stderr": stderr[-2000:]}

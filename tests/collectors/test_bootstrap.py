@@ -1,0 +1,87 @@
+"""The collector as the fleetscope_collect action sends it: `python3 -c <bootstrap>` with the package on stdin.
+Run here on this python and on the oldest supported one, exactly as the action runs it on a host (the
+end-to-end and fault tests run it over real sshd)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fleetscope.stage import PACKAGE, collector_bundle, collector_sources, payload
+from tests import faults
+from tests.collectors.test_collect_main import PYTHON38
+
+BOOTSTRAP = (Path(__file__).resolve().parents[2] / "roles" / "collect" / "files" / "bootstrap.py").read_text()
+PYTHONS = [sys.executable, PYTHON38]
+
+
+def run_bootstrap(python, args, cwd, bundle=None, timeout=60):
+    args = {"top_n": 15, "timeout": 30, **args}
+    proc = subprocess.run([python, "-c", BOOTSTRAP], input=payload(args, bundle or collector_bundle()),
+                          capture_output=True, cwd=cwd, timeout=timeout,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)})
+    return proc, json.loads(proc.stdout) if proc.stdout.strip() else None
+
+
+@pytest.mark.parametrize("python", PYTHONS)
+def test_the_document_comes_back_and_nothing_is_written(tmp_path, check_document, python):
+    if python is None:
+        pytest.skip("no python3.8 on this machine")
+    proc, answer = run_bootstrap(python, {"top_n": 3}, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert answer["changed"] is False
+    document = check_document(answer["document"])
+    assert document["errors"] == []
+    version = subprocess.run([python, "-c", "import platform; print(platform.python_version())"],
+                             capture_output=True, text=True).stdout.strip()
+    assert document["host"]["python"] == version
+    assert len(document["processes"]["top"]) <= 6  # top 3 by CPU plus top 3 by memory
+    assert list(tmp_path.iterdir()) == []  # imported from memory: no file, no __pycache__
+
+
+def test_only_the_asked_subsystems_are_collected(tmp_path):
+    proc, answer = run_bootstrap(sys.executable, {"only": ["host", "memory"]}, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    document = answer["document"]
+    assert document["host"]["hostname"] and document["memory"]["total_bytes"] > 0
+    assert "processes" not in document and "disks" not in document
+
+
+@pytest.mark.parametrize("ship_pynvml", [True, False])
+def test_the_bundle_holds_the_flat_package_and_pynvml_when_asked(ship_pynvml):
+    sources = collector_sources(ship_pynvml)
+    assert sources[PACKAGE][0] is True  # the package itself
+    assert all(not is_package for name, (is_package, _) in sources.items() if name != PACKAGE)
+    assert {f"{PACKAGE}.gpus", f"{PACKAGE}.processes", f"{PACKAGE}.redact"} <= set(sources)
+    assert (f"{PACKAGE}.pynvml_shipped" in sources) is ship_pynvml
+    for name, (_, source) in sources.items():
+        compile(source, name, "exec")  # every shipped module compiles
+
+
+@pytest.mark.parametrize("python", PYTHONS)
+def test_the_shipped_pynvml_imports_from_the_bundle(tmp_path, python):
+    """The bootstrap's loader, made to import the shipped pynvml instead of running the collector."""
+    if python is None:
+        pytest.skip("no python3.8 on this machine")
+    probe = BOOTSTRAP.split("from fleetscope_collectors import collect")[0] + (
+        "from fleetscope_collectors import gpus\n"
+        "answer({'module': gpus.load_pynvml().__name__, 'has_init': hasattr(gpus.load_pynvml(), 'nvmlInit')})\n")
+    proc = subprocess.run([python, "-c", probe], input=payload({"top_n": 1, "timeout": 0}, collector_bundle()),
+                          capture_output=True, cwd=tmp_path, timeout=60)
+    assert json.loads(proc.stdout) == {"module": f"{PACKAGE}.pynvml_shipped", "has_init": True}, proc.stderr
+
+
+def test_a_hung_collector_stops_itself_at_its_timeout(tmp_path):
+    hang = faults.interpreter(tmp_path, "hang", sys.executable)
+    proc, answer = run_bootstrap(str(hang), {"timeout": 1}, tmp_path / "hang", timeout=30)
+    assert proc.returncode == 1
+    assert answer == {"failed": True, "timed_out": True, "msg": "collector timed out after 1 s on the host"}
+
+
+def test_an_old_python_gets_a_clear_refusal(tmp_path):
+    old = faults.interpreter(tmp_path, "old_python", sys.executable)
+    proc, answer = run_bootstrap(str(old), {}, tmp_path / "old_python")
+    assert proc.returncode == 1 and answer["failed"] is True
+    assert "minimum of Python version 3.8" in answer["msg"] and "3.6.9" in answer["msg"]
