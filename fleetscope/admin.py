@@ -67,8 +67,9 @@ def run_action(settings: Settings, host: str, args: dict, *, inventory: Path | N
         _, name, res = answer
         if name == "runner_on_ok":
             result.status, result.changed, result.message = "ok", bool(res.get("changed")), str(res.get("message"))
-        else:
+        else:  # a failure may come after a change (maintenance on GPU 0 done, GPU 1 refused)
             result.status, result.message = classify(name, res)
+            result.changed = bool(res.get("changed"))
         return True
 
     ansible_runner.run(
@@ -81,13 +82,14 @@ def run_action(settings: Settings, host: str, args: dict, *, inventory: Path | N
     return result
 
 
-def record(data_dir: Path, result: AdminResult, args: dict) -> None:
-    """Append the action to admin_actions (one small Parquet file; compaction merges them per day)."""
+def record(data_dir: Path, result: AdminResult, args: dict, now: dt.datetime | None = None) -> None:
+    """Append the action to admin_actions (one small Parquet file; compaction merges them per day).
+    ``now``: when the action ended, naive UTC (default: the controller's clock)."""
     import duckdb
 
     from .warehouse.ingest import write_table
 
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     run_id = f"admin-{now:%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(2)}"
     try:
         operator = getpass.getuser()

@@ -8,10 +8,20 @@ the collector sees exactly the types NVML gives it. The host:
 - GPU 1: MIG off, accounting mode on, one running compute process (``compute_pid``), a utilization
   sample buffer, sw_power_cap throttling; accounting holds two ended processes and the running one.
 - Both: no fan (NotSupported, a datacenter card), no page retirement (rows are remapped instead).
+- Both: settable as on a real H100 SXM: compute mode (default at first) and power limit (700 W at first,
+  200-700 W allowed, in milliwatts as NVML takes it). Setting needs root, as with NVML: without it the
+  setters raise NVML_ERROR_NO_PERMISSION; a limit outside the constraints or an unknown compute mode
+  raises NVML_ERROR_INVALID_ARGUMENT.
 
 ``make(...)`` builds a fresh module; ``fail`` maps an NVML function name to the exception it raises.
+What the setters change lives in the module (``host.settings``), or, with ``state_file`` (the admin tests
+pass it through ``$FLEETSCOPE_FAKE_NVML_STATE``), in a JSON file that every later process sees:
+``{"privileged": bool or null, "gpus": {"0": {"compute_mode": 0, "power_limit_mw": 700000}, ...}}``.
+``privileged`` null (or absent) means "as NVML would": allowed only to root (euid 0).
 """
 
+import json
+import os
 import time
 import types
 
@@ -25,6 +35,34 @@ NVML_VERSION = "13.580.65.06"
 NAME = "NVIDIA H100 80GB HBM3"
 NOT_AVAILABLE_ULL = real.NVML_VALUE_NOT_AVAILABLE_ulonglong.value
 MISSING_PID = 4_194_400  # above the kernel's PID_MAX_LIMIT: a process that is gone
+POWER_LIMIT_CONSTRAINTS_MW = (200_000, 700_000)  # an H100 SXM
+DEFAULT_POWER_LIMIT_MW = 700_000
+STATE_ENV = "FLEETSCOPE_FAKE_NVML_STATE"
+COMPUTE_MODES = (real.NVML_COMPUTEMODE_DEFAULT, real.NVML_COMPUTEMODE_PROHIBITED,
+                 real.NVML_COMPUTEMODE_EXCLUSIVE_PROCESS)  # EXCLUSIVE_THREAD: support removed
+
+
+def default_state(privileged=None):
+    """The settings a freshly booted host has."""
+    return {"privileged": privileged, "gpus": {
+        str(i): {"compute_mode": real.NVML_COMPUTEMODE_DEFAULT, "power_limit_mw": DEFAULT_POWER_LIMIT_MW}
+        for i in (0, 1)}}
+
+
+def read_state(path):
+    """The state in ``path`` (a fresh host's when the file is not there yet)."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return default_state()
+
+
+def write_state(path, state):
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(state, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
 
 
 def _not_supported():
@@ -37,8 +75,10 @@ class _Handle:
 
 
 class FakeH100Host:
-    def __init__(self, compute_pid, now, init_error):
+    def __init__(self, compute_pid, now, init_error, state_file=None):
         self.compute_pid, self.now, self.init_error = compute_pid, now, init_error
+        self.state_file = state_file
+        self.settings = default_state()
         self.inits = self.shutdowns = 0
         self.fail = {}
         self.accounting = {
@@ -73,6 +113,26 @@ class FakeH100Host:
         if index not in (0, 1):
             raise real.NVMLError(real.NVML_ERROR_INVALID_ARGUMENT)
         return _Handle(index)
+
+    # -- what the setters change (in the module, or in the state file) ----------------------------
+    def _state(self):
+        return self.settings if self.state_file is None else read_state(self.state_file)
+
+    def _setting(self, h, key):
+        if h.mig is not None:  # settings belong to the whole GPU
+            raise real.NVMLError(real.NVML_ERROR_INVALID_ARGUMENT)
+        return self._state()["gpus"][str(h.index)][key]
+
+    def _set(self, h, key, value):
+        if h.mig is not None:
+            raise real.NVMLError(real.NVML_ERROR_INVALID_ARGUMENT)
+        state = self._state()
+        privileged = state.get("privileged")
+        if not (os.geteuid() == 0 if privileged is None else privileged):
+            raise real.NVMLError(real.NVML_ERROR_NO_PERMISSION)
+        state["gpus"][str(h.index)][key] = value
+        if self.state_file is not None:
+            write_state(self.state_file, state)
 
     # -- identity ----------------------------------------------------------------------------------
     def nvmlDeviceGetName(self, h):
@@ -144,7 +204,23 @@ class FakeH100Host:
         return (71_042, 412_345)[h.index]  # mW
 
     def nvmlDeviceGetEnforcedPowerLimit(self, h):
-        return 700_000
+        return self._setting(h, "power_limit_mw")
+
+    def nvmlDeviceGetPowerManagementLimit(self, h):
+        return self._setting(h, "power_limit_mw")
+
+    def nvmlDeviceGetPowerManagementDefaultLimit(self, h):
+        return DEFAULT_POWER_LIMIT_MW
+
+    def nvmlDeviceGetPowerManagementLimitConstraints(self, h):
+        return list(POWER_LIMIT_CONSTRAINTS_MW)  # [min, max] in mW, a list as pynvml returns it
+
+    def nvmlDeviceSetPowerManagementLimit(self, h, limit):
+        limit = real.c_uint(limit).value  # as pynvml passes it: a float is a TypeError, -1 wraps round
+        low, high = POWER_LIMIT_CONSTRAINTS_MW
+        if not low <= limit <= high:
+            raise real.NVMLError(real.NVML_ERROR_INVALID_ARGUMENT)
+        self._set(h, "power_limit_mw", limit)
 
     def nvmlDeviceGetTotalEnergyConsumption(self, h):
         return (48_221_113_094, 123_456_789_012)[h.index]  # mJ since the driver loaded
@@ -184,7 +260,12 @@ class FakeH100Host:
         return real.NVML_FEATURE_ENABLED
 
     def nvmlDeviceGetComputeMode(self, h):
-        return real.NVML_COMPUTEMODE_DEFAULT
+        return self._setting(h, "compute_mode")
+
+    def nvmlDeviceSetComputeMode(self, h, mode):
+        if mode not in COMPUTE_MODES:
+            raise real.NVMLError(real.NVML_ERROR_INVALID_ARGUMENT)
+        self._set(h, "compute_mode", mode)
 
     def nvmlDeviceGetMigMode(self, h):
         mode = real.NVML_DEVICE_MIG_ENABLE if h.index == 0 else real.NVML_DEVICE_MIG_DISABLE
@@ -250,9 +331,10 @@ class FakeH100Host:
         return attrs
 
 
-def make(compute_pid, init_error=None, now=None):
-    """A module that passes for pynvml. ``init_error``: an NVML_ERROR_* code nvmlInit raises."""
-    host = FakeH100Host(compute_pid, time.time() if now is None else now, init_error)
+def make(compute_pid, init_error=None, now=None, state_file=None):
+    """A module that passes for pynvml. ``init_error``: an NVML_ERROR_* code nvmlInit raises;
+    ``state_file``: where the settings live (default: in the module only)."""
+    host = FakeH100Host(compute_pid, time.time() if now is None else now, init_error, state_file)
     module = types.ModuleType("pynvml")
     for name in dir(real):  # constants, error classes, structures: the real ones
         if not callable(getattr(real, name)) or isinstance(getattr(real, name), type):

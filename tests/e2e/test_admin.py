@@ -1,5 +1,7 @@
 """`fleetscope admin` on a real sshd host: a test process is terminated for real, refused when it is not
-what the report showed, left alone in check mode; every action lands in admin_actions."""
+what the report showed, left alone in check mode; the NVIDIA actions (maintenance, power limit) change
+the settings of the fake two-H100 host (tests/fake_gpu_host.py: the host's python3 sees the fake NVML,
+whose settings persist in a state file) as NVML would, or are refused; every action lands in admin_actions."""
 
 from __future__ import annotations
 
@@ -12,15 +14,18 @@ import pytest
 
 from collectors._util import owner_and_command
 from tests.conftest import PROJECT, bare_python, fleetscope_bin, sql_json
+from tests.fake_gpu_host import FakeGpuHost
+
+DEFAULT, PROHIBITED = 0, 2  # NVML_COMPUTEMODE_*
 
 
-@pytest.fixture
-def admin(sshd_fleet, tmp_path):
+def admin_runner(sshd_fleet, tmp_path, python):
+    """Run `fleetscope admin ... node1` against the first loopback sshd, node1 using `python`."""
     node = sshd_fleet.hosts[0]
     inventory = tmp_path / "inventory.ini"
     inventory.write_text(
         f"[lab]\nnode1 ansible_host={node.address} ansible_port={node.port} ansible_user={sshd_fleet.user} "
-        f"ansible_ssh_private_key_file={sshd_fleet.key} ansible_python_interpreter={bare_python()} "
+        f"ansible_ssh_private_key_file={sshd_fleet.key} ansible_python_interpreter={python} "
         f"ansible_ssh_common_args='-o UserKnownHostsFile={sshd_fleet.known_hosts}'\n")
     data = tmp_path / "data"
 
@@ -31,6 +36,38 @@ def admin(sshd_fleet, tmp_path):
 
     run.data = data
     return run
+
+
+@pytest.fixture
+def admin(sshd_fleet, tmp_path):
+    """node1 as a freshly installed host: no NVIDIA driver."""
+    return admin_runner(sshd_fleet, tmp_path, bare_python())
+
+
+@pytest.fixture
+def gpu_host(tmp_path):
+    """The fake two-H100 host's settings, freshly booted (compute mode default, 700 W) and, as if root,
+    allowed to change them."""
+    return FakeGpuHost(tmp_path / "gpuhost", bare_python(), privileged=True)
+
+
+@pytest.fixture
+def gpu_admin(sshd_fleet, tmp_path, gpu_host):
+    """node1 as the fake two-H100 host."""
+    return admin_runner(sshd_fleet, tmp_path, gpu_host.python)
+
+
+def modes(gpu_host):
+    return [gpu_host.gpu(i)["compute_mode"] for i in (0, 1)]
+
+
+def limits(gpu_host):
+    return [gpu_host.gpu(i)["power_limit_mw"] for i in (0, 1)]
+
+
+def recorded(run_fleetscope, data):
+    return [(r["action"], r["target"], r["check_mode"], r["status"], r["changed"]) for r in sql_json(
+        run_fleetscope, data, "SELECT action, target, check_mode, status, changed FROM admin_actions ORDER BY ts")]
 
 
 @pytest.fixture
@@ -82,3 +119,102 @@ def test_gpu_actions_on_a_host_without_a_driver_say_so(admin):
 def test_an_unknown_host_is_refused_before_anything_runs(admin):
     proc = admin("maintenance", "nosuch", "on", "--yes")
     assert proc.returncode == 2 and "not in" in proc.stderr
+
+
+def test_maintenance_check_one_gpu_whole_host_and_off(gpu_admin, gpu_host, run_fleetscope):
+    def ok(*args):
+        proc = gpu_admin("maintenance", "node1", *args)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    out = ok("on", "--check")
+    assert "(check mode): would set compute mode prohibited on GPU 0, 1" in out, out
+    assert modes(gpu_host) == [DEFAULT, DEFAULT]
+
+    out = ok("on", "--gpu", "1", "--yes")
+    assert "node1: ok: set compute mode prohibited on GPU 1" in out, out
+    assert modes(gpu_host) == [DEFAULT, PROHIBITED]
+
+    out = ok("on", "--yes")
+    assert "set compute mode prohibited on GPU 0; GPU 1 already prohibited" in out, out
+    assert modes(gpu_host) == [PROHIBITED, PROHIBITED]
+
+    out = ok("on", "--yes")  # again: nothing to do, changed=false
+    assert "GPU 0, 1 compute mode already prohibited: nothing to do" in out, out
+
+    out = ok("off", "--check")
+    assert "would set compute mode default on GPU 0, 1" in out, out
+    assert modes(gpu_host) == [PROHIBITED, PROHIBITED]
+
+    out = ok("off", "--gpu", "0", "--yes")
+    assert "set compute mode default on GPU 0" in out, out
+    assert modes(gpu_host) == [DEFAULT, PROHIBITED]
+
+    out = ok("off", "--yes")
+    assert "set compute mode default on GPU 1; GPU 0 already default" in out, out
+    assert modes(gpu_host) == [DEFAULT, DEFAULT]
+
+    assert recorded(run_fleetscope, gpu_admin.data) == [
+        ("maintenance", "all gpus", True, "ok", True),
+        ("maintenance", "gpu 1", False, "ok", True),
+        ("maintenance", "all gpus", False, "ok", True),
+        ("maintenance", "all gpus", False, "ok", False),
+        ("maintenance", "all gpus", True, "ok", True),
+        ("maintenance", "gpu 0", False, "ok", True),
+        ("maintenance", "all gpus", False, "ok", True),
+    ]
+
+
+def test_power_limit_within_constraints_in_milliwatts_refused_outside(gpu_admin, gpu_host, run_fleetscope):
+    proc = gpu_admin("power-limit", "node1", "--gpu", "0", "--watts", "300", "--check")
+    assert proc.returncode == 0 and "(check mode): would set GPU 0 power limit 700 W -> 300 W" in proc.stdout, (
+        proc.stdout + proc.stderr)
+    assert limits(gpu_host) == [700_000, 700_000]
+
+    proc = gpu_admin("power-limit", "node1", "--gpu", "0", "--watts", "300", "--yes")
+    assert proc.returncode == 0 and "node1: ok: set GPU 0 power limit 700 W -> 300 W" in proc.stdout, proc.stdout
+    assert limits(gpu_host) == [300_000, 700_000]
+
+    proc = gpu_admin("power-limit", "node1", "--gpu", "0", "--watts", "300", "--yes")
+    assert proc.returncode == 0 and "GPU 0 power limit already 300 W: nothing to do" in proc.stdout, proc.stdout
+
+    proc = gpu_admin("power-limit", "node1", "--gpu", "1", "--watts", "412.5", "--yes")
+    assert proc.returncode == 0 and "set GPU 1 power limit 700 W -> 412.5 W" in proc.stdout, proc.stdout
+    assert limits(gpu_host) == [300_000, 412_500]
+
+    proc = gpu_admin("power-limit", "node1", "--gpu", "0", "--watts", "800", "--yes")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "refusing: GPU 0 accepts 200 W to 700 W, not 800 W: nothing changed" in proc.stdout, proc.stdout
+    proc = gpu_admin("power-limit", "node1", "--gpu", "0", "--watts", "150", "--check")
+    assert proc.returncode == 1 and "accepts 200 W to 700 W, not 150 W" in proc.stdout, proc.stdout
+    proc = gpu_admin("power-limit", "node1", "--gpu", "2", "--watts", "300", "--yes")
+    assert proc.returncode == 1 and "no GPU 2 on this host (it has GPU 0-1)" in proc.stdout, proc.stdout
+    assert limits(gpu_host) == [300_000, 412_500]
+
+    assert recorded(run_fleetscope, gpu_admin.data) == [
+        ("power_limit", "gpu 0", True, "ok", True),
+        ("power_limit", "gpu 0", False, "ok", True),
+        ("power_limit", "gpu 0", False, "ok", False),
+        ("power_limit", "gpu 1", False, "ok", True),
+        ("power_limit", "gpu 0", False, "failed", False),
+        ("power_limit", "gpu 0", True, "failed", False),
+        ("power_limit", "gpu 2", False, "failed", False),
+    ]
+
+
+def test_without_root_nvml_refuses_and_nothing_changes(gpu_admin, gpu_host, run_fleetscope):
+    gpu_host.set_privileged(False)  # NVML answers NO_PERMISSION to a setter, as to a user who is not root
+
+    proc = gpu_admin("maintenance", "node1", "on", "--gpu", "0", "--yes")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "node1: failed: maintenance on failed: not permitted (Insufficient Permissions): this action needs " \
+        "root on the host (become)" in proc.stdout, proc.stdout
+    proc = gpu_admin("power-limit", "node1", "--gpu", "1", "--watts", "500", "--yes")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "power limit failed: not permitted (Insufficient Permissions): this action needs root" in proc.stdout
+    assert modes(gpu_host) == [DEFAULT, DEFAULT] and limits(gpu_host) == [700_000, 700_000]
+
+    assert recorded(run_fleetscope, gpu_admin.data) == [
+        ("maintenance", "gpu 0", False, "failed", False),
+        ("power_limit", "gpu 1", False, "failed", False),
+    ]

@@ -9,7 +9,9 @@ description:
   - C(kill) sends a signal to a process, but only if it still runs as the user and command the report
     showed (the command compared as the collector redacts it), so a recycled pid is never hit.
   - C(maintenance) sets the NVIDIA compute mode to prohibited (on) or default (off) on one or all GPUs.
-  - C(power_limit) sets a GPU's power limit in watts, within the limits the GPU allows.
+  - C(power_limit) sets a GPU's power limit in watts (NVML takes milliwatts), within the constraints the GPU
+    reports; a value outside them is refused and nothing is changed.
+  - Setting a value the GPU already has changes nothing and reports C(changed=false).
   - Supports check mode (C(--check)) for every action. Acting on other users' processes and on GPUs needs
     root (C(become)).
 options:
@@ -48,7 +50,7 @@ options:
     type: str
     choices: ["on", "off"]
   watts:
-    description: The power limit to set (power_limit).
+    description: The power limit to set, in watts (power_limit); rounded to the milliwatt NVML counts in.
     type: float
 author:
   - fleetscope
@@ -68,8 +70,18 @@ message:
   description: What was done (or, in check mode, what would be done).
   returned: always
   type: str
+gpus:
+  description: The GPUs whose compute mode was (or, in check mode, would be) changed (maintenance).
+  returned: maintenance
+  type: list
+  elements: int
+milliwatts:
+  description: The power limit asked for, in milliwatts as NVML takes it (power_limit).
+  returned: power_limit, when within the GPU's constraints
+  type: int
 """
 
+import math  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
 import time  # noqa: E402
@@ -133,28 +145,58 @@ def _nvml(module):
     return nvml
 
 
+def _gpu_indexes(module, nvml):
+    """The GPUs asked for (one, or every one), failing clearly on an index the host does not have."""
+    count = nvml.nvmlDeviceGetCount()
+    gpu = module.params["gpu"]
+    if gpu is None:
+        return list(range(count))
+    if not 0 <= gpu < count:
+        have = f"GPU 0-{count - 1}" if count > 1 else "only GPU 0" if count == 1 else "no GPU"
+        module.fail_json(msg=f"no GPU {gpu} on this host (it has {have}): nothing changed")
+    return [gpu]
+
+
+def _why(nvml, e):
+    """An NVML error as a reason; a missing permission says what it takes."""
+    if getattr(e, "value", None) == nvml.NVML_ERROR_NO_PERMISSION:
+        return f"not permitted ({e}): this action needs root on the host (become)"
+    return str(e) or type(e).__name__
+
+
+def _watts(milliwatts):
+    return f"{milliwatts / 1000:g} W"
+
+
 def maintenance(module):
     p = module.params
     if p["state"] not in ("on", "off"):
         module.fail_json(msg="maintenance needs state on or off")
     nvml = _nvml(module)
+    mode = "prohibited" if p["state"] == "on" else "default"
+    verb = "would set" if module.check_mode else "set"
+    done = []
     try:
         target = nvml.NVML_COMPUTEMODE_PROHIBITED if p["state"] == "on" else nvml.NVML_COMPUTEMODE_DEFAULT
-        indexes = [p["gpu"]] if p["gpu"] is not None else list(range(nvml.nvmlDeviceGetCount()))
-        changed = []
+        indexes = _gpu_indexes(module, nvml)
         for i in indexes:
             handle = nvml.nvmlDeviceGetHandleByIndex(i)
             if nvml.nvmlDeviceGetComputeMode(handle) != target:
-                changed.append(i)
                 if not module.check_mode:
                     nvml.nvmlDeviceSetComputeMode(handle, target)
-        verb = "would set" if module.check_mode else "set"
-        mode = "prohibited" if p["state"] == "on" else "default"
-        message = ("{} compute mode {} on GPU {}".format(verb, mode, ", ".join(map(str, changed)))
-                   if changed else f"GPU compute mode already {mode}")
-        module.exit_json(changed=bool(changed), message=message, gpus=changed)
+                done.append(i)
+        already = [i for i in indexes if i not in done]
+        if done:
+            message = "{} compute mode {} on GPU {}".format(verb, mode, ", ".join(map(str, done)))
+            if already:
+                message += "; GPU {} already {}".format(", ".join(map(str, already)), mode)
+        else:
+            message = "GPU {} compute mode already {}: nothing to do".format(", ".join(map(str, indexes)), mode)
+        module.exit_json(changed=bool(done), message=message, gpus=done)
     except Exception as e:
-        module.fail_json(msg="maintenance {} failed: {}".format(p["state"], e))
+        before = "; compute mode {} already set on GPU {}".format(mode, ", ".join(map(str, done))) if done else ""
+        module.fail_json(msg=f"maintenance {p['state']} failed: {_why(nvml, e)}{before}", changed=bool(done),
+                         gpus=done)
     finally:
         nvml.nvmlShutdown()
 
@@ -163,23 +205,28 @@ def power_limit(module):
     p = module.params
     if p["gpu"] is None or p["watts"] is None:
         module.fail_json(msg="power_limit needs gpu and watts")
+    if not math.isfinite(p["watts"]) or p["watts"] <= 0:
+        module.fail_json(msg=f"power limit must be a positive number of watts, not {p['watts']}")
     nvml = _nvml(module)
     try:
-        handle = nvml.nvmlDeviceGetHandleByIndex(p["gpu"])
+        gpu = _gpu_indexes(module, nvml)[0]
+        handle = nvml.nvmlDeviceGetHandleByIndex(gpu)
         low, high = nvml.nvmlDeviceGetPowerManagementLimitConstraints(handle)
-        milliwatts = int(p["watts"] * 1000)
+        milliwatts = int(round(p["watts"] * 1000))  # NVML counts milliwatts
         if not low <= milliwatts <= high:
-            module.fail_json(msg=f"GPU {p['gpu']} accepts {low / 1000:.0f}-{high / 1000:.0f} W, not {p['watts']:.0f} W")
+            module.fail_json(msg=f"refusing: GPU {gpu} accepts {_watts(low)} to {_watts(high)}, not "
+                                 f"{_watts(milliwatts)}: nothing changed")
         current = nvml.nvmlDeviceGetPowerManagementLimit(handle)
         if current == milliwatts:
-            module.exit_json(changed=False, message=f"GPU {p['gpu']} power limit already {p['watts']:.0f} W")
+            module.exit_json(changed=False, milliwatts=milliwatts,
+                             message=f"GPU {gpu} power limit already {_watts(milliwatts)}: nothing to do")
         if not module.check_mode:
             nvml.nvmlDeviceSetPowerManagementLimit(handle, milliwatts)
         verb = "would set" if module.check_mode else "set"
-        module.exit_json(changed=True, message=f"{verb} GPU {p['gpu']} power limit {current / 1000:.0f} W -> "
-                                               f"{p['watts']:.0f} W")
+        module.exit_json(changed=True, milliwatts=milliwatts,
+                         message=f"{verb} GPU {gpu} power limit {_watts(current)} -> {_watts(milliwatts)}")
     except Exception as e:
-        module.fail_json(msg=f"power limit failed: {e}")
+        module.fail_json(msg=f"power limit failed: {_why(nvml, e)}")
     finally:
         nvml.nvmlShutdown()
 
