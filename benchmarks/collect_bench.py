@@ -6,6 +6,8 @@ For each fleet size N (N real sshd on 127.0.0.2 ...), median wall time of:
   floor      N parallel `ssh HOST python3 -m collectors` (same SSH options and parallelism as Ansible,
              the collector already on the host: the least any agentless collector can cost)
   setup      `ansible all -m setup` (Ansible's own fact gathering) with forks = N
+  playbook   `ansible-playbook playbooks/collect.yml` with forks = N: fleetscope's collection as plain
+             Ansible runs it, without ansible-runner, spool or ingest (what Ansible itself costs)
   fleetscope `fleetscope collect --no-report` with forks = N (spool and ingest included)
 and the controller's CPU seconds per host for fleetscope (its whole process tree).
 
@@ -95,7 +97,12 @@ def bench_size(n: int, repeat: int, work: Path) -> dict:
         config = work / f"fs{n}.toml"
         config.write_text(f"[collect]\nforks = {n}\n")
         data = work / f"data{n}"
-        results = {"floor": [], "setup": [], "fleetscope": [], "fleetscope_cpu": []}
+        results = {"floor": [], "setup": [], "playbook": [], "fleetscope": [], "fleetscope_cpu": []}
+        from fleetscope.stage import write_bundle
+
+        playbook_env = dict(env, FLEETSCOPE_BUNDLE=str(write_bundle(work / f"stage{n}")))
+        playbook = [BIN / "ansible-playbook", "-i", str(inventory), "-f", str(n),
+                    str(ROOT / "playbooks" / "collect.yml"), "-e", "collect_top_n=15", "-e", "collect_host_timeout=30"]
         floor(fleet, cp)  # warm: connections up, files in the page cache, for every contender alike
         run_measured([BIN / "ansible", "all", "-i", str(inventory), "-m", "setup", "-f", str(n)], env=env, cwd=ROOT)
         run_measured([BIN / "fleetscope", "collect", "--config", str(config), "--data", str(data), "--no-report",
@@ -104,6 +111,7 @@ def bench_size(n: int, repeat: int, work: Path) -> dict:
             results["floor"].append(floor(fleet, cp))
             results["setup"].append(run_measured(
                 [BIN / "ansible", "all", "-i", str(inventory), "-m", "setup", "-f", str(n)], env=env, cwd=ROOT)[0])
+            results["playbook"].append(run_measured(playbook, env=playbook_env, cwd=ROOT)[0])
             wall, cpu = run_measured([BIN / "fleetscope", "collect", "--config", str(config), "--data", str(data),
                                       "--no-report", "--inventory", str(inventory)], env=env, cwd=ROOT)
             results["fleetscope"].append(wall)
@@ -112,6 +120,8 @@ def bench_size(n: int, repeat: int, work: Path) -> dict:
         out["hosts"] = n
         out["ratio_floor"] = out["fleetscope"] / out["floor"]
         out["ratio_setup"] = out["fleetscope"] / out["setup"]
+        out["ratio_playbook"] = out["fleetscope"] / out["playbook"]
+        out["playbook_ratio_floor"] = out["playbook"] / out["floor"]
         out["controller_cpu_per_host"] = out["fleetscope_cpu"] / n
         return out
     finally:
@@ -192,13 +202,14 @@ def main(argv=None) -> dict:
               f"{hc['ping_module_cpu_s'] * 1000:.0f} ms (x{hc['ratio_cpu_vs_ping']:.2f}); the collector alone, "
               f"from an installed package, {hc['collector_cpu_s'] * 1000:.0f} ms")
         out["sizes"] = []
-        print(f"{'hosts':>5} {'floor s':>8} {'setup s':>8} {'fleetscope s':>13} {'/floor':>7} {'/setup':>7} "
-              f"{'ctl CPU/host':>13}")
+        print(f"{'hosts':>5} {'floor s':>8} {'setup s':>8} {'playbook s':>11} {'fleetscope s':>13} {'/floor':>7} "
+              f"{'/setup':>7} {'/playbook':>9} {'ctl CPU/host':>13}")
         for n in args.sizes:
             r = bench_size(n, args.repeat, work)
             out["sizes"].append(r)
-            print(f"{n:>5} {r['floor']:>8.2f} {r['setup']:>8.2f} {r['fleetscope']:>13.2f} {r['ratio_floor']:>7.2f} "
-                  f"{r['ratio_setup']:>7.2f} {r['controller_cpu_per_host']:>12.3f}s")
+            print(f"{n:>5} {r['floor']:>8.2f} {r['setup']:>8.2f} {r['playbook']:>11.2f} {r['fleetscope']:>13.2f} "
+                  f"{r['ratio_floor']:>7.2f} {r['ratio_setup']:>7.2f} {r['ratio_playbook']:>9.2f} "
+                  f"{r['controller_cpu_per_host']:>12.3f}s")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     dest = ROOT / "benchmarks" / "out" / "collect.json"
