@@ -146,27 +146,26 @@ def sync(sources: list[str], hosts: set[str], now: dt.datetime, days_back: int =
     return report
 
 
-def rule_breaks(bookings: list[Booking], max_gpus_per_user: int, max_hours: float) -> list[str]:
-    """Bookings that break the lab's rules: too many GPUs at once for one user, or too long."""
-    problems = []
-    if max_hours > 0:
-        for b in bookings:
-            hours = (b.end - b.start).total_seconds() / 3600
-            if hours > max_hours:
-                problems.append(f"{b.user or '?'}: {b.host} booked {hours:.0f} h ({b.summary!r}), over {max_hours:g} h")
-    if max_gpus_per_user > 0:
-        edges = sorted({b.start for b in bookings})
-        seen = set()
-        for t in edges:
-            per_user: dict[str, int] = {}
-            for b in bookings:
-                if b.start <= t < b.end and b.user and b.gpu_index is not None:
-                    per_user[b.user] = per_user.get(b.user, 0) + 1
-            for user, n in per_user.items():
-                if n > max_gpus_per_user and user not in seen:
-                    seen.add(user)
-                    problems.append(f"{user}: {n} GPUs booked at once at {t:%Y-%m-%d %H:%M}, over {max_gpus_per_user}")
-    return problems
+def rule_breaks(con, max_gpus_per_user: int, max_hours: float, since: dt.datetime) -> list[dict]:
+    """The stored bookings that break the lab's rules (0: no rule) among those ending after ``since``.
+
+    ``con`` has the warehouse's bookings and hosts tables. The rules are checked by one SQL file,
+    reports/queries/bookings_rule_breaks.sql, which the report's problems page runs too; its rows are
+    returned (see the file for the columns)."""
+    from reports.sql import fetch
+
+    return fetch(con, "bookings_rule_breaks", {"since": since, "max_hours": float(max_hours),
+                                               "max_gpus_per_user": int(max_gpus_per_user)})
+
+
+def describe_break(row: dict, max_gpus_per_user: int, max_hours: float) -> str:
+    """One rule_breaks() row as a line for the terminal."""
+    user = row["user"] or "?"
+    if row["rule"] == "max_hours":
+        return (f"{user}: {row['targets']} booked {row['hours']:.0f} h from {row['start']:%Y-%m-%d %H:%M} "
+                f"({row['summary']!r}), over {max_hours:g} h")
+    return (f"{user}: {row['gpus']} GPUs booked at once at {row['start']:%Y-%m-%d %H:%M} ({row['targets']}), "
+            f"over {max_gpus_per_user}")
 
 
 def store(data_dir: Path, report: SyncReport, fetched_at: dt.datetime, sources: list[str]) -> int:
@@ -210,7 +209,8 @@ def store(data_dir: Path, report: SyncReport, fetched_at: dt.datetime, sources: 
 
 
 def sync_and_store(settings, inventory: Path, now: dt.datetime | None = None) -> tuple[SyncReport, list[str]]:
-    """Read the configured sources, store the bookings; returns the report and the rule breaks."""
+    """Read the configured sources, store the bookings; returns the report and the rule breaks of the stored
+    bookings (those of sources that failed this time included) that have not ended yet."""
     from .collect import inventory_hosts
 
     now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
@@ -218,6 +218,20 @@ def sync_and_store(settings, inventory: Path, now: dt.datetime | None = None) ->
     hosts = set(inventory_hosts(Path(inventory)))
     report = sync(sources, hosts, now, timeout_s=float(settings.get("bookings", "timeout_s")))
     store(settings.data_dir, report, now, sources)
-    breaks = rule_breaks(report.bookings, int(settings.get("bookings", "max_gpus_per_user")),
-                         float(settings.get("bookings", "max_hours")))
-    return report, breaks
+    return report, stored_rule_breaks(settings, now)
+
+
+def stored_rule_breaks(settings, now: dt.datetime) -> list[str]:
+    """Lines for the stored bookings that break the [bookings] rules and have not ended at ``now``."""
+    from .warehouse import connect
+
+    max_gpus = int(settings.get("bookings", "max_gpus_per_user"))
+    max_hours = float(settings.get("bookings", "max_hours"))
+    if max_gpus <= 0 and max_hours <= 0:
+        return []
+    con = connect(settings.data_dir)
+    try:
+        rows = rule_breaks(con, max_gpus, max_hours, since=now)
+    finally:
+        con.close()
+    return [describe_break(row, max_gpus, max_hours) for row in rows]

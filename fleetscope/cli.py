@@ -42,26 +42,29 @@ def _settings(args) -> Settings:
 
 
 def _build_report(settings: Settings, inventory: str | os.PathLike | None = None) -> Path:
-    """Render the site. The inventory (``inventory`` or collect.inventory) is read only when report.host_columns
-    names variables to show; an unreadable inventory costs those columns, never the report."""
+    """Render the site. The inventory (``inventory`` or collect.inventory) gives each host's address, groups and
+    the variables report.host_columns names; an unreadable inventory costs those, never the report."""
     import reports
 
+    from .inventory import InventoryError, read_hosts
     from .warehouse import connect
 
     report = dict(settings.values["report"])
     report["held_mem_mib"] = settings.get("rollup", "held_mem_mib")  # one rule for idle-held, rollups and report
-    inventory_vars = None
-    if report["host_columns"]:
-        from .inventory import InventoryError, host_vars
-
-        path = Path(inventory) if inventory else settings.path("collect", "inventory")
-        try:
-            inventory_vars = host_vars(path, report["host_columns"])
-        except InventoryError as e:
-            _say(f"warning: report.host_columns left empty: {e}")
+    report["max_interval_s"] = settings.get("rollup", "max_interval_s")  # what a sample stands for, likewise
+    inventory_vars = inventory_hosts = None
+    path = Path(inventory) if inventory else settings.path("collect", "inventory")
+    try:
+        inventory_hosts = read_hosts(path, report["host_columns"])
+    except InventoryError as e:
+        what = "report.host_columns left empty" if report["host_columns"] else "no inventory groups and addresses"
+        _say(f"warning: {what}: {e}")
+    else:
+        inventory_vars = {host: info["vars"] for host, info in inventory_hosts.items()}
     con = connect(settings.data_dir)
     try:
-        return reports.build_site(con, settings.out_dir, settings=report, inventory_vars=inventory_vars)
+        return reports.build_site(con, settings.out_dir, settings=report, inventory_vars=inventory_vars,
+                                  inventory_hosts=inventory_hosts, bookings=dict(settings.values["bookings"]))
     finally:
         con.close()
 
@@ -290,7 +293,7 @@ def cmd_admin(args) -> int:
         what = f"turn maintenance {args.state} (compute mode {'prohibited' if args.state == 'on' else 'default'})"
     else:
         module_args = {"action": "power_limit", "gpu": args.gpu, "watts": args.watts}
-        what = f"set the power limit to {args.watts:.0f} W"
+        what = f"set the power limit to {args.watts:g} W"
     what += f" on {args.host}, {describe(module_args['action'], module_args)}"
     if not args.check and not args.yes:
         if not sys.stdin.isatty():

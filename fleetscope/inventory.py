@@ -1,8 +1,10 @@
-"""Variables of the Ansible inventory, for the report's extra host columns (report.host_columns).
+"""What the Ansible inventory says about each host, for the report: its address, its groups and the variables
+of the report's extra host columns (report.host_columns).
 
 The warehouse stores what the hosts say about themselves; what people say about the hosts (owner=, room=,
-comment= on a host line, in [group:vars] or in group_vars/ and host_vars/ beside the inventory) stays in the
-inventory. The report reads it at build time, through Ansible's own parser, so every inventory form works.
+comment= on a host line, in [group:vars] or in group_vars/ and host_vars/ beside the inventory; the groups a
+host is in; the address it is reached at) stays in the inventory. The report reads it at build time, through
+Ansible's own parser, so every inventory form works.
 """
 
 from __future__ import annotations
@@ -37,6 +39,16 @@ def host_vars(inventory: Path, names: Iterable[str]) -> Dict[str, Dict[str, Any]
     wanted = [str(n) for n in names]
     if not wanted:
         return {}
+    return {host: info["vars"] for host, info in read_hosts(inventory, wanted).items()}
+
+
+def read_hosts(inventory: Path, names: Iterable[str] = ()) -> Dict[str, Dict[str, Any]]:
+    """{host: {"address": ..., "groups": [...], "vars": {name: value}}} for every host of ``inventory``.
+
+    ``address`` is the host's ``ansible_host`` as Ansible resolves it, else its inventory name; ``groups`` are
+    the groups it is in, parents of its groups included, without ``all`` and ``ungrouped`` (Ansible's
+    ``group_names``), sorted; ``vars`` holds the variables ``names`` the host has (as ``host_vars``)."""
+    wanted = [str(n) for n in names]
     inventory = Path(inventory)
     if not inventory.exists():
         raise InventoryError(f"inventory not found: {inventory}")
@@ -52,7 +64,13 @@ def host_vars(inventory: Path, names: Iterable[str]) -> Dict[str, Dict[str, Any]
         out: Dict[str, Dict[str, Any]] = {}
         for host in manager.get_hosts("all"):
             values = variables.get_vars(host=host, include_hostvars=False)
-            out[host.name] = {n: _plain(values[n]) for n in wanted if n in values}
+            address = values.get("ansible_host")
+            groups = sorted({g.name for g in host.get_groups()} - {"all", "ungrouped"})
+            out[host.name] = {
+                "address": str(_plain(address)) if address not in (None, "") else host.name,
+                "groups": groups,
+                "vars": {n: _plain(values[n]) for n in wanted if n in values},
+            }
         return out
     except AnsibleError as e:
         raise InventoryError(f"{inventory}: {e}") from e

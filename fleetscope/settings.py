@@ -41,8 +41,10 @@ DEFAULTS: dict[str, dict] = {
         "held_mem_mib": 1024,
         "every_minutes": 60,
     },
-    # The report's own keys live with the report (reports/defaults.py); held_mem_mib comes from [rollup].
-    "report": {"out_dir": "site", **{k: v for k, v in REPORT_DEFAULTS.items() if k != "held_mem_mib"}},
+    # The report's own keys live with the report (reports/defaults.py); held_mem_mib and max_interval_s come
+    # from [rollup].
+    "report": {"out_dir": "site",
+               **{k: v for k, v in REPORT_DEFAULTS.items() if k not in ("held_mem_mib", "max_interval_s")}},
     "bookings": {
         "sources": [],
         "timeout_s": 10,

@@ -41,5 +41,8 @@ DEFAULT_SETTINGS: Dict[str, Any] = {
     "disk_full_pct": 90.0,
     # Memory that makes an idle GPU idle-held (MiB): rollup.held_mem_mib, passed in by the CLI.
     "held_mem_mib": 1024,
+    # The longest time one sample stands for (s): rollup.max_interval_s, passed in by the CLI (the users page's
+    # bookings hours count time from the raw samples as the rollups do).
+    "max_interval_s": 600,
 }
 

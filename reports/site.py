@@ -50,10 +50,16 @@ USER_RANGES = (("7 d", "7d"), ("30 d", "30d"), ("1 y", "1y"))
 #: How far back the problems page looks for the start of an idle-held stretch (raw samples are kept 30 days).
 HELD_LOOKBACK = timedelta(days=30)
 STALE_LISTED = 10  # stale hosts named in the page footer; the rest are counted
+#: Bookings rules ([bookings] section; 0: no rule) and the section's other keys, which are the caller's.
+BOOKING_RULES = {"max_gpus_per_user": 0, "max_hours": 0.0}
+BOOKING_SOURCE_KEYS = frozenset({"sources", "timeout_s"})
+NEXT_BOOKINGS = 10  # upcoming bookings listed per host page, after the current ones
 
 
 def build_site(con, out_dir, *, now: Optional[datetime] = None, settings: Optional[Mapping[str, Any]] = None,
-               inventory_vars: Optional[Mapping[str, Mapping[str, Any]]] = None) -> Path:
+               inventory_vars: Optional[Mapping[str, Mapping[str, Any]]] = None,
+               inventory_hosts: Optional[Mapping[str, Mapping[str, Any]]] = None,
+               bookings: Optional[Mapping[str, Any]] = None) -> Path:
     """Write the report for the warehouse behind ``con`` into ``out_dir``; return the index.html path.
 
     ``con`` is an open DuckDB connection where the warehouse tables (or views) exist. ``out_dir`` is
@@ -62,12 +68,18 @@ def build_site(con, out_dir, *, now: Optional[datetime] = None, settings: Option
     [report] section of fleetscope.toml can be passed as is: its ``out_dir`` is ignored here).
     ``inventory_vars`` maps host -> {variable: value} from the Ansible inventory; the variables named in
     ``settings["host_columns"]`` become columns of the hosts table and rows of each host's inventory.
+    ``inventory_hosts`` maps host -> {"address": ..., "groups": [...]} from the inventory
+    (fleetscope.inventory.read_hosts): the hosts table's address and groups, and its group filter. Without
+    it (or for a host it lacks) the address is the host's name and it is in no group.
+    ``bookings`` is the [bookings] section of fleetscope.toml (as is): its rules ``max_gpus_per_user`` and
+    ``max_hours`` (0 or absent: no rule) are checked on the problems page (docs/bookings.md).
     """
     cfg = _settings(settings)
     generated = _utc_naive(now if now is not None else datetime.now(timezone.utc))
     out_dir = Path(out_dir)
     with prepared(con):
-        model = _gather(con, cfg, generated, inventory_vars or {})
+        model = _gather(con, cfg, generated, inventory_vars or {}, inventory_hosts or {})
+        model["bookings"] = _bookings(con, cfg, _booking_rules(bookings), generated, model)
     env = _environment(generated)
     with _staging(out_dir) as stage:
         _render(env, model, cfg, generated, stage)
@@ -81,8 +93,8 @@ def _bucket(window_s: float, max_points: int, unit_s: int) -> int:
     return unit_s * max(1, math.ceil(window_s / max(1, max_points) / unit_s))
 
 
-def _gather(con, cfg: Mapping[str, Any], generated: datetime,
-            inventory_vars: Mapping[str, Mapping[str, Any]]) -> Dict[str, Any]:
+def _gather(con, cfg: Mapping[str, Any], generated: datetime, inventory_vars: Mapping[str, Mapping[str, Any]],
+            inventory_hosts: Optional[Mapping[str, Mapping[str, Any]]] = None) -> Dict[str, Any]:
     """Run every query; rows grouped per host where the pages need them."""
     fresh = fetch(con, "data_freshness")[0]
     end = fresh["latest_data_at"] or generated
@@ -113,6 +125,7 @@ def _gather(con, cfg: Mapping[str, Any], generated: datetime,
                               if h["mem_used_bytes"] is not None and h["mem_total_bytes"] else None)
         own = inventory_vars.get(h["host"]) or {}
         h["vars"] = {c: own.get(c) for c in columns}
+        _inventory_host(h, (inventory_hosts or {}).get(h["host"]) or {})
     files = {h["host"]: h["file"] for h in hosts}
 
     gpus = fetch(con, "gpu_latest")
@@ -156,6 +169,9 @@ def _gather(con, cfg: Mapping[str, Any], generated: datetime,
         "host_timeline": _group(fetch(con, "host_timeline", {"since": since, "bucket_s": bucket_s})),
         "gpu_timeline": _group(fetch(con, "gpu_timeline", {"since": since, "bucket_s": bucket_s})),
         "processes": _group(fetch(con, "gpu_processes_last")),
+        "host_processes": _group(fetch(con, "host_processes_last")),
+        "process_users": _group(fetch(con, "host_process_users")),
+        "groups": sorted({g for h in hosts for g in h["groups"]}),
         "inventory": {r["host"]: r for r in fetch(con, "host_inventory")},
         "status": _group(fetch(con, "host_status_periods", {"limit": int(cfg["status_history"])})),
         "users": fetch(con, "user_usage", user_windows),
@@ -168,6 +184,18 @@ def _gather(con, cfg: Mapping[str, Any], generated: datetime,
         "problems": _problems(con, cfg, end, problem_since, busy, held_bytes),
         "problem_since": problem_since,
     }
+
+
+def _inventory_host(h: Dict[str, Any], own: Mapping[str, Any]) -> None:
+    """The inventory's address and groups of host row ``h``; its maintenance as one text for the pages."""
+    h["address"] = str(own.get("address") or h["host"])
+    h["groups"] = sorted({str(g) for g in own.get("groups") or ()} - {"all", "ungrouped"})
+    if h["maint_all"]:
+        h["maint_scope"] = "all GPUs"
+    elif h["maint_gpus"]:
+        h["maint_scope"] = ("GPU " if len(h["maint_gpus"]) == 1 else "GPUs ") + ", ".join(map(str, h["maint_gpus"]))
+    else:
+        h["maint_scope"] = None
 
 
 def _fleet_ranges(con, end: datetime, max_points: int, busy: float) -> List[tuple]:
@@ -200,6 +228,40 @@ def _problems(con, cfg: Mapping[str, Any], end: datetime, since: datetime, busy:
         "clock": fetch(con, "problems_clock", {"max_skew_s": float(cfg["clock_skew_s"])}),
         "disk": fetch(con, "problems_disk", {"full_pct": float(cfg["disk_full_pct"])}),
     }
+
+
+def _booking_rules(bookings: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+    """The rules of the [bookings] section; its keys about reading the calendars are the caller's."""
+    unknown = set(bookings or {}) - set(BOOKING_RULES) - BOOKING_SOURCE_KEYS
+    if unknown:
+        raise ValueError(f"unknown bookings settings: {', '.join(sorted(unknown))}")
+    given = {**BOOKING_RULES, **(bookings or {})}
+    return {"max_gpus_per_user": int(given["max_gpus_per_user"]), "max_hours": float(given["max_hours"])}
+
+
+def _bookings(con, cfg: Mapping[str, Any], rules: Mapping[str, Any], generated: datetime,
+              model: Dict[str, Any]) -> Dict[str, Any]:
+    """Bookings now and next per host, booked against used hours per user, and the two problems sections
+    (running without a booking, rules broken), which go into ``model["problems"]``. A warehouse without a
+    bookings table, or with an empty one (a lab that does not book), gets empty sections."""
+    found = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'bookings'").fetchone()
+    used = bool(found[0]) and con.execute("SELECT count(*) FROM (SELECT 1 FROM bookings LIMIT 1)").fetchone()[0] > 0
+    hosts: Dict[Any, List[Dict[str, Any]]] = {}
+    usage: List[Dict[str, Any]] = []
+    unbooked: List[Dict[str, Any]] = []
+    breaks: List[Dict[str, Any]] = []
+    if used:
+        windows = model["user_windows"]
+        hosts = _group(fetch(con, "bookings_hosts", {"now": generated, "next_limit": NEXT_BOOKINGS}))
+        usage = fetch(con, "bookings_usage", {
+            "since_7d": windows["since_7d"], "since_30d": windows["since_30d"],
+            "busy_pct": float(cfg["busy_threshold_pct"]), "max_interval_s": float(cfg["max_interval_s"])})
+        unbooked = fetch(con, "problems_unbooked")
+        breaks = fetch(con, "bookings_rule_breaks", {"since": model["problem_since"], **rules})
+    model["problems"]["unbooked"] = unbooked
+    model["problems"]["booking_rules"] = breaks
+    return {"used": used, "hosts": hosts, "usage": usage, "rules": rules, "now": generated,
+            "next_limit": NEXT_BOOKINGS}
 
 
 def _numeric(values) -> bool:
@@ -235,11 +297,13 @@ def _render(env: jinja2.Environment, model: Dict[str, Any], cfg: Mapping[str, An
     fleet_x: Dict[str, List[Optional[str]]] = {}
     fleet_figs = _fleet_figures(model, cfg, fleet_x)
     _page(env, stage / "index.html", "index.html", common, fleet_figs, root="", page="fleet", shared_x=fleet_x,
-          hosts=model["hosts"], columns=model["columns"], numeric_columns=model["numeric_columns"])
+          hosts=model["hosts"], columns=model["columns"], numeric_columns=model["numeric_columns"],
+          groups=model["groups"])
     _page(env, stage / "users.html", "users.html", common, _user_figures(model), root="", page="users",
-          users=model["users"], users_now=model["users_now"], windows=model["user_windows"])
+          users=model["users"], users_now=model["users_now"], windows=model["user_windows"],
+          bookings=model["bookings"])
     _page(env, stage / "problems.html", "problems.html", common, {}, root="", page="problems",
-          problems=model["problems"], problem_since=model["problem_since"], cfg=cfg)
+          problems=model["problems"], problem_since=model["problem_since"], cfg=cfg, bookings=model["bookings"])
 
     gpus = _group(model["gpus"])
     (stage / "hosts").mkdir()
@@ -254,7 +318,10 @@ def _render(env: jinja2.Environment, model: Dict[str, Any], cfg: Mapping[str, An
               host=h, inventory=model["inventory"].get(name), gpus=host_gpus,
               mig=any(g["mig_mode"] for g in host_gpus), mig_instances=model["mig"].get(name, []),
               processes=model["processes"].get(name, []), status_rows=model["status"].get(name, []),
-              host_users=model["host_users"].get(name, []), windows=model["user_windows"])
+              host_processes=model["host_processes"].get(name, []),
+              process_users=model["process_users"].get(name, []),
+              host_users=model["host_users"].get(name, []), windows=model["user_windows"],
+              host_bookings=model["bookings"]["hosts"].get(name, []), bookings=model["bookings"])
 
     (stage / "data").mkdir()
     (stage / "data" / "latest.json").write_text(
@@ -333,19 +400,34 @@ def _latest(model: Dict[str, Any], cfg: Mapping[str, Any], generated: datetime) 
             "stale": h["stale"],
             "sample_at": _iso(h["sample_ts"]),
             "cpu_pct": _round(h["cpu_pct"]),
+            "cpu_logical": h["cpu_logical"],
+            "busy_cpus": _round(h["busy_cpus"], 2),
             "load1": h["load1"],
             "mem_used_bytes": h["mem_used_bytes"],
             "mem_total_bytes": h["mem_total_bytes"],
             "vars": {k: _plain(v) for k, v in h["vars"].items()},
+            "address": h["address"],
+            "groups": h["groups"],
+            "maintenance": None if not h["maint_scope"] else {
+                "gpus": "all" if h["maint_all"] else h["maint_gpus"], "since": _iso(h["maint_ts"]),
+                "by": h["maint_by"]},
+            "booked_now": _booked_now(model["bookings"]["hosts"].get(h["host"], [])),
             "gpus": [{
                 "index": g["gpu_index"], "uuid": g["gpu_uuid"], "name": g["name"],
                 "util_pct": g["util_pct"], "busy": g["busy"], "idle_held": g["held"],
                 "mem_used_bytes": g["mem_used_bytes"], "mem_total_bytes": g["mem_total_bytes"],
                 "temperature_c": g["temperature_c"], "power_w": g["power_w"], "mig_mode": g["mig_mode"],
                 "users": g["users"], "processes": processes.get((h["host"], g["gpu_index"]), []),
+                "maintenance": g["maintenance"],
             } for g in gpus.get(h["host"], [])],
         } for h in model["hosts"]],
     }
+
+
+def _booked_now(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """A host's bookings at the generation time: who, which GPUs (null: the whole host), until when."""
+    return [{"user": b["user"], "gpus": b["gpus"], "start": _iso(b["start"]), "end": _iso(b["end"]),
+             "title": b["summary"]} for b in rows if b["now"]]
 
 
 def _plain(value: Any) -> Any:
@@ -392,6 +474,7 @@ def _environment(generated: datetime) -> jinja2.Environment:
         num=_fmt_num,
         qty=_fmt_qty,
         duration=_fmt_duration,
+        cputime=_fmt_cputime,
         sortkey=_sort_key,
         script_json=json_for_html,
     )
@@ -433,6 +516,16 @@ def _fmt_duration(seconds: Optional[float]) -> str:
     if s < 36 * 3600:
         return f"{s / 3600:.1f} h"
     return f"{s / 86400:.1f} d"
+
+
+def _fmt_cputime(seconds: Optional[float]) -> str:
+    """CPU time as ps prints it: [days-]hours:minutes:seconds (0:01:05, 3-02:00:00)."""
+    if seconds is None:
+        return ""
+    days, rest = divmod(int(round(float(seconds))), 86400)
+    hours, rest = divmod(rest, 3600)
+    clock = f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+    return f"{days}-{hours:02d}:{rest // 60:02d}:{rest % 60:02d}" if days else clock
 
 
 def _fmt_every(seconds: int) -> str:

@@ -47,6 +47,14 @@ def gpu_process(pid: int, user: str = "alice", command: str = "python train.py",
             "mig_gi": None, "mig_ci": None}
 
 
+def top_process(pid: int, user: str = "alice", command: str = "python train.py", *, cpu_time_s: float = 3600.0,
+                cpu_percent: float = 99.0, rss_bytes: int = 4 * GIB,
+                started_at: datetime = datetime(2026, 11, 23, 1, 0)) -> Dict[str, Any]:
+    """One of a document's processes.top (a top consumer by CPU time or memory)."""
+    return {"pid": pid, "user": user, "command": command, "cpu_time_s": cpu_time_s, "cpu_percent": cpu_percent,
+            "rss_bytes": rss_bytes, "started_at": iso_z(started_at), "state": "R"}
+
+
 def gpu(index: int, *, util: float = 0, mem_used_bytes: int = 1 * GIB, temperature_c: float = 40,
         power_w: float = 80.0, energy_mj: int = 10**9, processes: Sequence[Dict[str, Any]] = (),
         name: str = "NVIDIA H100 80GB HBM3") -> Dict[str, Any]:
@@ -140,3 +148,21 @@ def spool_run(data_dir: Path, started: datetime, results: Sequence[Dict[str, Any
                               "finished_at": iso(started + duration), "inventory": "inventory.ini",
                               "hosts": hosts, "runner_status": "successful", "fleetscope_version": "0.1.0"})
     return run_id
+
+
+def admin_action(data_dir: Path, at: datetime, host: str, args: Dict[str, Any], *, status: str = "ok",
+                 check_mode: bool = False, changed: bool = True, message: str = "done",
+                 operator: Optional[str] = None) -> None:
+    """Record a `fleetscope admin` action that ended at ``at``, through fleetscope.admin.record itself.
+    ``operator`` None: the login name, as `fleetscope admin` records it."""
+    from unittest import mock
+
+    from fleetscope import admin
+
+    result = admin.AdminResult(host, args["action"], admin.describe(args["action"], args), status, changed,
+                               message, check_mode)
+    if operator is None:
+        admin.record(data_dir, result, args, now=at)
+        return
+    with mock.patch.object(admin.getpass, "getuser", return_value=operator):
+        admin.record(data_dir, result, args, now=at)

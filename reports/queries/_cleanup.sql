@@ -4,3 +4,5 @@ DROP TABLE IF EXISTS report_previous;
 DROP TABLE IF EXISTS report_status;
 DROP TABLE IF EXISTS report_gpus;
 DROP TABLE IF EXISTS report_processes;
+DROP TABLE IF EXISTS report_host_processes;
+DROP TABLE IF EXISTS report_maintenance;

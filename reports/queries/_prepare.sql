@@ -52,3 +52,49 @@ SELECT p.*
 FROM gpu_processes AS p
 JOIN report_latest AS l ON l.host = p.host AND l.ts = p.ts AND l.run_id = p.run_id
 WHERE coalesce(p.source, 'running') = 'running';
+
+-- The top processes of each host at its latest sample. host_processes holds only the top consumers a host
+-- reports (collect.top_processes by CPU time plus as many by memory), not every process.
+CREATE OR REPLACE TEMP TABLE report_host_processes AS
+SELECT p.*
+FROM host_processes AS p
+JOIN report_latest AS l ON l.host = p.host AND l.ts = p.ts AND l.run_id = p.run_id;
+
+-- What is in maintenance now (`fleetscope admin maintenance`, admin_actions): the actions that took effect
+-- (status ok, not check mode), the latest one deciding. An action without `gpu` in its arguments covers every
+-- GPU of the host; a later one for one GPU overrides it for that GPU. One row per GPU in maintenance (the
+-- GPUs of the host's latest sample and those named in actions), plus a row with gpu_index NULL when the
+-- host's latest whole-host action turned maintenance on and no GPU has been taken out of it since.
+-- `ts`, `operator`: the action that put it there.
+CREATE OR REPLACE TEMP TABLE report_maintenance AS
+WITH actions AS (
+    SELECT host, ts, run_id, operator,
+           json_extract_string(args, '$.state') AS state,
+           TRY_CAST(json_extract_string(args, '$.gpu') AS INTEGER) AS gpu_index
+    FROM admin_actions
+    WHERE action = 'maintenance' AND status = 'ok' AND check_mode IS NOT TRUE AND json_valid(args)
+),
+whole AS (
+    SELECT *
+    FROM actions
+    WHERE gpu_index IS NULL
+    QUALIFY row_number() OVER (PARTITION BY host ORDER BY ts DESC, run_id DESC) = 1
+),
+gpus AS (
+    SELECT host, gpu_index FROM report_gpus WHERE host IN (SELECT host FROM actions) AND gpu_index IS NOT NULL
+    UNION
+    SELECT host, gpu_index FROM actions WHERE gpu_index IS NOT NULL
+),
+per_gpu AS (
+    SELECT g.host, g.gpu_index, a.state, a.ts, a.operator
+    FROM gpus AS g
+    JOIN actions AS a ON a.host = g.host AND (a.gpu_index IS NULL OR a.gpu_index = g.gpu_index)
+    QUALIFY row_number() OVER (PARTITION BY g.host, g.gpu_index ORDER BY a.ts DESC, a.run_id DESC) = 1
+)
+SELECT w.host, NULL::INTEGER AS gpu_index, w.ts, w.operator
+FROM whole AS w
+WHERE w.state = 'on' AND NOT EXISTS (SELECT 1 FROM per_gpu AS p WHERE p.host = w.host AND p.state = 'off')
+UNION ALL
+SELECT host, gpu_index, ts, operator
+FROM per_gpu
+WHERE state = 'on';

@@ -3,6 +3,12 @@
 //   the sort key (raw numbers, epoch seconds); else its text. Empty keys always sort last.
 // - table.filterable: a box under each header filters on that column (text: contains, case-insensitive;
 //   number columns also take >50, <=8, =0, !=0); all boxes must match. A count says how many rows show.
+// - .group-filter[data-table=ID]: buttons that keep the rows of table ID whose data-groups (a JSON list) holds
+//   the button's data-group ("" = every row); combined with the filter boxes.
+// - #refresh (in the header): reload the page every 1, 5 or 15 min; the choice is kept in localStorage (or,
+//   where that throws, as on some browsers' file:// pages, in sessionStorage, or not at all). Before such a
+//   reload the page keeps its scroll position, filters, group and sort in sessionStorage and takes them back.
+//   window.fleetscopeRefreshUnitMs (default 60000) is the length of a "minute" there, for tests.
 // - figures: drawn with Plotly from the page's JSON (<script id="page-data">); a figure with ranges gets
 //   its buttons (.range-switch) wired to swap the range in.
 (function () {
@@ -64,7 +70,17 @@
     return null;
   }
 
+  function rowGroups(row) {
+    try {
+      var groups = JSON.parse(row.getAttribute("data-groups") || "[]");
+      return Array.isArray(groups) ? groups : [];
+    } catch (e) {
+      return [];
+    }
+  }
+
   function applyFilters(table, inputs, counter) {
+    var group = table.getAttribute("data-group") || "";
     var tests = inputs.map(function (input, col) {
       var text = input.value.trim().toLowerCase();
       if (text === "") return null;
@@ -77,7 +93,8 @@
     });
     var rows = bodyRows(table), shown = 0;
     rows.forEach(function (row) {
-      var ok = tests.every(function (t) { return t === null || t(row); });
+      var ok = (group === "" || rowGroups(row).indexOf(group) >= 0) &&
+        tests.every(function (t) { return t === null || t(row); });
       row.hidden = !ok;
       if (ok) shown++;
     });
@@ -108,7 +125,9 @@
     });
     var scroller = table.parentNode.classList.contains("scroll") ? table.parentNode : table;
     scroller.parentNode.insertBefore(counter, scroller.nextSibling);
-    applyFilters(table, inputs, counter);
+    table.filterInputs = inputs;
+    table.refilter = function () { applyFilters(table, inputs, counter); };
+    table.refilter();
   }
 
   document.querySelectorAll("table.sortable").forEach(function (table) {
@@ -124,6 +143,120 @@
   document.querySelectorAll("table.filterable").forEach(function (table) {
     if (table.tHead && table.tBodies.length) addFilters(table);
   });
+
+  // -- inventory groups -----------------------------------------------------------------------------------
+  function setGroup(table, group) {
+    table.setAttribute("data-group", group);
+    document.querySelectorAll('.group-filter[data-table="' + table.id + '"] button').forEach(function (b) {
+      b.setAttribute("aria-pressed", String(b.getAttribute("data-group") === group));
+    });
+    if (table.refilter) table.refilter();
+  }
+
+  document.querySelectorAll(".group-filter").forEach(function (box) {
+    var table = document.getElementById(box.getAttribute("data-table"));
+    if (!table || !table.tBodies.length) return;
+    box.hidden = false;
+    box.querySelectorAll("button[data-group]").forEach(function (b) {
+      b.addEventListener("click", function () { setGroup(table, b.getAttribute("data-group")); });
+    });
+  });
+
+  // -- auto-refresh ---------------------------------------------------------------------------------------
+  function usable(kind) {
+    try {  // file:// pages may have no storage, or one that throws on use
+      var store = window[kind], probe = "fleetscope.probe";
+      store.setItem(probe, probe);
+      store.removeItem(probe);
+      return store;
+    } catch (e) {
+      return null;
+    }
+  }
+  function readKey(store, key) {
+    try { return store ? store.getItem(key) : null; } catch (e) { return null; }
+  }
+  function writeKey(store, key, value) {
+    try {
+      if (!store) return false;
+      if (value === null) store.removeItem(key); else store.setItem(key, value);
+      return true;
+    } catch (e) {
+      return false;
+    }
+  }
+
+  var REFRESH_KEY = "fleetscope.refresh";
+  var STATE_KEY = "fleetscope.state:" + window.location.pathname;
+  var local = usable("localStorage"), session = usable("sessionStorage");
+  var sortable = Array.prototype.slice.call(document.querySelectorAll("table.sortable"));
+
+  function saveState() {
+    var tables = sortable.map(function (table) {
+      var sorted = headers(table).filter(function (th) { return th.hasAttribute("aria-sort"); })[0];
+      return {
+        sort: sorted ? [sorted.cellIndex, sorted.getAttribute("aria-sort")] : null,
+        filters: table.filterInputs ? table.filterInputs.map(function (input) { return input.value; }) : null,
+        group: table.getAttribute("data-group") || ""
+      };
+    });
+    writeKey(session, STATE_KEY, JSON.stringify({x: window.scrollX, y: window.scrollY, tables: tables}));
+  }
+
+  function restoreState() {
+    var text = readKey(session, STATE_KEY);
+    if (text === null) return;
+    writeKey(session, STATE_KEY, null);
+    var state;
+    try { state = JSON.parse(text); } catch (e) { return; }
+    (state.tables || []).forEach(function (saved, i) {
+      var table = sortable[i];
+      if (!table || !saved) return;
+      if (saved.filters && table.filterInputs) {
+        table.filterInputs.forEach(function (input, col) { input.value = saved.filters[col] || ""; });
+      }
+      if (saved.group) table.setAttribute("data-group", saved.group);
+      if (table.refilter) setGroup(table, table.getAttribute("data-group") || "");
+      var th = saved.sort && headers(table)[saved.sort[0]];
+      if (th) {
+        sortBy(table, th);  // ascending
+        if (saved.sort[1] === "descending") sortBy(table, th);
+      }
+    });
+    window.addEventListener("load", function () { window.scrollTo(state.x || 0, state.y || 0); });
+  }
+
+  var refresh = document.getElementById("refresh");
+  var refreshTimer = null;
+
+  function scheduleRefresh(minutes) {
+    var root = document.documentElement;
+    if (refreshTimer !== null) clearTimeout(refreshTimer);
+    refreshTimer = null;
+    root.removeAttribute("data-refresh-at");
+    if (!(minutes > 0)) return;
+    var delay = minutes * (window.fleetscopeRefreshUnitMs || 60000);
+    root.setAttribute("data-refresh-at", String(Date.now() + delay));  // when, for people and tests
+    refreshTimer = setTimeout(function () {
+      saveState();
+      window.location.reload();
+    }, delay);
+  }
+
+  restoreState();
+  if (refresh) {
+    refresh.parentNode.hidden = false;
+    var stored = readKey(local, REFRESH_KEY);
+    if (stored === null) stored = readKey(session, REFRESH_KEY);
+    Array.prototype.forEach.call(refresh.options, function (option) {
+      if (option.value === stored) refresh.value = stored;
+    });
+    refresh.addEventListener("change", function () {
+      if (!writeKey(local, REFRESH_KEY, refresh.value)) writeKey(session, REFRESH_KEY, refresh.value);
+      scheduleRefresh(parseFloat(refresh.value));
+    });
+    scheduleRefresh(parseFloat(refresh.value));
+  }
 
   // -- figures --------------------------------------------------------------------------------------------
   var source = document.getElementById("page-data");

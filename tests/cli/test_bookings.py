@@ -94,12 +94,29 @@ def test_a_bad_source_costs_only_itself(tmp_path, http_calendar):
     assert {b.source for b in report.bookings} == {str(local), f"{http_calendar}/lab.ics"}
 
 
-def test_rule_breaks():
-    bookings, _ = parse("lab.ics", ICS, HOSTS, NOW - dt.timedelta(days=1), NOW + dt.timedelta(days=7))
-    problems = rule_breaks(bookings, max_gpus_per_user=2, max_hours=8)
-    assert any(p.startswith("alice: 4 GPUs booked at once") for p in problems)
-    assert any(p.startswith("alice: gpu01 booked 10 h") for p in problems)
-    assert not any(p.startswith("bob") for p in problems)
+def test_rule_breaks_come_from_the_stored_bookings(tmp_path):
+    """The rules are one SQL file (reports/queries/bookings_rule_breaks.sql); the report runs it too."""
+    from fleetscope.bookings import describe_break, store
+    from fleetscope.warehouse import connect
+
+    calendar = tmp_path / "lab.ics"
+    calendar.write_bytes(ICS)
+    store(tmp_path / "data", sync([str(calendar)], HOSTS, NOW), NOW, [str(calendar)])
+    con = connect(tmp_path / "data")
+    try:
+        rows = rule_breaks(con, max_gpus_per_user=2, max_hours=8, since=NOW)
+        later = rule_breaks(con, max_gpus_per_user=2, max_hours=8, since=dt.datetime(2026, 11, 23, 18))
+        no_rules = rule_breaks(con, max_gpus_per_user=0, max_hours=0, since=NOW)
+    finally:
+        con.close()
+    lines = [describe_break(r, 2, 8) for r in rows]
+    # One line per event, not one per booked GPU; bob's one-hour whole-box bookings break nothing (and gpu02
+    # was never collected from, so it holds no GPUs).
+    assert lines == [
+        "alice: 4 GPUs booked at once at 2026-11-23 12:00 (gpu01:0,1,2,3), over 2",  # counted from `since` on
+        "alice: gpu01:0,1,2,3 booked 10 h from 2026-11-23 08:00 ('@alice training run'), over 8 h",
+    ]
+    assert later == [] and no_rules == []  # alice's booking ended at 18:00; rule 0: no rule
 
 
 def test_stored_bookings_replace_the_last_sync_but_a_failed_source_keeps_its_own(tmp_path):
@@ -130,8 +147,15 @@ def test_stored_bookings_replace_the_last_sync_but_a_failed_source_keeps_its_own
 def test_the_bookings_command_and_its_rules(run_fleetscope, tmp_path):
     from tests.conftest import sql_json
 
+    # The command reads the calendar at the wall clock, and reports rule breaks of bookings not over yet:
+    # alice's ten hours start an hour ago, bob's occurrences tomorrow.
+    start = dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=1)
+    tomorrow = (start + dt.timedelta(days=1)).strftime("%Y%m%d").encode()
     calendar = tmp_path / "lab.ics"
-    calendar.write_bytes(ICS)
+    calendar.write_bytes(
+        ICS.replace(b"DTSTART:20261123T080000Z", start.strftime("DTSTART:%Y%m%dT%H%M%SZ").encode())
+        .replace(b"DTEND:20261123T180000Z", (start + dt.timedelta(hours=10)).strftime("DTEND:%Y%m%dT%H%M%SZ").encode())
+        .replace(b":20261124T", b":" + tomorrow + b"T"))
     inventory = tmp_path / "inventory.ini"
     inventory.write_text("[gpu]\ngpu01\ngpu02\n")
     config = tmp_path / "fleetscope.toml"
@@ -139,7 +163,7 @@ def test_the_bookings_command_and_its_rules(run_fleetscope, tmp_path):
     proc = run_fleetscope("bookings", "sync", "--config", str(config), "--data", str(tmp_path / "d"),
                           "-i", str(inventory))
     assert proc.returncode == 1 and "gone.ics" in proc.stderr  # one source failed; the other was stored
-    assert "rule broken: alice: gpu01 booked 10 h" in proc.stdout
+    assert "rule broken: alice: gpu01:0,1,2,3 booked 10 h" in proc.stdout
     rows = sql_json(run_fleetscope, tmp_path / "d", "SELECT host, count(*) AS n FROM bookings GROUP BY host ORDER BY 1")
     assert rows == [{"host": "gpu01", "n": 4}, {"host": "gpu02", "n": 3}]
     unset = run_fleetscope("bookings", "sync", "--data", str(tmp_path / "d"))

@@ -7,7 +7,9 @@ from datetime import datetime
 
 import pytest
 
-from fleetscope.inventory import InventoryError, host_vars
+from fleetscope import cli
+from fleetscope.inventory import InventoryError, host_vars, read_hosts
+from fleetscope.warehouse import ingest_pending
 from tests import docfactory as f
 from tests.reports.pages import hosts_table
 
@@ -73,3 +75,52 @@ def test_report_shows_the_columns_chosen_in_the_settings(run_fleetscope, invento
     assert proc.returncode == 0, proc.stderr
     assert "warning: report.host_columns left empty: inventory not found" in proc.stderr
     assert hosts_table(site / "index.html")["gpu01"]["owner"] == ""
+
+
+GROUPED = """\
+[gpu]
+gpu01 ansible_host=10.0.0.1
+gpu02
+[cpu]
+cpu01 ansible_host="{{ inventory_hostname }}.lab"
+[rack7:children]
+gpu
+"""
+
+
+def test_every_host_has_an_address_and_its_groups(tmp_path):
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text(GROUPED)
+    (tmp_path / "host_vars").mkdir()
+    (tmp_path / "host_vars" / "gpu02.yml").write_text("ansible_host: 10.0.0.2\nowner: bob\n")
+    hosts = read_hosts(inventory, ["owner"])
+    assert {h: (info["address"], info["groups"], info["vars"]) for h, info in hosts.items()} == {
+        "gpu01": ("10.0.0.1", ["gpu", "rack7"], {}),  # a parent group counts; all and ungrouped do not
+        "gpu02": ("10.0.0.2", ["gpu", "rack7"], {"owner": "bob"}),
+        "cpu01": ("{{ inventory_hostname }}.lab", ["cpu"], {}),  # as written: the report does not template
+    }
+    assert read_hosts(inventory) == {h: {**info, "vars": {}} for h, info in hosts.items()}
+    with pytest.raises(InventoryError, match="inventory not found"):
+        read_hosts(tmp_path / "nope.ini")
+
+
+def test_report_command_passes_every_hosts_address_and_groups(tmp_path, capsys):
+    data, site = tmp_path / "data", tmp_path / "site"
+    at = datetime(2026, 11, 23, 9, 0)
+    f.spool_run(data, at, [f.ok(h, at, f.document(h, at)) for h in ("gpu01", "cpu01", "gone01")])
+    assert not ingest_pending(data).rejected
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text(GROUPED.replace("{{ inventory_hostname }}.lab", "cpu01.lab"))
+    cfg = tmp_path / "fleetscope.toml"
+    cfg.write_text("")  # no host_columns: the inventory is read all the same
+    argv = ["report", "--config", str(cfg), "--data", str(data), "--out", str(site)]
+    assert cli.main([*argv, "--inventory", str(inventory)]) == 0
+    assert "warning" not in capsys.readouterr().err
+    rows = hosts_table(site / "index.html")
+    assert {h: (r["Address"], r["Groups"]) for h, r in rows.items()} == {
+        "cpu01": ("cpu01.lab", "cpu"), "gpu01": ("10.0.0.1", "gpu, rack7"), "gone01": ("gone01", "")}
+    assert 'data-group="rack7"' in (site / "index.html").read_text(encoding="utf-8")
+    # An inventory that cannot be read: names, no groups, a warning, and the report all the same.
+    assert cli.main([*argv, "--inventory", str(tmp_path / "gone.ini")]) == 0
+    assert "warning: no inventory groups and addresses: inventory not found" in capsys.readouterr().err
+    assert hosts_table(site / "index.html")["gpu01"]["Groups"] == ""

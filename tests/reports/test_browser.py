@@ -1,6 +1,7 @@
 """The site in a real headless Chromium (Debian's, driven by Playwright), opened from file:// as a user would:
-every page loads without a console error, Plotly draws every figure, the hosts table sorts and filters, the
-range switch swaps the fleet chart's tier, pages fit a phone, hostile host text stays text."""
+every page loads without a console error, Plotly draws every figure, the hosts table sorts and filters (by
+inventory group too), the range switch swaps the fleet chart's tier, the auto-refresh control reloads the page
+and keeps its state, pages fit a phone, hostile host text stays text."""
 
 from __future__ import annotations
 
@@ -27,15 +28,21 @@ PAGES = ["index.html", "users.html", "problems.html", "hosts/gpu01.html", "hosts
 
 
 @pytest.fixture(scope="module")
-def context():
-    """One browser context for the module: pages share its cache, so plotly.min.js is compiled once."""
+def browser():
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install playwright)")
     with sync_api.sync_playwright() as p:
         # The system's Chromium: `playwright install` downloads are not needed (nor possible offline).
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        yield context
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def context(browser):
+    """One browser context for the module: pages share its cache, so plotly.min.js is compiled once."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    yield context
+    context.close()
 
 
 class Tab:
@@ -119,7 +126,7 @@ def test_clicking_a_header_sorts_the_hosts_table(fleet_site, tab):
 def test_filter_boxes_filter_the_hosts_table_by_any_column(fleet_site, tab):
     page = tab.without_charts().open(fleet_site / "index.html")
     filters = page.locator("table.hosts tr.filters input")
-    assert filters.count() == 9  # one per column
+    assert filters.count() == 15  # one per column
     status = page.get_by_label("filter Status")
     status.fill("unreach")
     assert host_order(page) == ["lost01"]
@@ -208,3 +215,151 @@ def test_hostile_process_names_are_shown_as_text(tmp_path, tab):
     page.wait_for_selector("#figure-gpus-now .hovertext")
     assert img in page.locator("#figure-gpus-now .hovertext").text_content()
     assert tab.dialogs == [] and tab.errors == []
+
+
+@pytest.fixture(scope="module")
+def grouped_site(fleet_data, tmp_path_factory):
+    """The fleet with inventory groups: gpu01 in gpu and rack7, cpu01 in cpu and rack7, lost01 in none."""
+    inventory = {"gpu01": {"address": "10.0.0.1", "groups": ["gpu", "rack7"]},
+                 "cpu01": {"address": "10.0.0.2", "groups": ["cpu", "rack7"]}}
+    with contextlib.closing(connect(fleet_data)) as con:
+        return build_site(con, tmp_path_factory.mktemp("grouped") / "site", now=NOW, inventory_hosts=inventory).parent
+
+
+def pressed_groups(page) -> list:
+    return page.evaluate("""() => Array.from(document.querySelectorAll('.group-filter button'))
+        .filter(b => b.getAttribute('aria-pressed') === 'true').map(b => b.textContent.trim())""")
+
+
+def test_group_buttons_filter_the_hosts_table_with_the_filter_boxes(grouped_site, tab):
+    page = tab.without_charts().open(grouped_site / "index.html")
+    buttons = page.locator(".group-filter button")
+    assert buttons.all_text_contents() == ["all", "cpu", "gpu", "rack7"]
+    assert page.locator(".group-filter").is_visible() and pressed_groups(page) == ["all"]
+    counter = page.locator(".filter-count").first
+    buttons.filter(has_text="gpu").click()
+    assert host_order(page) == ["gpu01"] and pressed_groups(page) == ["gpu"]
+    assert counter.text_content() == "1 of 3 rows"
+    buttons.filter(has_text="rack7").click()
+    assert host_order(page) == ["cpu01", "gpu01"]
+    page.get_by_label("filter CPU %").fill(">30")  # the boxes apply within the group
+    assert host_order(page) == ["gpu01"]
+    page.get_by_label("filter CPU %").fill("")
+    page.get_by_label("filter Groups").fill("cpu")  # the Groups column filters like any other
+    assert host_order(page) == ["cpu01"]
+    page.get_by_label("filter Groups").fill("")
+    page.locator("table.hosts thead tr").first.locator("th", has_text="CPU %").click()  # sorting keeps the group
+    assert host_order(page) == ["cpu01", "gpu01"]
+    buttons.filter(has_text="all").click()
+    assert host_order(page) == ["cpu01", "gpu01", "lost01"] and counter.text_content() == "3 rows"
+    assert tab.errors == []
+
+
+def test_without_groups_there_are_no_group_buttons(fleet_site, tab):
+    page = tab.without_charts().open(fleet_site / "index.html")
+    assert page.locator(".group-filter").count() == 0
+    assert host_order(page) == ["cpu01", "gpu01", "lost01"]
+
+
+# Each page load of a test tab gets its own "minute": the first load a short one, later loads an hour, so one
+# automatic reload can be watched and the next one never comes during the test.
+SHORT_MINUTE = """(() => {
+    const key = 'test.loads';
+    const loads = Number(sessionStorage.getItem(key) || 0) + 1;
+    sessionStorage.setItem(key, String(loads));
+    window.fleetscopeRefreshUnitMs = loads === 1 ? %d : 3600000;
+})();"""
+NO_LOCAL_STORAGE = """Object.defineProperty(window, 'localStorage', {
+    configurable: true, get() { throw new DOMException('denied on file://', 'SecurityError'); }});"""
+
+
+@pytest.fixture
+def fresh(browser):
+    """A context of its own (empty storage), with a short viewport so that the index page scrolls."""
+    context = browser.new_context(viewport={"width": 1280, "height": 500})
+    yield context
+    context.close()
+
+
+def refresh_state(page) -> dict:
+    return page.evaluate("""() => ({
+        choice: document.getElementById('refresh').value,
+        visible: !document.querySelector('label.refresh').hidden,
+        at: document.documentElement.getAttribute('data-refresh-at'),
+        now: Date.now(),
+        unit: window.fleetscopeRefreshUnitMs || 60000,
+    })""")
+
+
+def test_auto_refresh_choice_is_stored_and_schedules_a_reload(grouped_site, fresh):
+    tab = Tab(fresh, width=1280)
+    try:
+        tab.page.add_init_script(SHORT_MINUTE % 3_600_000)  # no reload during this test
+        page = tab.without_charts().open(grouped_site / "index.html")
+        state = refresh_state(page)
+        assert (state["choice"], state["visible"], state["at"]) == ("0", True, None)  # off by default
+        page.select_option("#refresh", "5")
+        state = refresh_state(page)
+        assert page.evaluate("localStorage.getItem('fleetscope.refresh')") == "5"
+        assert 0 < int(state["at"]) - state["now"] <= 5 * state["unit"]
+        assert int(state["at"]) - state["now"] > 5 * state["unit"] - 5_000
+        # Every page, here or in hosts/, reads the same choice.
+        page = tab.open(grouped_site / "hosts" / "gpu01.html")
+        state = refresh_state(page)
+        assert state["choice"] == "5" and state["at"] is not None
+        page.select_option("#refresh", "0")
+        assert refresh_state(page)["at"] is None
+        assert page.evaluate("localStorage.getItem('fleetscope.refresh')") == "0"
+        page = tab.open(grouped_site / "index.html")
+        assert refresh_state(page)["choice"] == "0"
+        assert tab.errors == []
+    finally:
+        tab.close()
+
+
+def test_auto_refresh_reloads_the_page_and_keeps_its_place(grouped_site, fresh):
+    tab = Tab(fresh, width=1280)
+    try:
+        tab.page.add_init_script(SHORT_MINUTE % 400)  # "1 min" is 400 ms on the first load
+        page = tab.without_charts().open(grouped_site / "index.html")
+        page.locator(".group-filter button", has_text="rack7").click()
+        page.get_by_label("filter CPU %").fill(">10")
+        page.locator("table.hosts thead tr").first.locator("th", has_text="CPU %").click()
+        page.locator("table.hosts thead tr").first.locator("th", has_text="CPU %").click()  # descending
+        assert host_order(page) == ["gpu01", "cpu01"]
+        page.evaluate("window.scrollTo(0, 300); window.beforeReload = true")
+        scrolled = page.evaluate("window.scrollY")
+        assert scrolled > 0
+        with page.expect_navigation(timeout=15_000):
+            page.select_option("#refresh", "1")
+        page.wait_for_load_state("load")
+        page.wait_for_function("window.scrollY > 0", timeout=5_000)
+        assert page.evaluate("window.beforeReload === undefined")  # a new document
+        assert page.evaluate("sessionStorage.getItem('test.loads')") == "2"
+        assert refresh_state(page)["choice"] == "1"  # still on: the next reload is scheduled
+        assert refresh_state(page)["at"] is not None
+        assert abs(page.evaluate("window.scrollY") - scrolled) <= 2
+        assert pressed_groups(page) == ["rack7"]
+        assert page.get_by_label("filter CPU %").input_value() == ">10"
+        assert host_order(page) == ["gpu01", "cpu01"]
+        header = page.locator("table.hosts thead tr").first.locator("th", has_text="CPU %")
+        assert header.get_attribute("aria-sort") == "descending"
+        assert tab.errors == []
+    finally:
+        tab.close()
+
+
+def test_auto_refresh_works_where_local_storage_throws(grouped_site, fresh):
+    tab = Tab(fresh, width=1280)
+    try:
+        tab.page.add_init_script(NO_LOCAL_STORAGE)
+        tab.page.add_init_script(SHORT_MINUTE % 3_600_000)
+        page = tab.without_charts().open(grouped_site / "index.html")
+        page.select_option("#refresh", "15")
+        assert refresh_state(page)["at"] is not None
+        assert page.evaluate("sessionStorage.getItem('fleetscope.refresh')") == "15"  # kept for this tab
+        page.reload()
+        assert refresh_state(page)["choice"] == "15"
+        assert tab.errors == []
+    finally:
+        tab.close()

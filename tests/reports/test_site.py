@@ -37,14 +37,14 @@ def test_index_row_shows_latest_state_of_each_host(fleet_site):
     assert gpu01["Status"] == "ok"
     assert gpu01["Last seen"] == "2 min ago"
     assert gpu01["OS"] == "Debian GNU/Linux 12 (bookworm)"
-    assert gpu01["CPU cores"] == "64"
+    assert gpu01["CPUs"] == "64"
     assert gpu01["CPU %"] == "50.0"  # from the jiffies of the last two samples
     assert gpu01["Memory used / total"] == "120.0 GiB / 512.0 GiB"
-    assert gpu01["GPUs busy / total"] == "1 / 2"  # GPU 1 holds memory for bob but is idle
+    assert (gpu01["GPUs busy"], gpu01["GPUs"]) == ("1", "2")  # GPU 1 holds memory for bob but is idle
     assert gpu01["Users on GPUs"] == "alice, bob"
     # cpu01 timed out at the middle run: its last two samples are ten minutes apart, still exact.
     assert cpu01["CPU %"] == "25.0"
-    assert cpu01["GPUs busy / total"] == ""
+    assert (cpu01["GPUs busy"], cpu01["GPUs"]) == ("", "0")
     # lost01 never answered: listed all the same, with why.
     assert lost01["Status"] == f"unreachable {LOST_MESSAGE}"
     assert lost01["Last seen"] == "never"
@@ -258,7 +258,7 @@ def test_report_section_of_the_settings_file_is_accepted_as_is(fleet_data, tmp_p
     # fleetscope.cli passes dict(settings.values["report"]): out_dir is the caller's, the rest is ours.
     section = {"out_dir": "elsewhere", "busy_threshold_pct": 95.0, "timeline_hours": 1}
     index = build(fleet_data, tmp_path / "site", settings=section)
-    assert hosts_table(index)["gpu01"]["GPUs busy / total"] == "0 / 2"
+    assert (hosts_table(index)["gpu01"]["GPUs busy"], hosts_table(index)["gpu01"]["GPUs"]) == ("0", "2")
     assert "above 95.0 %" in index.read_text(encoding="utf-8")
     assert not (tmp_path / "elsewhere").exists()
     with pytest.raises(ValueError, match="busy_pct"):
@@ -268,8 +268,10 @@ def test_report_section_of_the_settings_file_is_accepted_as_is(fleet_data, tmp_p
 def test_every_report_key_of_the_settings_file_is_understood(fleet_data, tmp_path):
     from fleetscope.settings import DEFAULTS
 
-    # What fleetscope.cli passes: the [report] section with its defaults, plus rollup.held_mem_mib.
-    section = {**DEFAULTS["report"], "held_mem_mib": DEFAULTS["rollup"]["held_mem_mib"]}
+    # What fleetscope.cli passes: the [report] section with its defaults, plus rollup.held_mem_mib and
+    # rollup.max_interval_s.
+    section = {**DEFAULTS["report"], "held_mem_mib": DEFAULTS["rollup"]["held_mem_mib"],
+               "max_interval_s": DEFAULTS["rollup"]["max_interval_s"]}
     assert set(section) - {"out_dir"} == set(reports.site.DEFAULT_SETTINGS)
     assert {k: v for k, v in section.items() if k != "out_dir"} == reports.site.DEFAULT_SETTINGS
     assert build(fleet_data, tmp_path / "site", settings=section).is_file()
