@@ -317,7 +317,7 @@ def accounting_since(data_dir: Path, hosts: list[str]) -> dict[str, str]:
     from .warehouse import connect
 
     try:
-        con = connect(data_dir)
+        con = connect(data_dir, tables=("host_samples",))
         try:
             rows = con.execute(
                 "SELECT host, strftime(max(host_ts), '%Y-%m-%dT%H:%M:%SZ') FROM host_samples "

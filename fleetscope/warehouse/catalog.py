@@ -57,17 +57,18 @@ def view_sql(data_dir: Path, table: str, temp: bool = False) -> str:
     return f'CREATE OR REPLACE {kind} "{table}" AS SELECT {select} FROM {source}'
 
 
-def create_views(con: duckdb.DuckDBPyConnection, data_dir: Path, temp: bool = False) -> None:
-    for table in schemas():
+def create_views(con: duckdb.DuckDBPyConnection, data_dir: Path, temp: bool = False, tables=None) -> None:
+    for table in tables or schemas():
         con.execute(view_sql(data_dir, table, temp=temp))
 
 
-def connect(data_dir: Path) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with every table as a view: reads the warehouse without locking it."""
+def connect(data_dir: Path, tables=None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with every table as a view: reads the warehouse without locking it.
+    ``tables``: only these views (a caller that reads one table skips building the others)."""
     con = duckdb.connect()
     # Every time in the warehouse is UTC: compare them with now() in UTC whatever the machine's zone.
     con.execute("SET TimeZone = 'UTC'")
-    create_views(con, Path(data_dir))
+    create_views(con, Path(data_dir), tables=tables)
     return con
 
 

@@ -138,7 +138,7 @@ def ingest_run(data_dir: Path, spool: Spool, run_id: str, report: IngestReport, 
 
 
 def _already_stored(data_dir: Path, run_id: str) -> bool:
-    con = connect(data_dir)
+    con = connect(data_dir, tables=("runs",))
     try:
         return con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchone()[0] > 0
     finally:
@@ -149,7 +149,7 @@ def _changed_hosts(data_dir: Path, run_id: str, rows: list[dict]) -> list[dict]:
     """Inventory rows only for hosts whose facts differ from what the warehouse last stored."""
     if not rows:
         return []
-    con = connect(data_dir)
+    con = connect(data_dir, tables=("hosts",))
     try:
         last = dict(con.execute(
             "SELECT host, arg_max(facts_hash, ts) FROM hosts WHERE run_id <> ? GROUP BY host", [run_id]
