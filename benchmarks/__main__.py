@@ -15,6 +15,9 @@ warehouse   a synthetic fleet (benchmarks/fleetgen.py: N hosts x G GPUs, D days 
   wh_storage  the raw tables' Parquet bytes, against the same rows as JSON lines
   wh_rollup   `fleetscope.warehouse.rollup` over the whole period, against one scan of the raw rows it reads
   wh_query    "GPU-hours per user, last 30 days" on user_gpu_daily, against the same on the raw tables
+  wh_report_year  the report with a year of history (the hourly and daily tiers extended to 365 days by
+              copies of the rolled-up period shifted back, as a year of collection leaves them; raw
+              samples stay at their retention), against the same report on the generated period alone
 
 --quick is a smoke-test size for CI (seconds, not minutes); any explicit flag overrides it.
 """
@@ -22,7 +25,9 @@ warehouse   a synthetic fleet (benchmarks/fleetgen.py: N hosts x G GPUs, D days 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
+import math
 import os
 import shutil
 import statistics
@@ -270,6 +275,11 @@ def bench_warehouse(hosts: int, gpus: int, days: float, interval_s: float, sampl
             }
             details["projection"] = _projection(details, settings)
 
+        # 4b. the report on the generated period, then with the rollup tiers extended to a year
+        if rollup is not None:
+            say("warehouse: the report on the generated period, then with a year of rollups")
+            results["wh_report_year"], details["report_year"] = _year_report(data, scratch, days, repeat)
+
         # 5. real ingest of the spooled sample (after the period: the warehouse already holds it)
         say(f"warehouse: ingesting {len(gen.spooled)} spooled runs ({len(gen.spooled) * hosts} host results)")
         spool_bytes = _spool_bytes(data)
@@ -290,6 +300,54 @@ def bench_warehouse(hosts: int, gpus: int, days: float, interval_s: float, sampl
         if tmp is not None:
             tmp.cleanup()
     return results, details
+
+
+def _year_report(data: Path, scratch: Path, days: float, repeat: int) -> tuple[dict, dict]:
+    """Build time and size of the site before and after extending the rollup tiers to 365 days."""
+    import reports
+    from fleetscope.warehouse import connect, schemas
+
+    def build(tag: str) -> tuple[float, dict]:
+        times = []
+        for i in range(max(2, min(repeat, 3))):
+            out = scratch / f"site-{tag}-{i}"
+            con = connect(data)
+            try:
+                t = time.perf_counter()
+                reports.build_site(con, out)
+                times.append(time.perf_counter() - t)
+            finally:
+                con.close()
+        files = [f for f in out.rglob("*") if f.is_file()]
+        size = {"files": len(files), "bytes": sum(f.stat().st_size for f in files),
+                "gzip_bytes": sum(len(gzip.compress(f.read_bytes(), 6)) for f in files),
+                "largest": {f.name: f.stat().st_size for f in sorted(files, key=lambda f: -f.stat().st_size)[:5]}}
+        return statistics.median(times), size
+
+    base_s, base_size = build("period")
+    period = max(1, int(days))
+    con = connect(data)
+    try:
+        first = con.execute("SELECT min(ts) FROM gpu_daily").fetchone()[0]  # every tier's ts is a time
+        for table in HOURLY_TABLES + DAILY_TABLES:
+            columns = schemas()[table]
+            source = f"read_parquet('{data / table}/date=*/*.parquet', union_by_name = true)"
+            for k in range(1, math.ceil(365 / period)):
+                shift = f"INTERVAL {k * period} DAY"
+                select = ", ".join(f'"{c}" - {shift} AS "{c}"' if t == "TIMESTAMP" else f'"{c}"' for c, t in columns)
+                folder = data / table / f"date={(first - timedelta(days=k * period)).date().isoformat()}"
+                folder.mkdir(parents=True, exist_ok=True)
+                con.execute(f"COPY (SELECT {select} FROM {source} WHERE ts >= ?) "
+                            f"TO '{folder / (table + '-shifted.parquet')}' (FORMAT parquet)", [first])
+        rows = {t: con.execute(f"SELECT count(*) FROM read_parquet('{data / t}/date=*/*.parquet')").fetchone()[0]
+                for t in HOURLY_TABLES + DAILY_TABLES}
+    finally:
+        con.close()
+    year_s, year_size = build("year")
+    result = {"baseline": f"the same report on {days:g} days of history", "baseline_s": base_s, "value_s": year_s,
+              "ratio": year_s / base_s, "site_bytes": year_size["bytes"], "gzip_bytes": year_size["gzip_bytes"]}
+    return result, {"period": {"seconds": base_s, **base_size}, "year": {"seconds": year_s, **year_size},
+                    "rollup_rows": rows}
 
 
 def _spool_bytes(data: Path) -> int:
@@ -427,6 +485,12 @@ def _print_details(d: dict) -> None:
               f"{pr['bytes_after_5y'] / 1e9:.2f} GB after 5 years")
     elif "rollup" in d:
         print(f"rollup: {d['rollup']['skipped']}")
+    if "report_year" in d:
+        p, y = d["report_year"]["period"], d["report_year"]["year"]
+        hourly = d["report_year"]["rollup_rows"].get("gpu_hourly", 0)
+        print(f"report: {p['seconds']:.1f} s on the generated period ({p['bytes'] / 1e6:.1f} MB); with a year of "
+              f"rollups ({hourly:,} gpu_hourly rows) {y['seconds']:.1f} s, "
+              f"{y['bytes'] / 1e6:.1f} MB in {y['files']} files, {y['gzip_bytes'] / 1e6:.1f} MB gzipped")
 
 
 if __name__ == "__main__":
