@@ -22,6 +22,7 @@ s AS (
            epoch(ts) - epoch(lag(ts) OVER (PARTITION BY host, gpu_uuid ORDER BY ts)) AS dt
     FROM gpu_samples
     WHERE ts >= $since_30d::TIMESTAMP - INTERVAL 1 DAY
+      AND host IN (SELECT host FROM booked_hosts)  -- the others can be neither booked nor unbooked
 ),
 iv AS MATERIALIZED (
     SELECT host, gpu_uuid, gpu_index, ts, active, ts >= $since_7d AS in_7d,
@@ -59,7 +60,7 @@ covered AS (  -- per user and sample: the seconds of its interval the user's boo
 p AS (
     SELECT ts, host, gpu_uuid, "user", sum(coalesce(gpu_mem_bytes, 0)) AS mem
     FROM gpu_processes
-    WHERE source = 'running' AND ts >= $since_30d
+    WHERE source = 'running' AND ts >= $since_30d AND host IN (SELECT host FROM booked_hosts)
     GROUP BY ALL
 ),
 shares AS (  -- as user_gpu_daily: by memory held, equally when no process reports memory
