@@ -71,10 +71,20 @@ def test_kill_9_at_random_moments_never_corrupts_or_loses_spooled_data(tmp_path)
     rng = random.Random(20261126)
     spooled: set[str] = set()
     kills = 0
+    collect, rollup = ["collect", "--inventory", str(inventory)], ["rollup"]
+    # How long each command takes here, uninterrupted: the kills land at random moments inside that span,
+    # whatever the speed of the machine (or of the code).
+    took = {}
+    for command in (collect, rollup):
+        t = time.monotonic()
+        proc = start(*command, data=data)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, out + err
+        took[command[0]] = time.monotonic() - t
     for i in range(20):
-        command = ["rollup"] if i % 5 == 4 else ["collect", "--inventory", str(inventory)]
+        command = rollup if i % 5 == 4 else collect
         proc = start(*command, data=data, start_new_session=True)
-        time.sleep(rng.uniform(0.05, 4.0))
+        time.sleep(rng.uniform(0.02, 0.8) * took[command[0]])
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             kills += 1
@@ -85,7 +95,7 @@ def test_kill_9_at_random_moments_never_corrupts_or_loses_spooled_data(tmp_path)
             if any(p.name != "run.json" for p in spool.run_dir(run_id).glob("*.json")):
                 spooled.add(run_id)
         assert_consistent(data)
-    assert kills >= 15, "the kill moments should mostly land inside a run"
+    assert kills >= 15, f"the kill moments should mostly land inside a run: {kills} of 20 did"
     final = subprocess.run([*fleetscope_bin(), "collect", "--inventory", str(inventory), "--data", str(data)],
                            cwd=PROJECT, capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stdout + final.stderr
