@@ -12,7 +12,7 @@ For each fleet size N (N real sshd on 127.0.0.2 ...), median wall time of:
 and the controller's CPU seconds per host for fleetscope (its whole process tree).
 
 Host cost: CPU seconds and peak RSS of the process that runs on a host for one collection (what the
-fleetscope_collect action runs: `python3 -c <bootstrap>` with the collector bundle on stdin), against a bare
+fleetscope_collect action runs: `python3 -c STUB` with the bootstrap and the collector bundle on stdin), against a bare
 `python3 -c pass`, and against Ansible's cheapest module (`ping`, as AnsiballZ) for scale.
 """
 
@@ -145,11 +145,10 @@ def ansiballz(work: Path, module: str) -> Path:
 
 def host_cost(repeat: int, work: Path) -> dict:
     """CPU and peak memory of what runs on a host, each the median of `repeat` runs."""
-    from fleetscope.stage import collector_bundle, payload
+    from fleetscope.stage import STUB, collector_bundle, payload
 
-    sent = work / "payload"  # what the fleetscope_collect action writes to the bootstrap's stdin
+    sent = work / "payload"  # what the fleetscope_collect action writes to `python3 -c STUB`'s stdin
     sent.write_bytes(payload({"top_n": 15, "timeout": 30}, collector_bundle()))
-    bootstrap = (ROOT / "roles" / "collect" / "files" / "bootstrap.py").read_text()
     ping_args = work / "ping.json"  # what pipelining sends on stdin after the module
     ping_args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {}}))
 
@@ -170,7 +169,7 @@ def host_cost(repeat: int, work: Path) -> dict:
     for name, cmd, stdin in [
         ("bare", [PYTHON, "-c", "pass"], None),
         ("ping_module", [PYTHON, str(ansiballz(work, "ping"))], ping_args),
-        ("module", [PYTHON, "-c", bootstrap], sent),
+        ("module", [PYTHON, "-c", STUB], sent),
         ("collector", [PYTHON, "-m", "collectors"], None),
     ]:
         cwd = os.getcwd()

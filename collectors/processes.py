@@ -1,8 +1,9 @@
 """Processes: the top consumers by CPU time and by resident memory (the union of both top N).
 
-A first pass reads only the cheap numbers of every process; owner, command line and state are read
-for the chosen few. Processes that exit in between are skipped. cpu_percent is over the process
-lifetime (cpu time / wall time since it started), the only figure one sample can give exactly.
+The collector's own process is left out. A first pass reads only the cheap numbers of every process;
+owner, command line and state are read for the chosen few. Processes that exit in between are skipped.
+cpu_percent is over the process lifetime (cpu time / wall time since it started), the only figure one
+sample can give exactly.
 """
 
 import os
@@ -32,7 +33,9 @@ _STATES = {
 def collect(ctx):
     top_n = max(int(ctx.get("top_n", 15)), 0)
     psutil = get_psutil()
-    stats = _stats_psutil(psutil) if psutil is not None else _stats_proc()
+    every = _stats_psutil(psutil) if psutil is not None else _stats_proc()
+    me = os.getpid()  # the collector itself is the observer, not a consumer: counted, not listed
+    stats = [s for s in every if s["pid"] != me]
     chosen = {}
     for key in ("cpu_time_s", "rss_bytes"):
         for s in sorted(stats, key=lambda s: s[key], reverse=True)[:top_n]:
@@ -55,7 +58,7 @@ def collect(ctx):
             "started_at": iso_z(s["started"]),
             "state": state,
         })
-    return {"total": len(stats), "top": top}
+    return {"total": len(every), "top": top}
 
 
 def _stats_proc():

@@ -1,9 +1,10 @@
 """Stage the collector for shipping, in the two forms the roles send it to hosts.
 
 - ``collector_bundle()``: the package's sources, compressed, which the ``fleetscope_collect`` action
-  (roles/collect/action_plugins) writes to ``python3 -c <roles/collect/files/bootstrap.py>`` on each host.
-  The bootstrap imports it from memory. No AnsiballZ, no ``ansible.module_utils.basic``: one collection
-  costs the host about a quarter of the CPU of the smallest Ansible module (docs/benchmarks.md).
+  (roles/collect/action_plugins) writes to ``python3 -c STUB`` on each host, after the bootstrap
+  (roles/collect/files/bootstrap.py). The bootstrap imports the package from memory. No AnsiballZ, no
+  ``ansible.module_utils.basic``: one collection costs the host about a quarter of the CPU of the
+  smallest Ansible module (docs/scaling.md).
 - ``stage_module_utils()``: the package as ``ansible.module_utils.fleetscope_collectors``, for the admin
   module (a regular Ansible module, run rarely), which AnsiballZ packs with it.
 
@@ -20,6 +21,8 @@ import zlib
 from pathlib import Path
 
 import collectors
+
+from .settings import PROJECT_DIR
 
 PACKAGE = "fleetscope_collectors"
 
@@ -94,7 +97,15 @@ def write_bundle(stage_root: Path, ship_pynvml: bool = True) -> Path:
     return dest
 
 
-def payload(args: dict, bundle: bytes) -> bytes:
-    """What the action writes to the bootstrap's stdin: the arguments' length, the arguments, the bundle."""
+#: The whole command line a host sees (`python3 -c STUB`): it reads the bootstrap from stdin and runs it, so
+#: `ps` on the host shows one short line rather than the bootstrap's source.
+STUB = "import sys;exec(sys.stdin.buffer.read(int(sys.stdin.buffer.readline())))"
+BOOTSTRAP = PROJECT_DIR / "roles" / "collect" / "files" / "bootstrap.py"
+
+
+def payload(args: dict, bundle: bytes, bootstrap: bytes | None = None) -> bytes:
+    """What the action writes to `python3 -c STUB`'s stdin: the bootstrap (its length on a line, then its
+    source), the arguments (likewise, JSON), then the bundle."""
+    boot = BOOTSTRAP.read_bytes() if bootstrap is None else bootstrap
     encoded = json.dumps(args, separators=(",", ":")).encode()
-    return b"%d\n" % len(encoded) + encoded + bundle
+    return b"%d\n" % len(boot) + boot + b"%d\n" % len(encoded) + encoded + bundle

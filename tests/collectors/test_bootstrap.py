@@ -1,28 +1,29 @@
-"""The collector as the fleetscope_collect action sends it: `python3 -c <bootstrap>` with the package on stdin.
-Run here on this python and on the oldest supported one, exactly as the action runs it on a host (the
-end-to-end and fault tests run it over real sshd)."""
+"""The collector as the fleetscope_collect action sends it: `python3 -c STUB`, then the bootstrap, the
+arguments and the package on stdin. Run here on this python and on the oldest supported one, exactly as the
+action runs it on a host (the end-to-end and fault tests run it over real sshd)."""
 
 import json
+import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from fleetscope.stage import PACKAGE, collector_bundle, collector_sources, payload
+from fleetscope.stage import BOOTSTRAP, PACKAGE, STUB, collector_bundle, collector_sources, payload
 from tests import faults
 from tests.collectors.test_collect_main import PYTHON38
 
-BOOTSTRAP = (Path(__file__).resolve().parents[2] / "roles" / "collect" / "files" / "bootstrap.py").read_text()
 PYTHONS = [sys.executable, PYTHON38]
 
 
-def run_bootstrap(python, args, cwd, bundle=None, timeout=60):
+def run_bootstrap(python, args, cwd, bootstrap=None, timeout=60):
     args = {"top_n": 15, "timeout": 30, **args}
-    proc = subprocess.run([python, "-c", BOOTSTRAP], input=payload(args, bundle or collector_bundle()),
-                          capture_output=True, cwd=cwd, timeout=timeout,
-                          env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)})
-    return proc, json.loads(proc.stdout) if proc.stdout.strip() else None
+    proc = subprocess.Popen([python, "-c", STUB], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=cwd, env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)})
+    out, err = proc.communicate(payload(args, collector_bundle(), bootstrap), timeout=timeout)
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    done.pid = proc.pid
+    return done, json.loads(out) if out.strip() else None
 
 
 @pytest.mark.parametrize("python", PYTHONS)
@@ -39,6 +40,15 @@ def test_the_document_comes_back_and_nothing_is_written(tmp_path, check_document
     assert document["host"]["python"] == version
     assert len(document["processes"]["top"]) <= 6  # top 3 by CPU plus top 3 by memory
     assert list(tmp_path.iterdir()) == []  # imported from memory: no file, no __pycache__
+
+
+def test_the_host_sees_a_one_line_command_and_the_collector_leaves_itself_out(tmp_path):
+    assert "\n" not in STUB and len(STUB) < 100  # what `ps` on the host shows, instead of the bootstrap
+    proc, answer = run_bootstrap(sys.executable, {"top_n": 100000}, tmp_path)  # every process
+    assert proc.returncode == 0, proc.stderr
+    pids = {p["pid"] for p in answer["document"]["processes"]["top"]}
+    assert os.getpid() in pids  # this test's process is there, so the list is complete ...
+    assert proc.pid not in pids  # ... but for the collector itself
 
 
 def test_only_the_asked_subsystems_are_collected(tmp_path):
@@ -65,12 +75,11 @@ def test_the_shipped_pynvml_imports_from_the_bundle(tmp_path, python):
     """The bootstrap's loader, made to import the shipped pynvml instead of running the collector."""
     if python is None:
         pytest.skip("no python3.8 on this machine")
-    probe = BOOTSTRAP.split("from fleetscope_collectors import collect")[0] + (
+    probe = BOOTSTRAP.read_text().split("from fleetscope_collectors import collect")[0] + (
         "from fleetscope_collectors import gpus\n"
         "answer({'module': gpus.load_pynvml().__name__, 'has_init': hasattr(gpus.load_pynvml(), 'nvmlInit')})\n")
-    proc = subprocess.run([python, "-c", probe], input=payload({"top_n": 1, "timeout": 0}, collector_bundle()),
-                          capture_output=True, cwd=tmp_path, timeout=60)
-    assert json.loads(proc.stdout) == {"module": f"{PACKAGE}.pynvml_shipped", "has_init": True}, proc.stderr
+    proc, answer = run_bootstrap(python, {"timeout": 0}, tmp_path, bootstrap=probe.encode())
+    assert answer == {"module": f"{PACKAGE}.pynvml_shipped", "has_init": True}, proc.stderr
 
 
 def test_a_hung_collector_stops_itself_at_its_timeout(tmp_path):

@@ -3,6 +3,9 @@ the key contract test: the warehouse (fleetscope.warehouse.rows.host_rows) accep
 
 import datetime
 import os
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -40,12 +43,24 @@ def test_real_values_are_sane(document):
     assert 0 <= document["time"]["duration_s"] < 30
 
 
-def test_top_processes_are_the_biggest_and_include_this_one(document):
+def test_top_processes_are_the_biggest(document):
     top = document["processes"]["top"]
     assert 0 < len(top) <= 10 and document["processes"]["total"] >= len(top)
     assert [p["cpu_time_s"] for p in top] == sorted((p["cpu_time_s"] for p in top), reverse=True)
-    this = [p for p in top if p["pid"] == os.getpid()]  # pytest is busy: among the top by CPU or RSS
-    assert this and "pytest" in this[0]["command"] and this[0]["state"] in ("R", "S", "D")
+
+
+def test_every_process_is_seen_but_the_collector_itself():
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "child-of-the-test"])
+    try:
+        time.sleep(0.2)  # exec'd: its command line is the child's own
+        processes = collectors.collect(top_n=100000, only=["processes"])["processes"]  # every process
+    finally:
+        child.kill()
+        child.wait()
+    by_pid = {p["pid"]: p for p in processes["top"]}
+    assert len(by_pid) == processes["total"] - 1  # all but one ...
+    assert os.getpid() not in by_pid  # ... the collector (here: this pytest process) leaves itself out
+    assert "child-of-the-test" in by_pid[child.pid]["command"] and by_pid[child.pid]["state"] in ("S", "R")
 
 
 def test_the_warehouse_accepts_the_document(document, as_result):

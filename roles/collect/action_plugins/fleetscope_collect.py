@@ -2,9 +2,10 @@
 #
 # Why an action and not a plain module: every Ansible module reaches the host as AnsiballZ, which imports
 # ansible.module_utils.basic from a zip on every run; even `ping` costs a host ~260 ms of CPU that way. This
-# action does what pipelining does, without the wrapper: one `python3 -c <files/bootstrap.py>` over the
-# existing connection, the collector package written to its stdin and imported from memory. Nothing is
-# written to the host. The result has the module's shape (library/fleetscope_collect.py documents it).
+# action does what pipelining does, without the wrapper: one `python3 -c <a one-line stub>` over the
+# existing connection, then ../files/bootstrap.py and the collector package written to its stdin; the
+# package is imported from memory. Nothing is written to the host. The result has the module's shape
+# (library/fleetscope_collect.py documents it).
 from __future__ import annotations
 
 import json
@@ -14,7 +15,6 @@ from pathlib import Path
 
 from ansible.plugins.action import ActionBase
 
-BOOTSTRAP = Path(__file__).resolve().parent.parent / "files" / "bootstrap.py"
 ARGUMENT_SPEC = {
     "top_n": {"type": "int", "default": 15},
     "timeout": {"type": "int", "default": 30},
@@ -46,9 +46,9 @@ class ActionModule(ActionBase):
         python, facts = self._python(task_vars)
         if facts:
             result["ansible_facts"] = facts
-        from fleetscope.stage import payload
+        from fleetscope.stage import STUB, payload
 
-        command = f"{python} -c {shlex.quote(BOOTSTRAP.read_text(encoding='utf-8'))}"
+        command = f"{python} -c {shlex.quote(STUB)}"
         res = self._low_level_execute_command(command, in_data=payload(args, _bundle()))
         result.update(_answer(python, res))
         return result

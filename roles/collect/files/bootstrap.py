@@ -1,6 +1,7 @@
-# fleetscope's collector loader. The fleetscope_collect action runs it on a host as `python3 -c <this file>`
-# and writes to its stdin: one line with the byte length of the JSON arguments, the arguments, then the
-# collector package as zlib-compressed JSON {module name: [is package, source]} (fleetscope/stage.py).
+# fleetscope's collector loader. The fleetscope_collect action runs `python3 -c STUB` on a host (STUB, in
+# fleetscope/stage.py, reads this file from stdin and runs it), then the rest of stdin is: one line with the
+# byte length of the JSON arguments, the arguments, then the collector package as zlib-compressed JSON
+# {module name: [is package, source]}.
 # The package is imported from memory: nothing is written to the host, nothing stays behind. The answer is
 # one JSON object on stdout, shaped like an Ansible module's result.
 import json
