@@ -1,7 +1,8 @@
 """The settings file (fleetscope.toml): one home for every tunable, each key optional.
 
 Lookup order for the file: --config, $FLEETSCOPE_CONFIG, ./fleetscope.toml, <project>/fleetscope.toml.
-The data directory can also be moved with $FLEETSCOPE_DATA (or --data), the site with --out.
+The data directory can also be moved with $FLEETSCOPE_DATA (or --data), the site with $FLEETSCOPE_OUT (or
+--out).
 Relative paths in the file are relative to the file's own folder.
 """
 
@@ -110,6 +111,9 @@ def load(config: str | os.PathLike | None = None) -> Settings:
     env_data = os.environ.get("FLEETSCOPE_DATA")
     if env_data:
         settings.values["storage"]["data_dir"] = str(Path(env_data).resolve())
+    env_out = os.environ.get("FLEETSCOPE_OUT")
+    if env_out:
+        settings.values["report"]["out_dir"] = str(Path(env_out).resolve())
     return settings
 
 

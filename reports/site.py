@@ -13,6 +13,7 @@ plus ``data/latest.json`` (the fleet now, for other tools). ``plotly.min.js``, `
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import importlib.util
 import json
 import math
@@ -596,19 +597,30 @@ def _utc_naive(value: datetime) -> datetime:
 
 @contextlib.contextmanager
 def _staging(out_dir: Path) -> Iterator[Path]:
-    """A fresh directory beside ``out_dir``; on success it replaces ``out_dir`` by two renames."""
+    """A fresh directory beside ``out_dir``; on success it replaces ``out_dir`` by two renames.
+
+    One build at a time per site (an flock on ``.<name>.lock`` beside it: cron's build and one by hand
+    take turns). Holding it, the staging folders a killed build left behind are removed."""
     out_dir = out_dir.absolute()
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"{out_dir} exists and is not a directory")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.new-", dir=out_dir.parent))
+    lock = os.open(out_dir.parent / f".{out_dir.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        yield stage
-        os.chmod(stage, 0o755)  # mkdtemp makes it private; a web server has to read the site
-        _swap(stage, out_dir)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released by the kernel if this process dies, even by kill -9
+        for kind in ("new", "old"):
+            for leftover in out_dir.parent.glob(f".{out_dir.name}.{kind}-*"):
+                shutil.rmtree(leftover, ignore_errors=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.new-", dir=out_dir.parent))
+        try:
+            yield stage
+            os.chmod(stage, 0o755)  # mkdtemp makes it private; a web server has to read the site
+            _swap(stage, out_dir)
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+    finally:
+        os.close(lock)
 
 
 def _swap(stage: Path, out_dir: Path) -> None:

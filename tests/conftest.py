@@ -47,6 +47,7 @@ def run_fleetscope(tmp_path):
     def run(*args, timeout=300, env=None):
         full_env = dict(os.environ)
         full_env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(tmp_path / "cp")
+        full_env["FLEETSCOPE_OUT"] = str(tmp_path / "site")  # never the checkout's own site/
         full_env.pop("FLEETSCOPE_CONFIG", None)
         full_env.update(env or {})
         return subprocess.run(

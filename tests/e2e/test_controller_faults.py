@@ -29,7 +29,12 @@ def local_inventory(path: Path, hosts: int = 3, python: str | None = None) -> Pa
 
 def start(*args, data: Path, **kw) -> subprocess.Popen:
     return subprocess.Popen([*fleetscope_bin(), *args, "--data", str(data)], cwd=PROJECT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=site_beside(data), **kw)
+
+
+def site_beside(data: Path) -> dict:
+    """The environment for a run whose site goes beside its data, never into the checkout's site/."""
+    return dict(os.environ, FLEETSCOPE_OUT=str(data.parent / "site"))
 
 
 def holds_lock(data: Path) -> bool:
@@ -55,7 +60,7 @@ def test_a_second_run_exits_75_at_once_and_the_first_finishes(tmp_path):
     wait_for(lambda: holds_lock(data))
     t = time.monotonic()
     second = subprocess.run([*fleetscope_bin(), "collect", "--inventory", str(slow), "--data", str(data)],
-                            cwd=PROJECT, capture_output=True, text=True, timeout=60)
+                            cwd=PROJECT, capture_output=True, text=True, timeout=60, env=site_beside(data))
     assert second.returncode == 75 and "another fleetscope run" in second.stderr
     assert time.monotonic() - t < 10
     out, err = first.communicate(timeout=120)
@@ -97,7 +102,7 @@ def test_kill_9_at_random_moments_never_corrupts_or_loses_spooled_data(tmp_path)
         assert_consistent(data)
     assert kills >= 15, f"the kill moments should mostly land inside a run: {kills} of 20 did"
     final = subprocess.run([*fleetscope_bin(), "collect", "--inventory", str(inventory), "--data", str(data)],
-                           cwd=PROJECT, capture_output=True, text=True, timeout=300)
+                           cwd=PROJECT, capture_output=True, text=True, timeout=300, env=site_beside(data))
     assert final.returncode == 0, final.stdout + final.stderr
     assert not Spool(data).pending()
     con = connect(data)
@@ -106,6 +111,7 @@ def test_kill_9_at_random_moments_never_corrupts_or_loses_spooled_data(tmp_path)
     assert spooled <= stored, f"spooled but never stored: {spooled - stored}"
     assert_consistent(data)
     assert not list(data.glob("*/date=*/.*")), "temp files left behind"
+    assert not [*tmp_path.glob(".site.new-*"), *tmp_path.glob(".site.old-*")], "a killed build's folder was left"
 
 
 def assert_consistent(data: Path) -> None:
@@ -132,7 +138,7 @@ def test_an_unwritable_data_folder_is_a_clear_error(tmp_path):
     (data / "spool").write_text("not a folder")  # the spool cannot be created: like a read-only mount
     proc = subprocess.run([*fleetscope_bin(), "collect", "--inventory",
                            str(local_inventory(tmp_path / "inv.ini", hosts=1)), "--data", str(data)],
-                          cwd=PROJECT, capture_output=True, text=True, timeout=120)
+                          cwd=PROJECT, capture_output=True, text=True, timeout=120, env=site_beside(data))
     assert proc.returncode == 4, proc.stderr
     assert "Traceback" not in proc.stderr and "cannot write" in proc.stderr and str(data / "spool") in proc.stderr
     assert not list(data.rglob("*.parquet"))

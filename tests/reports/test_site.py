@@ -197,7 +197,7 @@ def test_hostile_host_text_is_escaped_everywhere(tmp_path):
     assert not ingest_pending(data).rejected
     build(data, site)
 
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "site"]  # nothing written outside
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".site.lock", "data", "site"]  # nothing else written
     pages = html_files(site)
     assert len(pages) == 5 and all(p.resolve().is_relative_to(site.resolve()) for p in pages)
     index = (site / "index.html").read_text(encoding="utf-8")
@@ -236,13 +236,17 @@ def test_fleet_that_never_answered_lists_its_hosts_without_figures(tmp_path):
     assert (tmp_path / "site" / "hosts" / "lost01.html").is_file()
 
 
-def test_rebuild_swaps_the_whole_site_and_a_failed_build_keeps_the_old_one(fleet_data, tmp_path, monkeypatch):
+def test_rebuild_swaps_the_site_sweeps_a_killed_build_and_a_failed_build_keeps_the_old(fleet_data, tmp_path,
+                                                                                         monkeypatch):
     site = tmp_path / "site"
     site.mkdir()
     (site / "stale.html").write_text("old")
+    killed = tmp_path / ".site.new-k1ll3d"  # what a build killed half-way leaves behind
+    killed.mkdir()
+    (killed / "plotly.min.js").write_text("x" * 1000)
     build(fleet_data, site)
     assert not (site / "stale.html").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]  # no staging leftovers
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".site.lock", "site"]  # no staging leftovers
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
@@ -251,7 +255,7 @@ def test_rebuild_swaps_the_whole_site_and_a_failed_build_keeps_the_old_one(fleet
     with pytest.raises(RuntimeError):
         build(fleet_data, site)
     assert (site / "hosts" / "gpu01.html").is_file()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".site.lock", "site"]
 
 
 def test_report_section_of_the_settings_file_is_accepted_as_is(fleet_data, tmp_path):
