@@ -27,6 +27,7 @@ def test_the_docs_describe_every_key():
 
 def test_values_from_the_file_override_and_paths_are_relative_to_it(tmp_path, monkeypatch):
     monkeypatch.delenv("FLEETSCOPE_DATA", raising=False)
+    monkeypatch.delenv("FLEETSCOPE_OUT", raising=False)
     cfg = tmp_path / "fleetscope.toml"
     cfg.write_text('[collect]\nforks = 7\n[storage]\ndata_dir = "store"\n[report]\nbusy_threshold_pct = 10\n')
     settings = load(cfg)
@@ -35,6 +36,8 @@ def test_values_from_the_file_override_and_paths_are_relative_to_it(tmp_path, mo
     assert settings.data_dir == tmp_path / "store"
     monkeypatch.setenv("FLEETSCOPE_DATA", str(tmp_path / "elsewhere"))
     assert load(cfg).data_dir == tmp_path / "elsewhere"
+    monkeypatch.setenv("FLEETSCOPE_OUT", str(tmp_path / "www"))
+    assert load(cfg).out_dir == tmp_path / "www"
 
 
 @pytest.mark.parametrize("body, message", [
