@@ -239,7 +239,8 @@
     root.setAttribute("data-refresh-at", String(Date.now() + delay));  // when, for people and tests
     refreshTimer = setTimeout(function () {
       saveState();
-      window.location.reload();
+      // Chromium commits storage writes asynchronously: a reload in the same instant can lose them.
+      setTimeout(function () { window.location.reload(); }, 250);
     }, delay);
   }
 
