@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import zlib
 from pathlib import Path
 
@@ -33,13 +34,8 @@ def stage_module_utils(stage_root: Path, ship_pynvml: bool = True) -> Path:
     tmp = Path(stage_root) / f".{PACKAGE}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    source = Path(collectors.__file__).resolve().parent
-    for f in source.glob("*.py"):
-        if f.name != "pynvml_shipped.py":
-            shutil.copyfile(f, tmp / f.name)
-    origin = _pynvml_origin() if ship_pynvml else None
-    if origin:
-        shutil.copyfile(origin, tmp / "pynvml_shipped.py")
+    for name, (is_package, source) in collector_sources(ship_pynvml).items():
+        (tmp / ("__init__.py" if is_package else name.rsplit(".", 1)[1] + ".py")).write_text(source, encoding="utf-8")
     module_utils.mkdir(parents=True, exist_ok=True)
     dest = module_utils / PACKAGE
     old = module_utils / f".{PACKAGE}.old"
@@ -91,6 +87,9 @@ def write_bundle(stage_root: Path, ship_pynvml: bool = True) -> Path:
     """<stage_root>/collector.bundle, written atomically; its path goes to the action as FLEETSCOPE_BUNDLE."""
     dest = Path(stage_root) / BUNDLE
     dest.parent.mkdir(parents=True, exist_ok=True)
+    for left in dest.parent.glob(f".{BUNDLE}.*.tmp"):  # a killed run's; another run's lives seconds
+        if time.time() - left.stat().st_mtime > 3600:
+            left.unlink(missing_ok=True)
     tmp = dest.with_name(f".{BUNDLE}.{os.getpid()}.tmp")
     tmp.write_bytes(collector_bundle(ship_pynvml))
     os.replace(tmp, dest)
