@@ -52,19 +52,17 @@ def _build_report(settings: Settings, inventory: str | os.PathLike | None = None
     report = dict(settings.values["report"])
     report["held_mem_mib"] = settings.get("rollup", "held_mem_mib")  # one rule for idle-held, rollups and report
     report["max_interval_s"] = settings.get("rollup", "max_interval_s")  # what a sample stands for, likewise
-    inventory_vars = inventory_hosts = None
+    inventory_hosts = None
     path = Path(inventory) if inventory else settings.path("collect", "inventory")
     try:
-        inventory_hosts = read_hosts(path, report["host_columns"])
+        inventory_hosts = read_hosts(path, report["host_columns"])  # address, groups and the columns' vars
     except InventoryError as e:
         what = "report.host_columns left empty" if report["host_columns"] else "no inventory groups and addresses"
         _say(f"warning: {what}: {e}")
-    else:
-        inventory_vars = {host: info["vars"] for host, info in inventory_hosts.items()}
     con = connect(settings.data_dir)
     try:
-        return reports.build_site(con, settings.out_dir, settings=report, inventory_vars=inventory_vars,
-                                  inventory_hosts=inventory_hosts, bookings=dict(settings.values["bookings"]))
+        return reports.build_site(con, settings.out_dir, settings=report, inventory_hosts=inventory_hosts,
+                                  bookings=dict(settings.values["bookings"]))
     finally:
         con.close()
 

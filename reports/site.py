@@ -69,15 +69,18 @@ def build_site(con, out_dir, *, now: Optional[datetime] = None, settings: Option
     [report] section of fleetscope.toml can be passed as is: its ``out_dir`` is ignored here).
     ``inventory_vars`` maps host -> {variable: value} from the Ansible inventory; the variables named in
     ``settings["host_columns"]`` become columns of the hosts table and rows of each host's inventory.
-    ``inventory_hosts`` maps host -> {"address": ..., "groups": [...]} from the inventory
-    (fleetscope.inventory.read_hosts): the hosts table's address and groups, and its group filter. Without
-    it (or for a host it lacks) the address is the host's name and it is in no group.
+    ``inventory_hosts`` maps host -> {"address": ..., "groups": [...], "vars": {...}} from the inventory
+    (fleetscope.inventory.read_hosts): the hosts table's address and groups, and its group filter; its
+    ``vars`` stand for ``inventory_vars`` when that is not given. Without it (or for a host it lacks) the
+    address is the host's name and it is in no group.
     ``bookings`` is the [bookings] section of fleetscope.toml (as is): its rules ``max_gpus_per_user`` and
     ``max_hours`` (0 or absent: no rule) are checked on the problems page (docs/bookings.md).
     """
     cfg = _settings(settings)
     generated = _utc_naive(now if now is not None else datetime.now(timezone.utc))
     out_dir = Path(out_dir)
+    if inventory_vars is None and inventory_hosts:
+        inventory_vars = {host: info.get("vars") or {} for host, info in inventory_hosts.items()}
     with prepared(con):
         model = _gather(con, cfg, generated, inventory_vars or {}, inventory_hosts or {})
         model["bookings"] = _bookings(con, cfg, _booking_rules(bookings), generated, model)
