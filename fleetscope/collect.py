@@ -105,8 +105,8 @@ def classify(event: str, res: dict) -> tuple[str, str]:
 
 
 def host_result(event: dict, module: str = MODULE) -> tuple[str, str, dict] | None:
-    """(host, event name, result) when a runner event is a host's answer: ok from `module` (not from the
-    role's argument validation), or failed / unreachable at any task. None for every other event."""
+    """(host, event name, result) when a runner event is a host's answer: ok from `module` (not from any
+    other task a playbook may add), or failed / unreachable at any task. None for every other event."""
     name = event.get("event", "")
     if name not in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable"):
         return None

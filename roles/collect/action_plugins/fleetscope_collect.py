@@ -13,8 +13,14 @@ import os
 import shlex
 from pathlib import Path
 
+from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
+# The role's variables feed these (roles/collect/tasks/main.yml). They are checked here, once per host with the
+# task, not by a role argument spec: Ansible runs that as a task of its own on every host, which cost 0.03 s
+# per host on the controller (a quarter of a 32-host run on 2 cores, docs/scaling.md).
+ROLE_VARIABLES = {"top_n": "collect_top_n", "timeout": "collect_host_timeout",
+                  "accounting_since": "collect_accounting_since"}
 ARGUMENT_SPEC = {
     "top_n": {"type": "int", "default": 15},
     "timeout": {"type": "int", "default": 30},
@@ -42,7 +48,11 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         del tmp
-        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        try:
+            _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        except AnsibleActionFail as e:
+            result.update(failed=True, msg=_name_role_variables(str(getattr(e, "message", e))))
+            return result
         python, facts = self._python(task_vars)
         if facts:
             result["ansible_facts"] = facts
@@ -68,6 +78,13 @@ class ActionModule(ActionBase):
             found = discover_interpreter(action=self, interpreter_name="python", discovery_mode=e.discovery_mode,
                                          task_vars=task_vars)
             return found, {"discovered_interpreter_python": found}
+
+
+def _name_role_variables(message: str) -> str:
+    """Validation errors name the role variable a bad argument came from."""
+    for arg, var in ROLE_VARIABLES.items():
+        message = message.replace(f"argument '{arg}'", f"argument '{arg}' (role variable {var})")
+    return message
 
 
 def _answer(python: str, res: dict) -> dict:

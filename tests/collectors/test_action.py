@@ -1,0 +1,39 @@
+"""The fleetscope_collect action as a hand-written playbook meets it: real ansible-runner and ansible-playbook
+on this machine, local connection. It checks its arguments itself (the role has no argument spec: that
+would be a second task on every host), so a bad role variable must still fail with a message that names it."""
+
+import sys
+
+import ansible_runner
+
+from fleetscope.collect import PLAYBOOK, runner_env
+from fleetscope.stage import write_bundle
+
+
+def run_play(tmp_path, top_n):
+    """(runner rc, the names of the tasks that ran, the host's event, its result)."""
+    private, envvars = runner_env(tmp_path, None, 10, write_bundle(tmp_path / "stage"))
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
+    events = []
+    runner = ansible_runner.run(private_data_dir=str(private), playbook=str(PLAYBOOK), inventory=str(inventory),
+                                envvars=envvars, extravars={"collect_top_n": top_n}, quiet=True, timeout=120,
+                                event_handler=lambda e: events.append(e) or False)
+    tasks = [e["event_data"]["task"] for e in events if e["event"] == "playbook_on_task_start"]
+    answers = [(e["event"], e["event_data"]["res"]) for e in events if e["event"] in ("runner_on_ok", "runner_on_failed")]
+    assert len(answers) == 1, events
+    return (runner.rc, tasks, *answers[0])
+
+
+def test_one_task_per_host_and_a_document(tmp_path):
+    rc, tasks, event, res = run_play(tmp_path, 3)
+    assert (rc, event) == (0, "runner_on_ok"), res
+    assert tasks == ["Collect GPU and system facts"]  # no argument-validation task in front of it
+    assert len(res["document"]["processes"]["top"]) <= 6  # top 3 by CPU + top 3 by memory
+
+
+def test_a_bad_role_variable_fails_and_names_the_variable(tmp_path):
+    rc, _, event, res = run_play(tmp_path, "many")
+    assert (rc, event) == (2, "runner_on_failed"), res
+    assert "role variable collect_top_n" in res["msg"] and "int" in res["msg"]
+    assert "document" not in res
