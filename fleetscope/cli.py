@@ -68,7 +68,7 @@ def _build_report(settings: Settings, inventory: str | os.PathLike | None = None
 
 
 def cmd_collect(args) -> int:
-    from .collect import CollectError, run_collect
+    from .collect import CollectError, CollectInterrupted, run_collect
     from .lock import Busy, DataLock
     from .warehouse import ingest_pending
     from .warehouse.rollup import rollup, rollup_due
@@ -80,6 +80,8 @@ def cmd_collect(args) -> int:
                 summary = run_collect(settings, args.inventory, args.limit, progress=args.progress)
             except CollectError as e:
                 _say(f"fleetscope collect: {e}")
+                if isinstance(e, CollectInterrupted):
+                    return EXIT_INTERRUPTED
                 return EXIT_USAGE if "inventory not found" in str(e) else EXIT_ANSIBLE
             try:
                 report = ingest_pending(settings.data_dir, keep_spool=settings.get("storage", "keep_spool"))

@@ -15,6 +15,7 @@ import os
 import secrets
 import shutil
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,10 @@ MODULE = "fleetscope_collect"
 
 class CollectError(RuntimeError):
     """The run could not start or Ansible itself failed (not one host's problem)."""
+
+
+class CollectInterrupted(CollectError):
+    """SIGTERM or SIGINT stopped the run; what came back is in the spool."""
 
 
 @dataclass
@@ -145,34 +150,40 @@ def run_collect(
     limit: str | None = None,
     progress: bool | None = None,
 ) -> RunSummary:
-    """Collect from every host once; spool the results. Does not ingest (see warehouse.ingest_pending)."""
-    import ansible_runner
+    """Collect from every host once; spool the results. Does not ingest (see warehouse.ingest_pending).
+
+    ansible-playbook starts first and this process parses the inventory while it does (both take about half
+    a second, on different cores); a result that comes before the host list is known waits for it."""
+    from ansible_runner.interface import init_runner
+    from ansible_runner.utils import signal_handler
 
     inventory = Path(inventory or settings.path("collect", "inventory")).resolve()
-    hosts = inventory_hosts(inventory, limit)
+    if not inventory.exists():
+        raise CollectError(f"inventory not found: {inventory}")
     data_dir = settings.data_dir
     started = utcnow()
-    summary = RunSummary(new_run_id(started), iso(started), inventory=str(inventory), hosts=hosts)
+    summary = RunSummary(new_run_id(started), iso(started), inventory=str(inventory))
     spool = Spool(data_dir)
-    spool.start_run(summary.run_id, summary.meta())
-    if not hosts:
-        summary.finished_at = iso(utcnow())
-        summary.runner_status = "no hosts"
-        spool.finish_run(summary.run_id, summary.meta())
-        return summary
-
     bundle = write_bundle(data_dir / ".stage", settings.get("collect", "ship_pynvml"))
     host_timeout = int(settings.get("collect", "host_timeout_s"))
     connect_timeout = int(settings.get("collect", "connect_timeout_s"))
-    forks = max(1, min(int(settings.get("collect", "forks")), len(hosts)))
-    # Hosts go in waves of `forks`; each wave costs at most a connection plus the host timeout.
-    run_limit = math.ceil(len(hosts) / forks) * (connect_timeout + host_timeout + 20) + 30
-    bar = Progress(len(hosts), enabled=progress)
+    forks = max(1, int(settings.get("collect", "forks")))  # Ansible uses no more workers than hosts
+    hosts_known = threading.Event()
+    stop = {"why": None, "deadline": None}  # why: None, "no hosts" or "error"
+    interrupted = signal_handler()  # SIGTERM / SIGINT cancel the run, as ansible_runner.run() would
+    bar = Progress(0, enabled=False)
+
+    def cancel() -> bool:
+        if interrupted is not None and interrupted():
+            return True
+        deadline = stop["deadline"]
+        return stop["why"] is not None or (deadline is not None and time.monotonic() > deadline)
 
     def on_event(event: dict) -> bool:
         answer = host_result(event)
         if answer is None:
             return True
+        hosts_known.wait()
         host, name, res = answer
         if host not in summary.status or summary.status[host] != "pending":
             return False
@@ -191,36 +202,78 @@ def run_collect(
         bar.update(summary.counts())
         return False  # the document is spooled: no need for a second copy in the runner's artifacts
 
-    summary.status = dict.fromkeys(hosts, "pending")
+    spool.start_run(summary.run_id, summary.meta())  # an unwritable data folder fails here, before Ansible
     private, envvars = runner_env(data_dir, None, connect_timeout, bundle)
-    bar.update(summary.counts())
+    runner = init_runner(
+        private_data_dir=str(private),
+        playbook=str(PLAYBOOK),
+        inventory=str(inventory),
+        limit=limit,
+        forks=forks,
+        envvars=envvars,
+        extravars={
+            "collect_top_n": int(settings.get("collect", "top_processes")),
+            "collect_host_timeout": host_timeout,
+            "collect_accounting_since_by_host": accounting_since(data_dir),
+        },
+        event_handler=on_event,
+        cancel_callback=cancel,
+        settings={"pexpect_timeout": 1},  # how often the runner asks cancel(): the deadline's resolution
+        quiet=True,
+        rotate_artifacts=max(1, int(settings.get("collect", "keep_artifacts"))),
+    )
+    crashed: list[BaseException] = []
+
+    def run_runner() -> None:
+        try:
+            runner.run()
+        except BaseException as e:  # noqa: BLE001 - reported below, as the run's error
+            crashed.append(e)
+            hosts_known.set()
+
+    thread = threading.Thread(target=run_runner, name="ansible-runner", daemon=True)
+    thread.start()
     try:
-        runner = ansible_runner.run(
-            private_data_dir=str(private),
-            playbook=str(PLAYBOOK),
-            inventory=str(inventory),
-            limit=limit,
-            forks=forks,
-            envvars=envvars,
-            extravars={
-                "collect_top_n": int(settings.get("collect", "top_processes")),
-                "collect_host_timeout": host_timeout,
-                "collect_accounting_since_by_host": accounting_since(data_dir, hosts),
-            },
-            event_handler=on_event,
-            quiet=True,
-            timeout=run_limit,
-            rotate_artifacts=max(1, int(settings.get("collect", "keep_artifacts"))),
-        )
+        summary.hosts = inventory_hosts(inventory, limit)
+        summary.status = dict.fromkeys(summary.hosts, "pending")
+        spool.start_run(summary.run_id, summary.meta())  # again, with the hosts
+    except BaseException:
+        stop["why"] = "error"
+        hosts_known.set()
+        thread.join()
+        raise
+    hosts = summary.hosts
+    if not hosts:
+        stop["why"] = "no hosts"
+    # Hosts go in waves of `forks`; each wave costs at most a connection plus the host timeout.
+    waves = math.ceil(len(hosts) / min(forks, max(1, len(hosts))))
+    stop["deadline"] = time.monotonic() + waves * (connect_timeout + host_timeout + 20) + 30
+    bar = Progress(len(hosts), enabled=progress)
+    bar.update(summary.counts())
+    hosts_known.set()
+    try:
+        while thread.is_alive():
+            thread.join(0.5)
     finally:
         bar.close()
+    if crashed and hosts:
+        raise CollectError(f"ansible-runner failed: {type(crashed[0]).__name__}: {crashed[0]}")
+    if not hosts:
+        summary.finished_at = iso(utcnow())
+        summary.runner_status = "no hosts"
+        spool.finish_run(summary.run_id, summary.meta())
+        return summary
+    if runner.status == "canceled" and stop["deadline"] is not None and time.monotonic() > stop["deadline"]:
+        runner.status = "timeout"
     summary.runner_status = runner.status
     late = "no result before the run's time limit" if runner.status == "timeout" else None
+    stopped = interrupted is not None and interrupted()
     for host, status in summary.status.items():
         if status != "pending":
             continue
         summary.status[host] = "timeout" if late else "failed"
-        summary.messages[host] = late or _runner_failure(runner)
+        summary.messages[host] = ("the run was interrupted before this host answered" if stopped
+                                  else late or _runner_failure(runner))
         spool.put(
             summary.run_id,
             {"host": host, "status": summary.status[host], "message": summary.messages[host],
@@ -228,6 +281,10 @@ def run_collect(
         )
     summary.finished_at = iso(utcnow())
     spool.finish_run(summary.run_id, summary.meta())
+    if stopped:
+        answered = sum(1 for s in summary.status.values() if s == "ok")
+        raise CollectInterrupted(f"interrupted: Ansible stopped; the {answered} host result(s) that came back are kept "
+                           f"in {spool.run_dir(summary.run_id)} and stored by the next run")
     if runner.status not in ("successful", "failed", "timeout") and not any(
         s == "ok" for s in summary.status.values()
     ):
@@ -311,17 +368,17 @@ def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | 
     return [rows[h] for h in hosts]
 
 
-def accounting_since(data_dir: Path, hosts: list[str]) -> dict[str, str]:
-    """Per host, the host clock of its last stored sample: GPU accounting records of processes that ended
-    before it were stored by that run, so the collector leaves them out. Empty for new hosts (all records)."""
+def accounting_since(data_dir: Path) -> dict[str, str]:
+    """Per stored host, the host clock of its last sample: GPU accounting records of processes that ended
+    before it were stored by that run, so the collector leaves them out. New hosts are not in it (all records).
+    Every stored host, not only the run's: the lookup runs before the inventory is parsed."""
     from .warehouse import connect
 
     try:
         con = connect(data_dir, tables=("host_samples",))
         try:
             rows = con.execute(
-                "SELECT host, strftime(max(host_ts), '%Y-%m-%dT%H:%M:%SZ') FROM host_samples "
-                "WHERE host IN (SELECT unnest(?)) GROUP BY host", [hosts]
+                "SELECT host, strftime(max(host_ts), '%Y-%m-%dT%H:%M:%SZ') FROM host_samples GROUP BY host"
             ).fetchall()
         finally:
             con.close()

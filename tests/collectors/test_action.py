@@ -20,7 +20,8 @@ def run_play(tmp_path, top_n):
                                 envvars=envvars, extravars={"collect_top_n": top_n}, quiet=True, timeout=120,
                                 event_handler=lambda e: events.append(e) or False)
     tasks = [e["event_data"]["task"] for e in events if e["event"] == "playbook_on_task_start"]
-    answers = [(e["event"], e["event_data"]["res"]) for e in events if e["event"] in ("runner_on_ok", "runner_on_failed")]
+    answers = [(e["event"], e["event_data"]["res"]) for e in events
+               if e["event"] in ("runner_on_ok", "runner_on_failed")]
     assert len(answers) == 1, events
     return (runner.rc, tasks, *answers[0])
 

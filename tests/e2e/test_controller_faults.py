@@ -6,6 +6,7 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -142,3 +143,61 @@ def test_an_unwritable_data_folder_is_a_clear_error(tmp_path):
     assert proc.returncode == 4, proc.stderr
     assert "Traceback" not in proc.stderr and "cannot write" in proc.stderr and str(data / "spool") in proc.stderr
     assert not list(data.rglob("*.parquet"))
+
+
+def test_sigterm_stops_ansible_at_once_and_keeps_what_came_back(tmp_path):
+    """cron or a person stops a run while one host hangs: Ansible stops within seconds (not at the host
+    timeout), the answered host's document is kept and stored by the next run, and the exit says so."""
+    from tests import faults
+
+    data = tmp_path / "data"
+    hung = faults.interpreter(tmp_path / "faults", "hang", sys.executable)
+    inventory = tmp_path / "inv.ini"
+    inventory.write_text(f"[local]\nfast ansible_connection=local ansible_python_interpreter={sys.executable}\n"
+                         f"stuck ansible_connection=local ansible_python_interpreter={hung}\n")
+    config = tmp_path / "fleetscope.toml"
+    config.write_text("[collect]\nhost_timeout_s = 120\n")
+    proc = start("collect", "--config", str(config), "--inventory", str(inventory), "--no-report", data=data)
+    try:
+        wait_for(lambda: list((data / "spool").glob("*/fast.json")), timeout=60)
+        wait_for(lambda: (tmp_path / "faults" / "hang" / "pid").exists(), timeout=30)
+        t = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        stopped_in = time.monotonic() - t
+    finally:
+        proc.kill()
+        pid = tmp_path / "faults" / "hang" / "pid"
+        if pid.exists():
+            try:
+                os.kill(int(pid.read_text()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    assert proc.returncode == 130, out + err
+    assert "interrupted" in err and "1 host result(s)" in err and "Traceback" not in err
+    assert stopped_in < 15  # the runner asks every second whether to stop; the host timeout is 120 s
+    after = subprocess.run([*fleetscope_bin(), "ingest", "--data", str(data)], cwd=PROJECT,
+                           capture_output=True, text=True, timeout=120, env=site_beside(data))
+    assert after.returncode == 0, after.stderr
+    con = connect(data)
+    try:
+        assert con.execute("SELECT host, status, message FROM host_status ORDER BY host").fetchall() == [
+            ("fast", "ok", None), ("stuck", "failed", "the run was interrupted before this host answered")]
+    finally:
+        con.close()
+
+
+def test_a_limit_that_matches_no_host_ends_quickly_with_nothing_run(tmp_path):
+    data = tmp_path / "data"
+    t = time.monotonic()
+    proc = subprocess.run([*fleetscope_bin(), "collect", "--inventory", str(local_inventory(tmp_path / "inv.ini")),
+                           "--limit", "nosuchhost", "--no-report", "--data", str(data)],
+                          cwd=PROJECT, capture_output=True, text=True, timeout=120, env=site_beside(data))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 hosts: none" in proc.stdout
+    assert time.monotonic() - t < 20
+    con = connect(data)
+    try:
+        assert con.execute("SELECT hosts_total, hosts_ok FROM runs").fetchall() == [(0, 0)]
+    finally:
+        con.close()
