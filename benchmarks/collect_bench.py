@@ -9,7 +9,9 @@ For each fleet size N (N real sshd on 127.0.0.2 ...), median wall time of:
   playbook   `ansible-playbook playbooks/collect.yml` with forks = N: fleetscope's collection as plain
              Ansible runs it, without ansible-runner, spool or ingest (what Ansible itself costs)
   fleetscope `fleetscope collect --no-report` with forks = N (spool and ingest included)
-and the controller's CPU seconds per host for fleetscope (its whole process tree).
+and the controller's CPU seconds per host for fleetscope (its whole process tree). These reuse warm SSH
+connections (ControlPersist), which isolates what each tool adds. Then, cold, as cron runs it (its interval
+outlasts ControlPersist): the floor and fleetscope again, each with new connections.
 
 Host cost: CPU seconds and peak RSS of the process that runs on a host for one collection (what the
 fleetscope_collect action runs: `python3 -c STUB` with the bootstrap and the collector bundle on stdin), against a bare
@@ -73,6 +75,30 @@ def ssh_args(fleet: SshdFleet, host, cp_dir: Path) -> list[str]:
             "-o", "ControlPersist=60s", "-o", f"ControlPath={cp_dir}/%C", f"{fleet.user}@{host.address}"]
 
 
+def close_masters(cp_dir: Path) -> None:
+    """End the SSH master connections under cp_dir (ControlPersist would keep them a minute)."""
+    for sock in cp_dir.iterdir() if cp_dir.is_dir() else ():
+        subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "any"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=False)
+
+
+class Cold:
+    """A fresh ControlPath folder per run, its masters ended after it: every connection is a new SSH
+    handshake, as under cron, whose 5-minute interval outlasts ControlPersist (60 s)."""
+
+    def __init__(self, root: Path):
+        self.root, self.count = root, 0
+
+    def __enter__(self) -> Path:
+        self.count += 1
+        self.dir = self.root / f"cold{self.count}"
+        self.dir.mkdir(parents=True)
+        return self.dir
+
+    def __exit__(self, *exc) -> None:
+        close_masters(self.dir)
+
+
 def floor(fleet: SshdFleet, cp_dir: Path) -> float:
     remote = f"cd {ROOT} && {PYTHON} -m collectors"
 
@@ -97,7 +123,11 @@ def bench_size(n: int, repeat: int, work: Path) -> dict:
         config = work / f"fs{n}.toml"
         config.write_text(f"[collect]\nforks = {n}\n")
         data = work / f"data{n}"
-        results = {"floor": [], "setup": [], "playbook": [], "fleetscope": [], "fleetscope_cpu": []}
+        results = {"floor": [], "setup": [], "playbook": [], "fleetscope": [], "fleetscope_cpu": [],
+                   "floor_cold": [], "fleetscope_cold": []}
+        cold = Cold(work / f"cold{n}")
+        fleetscope = [BIN / "fleetscope", "collect", "--config", str(config), "--data", str(data), "--no-report",
+                      "--inventory", str(inventory)]
         from fleetscope.stage import write_bundle
 
         playbook_env = dict(env, FLEETSCOPE_BUNDLE=str(write_bundle(work / f"stage{n}")))
@@ -105,20 +135,24 @@ def bench_size(n: int, repeat: int, work: Path) -> dict:
                     str(ROOT / "playbooks" / "collect.yml"), "-e", "collect_top_n=15", "-e", "collect_host_timeout=30"]
         floor(fleet, cp)  # warm: connections up, files in the page cache, for every contender alike
         run_measured([BIN / "ansible", "all", "-i", str(inventory), "-m", "setup", "-f", str(n)], env=env, cwd=ROOT)
-        run_measured([BIN / "fleetscope", "collect", "--config", str(config), "--data", str(data), "--no-report",
-                      "--inventory", str(inventory)], env=env, cwd=ROOT)
+        run_measured(fleetscope, env=env, cwd=ROOT)
         for _ in range(repeat):
             results["floor"].append(floor(fleet, cp))
             results["setup"].append(run_measured(
                 [BIN / "ansible", "all", "-i", str(inventory), "-m", "setup", "-f", str(n)], env=env, cwd=ROOT)[0])
             results["playbook"].append(run_measured(playbook, env=playbook_env, cwd=ROOT)[0])
-            wall, cpu = run_measured([BIN / "fleetscope", "collect", "--config", str(config), "--data", str(data),
-                                      "--no-report", "--inventory", str(inventory)], env=env, cwd=ROOT)
+            wall, cpu = run_measured(fleetscope, env=env, cwd=ROOT)
             results["fleetscope"].append(wall)
             results["fleetscope_cpu"].append(cpu)
+            with cold as cp_dir:
+                results["floor_cold"].append(floor(fleet, cp_dir))
+            with cold as cp_dir:
+                results["fleetscope_cold"].append(
+                    run_measured(fleetscope, env=dict(env, ANSIBLE_SSH_CONTROL_PATH_DIR=str(cp_dir)), cwd=ROOT)[0])
         out = {k: statistics.median(v) for k, v in results.items()}
         out["hosts"] = n
         out["ratio_floor"] = out["fleetscope"] / out["floor"]
+        out["ratio_floor_cold"] = out["fleetscope_cold"] / out["floor_cold"]
         out["ratio_setup"] = out["fleetscope"] / out["setup"]
         out["ratio_playbook"] = out["fleetscope"] / out["playbook"]
         out["playbook_ratio_floor"] = out["playbook"] / out["floor"]
@@ -202,13 +236,15 @@ def main(argv=None) -> dict:
               f"from an installed package, {hc['collector_cpu_s'] * 1000:.0f} ms")
         out["sizes"] = []
         print(f"{'hosts':>5} {'floor s':>8} {'setup s':>8} {'playbook s':>11} {'fleetscope s':>13} {'/floor':>7} "
-              f"{'/setup':>7} {'/playbook':>9} {'ctl CPU/host':>13}")
+              f"{'/setup':>7} {'/playbook':>9} {'ctl CPU/host':>13} {'cold: floor s':>14} {'fleetscope s':>13} "
+              f"{'/floor':>7}")
         for n in args.sizes:
             r = bench_size(n, args.repeat, work)
             out["sizes"].append(r)
             print(f"{n:>5} {r['floor']:>8.2f} {r['setup']:>8.2f} {r['playbook']:>11.2f} {r['fleetscope']:>13.2f} "
                   f"{r['ratio_floor']:>7.2f} {r['ratio_setup']:>7.2f} {r['ratio_playbook']:>9.2f} "
-                  f"{r['controller_cpu_per_host']:>12.3f}s")
+                  f"{r['controller_cpu_per_host']:>12.3f}s {r['floor_cold']:>14.2f} {r['fleetscope_cold']:>13.2f} "
+                  f"{r['ratio_floor_cold']:>7.2f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     dest = ROOT / "benchmarks" / "out" / "collect.json"
