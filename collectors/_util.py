@@ -6,10 +6,12 @@ Standard library only, relative imports only (the package also ships as
 
 import os
 import sys
+import time
 
 PROC = "/proc"
 REDACTED_UNKNOWN = None
 
+_YEAR_10000 = 253402300800  # POSIX seconds at 10000-01-01, beyond datetime
 _pw_cache = {}
 _boot_time = []
 
@@ -48,7 +50,14 @@ def iso_z(epoch, micro=False):
     """UTC ISO 8601 with Z for a POSIX time in seconds; None stays None."""
     if epoch is None:
         return None
-    import datetime
+    if 0 <= epoch < _YEAR_10000:  # speed: time.gmtime, not datetime, whose import costs ~4 ms of CPU
+        seconds = int(epoch)
+        micros = round((epoch - seconds) * 1e6)  # half to even, as datetime.fromtimestamp rounds
+        if micros == 1000000:
+            seconds, micros = seconds + 1, 0
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        return f"{stamp}.{micros:06d}Z" if micro else stamp + "Z"
+    import datetime  # before 1970, after 9999 or not a number: datetime's answer, or its error
 
     dt = datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc)
     if micro:

@@ -89,6 +89,8 @@ def cmd_collect(args) -> int:
                 _say(f"fleetscope collect: storing failed, the results stay in {settings.data_dir / 'spool'}: "
                      f"{type(e).__name__}: {e}")
                 return EXIT_STORAGE
+            finally:
+                summary.wait_ansible()  # storing overlapped its exit; the lock is held until it is gone
             rollup_failed = False
             if rollup_due(settings.data_dir, settings):
                 try:

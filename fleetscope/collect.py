@@ -19,6 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from . import __version__
 from .settings import PROJECT_DIR, Settings
@@ -49,6 +50,8 @@ class RunSummary:
     status: dict[str, str] = field(default_factory=dict)  # host -> status
     messages: dict[str, str] = field(default_factory=dict)
     runner_status: str = ""
+    #: Waits for ansible-playbook to exit when run_collect returned at its last event (see run_collect).
+    wait_ansible: Callable[[], None] = lambda: None
 
     def counts(self) -> dict[str, int]:
         return {s: sum(1 for v in self.status.values() if v == s) for s in STATUSES}
@@ -169,6 +172,9 @@ def run_collect(
     connect_timeout = int(settings.get("collect", "connect_timeout_s"))
     forks = max(1, int(settings.get("collect", "forks")))  # Ansible uses no more workers than hosts
     hosts_known = threading.Event()
+    # Set when the runner returns, or earlier, at Ansible's last event once every host has answered: the
+    # ansible-playbook process then still takes ~0.3 s to exit, which the caller overlaps with storing.
+    finished = threading.Event()
     stop = {"why": None, "deadline": None}  # why: None, "no hosts" or "error"
     interrupted = signal_handler()  # SIGTERM / SIGINT cancel the run, as ansible_runner.run() would
     bar = Progress(0, enabled=False)
@@ -180,6 +186,11 @@ def run_collect(
         return stop["why"] is not None or (deadline is not None and time.monotonic() > deadline)
 
     def on_event(event: dict) -> bool:
+        if event.get("event") == "playbook_on_stats":  # Ansible's last event: the play is over
+            hosts_known.wait()
+            if "pending" not in summary.status.values():
+                finished.set()
+            return True
         answer = host_result(event)
         if answer is None:
             return True
@@ -229,7 +240,9 @@ def run_collect(
             runner.run()
         except BaseException as e:  # noqa: BLE001 - reported below, as the run's error
             crashed.append(e)
+        finally:
             hosts_known.set()
+            finished.set()
 
     thread = threading.Thread(target=run_runner, name="ansible-runner", daemon=True)
     thread.start()
@@ -252,10 +265,18 @@ def run_collect(
     bar.update(summary.counts())
     hosts_known.set()
     try:
-        while thread.is_alive():
-            thread.join(0.5)
+        while not finished.wait(0.5):  # a timeout, so that SIGTERM's handler runs
+            pass
     finally:
         bar.close()
+    if hosts and thread.is_alive():  # every host answered and Ansible is exiting: its status follows from theirs
+        runner_status = "successful" if all(s == "ok" for s in summary.status.values()) else "failed"
+        summary.wait_ansible = lambda: thread.join(60)
+        summary.finished_at = iso(utcnow())
+        summary.runner_status = runner_status
+        spool.finish_run(summary.run_id, summary.meta())
+        return summary
+    thread.join()
     if crashed and hosts:
         raise CollectError(f"ansible-runner failed: {type(crashed[0]).__name__}: {crashed[0]}")
     if not hosts:
@@ -283,8 +304,8 @@ def run_collect(
     spool.finish_run(summary.run_id, summary.meta())
     if stopped:
         answered = sum(1 for s in summary.status.values() if s == "ok")
-        raise CollectInterrupted(f"interrupted: Ansible stopped; the {answered} host result(s) that came back are kept "
-                           f"in {spool.run_dir(summary.run_id)} and stored by the next run")
+        raise CollectInterrupted(f"interrupted: Ansible stopped; the {answered} host result(s) that came back "
+                                 f"are kept in {spool.run_dir(summary.run_id)} and stored by the next run")
     if runner.status not in ("successful", "failed", "timeout") and not any(
         s == "ok" for s in summary.status.values()
     ):
