@@ -59,12 +59,38 @@ def collect(top_n=15, accounting_since=None, only=None):
 
 def parse_time(value):
     """POSIX seconds from ISO 8601 ("...Z", an offset, or naive meaning UTC)."""
-    import datetime  # only here: most runs need no date parsing, and the import costs ~4 ms of CPU
+    value = value.strip()
+    seconds = _utc_seconds(value)
+    if seconds is not None:
+        return seconds
+    import datetime  # only here: importing it costs ~3 ms of CPU
 
-    t = datetime.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    t = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
     if t.tzinfo is None:
         t = t.replace(tzinfo=datetime.timezone.utc)
     return t.timestamp()
+
+
+def _utc_seconds(value):
+    """parse_time of "YYYY-MM-DDTHH:MM:SSZ", the form fleetscope sends on every run, else None.
+
+    speed: the same number datetime gives (proleptic Gregorian calendar, as datetime counts), without it.
+    """
+    if len(value) != 20 or value[4] + value[7] + value[10] + value[13] + value[16] + value[19] != "--T::Z":
+        return None
+    digits = value[0:4] + value[5:7] + value[8:10] + value[11:13] + value[14:16] + value[17:19]
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    year, month, day = int(value[0:4]), int(value[5:7]), int(value[8:10])
+    hour, minute, second = int(value[11:13]), int(value[14:16]), int(value[17:19])
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    month_days = (31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+    if not (year >= 1 and 1 <= month <= 12 and 1 <= day <= month_days[month - 1]
+            and hour < 24 and minute < 60 and second < 60):
+        return None  # datetime says what is wrong
+    y = year - 1
+    days = y * 365 + y // 4 - y // 100 + y // 400 + sum(month_days[:month - 1]) + day - 719163  # since 1970
+    return float(days * 86400 + hour * 3600 + minute * 60 + second)
 
 
 def _selected(only, errors):

@@ -2,14 +2,15 @@
 accounting records.
 
 No pynvml, no driver, or an NVML that will not start is not an error: ``available`` is false and
-``reason`` says why. Every field is read on its own (``Reader.read``): a field the GPU does not support
-is null, any other failure is null too and is recorded in the device's ``errors``.
+``reason`` says why. Every field is read on its own (``gpu_devices.Reader.read``): a field the GPU does not
+support is null, any other failure is null too and is recorded in the device's ``errors``. The reading
+itself is in gpu_devices.py, imported only once the driver and pynvml are there.
 """
 
 import os
 import time
 
-from ._util import iso_z, owner_and_command, text
+from ._util import text
 
 # bit -> name of nvmlDeviceGetCurrentClocksEventReasons (formerly ...ClocksThrottleReasons)
 THROTTLE_REASONS = (
@@ -35,7 +36,6 @@ NOT_AVAILABLE = (0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF)  # NVML_VALUE_NOT_AVAILABLE as 
 PSTATE_UNKNOWN = 32
 UTILIZATION_SAMPLES = 1  # NVML_GPU_UTILIZATION_SAMPLES
 MEMORY_TEMP_FIELD = 82  # NVML_FI_DEV_MEMORY_TEMP
-_VALUE_ATTRS = ("dVal", "uiVal", "ulVal", "ullVal", "sllVal", "siVal", "usVal")  # by nvmlValueType_t
 NO_FACTS = {"nvidia_driver": None, "cuda_version": None, "nvml_version": None, "gpu_models": []}
 
 DEVICE_FIELDS = (
@@ -88,9 +88,11 @@ def collect(ctx):
     if reason is not None:
         return _unavailable(reason)
     try:
-        facts.update(_facts(nvml))
+        from . import gpu_devices  # speed: compiled only here, on hosts with the driver
+
+        facts.update(gpu_devices.facts(nvml))
         since, now = ctx.get("accounting_since"), time.time()
-        devices = [_device(nvml, i, since, now) for i in range(nvml.nvmlDeviceGetCount())]
+        devices = [gpu_devices.device(nvml, i, since, now) for i in range(nvml.nvmlDeviceGetCount())]
         facts["gpu_models"] = sorted({d["name"] for d in devices if d["name"]})
         return {"available": True, "reason": None, "devices": devices}
     finally:
@@ -103,48 +105,13 @@ def nvidia_facts():
     if nvml is None or _init(nvml) is not None:
         return dict(NO_FACTS)
     try:
-        facts = _facts(nvml)
-        reader = Reader(nvml)
-        names = set()
-        for i in range(nvml.nvmlDeviceGetCount()):
-            handle = reader.read("nvmlDeviceGetHandleByIndex", i)
-            name = text(reader.read("nvmlDeviceGetName", handle)) if handle is not None else None
-            if name:
-                names.add(name)
-        facts["gpu_models"] = sorted(names)
+        from . import gpu_devices
+
+        facts = gpu_devices.facts(nvml)
+        facts["gpu_models"] = gpu_devices.model_names(nvml)
         return facts
     finally:
         _shutdown(nvml)
-
-
-class Reader:
-    """Calls NVML functions by name and holds the one policy on which errors mean "no value"."""
-
-    def __init__(self, nvml):
-        self.nvml = nvml
-        self.quiet = tuple(c for c in (getattr(nvml, n, None) for n in QUIET_ERRORS) if isinstance(c, type))
-        self.errors = []
-
-    def read(self, fn, *args):
-        """nvml.<fn>(*args); None when unsupported (quietly) or failed (recorded in self.errors)."""
-        func = getattr(self.nvml, fn, None)
-        if func is None:  # an older pynvml without this function
-            return None
-        try:
-            return func(*args)
-        except self.quiet:
-            return None
-        except Exception as e:
-            self.errors.append({"call": fn, "type": type(e).__name__, "message": text(str(e))[:300]})
-            return None
-
-    def first(self, fns, *args):
-        """The first of several equivalent functions (newest first) that gives a value."""
-        for fn in fns:
-            value = self.read(fn, *args)
-            if value is not None:
-                return value
-        return None
 
 
 def _unavailable(reason):
@@ -170,217 +137,3 @@ def _shutdown(nvml):
         nvml.nvmlShutdown()
     except Exception:  # nothing left to save; the document is already built
         pass
-
-
-def _facts(nvml):
-    reader = Reader(nvml)
-    cuda = reader.read("nvmlSystemGetCudaDriverVersion")
-    return {
-        "nvidia_driver": text(reader.read("nvmlSystemGetDriverVersion")),
-        "cuda_version": f"{cuda // 1000}.{cuda % 1000 // 10}" if cuda else None,
-        "nvml_version": text(reader.read("nvmlSystemGetNVMLVersion")),
-        "gpu_models": [],
-    }
-
-
-def _device(nvml, index, since, now):
-    reader = Reader(nvml)
-    read = reader.read
-    handle = read("nvmlDeviceGetHandleByIndex", index)
-    if handle is None:
-        device = dict.fromkeys(DEVICE_FIELDS)
-        device.update(index=index, throttle_reasons=[], accounting=[], mig_devices=[], errors=reader.errors)
-        return device
-    d = {"index": index}
-    d["uuid"] = text(read("nvmlDeviceGetUUID", handle))
-    d["name"] = text(read("nvmlDeviceGetName", handle))
-    d["serial"] = text(read("nvmlDeviceGetSerial", handle))
-    pci = read("nvmlDeviceGetPciInfo", handle)
-    d["bus_id"] = text(pci.busId) if pci is not None else None
-
-    util = read("nvmlDeviceGetUtilizationRates", handle)
-    d["utilization_gpu_pct"] = util.gpu if util is not None else None
-    d["utilization_mem_pct"] = util.memory if util is not None else None
-    d["utilization_gpu_avg_pct"], d["utilization_samples"] = _average_utilization(reader, handle)
-
-    d["mem_total_bytes"], d["mem_used_bytes"], d["mem_reserved_bytes"] = _memory(reader, handle)
-    d["temperature_c"] = read("nvmlDeviceGetTemperature", handle, 0)  # NVML_TEMPERATURE_GPU
-    d["temperature_mem_c"] = _field_value(reader, handle, MEMORY_TEMP_FIELD)
-    power_mw = read("nvmlDeviceGetPowerUsage", handle)
-    d["power_w"] = power_mw / 1000.0 if power_mw is not None else None
-    limit_mw = read("nvmlDeviceGetEnforcedPowerLimit", handle)
-    d["power_limit_w"] = limit_mw / 1000.0 if limit_mw is not None else None
-    d["energy_mj"] = read("nvmlDeviceGetTotalEnergyConsumption", handle)
-    d["fan_pct"] = read("nvmlDeviceGetFanSpeed", handle)
-
-    d["clock_sm_mhz"] = read("nvmlDeviceGetClockInfo", handle, 1)  # NVML_CLOCK_SM
-    d["clock_mem_mhz"] = read("nvmlDeviceGetClockInfo", handle, 2)  # NVML_CLOCK_MEM
-    d["clock_sm_max_mhz"] = read("nvmlDeviceGetMaxClockInfo", handle, 1)
-    pstate = read("nvmlDeviceGetPerformanceState", handle)
-    d["pstate"] = pstate if pstate != PSTATE_UNKNOWN else None
-    mask = reader.first(("nvmlDeviceGetCurrentClocksEventReasons", "nvmlDeviceGetCurrentClocksThrottleReasons"),
-                        handle)
-    d["throttle_reasons"] = throttle_names(mask) if mask is not None else []
-    d["throttle_mask"] = mask
-
-    ecc = read("nvmlDeviceGetEccMode", handle)
-    d["ecc_mode"] = bool(ecc[0]) if ecc is not None else None
-    for counter, counter_name in ((0, "volatile"), (1, "aggregate")):  # NVML_VOLATILE_ECC, NVML_AGGREGATE_ECC
-        for kind, kind_name in ((0, "corrected"), (1, "uncorrected")):  # NVML_MEMORY_ERROR_TYPE_*
-            d[f"ecc_{counter_name}_{kind_name}"] = (
-                read("nvmlDeviceGetTotalEccErrors", handle, kind, counter) if d["ecc_mode"] else None
-            )
-    rows = read("nvmlDeviceGetRemappedRows", handle)
-    d["remapped_rows_correctable"] = rows[0] if rows is not None else None
-    d["remapped_rows_uncorrectable"] = rows[1] if rows is not None else None
-    d["remapped_rows_pending"] = bool(rows[2]) if rows is not None else None
-    d["remapped_rows_failure"] = bool(rows[3]) if rows is not None else None
-    d["retired_pages"] = _retired_pages(reader, handle)
-
-    persistence = read("nvmlDeviceGetPersistenceMode", handle)
-    d["persistence_mode"] = bool(persistence) if persistence is not None else None
-    d["compute_mode"] = COMPUTE_MODES.get(read("nvmlDeviceGetComputeMode", handle))
-    mig = read("nvmlDeviceGetMigMode", handle)
-    d["mig_mode"] = bool(mig[0]) if mig is not None else None
-    accounting = read("nvmlDeviceGetAccountingMode", handle)
-    d["accounting_mode"] = bool(accounting) if accounting is not None else None
-    d["pcie_gen"] = read("nvmlDeviceGetCurrPcieLinkGeneration", handle)
-    d["pcie_width"] = read("nvmlDeviceGetCurrPcieLinkWidth", handle)
-
-    d["processes"] = _processes(reader, handle)
-    d["accounting"] = _accounting(reader, handle, since, now) if d["accounting_mode"] else []
-    d["mig_devices"] = _mig_devices(reader, handle) if d["mig_mode"] else []
-    d["errors"] = reader.errors
-    return d
-
-
-def throttle_names(mask):
-    names = [name for bit, name in THROTTLE_REASONS if mask & bit]
-    unknown = mask & ~sum(bit for bit, _ in THROTTLE_REASONS)
-    if unknown:
-        names.append(f"unknown_0x{unknown:x}")
-    return names
-
-
-def _value(value, value_type):
-    """A number from an nvmlValue_t union, by its nvmlValueType_t."""
-    try:
-        return getattr(value, _VALUE_ATTRS[value_type])
-    except (IndexError, TypeError, AttributeError):
-        return None
-
-
-def _average_utilization(reader, handle):
-    """Mean of NVML's buffered GPU utilization samples (about the last 15 s) and their count."""
-    result = reader.read("nvmlDeviceGetSamples", handle, UTILIZATION_SAMPLES, 0)
-    if not result:
-        return None, 0
-    value_type, samples = result
-    values = [v for v in (_value(s.sampleValue, value_type) for s in samples) if v is not None]
-    if not values:
-        return None, 0
-    return round(sum(values) / float(len(values)), 2), len(values)
-
-
-def _memory(reader, handle):
-    """(total, used, reserved) bytes; reserved (driver/firmware) needs the v2 call, null without it."""
-    v2 = getattr(reader.nvml, "nvmlMemory_v2", None)
-    mem = reader.read("nvmlDeviceGetMemoryInfo", handle, v2) if v2 is not None else None
-    if mem is not None:
-        return mem.total, mem.used, mem.reserved
-    mem = reader.read("nvmlDeviceGetMemoryInfo", handle)
-    if mem is None:
-        return None, None, None
-    return mem.total, mem.used, None
-
-
-def _field_value(reader, handle, field_id):
-    values = reader.read("nvmlDeviceGetFieldValues", handle, [field_id])
-    if not values or values[0].nvmlReturn != 0:
-        return None
-    return _value(values[0].value, values[0].valueType)
-
-
-def _retired_pages(reader, handle):
-    """Pages retired for ECC errors (pre-Ampere; newer GPUs remap rows and say not supported)."""
-    counts = [reader.read("nvmlDeviceGetRetiredPages", handle, cause) for cause in (0, 1)]
-    if all(c is None for c in counts):
-        return None
-    return sum(len(c) for c in counts if c is not None)
-
-
-def _id(value):
-    return None if value is None or value in NOT_AVAILABLE else int(value)
-
-
-def _processes(reader, handle):
-    """Running compute and graphics processes; null when NVML will not list them."""
-    merged, listed = {}, False
-    for kind, fns in (
-        ("compute", ("nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetComputeRunningProcesses_v2")),
-        ("graphics", ("nvmlDeviceGetGraphicsRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses_v2")),
-    ):
-        procs = reader.first(fns, handle)
-        if procs is None:
-            continue
-        listed = True
-        for p in procs:
-            gi, ci = _id(getattr(p, "gpuInstanceId", None)), _id(getattr(p, "computeInstanceId", None))
-            key = (p.pid, gi, ci)
-            if key in merged:
-                merged[key]["type"] = "compute+graphics"
-                continue
-            user, command = owner_and_command(p.pid)
-            merged[key] = {
-                "pid": int(p.pid), "type": kind, "gpu_mem_bytes": _id(getattr(p, "usedGpuMemory", None)),
-                "user": user, "command": command, "mig_gi": gi, "mig_ci": ci,
-            }
-    return list(merged.values()) if listed else None
-
-
-def _accounting(reader, handle, since, now):
-    """Processes the driver accounted for; those that ended before ``since`` (epoch s) are left out."""
-    records = []
-    for pid in reader.read("nvmlDeviceGetAccountingPids", handle) or []:
-        s = reader.read("nvmlDeviceGetAccountingStats", handle, pid)
-        if s is None:  # evicted from the driver's buffer meanwhile
-            continue
-        running = bool(s.isRunning)
-        start = s.startTime / 1e6 if s.startTime else None  # microseconds since the epoch
-        if running:  # NVML reports time 0 until the process ends
-            duration = max(now - start, 0.0) if start is not None else None
-        else:
-            duration = s.time / 1000.0  # milliseconds
-        if since is not None and not running and start is not None and start + duration < since:
-            continue
-        records.append({
-            "pid": int(pid),
-            "user": owner_and_command(pid)[0] if running else None,  # an ended pid may be reused
-            "gpu_util_pct": s.gpuUtilization,
-            "mem_util_pct": s.memoryUtilization,
-            "max_mem_bytes": _id(s.maxMemoryUsage),
-            "started_at": iso_z(start),
-            "duration_s": round(duration, 3) if duration is not None else None,
-            "running": running,
-        })
-    return records
-
-
-def _mig_devices(reader, handle):
-    out = []
-    for i in range(reader.read("nvmlDeviceGetMaxMigDeviceCount", handle) or 0):
-        mig = reader.read("nvmlDeviceGetMigDeviceHandleByIndex", handle, i)
-        if mig is None:  # empty slot
-            continue
-        attrs = reader.read("nvmlDeviceGetAttributes", mig)
-        mem = reader.read("nvmlDeviceGetMemoryInfo", mig)
-        out.append({
-            "index": i,
-            "uuid": text(reader.read("nvmlDeviceGetUUID", mig)),
-            "gi_id": reader.read("nvmlDeviceGetGpuInstanceId", mig),
-            "ci_id": reader.read("nvmlDeviceGetComputeInstanceId", mig),
-            "slices": attrs.gpuInstanceSliceCount if attrs is not None else None,
-            "mem_total_bytes": mem.total if mem is not None else None,
-            "mem_used_bytes": mem.used if mem is not None else None,
-        })
-    return out

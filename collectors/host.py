@@ -4,15 +4,13 @@ Standard library and /proc, /sys only. The NVIDIA facts come from the ``gpus`` s
 run (ctx["nvidia"]), so NVML starts once; a run without ``gpus`` reads them itself.
 """
 
-import glob
 import os
-import platform
-import socket
 
 from . import gpus
 from ._util import PROC, boot_time, iso_z, python_version, read_text
 from .memory import meminfo
 
+SYS_CPU = "/sys/devices/system/cpu"
 # /proc/cpuinfo on Arm names no model; "CPU part" does (as lscpu's table, for the server cores)
 ARM_PARTS = {
     "0xd0c": "Neoverse-N1", "0xd40": "Neoverse-V1", "0xd49": "Neoverse-N2", "0xd4f": "Neoverse-V2",
@@ -26,8 +24,8 @@ def collect(ctx):
         nvidia = gpus.nvidia_facts()
     uname = os.uname()
     return {
-        "hostname": socket.gethostname(),
-        "fqdn": socket.getfqdn(),
+        "hostname": hostname(),
+        "fqdn": fqdn(),
         "os": os_name(),
         "kernel": uname.release,
         "arch": uname.machine,
@@ -54,6 +52,8 @@ def os_name():
         for line in content.splitlines():
             if line.startswith("PRETTY_NAME="):
                 return line.split("=", 1)[1].strip().strip("\"'")
+    import platform  # only here: a rare fallback, and importing platform (and re) costs ~10 ms of CPU
+
     return platform.system() or None
 
 
@@ -72,13 +72,22 @@ def cpu_model():
     part = fields.get("CPU part")
     if part:
         return ARM_PARTS.get(part.lower(), f"Arm CPU part {part}")
+    import platform
+
     return platform.processor() or None
 
 
 def cpu_physical():
     """Physical cores: distinct (package, core) pairs in sysfs; None when sysfs does not say."""
     cores = set()
-    for topology in glob.glob("/sys/devices/system/cpu/cpu[0-9]*/topology"):
+    try:
+        names = os.listdir(SYS_CPU)
+    except OSError:
+        names = []
+    for name in names:  # cpu[0-9]*, as glob would pick them (glob imports re: ~10 ms of CPU)
+        if not (name.startswith("cpu") and "0" <= name[3:4] <= "9"):
+            continue
+        topology = f"{SYS_CPU}/{name}/topology"
         try:
             package = read_text(topology + "/physical_package_id").strip()
             core = read_text(topology + "/core_id").strip()
@@ -86,3 +95,33 @@ def cpu_physical():
             continue
         cores.add((package, core))
     return len(cores) or None
+
+
+def hostname():
+    """socket.gethostname(), from socket's C module: importing socket.py (enum, selectors) costs ~10 ms of CPU."""
+    import _socket
+
+    return _socket.gethostname()
+
+
+def fqdn():
+    """socket.getfqdn() for this host.
+
+    speed: socket.getfqdn() hands the name to gethostbyaddr() as str, which loads the idna codec (stringprep,
+    re: ~10 ms of CPU); an ASCII name, which that codec passes through unchanged, goes as bytes instead.
+    """
+    import _socket
+
+    name = _socket.gethostname()
+    if not (name.isascii() and all(0 < len(label) < 64 for label in name.split("."))):
+        import socket  # a name the idna codec would change or refuse: the real thing
+
+        return socket.getfqdn()
+    try:
+        canonical, aliases, _ = _socket.gethostbyaddr(name.encode("ascii"))
+    except OSError:
+        return name
+    for alias in [canonical, *aliases]:  # the first with a dot, as getfqdn picks
+        if "." in alias:
+            return alias
+    return canonical

@@ -18,6 +18,7 @@ from ._util import (
     page_size,
     proc_argv,
     proc_comm,
+    read_bytes,
     text,
     user_hz,
     user_name,
@@ -68,12 +69,9 @@ def _stats_proc():
         if not name.isdigit():
             continue
         try:
-            raw = read_stat(int(name))
+            f = stat_fields(name)
         except OSError:  # exited, or hidden from us (hidepid)
             continue
-        # fields after the ")" that ends the command name: state is [0], utime [11], stime [12],
-        # starttime [19] (ticks after boot), rss [21] (pages)
-        f = raw[raw.rindex(")") + 2:].split()
         out.append({
             "pid": int(name),
             "cpu_time_s": (int(f[11]) + int(f[12])) / hz,
@@ -83,18 +81,20 @@ def _stats_proc():
     return out
 
 
-def read_stat(pid):
-    with open(f"{PROC}/{pid}/stat", "rb") as f:
-        return f.read().decode("utf-8", "replace")
+def stat_fields(pid):
+    """The fields of /proc/<pid>/stat after the ")" that ends the command name, up to rss: state is [0],
+    utime [11], stime [12], starttime [19] (ticks after boot), rss [21] (pages). speed: split no further than
+    needed, and left as bytes (they are ASCII, and int() reads bytes)."""
+    raw = read_bytes(f"{PROC}/{pid}/stat")
+    return raw[raw.rindex(b")") + 2:].split(None, 22)
 
 
 def _details_proc(pid):
     try:
         uid = os.stat(f"{PROC}/{pid}").st_uid
-        raw = read_stat(pid)
+        state = stat_fields(pid)[0].decode("utf-8", "replace")
     except OSError:
         return None
-    state = raw[raw.rindex(")") + 2:].split()[0]
     try:
         argv = proc_argv(pid)
         comm = proc_comm(pid) if not argv else None

@@ -10,22 +10,20 @@ Rules, applied per argument (and per word inside an argument holding spaces, as 
 
 A name looks like a secret when it contains pass, token, secret, key, auth or credential (any case).
 Redacting too much is the safe error. The result is capped at MAX_COMMAND characters.
-"""
 
-import re
+Speed: the rules are written as string operations, not regular expressions, because compiling the
+patterns cost a few ms of CPU on every run. Each helper gives the pattern it stands for; character classes
+follow re's rules for str: ``\\w`` is ``str.isalnum()`` or ``_``, ``\\s`` is ``str.isspace()``.
+"""
 
 REDACTED = "<redacted>"
 MAX_COMMAND = 1024
 
-SECRET_NAME = re.compile(r"pass|token|secret|key|auth|credential", re.IGNORECASE)
+SECRET_WORDS = ("pass", "token", "secret", "key", "auth", "credential")
 SHORT_SECRET_FLAGS = ("-p",)  # mysql/sshpass style; a redacted port number is harmless
 AUTH_SCHEMES = ("bearer", "basic", "token", "digest")
 
-_WHOLE_ASSIGNMENT = re.compile(r"(-{0,2}[A-Za-z_][\w.-]*)=(.*)", re.DOTALL)
-_ASSIGNMENT = re.compile(r"""([\w.-]+)=("[^"]*"|'[^']*'|[^\s&;,"']+)""")
-_URL_PASSWORD = re.compile(r"([A-Za-z][\w+.-]*://[^\s:/@]*):[^\s@/]*@")
-_SECRET_FLAG = re.compile(r"-{1,2}([A-Za-z_][\w.-]*)|([A-Za-z_][\w-]*):")
-_SPACES = re.compile(r"(\s+)")
+_secret_pattern = []  # re.compile("pass|token|...", re.IGNORECASE), compiled for the first non-ASCII name
 
 
 def redact_argv(argv, limit=MAX_COMMAND):
@@ -35,9 +33,22 @@ def redact_argv(argv, limit=MAX_COMMAND):
 
 def redact_command(command, limit=MAX_COMMAND):
     """A redacted copy of a command line given as one string (split on whitespace, spacing kept)."""
-    parts = _SPACES.split(command)
+    parts = _split_spaces(command)
     parts[0::2] = _redact_words(parts[0::2])
     return _cap("".join(parts), limit)
+
+
+def looks_secret(name):
+    """Whether name contains a secret word in any case: re.search("pass|token|...", name, re.IGNORECASE)."""
+    if name.isascii():
+        name = name.lower()
+        return any(word in name for word in SECRET_WORDS)
+    # beyond ASCII, re's case-insensitive match differs from str.lower() (it takes "ſ" for "s", "K" for "k")
+    if not _secret_pattern:
+        import re
+
+        _secret_pattern.append(re.compile("|".join(SECRET_WORDS), re.IGNORECASE))
+    return _secret_pattern[0].search(name) is not None
 
 
 def _redact_words(words):
@@ -62,23 +73,143 @@ def _redact_words(words):
 def _is_secret_flag(word):
     if word in SHORT_SECRET_FLAGS:
         return True
-    m = _SECRET_FLAG.fullmatch(word)
-    return bool(m and SECRET_NAME.search(m.group(1) or m.group(2)))
+    name = _flag_name(word)
+    return name is not None and looks_secret(name)
+
+
+def _flag_name(word):
+    r"""The name of an option ("--name", "-name") or header ("Name:") word, else None.
+
+    -{1,2}([A-Za-z_][\w.-]*)|([A-Za-z_][\w-]*):  (the whole word)
+    """
+    if word.startswith("-"):
+        name = word[2:] if word.startswith("--") else word[1:]
+        return name if _starts_name(name) and _only_word_chars(name[1:], "_.-") else None
+    if word.endswith(":") and _starts_name(word) and _only_word_chars(word[1:-1], "_-"):
+        return word[:-1]
+    return None
 
 
 def _redact_word(word):
-    spaced = any(c.isspace() for c in word)
-    m = _WHOLE_ASSIGNMENT.fullmatch(word)
-    if m and SECRET_NAME.search(m.group(1)) and (word.startswith("-") or not spaced):
-        return m.group(1) + "=" + REDACTED  # the whole value, commas and spaces included
+    spaced = word.split() != [word]  # any whitespace in it (word is not empty)
+    name, equals, _ = word.partition("=")
+    if equals and _is_assignment_name(name) and looks_secret(name) and (word.startswith("-") or not spaced):
+        return name + "=" + REDACTED  # the whole value, commas and spaces included
     if spaced:  # an argument that is itself a command line, as in sh -c "..."
         return redact_command(word, limit=None)
-    word = _URL_PASSWORD.sub(r"\1:" + REDACTED + "@", word)
-    return _ASSIGNMENT.sub(_redact_assignment, word)
+    if "@" in word:  # speed: most words hold neither "@" nor "="
+        word = _hide_url_passwords(word)
+    return _hide_assignments(word) if equals else word
 
 
-def _redact_assignment(m):
-    return m.group(1) + "=" + REDACTED if SECRET_NAME.search(m.group(1)) else m.group(0)
+def _is_assignment_name(name):
+    r"""-{0,2}[A-Za-z_][\w.-]*  (the whole name before the first "=")"""
+    bare = name[2:] if name.startswith("--") else name[1:] if name.startswith("-") else name
+    return _starts_name(bare) and _only_word_chars(bare[1:], "_.-")
+
+
+def _hide_url_passwords(word):
+    r"""Every ([A-Za-z][\w+.-]*://[^\s:/@]*):[^\s@/]*@ becomes \1:<redacted>@, left to right.
+
+    Here and in _hide_assignments, word holds no whitespace (_redact_word sends those to redact_command).
+    """
+    out, copied, start = [], 0, 0  # start: where the next match may begin
+    while True:
+        sep = word.find("://", start)
+        if sep < 0:
+            break
+        scheme = sep  # the scheme: the [\w+.-] characters before "://" (from start on), holding a letter
+        while scheme > start and _is_word_char(word[scheme - 1], "_+.-"):
+            scheme -= 1
+        colon = _find_first(word, sep + 3, ":/@")  # past the user
+        at = _find_first(word, colon + 1, "@/")  # past the password
+        found = any(_is_ascii_letter(c) for c in word[scheme:sep])
+        if not (found and word[colon:colon + 1] == ":" and word[at:at + 1] == "@"):
+            start = sep + 1
+            continue
+        out += [word[copied:colon + 1], REDACTED]
+        copied, start = at, at + 1
+    out.append(word[copied:])
+    return "".join(out)
+
+
+def _hide_assignments(word):
+    r"""([\w.-]+)=("[^"]*"|'[^']*'|[^\s&;,"']+), left to right: the value becomes <redacted> where the
+    name looks like a secret."""
+    out, copied, start = [], 0, 0
+    while True:
+        equals = word.find("=", start)
+        if equals < 0:
+            break
+        name = equals  # the name: the [\w.-] characters before "=" (from start on), at least one
+        while name > start and _is_word_char(word[name - 1], "_.-"):
+            name -= 1
+        end = _value_end(word, equals + 1)
+        if name == equals or end is None:
+            start = equals + 1
+            continue
+        if looks_secret(word[name:equals]):
+            out += [word[copied:equals + 1], REDACTED]
+            copied = end
+        start = end
+    out.append(word[copied:])
+    return "".join(out)
+
+
+def _value_end(word, i):
+    r"""Where "[^"]*"|'[^']*'|[^\s&;,"']+ starting at word[i] ends, or None when it does not match."""
+    quote = word[i:i + 1]
+    if quote in ('"', "'"):
+        close = word.find(quote, i + 1)
+        return close + 1 if close >= 0 else None
+    end = _find_first(word, i, "&;,\"'")
+    return end if end > i else None
+
+
+def _find_first(word, i, chars):
+    """The index of the first of chars in word from i on, len(word) if none."""
+    end = len(word)
+    for c in chars:
+        found = word.find(c, i, end)
+        if found >= 0:
+            end = found
+    return end
+
+
+def _split_spaces(command):
+    r"""re.split(r"(\s+)", command): the words, with the whitespace runs between them at odd indexes."""
+    parts, end = [""], 0  # parts ends with a word ("" until the first)
+    for word in command.split():  # str.split() and re agree on what \s is
+        start = command.find(word, end)
+        if start > end:
+            parts += [command[end:start], word]
+        else:  # the first word, at the very start
+            parts[-1] = word
+        end = start + len(word)
+    if end < len(command):  # whitespace after the last word, or nothing but whitespace
+        parts += [command[end:], ""]
+    return parts
+
+
+def _starts_name(text):
+    """[A-Za-z_] at the start of text."""
+    return _is_ascii_letter(text[:1]) or text[:1] == "_"
+
+
+def _is_ascii_letter(c):
+    return c.isascii() and c.isalpha()
+
+
+def _is_word_char(c, extra):
+    r"""[\w<extra>] for one character."""
+    return c.isalnum() or c in extra
+
+
+def _only_word_chars(text, extra):
+    r"""[\w<extra>]* for the whole text."""
+    for c in extra:
+        text = text.replace(c, "")
+    return not text or text.isalnum()
 
 
 def _cap(command, limit):

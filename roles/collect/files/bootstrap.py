@@ -9,12 +9,12 @@ import os
 import sys
 import zlib
 
-try:  # speed: the C module under signal, without signal.py's enum conversions (~3 ms of CPU per run)
+try:  # speed: the C module under signal; signal.py imports enum and makes enums of its constants (~5 ms)
     import _signal as signal
 except ImportError:
     import signal
 
-try:  # speed: json's C accelerator on its own; `import json` also imports re and enum (~10 ms of CPU per run)
+try:  # speed: json's C accelerator on its own; `import json` also imports re and enum (~10 ms of CPU)
     from _json import encode_basestring_ascii, make_encoder, make_scanner
 except ImportError:
     make_scanner = None
@@ -32,8 +32,9 @@ def loads(data):
     """json.loads(data), for the controller's ASCII JSON; the json module when the fast path cannot."""
     if make_scanner is not None:
         try:
-            value, end = make_scanner(JSONDefaults)(data.decode(), 0)
-            if end == len(data):
+            text = data.decode()
+            value, end = make_scanner(JSONDefaults)(text, 0)
+            if end == len(text):
                 return value
         except Exception:  # json.loads raises the proper error
             pass
@@ -69,10 +70,43 @@ if sys.version_info < (3, 8):  # noqa: UP036 - the host's python, not ours
     answer({"failed": True, "msg": "fleetscope's collector needs a minimum of Python version 3.8 on the host, "
             f"found {sys.version.split()[0]}"}, 1)
 
+# The shipped pynvml, ~330 KB of the bundle's ~400 KB, which only hosts with the NVIDIA driver import; stage.py
+# puts it last. (The "," before its key can only be JSON structure: a quote inside a string is escaped.)
+LAST = b',"fleetscope_collectors.pynvml_shipped":'
+
+
+class Sources(dict):
+    """The bundle's {module name: [is package, source]}, decompressed and parsed only as far as needed.
+
+    speed: reading stops where LAST starts (~10 % of a run's instructions, on a host without the driver); the
+    rest is read when a module of the package is asked for that is not there yet. Without LAST in the bundle,
+    it is all read at once.
+    """
+
+    def __init__(self, compressed):
+        super().__init__()
+        self.inflate, self.left, self.text = zlib.decompressobj(), compressed, b""
+        while self.left and LAST not in self.text:
+            self.text += self.inflate.decompress(self.left, 1 << 16)
+            self.left = self.inflate.unconsumed_tail
+        cut = self.text.find(LAST)
+        if cut < 0:
+            self.read_rest()
+        else:
+            self.update(loads(self.text[:cut] + b"}"))
+            self.text = b"{" + self.text[cut + 1:]
+
+    def read_rest(self):
+        if self.text is not None:
+            rest = self.text + self.inflate.decompress(self.left) + self.inflate.flush()
+            self.text = self.left = None
+            self.update(loads(rest))
+
+
 data = sys.stdin.buffer.read()
 head, _, rest = data.partition(b"\n")
 args = loads(rest[:int(head)])
-sources = loads(zlib.decompress(rest[int(head):]))
+sources = Sources(rest[int(head):])
 ModuleSpec = type(sys.__spec__)  # importlib.machinery.ModuleSpec, without importing importlib
 
 
@@ -81,6 +115,8 @@ class Bundled:
 
     @classmethod
     def find_spec(cls, name, path=None, target=None):
+        if name not in sources and name.startswith("fleetscope_collectors."):
+            sources.read_rest()  # it may be further in the bundle
         if name not in sources:
             return None
         return ModuleSpec(name, cls, is_package=sources[name][0])  # what importlib.util.spec_from_loader gives
