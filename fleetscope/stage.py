@@ -79,8 +79,18 @@ def collector_sources(ship_pynvml: bool = True) -> dict:
 
 
 def collector_bundle(ship_pynvml: bool = True) -> bytes:
-    """The collector package, compressed: about 65 KB with pynvml, 15 KB without."""
-    return zlib.compress(json.dumps(collector_sources(ship_pynvml), separators=(",", ":")).encode(), 9)
+    """The collector package, compressed, in two parts: the package (about 15 KB), then the shipped pynvml
+    (about 50 KB), which the bootstrap decompresses only on a host where the collector imports it (one with
+    the NVIDIA driver). Each part is zlib-compressed JSON {module name: [is package, source]}; the first is
+    preceded by its length on a line of its own; the second may be empty."""
+    sources = collector_sources(ship_pynvml)
+    shipped = {name: sources.pop(name) for name in [f"{PACKAGE}.pynvml_shipped"] if name in sources}
+
+    def pack(modules: dict) -> bytes:
+        return zlib.compress(json.dumps(modules, separators=(",", ":")).encode(), 9) if modules else b""
+
+    package = pack(sources)
+    return b"%d\n" % len(package) + package + pack(shipped)
 
 
 def write_bundle(stage_root: Path, ship_pynvml: bool = True) -> Path:

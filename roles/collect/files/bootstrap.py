@@ -1,7 +1,8 @@
 # fleetscope's collector loader. The fleetscope_collect action runs `python3 -c STUB` on a host (STUB, in
 # fleetscope/stage.py, reads this file from stdin and runs it), then the rest of stdin is: one line with the
-# byte length of the JSON arguments, the arguments, then the collector package as zlib-compressed JSON
-# {module name: [is package, source]}.
+# byte length of the JSON arguments, the arguments, then the collector bundle (fleetscope.stage.collector_bundle):
+# the package's length on a line, the package, then the shipped pynvml (possibly empty), each as zlib-compressed
+# JSON {module name: [is package, source]}.
 # The package is imported from memory: nothing is written to the host, nothing stays behind. The answer is
 # one JSON object on stdout, shaped like an Ansible module's result.
 # Every run pays for what this file imports, so it takes the C halves of json and signal (below) where it can.
@@ -70,43 +71,13 @@ if sys.version_info < (3, 8):  # noqa: UP036 - the host's python, not ours
     answer({"failed": True, "msg": "fleetscope's collector needs a minimum of Python version 3.8 on the host, "
             f"found {sys.version.split()[0]}"}, 1)
 
-# The shipped pynvml, ~330 KB of the bundle's ~400 KB, which only hosts with the NVIDIA driver import; stage.py
-# puts it last. (The "," before its key can only be JSON structure: a quote inside a string is escaped.)
-LAST = b',"fleetscope_collectors.pynvml_shipped":'
-
-
-class Sources(dict):
-    """The bundle's {module name: [is package, source]}, decompressed and parsed only as far as needed.
-
-    speed: reading stops where LAST starts (~10 % of a run's instructions, on a host without the driver); the
-    rest is read when a module of the package is asked for that is not there yet. Without LAST in the bundle,
-    it is all read at once.
-    """
-
-    def __init__(self, compressed):
-        super().__init__()
-        self.inflate, self.left, self.text = zlib.decompressobj(), compressed, b""
-        while self.left and LAST not in self.text:
-            self.text += self.inflate.decompress(self.left, 1 << 16)
-            self.left = self.inflate.unconsumed_tail
-        cut = self.text.find(LAST)
-        if cut < 0:
-            self.read_rest()
-        else:
-            self.update(loads(self.text[:cut] + b"}"))
-            self.text = b"{" + self.text[cut + 1:]
-
-    def read_rest(self):
-        if self.text is not None:
-            rest = self.text + self.inflate.decompress(self.left) + self.inflate.flush()
-            self.text = self.left = None
-            self.update(loads(rest))
-
-
 data = sys.stdin.buffer.read()
 head, _, rest = data.partition(b"\n")
 args = loads(rest[:int(head)])
-sources = Sources(rest[int(head):])
+head, _, rest = rest[int(head):].partition(b"\n")
+sources = loads(zlib.decompress(rest[:int(head)]))
+# speed: the shipped pynvml (330 KB of source) is decompressed only when the collector imports it
+shipped = rest[int(head):]
 ModuleSpec = type(sys.__spec__)  # importlib.machinery.ModuleSpec, without importing importlib
 
 
@@ -115,8 +86,10 @@ class Bundled:
 
     @classmethod
     def find_spec(cls, name, path=None, target=None):
-        if name not in sources and name.startswith("fleetscope_collectors."):
-            sources.read_rest()  # it may be further in the bundle
+        global shipped
+        if name not in sources and shipped and name.startswith("fleetscope_collectors."):
+            sources.update(loads(zlib.decompress(shipped)))
+            shipped = b""
         if name not in sources:
             return None
         return ModuleSpec(name, cls, is_package=sources[name][0])  # what importlib.util.spec_from_loader gives
