@@ -1,0 +1,455 @@
+"""The collector's fast paths (commit 5decc10) against the standard-library code they replaced.
+
+To save CPU on every run, the collector swapped re, datetime, socket and io for hand-written code: the
+redaction rules as string operations, parse_time and iso_z without datetime, /proc/<pid>/stat read as bytes,
+hostname/fqdn from _socket. Each must give exactly what the code it replaced gave. That code (as of b7a663f)
+is kept here as the reference, and each property below compares the two on generated inputs: the same
+result, or an exception of the same type where the reference raised.
+"""
+
+import _socket
+import datetime
+import math
+import os
+import re
+import socket
+import time
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from collectors import _util, host, parse_time, processes
+from collectors.redact import redact_argv, redact_command
+
+REDACTION = settings(max_examples=400, deadline=None)  # the whole file runs in a few seconds
+
+
+def outcome(function, *args):
+    """("ok", value) or ("raised", exception type): what a call gave, to compare two implementations."""
+    try:
+        return ("ok", function(*args))
+    except Exception as exc:  # noqa: BLE001 - any exception is an outcome to compare
+        return ("raised", type(exc))
+
+
+# -- 1. redaction -----------------------------------------------------------------------------------------
+# The regex-based module as it was at b7a663f (collectors/redact.py), the reference for the string version.
+_OLD_REDACTED = "<redacted>"
+_OLD_MAX_COMMAND = 1024
+_OLD_SECRET_NAME = re.compile(r"pass|token|secret|key|auth|credential", re.IGNORECASE)
+_OLD_SHORT_SECRET_FLAGS = ("-p",)
+_OLD_AUTH_SCHEMES = ("bearer", "basic", "token", "digest")
+_OLD_WHOLE_ASSIGNMENT = re.compile(r"(-{0,2}[A-Za-z_][\w.-]*)=(.*)", re.DOTALL)
+_OLD_ASSIGNMENT = re.compile(r"""([\w.-]+)=("[^"]*"|'[^']*'|[^\s&;,"']+)""")
+_OLD_URL_PASSWORD = re.compile(r"([A-Za-z][\w+.-]*://[^\s:/@]*):[^\s@/]*@")
+_OLD_SECRET_FLAG = re.compile(r"-{1,2}([A-Za-z_][\w.-]*)|([A-Za-z_][\w-]*):")
+_OLD_SPACES = re.compile(r"(\s+)")
+
+
+def _old_redact_argv(argv, limit=_OLD_MAX_COMMAND):
+    return _old_cap(" ".join(_old_redact_words(list(argv))), limit)
+
+
+def _old_redact_command(command, limit=_OLD_MAX_COMMAND):
+    parts = _OLD_SPACES.split(command)
+    parts[0::2] = _old_redact_words(parts[0::2])
+    return _old_cap("".join(parts), limit)
+
+
+def _old_redact_words(words):
+    out = []
+    pending = False
+    for word in words:
+        if not word:
+            out.append(word)
+            continue
+        if pending and not word.startswith("-"):
+            if word.lower() in _OLD_AUTH_SCHEMES:
+                out.append(word)
+                continue
+            out.append(_OLD_REDACTED)
+            pending = False
+            continue
+        pending = _old_is_secret_flag(word)
+        out.append(word if pending else _old_redact_word(word))
+    return out
+
+
+def _old_is_secret_flag(word):
+    if word in _OLD_SHORT_SECRET_FLAGS:
+        return True
+    m = _OLD_SECRET_FLAG.fullmatch(word)
+    return bool(m and _OLD_SECRET_NAME.search(m.group(1) or m.group(2)))
+
+
+def _old_redact_word(word):
+    spaced = any(c.isspace() for c in word)
+    m = _OLD_WHOLE_ASSIGNMENT.fullmatch(word)
+    if m and _OLD_SECRET_NAME.search(m.group(1)) and (word.startswith("-") or not spaced):
+        return m.group(1) + "=" + _OLD_REDACTED
+    if spaced:
+        return _old_redact_command(word, limit=None)
+    word = _OLD_URL_PASSWORD.sub(r"\1:" + _OLD_REDACTED + "@", word)
+    return _OLD_ASSIGNMENT.sub(_old_redact_assignment, word)
+
+
+def _old_redact_assignment(m):
+    return m.group(1) + "=" + _OLD_REDACTED if _OLD_SECRET_NAME.search(m.group(1)) else m.group(0)
+
+
+def _old_cap(command, limit):
+    if limit is not None and len(command) > limit:
+        return command[: limit - 3] + "..."
+    return command
+
+
+# Pieces the rules react to, so that generated command lines match them often; joined with arbitrary text.
+PIECES = [
+    "--password=", "--password", "-password=", "--db-pass", "-p", "-p=", "--token", "--api-key=", "--auth",
+    "-x", "--", "-", "token:", "Token:", "Authorization:", "X-Auth-Token:", "Bearer", "basic", "DIGEST", "token",
+    "user:pw@host", "scheme://u:p@h/x", "https://", "mongodb+srv://a:b:c@h", "://", ":", "/", "@", "?",
+    "KEY=val", "API_KEY=", "aws_secret=", "credential=", "x=1", "=", '"', "'", '="a b"', "='x'", "&", ";", ",",
+    ".", "_", "+", " ", "  ", "\t", "\n", "\x0b", "\x0c", "\r", "\x1c", "\x85", "\u3000", "\xa0", "\u2028",
+    "ſ", "\u212a", "İ", "ı", "é", "ß", "\u0130", "paſs", "\u212aey", "PAſſ", "Ωkey", "0", "9", "²", "٣", "",
+    "pass", "PASS", "secret", "key", "auth", "credential", "a", "Z",
+]
+# The secret words with one letter in another case, or swapped for a character that re's IGNORECASE takes for
+# it but str.lower() does not (ſ for s, ı and İ for i, the Kelvin sign for k): looks_secret must agree with re.
+_LOOKALIKES = {"s": "Sſ", "k": "K\u212a", "i": "Iıİ"}
+SECRET_VARIANTS = sorted({
+    word[:i] + c + word[i + 1:]
+    for word in ("pass", "token", "secret", "key", "auth", "credential")
+    for i in range(len(word))
+    for c in _LOOKALIKES.get(word[i], word[i].upper())
+})
+NAMES = st.sampled_from(SECRET_VARIANTS + ["port", "user", "x", "passwd", "apiKey", "a.b", "é", "_"])
+NAME = st.builds(  # an option, header or assignment word
+    lambda before, name, after, then: before + name + after + then,
+    st.sampled_from(["", "-", "--", "---", "X-", "db_", "a.", "?", "&", "1", "é"]),
+    NAMES,
+    st.sampled_from(["", "=", ":", "=v", "_x=", ".d=", "-x:", ".x:", '="a b"', "='x'", "=a;b", "::"]),
+    st.sampled_from(["", " v", ": v", "\tv", " -v", " Bearer x", "\xa0v", "= v", " "]),
+)
+VALUE = st.sampled_from(["", "v", "a b", "'x'", '"y"', "'", '"', "'a,b'", "a;b", "a&b", "a,b", "=", "u:p@h", "é"])
+ASSIGNMENTS = st.lists(  # query strings and option lists: name=value joined by & , ; ? and others
+    st.builds(lambda sep, name, value: sep + name + "=" + value,
+              st.sampled_from(["", "&", ",", ";", "?", "/", ":", '"', "'", "x"]), NAMES, VALUE),
+    min_size=1, max_size=4,
+).map("".join)
+URLS = st.lists(  # scheme://user:password@host, several in a word, some not quite a URL
+    st.builds(lambda scheme, user, password, rest: scheme + "://" + user + password + rest,
+              st.sampled_from(["http", "mongodb+srv", "a.b-c", "1a", "_x", "", "+", "é", "x/y", "s:"]),
+              st.sampled_from(["", "u", "u@", "a/b", "é", "u:"]),
+              st.sampled_from([":p@", ":@", ":p:q@", ":p/q@", ":p", "@", ":pé@", ":"]),
+              st.sampled_from(["", "h", "h/x", "h:5432/db?token=x", "@h", "/"])),
+    min_size=1, max_size=3,
+).map("".join)
+CHARS = "".join(sorted(set("".join(PIECES + SECRET_VARIANTS)))) + "abcxyzXYZ019"
+SNIPPET = st.one_of(
+    st.sampled_from(PIECES), NAME, ASSIGNMENTS, URLS,
+    st.text(alphabet=st.sampled_from(CHARS) | st.characters(), max_size=4),
+)
+COMMAND = st.lists(SNIPPET, max_size=25).map("".join)
+ARGV = st.lists(st.lists(SNIPPET, max_size=5).map("".join), max_size=8)
+LIMIT = st.none() | st.integers(min_value=0, max_value=60)
+
+REDACTION_EXAMPLES = [
+    "",
+    " ",
+    "\t\n",
+    " mysql --password=x db ",
+    "psql -p s3cret -h db1",
+    "curl -H Authorization: Bearer xyz https://h/api?token=abc&page=2",
+    "app --token -x secret",
+    "env API_KEY=abc AWS_SECRET_ACCESS_KEY=def python x.py",
+    "mongo mongodb+srv://admin:pa:ss@cluster0/x",
+    "a://b://c:d@e x://a:b/c@d 1a://u:p@h",
+    "a==b x=\"y=z token=\"q\" 'k'=1 key='a&b'&key=\"c,d\",key=e;f",
+    "--paſs=x --\u212aey x -İ=x İauth=x",
+    "PAſS:\u3000v X-\u212aey: val\xa0tail",
+    "--pass\u2028x\x1cy\x85--token\x0bz",
+    "---token=x --=x -_=x _: :x x::",
+    "²key=1 key²=1 ٣token=x",
+    "a.token: v x-token.x: v -a.token v",
+]
+
+
+@REDACTION
+@given(command=COMMAND, limit=LIMIT)
+@example(command="sh -c 'mysql --password hunter2 -u root'", limit=None)
+@example(command="x" * 10, limit=5)
+@example(command="abc", limit=0)
+def test_redact_command_matches_the_regex_version(command, limit):
+    """redact_command (string operations) must match the regex code it replaced, kept here as the reference:
+    same output for any command line, with the limit or without."""
+    assert redact_command(command, limit) == _old_redact_command(command, limit)
+    assert redact_command(command) == _old_redact_command(command)
+
+
+@settings(REDACTION, max_examples=300)
+@given(argv=ARGV, limit=LIMIT)
+@example(argv=["sh", "-c", "mysql --password hunter2 -u root"], limit=None)
+@example(argv=["sh", "-c", "TOKEN=abc ./run.sh", "--token", " x"], limit=None)
+@example(argv=["tool", "--db-password=a,b;c d", "-p", "", "x"], limit=8)
+@example(argv=["curl", "-H", "Authorization: Bearer xyz"], limit=None)
+def test_redact_argv_matches_the_regex_version(argv, limit):
+    """redact_argv must match the regex code it replaced, kept here as the reference, for argv lists whose
+    elements hold spaces (sh -c "..."), are empty, or are secret flags and their values."""
+    assert redact_argv(argv, limit) == _old_redact_argv(argv, limit)
+    assert redact_argv(argv) == _old_redact_argv(argv)
+
+
+@pytest.mark.parametrize("command", REDACTION_EXAMPLES)
+def test_redaction_edge_cases_match_the_regex_version(command):
+    """Hand-picked edge cases of each rule (non-ASCII case folding, Unicode spaces, \\w beyond ASCII, nested
+    schemes, quoted values), as a command line, as argv words and as one sh -c argument."""
+    assert redact_command(command) == _old_redact_command(command)
+    assert redact_argv(command.split(" ")) == _old_redact_argv(command.split(" "))
+    assert redact_argv(["sh", "-c", command]) == _old_redact_argv(["sh", "-c", command])
+
+
+# -- 2. parse_time ----------------------------------------------------------------------------------------
+def _old_parse_time(value):
+    """collectors.parse_time as of b7a663f."""
+    t = datetime.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=datetime.timezone.utc)
+    return t.timestamp()
+
+
+def _z(year, month, day, hour, minute, second):
+    return f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}Z"
+
+
+DATETIMES = st.datetimes(min_value=datetime.datetime(1, 1, 1), max_value=datetime.datetime(9999, 12, 31, 23, 59, 59))
+Z_VALID = DATETIMES.map(lambda d: _z(d.year, d.month, d.day, d.hour, d.minute, d.second))
+# every field a little out of its range too: year 0, month 13, day 32, 24:00, second 60, Feb 29 of any year
+Z_FIELDS = st.builds(
+    _z, st.integers(0, 9999), st.integers(0, 13), st.integers(0, 32), st.integers(0, 25), st.integers(0, 61),
+    st.integers(0, 61),
+)
+Z_EDGES = st.builds(
+    lambda year, tail: f"{year:04d}-{tail}",
+    st.integers(0, 9999) | st.integers(0, 99).map(lambda k: 100 * k) | st.integers(0, 24).map(lambda k: 400 * k),
+    st.sampled_from(["02-29T00:00:00Z", "02-28T23:59:59Z", "03-01T00:00:00Z", "12-31T23:59:59Z", "01-01T00:00:00Z",
+                     "02-29T24:00:00Z", "12-31T23:59:60Z", "06-30T23:59:60Z", "04-31T12:00:00Z"]),
+)
+OFFSETS = ["", "Z", "+00:00", "-00:00", "+05:30", "-12:00", "+14:00", "+0100", "+01", "+23:59:59", "z", "UTC"]
+OTHER_ISO = st.builds(
+    lambda d, spec, sep, offset: d.isoformat(sep=sep, timespec=spec) + offset,
+    DATETIMES, st.sampled_from(["auto", "hours", "minutes", "seconds", "milliseconds", "microseconds"]),
+    st.sampled_from(["T", " "]), st.sampled_from(OFFSETS),
+)
+# one character of a valid Z time replaced: near misses of the fast path's checks
+NEAR_MISS = st.builds(
+    lambda value, i, c: value[:i] + c + value[i + 1:], Z_VALID, st.integers(0, 19),
+    st.sampled_from(list("0123456789-T:Z+ .tz") + ["٣", "１", "²", "", "00"]),
+)
+SPACE = st.sampled_from(["", " ", "  ", "\t", "\n", "\r\n", "\x0b", "\u3000", "\xa0", "\x1c"])
+TIMES = st.builds(lambda a, v, b: a + v + b, SPACE, Z_VALID | Z_FIELDS | Z_EDGES | OTHER_ISO | NEAR_MISS, SPACE)
+
+
+@settings(max_examples=600, deadline=None)
+@given(value=TIMES)
+@example(value="0001-01-01T00:00:00Z")
+@example(value="9999-12-31T23:59:59Z")
+@example(value="1970-01-01T00:00:00Z")
+@example(value="2000-02-29T12:00:00Z")
+@example(value="2000-03-01T00:00:00Z")
+@example(value="1900-02-29T12:00:00Z")
+@example(value="2023-02-29T00:00:00Z")
+@example(value="2024-01-01T24:00:00Z")
+@example(value="2016-12-31T23:59:60Z")
+@example(value="0000-01-01T00:00:00Z")
+@example(value=" \t2024-05-06T07:08:09Z\n")
+@example(value="2024-05-06T07:08:09.5Z")
+@example(value="2024-05-06T07:08:09+02:00")
+@example(value="2024-05-06T07:08:09")
+@example(value="2024-05-06")
+@example(value="")
+@example(value="+024-01-01T00:00:00Z")
+@example(value="２０２４-01-01T00:00:00Z")
+def test_parse_time_matches_the_datetime_version(value):
+    """parse_time's datetime-free path for "YYYY-MM-DDTHH:MM:SSZ" must give the number datetime gave, over the
+    whole datetime range (leap years, year 1 and 9999), hand invalid dates (Feb 29 of a common year, 24:00,
+    second 60) to datetime to raise the same error, and leave every other ISO form to datetime. The old
+    datetime code is kept here as the reference."""
+    assert outcome(parse_time, value) == outcome(_old_parse_time, value)
+
+
+# -- 3. iso_z ---------------------------------------------------------------------------------------------
+def _old_iso_z(epoch, micro=False):
+    """collectors._util.iso_z as of b7a663f."""
+    if epoch is None:
+        return None
+    dt = datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc)
+    if micro:
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _near_half_micro(second, micro, steps):
+    """A float within a few ulps of second + (micro + 0.5) us, where rounding to microseconds turns."""
+    value = second + (micro + 0.5) / 1e6
+    for _ in range(abs(steps)):
+        value = math.nextafter(value, math.inf if steps > 0 else -math.inf)
+    return value
+
+
+LAST_SECOND = 253402300799  # 9999-12-31T23:59:59Z
+EPOCHS = st.one_of(
+    st.floats(min_value=0, max_value=LAST_SECOND + 0.999999),
+    st.integers(min_value=0, max_value=LAST_SECOND),
+    st.floats(min_value=-62135596800.0, max_value=0),  # before 1970: datetime's path in both
+    st.integers(min_value=-(2**40), max_value=2**40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.builds(_near_half_micro, st.integers(0, 2**33), st.integers(0, 999999), st.integers(-3, 3)),
+    st.builds(lambda s, d: s + d, st.integers(0, 2**31), st.sampled_from([0.9999995, 0.9999994, 0.9999996, 5e-7])),
+    st.sampled_from([None, 0, 0.0, -0.0, -1e-7, -5e-7, 1e-7, 0.5, LAST_SECOND, LAST_SECOND + 0.5, LAST_SECOND + 1,
+                     LAST_SECOND + 0.9999995, 253402300800.0, -62135596800, -62135596801, math.nan, math.inf,
+                     -math.inf, 2**31 - 1 + 0.9999995, 1e300]),
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(epoch=EPOCHS, micro=st.booleans())
+@example(epoch=0.9999995, micro=False)
+@example(epoch=0.9999995, micro=True)
+@example(epoch=1.0000005, micro=True)
+@example(epoch=1.0000015, micro=True)
+@example(epoch=None, micro=True)
+@example(epoch=math.nan, micro=False)
+@example(epoch=math.inf, micro=True)
+@example(epoch=-1, micro=True)
+def test_iso_z_matches_the_datetime_version(epoch, micro):
+    """iso_z's time.gmtime path (0 <= epoch < year 10000) must round microseconds half to even and carry into
+    the seconds exactly as datetime.fromtimestamp did, and everything else (before 1970, year 10000 on, nan,
+    inf) must give datetime's answer or raise its exception type. The old code is kept here as the reference."""
+    assert outcome(_util.iso_z, epoch, micro) == outcome(_old_iso_z, epoch, micro)
+
+
+# -- 4. /proc/<pid>/stat ----------------------------------------------------------------------------------
+USED = (0, 11, 12, 19, 21)  # state, utime, stime, starttime, rss: what processes.py reads
+
+
+def _old_stat_fields(path):
+    """processes.read_stat plus the split _stats_proc and _details_proc did, as of b7a663f."""
+    with open(path, "rb") as f:
+        raw = f.read().decode("utf-8", "replace")
+    return raw[raw.rindex(")") + 2:].split()
+
+
+def _compare_stat(proc_dir, pid):
+    """The used fields of <proc_dir>/<pid>/stat by stat_fields (PROC pointed at proc_dir) and by the old parse."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(processes, "PROC", str(proc_dir))  # stat_fields builds f"{PROC}/{pid}/stat" from its own PROC
+        new = processes.stat_fields(pid)
+    old = _old_stat_fields(os.path.join(str(proc_dir), str(pid), "stat"))
+    assert [new[i].decode("utf-8", "replace") for i in USED] == [old[i] for i in USED]
+    assert [int(new[i]) for i in USED[1:]] == [int(old[i]) for i in USED[1:]]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="no /proc here")
+def test_stat_fields_match_the_old_parse_on_this_machine(tmp_path):
+    """stat_fields (bytes, split up to rss) must give the fields the old str parse gave, on every process of
+    this machine. Each stat file is copied first, so that both parse the very same bytes."""
+    copied = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                raw = f.read()
+        except OSError:  # exited meanwhile
+            continue
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "stat").write_bytes(raw)
+        copied.append(name)
+    assert str(os.getpid()) in copied
+    for name in copied:
+        _compare_stat(tmp_path, name)
+    # and read in place: the start time of this process does not change between the two reads
+    me = os.getpid()
+    assert processes.stat_fields(me)[19].decode() == _old_stat_fields(f"/proc/{me}/stat")[19]
+
+
+COMM_PIECES = st.sampled_from([b")", b"(", b" ", b") ", b") R 1 ", b"))", b"\xff", b"\xe2)", b"\xc3", b"\xc3\xa9",
+                               b"\n", b"\t", b"\x85", b"\xa0", b"\x00", b"x", b"kworker/0:1", "é ſ".encode()])
+COMM = st.lists(COMM_PIECES | st.binary(max_size=4), max_size=8).map(b"".join)
+STATE = st.sampled_from([b"R", b"S", b"D", b"Z", b"T", b"t", b"X", b"I", b"K", b"W", b"P"])
+NUMBERS = st.lists(st.integers(min_value=-(2**63), max_value=2**64 - 1), min_size=22, max_size=50)
+
+
+@pytest.fixture(scope="module")
+def proc_dir(tmp_path_factory):
+    """A directory standing for /proc, shared by the examples of a property (each writes its own stat file)."""
+    return tmp_path_factory.mktemp("proc")
+
+
+@settings(max_examples=200, deadline=None)
+@given(pid=st.integers(1, 2**22), comm=COMM, state=STATE, numbers=NUMBERS, newline=st.booleans())
+@example(pid=1, comm=b"a) b (c", state=b"S", numbers=list(range(49)), newline=True)
+@example(pid=7, comm=b"\xff\xfe)", state=b"R", numbers=list(range(22)), newline=False)
+def test_stat_fields_match_the_old_parse_on_synthetic_lines(proc_dir, pid, comm, state, numbers, newline):
+    """stat_fields must give the old parse's fields for command names holding ")", "(", spaces, newlines and
+    bytes that are not UTF-8 (the old code decoded with "replace" before looking for the last ")")."""
+    (proc_dir / str(pid)).mkdir(exist_ok=True)
+    line = b"%d (%s) %s %s" % (pid, comm, state, b" ".join(b"%d" % n for n in numbers))
+    (proc_dir / str(pid) / "stat").write_bytes(line + (b"\n" if newline else b""))
+    _compare_stat(proc_dir, pid)
+
+
+# -- 5. hostname and fqdn ---------------------------------------------------------------------------------
+def _resolver_usable():
+    """None, or why this machine's resolver cannot be used for a quick comparison."""
+    started = time.monotonic()
+    try:
+        socket.getfqdn()
+    except Exception as exc:  # noqa: BLE001
+        return f"socket.getfqdn() fails here: {exc!r}"
+    if time.monotonic() - started > 2:
+        return "the resolver takes over 2 s to answer socket.getfqdn() here"
+    return None
+
+
+@pytest.fixture
+def resolver():
+    """Skip where this machine's resolver fails or is slow: these tests compare answers, not resolvers."""
+    reason = _resolver_usable()
+    if reason:
+        pytest.skip(reason)
+
+
+def test_hostname_and_fqdn_match_socket_on_this_machine(resolver):
+    """hostname() and fqdn() (from _socket, no idna codec for an ASCII name) must give what socket did."""
+    assert host.hostname() == socket.gethostname()
+    assert host.fqdn() == socket.getfqdn()
+
+
+# Names chosen to need no DNS query (the test stays fast and off the network): answered from /etc/hosts, numeric,
+# or refused by the idna codec before any lookup.
+FQDN_NAMES = [
+    "localhost",
+    "LocalHost",
+    "127.0.0.1",  # ASCII with dots
+    "a..b",  # an empty label: the idna codec raises UnicodeError, and socket.getfqdn() with it
+    "x" * 64,  # a label of 64 characters: the same
+    "x" * 64 + ".example",
+    "\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54",  # fullwidth "localhost": non-ASCII, idna maps it
+    "localhoſt",  # non-ASCII: ſ is s after nameprep
+    "\uff11\uff12\uff17.\uff10.\uff10.\uff11",  # fullwidth 127.0.0.1
+]
+
+
+@pytest.mark.parametrize("name", FQDN_NAMES)
+def test_fqdn_matches_socket_for_other_host_names(resolver, monkeypatch, name):
+    """fqdn() for a host named `name` must give what socket.getfqdn() gives, or raise its exception type.
+
+    fqdn() reads the name from _socket.gethostname, and for a name the idna codec would change or refuse it
+    calls socket.getfqdn(), which reads socket.gethostname (the same function, bound when socket was imported):
+    both are patched, so that the reference and both paths of fqdn() see the same host name."""
+    monkeypatch.setattr(_socket, "gethostname", lambda: name)
+    monkeypatch.setattr(socket, "gethostname", lambda: name)
+    assert outcome(host.fqdn) == outcome(socket.getfqdn, name)
+    assert host.hostname() == name
