@@ -50,7 +50,7 @@ test-fast: lint
 # Warehouse, report and collector benchmarks, then collection at 8/16/32 loopback sshd hosts (needs sshd).
 bench: $(BIN)/.installed-test
 	$(BIN)/python -m benchmarks $(ARGS)
-	$(BIN)/python -m benchmarks.collect_bench
+	$(BIN)/python -m benchmarks.collect_bench --repeat 5
 
 clean:
 	rm -rf $(VENV) site .pytest_cache .ruff_cache build *.egg-info

@@ -178,7 +178,7 @@ def ansiballz(work: Path, module: str) -> Path:
 
 
 def host_cost(repeat: int, work: Path) -> dict:
-    """CPU and peak memory of what runs on a host, each the median of `repeat` runs."""
+    """CPU and peak memory of what runs on a host, each the median of `repeat` interleaved runs."""
     from fleetscope.stage import STUB, collector_bundle, payload
 
     sent = work / "payload"  # what the fleetscope_collect action writes to `python3 -c STUB`'s stdin
@@ -186,32 +186,31 @@ def host_cost(repeat: int, work: Path) -> dict:
     ping_args = work / "ping.json"  # what pipelining sends on stdin after the module
     ping_args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {}}))
 
-    def measure(cmd, stdin=None):
-        cpus, rss = [], []
-        for _ in range(repeat):
-            with open(stdin or os.devnull, "rb") as fin:
-                proc = subprocess.run([PYTHON, "-S", "-c", LAUNCHER, *map(str, cmd)], stdin=fin,
-                                      capture_output=True, text=True, check=True)
-            status, cpu, maxrss_kib = json.loads(proc.stdout.strip().splitlines()[-1])
-            if status:
-                raise RuntimeError(f"{cmd} failed with status {status}")
-            cpus.append(cpu)
-            rss.append(maxrss_kib * 1024)
-        return statistics.median(cpus), statistics.median(rss)
+    def measure_once(cmd, stdin=None):
+        with open(stdin or os.devnull, "rb") as fin:
+            proc = subprocess.run([PYTHON, "-S", "-c", LAUNCHER, *map(str, cmd)], stdin=fin,
+                                  capture_output=True, text=True, check=True, cwd=ROOT)
+        status, cpu, maxrss_kib = json.loads(proc.stdout.strip().splitlines()[-1])
+        if status:
+            raise RuntimeError(f"{cmd} failed with status {status}")
+        return cpu, maxrss_kib * 1024
 
-    out = {}
-    for name, cmd, stdin in [
+    contenders = [
         ("bare", [PYTHON, "-c", "pass"], None),
         ("ping_module", [PYTHON, str(ansiballz(work, "ping"))], ping_args),
         ("module", [PYTHON, "-c", STUB], sent),
         ("collector", [PYTHON, "-m", "collectors"], None),
-    ]:
-        cwd = os.getcwd()
-        os.chdir(ROOT)
-        try:
-            out[f"{name}_cpu_s"], out[f"{name}_rss_bytes"] = measure(cmd, stdin)
-        finally:
-            os.chdir(cwd)
+    ]
+    # Round-robin, not one contender after the other: a few-ms process is at the mercy of what else the
+    # machine does, and interleaving spreads that over all of them alike.
+    samples = {name: [] for name, _, _ in contenders}
+    for _ in range(repeat):
+        for name, cmd, stdin in contenders:
+            samples[name].append(measure_once(cmd, stdin))
+    out = {}
+    for name, runs in samples.items():
+        out[f"{name}_cpu_s"] = statistics.median(cpu for cpu, _ in runs)
+        out[f"{name}_rss_bytes"] = statistics.median(rss for _, rss in runs)
     out["ratio_cpu"] = out["module_cpu_s"] / out["bare_cpu_s"]
     out["ratio_rss"] = out["module_rss_bytes"] / out["bare_rss_bytes"]
     out["ratio_cpu_vs_ping"] = out["module_cpu_s"] / out["ping_module_cpu_s"]
@@ -226,7 +225,7 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="fleetscope-bench-"))
     try:
-        out = {"host_cost": host_cost(max(5, args.repeat), work)}
+        out = {"host_cost": host_cost(max(31, args.repeat), work)}
         hc = out["host_cost"]
         print(f"host cost: fleetscope_collect {hc['module_cpu_s'] * 1000:.0f} ms CPU, "
               f"{hc['module_rss_bytes'] / 2**20:.0f} MiB; "
