@@ -49,7 +49,8 @@ class _Reader:
             self.fail(path, f"expected a list, got {type(v).__name__}")
         return v
 
-    def num(self, parent: dict, key: str, path: str, lo: float | None = 0, integer: bool = False):
+    def num(self, parent: dict, key: str, path: str, lo: float | None = 0, integer: bool = False,
+            hi: int = 2**63 - 1):
         v = parent.get(key)
         if v is None:
             return None
@@ -62,11 +63,17 @@ class _Reader:
         if integer:
             if v != int(v) or abs(v) > 2**63 - 1:
                 self.fail(f"{path}.{key}", f"expected an integer, got {v}")
+            if v > hi:
+                self.fail(f"{path}.{key}", f"must be <= {hi}, got {v}")
             return int(v)
         return float(v)
 
     def int(self, parent: dict, key: str, path: str, lo: float | None = 0):
         return self.num(parent, key, path, lo, integer=True)
+
+    def int32(self, parent: dict, key: str, path: str, lo: float | None = 0):
+        """An integer for an INTEGER column (32 bits): counts, indexes, pids, clocks."""
+        return self.num(parent, key, path, lo, integer=True, hi=2**31 - 1)
 
     def text(self, parent: dict, key: str, path: str):
         v = parent.get(key)
@@ -188,8 +195,8 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
         "host_ts": _iso(host_ts),
         "clock_skew_s": (host_ts - ts).total_seconds(),
         "collect_duration_s": duration,
-        "cpu_logical": r.int(cpu, "logical", "cpu"),
-        "cpu_user_hz": r.int(cpu, "user_hz", "cpu"),
+        "cpu_logical": r.int32(cpu, "logical", "cpu"),
+        "cpu_user_hz": r.int32(cpu, "user_hz", "cpu"),
         "cpu_user_jiffies": _sum([j["user"], j["nice"]]),
         "cpu_system_jiffies": _sum([j["system"], j["irq"], j["softirq"]]),
         "cpu_idle_jiffies": _sum([j["idle"], j["iowait"]]),
@@ -199,7 +206,7 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
         "load1": r.num(load, "load1", "load"),
         "load5": r.num(load, "load5", "load"),
         "load15": r.num(load, "load15", "load"),
-        "procs_total": r.int(load, "procs_total", "load"),
+        "procs_total": r.int32(load, "procs_total", "load"),
         "mem_total_bytes": r.int(mem, "total_bytes", "memory"),
         "mem_used_bytes": r.int(mem, "used_bytes", "memory"),
         "mem_available_bytes": r.int(mem, "available_bytes", "memory"),
@@ -223,7 +230,7 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
         path = f"gpus.devices[{i}]"
         if not isinstance(g, dict):
             r.fail(path, "expected an object")
-        index, uuid = r.int(g, "index", path), r.text(g, "uuid", path)
+        index, uuid = r.int32(g, "index", path), r.text(g, "uuid", path)
         if index is None:
             r.fail(f"{path}.index", "missing")
         running = r.list(g, "processes", f"{path}.processes")
@@ -242,9 +249,9 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
             "power_limit_w": r.num(g, "power_limit_w", path),
             "energy_mj": r.int(g, "energy_mj", path),
             "fan_pct": r.num(g, "fan_pct", path),
-            "clock_sm_mhz": r.int(g, "clock_sm_mhz", path),
-            "clock_mem_mhz": r.int(g, "clock_mem_mhz", path),
-            "pstate": r.int(g, "pstate", path),
+            "clock_sm_mhz": r.int32(g, "clock_sm_mhz", path),
+            "clock_mem_mhz": r.int32(g, "clock_mem_mhz", path),
+            "pstate": r.int32(g, "pstate", path),
             "throttle_reasons": ",".join(str(x)[:64] for x in throttle),
             "ecc_volatile_uncorrected": r.int(g, "ecc_volatile_uncorrected", path),
             "ecc_aggregate_uncorrected": r.int(g, "ecc_aggregate_uncorrected", path),
@@ -262,7 +269,7 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
             if not isinstance(p, dict):
                 r.fail(ppath, "expected an object")
             proc_rows.append(gpu_base | {
-                "pid": r.int(p, "pid", ppath), "user": r.text(p, "user", ppath),
+                "pid": r.int32(p, "pid", ppath), "user": r.text(p, "user", ppath),
                 "command": r.text(p, "command", ppath), "gpu_mem_bytes": r.int(p, "gpu_mem_bytes", ppath),
                 "type": r.text(p, "type", ppath), "source": "running",
                 "gpu_util_pct": None, "started_at": None, "duration_s": None,
@@ -272,9 +279,9 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
             if not isinstance(m, dict):
                 r.fail(mpath, "expected an object")
             mig_rows.append(gpu_base | {
-                "mig_index": r.int(m, "index", mpath), "mig_uuid": r.text(m, "uuid", mpath),
-                "gi_id": r.int(m, "gi_id", mpath), "ci_id": r.int(m, "ci_id", mpath),
-                "slices": r.int(m, "slices", mpath), "mem_total_bytes": r.int(m, "mem_total_bytes", mpath),
+                "mig_index": r.int32(m, "index", mpath), "mig_uuid": r.text(m, "uuid", mpath),
+                "gi_id": r.int32(m, "gi_id", mpath), "ci_id": r.int32(m, "ci_id", mpath),
+                "slices": r.int32(m, "slices", mpath), "mem_total_bytes": r.int(m, "mem_total_bytes", mpath),
                 "mem_used_bytes": r.int(m, "mem_used_bytes", mpath),
             })
         for k, a in enumerate(r.list(g, "accounting", f"{path}.accounting")):
@@ -282,7 +289,7 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
             if not isinstance(a, dict):
                 r.fail(apath, "expected an object")
             proc_rows.append(gpu_base | {
-                "pid": r.int(a, "pid", apath), "user": r.text(a, "user", apath), "command": None,
+                "pid": r.int32(a, "pid", apath), "user": r.text(a, "user", apath), "command": None,
                 "gpu_mem_bytes": r.int(a, "max_mem_bytes", apath), "type": "compute", "source": "accounting",
                 "gpu_util_pct": r.num(a, "gpu_util_pct", apath),
                 "started_at": _iso(r.time(a, "started_at", apath)), "duration_s": r.num(a, "duration_s", apath),
@@ -298,7 +305,7 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
         if not isinstance(p, dict):
             r.fail(ppath, "expected an object")
         top_rows.append(base | {
-            "pid": r.int(p, "pid", ppath), "user": r.text(p, "user", ppath),
+            "pid": r.int32(p, "pid", ppath), "user": r.text(p, "user", ppath),
             "command": r.text(p, "command", ppath), "cpu_time_s": r.num(p, "cpu_time_s", ppath),
             "cpu_percent": r.num(p, "cpu_percent", ppath), "rss_bytes": r.int(p, "rss_bytes", ppath),
             "started_at": _iso(r.time(p, "started_at", ppath)),
@@ -309,8 +316,8 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
     facts = {
         "hostname": r.text(h, "hostname", "host"), "fqdn": r.text(h, "fqdn", "host"),
         "os": r.text(h, "os", "host"), "kernel": r.text(h, "kernel", "host"), "arch": r.text(h, "arch", "host"),
-        "cpu_model": r.text(h, "cpu_model", "host"), "cpu_logical": r.int(h, "cpu_logical", "host"),
-        "cpu_physical": r.int(h, "cpu_physical", "host"), "mem_total_bytes": r.int(h, "mem_total_bytes", "host"),
+        "cpu_model": r.text(h, "cpu_model", "host"), "cpu_logical": r.int32(h, "cpu_logical", "host"),
+        "cpu_physical": r.int32(h, "cpu_physical", "host"), "mem_total_bytes": r.int(h, "mem_total_bytes", "host"),
         "boot_time": _iso(boot_time), "python": r.text(h, "python", "host"),
         "nvidia_driver": r.text(h, "nvidia_driver", "host"), "cuda_version": r.text(h, "cuda_version", "host"),
         "gpu_count": len(devices), "gpu_models": ",".join(models),
