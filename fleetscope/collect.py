@@ -213,6 +213,12 @@ def run_collect(
         bar.update(summary.counts())
         return False  # the document is spooled: no need for a second copy in the runner's artifacts
 
+    def finish(runner_status: str) -> RunSummary:
+        summary.finished_at = iso(utcnow())
+        summary.runner_status = runner_status
+        spool.finish_run(summary.run_id, summary.meta())
+        return summary
+
     spool.start_run(summary.run_id, summary.meta())  # an unwritable data folder fails here, before Ansible
     private, envvars = runner_env(data_dir, None, connect_timeout, bundle)
     runner = init_runner(
@@ -270,23 +276,15 @@ def run_collect(
     finally:
         bar.close()
     if hosts and thread.is_alive():  # every host answered and Ansible is exiting: its status follows from theirs
-        runner_status = "successful" if all(s == "ok" for s in summary.status.values()) else "failed"
         summary.wait_ansible = lambda: thread.join(60)
-        summary.finished_at = iso(utcnow())
-        summary.runner_status = runner_status
-        spool.finish_run(summary.run_id, summary.meta())
-        return summary
+        return finish("successful" if all(s == "ok" for s in summary.status.values()) else "failed")
     thread.join()
     if crashed and hosts:
         raise CollectError(f"ansible-runner failed: {type(crashed[0]).__name__}: {crashed[0]}")
     if not hosts:
-        summary.finished_at = iso(utcnow())
-        summary.runner_status = "no hosts"
-        spool.finish_run(summary.run_id, summary.meta())
-        return summary
+        return finish("no hosts")
     if runner.status == "canceled" and stop["deadline"] is not None and time.monotonic() > stop["deadline"]:
         runner.status = "timeout"
-    summary.runner_status = runner.status
     late = "no result before the run's time limit" if runner.status == "timeout" else None
     stopped = interrupted is not None and interrupted()
     for host, status in summary.status.items():
@@ -300,8 +298,7 @@ def run_collect(
             {"host": host, "status": summary.status[host], "message": summary.messages[host],
              "ts": iso(utcnow()), "document": None},
         )
-    summary.finished_at = iso(utcnow())
-    spool.finish_run(summary.run_id, summary.meta())
+    finish(runner.status)
     if stopped:
         answered = sum(1 for s in summary.status.values() if s == "ok")
         raise CollectInterrupted(f"interrupted: Ansible stopped; the {answered} host result(s) that came back "

@@ -84,7 +84,8 @@ def collector_bundle(ship_pynvml: bool = True) -> bytes:
     the NVIDIA driver). Each part is zlib-compressed JSON {module name: [is package, source]}; the first is
     preceded by its length on a line of its own; the second may be empty."""
     sources = collector_sources(ship_pynvml)
-    shipped = {name: sources.pop(name) for name in [f"{PACKAGE}.pynvml_shipped"] if name in sources}
+    pynvml = f"{PACKAGE}.pynvml_shipped"
+    shipped = {pynvml: sources.pop(pynvml)} if pynvml in sources else {}
 
     def pack(modules: dict) -> bytes:
         return zlib.compress(json.dumps(modules, separators=(",", ":")).encode(), 9) if modules else b""

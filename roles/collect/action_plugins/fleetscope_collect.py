@@ -18,7 +18,7 @@ from ansible.plugins.action import ActionBase
 
 # Imported when Ansible loads this plugin in its main process (the strategy looks the action up there), so
 # every forked worker has it already: imported in run(), each of them paid ~10 ms of CPU.
-from fleetscope.stage import STUB, payload
+from fleetscope.stage import STUB, collector_bundle, payload
 
 # The role's variables feed these (roles/collect/tasks/main.yml). They are checked here, once per host with the
 # task, not by a role argument spec: Ansible runs that as a task of its own on every host, which cost 0.03 s
@@ -38,9 +38,7 @@ def _bundle() -> bytes:
     staged = os.environ.get("FLEETSCOPE_BUNDLE")
     if staged:
         return Path(staged).read_bytes()
-    from fleetscope.stage import collector_bundle  # a playbook run by hand, from the project's venv
-
-    return collector_bundle()
+    return collector_bundle()  # a playbook run by hand, from the project's venv
 
 
 class ActionModule(ActionBase):
