@@ -179,10 +179,17 @@ def ansiballz(work: Path, module: str) -> Path:
 
 def host_cost(repeat: int, work: Path) -> dict:
     """CPU and peak memory of what runs on a host, each the median of `repeat` interleaved runs."""
-    from fleetscope.stage import STUB, collector_bundle, payload
+    from fleetscope.stage import BOOTSTRAP, STUB, collector_bundle, payload
 
-    sent = work / "payload"  # what the fleetscope_collect action writes to `python3 -c STUB`'s stdin
-    sent.write_bytes(payload({"top_n": 15, "timeout": 30}, collector_bundle()))
+    def sent(name, bytecode=True, bootstrap=None):  # what the fleetscope_collect action writes to the stdin
+        path = work / name
+        path.write_bytes(payload({"top_n": 15, "timeout": 30}, collector_bundle(bytecode=bytecode), bootstrap))
+        return path
+
+    # What a GPU host adds before NVML's own calls (none are lent here): the collector's import of the
+    # shipped pynvml, with this run's bootstrap, stopped once pynvml is imported.
+    gpu_probe = BOOTSTRAP.read_text().split("from fleetscope_collectors import collect")[0] + (
+        "from fleetscope_collectors import gpus\nanswer({'pynvml': gpus.load_pynvml().__name__})\n")
     ping_args = work / "ping.json"  # what pipelining sends on stdin after the module
     ping_args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {}}))
 
@@ -198,7 +205,13 @@ def host_cost(repeat: int, work: Path) -> dict:
     contenders = [
         ("bare", [PYTHON, "-c", "pass"], None),
         ("ping_module", [PYTHON, str(ansiballz(work, "ping"))], ping_args),
-        ("module", [PYTHON, "-c", STUB], sent),
+        # the shipped bytecode runs where the host's Python has the controller's magic number (here it does:
+        # both are 3.11); "module_compiling" is what a host with another Python pays, compiling the sources
+        ("module", [PYTHON, "-c", STUB], sent("payload")),
+        ("module_compiling", [PYTHON, "-c", STUB], sent("payload_sources", bytecode=False)),
+        ("pynvml_import", [PYTHON, "-c", STUB], sent("payload_gpu", bootstrap=gpu_probe.encode())),
+        ("pynvml_import_compiling", [PYTHON, "-c", STUB],
+         sent("payload_gpu_sources", bytecode=False, bootstrap=gpu_probe.encode())),
         ("collector", [PYTHON, "-m", "collectors"], None),
     ]
     # Round-robin, not one contender after the other: a few-ms process is at the mercy of what else the
@@ -214,6 +227,9 @@ def host_cost(repeat: int, work: Path) -> dict:
     out["ratio_cpu"] = out["module_cpu_s"] / out["bare_cpu_s"]
     out["ratio_rss"] = out["module_rss_bytes"] / out["bare_rss_bytes"]
     out["ratio_cpu_vs_ping"] = out["module_cpu_s"] / out["ping_module_cpu_s"]
+    out["ratio_cpu_compiling"] = out["module_compiling_cpu_s"] / out["bare_cpu_s"]
+    out["ratio_cpu_pynvml"] = out["pynvml_import_cpu_s"] / out["bare_cpu_s"]
+    out["ratio_cpu_pynvml_compiling"] = out["pynvml_import_compiling_cpu_s"] / out["bare_cpu_s"]
     return out
 
 
@@ -233,6 +249,11 @@ def main(argv=None) -> dict:
               f"(x{hc['ratio_cpu']:.1f} CPU, x{hc['ratio_rss']:.1f} memory); Ansible's ping module "
               f"{hc['ping_module_cpu_s'] * 1000:.0f} ms (x{hc['ratio_cpu_vs_ping']:.2f}); the collector alone, "
               f"from an installed package, {hc['collector_cpu_s'] * 1000:.0f} ms")
+        print(f"  another Python (compiling the sources): {hc['module_compiling_cpu_s'] * 1000:.0f} ms "
+              f"(x{hc['ratio_cpu_compiling']:.1f}); importing the shipped pynvml (a GPU host, before NVML's "
+              f"calls): {hc['pynvml_import_cpu_s'] * 1000:.0f} ms, {hc['pynvml_import_rss_bytes'] / 2**20:.0f} MiB "
+              f"(x{hc['ratio_cpu_pynvml']:.1f}); compiling it: {hc['pynvml_import_compiling_cpu_s'] * 1000:.0f} ms, "
+              f"{hc['pynvml_import_compiling_rss_bytes'] / 2**20:.0f} MiB (x{hc['ratio_cpu_pynvml_compiling']:.1f})")
         out["sizes"] = []
         print(f"{'hosts':>5} {'floor s':>8} {'setup s':>8} {'playbook s':>11} {'fleetscope s':>13} {'/floor':>7} "
               f"{'/setup':>7} {'/playbook':>9} {'ctl CPU/host':>13} {'cold: floor s':>14} {'fleetscope s':>13} "

@@ -1,6 +1,6 @@
 """Stage the collector for shipping, in the two forms the roles send it to hosts.
 
-- ``collector_bundle()``: the package's sources, compressed, which the ``fleetscope_collect`` action
+- ``collector_bundle()``: the package's sources and bytecode, compressed, which the ``fleetscope_collect`` action
   (roles/collect/action_plugins) writes to ``python3 -c STUB`` on each host, after the bootstrap
   (roles/collect/files/bootstrap.py). The bootstrap imports the package from memory. No AnsiballZ, no
   ``ansible.module_utils.basic``: one collection costs the host about a quarter of the CPU of the
@@ -14,7 +14,9 @@ driver but no pynvml still reads NVML.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import marshal
 import os
 import shutil
 import time
@@ -49,8 +51,6 @@ def stage_module_utils(stage_root: Path, ship_pynvml: bool = True) -> Path:
 
 def _pynvml_origin():
     """The file of the controller's pynvml (nvidia-ml-py), or None."""
-    import importlib.util
-
     try:
         spec = importlib.util.find_spec("pynvml")
     except ImportError:
@@ -78,20 +78,41 @@ def collector_sources(ship_pynvml: bool = True) -> dict:
     return modules
 
 
-def collector_bundle(ship_pynvml: bool = True) -> bytes:
-    """The collector package, compressed, in two parts: the package (about 15 KB), then the shipped pynvml
-    (about 50 KB), which the bootstrap decompresses only on a host where the collector imports it (one with
-    the NVIDIA driver). Each part is zlib-compressed JSON {module name: [is package, source]}; the first is
-    preceded by its length on a line of its own; the second may be empty."""
+def collector_bundle(ship_pynvml: bool = True, bytecode: bool = True) -> bytes:
+    """The collector package, compressed, in four parts: the package's sources (about 15 KB), its bytecode,
+    the shipped pynvml's sources (about 50 KB) and its bytecode. A line of the four byte lengths comes
+    first; a part may be empty. Sources are zlib-compressed JSON {module name: [is package, source]}.
+    Bytecode is this Python's magic number, then zlib-compressed marshal {module name: code}: a host whose
+    Python has the same magic (the same minor version) runs it instead of compiling the sources, the
+    largest part of the collector's CPU on a host (docs/scaling.md); any other host compiles the sources.
+    The bootstrap decompresses the pynvml parts only on a host where the collector imports it (one with the
+    NVIDIA driver). ``bytecode=False`` leaves the bytecode parts empty (what a host with another Python
+    pays: benchmarks/collect_bench.py)."""
     sources = collector_sources(ship_pynvml)
     pynvml = f"{PACKAGE}.pynvml_shipped"
     shipped = {pynvml: sources.pop(pynvml)} if pynvml in sources else {}
+    code = pack_code if bytecode else (lambda modules: b"")
+    parts = [pack_sources(sources), code(sources), pack_sources(shipped), code(shipped)]
+    return b" ".join(b"%d" % len(part) for part in parts) + b"\n" + b"".join(parts)
 
-    def pack(modules: dict) -> bytes:
-        return zlib.compress(json.dumps(modules, separators=(",", ":")).encode(), 9) if modules else b""
 
-    package = pack(sources)
-    return b"%d\n" % len(package) + package + pack(shipped)
+def pack_sources(modules: dict) -> bytes:
+    return zlib.compress(json.dumps(modules, separators=(",", ":")).encode(), 9) if modules else b""
+
+
+def pack_code(modules: dict) -> bytes:
+    """Bytecode as the bootstrap would compile it on a host with this Python: same file names, no
+    optimisation, and none of this module's `from __future__` flags (dont_inherit)."""
+    if not modules:
+        return b""
+    code = {name: compile(source, shipped_filename(name), "exec", dont_inherit=True, optimize=0)
+            for name, (_, source) in modules.items()}
+    return importlib.util.MAGIC_NUMBER + zlib.compress(marshal.dumps(code), 9)
+
+
+def shipped_filename(module: str) -> str:
+    """The file name a shipped module's tracebacks show (the bootstrap gives its compile() the same)."""
+    return "<fleetscope>/{}.py".format(module.replace(".", "/"))
 
 
 def write_bundle(stage_root: Path, ship_pynvml: bool = True) -> Path:

@@ -2,14 +2,26 @@
 arguments and the package on stdin. Run here on this python and on the oldest supported one, exactly as the
 action runs it on a host (the end-to-end and fault tests run it over real sshd)."""
 
+import importlib.util
 import json
+import marshal
 import os
 import subprocess
 import sys
+import zlib
 
 import pytest
 
-from fleetscope.stage import BOOTSTRAP, PACKAGE, STUB, collector_bundle, collector_sources, payload
+from fleetscope.stage import (
+    BOOTSTRAP,
+    PACKAGE,
+    STUB,
+    collector_bundle,
+    collector_sources,
+    pack_code,
+    payload,
+    shipped_filename,
+)
 from tests import faults
 from tests.collectors.test_collect_main import PYTHON38
 
@@ -94,3 +106,47 @@ def test_an_old_python_gets_a_clear_refusal(tmp_path):
     proc, answer = run_bootstrap(str(old), {}, tmp_path / "old_python")
     assert proc.returncode == 1 and answer["failed"] is True
     assert "minimum of Python version 3.8" in answer["msg"] and "3.6.9" in answer["msg"]
+
+
+def _bundle(module_source: str, code_source: str, magic: bytes) -> bytes:
+    """A bundle of one module, `fleetscope_collectors`, whose shipped source and bytecode differ, so the
+    answer says which of the two ran."""
+    sources = zlib.compress(json.dumps({PACKAGE: [True, module_source]}).encode())
+    code_part = magic + pack_code({PACKAGE: [True, code_source]})[len(importlib.util.MAGIC_NUMBER):]
+    return b"%d %d 0 0\n" % (len(sources), len(code_part)) + sources + code_part
+
+
+WHICH = """
+def collect(**kwargs) -> dict:
+    return {{"ran": "{}", "file": collect.__code__.co_filename, "annotation": repr(collect.__annotations__["return"])}}
+"""
+
+
+@pytest.mark.parametrize(("magic", "ran"), [
+    (importlib.util.MAGIC_NUMBER, "bytecode"),  # this Python's: the shipped bytecode runs, nothing is compiled
+    (b"\x00\x00\r\n", "source"),  # another Python's: the sources are compiled
+    (importlib.util.MAGIC_NUMBER + b"garbage", "source"),  # bytecode that does not load: the sources
+])
+def test_shipped_bytecode_runs_only_where_the_python_matches(tmp_path, magic, ran):
+    bundle = _bundle(WHICH.format("source"), WHICH.format("bytecode"), magic)
+    args = json.dumps({"top_n": 1, "timeout": 30}).encode()
+    stdin = b"%d\n" % len(BOOTSTRAP.read_bytes()) + BOOTSTRAP.read_bytes() + b"%d\n" % len(args) + args + bundle
+    out = subprocess.run([sys.executable, "-c", STUB], input=stdin, capture_output=True, timeout=60, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    # either way the module looks the same: its file name in tracebacks, no `from __future__` flags of
+    # fleetscope.stage's own (it compiles the bytecode) leaking into the collector's
+    assert json.loads(out.stdout)["document"] == {"ran": ran, "file": "<fleetscope>/fleetscope_collectors.py",
+                                                   "annotation": "<class 'dict'>"}
+
+
+def test_the_bundle_carries_bytecode_for_every_shipped_module():
+    head, _, rest = collector_bundle().partition(b"\n")
+    sizes = [int(size) for size in head.split()]
+    parts = [rest[sum(sizes[:i]):sum(sizes[:i + 1])] for i in range(4)]
+    for source_part, code_part in (parts[:2], parts[2:]):
+        assert code_part[:4] == importlib.util.MAGIC_NUMBER
+        sources = json.loads(zlib.decompress(source_part))
+        code = marshal.loads(zlib.decompress(code_part[4:]))
+        assert set(code) == set(sources)
+        for name, compiled in code.items():
+            assert compiled.co_filename == shipped_filename(name)

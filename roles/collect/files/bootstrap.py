@@ -1,11 +1,14 @@
 # fleetscope's collector loader. The fleetscope_collect action runs `python3 -c STUB` on a host (STUB, in
 # fleetscope/stage.py, reads this file from stdin and runs it), then the rest of stdin is: one line with the
 # byte length of the JSON arguments, the arguments, then the collector bundle (fleetscope.stage.collector_bundle):
-# the package's length on a line, the package, then the shipped pynvml (possibly empty), each as zlib-compressed
-# JSON {module name: [is package, source]}.
+# a line with the byte lengths of its four parts, then the parts: the package's sources and its bytecode, the
+# shipped pynvml's sources and its bytecode. Sources are zlib-compressed JSON {module name: [is package,
+# source]}; bytecode is the controller's Python magic number, then zlib-compressed marshal {module name: code},
+# used only where this Python has the same magic (compiling the sources is most of what the collector costs).
 # The package is imported from memory: nothing is written to the host, nothing stays behind. The answer is
 # one JSON object on stdout, shaped like an Ansible module's result.
 # Every run pays for what this file imports, so it takes the C halves of json and signal (below) where it can.
+import marshal
 import os
 import sys
 import zlib
@@ -75,24 +78,44 @@ data = sys.stdin.buffer.read()
 head, _, rest = data.partition(b"\n")
 args = loads(rest[:int(head)])
 head, _, rest = rest[int(head):].partition(b"\n")
-sources = loads(zlib.decompress(rest[:int(head)]))
-# speed: the shipped pynvml (330 KB of source) is decompressed only when the collector imports it
-shipped = rest[int(head):]
+parts, start = [], 0
+for size in head.split():
+    parts.append(rest[start:start + int(size)])
+    start += int(size)
 ModuleSpec = type(sys.__spec__)  # importlib.machinery.ModuleSpec, without importing importlib
+# the magic number of this Python's bytecode; importlib keeps it in a module that is always loaded
+MAGIC = getattr(sys.modules.get("_frozen_importlib_external"), "MAGIC_NUMBER", None)
+
+
+def unpack(sources, code):
+    """The modules of one source part, and of its bytecode part where this Python can run it."""
+    modules = loads(zlib.decompress(sources)) if sources else {}
+    if MAGIC and code[:len(MAGIC)] == MAGIC:
+        try:
+            for name, compiled in marshal.loads(zlib.decompress(code[len(MAGIC):])).items():
+                modules[name].append(compiled)
+        except Exception:  # the sources are there: they are compiled instead
+            pass
+    return modules
+
+
+modules = unpack(parts[0], parts[1])
+# speed: the shipped pynvml (330 KB of source) is unpacked only when the collector imports it
+shipped = parts[2:]
 
 
 class Bundled:
-    """Finds and loads the shipped modules from `sources`, ahead of anything installed on the host."""
+    """Finds and loads the shipped modules from `modules`, ahead of anything installed on the host."""
 
     @classmethod
     def find_spec(cls, name, path=None, target=None):
         global shipped
-        if name not in sources and shipped and name.startswith("fleetscope_collectors."):
-            sources.update(loads(zlib.decompress(shipped)))
-            shipped = b""
-        if name not in sources:
+        if name not in modules and shipped and name.startswith("fleetscope_collectors."):
+            modules.update(unpack(*shipped))
+            shipped = None
+        if name not in modules:
             return None
-        return ModuleSpec(name, cls, is_package=sources[name][0])  # what importlib.util.spec_from_loader gives
+        return ModuleSpec(name, cls, is_package=modules[name][0])  # what importlib.util.spec_from_loader gives
 
     @staticmethod
     def create_module(spec):
@@ -100,8 +123,11 @@ class Bundled:
 
     @staticmethod
     def exec_module(module):
-        filename = "<fleetscope>/{}.py".format(module.__name__.replace(".", "/"))
-        exec(compile(sources[module.__name__][1], filename, "exec"), module.__dict__)
+        name = module.__name__
+        entry = modules[name]
+        if len(entry) < 3:  # no bytecode for this Python: compile the source
+            entry.append(compile(entry[1], "<fleetscope>/{}.py".format(name.replace(".", "/")), "exec"))
+        exec(entry[2], module.__dict__)
 
 
 def on_alarm(signum, frame):
