@@ -10,6 +10,7 @@ Every host of the inventory (after --limit) ends the run with exactly one status
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import os
 import secrets
@@ -214,6 +215,7 @@ def run_collect(
         return False  # the document is spooled: no need for a second copy in the runner's artifacts
 
     def finish(runner_status: str) -> RunSummary:
+        accounting.unlink(missing_ok=True)
         summary.finished_at = iso(utcnow())
         summary.runner_status = runner_status
         spool.finish_run(summary.run_id, summary.meta())
@@ -221,6 +223,12 @@ def run_collect(
 
     spool.start_run(summary.run_id, summary.meta())  # an unwritable data folder fails here, before Ansible
     private, envvars = runner_env(data_dir, None, connect_timeout, bundle)
+    # Written while Ansible starts, read by the action when a host's task runs (it waits for the file).
+    accounting = private / f"accounting-{summary.run_id}.json"
+    envvars["FLEETSCOPE_ACCOUNTING"] = str(accounting)
+    for left in private.glob("accounting-*.json"):  # a killed run's
+        if time.time() - left.stat().st_mtime > 3600:
+            left.unlink(missing_ok=True)
     runner = init_runner(
         private_data_dir=str(private),
         playbook=str(PLAYBOOK),
@@ -231,7 +239,6 @@ def run_collect(
         extravars={
             "collect_top_n": int(settings.get("collect", "top_processes")),
             "collect_host_timeout": host_timeout,
-            "collect_accounting_since_by_host": accounting_since(data_dir),
         },
         event_handler=on_event,
         cancel_callback=cancel,
@@ -253,6 +260,7 @@ def run_collect(
     thread = threading.Thread(target=run_runner, name="ansible-runner", daemon=True)
     thread.start()
     try:
+        write_accounting(accounting, accounting_since(data_dir))
         summary.hosts = inventory_hosts(inventory, limit)
         summary.status = dict.fromkeys(summary.hosts, "pending")
         spool.start_run(summary.run_id, summary.meta())  # again, with the hosts
@@ -260,6 +268,7 @@ def run_collect(
         stop["why"] = "error"
         hosts_known.set()
         thread.join()
+        accounting.unlink(missing_ok=True)
         raise
     hosts = summary.hosts
     if not hosts:
@@ -280,6 +289,7 @@ def run_collect(
         return finish("successful" if all(s == "ok" for s in summary.status.values()) else "failed")
     thread.join()
     if crashed and hosts:
+        accounting.unlink(missing_ok=True)
         raise CollectError(f"ansible-runner failed: {type(crashed[0]).__name__}: {crashed[0]}")
     if not hosts:
         return finish("no hosts")
@@ -384,6 +394,14 @@ def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | 
         rotate_artifacts=max(1, int(settings.get("collect", "keep_artifacts"))),
     )
     return [rows[h] for h in hosts]
+
+
+def write_accounting(path: Path, since: dict[str, str]) -> None:
+    """The accounting file for the fleetscope_collect action (FLEETSCOPE_ACCOUNTING), written atomically:
+    the action reads it as soon as it exists."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(since), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def accounting_since(data_dir: Path) -> dict[str, str]:

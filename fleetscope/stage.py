@@ -14,6 +14,7 @@ driver but no pynvml still reads NVML.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import marshal
@@ -60,9 +61,6 @@ def _pynvml_origin():
 
 # -- the bundle the fleetscope_collect action sends on stdin (roles/collect/files/bootstrap.py loads it) ----
 
-BUNDLE = "collector.bundle"
-
-
 def collector_sources(ship_pynvml: bool = True) -> dict:
     """{module name: [is package, source]} of the collector package as it runs on a host."""
     source = Path(collectors.__file__).resolve().parent
@@ -88,7 +86,12 @@ def collector_bundle(ship_pynvml: bool = True, bytecode: bool = True) -> bytes:
     The bootstrap decompresses the pynvml parts only on a host where the collector imports it (one with the
     NVIDIA driver). ``bytecode=False`` leaves the bytecode parts empty (what a host with another Python
     pays: benchmarks/collect_bench.py)."""
-    sources = collector_sources(ship_pynvml)
+    return bundle_of(collector_sources(ship_pynvml), bytecode)
+
+
+def bundle_of(sources: dict, bytecode: bool = True) -> bytes:
+    """The bundle of `sources` ({module name: [is package, source]}), as collector_bundle describes."""
+    sources = dict(sources)
     pynvml = f"{PACKAGE}.pynvml_shipped"
     shipped = {pynvml: sources.pop(pynvml)} if pynvml in sources else {}
     code = pack_code if bytecode else (lambda modules: b"")
@@ -116,14 +119,23 @@ def shipped_filename(module: str) -> str:
 
 
 def write_bundle(stage_root: Path, ship_pynvml: bool = True) -> Path:
-    """<stage_root>/collector.bundle, written atomically; its path goes to the action as FLEETSCOPE_BUNDLE."""
-    dest = Path(stage_root) / BUNDLE
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    for left in dest.parent.glob(f".{BUNDLE}.*.tmp"):  # a killed run's; another run's lives seconds
-        if time.time() - left.stat().st_mtime > 3600:
+    """<stage_root>/collector-<key>.bundle, where the key is a hash of the sources and this Python's magic
+    number; its path goes to the action as FLEETSCOPE_BUNDLE. Built once per collector version and reused by
+    later runs: compiling and compressing it takes about 0.15 s, reading the sources to hash them 2 ms.
+    Written atomically; other versions' bundles are removed after an hour (a run lasts minutes)."""
+    sources = collector_sources(ship_pynvml)
+    key = hashlib.sha256(importlib.util.MAGIC_NUMBER + json.dumps(sources, sort_keys=True).encode()).hexdigest()
+    stage = Path(stage_root)
+    dest = stage / f"collector-{key[:16]}.bundle"
+    for left in [*stage.glob(".collector*.tmp"), *stage.glob("collector*.bundle")]:  # killed or older runs'
+        if left != dest and time.time() - left.stat().st_mtime > 3600:
             left.unlink(missing_ok=True)
-    tmp = dest.with_name(f".{BUNDLE}.{os.getpid()}.tmp")
-    tmp.write_bytes(collector_bundle(ship_pynvml))
+    if dest.exists():
+        os.utime(dest)  # in use: not an old one for another run's clean-up
+        return dest
+    stage.mkdir(parents=True, exist_ok=True)
+    tmp = stage / f".{dest.name}.{os.getpid()}.tmp"
+    tmp.write_bytes(bundle_of(sources))
     os.replace(tmp, dest)
     return dest
 

@@ -49,6 +49,8 @@ SITE = {
 OUTPUT = {
     # The module's output cut half-way (a dropped connection, a full disk on the host).
     "truncated": '"$PY" "$@" | head -c 300',
+    # A healthy host that keeps what the controller sent it (stdin), one file per run and sshd port.
+    "record_stdin": 'tee "$(dirname "$0")/stdin-${SSH_CONNECTION##* }-$$" | "$PY" "$@"',
     # Something that is not JSON at all (a login banner or a broken wrapper on the host).
     "garbage": 'cat > /dev/null; echo "Welcome to gpu42! Last login: never"; echo "{{{ not json"',
 }

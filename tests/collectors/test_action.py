@@ -3,22 +3,25 @@ on this machine, local connection. It checks its arguments itself (the role has 
 would be a second task on every host), so a bad role variable must still fail with a message that names it."""
 
 import sys
+import threading
 
 import ansible_runner
 
-from fleetscope.collect import PLAYBOOK, runner_env
+from fleetscope.collect import PLAYBOOK, runner_env, write_accounting
 from fleetscope.stage import write_bundle
 
 
-def run_play(tmp_path, top_n):
+def run_play(tmp_path, top_n, accounting=None, extravars=()):
     """(runner rc, the names of the tasks that ran, the host's event, its result)."""
     private, envvars = runner_env(tmp_path, None, 10, write_bundle(tmp_path / "stage"))
+    if accounting is not None:
+        envvars["FLEETSCOPE_ACCOUNTING"] = str(accounting)
     inventory = tmp_path / "inventory.ini"
     inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
     events = []
     runner = ansible_runner.run(private_data_dir=str(private), playbook=str(PLAYBOOK), inventory=str(inventory),
-                                envvars=envvars, extravars={"collect_top_n": top_n}, quiet=True, timeout=120,
-                                event_handler=lambda e: events.append(e) or False)
+                                envvars=envvars, extravars={"collect_top_n": top_n, **dict(extravars)}, quiet=True,
+                                timeout=120, event_handler=lambda e: events.append(e) or False)
     tasks = [e["event_data"]["task"] for e in events if e["event"] == "playbook_on_task_start"]
     answers = [(e["event"], e["event_data"]["res"]) for e in events
                if e["event"] in ("runner_on_ok", "runner_on_failed")]
@@ -38,3 +41,26 @@ def test_a_bad_role_variable_fails_and_names_the_variable(tmp_path):
     assert (rc, event) == (2, "runner_on_failed"), res
     assert "role variable collect_top_n" in res["msg"] and "int" in res["msg"]
     assert "document" not in res
+
+
+def test_the_accounting_time_comes_from_the_file_fleetscope_writes_while_ansible_starts(tmp_path):
+    accounting = tmp_path / "accounting.json"
+    # written late, as `fleetscope collect` does when its warehouse lookup outlasts Ansible's start: the task waits
+    writer = threading.Timer(3, lambda: write_accounting(accounting, {"localhost": "2026-11-20T08:00:00Z",
+                                                                      "other": "2026-11-21T08:00:00Z"}))
+    writer.start()
+    try:
+        rc, _, event, res = run_play(tmp_path, 3, accounting)
+    finally:
+        writer.join()
+    assert (rc, event) == (0, "runner_on_ok"), res
+    assert res["invocation"]["module_args"]["accounting_since"] == "2026-11-20T08:00:00Z"  # this host's own
+
+
+def test_an_explicit_accounting_time_wins_and_an_unknown_host_gets_every_record(tmp_path):
+    accounting = tmp_path / "accounting.json"
+    write_accounting(accounting, {"other": "2026-11-21T08:00:00Z"})
+    _, _, _, res = run_play(tmp_path, 3, accounting)
+    assert res["invocation"]["module_args"]["accounting_since"] == ""
+    _, _, _, res = run_play(tmp_path, 3, accounting, {"collect_accounting_since": "2026-11-22T08:00:00Z"})
+    assert res["invocation"]["module_args"]["accounting_since"] == "2026-11-22T08:00:00Z"

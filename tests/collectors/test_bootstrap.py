@@ -8,6 +8,7 @@ import marshal
 import os
 import subprocess
 import sys
+import time
 import zlib
 
 import pytest
@@ -21,6 +22,7 @@ from fleetscope.stage import (
     pack_code,
     payload,
     shipped_filename,
+    write_bundle,
 )
 from tests import faults
 from tests.collectors.test_collect_main import PYTHON38
@@ -150,3 +152,18 @@ def test_the_bundle_carries_bytecode_for_every_shipped_module():
         assert set(code) == set(sources)
         for name, compiled in code.items():
             assert compiled.co_filename == shipped_filename(name)
+
+
+def test_the_staged_bundle_is_built_once_per_collector_version(tmp_path):
+    first = write_bundle(tmp_path)
+    built = first.stat().st_ino
+    assert write_bundle(tmp_path) == first and first.stat().st_ino == built  # reused, not rebuilt
+    assert first.read_bytes() == collector_bundle()
+    other = write_bundle(tmp_path, ship_pynvml=False)  # other sources: another bundle, beside the first
+    assert other != first and other.read_bytes() == collector_bundle(ship_pynvml=False)
+    hour_ago = time.time() - 3700
+    os.utime(first, (hour_ago, hour_ago))
+    (tmp_path / ".collector-0.bundle.1.tmp").write_bytes(b"left by a killed run")
+    os.utime(tmp_path / ".collector-0.bundle.1.tmp", (hour_ago, hour_ago))
+    write_bundle(tmp_path, ship_pynvml=False)
+    assert sorted(tmp_path.iterdir()) == [other]  # an hour unused: removed

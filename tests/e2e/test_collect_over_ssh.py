@@ -3,6 +3,7 @@ host -> spool -> Parquet/DuckDB -> static site. Three healthy hosts, one dead ad
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import sshd
+from tests import faults, sshd
 from tests.conftest import PROJECT, bare_python, fleetscope_bin, sql_json
 
 HEALTHY = ["node1", "node2", "node3"]
@@ -24,7 +25,9 @@ def fleet_run(sshd_fleet, tmp_path_factory):
     dead_port = sshd.free_port("127.0.0.9")
     first = sshd_fleet.hosts[0]
     inventory = root / "inventory.ini"
-    inventory.write_text(sshd_fleet.inventory(bare_python(), extra=[
+    # the healthy hosts' python3 keeps what each run sent it (tests/faults.py: record_stdin)
+    recorder = faults.interpreter(root, "record_stdin", bare_python())
+    inventory.write_text(sshd_fleet.inventory(str(recorder), extra=[
         # Nothing listens there: Ansible reports it unreachable within the connect timeout.
         f"dead ansible_host=127.0.0.9 ansible_port={dead_port} ansible_user={sshd_fleet.user} "
         f"ansible_ssh_private_key_file={sshd_fleet.key} "
@@ -123,3 +126,19 @@ def test_report_has_every_host_and_a_page_each(fleet_run):
             assert "../plotly.min.js" in page and "figure-" in page  # drawn in a browser by tests/reports
     assert (site / "plotly.min.js").stat().st_size > 1_000_000
     assert not list(site.rglob("plotly.min.js"))[1:], "plotly.min.js must be written once"
+
+
+def test_each_run_tells_each_host_when_its_last_stored_sample_was_taken(fleet_run, run_fleetscope, sshd_fleet):
+    """GPU accounting records that ended before it were stored by that run (the collector leaves them out).
+    fleetscope looks the times up while Ansible starts and hands them to the action in a file."""
+    data = fleet_run[0]
+    sent = {}  # sshd port: accounting_since of each run, in order
+    recorded = sorted((data.parent / "record_stdin").glob("stdin-*"), key=lambda f: f.stat().st_mtime_ns)
+    for f in recorded:
+        stdin = f.read_bytes()  # bootstrap's length and source, then the arguments' length and JSON, ...
+        length, _, rest = stdin.partition(b"\n")
+        length, _, rest = rest[int(length):].partition(b"\n")
+        sent.setdefault(int(f.name.split("-")[1]), []).append(json.loads(rest[:int(length)])["accounting_since"])
+    first_samples = {r["host"]: r["ts"] for r in sql_json(run_fleetscope, data, (
+        "SELECT host, strftime(min(host_ts), '%Y-%m-%dT%H:%M:%SZ') AS ts FROM host_samples GROUP BY host"))}
+    assert sent == {h.port: ["", first_samples[h.name]] for h in sshd_fleet.hosts}  # new hosts: every record
