@@ -70,8 +70,6 @@ def _build_report(settings: Settings, inventory: str | os.PathLike | None = None
 def cmd_collect(args) -> int:
     from .collect import CollectError, CollectInterrupted, run_collect
     from .lock import Busy, DataLock
-    from .warehouse import ingest_pending
-    from .warehouse.rollup import rollup, rollup_due
 
     settings = _settings(args)
     try:
@@ -83,6 +81,11 @@ def cmd_collect(args) -> int:
                 if isinstance(e, CollectInterrupted):
                     return EXIT_INTERRUPTED
                 return EXIT_USAGE if "inventory not found" in str(e) else EXIT_ANSIBLE
+            # speed: imported once Ansible runs (duckdb's import is 0.1 s); the run's warehouse lookup, done
+            # while Ansible starts, has imported it by now
+            from .warehouse import ingest_pending
+            from .warehouse.rollup import rollup, rollup_due
+
             try:
                 report = ingest_pending(settings.data_dir, keep_spool=settings.get("storage", "keep_spool"))
             except Exception as e:  # noqa: BLE001 - whatever broke storing, the spool keeps the data
