@@ -6,6 +6,7 @@ import json
 import shutil
 from datetime import datetime, timedelta
 
+import duckdb
 import pytest
 
 from fleetscope.spool import Spool
@@ -137,3 +138,37 @@ def test_accounting_since_is_each_hosts_last_stored_host_clock(tmp_path):
         ingest_pending(tmp_path)
     # every stored host (the lookup runs before the inventory is parsed); not lost01, which never answered
     assert accounting_since(tmp_path) == {"gpu01": "2026-11-23T09:05:00Z", "cpu01": "2026-11-23T09:05:00Z"}
+
+
+def catalog_views(data_dir):
+    con = duckdb.connect(str(data_dir / "fleet.duckdb"), read_only=True)
+    try:
+        return {name: sql for name, sql in con.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall()}
+    finally:
+        con.close()
+
+
+def test_the_catalog_file_is_rewritten_only_when_its_views_would_change(tmp_path):
+    f.spool_run(tmp_path, T0, [f.ok("cpu01", T0, f.document("cpu01", T0))])
+    ingest_pending(tmp_path)
+    catalog = tmp_path / "fleet.duckdb"
+    views = catalog_views(tmp_path)
+    assert "read_parquet" in views["host_samples"] and "read_parquet" not in views["gpu_samples"]
+    written = catalog.stat().st_mtime_ns
+    # the same tables again: the views are the same, the file is left alone (and readable meanwhile)
+    f.spool_run(tmp_path, T0 + timedelta(minutes=5), [f.ok("cpu01", T0, f.document("cpu01", T0))])
+    ingest_pending(tmp_path)
+    assert catalog.stat().st_mtime_ns == written
+    # gpu_samples gets its first file: its view now reads it
+    at = T0 + timedelta(minutes=10)
+    f.spool_run(tmp_path, at, [f.ok("gpu01", at, f.document("gpu01", at, gpus=[f.gpu(0, util=50)]))])
+    ingest_pending(tmp_path)
+    assert "read_parquet" in catalog_views(tmp_path)["gpu_samples"]
+    # someone changed the file (here: dropped a view): the next run writes the views again
+    con = duckdb.connect(str(catalog))
+    con.execute("DROP VIEW runs")
+    con.close()
+    at = T0 + timedelta(minutes=15)
+    f.spool_run(tmp_path, at, [f.ok("cpu01", at, f.document("cpu01", at))])
+    ingest_pending(tmp_path)
+    assert catalog_views(tmp_path).keys() == views.keys()
