@@ -81,12 +81,12 @@ def cmd_collect(args) -> int:
                 if isinstance(e, CollectInterrupted):
                     return EXIT_INTERRUPTED
                 return EXIT_USAGE if "inventory not found" in str(e) else EXIT_ANSIBLE
-            # speed: imported once Ansible runs (duckdb's import is 0.1 s); the run's warehouse lookup, done
-            # while Ansible starts, has imported it by now
-            from .warehouse import ingest_pending
-            from .warehouse.rollup import rollup, rollup_due
-
             try:
+                # speed: imported once Ansible runs (duckdb's import is 0.1 s); the run's warehouse lookup,
+                # done while Ansible starts, has imported it by now
+                from .warehouse import ingest_pending
+                from .warehouse.rollup import rollup, rollup_due
+
                 report = ingest_pending(settings.data_dir, keep_spool=settings.get("storage", "keep_spool"))
             except Exception as e:  # noqa: BLE001 - whatever broke storing, the spool keeps the data
                 _say(f"fleetscope collect: storing failed, the results stay in {settings.data_dir / 'spool'}: "

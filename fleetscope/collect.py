@@ -226,9 +226,12 @@ def run_collect(
     # Written while Ansible starts, read by the action when a host's task runs (it waits for the file).
     accounting = private / f"accounting-{summary.run_id}.json"
     envvars["FLEETSCOPE_ACCOUNTING"] = str(accounting)
-    for left in private.glob("accounting-*.json"):  # a killed run's
-        if time.time() - left.stat().st_mtime > 3600:
-            left.unlink(missing_ok=True)
+    for left in [*private.glob("accounting-*.json"), *private.glob(".accounting-*.tmp")]:  # a killed run's
+        try:
+            if time.time() - left.stat().st_mtime > 3600:
+                left.unlink()
+        except FileNotFoundError:
+            pass
     runner = init_runner(
         private_data_dir=str(private),
         playbook=str(PLAYBOOK),
@@ -400,8 +403,11 @@ def write_accounting(path: Path, since: dict[str, str]) -> None:
     """The accounting file for the fleetscope_collect action (FLEETSCOPE_ACCOUNTING), written atomically:
     the action reads it as soon as it exists."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(since), encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(since), encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def accounting_since(data_dir: Path) -> dict[str, str]:

@@ -119,25 +119,43 @@ def shipped_filename(module: str) -> str:
 
 
 def write_bundle(stage_root: Path, ship_pynvml: bool = True) -> Path:
-    """<stage_root>/collector-<key>.bundle, where the key is a hash of the sources and this Python's magic
-    number; its path goes to the action as FLEETSCOPE_BUNDLE. Built once per collector version and reused by
-    later runs: compiling and compressing it takes about 0.15 s, reading the sources to hash them 2 ms.
-    Written atomically; other versions' bundles are removed after an hour (a run lasts minutes)."""
+    """<stage_root>/collector-<key>.bundle, where the key is a hash of the sources, this Python's magic number
+    and the code that lays the bundle out and reads it (this file, the bootstrap); its path goes to the
+    action as FLEETSCOPE_BUNDLE. Built once per collector version and reused by later runs (compiling and
+    compressing it takes about 0.15 s, hashing the sources 2 ms) unless its length is not what its header
+    says. Written atomically; other versions' bundles are removed after a day unused."""
     sources = collector_sources(ship_pynvml)
-    key = hashlib.sha256(importlib.util.MAGIC_NUMBER + json.dumps(sources, sort_keys=True).encode()).hexdigest()
+    key = hashlib.sha256(importlib.util.MAGIC_NUMBER + Path(__file__).read_bytes() + BOOTSTRAP.read_bytes()
+                         + json.dumps(sources, sort_keys=True).encode()).hexdigest()
     stage = Path(stage_root)
     dest = stage / f"collector-{key[:16]}.bundle"
     for left in [*stage.glob(".collector*.tmp"), *stage.glob("collector*.bundle")]:  # killed or older runs'
-        if left != dest and time.time() - left.stat().st_mtime > 3600:
-            left.unlink(missing_ok=True)
-    if dest.exists():
-        os.utime(dest)  # in use: not an old one for another run's clean-up
-        return dest
+        try:
+            if left != dest and time.time() - left.stat().st_mtime > 86400:
+                left.unlink()
+        except FileNotFoundError:  # another run's clean-up was first
+            pass
+    try:
+        if _whole(dest):
+            os.utime(dest)  # in use: not an old one for another run's clean-up
+            return dest
+    except FileNotFoundError:
+        pass
     stage.mkdir(parents=True, exist_ok=True)
     tmp = stage / f".{dest.name}.{os.getpid()}.tmp"
     tmp.write_bytes(bundle_of(sources))
     os.replace(tmp, dest)
     return dest
+
+
+def _whole(bundle: Path) -> bool:
+    """Whether the file is as long as its header says (not cut short by a full disk or a crash)."""
+    with open(bundle, "rb") as f:
+        head = f.readline()
+        try:
+            return len(head) + sum(int(size) for size in head.split()) == os.fstat(f.fileno()).st_size
+        except ValueError:
+            return False
 
 
 #: The whole command line a host sees (`python3 -c STUB`): it reads the bootstrap from stdin and runs it, so

@@ -97,17 +97,29 @@ def refresh_catalog_file(data_dir: Path) -> str | None:
     finally:
         con.close()
     tmp = stamp.with_name(f"{stamp.name}.tmp")
-    tmp.write_text(_catalog_stamp(path, digest), encoding="utf-8")
-    os.replace(tmp, stamp)
+    try:
+        tmp.write_text(_catalog_stamp(path, digest), encoding="utf-8")
+        os.replace(tmp, stamp)
+    except OSError as e:  # the views are written; the next run only writes them again
+        stamp.unlink(missing_ok=True)
+        return f"could not note the views written to {path} in {stamp}: {e}"
     return None
 
 
 def _catalog_stamp(path: Path, digest: str) -> str:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return ""
-    return f"{digest} {st.st_size} {st.st_mtime_ns}"
+    """The views' hash, then size and mtime of the file and of its write-ahead log (a session killed before
+    its checkpoint leaves its changes there), or "" without the file."""
+    stats = []
+    for f in (path, path.with_name(path.name + ".wal")):
+        try:
+            st = f.stat()
+        except FileNotFoundError:
+            if f == path:
+                return ""
+            stats.append("-")
+        else:
+            stats.append(f"{st.st_size}:{st.st_mtime_ns}")
+    return " ".join([digest, *stats])
 
 
 def _read(path: Path) -> str | None:

@@ -154,16 +154,44 @@ def test_the_bundle_carries_bytecode_for_every_shipped_module():
             assert compiled.co_filename == shipped_filename(name)
 
 
+def bundle_parts(bundle: bytes) -> list:
+    """The four parts, decoded: package sources, its code's module names, pynvml's sources, its code's names."""
+    head, _, rest = bundle.partition(b"\n")
+    sizes = [int(size) for size in head.split()]
+    parts = [rest[sum(sizes[:i]):sum(sizes[:i + 1])] for i in range(4)]
+    return [None if not part else json.loads(zlib.decompress(part)) if i % 2 == 0 else
+            sorted(marshal.loads(zlib.decompress(part[len(importlib.util.MAGIC_NUMBER):])))
+            for i, part in enumerate(parts)]
+
+
 def test_the_staged_bundle_is_built_once_per_collector_version(tmp_path):
     first = write_bundle(tmp_path)
     built = first.stat().st_ino
     assert write_bundle(tmp_path) == first and first.stat().st_ino == built  # reused, not rebuilt
-    assert first.read_bytes() == collector_bundle()
+    assert bundle_parts(first.read_bytes()) == bundle_parts(collector_bundle())
     other = write_bundle(tmp_path, ship_pynvml=False)  # other sources: another bundle, beside the first
-    assert other != first and other.read_bytes() == collector_bundle(ship_pynvml=False)
-    hour_ago = time.time() - 3700
-    os.utime(first, (hour_ago, hour_ago))
+    assert other != first and bundle_parts(other.read_bytes()) == bundle_parts(collector_bundle(ship_pynvml=False))
+    day_ago = time.time() - 86500
+    os.utime(first, (day_ago, day_ago))
     (tmp_path / ".collector-0.bundle.1.tmp").write_bytes(b"left by a killed run")
-    os.utime(tmp_path / ".collector-0.bundle.1.tmp", (hour_ago, hour_ago))
+    os.utime(tmp_path / ".collector-0.bundle.1.tmp", (day_ago, day_ago))
     write_bundle(tmp_path, ship_pynvml=False)
-    assert sorted(tmp_path.iterdir()) == [other]  # an hour unused: removed
+    assert sorted(tmp_path.iterdir()) == [other]  # a day unused: removed
+
+
+def test_a_staged_bundle_cut_short_is_built_again(tmp_path):
+    staged = write_bundle(tmp_path)
+    whole = staged.read_bytes()
+    staged.write_bytes(whole[:len(whole) // 2])  # a full disk, a crash half-way
+    assert write_bundle(tmp_path) == staged and staged.read_bytes() == whole
+
+
+@pytest.mark.parametrize("python", PYTHONS)
+def test_the_bootstrap_finds_its_pythons_magic_number(tmp_path, python):
+    """Where the bytecode can run, the bootstrap knows it (else every host compiles, only more slowly)."""
+    if python is None:
+        pytest.skip("no python3.8 on this machine")
+    probe = BOOTSTRAP.read_text().split("from fleetscope_collectors import collect")[0] + (
+        "import importlib.util\nanswer({'found': MAGIC is not None and MAGIC == importlib.util.MAGIC_NUMBER})\n")
+    proc, answer = run_bootstrap(python, {"timeout": 0}, tmp_path, bootstrap=probe.encode())
+    assert answer == {"found": True}, proc.stderr

@@ -142,3 +142,4 @@ def test_each_run_tells_each_host_when_its_last_stored_sample_was_taken(fleet_ru
     first_samples = {r["host"]: r["ts"] for r in sql_json(run_fleetscope, data, (
         "SELECT host, strftime(min(host_ts), '%Y-%m-%dT%H:%M:%SZ') AS ts FROM host_samples GROUP BY host"))}
     assert sent == {h.port: ["", first_samples[h.name]] for h in sshd_fleet.hosts}  # new hosts: every record
+    assert not list((data / ".runner").glob("*accounting*"))  # the hand-over file goes with its run

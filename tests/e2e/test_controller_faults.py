@@ -176,6 +176,7 @@ def test_sigterm_stops_ansible_at_once_and_keeps_what_came_back(tmp_path):
     assert proc.returncode == 130, out + err
     assert "interrupted" in err and "1 host result(s)" in err and "Traceback" not in err
     assert stopped_in < 15  # the runner asks every second whether to stop; the host timeout is 120 s
+    assert not list((data / ".runner").glob("*accounting*"))  # the run's hand-over file to the action
     after = subprocess.run([*fleetscope_bin(), "ingest", "--data", str(data)], cwd=PROJECT,
                            capture_output=True, text=True, timeout=120, env=site_beside(data))
     assert after.returncode == 0, after.stderr
@@ -196,6 +197,7 @@ def test_a_limit_that_matches_no_host_ends_quickly_with_nothing_run(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "0 hosts: none" in proc.stdout
     assert time.monotonic() - t < 20
+    assert not list((data / ".runner").glob("*accounting*"))
     con = connect(data)
     try:
         assert con.execute("SELECT hosts_total, hosts_ok FROM runs").fetchall() == [(0, 0)]

@@ -143,7 +143,8 @@ def test_accounting_since_is_each_hosts_last_stored_host_clock(tmp_path):
 def catalog_views(data_dir):
     con = duckdb.connect(str(data_dir / "fleet.duckdb"), read_only=True)
     try:
-        return {name: sql for name, sql in con.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall()}
+        rows = con.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall()
+        return dict(rows)
     finally:
         con.close()
 

@@ -35,14 +35,16 @@ ARGUMENT_SPEC = {
 
 
 #: How long a host's task waits for `fleetscope collect` to write the accounting file (it does so within a
-#: second of starting Ansible, which takes about that long to reach the first host).
-ACCOUNTING_WAIT_S = 30
+#: second of starting Ansible, which takes about that long to reach the first host). Well inside the 15 s
+#: the task's timeout allows on top of the collector's own (roles/collect/tasks/main.yml).
+ACCOUNTING_WAIT_S = 8
 
 
 def _accounting_since(args: dict, host: str) -> str:
     """The accounting_since argument, else this host's entry in the file `fleetscope collect` names in
     FLEETSCOPE_ACCOUNTING ({host: time}), which it writes while Ansible starts, so that its warehouse lookup is
-    not on the run's critical path; "" (every record the driver holds) without either."""
+    not on the run's critical path; "" (every record the driver holds) without either, or when the file
+    has not come within ACCOUNTING_WAIT_S."""
     if args.get("accounting_since"):
         return args["accounting_since"]
     path = os.environ.get("FLEETSCOPE_ACCOUNTING")
@@ -64,7 +66,10 @@ def _bundle() -> bytes:
     """The collector package as `fleetscope collect` staged it for this run, else built now."""
     staged = os.environ.get("FLEETSCOPE_BUNDLE")
     if staged:
-        return Path(staged).read_bytes()
+        try:
+            return Path(staged).read_bytes()
+        except FileNotFoundError:  # removed under a run of over a day: built again, from the same sources
+            pass
     return collector_bundle()  # a playbook run by hand, from the project's venv
 
 
