@@ -226,10 +226,14 @@ def run_collect(
     # Written while Ansible starts, read by the action when a host's task runs (it waits for the file).
     accounting = private / f"accounting-{summary.run_id}.json"
     envvars["FLEETSCOPE_ACCOUNTING"] = str(accounting)
-    for left in [*private.glob("accounting-*.json"), *private.glob(".accounting-*.tmp")]:  # a killed run's
+    # Ansible's local temporary folders, ours (the inventory is parsed in this process) and ansible-playbook's,
+    # under the data folder rather than ~/.ansible/tmp: a killed run's stay there and are swept below.
+    os.environ["ANSIBLE_LOCAL_TEMP"] = envvars["ANSIBLE_LOCAL_TEMP"]
+    for left in [*private.glob("accounting-*.json"), *private.glob(".accounting-*.tmp"),
+                 *(private / "tmp").glob("ansible-local-*")]:  # a killed run's
         try:
             if time.time() - left.stat().st_mtime > 3600:
-                left.unlink()
+                shutil.rmtree(left) if left.is_dir() else left.unlink()
         except FileNotFoundError:
             pass
     runner = init_runner(

@@ -77,6 +77,8 @@ def test_kill_9_at_random_moments_never_corrupts_or_loses_spooled_data(tmp_path)
     rng = random.Random(20261126)
     spooled: set[str] = set()
     kills = 0
+    home_tmp = Path.home() / ".ansible" / "tmp"
+    before = set(home_tmp.iterdir()) if home_tmp.exists() else set()
     collect, rollup = ["collect", "--inventory", str(inventory)], ["rollup"]
     # How long each command takes here, uninterrupted: the kills land at random moments inside that span,
     # whatever the speed of the machine (or of the code).
@@ -113,6 +115,8 @@ def test_kill_9_at_random_moments_never_corrupts_or_loses_spooled_data(tmp_path)
     assert_consistent(data)
     assert not list(data.glob("*/date=*/.*")), "temp files left behind"
     assert not [*tmp_path.glob(".site.new-*"), *tmp_path.glob(".site.old-*")], "a killed build's folder was left"
+    # Ansible's temporary folders of killed runs stay under the data folder (swept an hour later), not in ~
+    assert (set(home_tmp.iterdir()) if home_tmp.exists() else set()) <= before
 
 
 def assert_consistent(data: Path) -> None:
