@@ -1,7 +1,5 @@
 """`python -m fleetscope` is the `fleetscope` command."""
 
-import sys
+from .cli import run
 
-from .cli import main
-
-sys.exit(main())
+run()

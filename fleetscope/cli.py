@@ -15,9 +15,11 @@ Exit codes (docs/operations.md):
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 from . import __version__
@@ -467,5 +469,25 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_STORAGE
 
 
+def run() -> None:
+    """The `fleetscope` command (the console script, `python -m fleetscope`): main(), then a quick exit.
+
+    speed: after a collect, this process holds Ansible's inventory code, duckdb and the run's objects, and
+    an interpreter's normal shutdown frees them one by one: about 0.2 s of every cron run, for nothing the
+    OS does not do at once. Once the atexit handlers have run and the output is flushed, and no non-daemon
+    thread is left to wait for, the process ends with os._exit. Everything the commands write is written
+    and closed before main() returns (atomic replaces, closed DuckDB connections)."""
+    code = main()
+    if any(t is not threading.main_thread() and not t.daemon and t.is_alive() for t in threading.enumerate()):
+        sys.exit(code)
+    atexit._run_exitfuncs()  # what a normal exit runs first (logging, Ansible's temp folders, ...)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):  # a reader gone, a stream closed: nothing left to say
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -143,3 +143,6 @@ def test_each_run_tells_each_host_when_its_last_stored_sample_was_taken(fleet_ru
         "SELECT host, strftime(min(host_ts), '%Y-%m-%dT%H:%M:%SZ') AS ts FROM host_samples GROUP BY host"))}
     assert sent == {h.port: ["", first_samples[h.name]] for h in sshd_fleet.hosts}  # new hosts: every record
     assert not list((data / ".runner").glob("*accounting*"))  # the hand-over file goes with its run
+    # and so do Ansible's temporary folders, fleetscope's own (its exit skips the interpreter's teardown,
+    # not the atexit handlers that remove them) and ansible-playbook's
+    assert not list((data / ".runner" / "tmp").glob("ansible-local-*"))
