@@ -9,6 +9,7 @@ Every host of the inventory (after --limit) ends the run with exactly one status
 
 from __future__ import annotations
 
+import configparser
 import datetime as dt
 import json
 import math
@@ -347,6 +348,10 @@ def runner_env(data_dir: Path, module_utils: Path | None, connect_timeout: int,
         "ANSIBLE_LOCAL_TEMP": str(private / "tmp"),
         "ANSIBLE_NOCOLOR": "1",
     }
+    # ansible-runner turns host key checking off (ANSIBLE_HOST_KEY_CHECKING=False, as AWX wants) unless the
+    # environment sets it, and an environment variable beats ansible.cfg: pass ansible.cfg's own setting on,
+    # unless the user's environment sets one.
+    envvars["ANSIBLE_HOST_KEY_CHECKING"] = os.environ.get("ANSIBLE_HOST_KEY_CHECKING") or str(_host_key_checking())
     if module_utils is not None:
         envvars["ANSIBLE_MODULE_UTILS"] = str(module_utils)
     if bundle is not None:
@@ -355,6 +360,13 @@ def runner_env(data_dir: Path, module_utils: Path | None, connect_timeout: int,
     # so `.venv/bin/fleetscope` works from cron without an activated venv.
     envvars["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)])
     return private, envvars
+
+
+def _host_key_checking() -> bool:
+    """ansible.cfg's host_key_checking (Ansible's default, True, where it does not say)."""
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(ANSIBLE_CFG)
+    return cfg.getboolean("defaults", "host_key_checking", fallback=True)
 
 
 def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | None = None) -> list[dict]:

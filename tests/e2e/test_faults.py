@@ -20,6 +20,7 @@ HOST_TIMEOUT, CONNECT_TIMEOUT = 5, 3
 EXPECTED = {
     "node1": "ok", "node2": "ok", "node3": "ok",
     "dead": "unreachable", "tarpit": "unreachable", "wrongkey": "unreachable",
+    "unknownhost": "unreachable", "impostor": "unreachable",
     "hang": "timeout",
     "nopython": "failed", "oldpython": "failed", "truncated": "failed", "garbage": "failed",
     "diskserror": "ok", "clockahead": "ok",
@@ -35,17 +36,27 @@ def fault_run(sshd_fleet, tmp_path_factory):
     node2, node3 = sshd_fleet.hosts[1], sshd_fleet.hosts[2]
     known = f"-o UserKnownHostsFile={sshd_fleet.known_hosts}"
 
-    def line(name, address, port, python=None, key=sshd_fleet.key):
+    def line(name, address, port, python=None, key=sshd_fleet.key, known=known):
         python = python or bare_python()
         return (f"{name} ansible_host={address} ansible_port={port} ansible_user={sshd_fleet.user} "
                 f"ansible_ssh_private_key_file={key} ansible_python_interpreter={python} "
                 f"ansible_ssh_common_args='{known}'")
+
+    # Host keys stay checked: a host not in known_hosts, and one that answers with another host's key (as a
+    # man in the middle would), are refused, and known_hosts is left as it was.
+    unknown = root / "known_hosts_empty"
+    unknown.write_text("")
+    impostor = root / "known_hosts_impostor"  # node3's address, but node1's key
+    node1_key = sshd_fleet.known_hosts.read_text().splitlines()[0].split(" ", 1)[1]
+    impostor.write_text(f"[{node3.address}]:{node3.port} {node1_key}\n")
 
     broken = [
         line("dead", "127.0.0.9", sshd.free_port("127.0.0.9")),
         line("tarpit", tarpit.address, tarpit.port),
         line("wrongkey", node2.address, node2.port, key=wrong_key),
         line("nopython", node3.address, node3.port, python="/nonexistent/python3"),
+        line("unknownhost", node2.address, node2.port, known=f"-o UserKnownHostsFile={unknown}"),
+        line("impostor", node3.address, node3.port, known=f"-o UserKnownHostsFile={impostor}"),
     ]
     for name, fault in [("hang", "hang"), ("diskserror", "disks_error"), ("clockahead", "clock_ahead"),
                         ("oldpython", "old_python"), ("truncated", "truncated"), ("garbage", "garbage")]:
@@ -78,6 +89,10 @@ def test_every_host_gets_the_right_status(fault_run, run_fleetscope):
     assert {r["host"]: r["status"] for r in rows} == EXPECTED, proc.stdout
     messages = {r["host"]: r["message"] or "" for r in rows}
     assert "Permission denied" in messages["wrongkey"]
+    # fleetscope runs Ansible through ansible-runner, which turns host key checking off unless told not to
+    for host in ("unknownhost", "impostor"):
+        assert "Host key verification failed" in messages[host], messages[host]
+    assert (root / "known_hosts_empty").read_text() == ""  # nothing was learnt from an unknown host
     assert "timed out" in messages["hang"]
     # Ansible's own module code refuses an old Python before ours runs, and says so plainly.
     assert "minimum of Python version 3.8" in messages["oldpython"] and "3.6.9" in messages["oldpython"]
