@@ -450,6 +450,20 @@ def test_utilization_by_hour_of_day(rolled):
     assert near(sum(r["gpu_h"] for r in rows), len(GPUS) * SPAN / 3600, 1)
 
 
+def test_hour_of_day_leaves_out_an_hour_that_holds_only_a_first_sample(tmp_path):
+    """The first sample covers no time (nothing before it): if it falls in an hour of its own (runs that
+    begin just before the hour), that hour has no seconds and is left out, not shown as NULLs."""
+    pytest.importorskip("fleetscope.warehouse.rollup", reason=ROLLUP_REASON)
+    (tmp_path / "fleetscope.toml").write_text("\n")
+    hour = (datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(hours=1)).replace(minute=0, second=0,
+                                                                                             microsecond=0)
+    starts = build(tmp_path / "data", tmp_path / "fleetscope.toml", hour + timedelta(minutes=12))
+    assert starts[0].hour != starts[1].hour == starts[-1].hour  # the first run alone in the hour before
+    rows = Warehouse(tmp_path, starts).answer("by hour of day")
+    assert [r["hour_utc"] for r in rows] == [starts[1].hour]
+    assert rows[0]["util_pct"] is not None
+
+
 def test_idle_held_share_per_host(rolled):
     rows = by(rolled.answer("wasted (idle but held)"), "host")
     got = {h: (r["active_pct"], r["idle_held_pct"], r["free_pct"]) for h, r in rows.items()}
