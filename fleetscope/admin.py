@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from .collect import PROJECT_DIR, classify, host_result, inventory_hosts, runner_env
+from .collect import PROJECT_DIR, classify, host_result, inventory_hosts, local_temp, runner_env
 from .settings import Settings
 from .stage import stage_module_utils
 
@@ -51,9 +51,10 @@ def run_action(settings: Settings, host: str, args: dict, *, inventory: Path | N
     import ansible_runner
 
     inventory = Path(inventory or settings.path("collect", "inventory")).resolve()
+    data_dir = settings.data_dir
+    local_temp(data_dir)
     if host not in inventory_hosts(inventory):
         raise AdminError(f"{host} is not in {inventory}")
-    data_dir = settings.data_dir
     module_utils = stage_module_utils(data_dir / ".stage", settings.get("collect", "ship_pynvml"))
     private, envvars = runner_env(data_dir, module_utils, int(settings.get("collect", "connect_timeout_s")))
     action = args["action"]

@@ -483,8 +483,9 @@ def run() -> None:
     atexit._run_exitfuncs()  # what a normal exit runs first (logging, Ansible's temp folders, ...)
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
-        except (BrokenPipeError, ValueError):  # a reader gone, a stream closed: nothing left to say
+            if stream is not None:  # None: started with that descriptor closed
+                stream.flush()
+        except (OSError, ValueError):  # a reader gone, a full disk, a stream closed: nothing more to say
             pass
     os._exit(code)
 

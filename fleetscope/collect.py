@@ -169,6 +169,7 @@ def run_collect(
     started = utcnow()
     summary = RunSummary(new_run_id(started), iso(started), inventory=str(inventory))
     spool = Spool(data_dir)
+    local_temp(data_dir)
     bundle = write_bundle(data_dir / ".stage", settings.get("collect", "ship_pynvml"))
     host_timeout = int(settings.get("collect", "host_timeout_s"))
     connect_timeout = int(settings.get("collect", "connect_timeout_s"))
@@ -227,15 +228,11 @@ def run_collect(
     # Written while Ansible starts, read by the action when a host's task runs (it waits for the file).
     accounting = private / f"accounting-{summary.run_id}.json"
     envvars["FLEETSCOPE_ACCOUNTING"] = str(accounting)
-    # Ansible's local temporary folders, ours (the inventory is parsed in this process) and ansible-playbook's,
-    # under the data folder rather than ~/.ansible/tmp: a killed run's stay there and are swept below.
-    os.environ["ANSIBLE_LOCAL_TEMP"] = envvars["ANSIBLE_LOCAL_TEMP"]
-    for left in [*private.glob("accounting-*.json"), *private.glob(".accounting-*.tmp"),
-                 *(private / "tmp").glob("ansible-local-*")]:  # a killed run's
+    for left in [*private.glob("accounting-*.json"), *private.glob(".accounting-*.tmp")]:  # a killed run's
         try:
             if time.time() - left.stat().st_mtime > 3600:
-                shutil.rmtree(left) if left.is_dir() else left.unlink()
-        except FileNotFoundError:
+                left.unlink()
+        except OSError:  # gone already, or not ours to remove: it costs nothing to leave
             pass
     runner = init_runner(
         private_data_dir=str(private),
@@ -328,6 +325,23 @@ def run_collect(
     return summary
 
 
+def local_temp(data_dir: Path) -> Path:
+    """Ansible's local temporary folders under <data>/.runner/tmp, not ~/.ansible/tmp: this process's (it
+    parses the inventory through Ansible, which makes one and removes it at exit) and ansible-playbook's
+    (runner_env). A killed process's folder stays there and is removed a day later. Call it before the
+    first in-process use of Ansible: its settings are read once, at import."""
+    tmp = Path(data_dir) / ".runner" / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    os.environ["ANSIBLE_LOCAL_TEMP"] = str(tmp)
+    for left in tmp.glob("ansible-local-*"):
+        try:
+            if time.time() - left.stat().st_mtime > 86400:
+                shutil.rmtree(left, ignore_errors=True)
+        except OSError:
+            pass
+    return tmp
+
+
 def runner_env(data_dir: Path, module_utils: Path | None, connect_timeout: int,
                bundle: Path | None = None) -> tuple[Path, dict[str, str]]:
     """ansible-runner's private folder and the environment every fleetscope playbook runs with.
@@ -351,7 +365,7 @@ def runner_env(data_dir: Path, module_utils: Path | None, connect_timeout: int,
     # ansible-runner turns host key checking off (ANSIBLE_HOST_KEY_CHECKING=False, as AWX wants) unless the
     # environment sets it, and an environment variable beats ansible.cfg: pass ansible.cfg's own setting on,
     # unless the user's environment sets one.
-    envvars["ANSIBLE_HOST_KEY_CHECKING"] = os.environ.get("ANSIBLE_HOST_KEY_CHECKING") or str(_host_key_checking())
+    envvars["ANSIBLE_HOST_KEY_CHECKING"] = os.environ.get("ANSIBLE_HOST_KEY_CHECKING") or _host_key_checking()
     if module_utils is not None:
         envvars["ANSIBLE_MODULE_UTILS"] = str(module_utils)
     if bundle is not None:
@@ -362,11 +376,17 @@ def runner_env(data_dir: Path, module_utils: Path | None, connect_timeout: int,
     return private, envvars
 
 
-def _host_key_checking() -> bool:
-    """ansible.cfg's host_key_checking (Ansible's default, True, where it does not say)."""
-    cfg = configparser.ConfigParser(interpolation=None)
-    cfg.read(ANSIBLE_CFG)
-    return cfg.getboolean("defaults", "host_key_checking", fallback=True)
+def _host_key_checking() -> str:
+    """ansible.cfg's host_key_checking as written there (Ansible reads the environment variable as it reads
+    the file: yes/no, true/false, y/n, t/f, on/off, 1/0), "True" (Ansible's default) where it does not say.
+    The file is read as Ansible reads it (a `;` comment may end a line); importing Ansible's own config
+    code here would cost 0.3 s before Ansible can start."""
+    cfg = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";",))
+    try:
+        cfg.read(ANSIBLE_CFG)
+    except configparser.Error:  # Ansible itself will say what is wrong with the file
+        return "True"
+    return cfg.get("defaults", "host_key_checking", fallback="True").strip() or "True"
 
 
 def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | None = None) -> list[dict]:
@@ -376,10 +396,11 @@ def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | 
     import ansible_runner
 
     inventory = Path(inventory or settings.path("collect", "inventory")).resolve()
+    data_dir = settings.data_dir
+    local_temp(data_dir)
     hosts = inventory_hosts(inventory, limit)
     if not hosts:
         return []
-    data_dir = settings.data_dir
     bundle = write_bundle(data_dir / ".stage", settings.get("collect", "ship_pynvml"))
     host_timeout = int(settings.get("collect", "host_timeout_s"))
     private, envvars = runner_env(data_dir, None, int(settings.get("collect", "connect_timeout_s")), bundle)

@@ -96,3 +96,17 @@ def test_rollup_command_rolls_up_and_says_what_it_did(run_fleetscope, warehouse)
     assert rows == [{"host": "gpu01", "samples": 1}]
     again = run_fleetscope("rollup", "--data", str(warehouse))
     assert "rollup: 0 day(s) rolled up" in again.stdout
+
+
+def test_the_command_ends_cleanly_whatever_its_output_is(tmp_path):
+    """`fleetscope` ends with os._exit after flushing its output (fleetscope.cli.run): a closed stdout or a
+    reader that went away is no traceback, and what was printed arrives whole."""
+    inventory = tmp_path / "inv.ini"
+    inventory.write_text("[lab]\n" + "".join(f"node{i:02d} ansible_host=127.0.0.{i}\n" for i in range(2, 60)))
+    command = " ".join([*fleetscope_bin(), "hosts", "list", "-i", str(inventory)])
+    closed = subprocess.run(f"{command} >&-", shell=True, capture_output=True, text=True, timeout=120, cwd=PROJECT)
+    assert closed.returncode == 0 and "Traceback" not in closed.stderr, closed.stderr
+    whole = subprocess.run(f"{command} | cat", shell=True, capture_output=True, text=True, timeout=120, cwd=PROJECT)
+    assert whole.returncode == 0 and all(f"node{i:02d}" in whole.stdout for i in range(2, 60)), whole.stdout
+    cut = subprocess.run(f"{command} | head -1", shell=True, capture_output=True, text=True, timeout=120, cwd=PROJECT)
+    assert "Traceback" not in cut.stderr, cut.stderr

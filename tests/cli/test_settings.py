@@ -66,3 +66,20 @@ def test_the_playbook_never_asks_for_root_and_host_keys_stay_checked():
     cfg.read(PROJECT_DIR / "ansible.cfg")
     assert cfg.getboolean("defaults", "host_key_checking") is True
     assert "BatchMode=yes" in cfg.get("ssh_connection", "ssh_args")
+
+
+def test_host_key_checking_reaches_ansible_runner_as_ansible_cfg_says(tmp_path, monkeypatch):
+    """ansible-runner would set ANSIBLE_HOST_KEY_CHECKING=False; fleetscope passes ansible.cfg's value on,
+    read as Ansible reads the file (a `;` comment may end the line), and the user's environment wins."""
+    from fleetscope import collect
+
+    monkeypatch.delenv("ANSIBLE_HOST_KEY_CHECKING", raising=False)
+    assert collect.runner_env(tmp_path, None, 10)[1]["ANSIBLE_HOST_KEY_CHECKING"] == "True"  # the shipped file
+    cfg = tmp_path / "ansible.cfg"
+    monkeypatch.setattr(collect, "ANSIBLE_CFG", cfg)
+    cfg.write_text("[defaults]\nhost_key_checking = no ; a lab of throwaway VMs\n")
+    assert collect.runner_env(tmp_path, None, 10)[1]["ANSIBLE_HOST_KEY_CHECKING"] == "no"
+    cfg.write_text("[defaults]\nforks = 5\n")
+    assert collect.runner_env(tmp_path, None, 10)[1]["ANSIBLE_HOST_KEY_CHECKING"] == "True"  # Ansible's default
+    monkeypatch.setenv("ANSIBLE_HOST_KEY_CHECKING", "False")
+    assert collect.runner_env(tmp_path, None, 10)[1]["ANSIBLE_HOST_KEY_CHECKING"] == "False"

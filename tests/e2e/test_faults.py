@@ -36,11 +36,15 @@ def fault_run(sshd_fleet, tmp_path_factory):
     node2, node3 = sshd_fleet.hosts[1], sshd_fleet.hosts[2]
     known = f"-o UserKnownHostsFile={sshd_fleet.known_hosts}"
 
-    def line(name, address, port, python=None, key=sshd_fleet.key, known=known):
+    def line(name, address, port, python=None, key=sshd_fleet.key, known=known, own_connection=False):
         python = python or bare_python()
+        # Ansible names its shared SSH connection after address, port and user only: a host that must log in
+        # afresh (another key, another known_hosts) gets its own, or it could ride on another host's session,
+        # which checked neither
+        own = f" ansible_control_path=%(directory)s/{name}" if own_connection else ""
         return (f"{name} ansible_host={address} ansible_port={port} ansible_user={sshd_fleet.user} "
                 f"ansible_ssh_private_key_file={key} ansible_python_interpreter={python} "
-                f"ansible_ssh_common_args='{known}'")
+                f"ansible_ssh_common_args='{known}'{own}")
 
     # Host keys stay checked: a host not in known_hosts, and one that answers with another host's key (as a
     # man in the middle would), are refused, and known_hosts is left as it was.
@@ -53,10 +57,11 @@ def fault_run(sshd_fleet, tmp_path_factory):
     broken = [
         line("dead", "127.0.0.9", sshd.free_port("127.0.0.9")),
         line("tarpit", tarpit.address, tarpit.port),
-        line("wrongkey", node2.address, node2.port, key=wrong_key),
+        line("wrongkey", node2.address, node2.port, key=wrong_key, own_connection=True),
         line("nopython", node3.address, node3.port, python="/nonexistent/python3"),
-        line("unknownhost", node2.address, node2.port, known=f"-o UserKnownHostsFile={unknown}"),
-        line("impostor", node3.address, node3.port, known=f"-o UserKnownHostsFile={impostor}"),
+        line("unknownhost", node2.address, node2.port, known=f"-o UserKnownHostsFile={unknown}",
+             own_connection=True),
+        line("impostor", node3.address, node3.port, known=f"-o UserKnownHostsFile={impostor}", own_connection=True),
     ]
     for name, fault in [("hang", "hang"), ("diskserror", "disks_error"), ("clockahead", "clock_ahead"),
                         ("oldpython", "old_python"), ("truncated", "truncated"), ("garbage", "garbage")]:
