@@ -17,7 +17,10 @@ def test_check_reports_ssh_python_and_nvml_per_host(sshd_fleet, tmp_path):
     inventory = tmp_path / "inventory.ini"
     inventory.write_text(
         f"[lab]\ngood {base} ansible_ssh_private_key_file={sshd_fleet.key} ansible_python_interpreter={bare_python()}\n"
-        f"badkey {base} ansible_ssh_private_key_file={wrong_key} ansible_python_interpreter={bare_python()}\n"
+        # its own SSH master: Ansible shares one per address, port and user, and riding on good's session it
+        # would never present its key (the test failed now and then when good's master came up first)
+        f"badkey {base} ansible_ssh_private_key_file={wrong_key} ansible_python_interpreter={bare_python()} "
+        f"ansible_control_path=%(directory)s/badkey\n"
         f"nopython {base} ansible_ssh_private_key_file={sshd_fleet.key} ansible_python_interpreter=/no/python3\n")
     proc = subprocess.run([*fleetscope_bin(), "hosts", "check", "-i", str(inventory), "--data", str(tmp_path / "d")],
                           cwd=PROJECT, capture_output=True, text=True, timeout=300,
