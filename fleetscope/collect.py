@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import configparser
 import datetime as dt
-import json
 import math
 import os
 import secrets
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import __version__
+from .files import remove_stale, write_json_atomic
 from .settings import PROJECT_DIR, Settings
 from .spool import Spool
 from .stage import write_bundle
@@ -228,12 +228,7 @@ def run_collect(
     # Written while Ansible starts, read by the action when a host's task runs (it waits for the file).
     accounting = private / f"accounting-{summary.run_id}.json"
     envvars["FLEETSCOPE_ACCOUNTING"] = str(accounting)
-    for left in [*private.glob("accounting-*.json"), *private.glob(".accounting-*.tmp")]:  # a killed run's
-        try:
-            if time.time() - left.stat().st_mtime > 3600:
-                left.unlink()
-        except OSError:  # gone already, or not ours to remove: it costs nothing to leave
-            pass
+    remove_stale([*private.glob("accounting-*.json"), *private.glob(".accounting-*.tmp")], 3600)  # killed runs'
     runner = init_runner(
         private_data_dir=str(private),
         playbook=str(PLAYBOOK),
@@ -330,16 +325,16 @@ def local_temp(data_dir: Path) -> Path:
     parses the inventory through Ansible, which makes one and removes it at exit) and ansible-playbook's
     (runner_env). A killed process's folder stays there and is removed a day later. Call it before the
     first in-process use of Ansible: its settings are read once, at import."""
-    tmp = Path(data_dir) / ".runner" / "tmp"
+    tmp = runner_dir(data_dir) / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     os.environ["ANSIBLE_LOCAL_TEMP"] = str(tmp)
-    for left in tmp.glob("ansible-local-*"):
-        try:
-            if time.time() - left.stat().st_mtime > 86400:
-                shutil.rmtree(left, ignore_errors=True)
-        except OSError:
-            pass
+    remove_stale(tmp.glob("ansible-local-*"), 86400)
     return tmp
+
+
+def runner_dir(data_dir: Path) -> Path:
+    """ansible-runner's private folder: its inputs, the last runs' artifacts, Ansible's temporary folders."""
+    return Path(data_dir) / ".runner"
 
 
 def runner_env(data_dir: Path, module_utils: Path | None, connect_timeout: int,
@@ -348,7 +343,7 @@ def runner_env(data_dir: Path, module_utils: Path | None, connect_timeout: int,
 
     ``bundle``: the staged collector for the fleetscope_collect action (stage.write_bundle);
     ``module_utils``: the staged package for Ansible modules that import it (the admin module)."""
-    private = data_dir / ".runner"
+    private = runner_dir(data_dir)
     private.mkdir(parents=True, exist_ok=True)
     # ansible-runner keeps the arguments of a run in <private>/env/ and reads them back on the next one
     # (an admin action's --check would stick to the next collect): every run passes all it needs.
@@ -439,12 +434,7 @@ def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | 
 def write_accounting(path: Path, since: dict[str, str]) -> None:
     """The accounting file for the fleetscope_collect action (FLEETSCOPE_ACCOUNTING), written atomically:
     the action reads it as soon as it exists."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(json.dumps(since), encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_json_atomic(path, since)
 
 
 def accounting_since(data_dir: Path) -> dict[str, str]:

@@ -6,7 +6,9 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
+import time
 from pathlib import Path
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -36,6 +38,21 @@ def write_atomic(path: Path, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def remove_stale(paths, age_s: float, keep: Path | None = None) -> None:
+    """Remove the files or folders among `paths` untouched for `age_s` seconds (leftovers of a killed run), but
+    `keep`. One another process removed first, or one this user may not remove, is left alone."""
+    now = time.time()
+    for path in paths:
+        try:
+            if path != keep and now - path.stat().st_mtime > age_s:
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink()
+        except OSError:
+            pass
 
 
 def write_json_atomic(path: Path, obj) -> None:

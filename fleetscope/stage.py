@@ -20,12 +20,12 @@ import json
 import marshal
 import os
 import shutil
-import time
 import zlib
 from pathlib import Path
 
 import collectors
 
+from .files import remove_stale, write_atomic
 from .settings import PROJECT_DIR
 
 PACKAGE = "fleetscope_collectors"
@@ -129,22 +129,14 @@ def write_bundle(stage_root: Path, ship_pynvml: bool = True) -> Path:
                          + json.dumps(sources, sort_keys=True).encode()).hexdigest()
     stage = Path(stage_root)
     dest = stage / f"collector-{key[:16]}.bundle"
-    for left in [*stage.glob(".collector*.tmp"), *stage.glob("collector*.bundle")]:  # killed or older runs'
-        try:
-            if left != dest and time.time() - left.stat().st_mtime > 86400:
-                left.unlink()
-        except FileNotFoundError:  # another run's clean-up was first
-            pass
+    remove_stale([*stage.glob(".collector*.tmp"), *stage.glob("collector*.bundle")], 86400, keep=dest)
     try:
         if _whole(dest):
             os.utime(dest)  # in use: not an old one for another run's clean-up
             return dest
     except FileNotFoundError:
         pass
-    stage.mkdir(parents=True, exist_ok=True)
-    tmp = stage / f".{dest.name}.{os.getpid()}.tmp"
-    tmp.write_bytes(bundle_of(sources))
-    os.replace(tmp, dest)
+    write_atomic(dest, bundle_of(sources))
     return dest
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 from pathlib import Path
 
 import duckdb
+
+from ..files import write_atomic
 
 SQL_DIR = Path(__file__).parent / "sql"
 CATALOG_FILE = "fleet.duckdb"
@@ -96,10 +97,8 @@ def refresh_catalog_file(data_dir: Path) -> str | None:
             con.execute(sql)
     finally:
         con.close()
-    tmp = stamp.with_name(f"{stamp.name}.tmp")
     try:
-        tmp.write_text(_catalog_stamp(path, digest), encoding="utf-8")
-        os.replace(tmp, stamp)
+        write_atomic(stamp, _catalog_stamp(path, digest).encode())
     except OSError as e:  # the views are written; the next run only writes them again
         stamp.unlink(missing_ok=True)
         return f"could not note the views written to {path} in {stamp}: {e}"
