@@ -20,6 +20,7 @@ from fleetscope.stage import (
     collector_bundle,
     collector_sources,
     pack_code,
+    pack_sources,
     payload,
     shipped_filename,
     write_bundle,
@@ -38,6 +39,11 @@ def run_bootstrap(python, args, cwd, bootstrap=None, timeout=60):
     done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     done.pid = proc.pid
     return done, json.loads(out) if out.strip() else None
+
+
+def probe(code: str) -> bytes:
+    """The bootstrap with its loader set up, running `code` instead of the collector."""
+    return (BOOTSTRAP.read_text().split("from fleetscope_collectors import collect")[0] + code).encode()
 
 
 @pytest.mark.parametrize("python", PYTHONS)
@@ -89,10 +95,9 @@ def test_the_shipped_pynvml_imports_from_the_bundle(tmp_path, python):
     """The bootstrap's loader, made to import the shipped pynvml instead of running the collector."""
     if python is None:
         pytest.skip("no python3.8 on this machine")
-    probe = BOOTSTRAP.read_text().split("from fleetscope_collectors import collect")[0] + (
+    proc, answer = run_bootstrap(python, {"timeout": 0}, tmp_path, bootstrap=probe(
         "from fleetscope_collectors import gpus\n"
-        "answer({'module': gpus.load_pynvml().__name__, 'has_init': hasattr(gpus.load_pynvml(), 'nvmlInit')})\n")
-    proc, answer = run_bootstrap(python, {"timeout": 0}, tmp_path, bootstrap=probe.encode())
+        "answer({'module': gpus.load_pynvml().__name__, 'has_init': hasattr(gpus.load_pynvml(), 'nvmlInit')})\n"))
     assert answer == {"module": f"{PACKAGE}.pynvml_shipped", "has_init": True}, proc.stderr
 
 
@@ -113,7 +118,7 @@ def test_an_old_python_gets_a_clear_refusal(tmp_path):
 def _bundle(module_source: str, code_source: str, magic: bytes) -> bytes:
     """A bundle of one module, `fleetscope_collectors`, whose shipped source and bytecode differ, so the
     answer says which of the two ran."""
-    sources = zlib.compress(json.dumps({PACKAGE: [True, module_source]}).encode())
+    sources = pack_sources({PACKAGE: [True, module_source]})
     code_part = magic + pack_code({PACKAGE: [True, code_source]})[len(importlib.util.MAGIC_NUMBER):]
     return b"%d %d 0 0\n" % (len(sources), len(code_part)) + sources + code_part
 
@@ -131,8 +136,7 @@ def collect(**kwargs) -> dict:
 ])
 def test_shipped_bytecode_runs_only_where_the_python_matches(tmp_path, magic, ran):
     bundle = _bundle(WHICH.format("source"), WHICH.format("bytecode"), magic)
-    args = json.dumps({"top_n": 1, "timeout": 30}).encode()
-    stdin = b"%d\n" % len(BOOTSTRAP.read_bytes()) + BOOTSTRAP.read_bytes() + b"%d\n" % len(args) + args + bundle
+    stdin = payload({"top_n": 1, "timeout": 30}, bundle)
     out = subprocess.run([sys.executable, "-c", STUB], input=stdin, capture_output=True, timeout=60, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     # either way the module looks the same: its file name in tracebacks, no `from __future__` flags of
@@ -141,10 +145,15 @@ def test_shipped_bytecode_runs_only_where_the_python_matches(tmp_path, magic, ra
                                                    "annotation": "<class 'dict'>"}
 
 
-def test_the_bundle_carries_bytecode_for_every_shipped_module():
-    head, _, rest = collector_bundle().partition(b"\n")
+def split_bundle(bundle: bytes) -> list[bytes]:
+    """The bundle's four parts, as the bootstrap cuts them: the header line gives their byte lengths."""
+    head, _, rest = bundle.partition(b"\n")
     sizes = [int(size) for size in head.split()]
-    parts = [rest[sum(sizes[:i]):sum(sizes[:i + 1])] for i in range(4)]
+    return [rest[sum(sizes[:i]):sum(sizes[:i + 1])] for i in range(4)]
+
+
+def test_the_bundle_carries_bytecode_for_every_shipped_module():
+    parts = split_bundle(collector_bundle())
     for source_part, code_part in (parts[:2], parts[2:]):
         assert code_part[:4] == importlib.util.MAGIC_NUMBER
         sources = json.loads(zlib.decompress(source_part))
@@ -156,12 +165,9 @@ def test_the_bundle_carries_bytecode_for_every_shipped_module():
 
 def bundle_parts(bundle: bytes) -> list:
     """The four parts, decoded: package sources, its code's module names, pynvml's sources, its code's names."""
-    head, _, rest = bundle.partition(b"\n")
-    sizes = [int(size) for size in head.split()]
-    parts = [rest[sum(sizes[:i]):sum(sizes[:i + 1])] for i in range(4)]
     return [None if not part else json.loads(zlib.decompress(part)) if i % 2 == 0 else
             sorted(marshal.loads(zlib.decompress(part[len(importlib.util.MAGIC_NUMBER):])))
-            for i, part in enumerate(parts)]
+            for i, part in enumerate(split_bundle(bundle))]
 
 
 def test_the_staged_bundle_is_built_once_per_collector_version(tmp_path):
@@ -191,7 +197,6 @@ def test_the_bootstrap_finds_its_pythons_magic_number(tmp_path, python):
     """Where the bytecode can run, the bootstrap knows it (else every host compiles, only more slowly)."""
     if python is None:
         pytest.skip("no python3.8 on this machine")
-    probe = BOOTSTRAP.read_text().split("from fleetscope_collectors import collect")[0] + (
-        "import importlib.util\nanswer({'found': MAGIC is not None and MAGIC == importlib.util.MAGIC_NUMBER})\n")
-    proc, answer = run_bootstrap(python, {"timeout": 0}, tmp_path, bootstrap=probe.encode())
+    proc, answer = run_bootstrap(python, {"timeout": 0}, tmp_path, bootstrap=probe(
+        "import importlib.util\nanswer({'found': MAGIC is not None and MAGIC == importlib.util.MAGIC_NUMBER})\n"))
     assert answer == {"found": True}, proc.stderr
