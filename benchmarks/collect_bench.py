@@ -177,13 +177,35 @@ def ansiballz(work: Path, module: str) -> Path:
     return found[-1]
 
 
-def host_cost(repeat: int, work: Path) -> dict:
-    """CPU and peak memory of what runs on a host, each the median of `repeat` interleaved runs."""
-    from fleetscope.stage import BOOTSTRAP, STUB, collector_bundle, payload
+def other_python() -> str | None:
+    """A CPython of another minor version than PYTHON's, as a host of a mixed fleet runs: the interpreter
+    itself (not a pyenv shim, whose shell script would be measured too), or None."""
+    import glob
 
-    def sent(name, bytecode=True, bootstrap=None):  # what the fleetscope_collect action writes to the stdin
+    ours = subprocess.run([PYTHON, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    candidates = [*sorted(glob.glob("/usr/bin/python3.[0-9]*")),
+                  *sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.*/bin/python3.[0-9]*")))]
+    for candidate in candidates:
+        minor = candidate.rsplit("python", 1)[1]
+        if minor != ours and minor.replace(".", "").isdigit() and (3, 8) <= tuple(map(int, minor.split("."))):
+            return candidate
+    return None
+
+
+def host_cost(repeat: int, work: Path, other: str | None = None) -> dict:
+    """CPU and peak memory of what runs on a host, each the median of `repeat` interleaved runs; with `other`,
+    also on a host whose Python is that one (another minor version: bytecode shipped for it, or none)."""
+    from fleetscope.stage import BOOTSTRAP, STUB, collector_bundle, for_magic, payload
+
+    def sent(name, bytecode=True, bootstrap=None, pythons=()):  # what the fleetscope_collect action writes
         path = work / name
-        path.write_bytes(payload({"top_n": 15, "timeout": 30}, collector_bundle(bytecode=bytecode), bootstrap))
+        bundle = collector_bundle(bytecode=bytecode, pythons=pythons)
+        if pythons:  # what the action sends a host whose Python it knows: that Python's bytecode only
+            magic = subprocess.run([pythons[0], "-c", "import importlib.util as u; print(u.MAGIC_NUMBER.hex())"],
+                                   capture_output=True, text=True, check=True).stdout.strip()
+            bundle = for_magic(bundle, bytes.fromhex(magic))
+        path.write_bytes(payload({"top_n": 15, "timeout": 30}, bundle, bootstrap))
         return path
 
     # What a GPU host adds before NVML's own calls (none are lent here): the collector's import of the
@@ -214,6 +236,14 @@ def host_cost(repeat: int, work: Path) -> dict:
          sent("payload_gpu_sources", bytecode=False, bootstrap=gpu_probe.encode())),
         ("collector", [PYTHON, "-m", "collectors"], None),
     ]
+    if other:  # a host of a mixed fleet: the bytecode the controller compiled with its own copy of that Python
+        contenders += [
+            ("other_bare", [other, "-c", "pass"], None),
+            ("other_module", [other, "-c", STUB], sent("other_payload", pythons=[other])),
+            ("other_module_compiling", [other, "-c", STUB], sent("other_payload_sources", bytecode=False)),
+            ("other_pynvml_import", [other, "-c", STUB],
+             sent("other_payload_gpu", bootstrap=gpu_probe.encode(), pythons=[other])),
+        ]
     # Round-robin, not one contender after the other: a few-ms process is at the mercy of what else the
     # machine does, and interleaving spreads that over all of them alike.
     samples = {name: [] for name, _, _ in contenders}
@@ -230,6 +260,11 @@ def host_cost(repeat: int, work: Path) -> dict:
     out["ratio_cpu_compiling"] = out["module_compiling_cpu_s"] / out["bare_cpu_s"]
     out["ratio_cpu_pynvml"] = out["pynvml_import_cpu_s"] / out["bare_cpu_s"]
     out["ratio_cpu_pynvml_compiling"] = out["pynvml_import_compiling_cpu_s"] / out["bare_cpu_s"]
+    if other:
+        out["other_python"] = other
+        out["ratio_other_cpu"] = out["other_module_cpu_s"] / out["other_bare_cpu_s"]
+        out["ratio_other_cpu_compiling"] = out["other_module_compiling_cpu_s"] / out["other_bare_cpu_s"]
+        out["ratio_other_cpu_pynvml"] = out["other_pynvml_import_cpu_s"] / out["other_bare_cpu_s"]
     return out
 
 
@@ -241,7 +276,7 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="fleetscope-bench-"))
     try:
-        out = {"host_cost": host_cost(max(31, args.repeat), work)}
+        out = {"host_cost": host_cost(max(31, args.repeat), work, other_python())}
         hc = out["host_cost"]
         print(f"host cost: fleetscope_collect {hc['module_cpu_s'] * 1000:.0f} ms CPU, "
               f"{hc['module_rss_bytes'] / 2**20:.0f} MiB; "
@@ -254,6 +289,12 @@ def main(argv=None) -> dict:
               f"calls): {hc['pynvml_import_cpu_s'] * 1000:.0f} ms, {hc['pynvml_import_rss_bytes'] / 2**20:.0f} MiB "
               f"(x{hc['ratio_cpu_pynvml']:.1f}); compiling it: {hc['pynvml_import_compiling_cpu_s'] * 1000:.0f} ms, "
               f"{hc['pynvml_import_compiling_rss_bytes'] / 2**20:.0f} MiB (x{hc['ratio_cpu_pynvml_compiling']:.1f})")
+        if "other_python" in hc:
+            print(f"  a host with {hc['other_python']}: bare {hc['other_bare_cpu_s'] * 1000:.0f} ms; the bytecode "
+                  f"shipped for it {hc['other_module_cpu_s'] * 1000:.0f} ms (x{hc['ratio_other_cpu']:.2f}), "
+                  f"compiling {hc['other_module_compiling_cpu_s'] * 1000:.0f} ms "
+                  f"(x{hc['ratio_other_cpu_compiling']:.2f}); pynvml's import "
+                  f"{hc['other_pynvml_import_cpu_s'] * 1000:.0f} ms (x{hc['ratio_other_cpu_pynvml']:.1f})")
         out["sizes"] = []
         print(f"{'hosts':>5} {'floor s':>8} {'setup s':>8} {'playbook s':>11} {'fleetscope s':>13} {'/floor':>7} "
               f"{'/setup':>7} {'/playbook':>9} {'ctl CPU/host':>13} {'cold: floor s':>14} {'fleetscope s':>13} "

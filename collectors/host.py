@@ -118,7 +118,10 @@ def fqdn():
 
         return socket.getfqdn()
     try:
-        canonical, aliases, _ = _socket.gethostbyaddr(name.encode("ascii"))
+        try:
+            canonical, aliases, _ = _socket.gethostbyaddr(name.encode("ascii"))
+        except TypeError:  # PyPy's _socket takes str only
+            canonical, aliases, _ = _socket.gethostbyaddr(name)
     except OSError:
         return name
     for alias in [canonical, *aliases]:  # the first with a dot, as getfqdn picks

@@ -26,7 +26,7 @@ from . import __version__
 from .files import remove_stale, write_json_atomic
 from .settings import PROJECT_DIR, Settings
 from .spool import Spool
-from .stage import write_bundle
+from .stage import bytecode_pythons, read_host_pythons, update_host_pythons, write_bundle
 
 STATUSES = ("ok", "unreachable", "failed", "timeout")
 PLAYBOOK = PROJECT_DIR / "playbooks" / "collect.yml"
@@ -52,6 +52,8 @@ class RunSummary:
     status: dict[str, str] = field(default_factory=dict)  # host -> status
     messages: dict[str, str] = field(default_factory=dict)
     runner_status: str = ""
+    #: Things the operator should know that cost no host its data (an interpreter that could not compile).
+    warnings: list[str] = field(default_factory=list)
     #: Waits for ansible-playbook to exit when run_collect returned at its last event (see run_collect).
     wait_ansible: Callable[[], None] = lambda: None
 
@@ -170,7 +172,8 @@ def run_collect(
     summary = RunSummary(new_run_id(started), iso(started), inventory=str(inventory))
     spool = Spool(data_dir)
     local_temp(data_dir)
-    bundle = write_bundle(data_dir / ".stage", settings.get("collect", "ship_pynvml"))
+    bundle, known = stage_bundle(settings, summary.warnings.append)
+    seen = {}  # host: {"python": version, "magic": hex}, as this run's answers tell
     host_timeout = int(settings.get("collect", "host_timeout_s"))
     connect_timeout = int(settings.get("collect", "connect_timeout_s"))
     forks = max(1, int(settings.get("collect", "forks")))  # Ansible uses no more workers than hosts
@@ -203,6 +206,7 @@ def run_collect(
             return False
         status, message = classify(name, res)
         summary.status[host], summary.messages[host] = status, message
+        seen_python(seen, host, res)
         spool.put(
             summary.run_id,
             {
@@ -217,7 +221,11 @@ def run_collect(
         return False  # the document is spooled: no need for a second copy in the runner's artifacts
 
     def finish(runner_status: str) -> RunSummary:
-        accounting.unlink(missing_ok=True)
+        hints.unlink(missing_ok=True)
+        try:
+            update_host_pythons(data_dir / ".stage", seen, None if limit else summary.hosts)
+        except OSError as e:  # only costs the next run some bytes and the hosts some CPU
+            summary.warnings.append(f"could not record the hosts' Pythons: {e}")
         summary.finished_at = iso(utcnow())
         summary.runner_status = runner_status
         spool.finish_run(summary.run_id, summary.meta())
@@ -226,9 +234,9 @@ def run_collect(
     spool.start_run(summary.run_id, summary.meta())  # an unwritable data folder fails here, before Ansible
     private, envvars = runner_env(data_dir, None, connect_timeout, bundle)
     # Written while Ansible starts, read by the action when a host's task runs (it waits for the file).
-    accounting = private / f"accounting-{summary.run_id}.json"
-    envvars["FLEETSCOPE_ACCOUNTING"] = str(accounting)
-    remove_stale([*private.glob("accounting-*.json"), *private.glob(".accounting-*.tmp")], 3600)  # killed runs'
+    hints = private / f"hints-{summary.run_id}.json"
+    envvars["FLEETSCOPE_HINTS"] = str(hints)
+    remove_stale([*private.glob("hints-*.json"), *private.glob(".hints-*.tmp")], 3600)  # killed runs'
     runner = init_runner(
         private_data_dir=str(private),
         playbook=str(PLAYBOOK),
@@ -260,7 +268,7 @@ def run_collect(
     thread = threading.Thread(target=run_runner, name="ansible-runner", daemon=True)
     thread.start()
     try:
-        write_accounting(accounting, accounting_since(data_dir))
+        write_hints(hints, accounting_since(data_dir), known)
         summary.hosts = inventory_hosts(inventory, limit)
         summary.status = dict.fromkeys(summary.hosts, "pending")
         spool.start_run(summary.run_id, summary.meta())  # again, with the hosts
@@ -268,7 +276,7 @@ def run_collect(
         stop["why"] = "error"
         hosts_known.set()
         thread.join()
-        accounting.unlink(missing_ok=True)
+        hints.unlink(missing_ok=True)
         raise
     hosts = summary.hosts
     if not hosts:
@@ -289,7 +297,7 @@ def run_collect(
         return finish("successful" if all(s == "ok" for s in summary.status.values()) else "failed")
     thread.join()
     if crashed and hosts:
-        accounting.unlink(missing_ok=True)
+        hints.unlink(missing_ok=True)
         raise CollectError(f"ansible-runner failed: {type(crashed[0]).__name__}: {crashed[0]}")
     if not hosts:
         return finish("no hosts")
@@ -396,7 +404,8 @@ def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | 
     hosts = inventory_hosts(inventory, limit)
     if not hosts:
         return []
-    bundle = write_bundle(data_dir / ".stage", settings.get("collect", "ship_pynvml"))
+    bundle, _ = stage_bundle(settings)
+    seen = {}
     host_timeout = int(settings.get("collect", "host_timeout_s"))
     private, envvars = runner_env(data_dir, None, int(settings.get("collect", "connect_timeout_s")), bundle)
     rows = {h: {"host": h, "status": "timeout", "ssh": "", "python": "", "nvml": "",
@@ -408,6 +417,7 @@ def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | 
             return True
         host, name, res = answer
         status, message = classify(name, res)
+        seen_python(seen, host, res)
         row = rows[host]
         row.update(status=status, message=message, ssh="ok" if status != "unreachable" else "failed")
         doc = res.get("document") if status == "ok" else None
@@ -428,13 +438,40 @@ def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | 
         timeout=math.ceil(len(hosts) / max(1, int(settings.get("collect", "forks")))) * (host_timeout + 40) + 30,
         rotate_artifacts=max(1, int(settings.get("collect", "keep_artifacts"))),
     )
+    try:
+        update_host_pythons(data_dir / ".stage", seen)
+    except OSError:  # a check stores nothing else either
+        pass
     return [rows[h] for h in hosts]
 
 
-def write_accounting(path: Path, since: dict[str, str]) -> None:
-    """The accounting file for the fleetscope_collect action (FLEETSCOPE_ACCOUNTING), written atomically:
-    the action reads it as soon as it exists."""
-    write_json_atomic(path, since)
+def stage_bundle(settings: Settings, warn: Callable[[str], None] | None = None) -> tuple[Path, dict[str, dict]]:
+    """(the collector bundle staged for this run, {host: {"python", "magic"}} as the last runs told it).
+    The bundle carries bytecode for this Python and for those of collect.bytecode_pythons, which by default
+    ("auto") are the python3.N on PATH of the minor versions the hosts ran last time (stage.bytecode_pythons)."""
+    stage = settings.data_dir / ".stage"
+    known = read_host_pythons(stage)
+    pythons = bytecode_pythons(settings.get("collect", "bytecode_pythons"),
+                               {entry.get("python") for entry in known.values()}, warn)
+    return write_bundle(stage, settings.get("collect", "ship_pynvml"), pythons, warn), known
+
+
+def seen_python(seen: dict, host: str, res: dict) -> None:
+    """Note the host's Python version (its document) and magic number (the bootstrap's answer)."""
+    document = res.get("document") if isinstance(res.get("document"), dict) else {}
+    version = (document.get("host") or {}).get("python") if isinstance(document.get("host"), dict) else None
+    magic = res.get("python_magic")
+    entry = {k: v for k, v in (("python", version), ("magic", magic)) if isinstance(v, str)}
+    if entry:
+        seen[host] = entry
+
+
+def write_hints(path: Path, since: dict[str, str], known: dict[str, dict]) -> None:
+    """The hints file for the fleetscope_collect action (FLEETSCOPE_HINTS), written atomically: the action
+    reads it as soon as it exists. Per host: the time for accounting_since, and its Python's magic number
+    (the action then sends that host only the bytecode it can run)."""
+    magic = {host: entry["magic"] for host, entry in known.items() if isinstance(entry.get("magic"), str)}
+    write_json_atomic(path, {"accounting_since": since, "python_magic": magic})
 
 
 def accounting_since(data_dir: Path) -> dict[str, str]:

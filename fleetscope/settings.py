@@ -29,6 +29,7 @@ DEFAULTS: dict[str, dict] = {
         "top_processes": 15,
         "ship_pynvml": True,
         "keep_artifacts": 3,
+        "bytecode_pythons": ["auto"],
     },
     "storage": {
         "data_dir": "data",
@@ -132,4 +133,7 @@ def _merge(values: dict, raw: dict, path: Path) -> None:
                 raise SettingsError(
                     f"{path}: {section}.{key} must be {type(default).__name__}, got {value!r}"
                 )
+            if isinstance(default, list) and default and not all(isinstance(v, type(default[0])) for v in value):
+                raise SettingsError(f"{path}: {section}.{key} must be a list of {type(default[0]).__name__}, "
+                                    f"got {value!r}")
             values[section][key] = value

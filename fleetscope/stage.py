@@ -20,12 +20,14 @@ import json
 import marshal
 import os
 import shutil
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
 import collectors
 
-from .files import remove_stale, write_atomic
+from .files import remove_stale, write_atomic, write_json_atomic
 from .settings import PROJECT_DIR
 
 PACKAGE = "fleetscope_collectors"
@@ -76,26 +78,44 @@ def collector_sources(ship_pynvml: bool = True) -> dict:
     return modules
 
 
-def collector_bundle(ship_pynvml: bool = True, bytecode: bool = True) -> bytes:
+def collector_bundle(ship_pynvml: bool = True, bytecode: bool = True, pythons=()) -> bytes:
     """The collector package, compressed, in four parts: the package's sources (about 15 KB), its bytecode,
     the shipped pynvml's sources (about 50 KB) and its bytecode. A line of the four byte lengths comes
     first; a part may be empty. Sources are zlib-compressed JSON {module name: [is package, source]}.
-    Bytecode is this Python's magic number, then zlib-compressed marshal {module name: code}: a host whose
-    Python has the same magic (the same minor version) runs it instead of compiling the sources, the
-    largest part of the collector's CPU on a host (docs/scaling.md); any other host compiles the sources.
-    The bootstrap decompresses the pynvml parts only on a host where the collector imports it (one with the
-    NVIDIA driver). ``bytecode=False`` leaves the bytecode parts empty (what a host with another Python
-    pays: benchmarks/collect_bench.py)."""
-    return bundle_of(collector_sources(ship_pynvml), bytecode)
+    A bytecode part holds one entry per Python it was compiled for: its magic number (4 bytes), the entry's
+    length (4 bytes, big-endian), then zlib-compressed marshal {module name: code}. A host whose Python has
+    one of those magic numbers (CPython: the same minor version) runs that entry instead of compiling the
+    sources, the largest part of the collector's CPU on a host (docs/scaling.md); any other host compiles
+    the sources. The entries are this Python's, then those of `pythons` (other interpreters on the
+    controller, see compile_with). The bootstrap decompresses the pynvml parts only on a host where the
+    collector imports it (one with the NVIDIA driver). ``bytecode=False`` leaves the bytecode parts empty
+    (what a host with another Python pays: benchmarks/collect_bench.py)."""
+    return bundle_of(collector_sources(ship_pynvml), bytecode, pythons)
 
 
-def bundle_of(sources: dict, bytecode: bool = True) -> bytes:
-    """The bundle of `sources` ({module name: [is package, source]}), as collector_bundle describes."""
+def bundle_of(sources: dict, bytecode: bool = True, pythons=(), failed: list | None = None) -> bytes:
+    """The bundle of `sources` ({module name: [is package, source]}), as collector_bundle describes. The
+    interpreters of `pythons` that could not compile them go to `failed` as (python, why)."""
     sources = dict(sources)
     pynvml = f"{PACKAGE}.pynvml_shipped"
     shipped = {pynvml: sources.pop(pynvml)} if pynvml in sources else {}
-    code = pack_code if bytecode else (lambda modules: b"")
-    parts = [pack_sources(sources), code(sources), pack_sources(shipped), code(shipped)]
+    if not bytecode:
+        codes = [b"", b""]
+    else:
+        codes = [pack_code(sources), pack_code(shipped)]
+        magics = {importlib.util.MAGIC_NUMBER}
+        for python in pythons:
+            try:
+                magic, entries = compile_with(python, [sources, shipped])
+            except CompileError as e:
+                if failed is not None:
+                    failed.append((python, str(e)))
+                continue
+            if magic in magics:  # the same bytecode as an entry already there
+                continue
+            magics.add(magic)
+            codes = [code + code_entry(magic, entry) if entry else code for code, entry in zip(codes, entries)]
+    parts = [pack_sources(sources), codes[0], pack_sources(shipped), codes[1]]
     return b" ".join(b"%d" % len(part) for part in parts) + b"\n" + b"".join(parts)
 
 
@@ -104,13 +124,92 @@ def pack_sources(modules: dict) -> bytes:
 
 
 def pack_code(modules: dict) -> bytes:
-    """Bytecode as the bootstrap would compile it on a host with this Python: same file names, no
-    optimisation, and none of this module's `from __future__` flags (dont_inherit)."""
+    """This Python's bytecode entry, as the bootstrap would compile it on a host with this Python: same
+    file names, no optimisation, and none of this module's `from __future__` flags (dont_inherit)."""
     if not modules:
         return b""
     code = {name: compile(source, shipped_filename(name), "exec", dont_inherit=True, optimize=0)
             for name, (_, source) in modules.items()}
-    return importlib.util.MAGIC_NUMBER + zlib.compress(marshal.dumps(code), 9)
+    return code_entry(importlib.util.MAGIC_NUMBER, zlib.compress(marshal.dumps(code), 9))
+
+
+def code_entry(magic: bytes, compressed: bytes) -> bytes:
+    return magic + len(compressed).to_bytes(4, "big") + compressed
+
+
+def code_entries(part: bytes) -> dict[bytes, bytes]:
+    """{magic number: compressed marshal} of a bundle's bytecode part (the bootstrap reads it likewise)."""
+    entries, at = {}, 0
+    while at + 8 <= len(part):
+        size = int.from_bytes(part[at + 4:at + 8], "big")
+        entries[part[at:at + 4]] = part[at + 8:at + 8 + size]
+        at += 8 + size
+    return entries
+
+
+def for_magic(bundle: bytes, magic: bytes | None) -> bytes:
+    """The bundle with only the bytecode entries for `magic`, none where it has none (the host compiles the
+    sources): what a host whose Python has that magic number can use. The action sends each host this
+    when an earlier run told the host's magic (its answer carries it), the whole bundle otherwise."""
+    if magic is None:
+        return bundle
+    head, _, rest = bundle.partition(b"\n")
+    parts, start = [], 0
+    for size in head.split():
+        parts.append(rest[start:start + int(size)])
+        start += int(size)
+    for i in (1, 3):
+        entry = code_entries(parts[i]).get(magic)
+        parts[i] = code_entry(magic, entry) if entry else b""
+    return b" ".join(b"%d" % len(part) for part in parts) + b"\n" + b"".join(parts)
+
+
+class CompileError(RuntimeError):
+    """Another Python of collect.bytecode_pythons could not compile the shipped modules."""
+
+
+#: What compile_with runs in another interpreter: JSON [{module: [file name, source]}, ...] on stdin; on
+#: stdout a line with the magic number (hex), the version and each group's length, then each group's
+#: zlib-compressed marshal {module: code}. A module that interpreter cannot compile is left out (a host
+#: running it compiles the source, and reports the error). Python 3.8+ and PyPy.
+COMPILE = """\
+import json, marshal, sys, zlib
+from importlib.util import MAGIC_NUMBER
+out = []
+for group in json.loads(sys.stdin.buffer.read()):
+    code = {}
+    for name, (file, source) in group.items():
+        try:
+            code[name] = compile(source, file, "exec", dont_inherit=True, optimize=0)
+        except SyntaxError:
+            pass
+    out.append(zlib.compress(marshal.dumps(code), 9) if code else b"")
+head = [MAGIC_NUMBER.hex(), "%d.%d" % sys.version_info[:2]] + [str(len(group)) for group in out]
+sys.stdout.buffer.write(" ".join(head).encode() + b"\\n" + b"".join(out))
+"""
+
+
+def compile_with(python: str, groups: list[dict], timeout: float = 120) -> tuple[bytes, list[bytes]]:
+    """(magic number, [compressed marshal of each group]) of `groups` ({module: [is package, source]}) as
+    the interpreter `python`, on this controller, compiles them. Bytecode never comes from hosts: a host
+    that sent it could run code on every other. Raises CompileError."""
+    request = json.dumps([{name: [shipped_filename(name), source] for name, (_, source) in group.items()}
+                          for group in groups]).encode()
+    try:
+        done = subprocess.run([python, "-I", "-S", "-c", COMPILE], input=request, capture_output=True,
+                              timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise CompileError(f"{python}: {e}") from e
+    head, _, rest = done.stdout.partition(b"\n")
+    fields = head.split()
+    if done.returncode != 0 or len(fields) != 2 + len(groups) or len(bytes.fromhex(fields[0].decode())) != 4:
+        last = (done.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
+        raise CompileError(f"{python} (exit status {done.returncode}): {last}")
+    entries, start = [], 0
+    for size in fields[2:]:
+        entries.append(rest[start:start + int(size)])
+        start += int(size)
+    return bytes.fromhex(fields[0].decode()), entries
 
 
 def shipped_filename(module: str) -> str:
@@ -118,17 +217,19 @@ def shipped_filename(module: str) -> str:
     return "<fleetscope>/{}.py".format(module.replace(".", "/"))
 
 
-def write_bundle(stage_root: Path, ship_pynvml: bool = True) -> Path:
-    """<stage_root>/collector-<key>.bundle, where the key is a hash of the sources, this Python's magic number
-    and the code that lays the bundle out and reads it (this file, the bootstrap); its path goes to the
-    action as FLEETSCOPE_BUNDLE. Built once per collector version and reused by later runs (compiling and
-    compressing it takes about 0.15 s, hashing the sources 2 ms) unless its length is not what its header
-    says. Written atomically; other versions' bundles are removed after a day unused."""
+def write_bundle(stage_root: Path, ship_pynvml: bool = True, pythons=(), warn=None) -> Path:
+    """<stage_root>/collector-<key>.bundle, where the key is a hash of the sources, this Python's magic number,
+    the other interpreters of `pythons` (each one's path, size and time) and the code that lays the bundle out
+    and reads it (this file, the bootstrap); its path goes to the action as FLEETSCOPE_BUNDLE. Built once per
+    collector version and set of interpreters and reused by later runs (compiling and compressing it takes
+    about 0.15 s, plus about 0.3 s per other interpreter; hashing the sources 2 ms) unless its length is not
+    what its header says. An interpreter that cannot compile is left out and told to `warn` (once: the bundle
+    without it is reused). Written atomically; other versions' bundles are removed after a day unused."""
     sources = collector_sources(ship_pynvml)
     key = hashlib.sha256(importlib.util.MAGIC_NUMBER + Path(__file__).read_bytes() + BOOTSTRAP.read_bytes()
-                         + json.dumps(sources, sort_keys=True).encode()).hexdigest()
+                         + json.dumps([sources, [_identity(p) for p in pythons]], sort_keys=True).encode())
     stage = Path(stage_root)
-    dest = stage / f"collector-{key[:16]}.bundle"
+    dest = stage / f"collector-{key.hexdigest()[:16]}.bundle"
     remove_stale([*stage.glob(".collector*.tmp"), *stage.glob("collector*.bundle")], 86400, keep=dest)
     try:
         if _whole(dest):
@@ -136,8 +237,72 @@ def write_bundle(stage_root: Path, ship_pynvml: bool = True) -> Path:
             return dest
     except FileNotFoundError:
         pass
-    write_atomic(dest, bundle_of(sources))
+    failed = []
+    write_atomic(dest, bundle_of(sources, pythons=pythons, failed=failed))
+    for python, why in failed:
+        if warn is not None:
+            warn(f"no bytecode for {python} (collect.bytecode_pythons), its hosts compile the collector: {why}")
     return dest
+
+
+def _identity(python: str) -> list:
+    """What tells one interpreter from another in the bundle's key: its path, size and modification time."""
+    try:
+        info = os.stat(python)
+        return [python, info.st_size, info.st_mtime_ns]
+    except OSError:
+        return [python]
+
+
+#: Where bytecode_pythons' "auto" looks for another minor version: python3.N, the name CPython installs.
+AUTO = "auto"
+
+
+def bytecode_pythons(wanted: list[str], host_versions, warn=None) -> list[str]:
+    """The interpreters to compile the collector with besides this one, as absolute paths, from the
+    collect.bytecode_pythons setting: "auto" stands for python3.N on PATH for every minor version N that the
+    fleet's hosts ran at their last collection (`host_versions`) other than this Python's; any other entry
+    is an interpreter's name or path. One that is not there is told to `warn` and skipped."""
+    ours = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    found = []
+    for entry in wanted:
+        if entry == AUTO:
+            minors = {".".join(str(v).split(".")[:2]) for v in host_versions if v}
+            candidates = [shutil.which(f"python{minor}") for minor in sorted(minors - {ours})
+                          if minor.startswith("3.") and minor[2:].isdigit()]
+            found += [os.path.abspath(c) for c in candidates if c]
+            continue
+        path = shutil.which(os.path.expanduser(entry))
+        if path:
+            found.append(os.path.abspath(path))
+        elif warn is not None:
+            warn(f"collect.bytecode_pythons: {entry} not found on PATH, left out")
+    return list(dict.fromkeys(found))
+
+
+# -- what the last collection told of each host's Python: bytecode_pythons' "auto" and the action's choice ----
+
+HOST_PYTHONS = "host-pythons.json"
+
+
+def read_host_pythons(stage_root: Path) -> dict[str, dict]:
+    """{host: {"python": version, "magic": hex}} as update_host_pythons last wrote it; {} if unreadable."""
+    try:
+        with open(Path(stage_root) / HOST_PYTHONS, encoding="utf-8") as f:
+            known = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return {h: v for h, v in known.items() if isinstance(v, dict)} if isinstance(known, dict) else {}
+
+
+def update_host_pythons(stage_root: Path, seen: dict[str, dict], hosts=None) -> None:
+    """Record what hosts told this run ({host: {"python": ..., "magic": ...}}) over what earlier runs told.
+    `hosts`, when given, is the whole inventory: hosts no longer in it are forgotten."""
+    known = read_host_pythons(stage_root)
+    known.update(seen)
+    if hosts is not None:
+        known = {h: v for h, v in known.items() if h in set(hosts)}
+    write_json_atomic(Path(stage_root) / HOST_PYTHONS, known)
 
 
 def _whole(bundle: Path) -> bool:

@@ -2,22 +2,24 @@
 on this machine, local connection. It checks its arguments itself (the role has no argument spec: that
 would be a second task on every host), so a bad role variable must still fail with a message that names it."""
 
+import importlib.util
 import sys
 import threading
 
 import ansible_runner
 
-from fleetscope.collect import PLAYBOOK, runner_env, write_accounting
-from fleetscope.stage import write_bundle
+from fleetscope.collect import PLAYBOOK, runner_env, write_hints
+from fleetscope.stage import code_entries, write_bundle
+from tests import faults
 
 
-def run_play(tmp_path, top_n, accounting=None, extravars=()):
+def run_play(tmp_path, top_n, hints=None, extravars=(), python=sys.executable):
     """(runner rc, the names of the tasks that ran, the host's event, its result)."""
     private, envvars = runner_env(tmp_path, None, 10, write_bundle(tmp_path / "stage"))
-    if accounting is not None:
-        envvars["FLEETSCOPE_ACCOUNTING"] = str(accounting)
+    if hints is not None:
+        envvars["FLEETSCOPE_HINTS"] = str(hints)
     inventory = tmp_path / "inventory.ini"
-    inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
+    inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={python}\n")
     events = []
     runner = ansible_runner.run(private_data_dir=str(private), playbook=str(PLAYBOOK), inventory=str(inventory),
                                 envvars=envvars, extravars={"collect_top_n": top_n, **dict(extravars)}, quiet=True,
@@ -44,10 +46,10 @@ def test_a_bad_role_variable_fails_and_names_the_variable(tmp_path):
 
 
 def test_the_accounting_time_comes_from_the_file_fleetscope_writes_while_ansible_starts(tmp_path):
-    accounting = tmp_path / "accounting.json"
+    accounting = tmp_path / "hints.json"
     # written late, as `fleetscope collect` does when its warehouse lookup outlasts Ansible's start: the task waits
-    writer = threading.Timer(3, lambda: write_accounting(accounting, {"localhost": "2026-11-20T08:00:00Z",
-                                                                      "other": "2026-11-21T08:00:00Z"}))
+    writer = threading.Timer(3, lambda: write_hints(accounting, {"localhost": "2026-11-20T08:00:00Z",
+                                                                 "other": "2026-11-21T08:00:00Z"}, {}))
     writer.start()
     try:
         rc, _, event, res = run_play(tmp_path, 3, accounting)
@@ -58,9 +60,36 @@ def test_the_accounting_time_comes_from_the_file_fleetscope_writes_while_ansible
 
 
 def test_an_explicit_accounting_time_wins_and_an_unknown_host_gets_every_record(tmp_path):
-    accounting = tmp_path / "accounting.json"
-    write_accounting(accounting, {"other": "2026-11-21T08:00:00Z"})
+    accounting = tmp_path / "hints.json"
+    write_hints(accounting, {"other": "2026-11-21T08:00:00Z"}, {})
     _, _, _, res = run_play(tmp_path, 3, accounting)
     assert res["invocation"]["module_args"]["accounting_since"] == ""
     _, _, _, res = run_play(tmp_path, 3, accounting, {"collect_accounting_since": "2026-11-22T08:00:00Z"})
     assert res["invocation"]["module_args"]["accounting_since"] == "2026-11-22T08:00:00Z"
+
+
+def sent_bundle_code(recorded_dir):
+    """{magic: entry} of the package's bytecode part in what the recorded host received on stdin."""
+    (stdin,) = [f.read_bytes() for f in recorded_dir.glob("stdin-*")]
+    for _ in range(2):  # the bootstrap, then the arguments: each a length line and that many bytes
+        length, _, stdin = stdin.partition(b"\n")
+        stdin = stdin[int(length):]
+    head, _, rest = stdin.partition(b"\n")
+    sizes = [int(size) for size in head.split()]
+    return code_entries(rest[sizes[0]:sizes[0] + sizes[1]])
+
+
+def test_a_host_gets_only_the_bytecode_its_python_last_said_it_runs(tmp_path):
+    ours = importlib.util.MAGIC_NUMBER
+    cases = {"unknown": None, "ours": ours.hex(), "other": "00000d0a"}  # other: a Python we have no bytecode for
+    for case, magic in cases.items():
+        work = tmp_path / case
+        work.mkdir()
+        recorder = faults.interpreter(work, "record_stdin", sys.executable)
+        hints = work / "hints.json"
+        write_hints(hints, {}, {"localhost": {"magic": magic}} if magic else {})
+        rc, _, event, res = run_play(work, 3, hints, python=str(recorder))
+        assert (rc, event) == (0, "runner_on_ok"), res
+        assert res["python_magic"] == ours.hex()  # what the next run's hint will be
+        sent = sent_bundle_code(recorder.parent)
+        assert list(sent) == ([] if case == "other" else [ours]), case

@@ -6,6 +6,7 @@ import importlib.util
 import json
 import marshal
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -17,8 +18,13 @@ from fleetscope.stage import (
     BOOTSTRAP,
     PACKAGE,
     STUB,
+    bundle_of,
+    bytecode_pythons,
+    code_entries,
+    code_entry,
     collector_bundle,
     collector_sources,
+    for_magic,
     pack_code,
     pack_sources,
     payload,
@@ -28,14 +34,17 @@ from fleetscope.stage import (
 from tests import faults
 from tests.collectors.test_collect_main import PYTHON38
 
-PYTHONS = [sys.executable, PYTHON38]
+#: This Python, the oldest the hosts may have (3.8, where pyenv has it) and PyPy (a Python 3.9 with other
+#: bytecode and another _socket; .ci/run installs Debian's pypy3).
+PYPY = shutil.which("pypy3")
+PYTHONS = [sys.executable, PYTHON38, PYPY]
 
 
-def run_bootstrap(python, args, cwd, bootstrap=None, timeout=60):
+def run_bootstrap(python, args, cwd, bootstrap=None, timeout=60, bundle=None):
     args = {"top_n": 15, "timeout": 30, **args}
     proc = subprocess.Popen([python, "-c", STUB], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, cwd=cwd, env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)})
-    out, err = proc.communicate(payload(args, collector_bundle(), bootstrap), timeout=timeout)
+    out, err = proc.communicate(payload(args, bundle or collector_bundle(), bootstrap), timeout=timeout)
     done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     done.pid = proc.pid
     return done, json.loads(out) if out.strip() else None
@@ -49,7 +58,7 @@ def probe(code: str) -> bytes:
 @pytest.mark.parametrize("python", PYTHONS)
 def test_the_document_comes_back_and_nothing_is_written(tmp_path, check_document, python):
     if python is None:
-        pytest.skip("no python3.8 on this machine")
+        pytest.skip("not on this machine")
     proc, answer = run_bootstrap(python, {"top_n": 3}, tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert answer["changed"] is False
@@ -94,7 +103,7 @@ def test_the_bundle_holds_the_flat_package_and_pynvml_when_asked(ship_pynvml):
 def test_the_shipped_pynvml_imports_from_the_bundle(tmp_path, python):
     """The bootstrap's loader, made to import the shipped pynvml instead of running the collector."""
     if python is None:
-        pytest.skip("no python3.8 on this machine")
+        pytest.skip("not on this machine")
     proc, answer = run_bootstrap(python, {"timeout": 0}, tmp_path, bootstrap=probe(
         "from fleetscope_collectors import gpus\n"
         "answer({'module': gpus.load_pynvml().__name__, 'has_init': hasattr(gpus.load_pynvml(), 'nvmlInit')})\n"))
@@ -115,11 +124,12 @@ def test_an_old_python_gets_a_clear_refusal(tmp_path):
     assert "minimum of Python version 3.8" in answer["msg"] and "3.6.9" in answer["msg"]
 
 
-def _bundle(module_source: str, code_source: str, magic: bytes) -> bytes:
+def _bundle(module_source: str, code_source: str, magic: bytes, before: bytes = b"") -> bytes:
     """A bundle of one module, `fleetscope_collectors`, whose shipped source and bytecode differ, so the
-    answer says which of the two ran."""
+    answer says which of the two ran; its bytecode entry has `magic`, after the entries `before`."""
     sources = pack_sources({PACKAGE: [True, module_source]})
-    code_part = magic + pack_code({PACKAGE: [True, code_source]})[len(importlib.util.MAGIC_NUMBER):]
+    (compiled,) = code_entries(pack_code({PACKAGE: [True, code_source]})).values()
+    code_part = before + code_entry(magic[:4], magic[4:] + compiled)
     return b"%d %d 0 0\n" % (len(sources), len(code_part)) + sources + code_part
 
 
@@ -129,13 +139,17 @@ def collect(**kwargs) -> dict:
 """
 
 
-@pytest.mark.parametrize(("magic", "ran"), [
-    (importlib.util.MAGIC_NUMBER, "bytecode"),  # this Python's: the shipped bytecode runs, nothing is compiled
-    (b"\x00\x00\r\n", "source"),  # another Python's: the sources are compiled
-    (importlib.util.MAGIC_NUMBER + b"garbage", "source"),  # bytecode that does not load: the sources
-])
-def test_shipped_bytecode_runs_only_where_the_python_matches(tmp_path, magic, ran):
-    bundle = _bundle(WHICH.format("source"), WHICH.format("bytecode"), magic)
+OTHERS = code_entry(b"\x00\x00\r\n", b"another Python's") + code_entry(b"\x01\x00\r\n", b"")
+
+
+@pytest.mark.parametrize(("magic", "before", "ran"), [
+    (importlib.util.MAGIC_NUMBER, b"", "bytecode"),  # this Python's: the shipped bytecode runs, nothing compiled
+    (importlib.util.MAGIC_NUMBER, OTHERS, "bytecode"),  # found among other Pythons' entries
+    (b"\x00\x00\r\n", b"", "source"),  # another Python's: the sources are compiled
+    (importlib.util.MAGIC_NUMBER + b"garbage", b"", "source"),  # bytecode that does not load: the sources
+], ids=["ours", "ours-after-others", "another", "garbage"])
+def test_shipped_bytecode_runs_only_where_the_python_matches(tmp_path, magic, before, ran):
+    bundle = _bundle(WHICH.format("source"), WHICH.format("bytecode"), magic, before)
     stdin = payload({"top_n": 1, "timeout": 30}, bundle)
     out = subprocess.run([sys.executable, "-c", STUB], input=stdin, capture_output=True, timeout=60, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
@@ -155,9 +169,10 @@ def split_bundle(bundle: bytes) -> list[bytes]:
 def test_the_bundle_carries_bytecode_for_every_shipped_module():
     parts = split_bundle(collector_bundle())
     for source_part, code_part in (parts[:2], parts[2:]):
-        assert code_part[:4] == importlib.util.MAGIC_NUMBER
+        entries = code_entries(code_part)
+        assert list(entries) == [importlib.util.MAGIC_NUMBER]
         sources = json.loads(zlib.decompress(source_part))
-        code = marshal.loads(zlib.decompress(code_part[4:]))
+        code = marshal.loads(zlib.decompress(entries[importlib.util.MAGIC_NUMBER]))
         assert set(code) == set(sources)
         for name, compiled in code.items():
             assert compiled.co_filename == shipped_filename(name)
@@ -166,7 +181,7 @@ def test_the_bundle_carries_bytecode_for_every_shipped_module():
 def bundle_parts(bundle: bytes) -> list:
     """The four parts, decoded: package sources, its code's module names, pynvml's sources, its code's names."""
     return [None if not part else json.loads(zlib.decompress(part)) if i % 2 == 0 else
-            sorted(marshal.loads(zlib.decompress(part[len(importlib.util.MAGIC_NUMBER):])))
+            sorted(marshal.loads(zlib.decompress(code_entries(part)[importlib.util.MAGIC_NUMBER])))
             for i, part in enumerate(split_bundle(bundle))]
 
 
@@ -196,7 +211,75 @@ def test_a_staged_bundle_cut_short_is_built_again(tmp_path):
 def test_the_bootstrap_finds_its_pythons_magic_number(tmp_path, python):
     """Where the bytecode can run, the bootstrap knows it (else every host compiles, only more slowly)."""
     if python is None:
-        pytest.skip("no python3.8 on this machine")
+        pytest.skip("not on this machine")
     proc, answer = run_bootstrap(python, {"timeout": 0}, tmp_path, bootstrap=probe(
         "import importlib.util\nanswer({'found': MAGIC is not None and MAGIC == importlib.util.MAGIC_NUMBER})\n"))
     assert answer == {"found": True}, proc.stderr
+
+
+# -- bytecode compiled by the controller's other Pythons (collect.bytecode_pythons) ---------------------------
+
+OTHER_PYTHONS = [p for p in PYTHONS[1:] if p]  # those whose bytecode is not ours
+
+
+@pytest.mark.parametrize("python", OTHER_PYTHONS or [None])
+def test_bytecode_compiled_by_another_python_here_runs_on_hosts_with_that_python(tmp_path, python):
+    if python is None:
+        pytest.skip("no other Python here (python3.8, pypy3)")
+    bundle = collector_bundle(pythons=[python])
+    package, pynvml = (code_entries(part) for part in split_bundle(bundle)[1::2])
+    assert list(package) == list(pynvml) and len(package) == 2 and importlib.util.MAGIC_NUMBER in package
+    # on that Python every module runs from the bytecode shipped for it, the shipped pynvml included
+    proc, answer = run_bootstrap(python, {"timeout": 0}, tmp_path, bundle=bundle, bootstrap=probe(
+        "import importlib.util\n"
+        "from fleetscope_collectors import gpus\n"
+        "gpus.load_pynvml()\n"
+        "answer({'magic': importlib.util.MAGIC_NUMBER.hex(),\n"
+        "        'compiled': sorted(name for name, entry in modules.items() if len(entry) < 3)})\n"))
+    assert answer["compiled"] == [], proc.stderr
+    magic = bytes.fromhex(answer["magic"])
+    assert magic in package and magic != importlib.util.MAGIC_NUMBER
+    # the collector runs from it, and its answer names the magic number for the next run's choice
+    proc, answer = run_bootstrap(python, {"top_n": 2}, tmp_path, bundle=for_magic(bundle, magic))
+    assert proc.returncode == 0 and answer["document"]["errors"] == [], proc.stderr
+    assert answer["python_magic"] == magic.hex()
+
+
+def test_a_host_is_sent_the_entry_of_its_own_magic_only():
+    ours = importlib.util.MAGIC_NUMBER
+    sources = {PACKAGE: [True, "x = 1"], f"{PACKAGE}.pynvml_shipped": [False, "y = 2"]}
+    parts = split_bundle(bundle_of(sources))
+    other = code_entry(b"\x00\x00\r\n", b"another Python's")
+    parts[1], parts[3] = other + parts[1], parts[3] + other  # ours last in one part, first in the other
+    several = b" ".join(b"%d" % len(p) for p in parts) + b"\n" + b"".join(parts)
+    assert for_magic(several, None) == several  # unknown Python: everything
+    mine = split_bundle(for_magic(several, ours))
+    assert [list(code_entries(p)) for p in mine[1::2]] == [[ours], [ours]] and mine[::2] == parts[::2]
+    assert split_bundle(for_magic(several, b"\x02\x00\r\n")) == [parts[0], b"", parts[2], b""]  # no bytecode
+
+
+def test_an_interpreter_that_cannot_compile_is_left_out_and_said_once(tmp_path):
+    broken = tmp_path / "python3.9"
+    broken.write_text("#!/bin/sh\necho 'python3.9: cannot execute' >&2\nexit 126\n")
+    broken.chmod(0o755)
+    said = []
+    staged = write_bundle(tmp_path / "stage", pythons=[str(broken)], warn=said.append)
+    assert len(said) == 1 and str(broken) in said[0] and "cannot execute" in said[0]
+    code_parts = split_bundle(staged.read_bytes())[1::2]
+    assert [list(code_entries(p)) for p in code_parts] == [[importlib.util.MAGIC_NUMBER]] * 2
+    assert write_bundle(tmp_path / "stage", pythons=[str(broken)], warn=said.append) == staged
+    assert len(said) == 1  # the bundle without it is reused: not tried, nor said, on every run
+
+
+def test_auto_finds_python3_n_for_the_minor_versions_the_hosts_run(tmp_path, monkeypatch):
+    for name in ("python3.9", "python3.12"):
+        (tmp_path / name).symlink_to(sys.executable)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    ours = f"{sys.version_info[0]}.{sys.version_info[1]}.0"
+    said = []
+    found = bytecode_pythons(["auto", "python3.12", "nosuchpython"],
+                             {"3.9.16", "3.9.2", "3.10.1", ours, None, "garbage"}, said.append)
+    # 3.9: there; 3.10: not on PATH; ours: the bundle has it already; 3.12 named once though asked twice
+    assert found == [str(tmp_path / "python3.9"), str(tmp_path / "python3.12")]
+    assert said == ["collect.bytecode_pythons: nosuchpython not found on PATH, left out"]
+    assert bytecode_pythons([], {"3.9.16"}) == []

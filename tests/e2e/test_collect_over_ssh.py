@@ -3,14 +3,17 @@ host -> spool -> Parquet/DuckDB -> static site. Three healthy hosts, one dead ad
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from fleetscope.stage import code_entries
 from tests import faults, sshd
 from tests.conftest import PROJECT, bare_python, fleetscope_bin, sql_json
 
@@ -38,7 +41,9 @@ def fleet_run(sshd_fleet, tmp_path_factory):
         f"ansible_ssh_common_args='-o UserKnownHostsFile={sshd_fleet.known_hosts}'",
     ]))
     config = root / "fleetscope.toml"
-    config.write_text("[collect]\nhost_timeout_s = 60\nconnect_timeout_s = 5\n")
+    # bytecode for a second Python too, where there is one (.ci/run installs pypy3)
+    others = json.dumps(["auto", *filter(None, [shutil.which("pypy3")])])
+    config.write_text(f"[collect]\nhost_timeout_s = 60\nconnect_timeout_s = 5\nbytecode_pythons = {others}\n")
     env = dict(os.environ, ANSIBLE_SSH_CONTROL_PATH_DIR=str(root / "cp"))
     env.pop("FLEETSCOPE_CONFIG", None)
     remote_tmp = Path.home() / ".ansible" / "tmp"
@@ -128,21 +133,56 @@ def test_report_has_every_host_and_a_page_each(fleet_run):
     assert not list(site.rglob("plotly.min.js"))[1:], "plotly.min.js must be written once"
 
 
+def recorded_stdin(data: Path) -> dict[int, list[tuple[dict, bytes]]]:
+    """{sshd port: [(the arguments, the bundle) of each run, in order]}, as the healthy hosts received them."""
+    sent = {}
+    for f in sorted((data.parent / "record_stdin").glob("stdin-*"), key=lambda f: f.stat().st_mtime_ns):
+        stdin = f.read_bytes()  # bootstrap's length and source, then the arguments' length and JSON, ...
+        length, _, rest = stdin.partition(b"\n")
+        length, _, rest = rest[int(length):].partition(b"\n")
+        sent.setdefault(int(f.name.split("-")[1]), []).append((json.loads(rest[:int(length)]), rest[int(length):]))
+    return sent
+
+
+def test_hosts_get_the_bytecode_for_their_python_once_it_is_known(fleet_run, sshd_fleet):
+    """The first run sends every host the bytecode of each Python the controller compiled for; each host's
+    answer names its Python, so the second run sends it only what it can run."""
+    data = fleet_run[0]
+    ours = importlib.util.MAGIC_NUMBER
+    expected_first = [ours, *([bytes.fromhex(pypy_magic())] if shutil.which("pypy3") else [])]
+    for port, runs in recorded_stdin(data).items():
+        first, second = [code_entries(bundle_code(bundle)) for _, bundle in runs]
+        assert list(first) == expected_first, port
+        assert list(second) == [ours], port
+    known = json.loads((data / ".stage" / "host-pythons.json").read_text())
+    python = subprocess.run([bare_python(), "-c", "import platform; print(platform.python_version())"],
+                            capture_output=True, text=True).stdout.strip()
+    assert known == {h.name: {"python": python, "magic": ours.hex()} for h in sshd_fleet.hosts}  # not broken
+
+
+def pypy_magic() -> str:
+    code = "import importlib.util; print(importlib.util.MAGIC_NUMBER.hex())"
+    done = subprocess.run([shutil.which("pypy3"), "-c", code], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def bundle_code(bundle: bytes) -> bytes:
+    """The package's bytecode part of a bundle (its second part)."""
+    head, _, rest = bundle.partition(b"\n")
+    sizes = [int(size) for size in head.split()]
+    return rest[sizes[0]:sizes[0] + sizes[1]]
+
+
 def test_each_run_tells_each_host_when_its_last_stored_sample_was_taken(fleet_run, run_fleetscope, sshd_fleet):
     """GPU accounting records that ended before it were stored by that run (the collector leaves them out).
     fleetscope looks the times up while Ansible starts and hands them to the action in a file."""
     data = fleet_run[0]
-    sent = {}  # sshd port: accounting_since of each run, in order
-    recorded = sorted((data.parent / "record_stdin").glob("stdin-*"), key=lambda f: f.stat().st_mtime_ns)
-    for f in recorded:
-        stdin = f.read_bytes()  # bootstrap's length and source, then the arguments' length and JSON, ...
-        length, _, rest = stdin.partition(b"\n")
-        length, _, rest = rest[int(length):].partition(b"\n")
-        sent.setdefault(int(f.name.split("-")[1]), []).append(json.loads(rest[:int(length)])["accounting_since"])
+    # sshd port: accounting_since of each run, in order
+    sent = {port: [args["accounting_since"] for args, _ in runs] for port, runs in recorded_stdin(data).items()}
     first_samples = {r["host"]: r["ts"] for r in sql_json(run_fleetscope, data, (
         "SELECT host, strftime(min(host_ts), '%Y-%m-%dT%H:%M:%SZ') AS ts FROM host_samples GROUP BY host"))}
     assert sent == {h.port: ["", first_samples[h.name]] for h in sshd_fleet.hosts}  # new hosts: every record
-    assert not list((data / ".runner").glob("*accounting*"))  # the hand-over file goes with its run
+    assert not list((data / ".runner").glob("hints-*"))  # the hand-over file goes with its run
     # and so do Ansible's temporary folders, fleetscope's own (its exit skips the interpreter's teardown,
     # not the atexit handlers that remove them) and ansible-playbook's
     assert not list((data / ".runner" / "tmp").glob("ansible-local-*"))

@@ -19,7 +19,7 @@ from ansible.plugins.action import ActionBase
 
 # Imported when Ansible loads this plugin in its main process (the strategy looks the action up there), so
 # every forked worker has it already: imported in run(), each of them paid ~10 ms of CPU.
-from fleetscope.stage import STUB, collector_bundle, payload
+from fleetscope.stage import STUB, collector_bundle, for_magic, payload
 
 # The role's variables feed these (roles/collect/tasks/main.yml). They are checked here, once per host with the
 # task, not by a role argument spec: Ansible runs that as a task of its own on every host, which cost 0.03 s
@@ -34,43 +34,49 @@ ARGUMENT_SPEC = {
 }
 
 
-#: How long a host's task waits for `fleetscope collect` to write the accounting file (it does so within a
-#: second of starting Ansible, which takes about that long to reach the first host). Well inside the 15 s
-#: the task's timeout allows on top of the collector's own (roles/collect/tasks/main.yml).
-ACCOUNTING_WAIT_S = 8
+#: How long a host's task waits for `fleetscope collect` to write the hints file (it does so within a second
+#: of starting Ansible, which takes about that long to reach the first host). Well inside the 15 s the
+#: task's timeout allows on top of the collector's own (roles/collect/tasks/main.yml).
+HINTS_WAIT_S = 8
 
 
-def _accounting_since(args: dict, host: str) -> str:
-    """The accounting_since argument, else this host's entry in the file `fleetscope collect` names in
-    FLEETSCOPE_ACCOUNTING ({host: time}), which it writes while Ansible starts, so that its warehouse lookup is
-    not on the run's critical path; "" (every record the driver holds) without either, or when the file
-    has not come within ACCOUNTING_WAIT_S."""
-    if args.get("accounting_since"):
-        return args["accounting_since"]
-    path = os.environ.get("FLEETSCOPE_ACCOUNTING")
+def _hints(host: str) -> dict:
+    """This host's entries of the file `fleetscope collect` names in FLEETSCOPE_HINTS, which it writes while
+    Ansible starts, so that its warehouse lookup is not on the run's critical path: {"accounting_since":
+    time, "python_magic": hex}, each there when known. {} without the file, or when it has not come
+    within HINTS_WAIT_S (a playbook run by hand)."""
+    path = os.environ.get("FLEETSCOPE_HINTS")
     if not path:
-        return ""
-    deadline = time.monotonic() + ACCOUNTING_WAIT_S
+        return {}
+    deadline = time.monotonic() + HINTS_WAIT_S
     while True:
         try:
             with open(path, encoding="utf-8") as f:
-                since = json.load(f).get(host)
-            return since if isinstance(since, str) else ""
+                hints = json.load(f)
+            return {key: per_host[host] for key, per_host in hints.items()
+                    if isinstance(per_host, dict) and isinstance(per_host.get(host), str)}
         except (OSError, ValueError, AttributeError):
             if time.monotonic() > deadline:
-                return ""  # as when the warehouse cannot be read: records of the last run may come again
+                return {}  # as when the warehouse cannot be read: records of the last run may come again
             time.sleep(0.01)
 
 
-def _bundle() -> bytes:
-    """The collector package as `fleetscope collect` staged it for this run, else built now."""
+def _bundle(magic: str | None) -> bytes:
+    """The collector package as `fleetscope collect` staged it for this run, else built now; with only the
+    bytecode for `magic` (the host's Python, as its last answer told) when that is known."""
     staged = os.environ.get("FLEETSCOPE_BUNDLE")
+    bundle = None
     if staged:
         try:
-            return Path(staged).read_bytes()
+            bundle = Path(staged).read_bytes()
         except FileNotFoundError:  # removed under a run of over a day: built again, from the same sources
             pass
-    return collector_bundle()  # a playbook run by hand, from the project's venv
+    if bundle is None:
+        bundle = collector_bundle()  # a playbook run by hand, from the project's venv
+    try:
+        return for_magic(bundle, bytes.fromhex(magic) if magic else None)
+    except ValueError:
+        return bundle
 
 
 class ActionModule(ActionBase):
@@ -87,12 +93,15 @@ class ActionModule(ActionBase):
         except AnsibleActionFail as e:
             result.update(failed=True, msg=_name_role_variables(str(getattr(e, "message", e))))
             return result
-        args["accounting_since"] = _accounting_since(args, task_vars.get("inventory_hostname", ""))
+        hints = _hints(task_vars.get("inventory_hostname", ""))
+        # GPU accounting records that ended before the host's last stored sample are stored already; "" asks
+        # for every record the driver still holds (a new host, or a playbook run by hand)
+        args["accounting_since"] = args["accounting_since"] or hints.get("accounting_since", "")
         python, facts = self._python(task_vars)
         if facts:
             result["ansible_facts"] = facts
         command = f"{python} -c {shlex.quote(STUB)}"
-        res = self._low_level_execute_command(command, in_data=payload(args, _bundle()))
+        res = self._low_level_execute_command(command, in_data=payload(args, _bundle(hints.get("python_magic"))))
         result.update(_answer(python, res))
         result["invocation"] = {"module_args": args}  # as a module reports them (shown with -v)
         return result

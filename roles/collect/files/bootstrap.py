@@ -3,8 +3,9 @@
 # byte length of the JSON arguments, the arguments, then the collector bundle (fleetscope.stage.collector_bundle):
 # a line with the byte lengths of its four parts, then the parts: the package's sources and its bytecode, the
 # shipped pynvml's sources and its bytecode. Sources are zlib-compressed JSON {module name: [is package,
-# source]}; bytecode is the controller's Python magic number, then zlib-compressed marshal {module name: code},
-# used only where this Python has the same magic (compiling the sources is most of what the collector costs).
+# source]}; a bytecode part holds an entry per Python the controller compiled it with: the magic number, the
+# length (4 bytes each), zlib-compressed marshal {module name: code}. The entry with this Python's magic, if
+# any, runs instead of the sources (compiling the sources is most of what the collector costs).
 # The package is imported from memory: nothing is written to the host, nothing stays behind. The answer is
 # one JSON object on stdout, shaped like an Ansible module's result.
 # Every run pays for what this file imports, so it takes the C halves of json and signal (below) where it can.
@@ -88,14 +89,19 @@ MAGIC = getattr(sys.modules.get("_frozen_importlib_external"), "MAGIC_NUMBER", N
 
 
 def unpack(sources, code):
-    """The modules of one source part, and of its bytecode part where this Python can run it."""
+    """The modules of one source part, and of its bytecode part's entry for this Python if it has one."""
     modules = loads(zlib.decompress(sources)) if sources else {}
-    if MAGIC and code[:len(MAGIC)] == MAGIC:
-        try:
-            for name, compiled in marshal.loads(zlib.decompress(code[len(MAGIC):])).items():
-                modules[name].append(compiled)
-        except Exception:  # the sources are there: they are compiled instead
-            pass
+    at = 0
+    while MAGIC and at + 8 <= len(code):  # entries: magic number (4 bytes), length (4 bytes), bytecode
+        size = int.from_bytes(code[at + 4:at + 8], "big")
+        if code[at:at + 4] == MAGIC:
+            try:
+                for name, compiled in marshal.loads(zlib.decompress(code[at + 8:at + 8 + size])).items():
+                    modules[name].append(compiled)
+            except Exception:  # the sources are there: they are compiled instead
+                pass
+            break
+        at += 8 + size
     return modules
 
 
@@ -144,4 +150,5 @@ from fleetscope_collectors import collect  # noqa: E402
 document = collect(top_n=args["top_n"], accounting_since=args.get("accounting_since") or None,
                    only=args.get("only"))
 signal.alarm(0)
-answer({"changed": False, "document": document})
+# the magic number tells the controller which bytecode entry to send this host next time (stage.for_magic)
+answer({"changed": False, "document": document, "python_magic": MAGIC.hex() if MAGIC else None})

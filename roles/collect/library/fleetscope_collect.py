@@ -53,4 +53,9 @@ timed_out:
   description: True when the collection ran past C(timeout).
   returned: failure
   type: bool
+python_magic:
+  description: The magic number of the host Python's bytecode, in hex; the next run sends only the bytecode
+    compiled for it (none when the controller has no interpreter of that version).
+  returned: success
+  type: str
 """
