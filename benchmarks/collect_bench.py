@@ -1,6 +1,6 @@
 """Collection at fleet scale on loopback sshd hosts: fleetscope against the floor and against Ansible facts.
 
-    python -m benchmarks.collect_bench [--sizes 8 16 32] [--repeat 3]
+    python -m benchmarks.collect_bench [--sizes 8 16 32] [--repeat 3] [--other-python PATH]
 
 For each fleet size N (N real sshd on 127.0.0.2 ...), median wall time of:
   floor      N parallel `ssh HOST python3 -m collectors` (same SSH options and parallelism as Ansible,
@@ -15,7 +15,9 @@ outlasts ControlPersist): the floor and fleetscope again, each with new connecti
 
 Host cost: CPU seconds and peak RSS of the process that runs on a host for one collection (what the
 fleetscope_collect action runs: `python3 -c STUB` with the bootstrap and the collector bundle on stdin), against a bare
-`python3 -c pass`, and against Ansible's cheapest module (`ping`, as AnsiballZ) for scale.
+`python3 -c pass`, and against Ansible's cheapest module (`ping`, as AnsiballZ) for scale. With a Python of
+another minor version (--other-python; found in /usr/bin or pyenv by default), the same on a host running
+it: with the bytecode the controller compiled for it (collect.bytecode_pythons), and compiling the sources.
 """
 
 from __future__ import annotations
@@ -273,10 +275,14 @@ def main(argv=None) -> dict:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[8, 16, 32])
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--other-python", metavar="PATH", default=None,
+                   help="a Python of another minor version, for the host cost of a mixed fleet "
+                        "(default: the first found in /usr/bin or pyenv; 'none' to skip)")
     args = p.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="fleetscope-bench-"))
     try:
-        out = {"host_cost": host_cost(max(31, args.repeat), work, other_python())}
+        other = None if args.other_python == "none" else args.other_python or other_python()
+        out = {"host_cost": host_cost(max(31, args.repeat), work, other)}
         hc = out["host_cost"]
         print(f"host cost: fleetscope_collect {hc['module_cpu_s'] * 1000:.0f} ms CPU, "
               f"{hc['module_rss_bytes'] / 2**20:.0f} MiB; "

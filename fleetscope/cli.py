@@ -121,7 +121,7 @@ def cmd_collect(args) -> int:
     except Busy as e:
         _say(f"fleetscope collect: {e}; nothing done")
         return EXIT_BUSY
-    for message in report.rejected + report.warnings:
+    for message in summary.warnings + report.rejected + report.warnings:
         _say(f"warning: {message}")
     counts = summary.counts()
     line = ", ".join(f"{n} {s}" for s, n in counts.items() if n)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
+import json
+import platform
 import subprocess
+import sys
 from datetime import datetime
 
 import pytest
@@ -110,3 +114,24 @@ def test_the_command_ends_cleanly_whatever_its_output_is(tmp_path):
     assert whole.returncode == 0 and all(f"node{i:02d}" in whole.stdout for i in range(2, 60)), whole.stdout
     cut = subprocess.run(f"{command} | head -1", shell=True, capture_output=True, text=True, timeout=120, cwd=PROJECT)
     assert "Traceback" not in cut.stderr, cut.stderr
+
+
+def test_an_interpreter_for_other_pythons_bytecode_that_fails_is_a_warning_once(run_fleetscope, tmp_path):
+    """collect.bytecode_pythons: one missing, one that cannot compile. The run is stored either way; the
+    one that cannot compile is said once (the bundle without it is reused), a missing one every run."""
+    broken = tmp_path / "python3.9"
+    broken.write_text("#!/bin/sh\necho 'Segmentation fault' >&2\nexit 139\n")
+    broken.chmod(0o755)
+    config = tmp_path / "fleetscope.toml"
+    config.write_text(f'[collect]\nbytecode_pythons = ["auto", "nosuchpython", "{broken}"]\n')
+    inventory = tmp_path / "inv.ini"
+    inventory.write_text(f"[local]\nlocalhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
+    runs = [run_fleetscope("collect", "--config", str(config), "--data", str(tmp_path / "data"), "--inventory",
+                           str(inventory), "--no-report") for _ in range(2)]
+    for proc in runs:
+        assert proc.returncode == 0 and "1 ok" in proc.stdout, proc.stdout + proc.stderr
+        assert "warning: collect.bytecode_pythons: nosuchpython not found on PATH" in proc.stderr
+    assert f"warning: no bytecode for {broken}" in runs[0].stderr and "Segmentation fault" in runs[0].stderr
+    assert str(broken) not in runs[1].stderr
+    known = json.loads((tmp_path / "data" / ".stage" / "host-pythons.json").read_text())
+    assert known == {"localhost": {"python": platform.python_version(), "magic": importlib.util.MAGIC_NUMBER.hex()}}
