@@ -458,10 +458,10 @@ def stage_bundle(settings: Settings, warn: Callable[[str], None] | None = None) 
 
 def seen_python(seen: dict, host: str, res: dict) -> None:
     """Note the host's Python version (its document) and magic number (the bootstrap's answer)."""
-    document = res.get("document") if isinstance(res.get("document"), dict) else {}
-    version = (document.get("host") or {}).get("python") if isinstance(document.get("host"), dict) else None
-    magic = res.get("python_magic")
-    entry = {k: v for k, v in (("python", version), ("magic", magic)) if isinstance(v, str)}
+    document = res.get("document")
+    facts = document.get("host") if isinstance(document, dict) else None
+    version = facts.get("python") if isinstance(facts, dict) else None
+    entry = {k: v for k, v in (("python", version), ("magic", res.get("python_magic"))) if isinstance(v, str)}
     if entry:
         seen[host] = entry
 
