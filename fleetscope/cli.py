@@ -228,7 +228,7 @@ def cmd_hosts(args) -> int:
         from .collect import CollectError, check_hosts
 
         try:
-            rows = check_hosts(settings, path, args.limit)
+            rows = check_hosts(settings, path, args.limit, warn=lambda message: _say(f"warning: {message}"))
         except CollectError as e:
             _say(f"fleetscope hosts check: {e}")
             return EXIT_USAGE

@@ -237,6 +237,11 @@ def run_collect(
     hints = private / f"hints-{summary.run_id}.json"
     envvars["FLEETSCOPE_HINTS"] = str(hints)
     remove_stale([*private.glob("hints-*.json"), *private.glob(".hints-*.tmp")], 3600)  # killed runs'
+    # Ansible's fact cache outlives the run (ansible-runner keeps one per run by default): the interpreter
+    # discovered on a host is remembered for a day (Ansible's cache timeout), which saves an SSH command per
+    # host and run; the action looks again where it has gone. Entries a day past expiry are removed.
+    facts = private / "fact_cache"
+    remove_stale(list(facts.glob("*")), 2 * 86400)
     runner = init_runner(
         private_data_dir=str(private),
         playbook=str(PLAYBOOK),
@@ -253,6 +258,7 @@ def run_collect(
         settings={"pexpect_timeout": 1},  # how often the runner asks cancel(): the deadline's resolution
         quiet=True,
         rotate_artifacts=max(1, int(settings.get("collect", "keep_artifacts"))),
+        fact_cache=str(facts),  # absolute: ansible-runner joins it to the run's artifact folder
     )
     crashed: list[BaseException] = []
 
@@ -392,10 +398,13 @@ def _host_key_checking() -> str:
     return cfg.get("defaults", "host_key_checking", fallback="True").strip() or "True"
 
 
-def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | None = None) -> list[dict]:
+def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | None = None,
+                warn: Callable[[str], None] | None = None) -> list[dict]:
     """For `fleetscope hosts check`: per host, can we log in and run python3, and does NVML answer.
 
-    Runs playbooks/check.yml (the collector's host and gpus parts only); stores nothing."""
+    Runs playbooks/check.yml (the collector's host and gpus parts only). Stores no data: only what the
+    hosts told of their Pythons (stage.update_host_pythons), which picks the bytecode the next collect
+    sends them. Interpreters are discovered afresh (no fact cache), as a new host's would be."""
     import ansible_runner
 
     inventory = Path(inventory or settings.path("collect", "inventory")).resolve()
@@ -404,7 +413,7 @@ def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | 
     hosts = inventory_hosts(inventory, limit)
     if not hosts:
         return []
-    bundle, _ = stage_bundle(settings)
+    bundle, _ = stage_bundle(settings, warn)
     seen = {}
     host_timeout = int(settings.get("collect", "host_timeout_s"))
     private, envvars = runner_env(data_dir, None, int(settings.get("collect", "connect_timeout_s")), bundle)

@@ -19,9 +19,11 @@ import importlib.util
 import json
 import marshal
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -142,7 +144,9 @@ def code_entries(part: bytes) -> dict[bytes, bytes]:
     entries, at = {}, 0
     while at + 8 <= len(part):
         size = int.from_bytes(part[at + 4:at + 8], "big")
-        entries[part[at:at + 4]] = part[at + 8:at + 8 + size]
+        if at + 8 + size > len(part):  # cut short: no entry
+            break
+        entries.setdefault(part[at:at + 4], part[at + 8:at + 8 + size])  # the first, as the bootstrap takes
         at += 8 + size
     return entries
 
@@ -189,7 +193,7 @@ sys.stdout.buffer.write(" ".join(head).encode() + b"\\n" + b"".join(out))
 """
 
 
-def compile_with(python: str, groups: list[dict], timeout: float = 120) -> tuple[bytes, list[bytes]]:
+def compile_with(python: str, groups: list[dict], timeout: float = 60) -> tuple[bytes, list[bytes]]:
     """(magic number, [compressed marshal of each group]) of `groups` ({module: [is package, source]}) as
     the interpreter `python`, on this controller, compiles them. Bytecode never comes from hosts: a host
     that sent it could run code on every other. Raises CompileError."""
@@ -202,14 +206,19 @@ def compile_with(python: str, groups: list[dict], timeout: float = 120) -> tuple
         raise CompileError(f"{python}: {e}") from e
     head, _, rest = done.stdout.partition(b"\n")
     fields = head.split()
-    if done.returncode != 0 or len(fields) != 2 + len(groups) or len(bytes.fromhex(fields[0].decode())) != 4:
-        last = (done.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
+    try:
+        magic, sizes = bytes.fromhex(fields[0].decode()), [int(size) for size in fields[2:]]
+        whole = len(fields) == 2 + len(groups) and len(magic) == 4 and sum(sizes) == len(rest)
+    except (IndexError, ValueError):
+        whole = False
+    if done.returncode != 0 or not whole:
+        last = (done.stderr.decode(errors="replace").strip().splitlines() or ["no answer it could read"])[-1]
         raise CompileError(f"{python} (exit status {done.returncode}): {last}")
     entries, start = [], 0
-    for size in fields[2:]:
-        entries.append(rest[start:start + int(size)])
-        start += int(size)
-    return bytes.fromhex(fields[0].decode()), entries
+    for size in sizes:
+        entries.append(rest[start:start + size])
+        start += size
+    return magic, entries
 
 
 def shipped_filename(module: str) -> str:
@@ -231,18 +240,29 @@ def write_bundle(stage_root: Path, ship_pynvml: bool = True, pythons=(), warn=No
     stage = Path(stage_root)
     dest = stage / f"collector-{key.hexdigest()[:16]}.bundle"
     remove_stale([*stage.glob(".collector*.tmp"), *stage.glob("collector*.bundle")], 86400, keep=dest)
+    remove_stale(list(stage.glob("collector*.missing")), 86400, keep=dest.with_suffix(".missing"))
+    missing = dest.with_suffix(".missing")  # interpreters that could not compile, for a later retry
     try:
-        if _whole(dest):
+        if _whole(dest) and not (missing.exists() and time.time() - missing.stat().st_mtime > RETRY_S):
             os.utime(dest)  # in use: not an old one for another run's clean-up
             return dest
     except FileNotFoundError:
         pass
     failed = []
     write_atomic(dest, bundle_of(sources, pythons=pythons, failed=failed))
+    if failed:
+        write_atomic(missing, "\n".join(python for python, _ in failed).encode())
+    else:
+        missing.unlink(missing_ok=True)
     for python, why in failed:
         if warn is not None:
             warn(f"no bytecode for {python} (collect.bytecode_pythons), its hosts compile the collector: {why}")
     return dest
+
+
+#: How long a bundle built without an interpreter that could not compile is used before it is tried again
+#: (a timeout, a pyenv shim whose version is installed later: neither changes the bundle's key).
+RETRY_S = 3600
 
 
 def _identity(python: str) -> list:
@@ -256,21 +276,27 @@ def _identity(python: str) -> list:
 
 #: Where bytecode_pythons' "auto" looks for another minor version: python3.N, the name CPython installs.
 AUTO = "auto"
+#: The most minor versions "auto" compiles for (each one costs hosts nothing, the controller 0.2-0.3 s once).
+AUTO_MAX = 8
 
 
 def bytecode_pythons(wanted: list[str], host_versions, warn=None) -> list[str]:
     """The interpreters to compile the collector with besides this one, as absolute paths, from the
     collect.bytecode_pythons setting: "auto" stands for python3.N on PATH for every minor version N that the
-    fleet's hosts ran at their last collection (`host_versions`) other than this Python's; any other entry
+    fleet's hosts reported last (`host_versions`) other than this Python's; any other entry
     is an interpreter's name or path. One that is not there is told to `warn` and skipped."""
     ours = f"{sys.version_info[0]}.{sys.version_info[1]}"
     found = []
     for entry in wanted:
         if entry == AUTO:
-            minors = {".".join(str(v).split(".")[:2]) for v in host_versions if v}
-            candidates = [shutil.which(f"python{minor}") for minor in sorted(minors - {ours})
-                          if minor.startswith("3.") and minor[2:].isdigit()]
-            found += [os.path.abspath(c) for c in candidates if c]
+            # the versions come from hosts: only 3.8 to 3.99 in ASCII digits, at most AUTO_MAX of them, looked
+            # up in the absolute folders of PATH only (a relative one would depend on where cron starts us)
+            minors = {".".join(str(v).split(".")[:2]) for v in host_versions if isinstance(v, str)}
+            minors = sorted(m for m in minors - {ours} if re.fullmatch(r"3\.\d{1,2}", m, re.ASCII)
+                            and int(m[2:]) >= 8)[:AUTO_MAX]
+            folders = os.pathsep.join(d for d in os.environ.get("PATH", os.defpath).split(os.pathsep)
+                                      if os.path.isabs(d))
+            found += [c for c in (shutil.which(f"python{minor}", path=folders) for minor in minors) if c]
             continue
         path = shutil.which(os.path.expanduser(entry))
         if path:
@@ -301,7 +327,8 @@ def update_host_pythons(stage_root: Path, seen: dict[str, dict], hosts=None) -> 
     known = read_host_pythons(stage_root)
     known.update(seen)
     if hosts is not None:
-        known = {h: v for h, v in known.items() if h in set(hosts)}
+        inventory = set(hosts)
+        known = {h: v for h, v in known.items() if h in inventory}
     write_json_atomic(Path(stage_root) / HOST_PYTHONS, known)
 
 

@@ -9,13 +9,14 @@ import threading
 import ansible_runner
 
 from fleetscope.collect import PLAYBOOK, runner_env, write_hints
-from fleetscope.stage import code_entries, write_bundle
+from fleetscope.stage import code_entries, code_entry, write_bundle
 from tests import faults
+from tests.collectors.test_bootstrap import split_bundle
 
 
-def run_play(tmp_path, top_n, hints=None, extravars=(), python=sys.executable):
+def run_play(tmp_path, top_n, hints=None, extravars=(), python=sys.executable, bundle=None):
     """(runner rc, the names of the tasks that ran, the host's event, its result)."""
-    private, envvars = runner_env(tmp_path, None, 10, write_bundle(tmp_path / "stage"))
+    private, envvars = runner_env(tmp_path, None, 10, bundle or write_bundle(tmp_path / "stage"))
     if hints is not None:
         envvars["FLEETSCOPE_HINTS"] = str(hints)
     inventory = tmp_path / "inventory.ini"
@@ -80,16 +81,27 @@ def sent_bundle_code(recorded_dir):
 
 
 def test_a_host_gets_only_the_bytecode_its_python_last_said_it_runs(tmp_path):
-    ours = importlib.util.MAGIC_NUMBER
-    cases = {"unknown": None, "ours": ours.hex(), "other": "00000d0a"}  # other: a Python we have no bytecode for
-    for case, magic in cases.items():
-        work = tmp_path / case
+    ours, theirs = importlib.util.MAGIC_NUMBER, b"\x00\x00\r\n"  # theirs: another Python's, compiled here too
+    staged = write_bundle(tmp_path / "stage")
+    parts = split_bundle(staged.read_bytes())
+    parts[1] = code_entry(theirs, b"their bytecode") + parts[1]
+    two = tmp_path / "two-pythons.bundle"
+    two.write_bytes(b" ".join(b"%d" % len(p) for p in parts) + b"\n" + b"".join(parts))
+    sent_for = {
+        None: [theirs, ours],  # a host not seen yet: every entry
+        ours.hex(): [ours],
+        theirs.hex(): [theirs],
+        "01000d0a": [],  # a Python we have no bytecode for: none, it compiles the sources
+        "00": [],  # not a magic number: likewise
+        "not hex": [theirs, ours],  # a hint the action cannot read: as if there were none
+    }
+    for i, (magic, expected) in enumerate(sent_for.items()):
+        work = tmp_path / f"case{i}"
         work.mkdir()
         recorder = faults.interpreter(work, "record_stdin", sys.executable)
         hints = work / "hints.json"
         write_hints(hints, {}, {"localhost": {"magic": magic}} if magic else {})
-        rc, _, event, res = run_play(work, 3, hints, python=str(recorder))
+        rc, _, event, res = run_play(work, 3, hints, python=str(recorder), bundle=two)
         assert (rc, event) == (0, "runner_on_ok"), res
         assert res["python_magic"] == ours.hex()  # what the next run's hint will be
-        sent = sent_bundle_code(recorder.parent)
-        assert list(sent) == ([] if case == "other" else [ours]), case
+        assert list(sent_bundle_code(recorder.parent)) == expected, magic

@@ -18,25 +18,38 @@ from fleetscope.stage import (
     BOOTSTRAP,
     PACKAGE,
     STUB,
+    CompileError,
     bundle_of,
     bytecode_pythons,
     code_entries,
     code_entry,
     collector_bundle,
     collector_sources,
+    compile_with,
     for_magic,
     pack_code,
     pack_sources,
     payload,
+    read_host_pythons,
     shipped_filename,
+    update_host_pythons,
     write_bundle,
 )
 from tests import faults
 from tests.collectors.test_collect_main import PYTHON38
 
+
+def _runs(python):
+    """`python` if it starts (a pyenv shim may exist for a version that is not installed), else None."""
+    try:
+        return python if python and subprocess.run([python, "-c", "pass"], timeout=60).returncode == 0 else None
+    except OSError:
+        return None
+
+
 #: This Python, the oldest the hosts may have (3.8, where pyenv has it) and PyPy (a Python 3.9 with other
 #: bytecode and another _socket; .ci/run installs Debian's pypy3).
-PYPY = shutil.which("pypy3")
+PYPY = _runs(shutil.which("pypy3"))
 PYTHONS = [sys.executable, PYTHON38, PYPY]
 
 
@@ -272,14 +285,74 @@ def test_an_interpreter_that_cannot_compile_is_left_out_and_said_once(tmp_path):
 
 
 def test_auto_finds_python3_n_for_the_minor_versions_the_hosts_run(tmp_path, monkeypatch):
-    for name in ("python3.9", "python3.12"):
+    ours = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    there, absent, named = [v for v in ("3.9", "3.10", "3.12", "3.13") if v != ours][:3]
+    for name in (f"python{there}", f"python{named}", f"python{ours}", "python3.7", "python3.123"):
         (tmp_path / name).symlink_to(sys.executable)
-    monkeypatch.setenv("PATH", str(tmp_path))
-    ours = f"{sys.version_info[0]}.{sys.version_info[1]}.0"
+    elsewhere = tmp_path / "relative"
+    elsewhere.mkdir()
+    (elsewhere / f"python{absent}").symlink_to(sys.executable)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", os.pathsep.join([str(tmp_path), "relative"]))
     said = []
-    found = bytecode_pythons(["auto", "python3.12", "nosuchpython"],
-                             {"3.9.16", "3.9.2", "3.10.1", ours, None, "garbage"}, said.append)
-    # 3.9: there; 3.10: not on PATH; ours: the bundle has it already; 3.12 named once though asked twice
-    assert found == [str(tmp_path / "python3.9"), str(tmp_path / "python3.12")]
+    # versions as hosts tell them, some hostile: not 3.N in ASCII digits, older than 3.8, too long, not text
+    versions = {f"{there}.16", f"{there}.2", f"{absent}.1", f"{ours}.0", None, 3.9, "garbage", "3.7.17",
+                "3.123", "3.\u0661\u0662", "../../bin/sh"}
+    found = bytecode_pythons(["auto", f"python{named}", "nosuchpython"], versions, said.append)
+    # `there`: on PATH; `absent`: only in a relative PATH folder, which auto does not search; ours: the
+    # bundle has it already; `named`: asked for by name
+    assert found == [str(tmp_path / f"python{there}"), str(tmp_path / f"python{named}")]
     assert said == ["collect.bytecode_pythons: nosuchpython not found on PATH, left out"]
-    assert bytecode_pythons([], {"3.9.16"}) == []
+    assert bytecode_pythons([], {f"{there}.16"}) == []
+    many = {f"3.{n}.0" for n in range(14, 40)}
+    for version in many:
+        (tmp_path / f"python{version[:-2]}").symlink_to(sys.executable)
+    assert len(bytecode_pythons(["auto"], many)) == 8  # a bound on what hosts can make it run
+
+
+def test_an_interpreter_that_failed_is_tried_again_after_an_hour(tmp_path):
+    broken = tmp_path / "python3.9"
+    broken.write_text("#!/bin/sh\nexit 127\n")  # a pyenv shim of a version not installed yet
+    broken.chmod(0o755)
+    said = []
+    staged = write_bundle(tmp_path / "stage", pythons=[str(broken)], warn=said.append)
+    missing = staged.with_suffix(".missing")
+    assert missing.read_text() == str(broken)
+    hour_ago = time.time() - 3700
+    os.utime(missing, (hour_ago, hour_ago))
+    assert write_bundle(tmp_path / "stage", pythons=[str(broken)], warn=said.append) == staged
+    assert len(said) == 2  # tried again, and said again: it still fails
+    assert write_bundle(tmp_path / "stage", pythons=[], warn=said.append) != staged and len(said) == 2
+
+
+@pytest.mark.parametrize("answer", [
+    b"zz 3.9 1 1\nab",  # not a magic number
+    b"00000d0a 3.9 5 1\nab",  # sizes that are not what follows
+    b"00000d0a 3.9\n",  # fewer parts than asked
+    b"",  # nothing
+])
+def test_an_interpreter_that_answers_nonsense_is_a_compile_error(tmp_path, answer):
+    liar = tmp_path / "python3.9"
+    (tmp_path / "answer").write_bytes(answer)
+    liar.write_text(f"#!/bin/sh\ncat > /dev/null\ncat {tmp_path / 'answer'}\n")
+    liar.chmod(0o755)
+    with pytest.raises(CompileError, match="python3.9"):
+        compile_with(str(liar), [{PACKAGE: [True, "x = 1"]}, {}])
+
+
+def test_a_bytecode_part_is_read_as_the_bootstrap_reads_it():
+    first, second = code_entry(b"\x00\x00\r\n", b"first"), code_entry(b"\x00\x00\r\n", b"second")
+    assert code_entries(first + second) == {b"\x00\x00\r\n": b"first"}  # the first of a magic number
+    cut = code_entry(b"\x01\x00\r\n", b"whole")[:-1]
+    assert code_entries(first + cut) == {b"\x00\x00\r\n": b"first"}  # an entry cut short is none
+
+
+def test_what_hosts_said_of_their_pythons_is_kept_for_the_next_run(tmp_path):
+    update_host_pythons(tmp_path, {"a": {"python": "3.10.12", "magic": "6f0d0d0a"}, "b": {"python": "3.9.2"}})
+    update_host_pythons(tmp_path, {"b": {"python": "3.12.1", "magic": "cb0d0d0a"}})  # a --limit run: a stays
+    assert read_host_pythons(tmp_path) == {"a": {"python": "3.10.12", "magic": "6f0d0d0a"},
+                                           "b": {"python": "3.12.1", "magic": "cb0d0d0a"}}
+    update_host_pythons(tmp_path, {}, hosts=["b", "c"])  # a whole run: a has left the inventory
+    assert list(read_host_pythons(tmp_path)) == ["b"]
+    (tmp_path / "host-pythons.json").write_text("[not what we wrote")
+    assert read_host_pythons(tmp_path) == {}  # unreadable: as if new

@@ -7,7 +7,6 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 
 from fleetscope.stage import code_entries
 from tests import faults, sshd
+from tests.collectors.test_bootstrap import PYPY
 from tests.conftest import PROJECT, bare_python, fleetscope_bin, sql_json
 
 HEALTHY = ["node1", "node2", "node3"]
@@ -42,7 +42,7 @@ def fleet_run(sshd_fleet, tmp_path_factory):
     ]))
     config = root / "fleetscope.toml"
     # bytecode for a second Python too, where there is one (.ci/run installs pypy3)
-    others = json.dumps(["auto", *filter(None, [shutil.which("pypy3")])])
+    others = json.dumps(["auto", *filter(None, [PYPY])])
     config.write_text(f"[collect]\nhost_timeout_s = 60\nconnect_timeout_s = 5\nbytecode_pythons = {others}\n")
     env = dict(os.environ, ANSIBLE_SSH_CONTROL_PATH_DIR=str(root / "cp"))
     env.pop("FLEETSCOPE_CONFIG", None)
@@ -148,22 +148,21 @@ def test_hosts_get_the_bytecode_for_their_python_once_it_is_known(fleet_run, ssh
     """The first run sends every host the bytecode of each Python the controller compiled for; each host's
     answer names its Python, so the second run sends it only what it can run."""
     data = fleet_run[0]
-    ours = importlib.util.MAGIC_NUMBER
-    expected_first = [ours, *([bytes.fromhex(pypy_magic())] if shutil.which("pypy3") else [])]
+    compiled = [importlib.util.MAGIC_NUMBER, *([magic_of(PYPY)] if PYPY else [])]
+    hosts_magic = magic_of(bare_python())  # the hosts' python3: the same minor version as ours in CI
     for port, runs in recorded_stdin(data).items():
         first, second = [code_entries(bundle_code(bundle)) for _, bundle in runs]
-        assert list(first) == expected_first, port
-        assert list(second) == [ours], port
+        assert list(first) == compiled, port
+        assert list(second) == [m for m in compiled if m == hosts_magic], port
     known = json.loads((data / ".stage" / "host-pythons.json").read_text())
     python = subprocess.run([bare_python(), "-c", "import platform; print(platform.python_version())"],
                             capture_output=True, text=True).stdout.strip()
-    assert known == {h.name: {"python": python, "magic": ours.hex()} for h in sshd_fleet.hosts}  # not broken
+    assert known == {h.name: {"python": python, "magic": hosts_magic.hex()} for h in sshd_fleet.hosts}  # not broken
 
 
-def pypy_magic() -> str:
+def magic_of(python: str) -> bytes:
     code = "import importlib.util; print(importlib.util.MAGIC_NUMBER.hex())"
-    done = subprocess.run([shutil.which("pypy3"), "-c", code], capture_output=True, text=True, check=True)
-    return done.stdout.strip()
+    return bytes.fromhex(subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout)
 
 
 def bundle_code(bundle: bytes) -> bytes:

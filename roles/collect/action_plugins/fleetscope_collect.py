@@ -97,30 +97,49 @@ class ActionModule(ActionBase):
         # GPU accounting records that ended before the host's last stored sample are stored already; "" asks
         # for every record the driver still holds (a new host, or a playbook run by hand)
         args["accounting_since"] = args["accounting_since"] or hints.get("accounting_since", "")
-        python, facts = self._python(task_vars)
+        python, facts, remembered = self._python(task_vars)
+        stdin = payload(args, _bundle(hints.get("python_magic")))
+        res = self._low_level_execute_command(f"{python} -c {shlex.quote(STUB)}", in_data=stdin)
+        if remembered and res.get("rc") == 127:  # the interpreter an earlier run found is gone: look again
+            python, facts = self._discover(task_vars, remembered)
+            res = self._low_level_execute_command(f"{python} -c {shlex.quote(STUB)}", in_data=stdin)
         if facts:
             result["ansible_facts"] = facts
-        command = f"{python} -c {shlex.quote(STUB)}"
-        res = self._low_level_execute_command(command, in_data=payload(args, _bundle(hints.get("python_magic"))))
         result.update(_answer(python, res))
         result["invocation"] = {"module_args": args}  # as a module reports them (shown with -v)
         return result
 
     def _python(self, task_vars):
-        """(interpreter, facts to remember): ansible_python_interpreter as Ansible resolves it for modules,
-        discovery included; `python3` where this Ansible's internals differ."""
+        """(interpreter, facts to remember, discovery mode if the interpreter is one an earlier run
+        discovered): ansible_python_interpreter as Ansible resolves it for modules, discovery included;
+        `python3` where this Ansible's internals differ. `fleetscope collect` keeps Ansible's fact cache
+        between runs, so a host's interpreter is discovered once a day, not on every run (one SSH command
+        less per host and run)."""
         try:
-            from ansible.executor.interpreter_discovery import InterpreterDiscoveryRequiredError, discover_interpreter
+            from ansible.executor.interpreter_discovery import InterpreterDiscoveryRequiredError
             from ansible.executor.module_common import _get_shebang
         except ImportError:
-            return "python3", None
+            return "python3", None, None
         remote_is_local = bool(getattr(self._connection, "_remote_is_local", False))
+        fact = "discovered_interpreter_python"
+        facts = task_vars.get("ansible_facts") or {}
+        # resolved without the discovered fact: an interpreter set in the inventory or ansible.cfg wins as it is
+        settings = dict(task_vars, ansible_facts={k: v for k, v in facts.items() if k != fact})
         try:
-            return _get_shebang("/usr/bin/python", task_vars, self._templar, remote_is_local=remote_is_local)[1], None
+            python = _get_shebang("/usr/bin/python", settings, self._templar, remote_is_local=remote_is_local)[1]
+            return python, None, None
         except InterpreterDiscoveryRequiredError as e:
-            found = discover_interpreter(action=self, interpreter_name="python", discovery_mode=e.discovery_mode,
-                                         task_vars=task_vars)
-            return found, {"discovered_interpreter_python": found}
+            known = facts.get(fact)
+            if known:
+                return known, None, e.discovery_mode
+            return (*self._discover(task_vars, e.discovery_mode), None)
+
+    def _discover(self, task_vars, mode):
+        """(the host's interpreter as Ansible's discovery finds it, the fact that remembers it)."""
+        from ansible.executor.interpreter_discovery import discover_interpreter
+
+        found = discover_interpreter(action=self, interpreter_name="python", discovery_mode=mode, task_vars=task_vars)
+        return found, {"discovered_interpreter_python": found}
 
 
 def _name_role_variables(message: str) -> str:

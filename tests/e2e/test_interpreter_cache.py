@@ -1,0 +1,45 @@
+"""A host's Python interpreter, when the inventory does not name it, is discovered by Ansible once and
+remembered in Ansible's fact cache, which `fleetscope collect` keeps between runs: one SSH command less per
+host and run. Where the remembered interpreter has gone, the action discovers it again. Real sshd."""
+
+from __future__ import annotations
+
+import json
+
+from tests import faults
+from tests.conftest import bare_python
+
+
+def recordings(interpreter) -> int:
+    return len(list(interpreter.parent.glob("stdin-*")))
+
+
+def test_the_interpreter_is_discovered_once_and_again_only_when_it_is_gone(sshd_fleet, tmp_path, run_fleetscope):
+    node = sshd_fleet.hosts[0]
+    first = faults.interpreter(tmp_path / "first", "record_stdin", bare_python())
+    second = faults.interpreter(tmp_path / "second", "record_stdin", bare_python())
+    inventory = tmp_path / "inventory.ini"
+    # no ansible_python_interpreter: discovered, from these two in this order
+    inventory.write_text(
+        f"[lab]\n{node.name} ansible_host={node.address} ansible_port={node.port} ansible_user={sshd_fleet.user} "
+        f"ansible_ssh_private_key_file={sshd_fleet.key} "
+        f"ansible_ssh_common_args='-o UserKnownHostsFile={sshd_fleet.known_hosts}' "
+        f"ansible_interpreter_python_fallback=\"['{first}', '{second}']\"\n")
+    data = tmp_path / "data"
+
+    def collect():
+        proc = run_fleetscope("collect", "--data", str(data), "--inventory", str(inventory), "--no-report")
+        assert proc.returncode == 0 and "1 ok" in proc.stdout, proc.stdout + proc.stderr
+
+    def remembered():
+        (cached,) = (data / ".runner" / "fact_cache").iterdir()
+        return json.loads(json.loads(cached.read_text())["__payload__"])["discovered_interpreter_python"]
+
+    collect()  # discovered: the first of the list
+    assert (recordings(first), recordings(second), remembered()) == (1, 0, str(first))
+    first.unlink()  # the host's Python moved
+    collect()  # the remembered one is gone (exit status 127): discovered again, and remembered
+    assert (recordings(second), remembered()) == (1, str(second))
+    faults.interpreter(tmp_path / "first", "record_stdin", bare_python())  # back, and first in the list again
+    collect()  # not discovered again: the remembered interpreter still runs
+    assert (recordings(first), recordings(second), remembered()) == (1, 2, str(second))
