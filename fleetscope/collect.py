@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import configparser
 import datetime as dt
+import json
 import math
 import os
 import secrets
@@ -168,7 +169,7 @@ def run_collect(
     if not inventory.exists():
         raise CollectError(f"inventory not found: {inventory}")
     data_dir = settings.data_dir
-    started = utcnow()
+    started, began = utcnow(), time.time()
     summary = RunSummary(new_run_id(started), iso(started), inventory=str(inventory))
     spool = Spool(data_dir)
     local_temp(data_dir)
@@ -222,6 +223,7 @@ def run_collect(
 
     def finish(runner_status: str) -> RunSummary:
         hints.unlink(missing_ok=True)
+        drop_unreadable(facts, began - 1)
         try:
             update_host_pythons(data_dir / ".stage", seen, None if limit else summary.hosts)
         except OSError as e:  # only costs the next run some bytes and the hosts some CPU
@@ -463,6 +465,20 @@ def stage_bundle(settings: Settings, warn: Callable[[str], None] | None = None) 
     pythons = bytecode_pythons(settings.get("collect", "bytecode_pythons"),
                                {entry.get("python") for entry in known.values()}, warn)
     return write_bundle(stage, settings.get("collect", "ship_pynvml"), pythons, warn), known
+
+
+def drop_unreadable(folder: Path, since: float) -> None:
+    """Remove the fact cache files written since `since` that are not whole JSON. Ansible's jsonfile cache
+    renames a file into place even when writing it failed (a full disk), and the next run would stop at
+    reading it, for every host; removed, only that host's interpreter is discovered again."""
+    for path in folder.glob("*"):
+        try:
+            if path.stat().st_mtime >= since:
+                json.loads(path.read_bytes())
+        except ValueError:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def seen_python(seen: dict, host: str, res: dict) -> None:

@@ -208,7 +208,8 @@ def compile_with(python: str, groups: list[dict], timeout: float = 60) -> tuple[
     fields = head.split()
     try:
         magic, sizes = bytes.fromhex(fields[0].decode()), [int(size) for size in fields[2:]]
-        whole = len(fields) == 2 + len(groups) and len(magic) == 4 and sum(sizes) == len(rest)
+        whole = (len(fields) == 2 + len(groups) and len(magic) == 4 and min(sizes, default=0) >= 0
+                 and sum(sizes) == len(rest))
     except (IndexError, ValueError):
         whole = False
     if done.returncode != 0 or not whole:
@@ -251,7 +252,7 @@ def write_bundle(stage_root: Path, ship_pynvml: bool = True, pythons=(), warn=No
     failed = []
     write_atomic(dest, bundle_of(sources, pythons=pythons, failed=failed))
     if failed:
-        write_atomic(missing, "\n".join(python for python, _ in failed).encode())
+        write_atomic(missing, b"\n".join(os.fsencode(python) for python, _ in failed))
     else:
         missing.unlink(missing_ok=True)
     for python, why in failed:
@@ -292,11 +293,11 @@ def bytecode_pythons(wanted: list[str], host_versions, warn=None) -> list[str]:
             # the versions come from hosts: only 3.8 to 3.99 in ASCII digits, at most AUTO_MAX of them, looked
             # up in the absolute folders of PATH only (a relative one would depend on where cron starts us)
             minors = {".".join(str(v).split(".")[:2]) for v in host_versions if isinstance(v, str)}
-            minors = sorted(m for m in minors - {ours} if re.fullmatch(r"3\.\d{1,2}", m, re.ASCII)
-                            and int(m[2:]) >= 8)[:AUTO_MAX]
+            minors = sorted((m for m in minors - {ours} if re.fullmatch(r"3\.\d{1,2}", m, re.ASCII)
+                             and int(m[2:]) >= 8), key=lambda m: int(m[2:]))
             folders = os.pathsep.join(d for d in os.environ.get("PATH", os.defpath).split(os.pathsep)
                                       if os.path.isabs(d))
-            found += [c for c in (shutil.which(f"python{minor}", path=folders) for minor in minors) if c]
+            found += [c for c in (shutil.which(f"python{minor}", path=folders) for minor in minors) if c][:AUTO_MAX]
             continue
         path = shutil.which(os.path.expanduser(entry))
         if path:

@@ -153,7 +153,9 @@ def test_hosts_get_the_bytecode_for_their_python_once_it_is_known(fleet_run, ssh
     for port, runs in recorded_stdin(data).items():
         first, second = [code_entries(bundle_code(bundle)) for _, bundle in runs]
         assert list(first) == compiled, port
-        assert list(second) == [m for m in compiled if m == hosts_magic], port
+        # the hosts' own entry: ours in CI, where /usr/bin/python3 is the venv's minor version (elsewhere
+        # "auto" may have compiled it with a python3.N on PATH by the second run)
+        assert list(second) == [hosts_magic] or hosts_magic not in compiled and list(second) == [], port
     known = json.loads((data / ".stage" / "host-pythons.json").read_text())
     python = subprocess.run([bare_python(), "-c", "import platform; print(platform.python_version())"],
                             capture_output=True, text=True).stdout.strip()

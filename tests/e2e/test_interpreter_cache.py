@@ -5,7 +5,10 @@ host and run. Where the remembered interpreter has gone, the action discovers it
 from __future__ import annotations
 
 import json
+import os
+import time
 
+from fleetscope.collect import drop_unreadable
 from tests import faults
 from tests.conftest import bare_python
 
@@ -32,8 +35,10 @@ def test_the_interpreter_is_discovered_once_and_again_only_when_it_is_gone(sshd_
         assert proc.returncode == 0 and "1 ok" in proc.stdout, proc.stdout + proc.stderr
 
     def remembered():
-        (cached,) = (data / ".runner" / "fact_cache").iterdir()
-        return json.loads(json.loads(cached.read_text())["__payload__"])["discovered_interpreter_python"]
+        (cached,) = (data / ".runner" / "fact_cache").iterdir()  # Ansible's own format: look for the paths
+        found = [str(p) for p in (first, second) if json.dumps(str(p))[1:-1] in cached.read_text()]
+        assert len(found) == 1, cached.read_text()
+        return found[0]
 
     collect()  # discovered: the first of the list
     assert (recordings(first), recordings(second), remembered()) == (1, 0, str(first))
@@ -43,3 +48,15 @@ def test_the_interpreter_is_discovered_once_and_again_only_when_it_is_gone(sshd_
     faults.interpreter(tmp_path / "first", "record_stdin", bare_python())  # back, and first in the list again
     collect()  # not discovered again: the remembered interpreter still runs
     assert (recordings(first), recordings(second), remembered()) == (1, 2, str(second))
+
+
+def test_a_cache_file_this_run_left_half_written_is_removed(tmp_path):
+    """Ansible renames a cache file into place even when writing it failed (a full disk); the next run would
+    stop at reading it, for every host. collect removes what it wrote that is not whole JSON."""
+    (tmp_path / "s1_whole").write_text('{"__payload__": "{}"}')
+    (tmp_path / "s1_cut").write_text('{"__payload__": "{')
+    (tmp_path / "s1_older").write_text("{")  # not this run's: not read at all
+    day_ago = time.time() - 86400
+    os.utime(tmp_path / "s1_older", (day_ago, day_ago))
+    drop_unreadable(tmp_path, time.time() - 60)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s1_older", "s1_whole"]

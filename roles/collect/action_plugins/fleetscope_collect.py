@@ -100,7 +100,8 @@ class ActionModule(ActionBase):
         python, facts, remembered = self._python(task_vars)
         stdin = payload(args, _bundle(hints.get("python_magic")))
         res = self._low_level_execute_command(f"{python} -c {shlex.quote(STUB)}", in_data=stdin)
-        if remembered and res.get("rc") == 127:  # the interpreter an earlier run found is gone: look again
+        if remembered and res.get("rc") == 127 and not res.get("stdout", "").strip():
+            # the interpreter an earlier run found did not start (gone, or broken): look again
             python, facts = self._discover(task_vars, remembered)
             res = self._low_level_execute_command(f"{python} -c {shlex.quote(STUB)}", in_data=stdin)
         if facts:
