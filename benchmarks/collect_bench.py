@@ -9,7 +9,9 @@ For each fleet size N (N real sshd on 127.0.0.2 ...), median wall time of:
   playbook   `ansible-playbook playbooks/collect.yml` with forks = N: fleetscope's collection as plain
              Ansible runs it, without ansible-runner, spool or ingest (what Ansible itself costs)
   fleetscope `fleetscope collect --no-report` with forks = N (spool and ingest included)
-and the controller's CPU seconds per host for fleetscope (its whole process tree). These reuse warm SSH
+and the controller's CPU seconds per host for fleetscope (its whole process tree); and fleetscope on the same
+hosts without ansible_python_interpreter in the inventory, its interpreters remembered from the run before
+(Ansible's fact cache, which `fleetscope collect` keeps) and discovered afresh. These reuse warm SSH
 connections (ControlPersist), which isolates what each tool adds. Then, cold, as cron runs it (its interval
 outlasts ControlPersist): the floor and fleetscope again, each with new connections.
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import shutil
 import statistics
@@ -125,8 +128,12 @@ def bench_size(n: int, repeat: int, work: Path) -> dict:
         config = work / f"fs{n}.toml"
         config.write_text(f"[collect]\nforks = {n}\n")
         data = work / f"data{n}"
+        # the same hosts without ansible_python_interpreter (most inventories): Ansible discovers it
+        discover_inventory = work / f"inv{n}d.ini"
+        discover_inventory.write_text(re.sub(r" ansible_python_interpreter=\S+", "", inventory.read_text()))
+        discover_data = work / f"data{n}d"
         results = {"floor": [], "setup": [], "playbook": [], "fleetscope": [], "fleetscope_cpu": [],
-                   "floor_cold": [], "fleetscope_cold": []}
+                   "floor_cold": [], "fleetscope_cold": [], "discovered": [], "discovering": []}
         cold = Cold(work / f"cold{n}")
         fleetscope = [BIN / "fleetscope", "collect", "--config", str(config), "--data", str(data), "--no-report",
                       "--inventory", str(inventory)]
@@ -138,6 +145,8 @@ def bench_size(n: int, repeat: int, work: Path) -> dict:
         floor(fleet, cp)  # warm: connections up, files in the page cache, for every contender alike
         run_measured([BIN / "ansible", "all", "-i", str(inventory), "-m", "setup", "-f", str(n)], env=env, cwd=ROOT)
         run_measured(fleetscope, env=env, cwd=ROOT)
+        run_measured([*fleetscope[:5], str(discover_data), *fleetscope[6:-1], str(discover_inventory)], env=env,
+                     cwd=ROOT)  # its interpreters discovered, and remembered
         for _ in range(repeat):
             results["floor"].append(floor(fleet, cp))
             results["setup"].append(run_measured(
@@ -151,6 +160,12 @@ def bench_size(n: int, repeat: int, work: Path) -> dict:
             with cold as cp_dir:
                 results["fleetscope_cold"].append(
                     run_measured(fleetscope, env=dict(env, ANSIBLE_SSH_CONTROL_PATH_DIR=str(cp_dir)), cwd=ROOT)[0])
+            # interpreters discovered: remembered from the run before (fact cache), or looked up again (as
+            # every run did before the cache outlived it)
+            discover = [*fleetscope[:5], str(discover_data), *fleetscope[6:-1], str(discover_inventory)]
+            results["discovered"].append(run_measured(discover, env=env, cwd=ROOT)[0])
+            shutil.rmtree(discover_data / ".runner" / "fact_cache", ignore_errors=True)
+            results["discovering"].append(run_measured(discover, env=env, cwd=ROOT)[0])
         out = {k: statistics.median(v) for k, v in results.items()}
         out["hosts"] = n
         out["ratio_floor"] = out["fleetscope"] / out["floor"]
@@ -159,6 +174,8 @@ def bench_size(n: int, repeat: int, work: Path) -> dict:
         out["ratio_playbook"] = out["fleetscope"] / out["playbook"]
         out["playbook_ratio_floor"] = out["playbook"] / out["floor"]
         out["controller_cpu_per_host"] = out["fleetscope_cpu"] / n
+        out["ratio_discovered"] = out["discovered"] / out["fleetscope"]
+        out["ratio_discovering"] = out["discovering"] / out["fleetscope"]
         return out
     finally:
         fleet.stop()
@@ -312,6 +329,9 @@ def main(argv=None) -> dict:
                   f"{r['ratio_floor']:>7.2f} {r['ratio_setup']:>7.2f} {r['ratio_playbook']:>9.2f} "
                   f"{r['controller_cpu_per_host']:>12.3f}s {r['floor_cold']:>14.2f} {r['fleetscope_cold']:>13.2f} "
                   f"{r['ratio_floor_cold']:>7.2f}")
+            print(f"{'':>5} interpreters not in the inventory: remembered {r['discovered']:.2f} s "
+                  f"(x{r['ratio_discovered']:.2f}), discovered on the run {r['discovering']:.2f} s "
+                  f"(x{r['ratio_discovering']:.2f}) against named")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     dest = ROOT / "benchmarks" / "out" / "collect.json"
