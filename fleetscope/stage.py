@@ -117,8 +117,22 @@ def bundle_of(sources: dict, bytecode: bool = True, pythons=(), failed: list | N
                 continue
             magics.add(magic)
             codes = [code + code_entry(magic, entry) if entry else code for code, entry in zip(codes, entries)]
-    parts = [pack_sources(sources), codes[0], pack_sources(shipped), codes[1]]
+    return join_parts([pack_sources(sources), codes[0], pack_sources(shipped), codes[1]])
+
+
+def join_parts(parts: list[bytes]) -> bytes:
+    """A bundle of `parts`: a line of their byte lengths, then the parts."""
     return b" ".join(b"%d" % len(part) for part in parts) + b"\n" + b"".join(parts)
+
+
+def split_parts(bundle: bytes) -> list[bytes]:
+    """The parts of a bundle, cut as the bootstrap cuts them: its first line gives their byte lengths."""
+    head, _, rest = bundle.partition(b"\n")
+    parts, start = [], 0
+    for size in head.split():
+        parts.append(rest[start:start + int(size)])
+        start += int(size)
+    return parts
 
 
 def pack_sources(modules: dict) -> bytes:
@@ -157,15 +171,11 @@ def for_magic(bundle: bytes, magic: bytes | None) -> bytes:
     when an earlier run told the host's magic (its answer carries it), the whole bundle otherwise."""
     if magic is None:
         return bundle
-    head, _, rest = bundle.partition(b"\n")
-    parts, start = [], 0
-    for size in head.split():
-        parts.append(rest[start:start + int(size)])
-        start += int(size)
+    parts = split_parts(bundle)
     for i in (1, 3):
         entry = code_entries(parts[i]).get(magic)
         parts[i] = code_entry(magic, entry) if entry else b""
-    return b" ".join(b"%d" % len(part) for part in parts) + b"\n" + b"".join(parts)
+    return join_parts(parts)
 
 
 class CompileError(RuntimeError):
@@ -233,16 +243,17 @@ def write_bundle(stage_root: Path, ship_pynvml: bool = True, pythons=(), warn=No
     and reads it (this file, the bootstrap); its path goes to the action as FLEETSCOPE_BUNDLE. Built once per
     collector version and set of interpreters and reused by later runs (compiling and compressing it takes
     about 0.15 s, plus about 0.3 s per other interpreter; hashing the sources 2 ms) unless its length is not
-    what its header says. An interpreter that cannot compile is left out and told to `warn` (once: the bundle
-    without it is reused). Written atomically; other versions' bundles are removed after a day unused."""
+    what its header says. An interpreter that cannot compile is left out and told to `warn`; the bundle
+    without it is reused for RETRY_S, then built again. Written atomically; other versions' bundles are
+    removed after a day unused."""
     sources = collector_sources(ship_pynvml)
     key = hashlib.sha256(importlib.util.MAGIC_NUMBER + Path(__file__).read_bytes() + BOOTSTRAP.read_bytes()
                          + json.dumps([sources, [_identity(p) for p in pythons]], sort_keys=True).encode())
     stage = Path(stage_root)
     dest = stage / f"collector-{key.hexdigest()[:16]}.bundle"
-    remove_stale([*stage.glob(".collector*.tmp"), *stage.glob("collector*.bundle")], 86400, keep=dest)
-    remove_stale(list(stage.glob("collector*.missing")), 86400, keep=dest.with_suffix(".missing"))
     missing = dest.with_suffix(".missing")  # interpreters that could not compile, for a later retry
+    remove_stale([*stage.glob(".collector*.tmp"), *stage.glob("collector*.bundle")], 86400, keep=dest)
+    remove_stale(list(stage.glob("collector*.missing")), 86400, keep=missing)
     try:
         if _whole(dest) and not (missing.exists() and time.time() - missing.stat().st_mtime > RETRY_S):
             os.utime(dest)  # in use: not an old one for another run's clean-up
@@ -277,7 +288,7 @@ def _identity(python: str) -> list:
 
 #: Where bytecode_pythons' "auto" looks for another minor version: python3.N, the name CPython installs.
 AUTO = "auto"
-#: The most minor versions "auto" compiles for (each one costs hosts nothing, the controller 0.2-0.3 s once).
+#: The most interpreters "auto" compiles with (each costs hosts nothing, the controller 0.2-0.3 s once).
 AUTO_MAX = 8
 
 
@@ -290,8 +301,8 @@ def bytecode_pythons(wanted: list[str], host_versions, warn=None) -> list[str]:
     found = []
     for entry in wanted:
         if entry == AUTO:
-            # the versions come from hosts: only 3.8 to 3.99 in ASCII digits, at most AUTO_MAX of them, looked
-            # up in the absolute folders of PATH only (a relative one would depend on where cron starts us)
+            # the versions come from hosts: only 3.8 to 3.99 in ASCII digits, looked up in the absolute folders
+            # of PATH only (a relative one would depend on where cron starts us), at most AUTO_MAX found
             minors = {".".join(str(v).split(".")[:2]) for v in host_versions if isinstance(v, str)}
             minors = sorted((m for m in minors - {ours} if re.fullmatch(r"3\.\d{1,2}", m, re.ASCII)
                              and int(m[2:]) >= 8), key=lambda m: int(m[2:]))
@@ -325,12 +336,13 @@ def read_host_pythons(stage_root: Path) -> dict[str, dict]:
 def update_host_pythons(stage_root: Path, seen: dict[str, dict], hosts=None) -> None:
     """Record what hosts told this run ({host: {"python": ..., "magic": ...}}) over what earlier runs told.
     `hosts`, when given, is the whole inventory: hosts no longer in it are forgotten."""
-    known = read_host_pythons(stage_root)
-    known.update(seen)
+    before = read_host_pythons(stage_root)
+    known = {**before, **seen}
     if hosts is not None:
         inventory = set(hosts)
         known = {h: v for h, v in known.items() if h in inventory}
-    write_json_atomic(Path(stage_root) / HOST_PYTHONS, known)
+    if known != before:  # a run that learnt nothing new writes nothing
+        write_json_atomic(Path(stage_root) / HOST_PYTHONS, known)
 
 
 def _whole(bundle: Path) -> bool:

@@ -24,6 +24,12 @@ def bare_python() -> str:
     return sys.executable
 
 
+def magic_of(python: str) -> bytes:
+    """The magic number of `python`'s bytecode."""
+    code = "import importlib.util; print(importlib.util.MAGIC_NUMBER.hex())"
+    return bytes.fromhex(subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout)
+
+
 @pytest.fixture(scope="session")
 def sshd_fleet(tmp_path_factory):
     """Three real sshd on 127.0.0.2-127.0.0.4, keys and known_hosts in a temp dir."""

@@ -8,6 +8,7 @@ output. Plus servers that accept a TCP connection and never answer. Nothing in f
 
 from __future__ import annotations
 
+import json
 import socket
 import textwrap
 import threading
@@ -54,6 +55,19 @@ OUTPUT = {
     # Something that is not JSON at all (a login banner or a broken wrapper on the host).
     "garbage": 'cat > /dev/null; echo "Welcome to gpu42! Last login: never"; echo "{{{ not json"',
 }
+
+
+def recorded(folder: Path) -> list[tuple[int | None, dict, bytes]]:
+    """What the record_stdin interpreter in `folder` received, one entry per run, oldest first: (the sshd
+    port, None without SSH; the collector's arguments; the collector bundle), cut as the bootstrap cuts its
+    stdin (fleetscope.stage.payload): the bootstrap, then the arguments, each a length line and its bytes."""
+    runs = []
+    for f in sorted(Path(folder).glob("stdin-*"), key=lambda f: f.stat().st_mtime_ns):
+        length, _, rest = f.read_bytes().partition(b"\n")
+        length, _, rest = rest[int(length):].partition(b"\n")
+        port = f.name.split("-")[1]
+        runs.append((int(port) if port else None, json.loads(rest[:int(length)]), rest[int(length):]))
+    return runs
 
 
 def interpreter(root: Path, fault: str, python: str) -> Path:

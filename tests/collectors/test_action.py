@@ -9,9 +9,8 @@ import threading
 import ansible_runner
 
 from fleetscope.collect import PLAYBOOK, runner_env, write_hints
-from fleetscope.stage import code_entries, code_entry, write_bundle
+from fleetscope.stage import code_entries, code_entry, join_parts, split_parts, write_bundle
 from tests import faults
-from tests.collectors.test_bootstrap import split_bundle
 
 
 def run_play(tmp_path, top_n, hints=None, extravars=(), python=sys.executable, bundle=None):
@@ -71,22 +70,17 @@ def test_an_explicit_accounting_time_wins_and_an_unknown_host_gets_every_record(
 
 def sent_bundle_code(recorded_dir):
     """{magic: entry} of the package's bytecode part in what the recorded host received on stdin."""
-    (stdin,) = [f.read_bytes() for f in recorded_dir.glob("stdin-*")]
-    for _ in range(2):  # the bootstrap, then the arguments: each a length line and that many bytes
-        length, _, stdin = stdin.partition(b"\n")
-        stdin = stdin[int(length):]
-    head, _, rest = stdin.partition(b"\n")
-    sizes = [int(size) for size in head.split()]
-    return code_entries(rest[sizes[0]:sizes[0] + sizes[1]])
+    ((_, _, bundle),) = faults.recorded(recorded_dir)
+    return code_entries(split_parts(bundle)[1])
 
 
 def test_a_host_gets_only_the_bytecode_its_python_last_said_it_runs(tmp_path):
     ours, theirs = importlib.util.MAGIC_NUMBER, b"\x00\x00\r\n"  # theirs: another Python's, compiled here too
     staged = write_bundle(tmp_path / "stage")
-    parts = split_bundle(staged.read_bytes())
+    parts = split_parts(staged.read_bytes())
     parts[1] = code_entry(theirs, b"their bytecode") + parts[1]
     two = tmp_path / "two-pythons.bundle"
-    two.write_bytes(b" ".join(b"%d" % len(p) for p in parts) + b"\n" + b"".join(parts))
+    two.write_bytes(join_parts(parts))
     sent_for = {
         None: [theirs, ours],  # a host not seen yet: every entry
         ours.hex(): [ours],

@@ -27,11 +27,13 @@ from fleetscope.stage import (
     collector_sources,
     compile_with,
     for_magic,
+    join_parts,
     pack_code,
     pack_sources,
     payload,
     read_host_pythons,
     shipped_filename,
+    split_parts,
     update_host_pythons,
     write_bundle,
 )
@@ -142,8 +144,7 @@ def _bundle(module_source: str, code_source: str, magic: bytes, before: bytes = 
     answer says which of the two ran; its bytecode entry has `magic`, after the entries `before`."""
     sources = pack_sources({PACKAGE: [True, module_source]})
     (compiled,) = code_entries(pack_code({PACKAGE: [True, code_source]})).values()
-    code_part = before + code_entry(magic[:4], magic[4:] + compiled)
-    return b"%d %d 0 0\n" % (len(sources), len(code_part)) + sources + code_part
+    return join_parts([sources, before + code_entry(magic[:4], magic[4:] + compiled), b"", b""])
 
 
 WHICH = """
@@ -172,15 +173,8 @@ def test_shipped_bytecode_runs_only_where_the_python_matches(tmp_path, magic, be
                                                    "annotation": "<class 'dict'>"}
 
 
-def split_bundle(bundle: bytes) -> list[bytes]:
-    """The bundle's four parts, as the bootstrap cuts them: the header line gives their byte lengths."""
-    head, _, rest = bundle.partition(b"\n")
-    sizes = [int(size) for size in head.split()]
-    return [rest[sum(sizes[:i]):sum(sizes[:i + 1])] for i in range(4)]
-
-
 def test_the_bundle_carries_bytecode_for_every_shipped_module():
-    parts = split_bundle(collector_bundle())
+    parts = split_parts(collector_bundle())
     for source_part, code_part in (parts[:2], parts[2:]):
         entries = code_entries(code_part)
         assert list(entries) == [importlib.util.MAGIC_NUMBER]
@@ -195,7 +189,7 @@ def bundle_parts(bundle: bytes) -> list:
     """The four parts, decoded: package sources, its code's module names, pynvml's sources, its code's names."""
     return [None if not part else json.loads(zlib.decompress(part)) if i % 2 == 0 else
             sorted(marshal.loads(zlib.decompress(code_entries(part)[importlib.util.MAGIC_NUMBER])))
-            for i, part in enumerate(split_bundle(bundle))]
+            for i, part in enumerate(split_parts(bundle))]
 
 
 def test_the_staged_bundle_is_built_once_per_collector_version(tmp_path):
@@ -240,7 +234,7 @@ def test_bytecode_compiled_by_another_python_here_runs_on_hosts_with_that_python
     if python is None:
         pytest.skip("no other Python here (python3.8, pypy3)")
     bundle = collector_bundle(pythons=[python])
-    package, pynvml = (code_entries(part) for part in split_bundle(bundle)[1::2])
+    package, pynvml = (code_entries(part) for part in split_parts(bundle)[1::2])
     assert list(package) == list(pynvml) and len(package) == 2 and importlib.util.MAGIC_NUMBER in package
     # on that Python every module runs from the bytecode shipped for it, the shipped pynvml included
     proc, answer = run_bootstrap(python, {"timeout": 0}, tmp_path, bundle=bundle, bootstrap=probe(
@@ -261,14 +255,14 @@ def test_bytecode_compiled_by_another_python_here_runs_on_hosts_with_that_python
 def test_a_host_is_sent_the_entry_of_its_own_magic_only():
     ours = importlib.util.MAGIC_NUMBER
     sources = {PACKAGE: [True, "x = 1"], f"{PACKAGE}.pynvml_shipped": [False, "y = 2"]}
-    parts = split_bundle(bundle_of(sources))
+    parts = split_parts(bundle_of(sources))
     other = code_entry(b"\x00\x00\r\n", b"another Python's")
     parts[1], parts[3] = other + parts[1], parts[3] + other  # ours last in one part, first in the other
-    several = b" ".join(b"%d" % len(p) for p in parts) + b"\n" + b"".join(parts)
+    several = join_parts(parts)
     assert for_magic(several, None) == several  # unknown Python: everything
-    mine = split_bundle(for_magic(several, ours))
+    mine = split_parts(for_magic(several, ours))
     assert [list(code_entries(p)) for p in mine[1::2]] == [[ours], [ours]] and mine[::2] == parts[::2]
-    assert split_bundle(for_magic(several, b"\x02\x00\r\n")) == [parts[0], b"", parts[2], b""]  # no bytecode
+    assert split_parts(for_magic(several, b"\x02\x00\r\n")) == [parts[0], b"", parts[2], b""]  # no bytecode
 
 
 def test_an_interpreter_that_cannot_compile_is_left_out_and_said_once(tmp_path):
@@ -278,7 +272,7 @@ def test_an_interpreter_that_cannot_compile_is_left_out_and_said_once(tmp_path):
     said = []
     staged = write_bundle(tmp_path / "stage", pythons=[str(broken)], warn=said.append)
     assert len(said) == 1 and str(broken) in said[0] and "cannot execute" in said[0]
-    code_parts = split_bundle(staged.read_bytes())[1::2]
+    code_parts = split_parts(staged.read_bytes())[1::2]
     assert [list(code_entries(p)) for p in code_parts] == [[importlib.util.MAGIC_NUMBER]] * 2
     assert write_bundle(tmp_path / "stage", pythons=[str(broken)], warn=said.append) == staged
     assert len(said) == 1  # the bundle without it is reused: not tried, nor said, on every run
@@ -334,7 +328,7 @@ def test_an_interpreter_that_failed_is_tried_again_after_an_hour(tmp_path):
         os.utime(missing, (hour_ago, hour_ago))
         assert write_bundle(tmp_path / "stage", pythons=[str(shim)], warn=said.append) == staged
         assert len(said) == 2 and not missing.exists()
-        assert len(code_entries(split_bundle(staged.read_bytes())[1])) == 2
+        assert len(code_entries(split_parts(staged.read_bytes())[1])) == 2
 
 
 @pytest.mark.parametrize("answer", [

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from fleetscope.stage import code_entries
+from fleetscope.stage import code_entries, split_parts
 from tests import faults, sshd
 from tests.collectors.test_bootstrap import PYPY
-from tests.conftest import PROJECT, bare_python, fleetscope_bin, sql_json
+from tests.conftest import PROJECT, bare_python, fleetscope_bin, magic_of, sql_json
 
 HEALTHY = ["node1", "node2", "node3"]
 
@@ -136,11 +136,8 @@ def test_report_has_every_host_and_a_page_each(fleet_run):
 def recorded_stdin(data: Path) -> dict[int, list[tuple[dict, bytes]]]:
     """{sshd port: [(the arguments, the bundle) of each run, in order]}, as the healthy hosts received them."""
     sent = {}
-    for f in sorted((data.parent / "record_stdin").glob("stdin-*"), key=lambda f: f.stat().st_mtime_ns):
-        stdin = f.read_bytes()  # bootstrap's length and source, then the arguments' length and JSON, ...
-        length, _, rest = stdin.partition(b"\n")
-        length, _, rest = rest[int(length):].partition(b"\n")
-        sent.setdefault(int(f.name.split("-")[1]), []).append((json.loads(rest[:int(length)]), rest[int(length):]))
+    for port, args, bundle in faults.recorded(data.parent / "record_stdin"):
+        sent.setdefault(port, []).append((args, bundle))
     return sent
 
 
@@ -151,7 +148,7 @@ def test_hosts_get_the_bytecode_for_their_python_once_it_is_known(fleet_run, ssh
     compiled = [importlib.util.MAGIC_NUMBER, *([magic_of(PYPY)] if PYPY else [])]
     hosts_magic = magic_of(bare_python())  # the hosts' python3: the same minor version as ours in CI
     for port, runs in recorded_stdin(data).items():
-        first, second = [code_entries(bundle_code(bundle)) for _, bundle in runs]
+        first, second = [code_entries(split_parts(bundle)[1]) for _, bundle in runs]
         assert list(first) == compiled, port
         # the hosts' own entry: ours in CI, where /usr/bin/python3 is the venv's minor version (elsewhere
         # "auto" may have compiled it with a python3.N on PATH by the second run)
@@ -160,18 +157,6 @@ def test_hosts_get_the_bytecode_for_their_python_once_it_is_known(fleet_run, ssh
     python = subprocess.run([bare_python(), "-c", "import platform; print(platform.python_version())"],
                             capture_output=True, text=True).stdout.strip()
     assert known == {h.name: {"python": python, "magic": hosts_magic.hex()} for h in sshd_fleet.hosts}  # not broken
-
-
-def magic_of(python: str) -> bytes:
-    code = "import importlib.util; print(importlib.util.MAGIC_NUMBER.hex())"
-    return bytes.fromhex(subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout)
-
-
-def bundle_code(bundle: bytes) -> bytes:
-    """The package's bytecode part of a bundle (its second part)."""
-    head, _, rest = bundle.partition(b"\n")
-    sizes = [int(size) for size in head.split()]
-    return rest[sizes[0]:sizes[0] + sizes[1]]
 
 
 def test_each_run_tells_each_host_when_its_last_stored_sample_was_taken(fleet_run, run_fleetscope, sshd_fleet):

@@ -6,32 +6,19 @@ host only the bytecode it can run. Both collect whole documents either way."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
 import pytest
 
-from fleetscope.stage import code_entries
+from fleetscope.stage import code_entries, split_parts
 from tests import faults
-from tests.collectors.test_bootstrap import PYPY, split_bundle
-from tests.conftest import bare_python, sql_json
-
-
-def magic_of(python: str) -> bytes:
-    code = "import importlib.util; print(importlib.util.MAGIC_NUMBER.hex())"
-    return bytes.fromhex(subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout)
+from tests.collectors.test_bootstrap import PYPY
+from tests.conftest import bare_python, magic_of, sql_json
 
 
 def sent(recorder) -> list[list[bytes]]:
     """Per run, in order: the magic numbers of the package's bytecode entries the host received."""
-    runs = []
-    for f in sorted(recorder.parent.glob("stdin-*"), key=lambda f: f.stat().st_mtime_ns):
-        stdin = f.read_bytes()
-        for _ in range(2):  # the bootstrap, then the arguments: each a length line and that many bytes
-            length, _, stdin = stdin.partition(b"\n")
-            stdin = stdin[int(length):]
-        runs.append(list(code_entries(split_bundle(stdin)[1])))
-    return runs
+    return [list(code_entries(split_parts(bundle)[1])) for _, _, bundle in faults.recorded(recorder.parent)]
 
 
 @pytest.mark.skipif(PYPY is None, reason="no pypy3 here (.ci/run installs it)")
