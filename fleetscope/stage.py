@@ -361,6 +361,12 @@ STUB = "import sys;exec(sys.stdin.buffer.read(int(sys.stdin.buffer.readline())))
 BOOTSTRAP = PROJECT_DIR / "roles" / "collect" / "files" / "bootstrap.py"
 
 
+def hints_file(folder: Path | str, host: str) -> Path:
+    """A host's file among the hints `fleetscope collect` leaves the action (collect.write_hints): named by a
+    hash of the host's name, which may hold any character."""
+    return Path(folder) / (hashlib.sha256(host.encode("utf-8", "surrogatepass")).hexdigest()[:32] + ".json")
+
+
 def payload(args: dict, bundle: bytes, bootstrap: bytes | None = None) -> bytes:
     """What the action writes to `python3 -c STUB`'s stdin: the bootstrap (its length on a line, then its
     source), the arguments (likewise, JSON), then the bundle."""

@@ -3,13 +3,14 @@ on this machine, local connection. It checks its arguments itself (the role has 
 would be a second task on every host), so a bad role variable must still fail with a message that names it."""
 
 import importlib.util
+import json
 import sys
 import threading
 
 import ansible_runner
 
 from fleetscope.collect import PLAYBOOK, runner_env, write_hints
-from fleetscope.stage import code_entries, code_entry, join_parts, split_parts, write_bundle
+from fleetscope.stage import code_entries, code_entry, hints_file, join_parts, split_parts, write_bundle
 from tests import faults
 
 
@@ -46,7 +47,7 @@ def test_a_bad_role_variable_fails_and_names_the_variable(tmp_path):
 
 
 def test_the_accounting_time_comes_from_the_file_fleetscope_writes_while_ansible_starts(tmp_path):
-    accounting = tmp_path / "hints.json"
+    accounting = tmp_path / "hints"
     # written late, as `fleetscope collect` does when its warehouse lookup outlasts Ansible's start: the task waits
     writer = threading.Timer(3, lambda: write_hints(accounting, {"localhost": "2026-11-20T08:00:00Z",
                                                                  "other": "2026-11-21T08:00:00Z"}, {}))
@@ -60,7 +61,7 @@ def test_the_accounting_time_comes_from_the_file_fleetscope_writes_while_ansible
 
 
 def test_an_explicit_accounting_time_wins_and_an_unknown_host_gets_every_record(tmp_path):
-    accounting = tmp_path / "hints.json"
+    accounting = tmp_path / "hints"
     write_hints(accounting, {"other": "2026-11-21T08:00:00Z"}, {})
     _, _, _, res = run_play(tmp_path, 3, accounting)
     assert res["invocation"]["module_args"]["accounting_since"] == ""
@@ -93,9 +94,22 @@ def test_a_host_gets_only_the_bytecode_its_python_last_said_it_runs(tmp_path):
         work = tmp_path / f"case{i}"
         work.mkdir()
         recorder = faults.interpreter(work, "record_stdin", sys.executable)
-        hints = work / "hints.json"
+        hints = work / "hints"
         write_hints(hints, {}, {"localhost": {"magic": magic}} if magic else {})
         rc, _, event, res = run_play(work, 3, hints, python=str(recorder), bundle=two)
         assert (rc, event) == (0, "runner_on_ok"), res
         assert res["python_magic"] == ours.hex()  # what the next run's hint will be
         assert list(sent_bundle_code(recorder.parent)) == expected, magic
+
+
+def test_the_hints_are_a_small_file_per_host_in_a_folder_that_appears_whole(tmp_path):
+    """Each host's task reads its own file, not the whole fleet's hints (2 ms of JSON per host at 3,000)."""
+    folder = tmp_path / "hints-run"
+    evil = "evil'\"; $(touch x)/../../etc"
+    write_hints(folder, {"a": "2026-11-20T08:00:00Z", evil: "2026-11-21T08:00:00Z"},
+                {"a": {"python": "3.11.2", "magic": "a70d0d0a"}, "c": {"python": "3.10.1"}})
+    assert json.loads(hints_file(folder, "a").read_text()) == {"accounting_since": "2026-11-20T08:00:00Z",
+                                                               "python_magic": "a70d0d0a"}
+    assert json.loads(hints_file(folder, evil).read_text()) == {"accounting_since": "2026-11-21T08:00:00Z"}
+    assert len(list(folder.iterdir())) == 2  # c: nothing the action needs
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hints-run"]  # built beside, renamed whole

@@ -19,7 +19,7 @@ from ansible.plugins.action import ActionBase
 
 # Imported when Ansible loads this plugin in its main process (the strategy looks the action up there), so
 # every forked worker has it already: imported in run(), each of them paid ~10 ms of CPU.
-from fleetscope.stage import STUB, collector_bundle, for_magic, payload
+from fleetscope.stage import STUB, collector_bundle, for_magic, hints_file, payload
 
 # The role's variables feed these (roles/collect/tasks/main.yml). They are checked here, once per host with the
 # task, not by a role argument spec: Ansible runs that as a task of its own on every host, which cost 0.03 s
@@ -41,24 +41,24 @@ HINTS_WAIT_S = 8
 
 
 def _hints(host: str) -> dict:
-    """This host's entries of the file `fleetscope collect` names in FLEETSCOPE_HINTS, which it writes while
+    """This host's hints in the folder `fleetscope collect` names in FLEETSCOPE_HINTS, which it writes while
     Ansible starts, so that its warehouse lookup is not on the run's critical path: {"accounting_since":
-    time, "python_magic": hex}, each there when known. {} without the file, or when it has not come
-    within HINTS_WAIT_S (a playbook run by hand)."""
-    path = os.environ.get("FLEETSCOPE_HINTS")
-    if not path:
+    time, "python_magic": hex}, each there when known. {} without the folder, for a host it has no file for
+    (a new one), or when the folder has not come within HINTS_WAIT_S (a playbook run by hand)."""
+    folder = os.environ.get("FLEETSCOPE_HINTS")
+    if not folder:
         return {}
     deadline = time.monotonic() + HINTS_WAIT_S
-    while True:
-        try:
-            with open(path, encoding="utf-8") as f:
-                hints = json.load(f)
-            return {key: per_host[host] for key, per_host in hints.items()
-                    if isinstance(per_host, dict) and isinstance(per_host.get(host), str)}
-        except (OSError, ValueError, AttributeError):
-            if time.monotonic() > deadline:
-                return {}  # as when the warehouse cannot be read: records of the last run may come again
-            time.sleep(0.01)
+    while not os.path.isdir(folder):  # renamed into place whole
+        if time.monotonic() > deadline:
+            return {}  # as when the warehouse cannot be read: records of the last run may come again
+        time.sleep(0.01)
+    try:
+        with open(hints_file(folder, host), encoding="utf-8") as f:
+            hints = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in hints.items() if isinstance(v, str)} if isinstance(hints, dict) else {}
 
 
 def _bundle(magic: str | None) -> bytes:
