@@ -406,7 +406,8 @@ def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | 
 
     Runs playbooks/check.yml (the collector's host and gpus parts only). Stores no data: only what the
     hosts told of their Pythons (stage.update_host_pythons), which picks the bytecode the next collect
-    sends them. Interpreters are discovered afresh (no fact cache), as a new host's would be."""
+    sends them, and their interpreters, discovered afresh as a new host's would be, in the fact cache
+    `collect` uses."""
     import ansible_runner
 
     inventory = Path(inventory or settings.path("collect", "inventory")).resolve()
@@ -448,6 +449,7 @@ def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | 
         envvars=envvars, extravars={"collect_host_timeout": host_timeout}, event_handler=on_event, quiet=True,
         timeout=math.ceil(len(hosts) / max(1, int(settings.get("collect", "forks")))) * (host_timeout + 40) + 30,
         rotate_artifacts=max(1, int(settings.get("collect", "keep_artifacts"))),
+        fact_cache=str(private / "fact_cache"),  # the interpreters it discovers, for collect to use
     )
     try:
         update_host_pythons(data_dir / ".stage", seen)

@@ -17,7 +17,7 @@ def recordings(interpreter) -> int:
     return len(list(interpreter.parent.glob("stdin-*")))
 
 
-def test_the_interpreter_is_discovered_once_and_again_only_when_it_is_gone(sshd_fleet, tmp_path, run_fleetscope):
+def test_the_interpreter_is_discovered_once_then_when_it_is_gone_or_checked(sshd_fleet, tmp_path, run_fleetscope):
     node = sshd_fleet.hosts[0]
     first = faults.interpreter(tmp_path / "first", "record_stdin", bare_python())
     second = faults.interpreter(tmp_path / "second", "record_stdin", bare_python())
@@ -48,6 +48,11 @@ def test_the_interpreter_is_discovered_once_and_again_only_when_it_is_gone(sshd_
     faults.interpreter(tmp_path / "first", "record_stdin", bare_python())  # back, and first in the list again
     collect()  # not discovered again: the remembered interpreter still runs
     assert (recordings(first), recordings(second), remembered()) == (1, 2, str(second))
+    check = run_fleetscope("hosts", "check", "--data", str(data), "-i", str(inventory))
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert (recordings(first), remembered()) == (2, str(first))  # `hosts check` looks afresh, and remembers
+    collect()  # and collect uses what the check found
+    assert (recordings(first), recordings(second), remembered()) == (3, 2, str(first))
 
 
 def test_a_cache_file_this_run_left_half_written_is_removed(tmp_path):

@@ -31,6 +31,8 @@ ARGUMENT_SPEC = {
     "timeout": {"type": "int", "default": 30},
     "accounting_since": {"type": "str", "default": ""},
     "only": {"type": "list", "elements": "str"},
+    # look for the host's interpreter afresh where an earlier run remembered one (`fleetscope hosts check`)
+    "discover": {"type": "bool", "default": False},
 }
 
 
@@ -97,7 +99,7 @@ class ActionModule(ActionBase):
         # GPU accounting records that ended before the host's last stored sample are stored already; "" asks
         # for every record the driver still holds (a new host, or a playbook run by hand)
         args["accounting_since"] = args["accounting_since"] or hints.get("accounting_since", "")
-        python, facts, remembered = self._python(task_vars)
+        python, facts, remembered = self._python(task_vars, fresh=args.pop("discover"))
         stdin = payload(args, _bundle(hints.get("python_magic")))
         res = self._low_level_execute_command(f"{python} -c {shlex.quote(STUB)}", in_data=stdin)
         if remembered and res.get("rc") == 127 and not res.get("stdout", "").strip():
@@ -110,12 +112,12 @@ class ActionModule(ActionBase):
         result["invocation"] = {"module_args": args}  # as a module reports them (shown with -v)
         return result
 
-    def _python(self, task_vars):
+    def _python(self, task_vars, fresh=False):
         """(interpreter, facts to remember, discovery mode if the interpreter is one an earlier run
         discovered): ansible_python_interpreter as Ansible resolves it for modules, discovery included;
         `python3` where this Ansible's internals differ. `fleetscope collect` keeps Ansible's fact cache
         between runs, so a host's interpreter is discovered once a day, not on every run (one SSH command
-        less per host and run)."""
+        less per host and run); `fresh` looks again all the same."""
         try:
             from ansible.executor.interpreter_discovery import InterpreterDiscoveryRequiredError
             from ansible.executor.module_common import _get_shebang
@@ -131,7 +133,7 @@ class ActionModule(ActionBase):
             return python, None, None
         except InterpreterDiscoveryRequiredError as e:
             known = facts.get(fact)
-            if known:
+            if known and not fresh:
                 return known, None, e.discovery_mode
             return (*self._discover(task_vars, e.discovery_mode), None)
 

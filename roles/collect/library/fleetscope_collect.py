@@ -12,7 +12,9 @@ description:
   - Reads NVML (through the pynvml copy shipped with the module, or the host's own) and /proc or psutil.
   - A failing subsystem is reported in the document's C(errors) and never fails the task.
   - Needs no root and changes nothing on the host; writes no file there (the collector is sent on stdin).
-  - Runs C(ansible_python_interpreter) (discovered when unset), which must be Python 3.8 or newer.
+  - Runs C(ansible_python_interpreter) (discovered when unset, and remembered with a fact cache; the
+    interpreter is discovered again when the remembered one does not start), which must be Python 3.8 or
+    newer.
 options:
   top_n:
     description: How many processes to report, the top N by CPU time plus the top N by resident memory.
@@ -32,6 +34,12 @@ options:
     description: Collect only these subsystems (host, cpu, load, memory, disks, network, processes, gpus).
     type: list
     elements: str
+  discover:
+    description:
+      - Discover the host's Python interpreter afresh even where Ansible's fact cache remembers one from an
+        earlier run (when C(ansible_python_interpreter) is unset). The new one is remembered in its place.
+    type: bool
+    default: false
 author:
   - fleetscope
 """
