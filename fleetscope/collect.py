@@ -235,15 +235,11 @@ def run_collect(
 
     spool.start_run(summary.run_id, summary.meta())  # an unwritable data folder fails here, before Ansible
     private, envvars = runner_env(data_dir, None, connect_timeout, bundle)
-    # Written while Ansible starts, read by the action when a host's task runs (it waits for the file).
+    # Written while Ansible starts, read by the action when a host's task runs (it waits for the folder).
     hints = private / f"hints-{summary.run_id}"
     envvars["FLEETSCOPE_HINTS"] = str(hints)
     remove_stale([*private.glob("hints-*"), *private.glob(".hints-*")], 3600)  # killed runs'
-    # Ansible's fact cache outlives the run (ansible-runner keeps one per run by default): the interpreter
-    # discovered on a host is remembered for a day (Ansible's cache timeout), which saves an SSH command per
-    # host and run; the action looks again where it has gone. Entries a day past expiry are removed.
-    facts = private / "fact_cache"
-    remove_stale(list(facts.glob("*")), 2 * 86400)
+    facts = fact_cache(data_dir)
     runner = init_runner(
         private_data_dir=str(private),
         playbook=str(PLAYBOOK),
@@ -260,7 +256,7 @@ def run_collect(
         settings={"pexpect_timeout": 1},  # how often the runner asks cancel(): the deadline's resolution
         quiet=True,
         rotate_artifacts=max(1, int(settings.get("collect", "keep_artifacts"))),
-        fact_cache=str(facts),  # absolute: ansible-runner joins it to the run's artifact folder
+        fact_cache=str(facts),
     )
     crashed: list[BaseException] = []
 
@@ -348,6 +344,16 @@ def local_temp(data_dir: Path) -> Path:
     return tmp
 
 
+def fact_cache(data_dir: Path) -> Path:
+    """Ansible's fact cache for collect and hosts check, which outlives the run (ansible-runner keeps one per
+    run by default; an absolute path is used as it is): the interpreter discovered on a host is remembered
+    for a day (Ansible's cache timeout), which saves an SSH command per host and run; the action looks
+    again where it has gone. Entries a day past expiry are removed here."""
+    facts = runner_dir(data_dir) / "fact_cache"
+    remove_stale(list(facts.glob("*")), 2 * 86400)
+    return facts
+
+
 def runner_dir(data_dir: Path) -> Path:
     """ansible-runner's private folder: its inputs, the last runs' artifacts, Ansible's temporary folders."""
     return Path(data_dir) / ".runner"
@@ -412,6 +418,7 @@ def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | 
 
     inventory = Path(inventory or settings.path("collect", "inventory")).resolve()
     data_dir = settings.data_dir
+    began = time.time()
     local_temp(data_dir)
     hosts = inventory_hosts(inventory, limit)
     if not hosts:
@@ -420,6 +427,7 @@ def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | 
     seen = {}
     host_timeout = int(settings.get("collect", "host_timeout_s"))
     private, envvars = runner_env(data_dir, None, int(settings.get("collect", "connect_timeout_s")), bundle)
+    facts = fact_cache(data_dir)
     rows = {h: {"host": h, "status": "timeout", "ssh": "", "python": "", "nvml": "",
                 "message": "no answer before the time limit"} for h in hosts}
 
@@ -449,8 +457,9 @@ def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | 
         envvars=envvars, extravars={"collect_host_timeout": host_timeout}, event_handler=on_event, quiet=True,
         timeout=math.ceil(len(hosts) / max(1, int(settings.get("collect", "forks")))) * (host_timeout + 40) + 30,
         rotate_artifacts=max(1, int(settings.get("collect", "keep_artifacts"))),
-        fact_cache=str(private / "fact_cache"),  # the interpreters it discovers, for collect to use
+        fact_cache=str(facts),  # the interpreters it discovers, for collect to use
     )
+    drop_unreadable(facts, began - 1)
     try:
         update_host_pythons(data_dir / ".stage", seen)
     except OSError:  # a check stores nothing else either

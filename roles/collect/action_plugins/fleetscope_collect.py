@@ -36,7 +36,7 @@ ARGUMENT_SPEC = {
 }
 
 
-#: How long a host's task waits for `fleetscope collect` to write the hints file (it does so within a second
+#: How long a host's task waits for `fleetscope collect` to write the hints folder (it does so within a second
 #: of starting Ansible, which takes about that long to reach the first host). Well inside the 15 s the
 #: task's timeout allows on top of the collector's own (roles/collect/tasks/main.yml).
 HINTS_WAIT_S = 8
