@@ -15,6 +15,7 @@ import json
 import math
 import os
 import secrets
+import shlex
 import shutil
 import sys
 import threading
@@ -25,6 +26,7 @@ from typing import Callable
 
 from . import __version__
 from .files import remove_stale
+from .playbook_launcher import CACHE_ENV
 from .settings import PROJECT_DIR, Settings
 from .spool import Spool
 from .stage import bytecode_pythons, hints_file, read_host_pythons, update_host_pythons, write_bundle
@@ -387,10 +389,34 @@ def runner_env(data_dir: Path, module_utils: Path | None, connect_timeout: int,
         envvars["ANSIBLE_MODULE_UTILS"] = str(module_utils)
     if bundle is not None:
         envvars["FLEETSCOPE_BUNDLE"] = str(bundle)
-    # ansible-runner starts ansible-playbook from PATH: the one installed beside this Python comes first,
-    # so `.venv/bin/fleetscope` works from cron without an activated venv.
-    envvars["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)])
+    # ansible-runner starts ansible-playbook from PATH. First on it: fleetscope's, which is Ansible's with the
+    # collection routing parsed once (playbook_launcher); then the folder of this Python, so that
+    # `.venv/bin/fleetscope` works from cron without an activated venv.
+    envvars["PATH"] = os.pathsep.join(
+        [str(playbook_shim(private)), str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)])
+    envvars[CACHE_ENV] = str(private / "routing-cache")
     return private, envvars
+
+
+def playbook_shim(private: Path) -> Path:
+    """A folder holding an `ansible-playbook` that runs playbook_launcher with this Python; written when it
+    is missing or names another Python (another venv, a moved one)."""
+    folder = private / "bin"
+    shim = folder / "ansible-playbook"
+    text = ("#!/bin/sh\n# Written by fleetscope (collect.playbook_shim): Ansible's ansible-playbook, run by"
+            " fleetscope.playbook_launcher.\n"
+            f"exec {shlex.quote(sys.executable)} -m fleetscope.playbook_launcher \"$@\"\n")
+    try:
+        if shim.read_text(encoding="utf-8") == text and os.access(shim, os.X_OK):
+            return folder
+    except (OSError, UnicodeDecodeError):
+        pass
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".ansible-playbook.{os.getpid()}.tmp"
+    tmp.write_text(text, encoding="utf-8")
+    tmp.chmod(0o755)
+    os.replace(tmp, shim)  # whole, and executable, before any ansible-runner can start it
+    return folder
 
 
 def _host_key_checking() -> str:

@@ -172,3 +172,14 @@ def test_each_run_tells_each_host_when_its_last_stored_sample_was_taken(fleet_ru
     # and so do Ansible's temporary folders, fleetscope's own (its exit skips the interpreter's teardown,
     # not the atexit handlers that remove them) and ansible-playbook's
     assert not list((data / ".runner" / "tmp").glob("ansible-local-*"))
+
+
+def test_collect_runs_ansible_playbook_with_the_routing_kept_across_runs(fleet_run, run_fleetscope):
+    """Both runs went through fleetscope's ansible-playbook (playbook_launcher): the first kept Ansible's
+    builtin routing table parsed, the second read it back rather than parsing and writing it again."""
+    data = fleet_run[0]
+    (kept,) = (data / ".runner" / "routing-cache").glob("ansible.builtin-*.marshal")
+    (second,) = sql_json(run_fleetscope, data, "SELECT epoch(max(started_at)) AS t FROM runs")
+    assert kept.stat().st_mtime < second["t"]
+    shim = data / ".runner" / "bin" / "ansible-playbook"
+    assert "fleetscope.playbook_launcher" in shim.read_text()

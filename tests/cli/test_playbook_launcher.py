@@ -1,0 +1,130 @@
+"""fleetscope's ansible-playbook: Ansible's collection routing tables parsed once, kept across runs."""
+
+from __future__ import annotations
+
+import marshal
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import ansible
+from ansible.utils.collection_loader._collection_meta import _meta_yml_to_dict
+
+from fleetscope import collect
+from fleetscope.playbook_launcher import CACHE_ENV, SUFFIX, cached_parser
+
+BUILTIN = Path(ansible.__file__).parent / "config" / "ansible_builtin_runtime.yml"
+
+
+class Counting:
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, data, content_id):
+        self.calls += 1
+        return {"plugin_routing": {"modules": {"old": {"redirect": data.decode()}}}}
+
+
+def test_a_table_is_parsed_once_then_read_back_by_the_next_process(tmp_path):
+    parse = Counting()
+    first = cached_parser(parse, str(tmp_path))(b"ns.one", ("ns.coll", "runtime.yml"))
+    again = cached_parser(parse, str(tmp_path))(b"ns.one", ("ns.coll", "runtime.yml"))  # as a new process
+    assert parse.calls == 1
+    assert again == first == {"plugin_routing": {"modules": {"old": {"redirect": "ns.one"}}}}
+    assert again is not first  # each run gets its own copy to change
+
+
+def test_changed_yaml_is_parsed_again_and_replaces_only_its_collections_table(tmp_path):
+    parse = Counting()
+    cached_parser(parse, str(tmp_path))(b"ns.one", ("ns.coll", "runtime.yml"))
+    cached_parser(parse, str(tmp_path))(b"other", ("ns.other", "runtime.yml"))
+    upgraded = cached_parser(parse, str(tmp_path))(b"ns.two", ("ns.coll", "runtime.yml"))
+    assert parse.calls == 3
+    assert upgraded["plugin_routing"]["modules"]["old"]["redirect"] == "ns.two"
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert len(names) == 2 and names[0].startswith("ns.coll-") and names[1].startswith("ns.other-")
+    assert cached_parser(parse, str(tmp_path))(b"ns.two", ("ns.coll", "runtime.yml")) == upgraded
+    assert parse.calls == 3
+
+
+def test_a_kept_table_cut_short_or_not_a_table_is_parsed_again(tmp_path):
+    parse = Counting()
+    cached_parser(parse, str(tmp_path))(b"ns.one", ("ns.coll", "runtime.yml"))
+    (kept,) = tmp_path.iterdir()
+    kept.write_bytes(kept.read_bytes()[:7])
+    assert cached_parser(parse, str(tmp_path))(b"ns.one", ("ns.coll", "runtime.yml"))["plugin_routing"]
+    assert parse.calls == 2
+    kept.write_bytes(marshal.dumps(["a list"]))
+    assert cached_parser(parse, str(tmp_path))(b"ns.one", ("ns.coll", "runtime.yml"))["plugin_routing"]
+    assert parse.calls == 3
+    assert isinstance(marshal.loads(kept.read_bytes()), dict)  # and written whole again
+
+
+def test_a_folder_that_cannot_be_written_costs_only_the_parse(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    parse = Counting()
+    for _ in range(2):
+        assert cached_parser(parse, str(blocker))(b"x", ("ns.coll", "runtime.yml"))["plugin_routing"]
+    assert parse.calls == 2
+
+
+def test_the_kept_file_stays_in_its_folder_whatever_the_content_id(tmp_path):
+    folder = tmp_path / "cache"
+    for content_id in [("../../etc/x", "runtime.yml"), ("", "runtime.yml"), "/abs", None, ("é\x00/..",)]:
+        cached_parser(Counting(), str(folder))(b"x", content_id)
+    assert not [p for p in tmp_path.iterdir() if p != folder]
+    assert all(p.parent == folder and p.name.endswith(SUFFIX) for p in folder.iterdir())
+
+
+def _playbook(tmp_path: Path, cache: Path | None):
+    play = tmp_path / "play.yml"
+    play.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.set_fact: {answer: 42}\n"
+        "    - ansible.builtin.assert: {that: answer == 42}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.pop(CACHE_ENV, None)
+    if cache is not None:
+        env[CACHE_ENV] = str(cache)
+    env["ANSIBLE_LOCAL_TEMP"] = str(tmp_path / "tmp")
+    return subprocess.run(
+        [sys.executable, "-m", "fleetscope.playbook_launcher", "-i", "localhost,", "-c", "local", str(play)],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+
+def test_real_ansible_playbook_keeps_the_builtin_routing_as_ansible_parses_it(tmp_path):
+    cache = tmp_path / "cache"
+    run = _playbook(tmp_path, cache)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "ok=2" in run.stdout
+    (kept,) = cache.glob(f"ansible.builtin-*{SUFFIX}")
+    assert marshal.loads(kept.read_bytes()) == _meta_yml_to_dict(BUILTIN.read_bytes(), ("ansible.builtin", "x"))
+    before = kept.stat()
+    run = _playbook(tmp_path, cache)
+    assert run.returncode == 0, run.stdout + run.stderr
+    after = kept.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # read, not written again
+
+
+def test_without_the_variable_it_is_plain_ansible_playbook(tmp_path):
+    run = _playbook(tmp_path, None)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "ok=2" in run.stdout
+    assert not list(tmp_path.rglob(f"*{SUFFIX}"))
+
+
+def test_every_fleetscope_playbook_starts_the_launcher_with_this_python(tmp_path):
+    private, env = collect.runner_env(tmp_path, None, 10)
+    first = env["PATH"].split(os.pathsep)[0]
+    shim = Path(first) / "ansible-playbook"
+    assert os.access(shim, os.X_OK)
+    assert env[CACHE_ENV].startswith(str(private))
+    out = subprocess.run([str(shim), "--version"], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PATH": env["PATH"]})
+    assert out.returncode == 0 and out.stdout.startswith("ansible-playbook [core "), out.stderr
+    # one that names another Python (a moved venv) is written again, whole and executable
+    shim.write_text("#!/bin/sh\nexec /nonexistent/python -m fleetscope.playbook_launcher \"$@\"\n")
+    collect.runner_env(tmp_path, None, 10)
+    assert sys.executable in shim.read_text() and os.access(shim, os.X_OK)
