@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from .collect import PROJECT_DIR, classify, host_result, inventory_hosts, local_temp, runner_env
+from .collect import PROJECT_DIR, classify, host_result, inventory_hosts, local_temp, playbook_args, runner_env
 from .settings import Settings
 from .stage import stage_module_utils
 
@@ -74,9 +74,10 @@ def run_action(settings: Settings, host: str, args: dict, *, inventory: Path | N
         return True
 
     ansible_runner.run(
-        private_data_dir=str(private), playbook=str(PLAYBOOK), inventory=str(inventory), envvars=envvars,
+        private_data_dir=str(private), **playbook_args(PLAYBOOK, *(["--check"] if check else [])),
+        inventory=str(inventory), envvars=envvars,
         extravars={"admin_host": host, "admin_args": args, "admin_become": become},
-        cmdline="--check" if check else None, event_handler=on_event, quiet=True, timeout=timeout_s,
+        event_handler=on_event, quiet=True, timeout=timeout_s,
         rotate_artifacts=max(1, int(settings.get("collect", "keep_artifacts"))),
     )
     record(data_dir, result, args)

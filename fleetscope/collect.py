@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import __version__
+from . import __version__, playbook_launcher
 from .files import remove_stale
 from .playbook_launcher import CACHE_ENV
 from .settings import PROJECT_DIR, Settings
@@ -244,7 +244,7 @@ def run_collect(
     facts = fact_cache(data_dir)
     runner = init_runner(
         private_data_dir=str(private),
-        playbook=str(PLAYBOOK),
+        **playbook_args(PLAYBOOK),
         inventory=str(inventory),
         limit=limit,
         forks=forks,
@@ -389,34 +389,21 @@ def runner_env(data_dir: Path, module_utils: Path | None, connect_timeout: int,
         envvars["ANSIBLE_MODULE_UTILS"] = str(module_utils)
     if bundle is not None:
         envvars["FLEETSCOPE_BUNDLE"] = str(bundle)
-    # ansible-runner starts ansible-playbook from PATH. First on it: fleetscope's, which is Ansible's with the
-    # collection routing parsed once (playbook_launcher); then the folder of this Python, so that
+    # ansible-runner starts the playbooks with this Python (playbook_args); ansible-playbook's own children
+    # (ssh, the local connection's commands) look in PATH: this Python's folder first, so that
     # `.venv/bin/fleetscope` works from cron without an activated venv.
-    envvars["PATH"] = os.pathsep.join(
-        [str(playbook_shim(private)), str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)])
+    envvars["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)])
     envvars[CACHE_ENV] = str(private / "routing-cache")
     return private, envvars
 
 
-def playbook_shim(private: Path) -> Path:
-    """A folder holding an `ansible-playbook` that runs playbook_launcher with this Python; written when it
-    is missing or names another Python (another venv, a moved one)."""
-    folder = private / "bin"
-    shim = folder / "ansible-playbook"
-    text = ("#!/bin/sh\n# Written by fleetscope (collect.playbook_shim): Ansible's ansible-playbook, run by"
-            " fleetscope.playbook_launcher.\n"
-            f"exec {shlex.quote(sys.executable)} -m fleetscope.playbook_launcher \"$@\"\n")
-    try:
-        if shim.read_text(encoding="utf-8") == text and os.access(shim, os.X_OK):
-            return folder
-    except (OSError, UnicodeDecodeError):
-        pass
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".ansible-playbook.{os.getpid()}.tmp"
-    tmp.write_text(text, encoding="utf-8")
-    tmp.chmod(0o755)
-    os.replace(tmp, shim)  # whole, and executable, before any ansible-runner can start it
-    return folder
+def playbook_args(playbook: Path, *options: str) -> dict[str, str]:
+    """ansible-runner's arguments that run `playbook` with fleetscope's ansible-playbook: Ansible's own, with
+    the collection routing parsed once (playbook_launcher), run by this Python. `options` go to
+    ansible-playbook (ansible-runner's `cmdline`); ansible-runner adds the inventory, --limit, the extra
+    variables and --forks, as for its own ansible-playbook."""
+    words = [playbook_launcher.__file__, str(playbook), *options]
+    return {"binary": sys.executable, "cmdline": shlex.join(words)}
 
 
 def _host_key_checking() -> str:
@@ -478,7 +465,7 @@ def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | 
         return False
 
     ansible_runner.run(
-        private_data_dir=str(private), playbook=str(PROJECT_DIR / "playbooks" / "check.yml"),
+        private_data_dir=str(private), **playbook_args(PROJECT_DIR / "playbooks" / "check.yml"),
         inventory=str(inventory), limit=limit, forks=max(1, min(int(settings.get("collect", "forks")), len(hosts))),
         envvars=envvars, extravars={"collect_host_timeout": host_timeout}, event_handler=on_event, quiet=True,
         timeout=math.ceil(len(hosts) / max(1, int(settings.get("collect", "forks")))) * (host_timeout + 40) + 30,

@@ -10,7 +10,8 @@ $FLEETSCOPE_ROUTING_CACHE names, under a hash of its YAML, so an upgraded Ansibl
 afresh; a table not seen before, or a kept file that does not load, goes to Ansible's own parser.
 Without the variable, or with an Ansible that has no such hook, it is plain ansible-playbook.
 
-collect.runner_env starts it, in place of ansible-playbook, for every playbook fleetscope runs.
+ansible-runner starts it in place of ansible-playbook for every playbook fleetscope runs (collect.playbook_args),
+as a file: the run needs no fleetscope importable from ansible-runner's folder.
 """
 
 from __future__ import annotations
@@ -69,6 +70,15 @@ def _keep(folder: str, name: str, path: str, table) -> None:
         pass
 
 
+def _drop_own_folder() -> None:
+    """Run as a file (collect.playbook_args), Python puts this file's folder, fleetscope's package, first on
+    sys.path: take it off, so that no fleetscope module (settings, files, cli...) stands for a top-level one
+    Ansible or a plugin imports."""
+    here = os.path.dirname(os.path.realpath(__file__))
+    if sys.path and os.path.realpath(sys.path[0] or os.curdir) == here:
+        del sys.path[0]
+
+
 def install(folder: str) -> bool:
     """Put the caching parser in place of Ansible's; False where this Ansible has no such hook."""
     try:
@@ -83,6 +93,7 @@ def install(folder: str) -> bool:
 
 
 def main() -> None:
+    _drop_own_folder()
     from ansible.cli.playbook import main as playbook_main  # Ansible's own start-up checks come first
 
     folder = os.environ.get(CACHE_ENV)

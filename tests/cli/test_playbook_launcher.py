@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import ansible
+import ansible_runner
 from ansible.utils.collection_loader._collection_meta import _meta_yml_to_dict
 
-from fleetscope import collect
+from fleetscope import collect, playbook_launcher
 from fleetscope.playbook_launcher import CACHE_ENV, SUFFIX, cached_parser
 
 BUILTIN = Path(ansible.__file__).parent / "config" / "ansible_builtin_runtime.yml"
@@ -90,7 +91,7 @@ def _playbook(tmp_path: Path, cache: Path | None):
         env[CACHE_ENV] = str(cache)
     env["ANSIBLE_LOCAL_TEMP"] = str(tmp_path / "tmp")
     return subprocess.run(
-        [sys.executable, "-m", "fleetscope.playbook_launcher", "-i", "localhost,", "-c", "local", str(play)],
+        [sys.executable, playbook_launcher.__file__, "-i", "localhost,", "-c", "local", str(play)],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
 
 
@@ -115,16 +116,27 @@ def test_without_the_variable_it_is_plain_ansible_playbook(tmp_path):
     assert not list(tmp_path.rglob(f"*{SUFFIX}"))
 
 
-def test_every_fleetscope_playbook_starts_the_launcher_with_this_python(tmp_path):
+def test_fleetscope_runs_its_playbooks_through_the_launcher_with_this_python(tmp_path):
+    """What collect, hosts check and the admin actions give ansible-runner, run as ansible-runner runs it."""
     private, env = collect.runner_env(tmp_path, None, 10)
-    first = env["PATH"].split(os.pathsep)[0]
-    shim = Path(first) / "ansible-playbook"
-    assert os.access(shim, os.X_OK)
-    assert env[CACHE_ENV].startswith(str(private))
-    out = subprocess.run([str(shim), "--version"], capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "PATH": env["PATH"]})
-    assert out.returncode == 0 and out.stdout.startswith("ansible-playbook [core "), out.stderr
-    # one that names another Python (a moved venv) is written again, whole and executable
-    shim.write_text("#!/bin/sh\nexec /nonexistent/python -m fleetscope.playbook_launcher \"$@\"\n")
-    collect.runner_env(tmp_path, None, 10)
-    assert sys.executable in shim.read_text() and os.access(shim, os.X_OK)
+    assert env[CACHE_ENV] == str(private / "routing-cache")
+    play = tmp_path / "play with space.yml"
+    play.write_text("- hosts: localhost\n  gather_facts: false\n  tasks:\n    - ansible.builtin.ping:\n")
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
+    events = []
+    runner = ansible_runner.run(private_data_dir=str(private), **collect.playbook_args(play), quiet=True,
+                                inventory=str(inventory), envvars=env, timeout=120, event_handler=events.append)
+    assert runner.rc == 0, runner.stdout.read()
+    assert runner.config.command[:3] == [sys.executable, playbook_launcher.__file__, str(play)]
+    assert [e["event_data"]["res"]["ping"] for e in events if e["event"] == "runner_on_ok"] == ["pong"]
+    assert list((private / "routing-cache").glob(f"ansible.builtin-*{SUFFIX}"))
+
+
+def test_run_as_a_file_it_takes_fleetscopes_package_off_the_import_path(monkeypatch):
+    here = str(Path(playbook_launcher.__file__).parent)
+    monkeypatch.setattr(sys, "path", [here, "/elsewhere"])
+    playbook_launcher._drop_own_folder()
+    assert sys.path == ["/elsewhere"]
+    playbook_launcher._drop_own_folder()  # run with -m: the first entry is the working folder, kept
+    assert sys.path == ["/elsewhere"]

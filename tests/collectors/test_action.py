@@ -9,7 +9,7 @@ import threading
 
 import ansible_runner
 
-from fleetscope.collect import PLAYBOOK, runner_env, write_hints
+from fleetscope.collect import PLAYBOOK, playbook_args, runner_env, write_hints
 from fleetscope.stage import code_entries, code_entry, hints_file, join_parts, split_parts, write_bundle
 from tests import faults
 
@@ -22,7 +22,7 @@ def run_play(tmp_path, top_n, hints=None, extravars=(), python=sys.executable, b
     inventory = tmp_path / "inventory.ini"
     inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={python}\n")
     events = []
-    runner = ansible_runner.run(private_data_dir=str(private), playbook=str(PLAYBOOK), inventory=str(inventory),
+    runner = ansible_runner.run(private_data_dir=str(private), **playbook_args(PLAYBOOK), inventory=str(inventory),
                                 envvars=envvars, extravars={"collect_top_n": top_n, **dict(extravars)}, quiet=True,
                                 timeout=120, event_handler=lambda e: events.append(e) or False)
     tasks = [e["event_data"]["task"] for e in events if e["event"] == "playbook_on_task_start"]
