@@ -255,11 +255,14 @@ def run_collect(
         },
         event_handler=on_event,
         cancel_callback=cancel,
-        settings={"pexpect_timeout": 1},  # how often the runner asks cancel(): the deadline's resolution
         quiet=True,
         rotate_artifacts=max(1, int(settings.get("collect", "keep_artifacts"))),
         fact_cache=str(facts),
     )
+    # How often the runner asks cancel(): the deadline's resolution (5 s by default). Set here, not as
+    # ansible-runner's settings={"pexpect_timeout": 1}: with suppress_env_files (playbook_args) it drops
+    # settings it is given unless <private>/env/settings exists.
+    runner.config.pexpect_timeout = 1
     crashed: list[BaseException] = []
 
     def run_runner() -> None:
@@ -369,8 +372,8 @@ def runner_env(data_dir: Path, module_utils: Path | None, connect_timeout: int,
     ``module_utils``: the staged package for Ansible modules that import it (the admin module)."""
     private = runner_dir(data_dir)
     private.mkdir(parents=True, exist_ok=True)
-    # ansible-runner keeps the arguments of a run in <private>/env/ and reads them back on the next one
-    # (an admin action's --check would stick to the next collect): every run passes all it needs.
+    # ansible-runner reads arguments left in <private>/env/ (by an older fleetscope, which let it write
+    # them there, or by hand) on top of those it is given: fleetscope's runs write none (playbook_args).
     shutil.rmtree(private / "env", ignore_errors=True)
     envvars = {
         "ANSIBLE_CONFIG": str(ANSIBLE_CFG),
@@ -397,13 +400,18 @@ def runner_env(data_dir: Path, module_utils: Path | None, connect_timeout: int,
     return private, envvars
 
 
-def playbook_args(playbook: Path, *options: str) -> dict[str, str]:
+def playbook_args(playbook: Path, *options: str) -> dict:
     """ansible-runner's arguments that run `playbook` with fleetscope's ansible-playbook: Ansible's own, with
     the collection routing parsed once (playbook_launcher), run by this Python. `options` go to
     ansible-playbook (ansible-runner's `cmdline`); ansible-runner adds the inventory, --limit, the extra
-    variables and --forks, as for its own ansible-playbook."""
+    variables and --forks, as for its own ansible-playbook.
+
+    ansible-runner would otherwise write its arguments (this command line, the environment, the extra
+    variables) to <private>/env/ and read them back, and collect, `hosts check` and the admin actions share
+    that folder and may run at once: one could run another's playbook. suppress_env_files passes them
+    straight on. (It also drops `settings` passed to it: see collect.)"""
     words = [playbook_launcher.__file__, str(playbook), *options]
-    return {"binary": sys.executable, "cmdline": shlex.join(words)}
+    return {"binary": sys.executable, "cmdline": shlex.join(words), "suppress_env_files": True}
 
 
 def _host_key_checking() -> str:

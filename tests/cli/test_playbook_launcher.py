@@ -62,6 +62,18 @@ def test_a_kept_table_cut_short_or_not_a_table_is_parsed_again(tmp_path):
     assert isinstance(marshal.loads(kept.read_bytes()), dict)  # and written whole again
 
 
+def test_another_python_ansible_or_pyyaml_parses_afresh_and_leftovers_go(tmp_path):
+    parse = Counting()
+    cached_parser(parse, str(tmp_path), b"3.11|2.19.14|6.0.3")(b"ns.one", ("ns.coll", "runtime.yml"))
+    (tmp_path / "ns.coll-0123.marshal.4242.tmp").write_bytes(b"a killed writer's")
+    cached_parser(parse, str(tmp_path), b"3.11|2.19.15|6.0.3")(b"ns.one", ("ns.coll", "runtime.yml"))
+    assert parse.calls == 2
+    (kept,) = tmp_path.iterdir()
+    assert kept.name.startswith("ns.coll-") and kept.name.endswith(SUFFIX)
+    assert cached_parser(parse, str(tmp_path), b"3.11|2.19.15|6.0.3")(b"ns.one", ("ns.coll", "runtime.yml"))
+    assert parse.calls == 2
+
+
 def test_a_folder_that_cannot_be_written_costs_only_the_parse(tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
@@ -131,12 +143,29 @@ def test_fleetscope_runs_its_playbooks_through_the_launcher_with_this_python(tmp
     assert runner.config.command[:3] == [sys.executable, playbook_launcher.__file__, str(play)]
     assert [e["event_data"]["res"]["ping"] for e in events if e["event"] == "runner_on_ok"] == ["pong"]
     assert list((private / "routing-cache").glob(f"ansible.builtin-*{SUFFIX}"))
+    # its arguments went straight to ansible-runner: none left in the folder other runs share
+    assert not (private / "env").exists()
 
 
-def test_run_as_a_file_it_takes_fleetscopes_package_off_the_import_path(monkeypatch):
+def test_run_as_a_file_it_takes_fleetscopes_package_off_the_import_path(monkeypatch, tmp_path):
     here = str(Path(playbook_launcher.__file__).parent)
     monkeypatch.setattr(sys, "path", [here, "/elsewhere"])
     playbook_launcher._drop_own_folder()
     assert sys.path == ["/elsewhere"]
-    playbook_launcher._drop_own_folder()  # run with -m: the first entry is the working folder, kept
-    assert sys.path == ["/elsewhere"]
+    # run with -m, the first entry is the working folder: kept
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", ["", here])
+    playbook_launcher._drop_own_folder()
+    assert sys.path == ["", here]
+
+
+def test_ansible_sees_the_ansible_playbook_beside_this_python_as_its_program(tmp_path):
+    """Ansible finds helpers in argv[0]'s folder (the ssh connection's password prompt runs `ansible` there)."""
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
+    out = subprocess.run([sys.executable, playbook_launcher.__file__, "--version"], capture_output=True,
+                         text=True, timeout=60, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    (location,) = [line.split("=", 1)[1].strip() for line in out.stdout.splitlines()
+                   if line.strip().startswith("executable location")]
+    assert location == str(Path(sys.executable).parent / "ansible-playbook")
+    assert (Path(location).parent / "ansible").is_file()
