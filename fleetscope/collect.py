@@ -491,11 +491,11 @@ def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | 
 def stage_bundle(settings: Settings, warn: Callable[[str], None] | None = None) -> tuple[Path, dict[str, dict]]:
     """(the collector bundle staged for this run, {host: {"python", "magic"}} as the last runs told it).
     The bundle carries bytecode for this Python and for those of collect.bytecode_pythons, which by default
-    ("auto") are the python3.N on PATH of the minor versions the hosts ran last time (stage.bytecode_pythons)."""
+    ("auto") are the python3.N (pypy3.N for PyPy) on PATH of the Pythons the hosts ran last time
+    (stage.bytecode_pythons)."""
     stage = settings.data_dir / ".stage"
     known = read_host_pythons(stage)
-    pythons = bytecode_pythons(settings.get("collect", "bytecode_pythons"),
-                               {entry.get("python") for entry in known.values()}, warn)
+    pythons = bytecode_pythons(settings.get("collect", "bytecode_pythons"), known.values(), warn)
     return write_bundle(stage, settings.get("collect", "ship_pynvml"), pythons, warn), known
 
 
@@ -514,11 +514,12 @@ def drop_unreadable(folder: Path, since: float) -> None:
 
 
 def seen_python(seen: dict, host: str, res: dict) -> None:
-    """Note the host's Python version (its document) and magic number (the bootstrap's answer)."""
+    """Note the host's Python version (its document), magic number and implementation (the bootstrap's answer)."""
     document = res.get("document")
     facts = document.get("host") if isinstance(document, dict) else None
     version = facts.get("python") if isinstance(facts, dict) else None
-    entry = {k: v for k, v in (("python", version), ("magic", res.get("python_magic"))) if isinstance(v, str)}
+    entry = {k: v for k, v in (("python", version), ("magic", res.get("python_magic")),
+                               ("implementation", res.get("python_implementation"))) if isinstance(v, str)}
     if entry:
         seen[host] = entry
 

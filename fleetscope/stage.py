@@ -286,29 +286,39 @@ def _identity(python: str) -> list:
         return [python]
 
 
-#: Where bytecode_pythons' "auto" looks for another minor version: python3.N, the name CPython installs.
+#: Where bytecode_pythons' "auto" looks for another Python: the name each implementation installs for a
+#: minor version N (a PyPy host reports its language version; CPython's bytecode for it is not PyPy's).
 AUTO = "auto"
+AUTO_NAMES = {"cpython": "python{}", "pypy": "pypy{}"}
 #: The most interpreters "auto" compiles with (each costs hosts nothing, the controller 0.2-0.3 s once).
 AUTO_MAX = 8
 
 
-def bytecode_pythons(wanted: list[str], host_versions, warn=None) -> list[str]:
+def bytecode_pythons(wanted: list[str], host_pythons, warn=None) -> list[str]:
     """The interpreters to compile the collector with besides this one, as absolute paths, from the
-    collect.bytecode_pythons setting: "auto" stands for python3.N on PATH for every minor version N that the
-    fleet's hosts reported last (`host_versions`) other than this Python's; any other entry
-    is an interpreter's name or path. One that is not there is told to `warn` and skipped."""
-    ours = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    collect.bytecode_pythons setting: "auto" stands for python3.N (pypy3.N for PyPy) on PATH for every Python
+    the fleet's hosts reported last (`host_pythons`: {"python": version, "implementation": name} each, as
+    read_host_pythons holds them; no implementation is CPython) other than this one; any other entry is an
+    interpreter's name or path. One that is not there is told to `warn` and skipped."""
+    ours = (sys.implementation.name, f"{sys.version_info[0]}.{sys.version_info[1]}")
     found = []
     for entry in wanted:
         if entry == AUTO:
-            # the versions come from hosts: only 3.8 to 3.99 in ASCII digits, looked up in the absolute folders
-            # of PATH only (a relative one would depend on where cron starts us), at most AUTO_MAX found
-            minors = {".".join(str(v).split(".")[:2]) for v in host_versions if isinstance(v, str)}
-            minors = sorted((m for m in minors - {ours} if re.fullmatch(r"3\.\d{1,2}", m, re.ASCII)
-                             and int(m[2:]) >= 8), key=lambda m: int(m[2:]))
+            # versions and names come from hosts: only 3.8 to 3.99 in ASCII digits, of an implementation named
+            # above, looked up in the absolute folders of PATH only (a relative one would depend on where cron
+            # starts us), at most AUTO_MAX found
+            seen = set()
+            for told in host_pythons:
+                version = told.get("python") if isinstance(told, dict) else None
+                implementation = told.get("implementation", "cpython") if isinstance(told, dict) else None
+                if isinstance(version, str) and isinstance(implementation, str) and implementation in AUTO_NAMES:
+                    seen.add((implementation, ".".join(version.split(".")[:2])))
+            wanted_auto = sorted(((i, m) for i, m in seen - {ours} if re.fullmatch(r"3\.\d{1,2}", m, re.ASCII)
+                                  and int(m[2:]) >= 8), key=lambda im: (int(im[1][2:]), im[0]))
             folders = os.pathsep.join(d for d in os.environ.get("PATH", os.defpath).split(os.pathsep)
                                       if os.path.isabs(d))
-            found += [c for c in (shutil.which(f"python{minor}", path=folders) for minor in minors) if c][:AUTO_MAX]
+            candidates = (shutil.which(AUTO_NAMES[i].format(m), path=folders) for i, m in wanted_auto)
+            found += [c for c in candidates if c][:AUTO_MAX]
             continue
         path = shutil.which(os.path.expanduser(entry))
         if path:
@@ -324,7 +334,8 @@ HOST_PYTHONS = "host-pythons.json"
 
 
 def read_host_pythons(stage_root: Path) -> dict[str, dict]:
-    """{host: {"python": version, "magic": hex}} as update_host_pythons last wrote it; {} if unreadable."""
+    """{host: {"python": version, "magic": hex, "implementation": name}} as update_host_pythons last wrote it
+    (each key there when the host told it); {} if unreadable."""
     try:
         with open(Path(stage_root) / HOST_PYTHONS, encoding="utf-8") as f:
             known = json.load(f)

@@ -134,4 +134,5 @@ def test_an_interpreter_for_other_pythons_bytecode_that_fails_is_a_warning_once(
     assert f"warning: no bytecode for {broken}" in runs[0].stderr and "Segmentation fault" in runs[0].stderr
     assert str(broken) not in runs[1].stderr
     known = json.loads((tmp_path / "data" / ".stage" / "host-pythons.json").read_text())
-    assert known == {"localhost": {"python": platform.python_version(), "magic": importlib.util.MAGIC_NUMBER.hex()}}
+    assert known == {"localhost": {"python": platform.python_version(), "magic": importlib.util.MAGIC_NUMBER.hex(),
+                                   "implementation": sys.implementation.name}}

@@ -250,6 +250,10 @@ def test_bytecode_compiled_by_another_python_here_runs_on_hosts_with_that_python
     proc, answer = run_bootstrap(python, {"top_n": 2}, tmp_path, bundle=for_magic(bundle, magic))
     assert proc.returncode == 0 and answer["document"]["errors"] == [], proc.stderr
     assert answer["python_magic"] == magic.hex()
+    # and its implementation, which decides the interpreter that compiles for it (pypy3.N, not python3.N)
+    implementation = subprocess.run([python, "-c", "import sys; print(sys.implementation.name)"],
+                                    capture_output=True, text=True, check=True).stdout.strip()
+    assert answer["python_implementation"] == implementation
 
 
 def test_a_host_is_sent_the_entry_of_its_own_magic_only():
@@ -292,18 +296,38 @@ def test_auto_finds_python3_n_for_the_minor_versions_the_hosts_run(tmp_path, mon
     # versions as hosts tell them, some hostile: not 3.N in ASCII digits, older than 3.8, too long, not text
     versions = {f"{there}.16", f"{there}.2", f"{absent}.1", f"{ours}.0", None, 3.9, "garbage", "3.7.17",
                 "3.123", "3.\u0661\u0662", "../../bin/sh"}
-    found = bytecode_pythons(["auto", f"python{named}", "nosuchpython"], versions, said.append)
+    found = bytecode_pythons(["auto", f"python{named}", "nosuchpython"], told(versions), said.append)
     # `there`: on PATH; `absent`: only in a relative PATH folder, which auto does not search; ours: the
     # bundle has it already; `named`: asked for by name
     assert found == [str(tmp_path / f"python{there}"), str(tmp_path / f"python{named}")]
     assert said == ["collect.bytecode_pythons: nosuchpython not found on PATH, left out"]
-    assert bytecode_pythons([], {f"{there}.16"}) == []
+    assert bytecode_pythons([], told({f"{there}.16"})) == []
     many = {f"3.{n}.0" for n in range(14, 40)}
     for version in many:
         (tmp_path / f"python{version[:-2]}").symlink_to(sys.executable)
-    assert len(bytecode_pythons(["auto"], many)) == 8  # a bound on what hosts can make it run
+    assert len(bytecode_pythons(["auto"], told(many))) == 8  # a bound on what hosts can make it run
     # the bound counts interpreters found, oldest version first: versions without one do not crowd it out
-    assert bytecode_pythons(["auto"], many | {f"{there}.1"})[0] == str(tmp_path / f"python{there}")
+    assert bytecode_pythons(["auto"], told(many | {f"{there}.1"}))[0] == str(tmp_path / f"python{there}")
+
+
+def told(versions, implementation=None) -> list[dict]:
+    """What host-pythons.json holds for hosts that told these versions (and, if given, implementation)."""
+    return [{"python": v, **({"implementation": implementation} if implementation else {})} for v in versions]
+
+
+def test_auto_finds_pypy3_n_for_pypy_hosts_and_python3_n_for_cpython_ones(tmp_path, monkeypatch):
+    """A PyPy host tells its language version; CPython's bytecode for that version is not PyPy's."""
+    for name in ("python3.9", "pypy3.9", "pypy3.10", f"pypy{sys.version_info[0]}.{sys.version_info[1]}"):
+        (tmp_path / name).symlink_to(sys.executable)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    ours = f"{sys.version_info[0]}.{sys.version_info[1]}.0"
+    hosts = [*told(["3.9.16"], "pypy"), *told(["3.9.2"], "cpython"), *told(["3.9.1"]),  # none: CPython
+             *told([ours], "pypy"),  # our version, another implementation: compiled for too
+             *told(["3.10.1"], "ironpython"), *told(["3.10.1"], ["pypy"]), {"python": "3.10.1"}, "garbage"]
+    found = bytecode_pythons(["auto"], hosts)
+    assert found == [str(tmp_path / "python3.9"), str(tmp_path / "pypy3.9"),  # oldest version first
+                     str(tmp_path / f"pypy{ours[:-2]}")]
+    assert bytecode_pythons(["auto"], told(["3.9.16"], "pypy")) == [str(tmp_path / "pypy3.9")]
 
 
 def test_an_interpreter_that_failed_is_tried_again_after_an_hour(tmp_path):

@@ -156,7 +156,8 @@ def test_hosts_get_the_bytecode_for_their_python_once_it_is_known(fleet_run, ssh
     known = json.loads((data / ".stage" / "host-pythons.json").read_text())
     python = subprocess.run([bare_python(), "-c", "import platform; print(platform.python_version())"],
                             capture_output=True, text=True).stdout.strip()
-    assert known == {h.name: {"python": python, "magic": hosts_magic.hex()} for h in sshd_fleet.hosts}  # not broken
+    assert known == {h.name: {"python": python, "magic": hosts_magic.hex(), "implementation": "cpython"}
+                     for h in sshd_fleet.hosts}  # not broken
 
 
 def test_each_run_tells_each_host_when_its_last_stored_sample_was_taken(fleet_run, run_fleetscope, sshd_fleet):

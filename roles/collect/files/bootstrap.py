@@ -151,4 +151,5 @@ document = collect(top_n=args["top_n"], accounting_since=args.get("accounting_si
                    only=args.get("only"))
 signal.alarm(0)
 # the magic number tells the controller which bytecode entry to send this host next time (stage.for_magic)
-answer({"changed": False, "document": document, "python_magic": MAGIC.hex() if MAGIC else None})
+answer({"changed": False, "document": document, "python_magic": MAGIC.hex() if MAGIC else None,
+        "python_implementation": sys.implementation.name})

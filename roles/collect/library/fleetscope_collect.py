@@ -66,4 +66,9 @@ python_magic:
     compiled for it (none when the controller has no interpreter of that version).
   returned: success
   type: str
+python_implementation:
+  description: The host Python's implementation (C(sys.implementation.name), e.g. cpython, pypy); with its
+    version it names the controller's interpreter that compiles bytecode for it (collect.bytecode_pythons).
+  returned: success
+  type: str
 """
