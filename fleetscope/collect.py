@@ -176,7 +176,7 @@ def run_collect(
     spool = Spool(data_dir)
     local_temp(data_dir)
     bundle, known = stage_bundle(settings, summary.warnings.append)
-    seen = {}  # host: {"python": version, "magic": hex}, as this run's answers tell
+    seen = {}  # host: {"python": version, "magic": hex, "implementation": name}, as this run's answers tell
     host_timeout = int(settings.get("collect", "host_timeout_s"))
     connect_timeout = int(settings.get("collect", "connect_timeout_s"))
     forks = max(1, int(settings.get("collect", "forks")))  # Ansible uses no more workers than hosts

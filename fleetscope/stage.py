@@ -309,8 +309,9 @@ def bytecode_pythons(wanted: list[str], host_pythons, warn=None) -> list[str]:
             # starts us), at most AUTO_MAX found
             seen = set()
             for told in host_pythons:
-                version = told.get("python") if isinstance(told, dict) else None
-                implementation = told.get("implementation", "cpython") if isinstance(told, dict) else None
+                if not isinstance(told, dict):
+                    continue
+                version, implementation = told.get("python"), told.get("implementation", "cpython")
                 if isinstance(version, str) and isinstance(implementation, str) and implementation in AUTO_NAMES:
                     seen.add((implementation, ".".join(version.split(".")[:2])))
             wanted_auto = sorted(((i, m) for i, m in seen - {ours} if re.fullmatch(r"3\.\d{1,2}", m, re.ASCII)
@@ -345,7 +346,8 @@ def read_host_pythons(stage_root: Path) -> dict[str, dict]:
 
 
 def update_host_pythons(stage_root: Path, seen: dict[str, dict], hosts=None) -> None:
-    """Record what hosts told this run ({host: {"python": ..., "magic": ...}}) over what earlier runs told.
+    """Record what hosts told this run ({host: {"python": ..., "magic": ..., "implementation": ...}}) over what
+    earlier runs told.
     `hosts`, when given, is the whole inventory: hosts no longer in it are forgotten."""
     before = read_host_pythons(stage_root)
     known = {**before, **seen}
