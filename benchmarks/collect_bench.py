@@ -88,15 +88,17 @@ def close_masters(cp_dir: Path) -> None:
 
 
 class Cold:
-    """A fresh ControlPath folder per run, its masters ended after it: every connection is a new SSH
-    handshake, as under cron, whose 5-minute interval outlasts ControlPersist (60 s)."""
+    """One ControlPath folder whose masters are ended after each run: every connection is a new SSH
+    handshake, as under cron, whose 5-minute interval outlasts ControlPersist (60 s) while the folder stays
+    (~/.ansible/cp; fleetscope opens its first hosts' connections there while Ansible starts, with the
+    command lines of the run before: fleetscope/ssh_warmup.py)."""
 
     def __init__(self, root: Path):
-        self.root, self.count = root, 0
+        self.dir = root
 
     def __enter__(self) -> Path:
-        self.count += 1
-        self.dir = self.root / f"cold{self.count}"
+        close_masters(self.dir)
+        shutil.rmtree(self.dir, ignore_errors=True)  # sockets of killed masters too
         self.dir.mkdir(parents=True)
         return self.dir
 
@@ -132,6 +134,7 @@ def bench_size(n: int, repeat: int, work: Path) -> dict:
         discover_inventory = work / f"inv{n}d.ini"
         discover_inventory.write_text(re.sub(r" ansible_python_interpreter=\S+", "", inventory.read_text()))
         discover_data = work / f"data{n}d"
+        cold_data = work / f"data{n}c"  # its own SSH command lines (ssh_warmup), recorded with the cold folder
         results = {"floor": [], "setup": [], "playbook": [], "fleetscope": [], "fleetscope_cpu": [],
                    "floor_cold": [], "fleetscope_cold": [], "discovered": [], "discovering": []}
         cold = Cold(work / f"cold{n}")
@@ -148,6 +151,9 @@ def bench_size(n: int, repeat: int, work: Path) -> dict:
         # fleetscope on those hosts, into its own data folder (its own fact cache)
         discover = [*fleetscope[:5], str(discover_data), *fleetscope[6:-1], str(discover_inventory)]
         run_measured(discover, env=env, cwd=ROOT)  # its interpreters discovered, and remembered
+        fleetscope_cold = [*fleetscope[:5], str(cold_data), *fleetscope[6:]]
+        with cold as cp_dir:  # its command lines recorded
+            run_measured(fleetscope_cold, env=dict(env, ANSIBLE_SSH_CONTROL_PATH_DIR=str(cp_dir)), cwd=ROOT)
         for _ in range(repeat):
             # its masters live 60 s (ControlPersist), and at 64 hosts the rest of a repeat takes longer: open
             # them again, unmeasured, so that its warm run is warm (the Ansible contenders follow one another)
@@ -163,7 +169,7 @@ def bench_size(n: int, repeat: int, work: Path) -> dict:
                 results["floor_cold"].append(floor(fleet, cp_dir))
             with cold as cp_dir:
                 results["fleetscope_cold"].append(
-                    run_measured(fleetscope, env=dict(env, ANSIBLE_SSH_CONTROL_PATH_DIR=str(cp_dir)), cwd=ROOT)[0])
+                    run_measured(fleetscope_cold, env=dict(env, ANSIBLE_SSH_CONTROL_PATH_DIR=str(cp_dir)), cwd=ROOT)[0])
             # interpreters discovered: remembered from the run before (fact cache), or looked up again (as
             # every run did before the cache outlived it)
             results["discovered"].append(run_measured(discover, env=env, cwd=ROOT)[0])

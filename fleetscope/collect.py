@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import __version__, playbook_launcher
+from . import __version__, playbook_launcher, ssh_warmup
 from .files import remove_stale
 from .playbook_launcher import CACHE_ENV
 from .settings import PROJECT_DIR, Settings
 from .spool import Spool
-from .stage import bytecode_pythons, hints_file, read_host_pythons, update_host_pythons, write_bundle
+from .stage import bytecode_pythons, host_file, read_host_pythons, update_host_pythons, write_bundle
 
 STATUSES = ("ok", "unreachable", "failed", "timeout")
 PLAYBOOK = PROJECT_DIR / "playbooks" / "collect.yml"
@@ -225,6 +225,10 @@ def run_collect(
 
     def finish(runner_status: str) -> RunSummary:
         shutil.rmtree(hints, ignore_errors=True)
+        warm.close()
+        shutil.rmtree(opened, ignore_errors=True)
+        if not limit and summary.hosts:
+            ssh_warmup.keep_order(records, summary.hosts)
         drop_unreadable(facts, began - 1)
         try:
             update_host_pythons(data_dir / ".stage", seen, None if limit else summary.hosts)
@@ -240,7 +244,11 @@ def run_collect(
     # Written while Ansible starts, read by the action when a host's task runs (it waits for the folder).
     hints = private / f"hints-{summary.run_id}"
     envvars["FLEETSCOPE_HINTS"] = str(hints)
-    remove_stale([*private.glob("hints-*"), *private.glob(".hints-*")], 3600)  # killed runs'
+    # The first hosts' SSH connections, opened while Ansible starts (ssh_warmup); not for a --limit run.
+    records, opened = private / "ssh-commands", private / f"ssh-opened-{summary.run_id}"
+    envvars[ssh_warmup.RECORDS_ENV], envvars[ssh_warmup.OPENED_ENV] = str(records), str(opened)
+    remove_stale([*private.glob("hints-*"), *private.glob(".hints-*"), *private.glob("ssh-opened-*")],
+                 3600)  # killed runs'
     facts = fact_cache(data_dir)
     runner = init_runner(
         private_data_dir=str(private),
@@ -276,8 +284,9 @@ def run_collect(
 
     thread = threading.Thread(target=run_runner, name="ansible-runner", daemon=True)
     thread.start()
+    warm = ssh_warmup.start(records, opened, forks if settings.get("collect", "ssh_warmup") and not limit else 0)
     try:
-        write_hints(hints, accounting_since(data_dir), known)
+        write_hints(hints, accounting_since(data_dir), known, warm.started)
         summary.hosts = inventory_hosts(inventory, limit)
         summary.status = dict.fromkeys(summary.hosts, "pending")
         spool.start_run(summary.run_id, summary.meta())  # again, with the hosts
@@ -286,6 +295,8 @@ def run_collect(
         hosts_known.set()
         thread.join()
         shutil.rmtree(hints, ignore_errors=True)
+        warm.close()
+        shutil.rmtree(opened, ignore_errors=True)
         raise
     hosts = summary.hosts
     if not hosts:
@@ -307,6 +318,8 @@ def run_collect(
     thread.join()
     if crashed and hosts:
         shutil.rmtree(hints, ignore_errors=True)
+        warm.close()
+        shutil.rmtree(opened, ignore_errors=True)
         raise CollectError(f"ansible-runner failed: {type(crashed[0]).__name__}: {crashed[0]}")
     if not hosts:
         return finish("no hosts")
@@ -524,20 +537,24 @@ def seen_python(seen: dict, host: str, res: dict) -> None:
         seen[host] = entry
 
 
-def write_hints(folder: Path, since: dict[str, str], known: dict[str, dict]) -> None:
+def write_hints(folder: Path, since: dict[str, str], known: dict[str, dict],
+                opened: dict[str, list[str]] | None = None) -> None:
     """The hints for the fleetscope_collect action (FLEETSCOPE_HINTS): per host, the time for
-    accounting_since and its Python's magic number (the action then sends that host only the bytecode it can
-    run). One small file per host (stage.hints_file), so that each host's task reads its own, not the whole
-    fleet's (that was 2 ms of JSON per host at 3,000 hosts); in a folder written beside and renamed into
-    place, so the action, which waits for the folder, sees it whole."""
+    accounting_since, its Python's magic number (the action then sends that host only the bytecode it can
+    run) and the command line its SSH connection is being opened with (ssh_warmup). One small file per host
+    (stage.host_file), so that each host's task reads its own, not the whole fleet's (that was 2 ms of JSON
+    per host at 3,000 hosts); in a folder written beside and renamed into place, so the action, which waits
+    for the folder, sees it whole."""
     building = folder.with_name(f".{folder.name}")
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir(parents=True)
-    for host in {*since, *known}:
-        entry = {"accounting_since": since.get(host), "python_magic": (known.get(host) or {}).get("magic")}
-        entry = {k: v for k, v in entry.items() if isinstance(v, str)}
+    opened = opened or {}
+    for host in {*since, *known, *opened}:
+        entry = {"accounting_since": since.get(host), "python_magic": (known.get(host) or {}).get("magic"),
+                 "ssh": opened.get(host)}
+        entry = {k: v for k, v in entry.items() if isinstance(v, (str, list))}
         if entry:
-            hints_file(building, host).write_text(json.dumps(entry), encoding="utf-8")
+            host_file(building, host).write_text(json.dumps(entry), encoding="utf-8")
     building.rename(folder)
 
 

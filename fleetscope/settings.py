@@ -30,6 +30,7 @@ DEFAULTS: dict[str, dict] = {
         "ship_pynvml": True,
         "keep_artifacts": 3,
         "bytecode_pythons": ["auto"],
+        "ssh_warmup": True,
     },
     "storage": {
         "data_dir": "data",

@@ -374,9 +374,10 @@ STUB = "import sys;exec(sys.stdin.buffer.read(int(sys.stdin.buffer.readline())))
 BOOTSTRAP = PROJECT_DIR / "roles" / "collect" / "files" / "bootstrap.py"
 
 
-def hints_file(folder: Path | str, host: str) -> Path:
-    """A host's file among the hints `fleetscope collect` leaves the action (collect.write_hints): named by a
-    hash of the host's name, which may hold any character."""
+def host_file(folder: Path | str, host: str) -> Path:
+    """A host's file in a folder of one file per host (the hints `fleetscope collect` leaves the action,
+    collect.write_hints; the recorded SSH commands, ssh_warmup): named by a hash of the host's name, which may
+    hold any character."""
     return Path(folder) / (hashlib.sha256(host.encode("utf-8", "surrogatepass")).hexdigest()[:32] + ".json")
 
 

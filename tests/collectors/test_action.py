@@ -10,7 +10,7 @@ import threading
 import ansible_runner
 
 from fleetscope.collect import PLAYBOOK, playbook_args, runner_env, write_hints
-from fleetscope.stage import code_entries, code_entry, hints_file, join_parts, split_parts, write_bundle
+from fleetscope.stage import code_entries, code_entry, host_file, join_parts, split_parts, write_bundle
 from tests import faults
 
 
@@ -108,8 +108,8 @@ def test_the_hints_are_a_small_file_per_host_in_a_folder_that_appears_whole(tmp_
     evil = "evil'\"; $(touch x)/../../etc"
     write_hints(folder, {"a": "2026-11-20T08:00:00Z", evil: "2026-11-21T08:00:00Z"},
                 {"a": {"python": "3.11.2", "magic": "a70d0d0a"}, "c": {"python": "3.10.1"}})
-    assert json.loads(hints_file(folder, "a").read_text()) == {"accounting_since": "2026-11-20T08:00:00Z",
+    assert json.loads(host_file(folder, "a").read_text()) == {"accounting_since": "2026-11-20T08:00:00Z",
                                                                "python_magic": "a70d0d0a"}
-    assert json.loads(hints_file(folder, evil).read_text()) == {"accounting_since": "2026-11-21T08:00:00Z"}
+    assert json.loads(host_file(folder, evil).read_text()) == {"accounting_since": "2026-11-21T08:00:00Z"}
     assert len(list(folder.iterdir())) == 2  # c: nothing the action needs
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hints-run"]  # built beside, renamed whole

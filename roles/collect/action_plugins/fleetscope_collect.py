@@ -19,7 +19,8 @@ from ansible.plugins.action import ActionBase
 
 # Imported when Ansible loads this plugin in its main process (the strategy looks the action up there), so
 # every forked worker has it already: imported in run(), each of them paid ~10 ms of CPU.
-from fleetscope.stage import STUB, collector_bundle, for_magic, hints_file, payload
+from fleetscope.ssh_warmup import OPENED_ENV, RECORDS_ENV, control_path, end_master, read_record, record, wait
+from fleetscope.stage import STUB, collector_bundle, for_magic, host_file, payload
 
 # The role's variables feed these (roles/collect/tasks/main.yml). They are checked here, once per host with the
 # task, not by a role argument spec: Ansible runs that as a task of its own on every host, which cost 0.03 s
@@ -56,11 +57,47 @@ def _hints(host: str) -> dict:
             return {}  # as when the warehouse cannot be read: records of the last run may come again
         time.sleep(0.01)
     try:
-        with open(hints_file(folder, host), encoding="utf-8") as f:
+        with open(host_file(folder, host), encoding="utf-8") as f:
             hints = json.load(f)
     except (OSError, ValueError):
         return {}
-    return {k: v for k, v in hints.items() if isinstance(v, str)} if isinstance(hints, dict) else {}
+    if not isinstance(hints, dict):
+        return {}
+    out = {k: v for k, v in hints.items() if isinstance(v, str)}
+    ssh = hints.get("ssh")
+    if isinstance(ssh, list) and ssh and all(isinstance(a, str) for a in ssh):
+        out["ssh"] = ssh
+    return out
+
+
+def _option(connection, name):
+    """A connection option, None where this Ansible's plugin has no such option."""
+    try:
+        return connection.get_option(name)
+    except KeyError:
+        return None
+
+
+def _ssh_command(connection) -> list[str] | None:
+    """The `ssh` command line Ansible's ssh connection builds for this host's commands, up to and with the
+    host's address; None for other connections and for those ssh_warmup leaves alone: a password (sshpass
+    or askpass), a private key given as data (a file in this run's temporary folder), no ControlPersist."""
+    try:
+        from ansible.plugins.connection.ssh import Connection as Ssh
+
+        if not isinstance(connection, Ssh):
+            return None
+        if (_option(connection, "password") or getattr(connection._play_context, "password", None)
+                or _option(connection, "private_key") or _option(connection, "pkcs11_provider")):
+            return None
+        connection.host = _option(connection, "host") or connection._play_context.remote_addr  # as exec_command
+        argv = connection._build_command(connection.get_option("ssh_executable"), "ssh", connection.host)
+        if not connection._persistence_controls(argv)[0]:
+            return None
+        argv = [os.fsdecode(a) for a in argv]
+        return argv if control_path(argv) else None
+    except Exception:  # noqa: BLE001 - another Ansible's internals: the host is then only not opened early
+        return None
 
 
 def _bundle(magic: str | None) -> bytes:
@@ -95,7 +132,9 @@ class ActionModule(ActionBase):
         except AnsibleActionFail as e:
             result.update(failed=True, msg=_name_role_variables(str(getattr(e, "message", e))))
             return result
-        hints = _hints(task_vars.get("inventory_hostname", ""))
+        host = task_vars.get("inventory_hostname", "")
+        hints = _hints(host)
+        self._warm_connection(host, hints.get("ssh"))
         # GPU accounting records that ended before the host's last stored sample are stored already; "" asks
         # for every record the driver still holds (a new host, or a playbook run by hand)
         args["accounting_since"] = args["accounting_since"] or hints.get("accounting_since", "")
@@ -111,6 +150,23 @@ class ActionModule(ActionBase):
         result.update(_answer(python, res))
         result["invocation"] = {"module_args": args}  # as a module reports them (shown with -v)
         return result
+
+    def _warm_connection(self, host: str, opened_with: list[str] | None) -> None:
+        """fleetscope opens the run's first connections while Ansible starts (fleetscope/ssh_warmup.py):
+        wait for this host's opening to end, end its master if Ansible's command line differs from the one it
+        was opened with, and record Ansible's command line for the next run."""
+        records = os.environ.get(RECORDS_ENV)
+        if not records:
+            return
+        argv = _ssh_command(self._connection)
+        if opened_with is not None:
+            opened = os.environ.get(OPENED_ENV)
+            if opened:
+                wait(opened, host, control_path(opened_with) or "", int(_option(self._connection, "timeout") or 10) + 5)
+            if opened_with != argv:
+                end_master(opened_with)
+        if argv is not None and argv != (opened_with or read_record(records, host)):
+            record(records, host, argv)
 
     def _python(self, task_vars, fresh=False):
         """(interpreter, facts to remember, discovery mode if the interpreter is one an earlier run

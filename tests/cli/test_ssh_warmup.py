@@ -1,0 +1,139 @@
+"""ssh_warmup's own parts: the recorded command lines, the choice of hosts to open, the openings' processes.
+The whole of it, over real sshd with Ansible reusing the masters, is tests/e2e/test_ssh_warmup.py."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from fleetscope import ssh_warmup
+from fleetscope.ssh_warmup import ORDER_FILE, control_path, keep_order, read_record, record, start, wait
+from fleetscope.stage import host_file
+
+
+def argv(path: str, address: str = "127.0.0.2") -> list[str]:
+    return ["ssh", "-o", "ControlMaster=auto", "-o", "ControlPersist=60s", "-o", f'ControlPath="{path}"', address]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["-o", 'ControlPath="/cp/abc"'], "/cp/abc"),  # as Ansible writes it
+    (["-oControlPath=/cp/abc"], "/cp/abc"),
+    (["-o", "controlpath /cp/abc"], "/cp/abc"),
+    (["-S", "/cp/abc"], "/cp/abc"),
+    (["-o", "ControlPath=/cp/first", "-o", "ControlPath=/cp/second"], "/cp/first"),  # ssh takes the first
+    (["-o", "ControlPath=/cp/%h-%p"], None),  # ssh would expand it
+    (["-o", "ControlPath=~/.ansible/cp/x"], None),
+    (["-o", "ControlMaster=auto"], None),
+])
+def test_control_path_is_the_one_ssh_would_use_or_none(args, expected):
+    assert control_path(["ssh", *args, "host"]) == expected
+
+
+def test_a_record_is_read_back_for_its_host_only(tmp_path):
+    record(tmp_path, "node1", argv("/cp/a"))
+    assert read_record(tmp_path, "node1") == argv("/cp/a")
+    assert read_record(tmp_path, "node2") is None
+    assert [p.name for p in tmp_path.iterdir()] == [host_file(tmp_path, "node1").name]  # no temporary left
+    # a file that is not a record, or a record of another name under this one's file, reads as none
+    for bad in ("{", "[]", '{"host": "node1", "argv": "ssh"}', '{"host": "node1", "argv": ["ssh", 1]}',
+                '{"host": "node1", "argv": ["ssh"]}', json.dumps({"host": "other", "argv": argv("/cp/a")})):
+        host_file(tmp_path, "node1").write_text(bad)
+        assert read_record(tmp_path, "node1") is None, bad
+
+
+def test_recording_into_an_unwritable_place_costs_nothing_else(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    record(blocker / "records", "node1", argv("/cp/a"))  # a folder under a file: cannot be made
+    assert read_record(blocker / "records", "node1") is None
+
+
+def test_the_order_is_kept_and_hosts_that_left_the_inventory_are_forgotten(tmp_path):
+    for host in ("a", "b", "gone"):
+        record(tmp_path, host, argv(f"/cp/{host}"))
+    keep_order(tmp_path, ["b", "a", "new"])
+    assert json.loads((tmp_path / ORDER_FILE).read_text()) == ["b", "a", "new"]
+    assert read_record(tmp_path, "gone") is None
+    assert read_record(tmp_path, "a") and read_record(tmp_path, "b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [ORDER_FILE, host_file(tmp_path, "a").name, host_file(tmp_path, "b").name])
+
+
+def executable(path: Path, body: str) -> str:
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_start_opens_the_first_hosts_in_order_once_per_master(tmp_path):
+    records, opened = tmp_path / "records", tmp_path / "opened"
+    log = tmp_path / "log"
+    ssh = executable(tmp_path / "ssh", f'echo "$*" >> {log}')  # stands in for ssh: says how it was run
+    hosts = ["n1", "alias-of-n1", "no-record", "n2", "n3", "n4"]
+    for host in hosts:
+        if host != "no-record":
+            path = "/cp/n1" if host == "alias-of-n1" else f"/cp/{host}"
+            record(records, host, [ssh, *argv(path, f"addr-{host}")[1:]])
+    keep_order(records, hosts)
+    warmup = start(records, opened, 3)
+    try:
+        # in the last run's order; the alias shares n1's ControlPath (one master); no record, not opened
+        assert list(warmup.started) == ["n1", "n2", "n3"]
+        for host in warmup.started:
+            assert wait(opened, host, "/nonexistent", 10), host  # its ssh ended
+    finally:
+        warmup.close()
+    lines = sorted(log.read_text().splitlines())
+    assert len(lines) == 3
+    for line, host in zip(lines, ["n1", "n2", "n3"]):
+        # BatchMode first (it wins over a later setting), no remote command, the recorded options as they were
+        assert line == ("-o BatchMode=yes -N -o ControlMaster=auto -o ControlPersist=60s "
+                        f'-o ControlPath="/cp/{host}" addr-{host}')
+
+
+def test_start_without_an_order_or_with_none_wanted_opens_nothing(tmp_path):
+    records = tmp_path / "records"
+    record(records, "n1", argv("/cp/n1"))
+    assert start(records, tmp_path / "opened", 5).started == {}  # no order yet: the first run
+    keep_order(records, ["n1"])
+    assert start(records, tmp_path / "opened", 0).started == {}  # a --limit run, or ssh_warmup off
+    (records / ORDER_FILE).write_text('{"n1": 1}')
+    assert start(records, tmp_path / "opened", 5).started == {}
+
+
+def test_an_opening_that_does_not_end_is_ended_by_close(tmp_path):
+    records, opened = tmp_path / "records", tmp_path / "opened"
+    stuck = executable(tmp_path / "ssh", "exec sleep 600")  # a host that accepts and never answers
+    record(records, "n1", [stuck, *argv("/cp/n1")[1:]])
+    keep_order(records, ["n1"])
+    warmup = start(records, opened, 5)
+    assert not wait(opened, "n1", str(tmp_path / "no-socket"), 0.3)  # still running: the wait runs out
+    began = time.monotonic()
+    warmup.close()
+    assert time.monotonic() - began < 5
+    assert all(p.poll() is not None for p in warmup._procs)
+    assert wait(opened, "n1", str(tmp_path / "no-socket"), 1)
+
+
+def test_an_opening_whose_ssh_cannot_start_is_over_at_once(tmp_path):
+    records, opened = tmp_path / "records", tmp_path / "opened"
+    record(records, "n1", [str(tmp_path / "no-such-ssh"), *argv("/cp/n1")[1:]])
+    keep_order(records, ["n1"])
+    warmup = start(records, opened, 5)
+    assert list(warmup.started) == ["n1"] and wait(opened, "n1", "/nonexistent", 0)
+    warmup.close()
+
+
+def test_wait_ends_when_the_master_is_up_even_if_its_opening_goes_on(tmp_path):
+    socket = tmp_path / "master"
+    socket.write_text("")  # another ssh's master, up first: this opening keeps its own connection till close
+    assert wait(tmp_path / "opened", "n1", str(socket), 0)
+
+
+def test_ending_a_master_that_is_not_there_is_quiet_and_quick(tmp_path):
+    began = time.monotonic()
+    ssh_warmup.end_master(argv(str(tmp_path / "none")))
+    assert time.monotonic() - began < 5
