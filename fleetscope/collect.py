@@ -87,8 +87,9 @@ def new_run_id(now: dt.datetime) -> str:
     return now.strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(2)
 
 
-def inventory_hosts(inventory: Path, limit: str | None = None) -> list[str]:
-    """The host names the playbook will target: parsed by Ansible itself, so every inventory form works."""
+def inventory_hosts(inventory: Path, limit: str | None = None, ordered: bool = False) -> list[str]:
+    """The host names the playbook will target: parsed by Ansible itself, so every inventory form works.
+    Sorted, or with ``ordered`` in the inventory's order, in which Ansible starts them."""
     from ansible.inventory.manager import InventoryManager
     from ansible.parsing.dataloader import DataLoader
 
@@ -97,7 +98,8 @@ def inventory_hosts(inventory: Path, limit: str | None = None) -> list[str]:
     manager = InventoryManager(loader=DataLoader(), sources=[str(inventory)])
     if limit:
         manager.subset(limit)
-    return sorted(h.name for h in manager.get_hosts("all"))
+    names = [h.name for h in manager.get_hosts("all")]
+    return names if ordered else sorted(names)
 
 
 def classify(event: str, res: dict) -> tuple[str, str]:
@@ -187,6 +189,7 @@ def run_collect(
     stop = {"why": None, "deadline": None}  # why: None, "no hosts" or "error"
     interrupted = signal_handler()  # SIGTERM / SIGINT cancel the run, as ansible_runner.run() would
     bar = Progress(0, enabled=False)
+    order: list[str] = []  # the hosts in the inventory's order, once known
 
     def cancel() -> bool:
         if interrupted is not None and interrupted():
@@ -227,8 +230,8 @@ def run_collect(
         shutil.rmtree(hints, ignore_errors=True)
         warm.close()
         shutil.rmtree(opened, ignore_errors=True)
-        if not limit and summary.hosts:
-            ssh_warmup.keep_order(records, summary.hosts)
+        if not limit and order:
+            ssh_warmup.keep_order(records, order)
         drop_unreadable(facts, began - 1)
         try:
             update_host_pythons(data_dir / ".stage", seen, None if limit else summary.hosts)
@@ -287,7 +290,8 @@ def run_collect(
     warm = ssh_warmup.start(records, opened, forks if settings.get("collect", "ssh_warmup") and not limit else 0)
     try:
         write_hints(hints, accounting_since(data_dir), known, warm.started)
-        summary.hosts = inventory_hosts(inventory, limit)
+        order = inventory_hosts(inventory, limit, ordered=True)
+        summary.hosts = sorted(order)
         summary.status = dict.fromkeys(summary.hosts, "pending")
         spool.start_run(summary.run_id, summary.meta())  # again, with the hosts
     except BaseException:

@@ -99,17 +99,30 @@ def end_master(argv: List[str], timeout: float = 5) -> None:
         pass
 
 
-def wait(opened: Path | str, host: str, socket: str, limit: float) -> bool:
+def wait(opened: Path | str, host: str, socket: str, limit: float) -> Optional[str]:
     """Wait, at most ``limit`` seconds, until the master's ``socket`` is there (opened by this run, or by
-    another `ssh` first) or this run's opening of ``host`` has ended without one (the host did not answer);
-    True unless the time ran out."""
+    another `ssh` first) or this run's opening of ``host`` has ended. Returns ssh's messages where the opening
+    could not connect (exit status 255, as Ansible's ssh connection takes it): Ansible's own connection, with
+    the same command line, would fail alike a second later, and waiting out a dead host's connect timeout
+    twice would double its cost. None otherwise: Ansible then connects as it would have anyway."""
     marker = host_file(opened, host)
     deadline = time.monotonic() + limit
-    while not (os.path.exists(socket) or marker.exists()):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
+    while not os.path.exists(socket):
+        try:
+            status = marker.read_text(encoding="utf-8")
+        except OSError:
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.005)
+            continue
+        if status.strip() != "255" or os.path.exists(socket):
+            return None
+        try:
+            error = marker.with_suffix(".err").read_text(encoding="utf-8", errors="replace").rstrip()
+        except OSError:
+            error = ""
+        return error or "ssh could not connect"
+    return None
 
 
 class Warmup:
@@ -123,17 +136,23 @@ class Warmup:
 
     def _open(self, host: str, argv: List[str]) -> None:
         marker = host_file(self.opened, host)
+
+        def ended(status: int) -> None:  # the exit status, written whole (wait reads it)
+            temp = marker.with_name(f".{marker.name}")
+            temp.write_text(str(status), encoding="utf-8")
+            os.replace(temp, marker)
+
         try:
-            proc = subprocess.Popen(opening_command(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL, start_new_session=True)
+            with open(marker.with_suffix(".err"), "wb") as err:  # ssh's messages: the reason it failed
+                proc = subprocess.Popen(opening_command(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=err, start_new_session=True)
         except OSError:
-            marker.touch()
+            ended(-1)
             return
         self._procs.append(proc)
 
         def reap() -> None:
-            proc.wait()
-            marker.touch()
+            ended(proc.wait())
 
         thread = threading.Thread(target=reap, name=f"ssh-warmup-{len(self._procs)}", daemon=True)
         thread.start()
@@ -173,6 +192,10 @@ def start(records: Path, opened: Path, count: int) -> Warmup:
         # one opening per master: two names for one address, port and user share Ansible's ControlPath
         if path is not None and path not in paths:
             paths.add(path)
+            try:  # as Ansible makes it before its first command: else this ssh could not put its socket there
+                os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            except OSError:
+                continue
             warmup.started[host] = argv
             warmup._open(host, argv)
     return warmup

@@ -62,6 +62,16 @@ def test_the_order_is_kept_and_hosts_that_left_the_inventory_are_forgotten(tmp_p
         [ORDER_FILE, host_file(tmp_path, "a").name, host_file(tmp_path, "b").name])
 
 
+def ended(opened: Path, host: str, limit: float = 10) -> str | None:
+    """The exit status this run's opening of ``host`` left, once it has (None if it has not within limit)."""
+    deadline = time.monotonic() + limit
+    while not host_file(opened, host).exists():
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.01)
+    return host_file(opened, host).read_text()
+
+
 def executable(path: Path, body: str) -> str:
     path.write_text(f"#!/bin/sh\n{body}\n")
     path.chmod(0o755)
@@ -75,7 +85,7 @@ def test_start_opens_the_first_hosts_in_order_once_per_master(tmp_path):
     hosts = ["n1", "alias-of-n1", "no-record", "n2", "n3", "n4"]
     for host in hosts:
         if host != "no-record":
-            path = "/cp/n1" if host == "alias-of-n1" else f"/cp/{host}"
+            path = f"{tmp_path}/cp/n1" if host == "alias-of-n1" else f"{tmp_path}/cp/{host}"
             record(records, host, [ssh, *argv(path, f"addr-{host}")[1:]])
     keep_order(records, hosts)
     warmup = start(records, opened, 3)
@@ -83,7 +93,8 @@ def test_start_opens_the_first_hosts_in_order_once_per_master(tmp_path):
         # in the last run's order; the alias shares n1's ControlPath (one master); no record, not opened
         assert list(warmup.started) == ["n1", "n2", "n3"]
         for host in warmup.started:
-            assert wait(opened, host, "/nonexistent", 10), host  # its ssh ended
+            assert ended(opened, host) == "0", host
+            assert wait(opened, host, "/nonexistent", 10) is None  # ended well: Ansible connects as ever
     finally:
         warmup.close()
     lines = sorted(log.read_text().splitlines())
@@ -91,12 +102,12 @@ def test_start_opens_the_first_hosts_in_order_once_per_master(tmp_path):
     for line, host in zip(lines, ["n1", "n2", "n3"]):
         # BatchMode first (it wins over a later setting), no remote command, the recorded options as they were
         assert line == ("-o BatchMode=yes -N -o ControlMaster=auto -o ControlPersist=60s "
-                        f'-o ControlPath="/cp/{host}" addr-{host}')
+                        f'-o ControlPath="{tmp_path}/cp/{host}" addr-{host}')
 
 
 def test_start_without_an_order_or_with_none_wanted_opens_nothing(tmp_path):
     records = tmp_path / "records"
-    record(records, "n1", argv("/cp/n1"))
+    record(records, "n1", argv(f"{tmp_path}/cp/n1"))
     assert start(records, tmp_path / "opened", 5).started == {}  # no order yet: the first run
     keep_order(records, ["n1"])
     assert start(records, tmp_path / "opened", 0).started == {}  # a --limit run, or ssh_warmup off
@@ -107,30 +118,56 @@ def test_start_without_an_order_or_with_none_wanted_opens_nothing(tmp_path):
 def test_an_opening_that_does_not_end_is_ended_by_close(tmp_path):
     records, opened = tmp_path / "records", tmp_path / "opened"
     stuck = executable(tmp_path / "ssh", "exec sleep 600")  # a host that accepts and never answers
-    record(records, "n1", [stuck, *argv("/cp/n1")[1:]])
+    record(records, "n1", [stuck, *argv(f"{tmp_path}/cp/n1")[1:]])
     keep_order(records, ["n1"])
     warmup = start(records, opened, 5)
-    assert not wait(opened, "n1", str(tmp_path / "no-socket"), 0.3)  # still running: the wait runs out
+    began = time.monotonic()
+    assert wait(opened, "n1", str(tmp_path / "no-socket"), 0.3) is None  # still running: the wait runs out
+    assert time.monotonic() - began >= 0.3 and ended(opened, "n1", 0) is None
     began = time.monotonic()
     warmup.close()
     assert time.monotonic() - began < 5
     assert all(p.poll() is not None for p in warmup._procs)
-    assert wait(opened, "n1", str(tmp_path / "no-socket"), 1)
+    assert ended(opened, "n1") == "-9"  # killed
+    assert wait(opened, "n1", str(tmp_path / "no-socket"), 1) is None
+
+
+def test_an_opening_that_could_not_connect_tells_why(tmp_path):
+    records, opened = tmp_path / "records", tmp_path / "opened"
+    dead = executable(tmp_path / "ssh", "echo 'some warning' >&2\n"
+                      "echo 'ssh: connect to host 127.0.0.9 port 22: Connection refused' >&2\nexit 255")
+    refusing = executable(tmp_path / "ssh-other", "echo 'no such option' >&2\nexit 1")  # not a connection error
+    record(records, "dead", [dead, *argv(str(tmp_path / "cp" / "dead"))[1:]])
+    record(records, "odd", [refusing, *argv(str(tmp_path / "cp" / "odd"))[1:]])
+    keep_order(records, ["dead", "odd"])
+    warmup = start(records, opened, 5)
+    try:
+        assert (tmp_path / "cp").is_dir()  # the ControlPath's folder is made, as Ansible makes it
+        assert wait(opened, "dead", str(tmp_path / "cp" / "dead"), 10) == (  # as Ansible's connection tells it
+            "some warning\nssh: connect to host 127.0.0.9 port 22: Connection refused")
+        assert wait(opened, "odd", str(tmp_path / "cp" / "odd"), 10) is None and ended(opened, "odd") == "1"
+        (tmp_path / "cp" / "dead").write_text("")  # another ssh's master is up after all: use it
+        assert wait(opened, "dead", str(tmp_path / "cp" / "dead"), 10) is None
+    finally:
+        warmup.close()
 
 
 def test_an_opening_whose_ssh_cannot_start_is_over_at_once(tmp_path):
     records, opened = tmp_path / "records", tmp_path / "opened"
-    record(records, "n1", [str(tmp_path / "no-such-ssh"), *argv("/cp/n1")[1:]])
+    record(records, "n1", [str(tmp_path / "no-such-ssh"), *argv(f"{tmp_path}/cp/n1")[1:]])
     keep_order(records, ["n1"])
     warmup = start(records, opened, 5)
-    assert list(warmup.started) == ["n1"] and wait(opened, "n1", "/nonexistent", 0)
+    assert list(warmup.started) == ["n1"] and ended(opened, "n1", 0) == "-1"
+    assert wait(opened, "n1", "/nonexistent", 0) is None
     warmup.close()
 
 
 def test_wait_ends_when_the_master_is_up_even_if_its_opening_goes_on(tmp_path):
     socket = tmp_path / "master"
     socket.write_text("")  # another ssh's master, up first: this opening keeps its own connection till close
-    assert wait(tmp_path / "opened", "n1", str(socket), 0)
+    began = time.monotonic()
+    assert wait(tmp_path / "opened", "n1", str(socket), 10) is None
+    assert time.monotonic() - began < 5
 
 
 def test_ending_a_master_that_is_not_there_is_quiet_and_quick(tmp_path):

@@ -14,7 +14,7 @@ import shlex
 import time
 from pathlib import Path
 
-from ansible.errors import AnsibleActionFail
+from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
 from ansible.plugins.action import ActionBase
 
 # Imported when Ansible loads this plugin in its main process (the strategy looks the action up there), so
@@ -161,10 +161,13 @@ class ActionModule(ActionBase):
         argv = _ssh_command(self._connection)
         if opened_with is not None:
             opened = os.environ.get(OPENED_ENV)
-            if opened:
-                wait(opened, host, control_path(opened_with) or "", int(_option(self._connection, "timeout") or 10) + 5)
+            limit = int(_option(self._connection, "timeout") or 10) + 5
+            error = wait(opened, host, control_path(opened_with) or "", limit) if opened else None
             if opened_with != argv:
                 end_master(opened_with)
+            elif error is not None and not _option(self._connection, "reconnection_retries"):
+                # as Ansible's ssh connection reports it; where it is told to retry, it does so itself
+                raise AnsibleConnectionFailure(f"Failed to connect to the host via ssh: {error}")
         if argv is not None and argv != (opened_with or read_record(records, host)):
             record(records, host, argv)
 
