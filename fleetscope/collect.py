@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import configparser
 import datetime as dt
+import hashlib
 import json
 import math
 import os
@@ -230,7 +231,7 @@ def run_collect(
         shutil.rmtree(hints, ignore_errors=True)
         warm.close()
         shutil.rmtree(opened, ignore_errors=True)
-        if not limit and order:
+        if warmup and not limit and order:
             ssh_warmup.keep_order(records, order)
         drop_unreadable(facts, began - 1)
         try:
@@ -247,11 +248,16 @@ def run_collect(
     # Written while Ansible starts, read by the action when a host's task runs (it waits for the folder).
     hints = private / f"hints-{summary.run_id}"
     envvars["FLEETSCOPE_HINTS"] = str(hints)
-    # The first hosts' SSH connections, opened while Ansible starts (ssh_warmup); not for a --limit run.
-    records, opened = private / "ssh-commands", private / f"ssh-opened-{summary.run_id}"
-    envvars[ssh_warmup.RECORDS_ENV], envvars[ssh_warmup.OPENED_ENV] = str(records), str(opened)
+    # The first hosts' SSH connections, opened while Ansible starts (ssh_warmup); not for a --limit run. The
+    # command lines are kept per inventory (two inventories on one data folder keep their own).
+    warmup = bool(settings.get("collect", "ssh_warmup"))
+    records = private / "ssh-commands" / hashlib.sha256(str(inventory).encode()).hexdigest()[:16]
+    opened = private / f"ssh-opened-{summary.run_id}"
+    if warmup:
+        envvars[ssh_warmup.RECORDS_ENV], envvars[ssh_warmup.OPENED_ENV] = str(records), str(opened)
     remove_stale([*private.glob("hints-*"), *private.glob(".hints-*"), *private.glob("ssh-opened-*")],
                  3600)  # killed runs'
+    remove_stale(list(private.glob("ssh-commands/*")), 30 * 86400)  # inventories not collected for a month
     facts = fact_cache(data_dir)
     runner = init_runner(
         private_data_dir=str(private),
@@ -287,8 +293,9 @@ def run_collect(
 
     thread = threading.Thread(target=run_runner, name="ansible-runner", daemon=True)
     thread.start()
-    warm = ssh_warmup.start(records, opened, forks if settings.get("collect", "ssh_warmup") and not limit else 0)
+    warm = ssh_warmup.Warmup(opened)
     try:
+        warm = ssh_warmup.start(records, opened, forks if warmup and not limit else 0)
         write_hints(hints, accounting_since(data_dir), known, warm.started)
         order = inventory_hosts(inventory, limit, ordered=True)
         summary.hosts = sorted(order)

@@ -10,14 +10,21 @@ command (``wait``).
 
 Nothing rides on a master opened with other options: the action compares the command Ansible builds this time
 with the one the master was opened with, and where they differ (the inventory, ansible.cfg or the environment
-changed) it ends that master first (``end_master``), so Ansible opens its own. Hosts with a password, a
-private key given as data, or no ControlPersist are not recorded, so never opened here.
+changed) it ends that master first (``end_master``), so Ansible opens its own. Only command lines that
+multiplex as Ansible's default does are recorded (``usable``), and a host whose ControlPath is taken when
+the run starts (a live master of a run a minute ago, of `hosts check`, of another Ansible; a stale socket)
+is left to Ansible, so the action never ends a master this run did not open.
+
+The command lines are run: the records folder and each file in it must belong to this user and be writable
+by no one else (``_trusted``), or nothing is opened.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import stat
 import subprocess
 import threading
 import time
@@ -36,27 +43,60 @@ OPENED_ENV = "FLEETSCOPE_SSH_OPENED"
 ORDER_FILE = "order.json"
 
 
-def control_path(argv: List[str]) -> Optional[str]:
-    """The ControlPath an `ssh` command line sets (the first, as ssh takes it; Ansible writes
-    ``-o ControlPath="<folder>/<hash>"``), or None: none, or one ssh would expand (``%h``, ``~``), which this
-    module does not try to predict."""
+def option(argv: List[str], name: str) -> Optional[str]:
+    """The value an `ssh` command line gives option ``name`` (lower case), the first, as ssh takes it:
+    ``-o Name=value``, ``-oName=value``, ``-o "Name value"``; ``-S path`` for controlpath. None if unset."""
     for i, arg in enumerate(argv[1:], 1):
-        option = arg[2:] if arg.startswith("-o") and len(arg) > 2 else arg
-        if i > 1 and argv[i - 1] == "-S":
-            value = arg
-        elif option.lower().startswith("controlpath"):
-            value = option[len("controlpath"):].lstrip(" =\t")
+        if argv[i - 1] == "-S" and name == "controlpath" and i > 1:
+            return arg
+        if argv[i - 1] == "-o" and i > 1:
+            text = arg
+        elif arg.startswith("-o") and len(arg) > 2:
+            text = arg[2:]
         else:
             continue
-        value = value.strip('"')
-        return value if value.startswith("/") and "%" not in value else None
+        found = re.match(r"\s*([A-Za-z]+)\s*(?:=|\s)\s*(.*)", text, re.S)
+        if found and found[1].lower() == name:
+            return found[2].strip().strip('"')
     return None
 
 
-def read_record(folder: Path | str, host: str) -> Optional[List[str]]:
-    """The command line recorded for ``host``, or None (none, or not a list of strings)."""
+def control_path(argv: List[str]) -> Optional[str]:
+    """The ControlPath an `ssh` command line sets (Ansible writes ``-o ControlPath="<folder>/<hash>"``), or
+    None: none, or one ssh would expand (``%h``, ``~``), which this module does not try to predict."""
+    value = option(argv, "controlpath")
+    return value if value and value.startswith("/") and "%" not in value else None
+
+
+def usable(argv: List[str]) -> Optional[str]:
+    """The ControlPath of a command line that multiplexes as Ansible's default ssh_args do (ControlMaster
+    auto, a ControlPersist other than no), so that a master opened with it outlives its opening and Ansible's
+    `ssh` joins it; else None."""
+    persist = (option(argv, "controlpersist") or "no").lower()
+    if (option(argv, "controlmaster") or "").lower() not in ("auto", "autoask") or persist in ("no", "0", "false"):
+        return None
+    if any(a.startswith("-M") for a in argv[1:-1]):  # -M: ControlMaster yes
+        return None
+    return control_path(argv)
+
+
+def _trusted(path: Path) -> bool:
+    """This user's, not a symlink, and writable by no one else: what this module runs comes from there."""
     try:
-        with open(host_file(folder, host), encoding="utf-8") as f:
+        st = path.lstat()
+    except OSError:
+        return False
+    return st.st_uid == os.geteuid() and not stat.S_ISLNK(st.st_mode) and not st.st_mode & 0o022
+
+
+def read_record(folder: Path | str, host: str) -> Optional[List[str]]:
+    """The command line recorded for ``host``, or None (none, not a list of strings, or a file someone else
+    could have written)."""
+    path = host_file(folder, host)
+    if not _trusted(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
             entry = json.load(f)
     except (OSError, ValueError):
         return None
@@ -66,21 +106,33 @@ def read_record(folder: Path | str, host: str) -> Optional[List[str]]:
     return None
 
 
-def record(folder: Path | str, host: str, argv: List[str]) -> None:
-    """Keep ``argv`` (Ansible's `ssh` command line for ``host``, ending with the address) for the next run.
-    Written beside and renamed, so a reader never sees half of it; a failure costs only the next run's head
-    start."""
-    path = host_file(folder, host)
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole (beside, then renamed), readable and writable by this user only
+    (whatever the umask: _trusted refuses what others could write)."""
     temp = path.with_name(f".{path.name}.{os.getpid()}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp.write_text(json.dumps({"host": host, "argv": argv}), encoding="utf-8")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
         os.replace(temp, path)
     except OSError:
         try:
             temp.unlink()
         except OSError:
             pass
+        raise
+
+
+def record(folder: Path | str, host: str, argv: List[str]) -> None:
+    """Keep ``argv`` (Ansible's `ssh` command line for ``host``, ending with the address) for the next run.
+    Written beside and renamed, so a reader never sees half of it; a failure costs only the next run's head
+    start."""
+    path = host_file(folder, host)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _write_private(path, json.dumps({"host": host, "argv": argv}))
+    except OSError:
+        pass
 
 
 def opening_command(argv: List[str]) -> List[str]:
@@ -90,21 +142,19 @@ def opening_command(argv: List[str]) -> List[str]:
     return [argv[0], "-o", "BatchMode=yes", "-N", *argv[1:]]
 
 
-def end_master(argv: List[str], timeout: float = 5) -> None:
-    """Ask the master opened with ``argv`` (if any is up) to end: `ssh -O exit` on its ControlPath."""
+def end_master(ssh: str, path: str, timeout: float = 5) -> None:
+    """Ask the master on ControlPath ``path`` (if one is up) to end: `ssh -S path -O exit`."""
     try:
-        subprocess.run([argv[0], *argv[1:-1], "-O", "exit", argv[-1]], stdin=subprocess.DEVNULL,
+        subprocess.run([ssh, "-S", path, "-O", "exit", "any"], stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout, check=False)
     except (OSError, subprocess.SubprocessError):
         pass
 
 
 def wait(opened: Path | str, host: str, socket: str, limit: float) -> Optional[str]:
-    """Wait, at most ``limit`` seconds, until the master's ``socket`` is there (opened by this run, or by
-    another `ssh` first) or this run's opening of ``host`` has ended. Returns ssh's messages where the opening
-    could not connect (exit status 255, as Ansible's ssh connection takes it): Ansible's own connection, with
-    the same command line, would fail alike a second later, and waiting out a dead host's connect timeout
-    twice would double its cost. None otherwise: Ansible then connects as it would have anyway."""
+    """Wait, at most ``limit`` seconds, until the master's ``socket`` is there or this run's opening of
+    ``host`` has ended without one. Returns ssh's messages where the opening could not connect (exit status
+    255, as Ansible's ssh connection takes it), else None: Ansible then connects as it would have anyway."""
     marker = host_file(opened, host)
     deadline = time.monotonic() + limit
     while not os.path.exists(socket):
@@ -113,7 +163,7 @@ def wait(opened: Path | str, host: str, socket: str, limit: float) -> Optional[s
         except OSError:
             if time.monotonic() > deadline:
                 return None
-            time.sleep(0.005)
+            time.sleep(0.01)
             continue
         if status.strip() != "255" or os.path.exists(socket):
             return None
@@ -170,34 +220,35 @@ class Warmup:
 
 def start(records: Path, opened: Path, count: int) -> Warmup:
     """Open up to ``count`` hosts' connections, the first ones of the last run's order that have a recorded
-    command. ``opened`` gets a file per host as its `ssh` ends; the returned Warmup's ``started`` says which
-    hosts were opened with which command (the hints tell the action)."""
+    command and no socket at their ControlPath yet. ``opened`` gets a file per host as its `ssh` ends; the
+    returned Warmup's ``started`` says which hosts were opened with which command (the hints tell the
+    action)."""
     warmup = Warmup(opened)
+    if count <= 0 or not _trusted(records) or not _trusted(records / ORDER_FILE):
+        return warmup
     try:
         order = json.loads((records / ORDER_FILE).read_text(encoding="utf-8"))
+        opened.mkdir(mode=0o700, parents=True, exist_ok=True)
     except (OSError, ValueError):
         return warmup
     if not isinstance(order, list):
-        return warmup
-    try:
-        opened.mkdir(parents=True, exist_ok=True)
-    except OSError:
         return warmup
     paths = set()
     for host in order:
         if len(warmup.started) >= count:
             break
         argv = read_record(records, host) if isinstance(host, str) else None
-        path = control_path(argv) if argv is not None else None
+        path = usable(argv) if argv is not None else None
         # one opening per master: two names for one address, port and user share Ansible's ControlPath
-        if path is not None and path not in paths:
-            paths.add(path)
-            try:  # as Ansible makes it before its first command: else this ssh could not put its socket there
-                os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-            except OSError:
-                continue
-            warmup.started[host] = argv
-            warmup._open(host, argv)
+        if path is None or path in paths or os.path.lexists(path):
+            continue
+        paths.add(path)
+        try:  # as Ansible makes it before its first command: else this ssh could not put its socket there
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        except OSError:
+            continue
+        warmup.started[host] = argv
+        warmup._open(host, argv)
     return warmup
 
 
@@ -206,13 +257,11 @@ def keep_order(records: Path, hosts: Iterable[str]) -> None:
     left it."""
     hosts = list(hosts)
     try:
-        records.mkdir(parents=True, exist_ok=True)
+        records.mkdir(mode=0o700, parents=True, exist_ok=True)
         keep = {host_file(records, h).name for h in hosts}
         for path in records.glob("*.json"):
             if path.name != ORDER_FILE and path.name not in keep:
                 path.unlink()
-        temp = records / f".{ORDER_FILE}.{os.getpid()}"
-        temp.write_text(json.dumps(hosts), encoding="utf-8")
-        os.replace(temp, records / ORDER_FILE)
+        _write_private(records / ORDER_FILE, json.dumps(hosts))
     except OSError:
         pass

@@ -4,6 +4,9 @@ The whole of it, over real sshd with Ansible reusing the masters, is tests/e2e/t
 from __future__ import annotations
 
 import json
+import os
+import stat
+import threading
 import time
 from pathlib import Path
 
@@ -32,6 +35,29 @@ def test_control_path_is_the_one_ssh_would_use_or_none(args, expected):
     assert control_path(["ssh", *args, "host"]) == expected
 
 
+@pytest.mark.parametrize("args, expected", [
+    (["-o", "ControlMaster=auto", "-o", "ControlPersist=60s"], True),  # Ansible's default ssh_args
+    (["-o", "ControlMaster=autoask", "-o", "ControlPersist=yes"], True),
+    (["-o", "ControlPersist=60s"], False),  # ControlMaster no: the opening would hold a connection, no master
+    (["-o", "ControlMaster=yes", "-o", "ControlPersist=60s"], False),  # Ansible's ssh would not join it
+    (["-M", "-o", "ControlMaster=auto", "-o", "ControlPersist=60s"], False),
+    (["-o", "ControlMaster=auto", "-o", "ControlPersist=no"], False),  # the master ends with its opening
+    (["-o", "ControlMaster=auto"], False),
+    (["-o", "ControlMaster=no", "-o", "ControlMaster=auto", "-o", "ControlPersist=60s"], False),  # first wins
+])
+def test_only_command_lines_that_multiplex_as_ansibles_are_used(args, expected):
+    line = ["ssh", *args, "-o", 'ControlPath="/cp/abc"', "host"]
+    assert (ssh_warmup.usable(line) == "/cp/abc") is expected
+
+
+def test_an_option_is_read_as_ssh_reads_it():
+    line = ["ssh", "-o", "BatchMode=no", "-oBatchMode=yes", "-o", "LocalCommand a=b", "-o", " batchmode = yes", "h"]
+    assert ssh_warmup.option(line, "batchmode") == "no"
+    assert ssh_warmup.option(line, "localcommand") == "a=b"
+    assert ssh_warmup.option(["ssh", "-o", "User root", "h"], "user") == "root"
+    assert ssh_warmup.option(["ssh", "h"], "batchmode") is None
+
+
 def test_a_record_is_read_back_for_its_host_only(tmp_path):
     record(tmp_path, "node1", argv("/cp/a"))
     assert read_record(tmp_path, "node1") == argv("/cp/a")
@@ -42,6 +68,19 @@ def test_a_record_is_read_back_for_its_host_only(tmp_path):
                 '{"host": "node1", "argv": ["ssh"]}', json.dumps({"host": "other", "argv": argv("/cp/a")})):
         host_file(tmp_path, "node1").write_text(bad)
         assert read_record(tmp_path, "node1") is None, bad
+
+
+def test_records_are_this_users_alone_whatever_the_umask(tmp_path):
+    old = os.umask(0o002)  # Debian's for users with a group of their own
+    try:
+        record(tmp_path / "records", "n1", argv("/cp/a"))
+        keep_order(tmp_path / "records", ["n1"])
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "records").stat().st_mode) == 0o700
+    for path in (tmp_path / "records").iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert read_record(tmp_path / "records", "n1") == argv("/cp/a")
 
 
 def test_recording_into_an_unwritable_place_costs_nothing_else(tmp_path):
@@ -172,5 +211,51 @@ def test_wait_ends_when_the_master_is_up_even_if_its_opening_goes_on(tmp_path):
 
 def test_ending_a_master_that_is_not_there_is_quiet_and_quick(tmp_path):
     began = time.monotonic()
-    ssh_warmup.end_master(argv(str(tmp_path / "none")))
+    ssh_warmup.end_master("ssh", str(tmp_path / "none"))
+    ssh_warmup.end_master(str(tmp_path / "no-such-ssh"), str(tmp_path / "none"))
     assert time.monotonic() - began < 5
+
+
+def test_wait_ends_as_the_master_comes_up(tmp_path):
+    socket = tmp_path / "master"
+    threading.Timer(0.3, socket.write_text, ("",)).start()
+    began = time.monotonic()
+    assert wait(tmp_path / "opened", "n1", str(socket), 10) is None
+    assert 0.3 <= time.monotonic() - began < 5
+
+
+def test_a_host_whose_control_path_is_taken_is_left_to_ansible(tmp_path):
+    """A live master there (of a run a minute ago, `hosts check`, another Ansible) or a stale socket: an
+    opening would join or replace it, and the action could end a master that is not this run's."""
+    records, opened = tmp_path / "records", tmp_path / "opened"
+    ssh = executable(tmp_path / "ssh", "exit 0")
+    for host in ("busy", "free"):
+        record(records, host, [ssh, *argv(f"{tmp_path}/cp/{host}")[1:]])
+    keep_order(records, ["busy", "free"])
+    (tmp_path / "cp").mkdir()
+    (tmp_path / "cp" / "busy").write_text("")
+    warmup = start(records, opened, 5)
+    assert ended(opened, "free") == "0"
+    warmup.close()
+    assert list(warmup.started) == ["free"]
+
+
+def test_records_someone_else_could_write_are_not_run(tmp_path):
+    records, opened = tmp_path / "records", tmp_path / "opened"
+    log = tmp_path / "log"
+    ssh = executable(tmp_path / "ssh", f"echo ran >> {log}")
+    for host in ("n1", "n2"):
+        record(records, host, [ssh, *argv(f"{tmp_path}/cp/{host}")[1:]])
+    keep_order(records, ["n1", "n2"])
+    host_file(records, "n1").chmod(0o666)  # anyone may write this one
+    warmup = start(records, opened, 5)
+    assert ended(opened, "n2") == "0"
+    warmup.close()
+    assert list(warmup.started) == ["n2"]
+    records.chmod(0o777)  # or the whole folder
+    assert start(records, tmp_path / "opened2", 5).started == {}
+    records.chmod(0o700)
+    link = tmp_path / "linked"
+    link.symlink_to(records)
+    assert start(link, tmp_path / "opened3", 5).started == {}
+    assert log.read_text() == "ran\n"

@@ -71,13 +71,18 @@ class Hangup:
 
 @pytest.fixture(scope="module")
 def warm_runs(sshd_fleet, tmp_path_factory):
-    """Three cold collect runs: the first records, the second opens early, the third after node2's ssh
-    options changed. Returns (data, cp, [(CompletedProcess, {ControlPath: master command lines})])."""
+    """Five cold collect runs: the first records; the second opens early; the third after node2's ssh options
+    changed; the fourth after the dead host moved to node3's address; the fifth with --limit. Returns (data,
+    cp, [(CompletedProcess, {ControlPath: master command lines}, connections to the dead host so far)])."""
     root = tmp_path_factory.mktemp("warmup")
     # cp: a short folder, for the socket's name must fit in 108 bytes
     data, cp, inventory = root / "data", Path(tempfile.mkdtemp(prefix="fs-cp-")), root / "inv.ini"
-    first = sshd_fleet.hosts[0]
+    first, node2, node3 = sshd_fleet.hosts
     dead = Hangup("127.0.0.9")
+    # node3's openings take 2 s, longer than Ansible's start: its first command must wait for the master
+    slow = root / "slow-ssh"
+    slow.write_text('#!/bin/sh\ncase " $* " in *" -N "*) sleep 2;; esac\nexec ssh "$@"\n')
+    slow.chmod(0o755)
     common = f"-o UserKnownHostsFile={sshd_fleet.known_hosts} -o IdentitiesOnly=yes"
     extra = [
         # another name for node1: the same address, port and user, so Ansible's ControlPath too
@@ -86,23 +91,30 @@ def warm_runs(sshd_fleet, tmp_path_factory):
         f"ansible_ssh_common_args='{common}'",
         # it hangs up: the host is unreachable, and from the second run on its opening's failure tells so
         f"dead ansible_host=127.0.0.9 ansible_port={dead.port} ansible_user={sshd_fleet.user} "
-        f"ansible_ssh_private_key_file={sshd_fleet.key} ansible_ssh_common_args='{common}'",
+        f"ansible_ssh_private_key_file={sshd_fleet.key} ansible_python_interpreter={bare_python()} "
+        f"ansible_ssh_common_args='{common}'",
     ]
-    inventory.write_text(sshd_fleet.inventory(bare_python(), extra))
+    inventory.write_text(sshd_fleet.inventory(bare_python(), extra).replace(
+        "node3 ", f"node3 ansible_ssh_executable={slow} ", 1))
     config = root / "fleetscope.toml"
     config.write_text("[collect]\nconnect_timeout_s = 5\nhost_timeout_s = 60\n")
     env = dict(os.environ, ANSIBLE_SSH_CONTROL_PATH_DIR=str(cp))
     env.pop("FLEETSCOPE_CONFIG", None)
     runs = []
     try:
-        for number in range(3):
+        for number in range(5):
             if number == 2:  # node2's ssh options change: the master opened with the old ones must not be used
                 inventory.write_text(inventory.read_text().replace(
-                    f"ansible_port={sshd_fleet.hosts[1].port} ", f"ansible_port={sshd_fleet.hosts[1].port} "
+                    f"ansible_port={node2.port} ", f"ansible_port={node2.port} "
                     "ansible_ssh_extra_args='-o ServerAliveCountMax=5' ", 1))
+            if number == 3:  # the dead host is moved to a live address: its failing opening must not count
+                inventory.write_text(inventory.read_text().replace(
+                    f"ansible_host=127.0.0.9 ansible_port={dead.port} ",
+                    f"ansible_host={node3.address} ansible_port={node3.port} ", 1))
+            limit = ["--limit", "node1,node2"] if number == 4 else []
             proc = subprocess.run(
                 [*fleetscope_bin(), "collect", "--config", str(config), "--data", str(data), "--no-report",
-                 "--inventory", str(inventory), "--no-progress"],
+                 "--inventory", str(inventory), "--no-progress", *limit],
                 capture_output=True, text=True, timeout=300, env=env, cwd=PROJECT)
             runs.append((proc, masters(cp), dead.count))
             end_masters(cp)
@@ -116,20 +128,23 @@ def warm_runs(sshd_fleet, tmp_path_factory):
 def test_every_run_collects_as_before(warm_runs):
     _, _, runs = warm_runs
     messages = []
-    for proc, *_ in runs:
+    for proc, *_ in runs[:3]:
         assert proc.returncode == 1, proc.stdout + proc.stderr
         assert "4 ok, 1 unreachable" in proc.stdout, proc.stdout + proc.stderr
-        messages.append(re.search(r"^\s+dead: unreachable: .*Failed to connect to the host via ssh: .*$",
-                                  proc.stdout, re.M)[0])
-    # From the second run on, the dead host's opening failed first, and its error is the host's, as Ansible's
-    # own connection worded it on the first run: one connection per run, not a second one that fails alike.
-    assert all(" via ssh: kex_exchange_identification: " in m for m in messages), messages
-    assert [count for *_, count in runs] == [1, 2, 3]
+        messages.append(re.search(r"^\s+dead: unreachable: .*$", proc.stdout, re.M)[0])
+    # From the second run on, the dead host's opening failed first, and its error is ssh's, as Ansible's own
+    # connection told it on the first run: one connection per run, not a second one that fails alike.
+    assert all("ssh: kex_exchange_identification: " in m for m in messages), messages
+    assert all("Failed to connect to the host via ssh: " in m for m in messages[1:]), messages
+    assert [count for *_, count in runs] == [1, 2, 3, 4, 4]
+    # moved to a live address, the host answers although its opening (at the old one) failed; --limit: 2 hosts
+    assert [proc.returncode for proc, *_ in runs[3:]] == [0, 0]
+    assert "5 hosts: 5 ok" in runs[3][0].stdout and "2 hosts: 2 ok" in runs[4][0].stdout
 
 
 def test_the_first_run_records_the_command_lines_ansible_built(warm_runs, sshd_fleet):
     data, cp, runs = warm_runs
-    records = data / ".runner" / "ssh-commands"
+    (records,) = (data / ".runner" / "ssh-commands").iterdir()  # one inventory
     assert json.loads((records / ORDER_FILE).read_text()) == ["node1", "node2", "node3", "alias", "dead"]
     for host in sshd_fleet.hosts:
         argv = read_record(records, host.name)
@@ -162,7 +177,21 @@ def test_a_master_opened_with_other_options_is_ended_and_the_new_command_recorde
     for path, lines in third.items():
         if path != changed:
             assert lines[0].startswith("ssh -o BatchMode=yes -N "), lines
-    assert "ServerAliveCountMax=5" in read_record(data / ".runner" / "ssh-commands", "node2")
+    (records,) = (data / ".runner" / "ssh-commands").iterdir()
+    assert "ServerAliveCountMax=5" in read_record(records, "node2")
+
+
+def test_a_limited_run_opens_nothing(warm_runs, sshd_fleet):
+    _, cp, runs = warm_runs
+    _, limited, _ = runs[4]
+    paths = [ansible_control_path(cp, h.address, h.port, sshd_fleet.user) for h in sshd_fleet.hosts[:2]]
+    assert limited == {path: [f"ssh: {path} [mux]"] for path in paths}
+
+
+def test_a_moved_host_is_recorded_at_its_new_address(warm_runs, sshd_fleet):
+    data, *_ = warm_runs
+    argv = read_record(next((data / ".runner" / "ssh-commands").iterdir()), "dead")
+    assert argv[-1] == sshd_fleet.hosts[2].address and f"Port={sshd_fleet.hosts[2].port}" in argv
 
 
 def test_nothing_of_a_run_is_left_but_the_records(warm_runs):

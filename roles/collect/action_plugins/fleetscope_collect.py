@@ -19,7 +19,17 @@ from ansible.plugins.action import ActionBase
 
 # Imported when Ansible loads this plugin in its main process (the strategy looks the action up there), so
 # every forked worker has it already: imported in run(), each of them paid ~10 ms of CPU.
-from fleetscope.ssh_warmup import OPENED_ENV, RECORDS_ENV, control_path, end_master, read_record, record, wait
+from fleetscope.ssh_warmup import (
+    OPENED_ENV,
+    RECORDS_ENV,
+    control_path,
+    end_master,
+    option,
+    read_record,
+    record,
+    usable,
+    wait,
+)
 from fleetscope.stage import STUB, collector_bundle, for_magic, host_file, payload
 
 # The role's variables feed these (roles/collect/tasks/main.yml). They are checked here, once per host with the
@@ -92,10 +102,8 @@ def _ssh_command(connection) -> list[str] | None:
             return None
         connection.host = _option(connection, "host") or connection._play_context.remote_addr  # as exec_command
         argv = connection._build_command(connection.get_option("ssh_executable"), "ssh", connection.host)
-        if not connection._persistence_controls(argv)[0]:
-            return None
         argv = [os.fsdecode(a) for a in argv]
-        return argv if control_path(argv) else None
+        return argv if usable(argv) else None
     except Exception:  # noqa: BLE001 - another Ansible's internals: the host is then only not opened early
         return None
 
@@ -153,21 +161,26 @@ class ActionModule(ActionBase):
 
     def _warm_connection(self, host: str, opened_with: list[str] | None) -> None:
         """fleetscope opens the run's first connections while Ansible starts (fleetscope/ssh_warmup.py):
-        wait for this host's opening to end, end its master if Ansible's command line differs from the one it
-        was opened with, and record Ansible's command line for the next run."""
+        wait for this host's opening, end its master where Ansible's command line differs from the one it
+        was opened with, and record Ansible's command line for the next run. Raises the connection failure
+        where the opening, with Ansible's own command line and BatchMode, could not connect."""
         records = os.environ.get(RECORDS_ENV)
         if not records:
             return
         argv = _ssh_command(self._connection)
-        if opened_with is not None:
-            opened = os.environ.get(OPENED_ENV)
+        opened = os.environ.get(OPENED_ENV)
+        if opened_with is not None and opened and (path := control_path(opened_with)):
             limit = int(_option(self._connection, "timeout") or 10) + 5
-            error = wait(opened, host, control_path(opened_with) or "", limit) if opened else None
-            if opened_with != argv:
-                end_master(opened_with)
-            elif error is not None and not _option(self._connection, "reconnection_retries"):
-                # as Ansible's ssh connection reports it; where it is told to retry, it does so itself
-                raise AnsibleConnectionFailure(f"Failed to connect to the host via ssh: {error}")
+            if argv == opened_with:
+                error = wait(opened, host, path, limit)
+                if (error is not None and (option(argv, "batchmode") or "").lower() == "yes"
+                        and not _option(self._connection, "reconnection_retries")):
+                    # as Ansible's ssh connection reports it; where told to retry, it retries itself
+                    raise AnsibleConnectionFailure(f"Failed to connect to the host via ssh: {error}")
+            elif argv is None or control_path(argv) == path:
+                # Ansible would find that master at its ControlPath: once it is up, end it
+                wait(opened, host, path, limit)
+                end_master(_option(self._connection, "ssh_executable") or "ssh", path)
         if argv is not None and argv != (opened_with or read_record(records, host)):
             record(records, host, argv)
 
