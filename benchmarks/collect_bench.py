@@ -1,6 +1,7 @@
 """Collection at fleet scale on loopback sshd hosts: fleetscope against the floor and against Ansible facts.
 
-    python -m benchmarks.collect_bench [--sizes 8 16 32] [--repeat 3] [--other-python PATH]
+    python -m benchmarks.collect_bench [--sizes 8 16 32] [--repeat 3] [--other-python PATH] [--rtt-ms MS]
+                                       [--only-cold]
 
 For each fleet size N (N real sshd on 127.0.0.2 ...), median wall time of:
   floor      N parallel `ssh HOST python3 -m collectors` (same SSH options and parallelism as Ansible,
@@ -13,7 +14,10 @@ and the controller's CPU seconds per host for fleetscope (its whole process tree
 hosts without ansible_python_interpreter in the inventory, its interpreters remembered from the run before
 (Ansible's fact cache, which `fleetscope collect` keeps) and discovered afresh. These reuse warm SSH
 connections (ControlPersist), which isolates what each tool adds. Then, cold, as cron runs it (its interval
-outlasts ControlPersist): the floor and fleetscope again, each with new connections.
+outlasts ControlPersist): the floor and fleetscope again, each with new connections, and fleetscope without
+opening its first hosts' connections while Ansible starts (collect.ssh_warmup = false). --rtt-ms routes every
+SSH connection through benchmarks/delay_proxy.py, a network's round trip on loopback; --only-cold measures
+only the cold runs (into benchmarks/out/collect-cold-rtt<MS>.json).
 
 Host cost: CPU seconds and peak RSS of the process that runs on a host for one collection (what the
 fleetscope_collect action runs: `python3 -c STUB` with the bootstrap and the collector bundle on stdin), against a bare
@@ -74,10 +78,18 @@ def run_measured(cmd, **kw) -> tuple[float, float]:
     return time.perf_counter() - t0, children_cpu() - cpu0
 
 
-def ssh_args(fleet: SshdFleet, host, cp_dir: Path) -> list[str]:
+def ssh_args(fleet: SshdFleet, host, cp_dir: Path, proxy: str | None = None) -> list[str]:
     return ["ssh", "-p", str(host.port), "-i", str(fleet.key), "-o", f"UserKnownHostsFile={fleet.known_hosts}",
             "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ControlMaster=auto",
-            "-o", "ControlPersist=60s", "-o", f"ControlPath={cp_dir}/%C", f"{fleet.user}@{host.address}"]
+            "-o", "ControlPersist=60s", "-o", f"ControlPath={cp_dir}/%C", *(["-o", proxy] if proxy else []),
+            f"{fleet.user}@{host.address}"]
+
+
+def delay_proxy(rtt_ms: float) -> str | None:
+    """The ssh option that routes a connection through benchmarks/delay_proxy.py: ``rtt_ms`` of round trip."""
+    if not rtt_ms:
+        return None
+    return f"ProxyCommand={PYTHON} {ROOT / 'benchmarks' / 'delay_proxy.py'} %h %p {rtt_ms / 2:g}"
 
 
 def close_masters(cp_dir: Path) -> None:
@@ -106,11 +118,11 @@ class Cold:
         close_masters(self.dir)
 
 
-def floor(fleet: SshdFleet, cp_dir: Path) -> float:
+def floor(fleet: SshdFleet, cp_dir: Path, proxy: str | None = None) -> float:
     remote = f"cd {ROOT} && {PYTHON} -m collectors"
 
     def one(host):
-        subprocess.run([*ssh_args(fleet, host, cp_dir), remote], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([*ssh_args(fleet, host, cp_dir, proxy), remote], check=True, stdout=subprocess.DEVNULL)
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(len(fleet.hosts)) as pool:
@@ -118,11 +130,13 @@ def floor(fleet: SshdFleet, cp_dir: Path) -> float:
     return time.perf_counter() - t0
 
 
-def bench_size(n: int, repeat: int, work: Path) -> dict:
+def bench_size(n: int, repeat: int, work: Path, rtt_ms: float = 0, only_cold: bool = False) -> dict:
     fleet = SshdFleet(work / f"sshd{n}", count=n).start()
     try:
         inventory = work / f"inv{n}.ini"
-        inventory.write_text(fleet.inventory(PYTHON))
+        proxy = delay_proxy(rtt_ms)
+        inventory.write_text(fleet.inventory(PYTHON) if not proxy else fleet.inventory(PYTHON).replace(
+            "ansible_ssh_common_args='", f"ansible_ssh_common_args='-o \"{proxy}\" "))
         env = dict(os.environ, ANSIBLE_SSH_CONTROL_PATH_DIR=str(work / f"cp{n}"),
                    ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), PATH=f"{BIN}:{os.environ['PATH']}")
         cp = work / f"cpf{n}"
@@ -135,8 +149,12 @@ def bench_size(n: int, repeat: int, work: Path) -> dict:
         discover_inventory.write_text(re.sub(r" ansible_python_interpreter=\S+", "", inventory.read_text()))
         discover_data = work / f"data{n}d"
         cold_data = work / f"data{n}c"  # its own SSH command lines (ssh_warmup), recorded with the cold folder
+        # and without opening the first hosts' connections while Ansible starts (collect.ssh_warmup = false)
+        no_warmup_config = work / f"fs{n}nw.toml"
+        no_warmup_config.write_text(f"[collect]\nforks = {n}\nssh_warmup = false\n")
         results = {"floor": [], "setup": [], "playbook": [], "fleetscope": [], "fleetscope_cpu": [],
-                   "floor_cold": [], "fleetscope_cold": [], "discovered": [], "discovering": []}
+                   "floor_cold": [], "fleetscope_cold": [], "fleetscope_cold_no_warmup": [], "discovered": [],
+                   "discovering": []}
         cold = Cold(work / f"cold{n}")
         fleetscope = [BIN / "fleetscope", "collect", "--config", str(config), "--data", str(data), "--no-report",
                       "--inventory", str(inventory)]
@@ -145,40 +163,54 @@ def bench_size(n: int, repeat: int, work: Path) -> dict:
         playbook_env = dict(env, FLEETSCOPE_BUNDLE=str(write_bundle(work / f"stage{n}")))
         playbook = [BIN / "ansible-playbook", "-i", str(inventory), "-f", str(n),
                     str(ROOT / "playbooks" / "collect.yml"), "-e", "collect_top_n=15", "-e", "collect_host_timeout=30"]
-        floor(fleet, cp)  # warm: connections up, files in the page cache, for every contender alike
-        run_measured([BIN / "ansible", "all", "-i", str(inventory), "-m", "setup", "-f", str(n)], env=env, cwd=ROOT)
-        run_measured(fleetscope, env=env, cwd=ROOT)
-        # fleetscope on those hosts, into its own data folder (its own fact cache)
-        discover = [*fleetscope[:5], str(discover_data), *fleetscope[6:-1], str(discover_inventory)]
-        run_measured(discover, env=env, cwd=ROOT)  # its interpreters discovered, and remembered
+        floor(fleet, cp, proxy)  # warm: connections up, files in the page cache, for every contender alike
         fleetscope_cold = [*fleetscope[:5], str(cold_data), *fleetscope[6:]]
+        no_warmup = [*fleetscope[:3], str(no_warmup_config), "--data", str(work / f"data{n}cn"), *fleetscope[6:]]
         with cold as cp_dir:  # its command lines recorded
             run_measured(fleetscope_cold, env=dict(env, ANSIBLE_SSH_CONTROL_PATH_DIR=str(cp_dir)), cwd=ROOT)
+        with cold as cp_dir:
+            run_measured(no_warmup, env=dict(env, ANSIBLE_SSH_CONTROL_PATH_DIR=str(cp_dir)), cwd=ROOT)
+        discover = [*fleetscope[:5], str(discover_data), *fleetscope[6:-1], str(discover_inventory)]
+        if not only_cold:
+            run_measured([BIN / "ansible", "all", "-i", str(inventory), "-m", "setup", "-f", str(n)], env=env,
+                         cwd=ROOT)
+            run_measured(fleetscope, env=env, cwd=ROOT)
+            # fleetscope on those hosts, into its own data folder (its own fact cache)
+            run_measured(discover, env=env, cwd=ROOT)  # its interpreters discovered, and remembered
         for _ in range(repeat):
+            with cold as cp_dir:
+                results["floor_cold"].append(floor(fleet, cp_dir, proxy))
+            with cold as cp_dir:
+                results["fleetscope_cold"].append(
+                    run_measured(fleetscope_cold, env=dict(env, ANSIBLE_SSH_CONTROL_PATH_DIR=str(cp_dir)), cwd=ROOT)[0])
+            with cold as cp_dir:
+                results["fleetscope_cold_no_warmup"].append(
+                    run_measured(no_warmup, env=dict(env, ANSIBLE_SSH_CONTROL_PATH_DIR=str(cp_dir)), cwd=ROOT)[0])
+            if only_cold:
+                continue
             # its masters live 60 s (ControlPersist), and at 64 hosts the rest of a repeat takes longer: open
             # them again, unmeasured, so that its warm run is warm (the Ansible contenders follow one another)
-            floor(fleet, cp)
-            results["floor"].append(floor(fleet, cp))
+            floor(fleet, cp, proxy)
+            results["floor"].append(floor(fleet, cp, proxy))
             results["setup"].append(run_measured(
                 [BIN / "ansible", "all", "-i", str(inventory), "-m", "setup", "-f", str(n)], env=env, cwd=ROOT)[0])
             results["playbook"].append(run_measured(playbook, env=playbook_env, cwd=ROOT)[0])
             wall, cpu = run_measured(fleetscope, env=env, cwd=ROOT)
             results["fleetscope"].append(wall)
             results["fleetscope_cpu"].append(cpu)
-            with cold as cp_dir:
-                results["floor_cold"].append(floor(fleet, cp_dir))
-            with cold as cp_dir:
-                results["fleetscope_cold"].append(
-                    run_measured(fleetscope_cold, env=dict(env, ANSIBLE_SSH_CONTROL_PATH_DIR=str(cp_dir)), cwd=ROOT)[0])
             # interpreters discovered: remembered from the run before (fact cache), or looked up again (as
             # every run did before the cache outlived it)
             results["discovered"].append(run_measured(discover, env=env, cwd=ROOT)[0])
             shutil.rmtree(discover_data / ".runner" / "fact_cache", ignore_errors=True)
             results["discovering"].append(run_measured(discover, env=env, cwd=ROOT)[0])
-        out = {k: statistics.median(v) for k, v in results.items()}
-        out["hosts"] = n
-        out["ratio_floor"] = out["fleetscope"] / out["floor"]
+        out = {k: statistics.median(v) for k, v in results.items() if v}
+        out["hosts"], out["rtt_ms"] = n, rtt_ms
         out["ratio_floor_cold"] = out["fleetscope_cold"] / out["floor_cold"]
+        out["ratio_floor_cold_no_warmup"] = out["fleetscope_cold_no_warmup"] / out["floor_cold"]
+        out["ratio_warmup"] = out["fleetscope_cold"] / out["fleetscope_cold_no_warmup"]
+        if only_cold:
+            return out
+        out["ratio_floor"] = out["fleetscope"] / out["floor"]
         out["ratio_setup"] = out["fleetscope"] / out["setup"]
         out["ratio_playbook"] = out["fleetscope"] / out["playbook"]
         out["playbook_ratio_floor"] = out["playbook"] / out["floor"]
@@ -301,6 +333,10 @@ def main(argv=None) -> dict:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[8, 16, 32])
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--rtt-ms", type=float, default=0,
+                   help="route every SSH connection through benchmarks/delay_proxy.py: a network's round trip")
+    p.add_argument("--only-cold", action="store_true",
+                   help="only the cold runs (floor, fleetscope, fleetscope without ssh_warmup); no host cost")
     p.add_argument("--other-python", metavar="PATH", default=None,
                    help="a Python of another minor version, for the host cost of a mixed fleet "
                         "(default: the first found in /usr/bin or pyenv; 'none' to skip)")
@@ -308,7 +344,21 @@ def main(argv=None) -> dict:
     work = Path(tempfile.mkdtemp(prefix="fleetscope-bench-"))
     try:
         other = None if args.other_python == "none" else args.other_python or other_python()
-        out = {"host_cost": host_cost(max(31, args.repeat), work, other)}
+        out = {}
+        if args.only_cold:
+            print(f"{'hosts':>5} {'RTT ms':>7} {'cold: floor s':>14} {'fleetscope s':>13} {'/floor':>7} "
+                  f"{'no ssh_warmup s':>16} {'/floor':>7} {'warmup/none':>12}")
+            out["sizes"] = [bench_size(n, args.repeat, work, args.rtt_ms, only_cold=True) for n in args.sizes]
+            for r in out["sizes"]:
+                print(f"{r['hosts']:>5} {args.rtt_ms:>7g} {r['floor_cold']:>14.2f} {r['fleetscope_cold']:>13.2f} "
+                      f"{r['ratio_floor_cold']:>7.2f} {r['fleetscope_cold_no_warmup']:>16.2f} "
+                      f"{r['ratio_floor_cold_no_warmup']:>7.2f} {r['ratio_warmup']:>12.2f}")
+            dest = ROOT / "benchmarks" / "out" / f"collect-cold-rtt{args.rtt_ms:g}.json"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(json.dumps(out, indent=2) + "\n")
+            print(f"written to {dest}")
+            return out
+        out["host_cost"] = host_cost(max(31, args.repeat), work, other)
         hc = out["host_cost"]
         print(f"host cost: fleetscope_collect {hc['module_cpu_s'] * 1000:.0f} ms CPU, "
               f"{hc['module_rss_bytes'] / 2**20:.0f} MiB; "
@@ -330,14 +380,14 @@ def main(argv=None) -> dict:
         out["sizes"] = []
         print(f"{'hosts':>5} {'floor s':>8} {'setup s':>8} {'playbook s':>11} {'fleetscope s':>13} {'/floor':>7} "
               f"{'/setup':>7} {'/playbook':>9} {'ctl CPU/host':>13} {'cold: floor s':>14} {'fleetscope s':>13} "
-              f"{'/floor':>7}")
+              f"{'/floor':>7} {'no ssh_warmup':>14}")
         for n in args.sizes:
-            r = bench_size(n, args.repeat, work)
+            r = bench_size(n, args.repeat, work, args.rtt_ms)
             out["sizes"].append(r)
             print(f"{n:>5} {r['floor']:>8.2f} {r['setup']:>8.2f} {r['playbook']:>11.2f} {r['fleetscope']:>13.2f} "
                   f"{r['ratio_floor']:>7.2f} {r['ratio_setup']:>7.2f} {r['ratio_playbook']:>9.2f} "
                   f"{r['controller_cpu_per_host']:>12.3f}s {r['floor_cold']:>14.2f} {r['fleetscope_cold']:>13.2f} "
-                  f"{r['ratio_floor_cold']:>7.2f}")
+                  f"{r['ratio_floor_cold']:>7.2f} {r['ratio_floor_cold_no_warmup']:>14.2f}")
             print(f"{'':>5} interpreters not in the inventory: remembered {r['discovered']:.2f} s "
                   f"(x{r['ratio_discovered']:.2f}), discovered on the run {r['discovering']:.2f} s "
                   f"(x{r['ratio_discovering']:.2f}) against named")
