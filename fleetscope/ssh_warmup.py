@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
+from .files import remove_stale
 from .stage import host_file
 
 #: Environment variables the action reads: the folder of recorded commands (kept between runs) and this run's
@@ -45,10 +46,13 @@ ORDER_FILE = "order.json"
 
 def option(argv: List[str], name: str) -> Optional[str]:
     """The value an `ssh` command line gives option ``name`` (lower case), the first, as ssh takes it:
-    ``-o Name=value``, ``-oName=value``, ``-o "Name value"``; ``-S path`` for controlpath. None if unset."""
+    ``-o Name=value``, ``-oName=value``, ``-o "Name value"``; for controlpath, the last ``-S path`` wins over
+    those. None if unset."""
+    if name == "controlpath":
+        given = [argv[i] for i in range(2, len(argv)) if argv[i - 1] == "-S"]
+        if given:
+            return given[-1]
     for i, arg in enumerate(argv[1:], 1):
-        if argv[i - 1] == "-S" and name == "controlpath" and i > 1:
-            return arg
         if argv[i - 1] == "-o" and i > 1:
             text = arg
         elif arg.startswith("-o") and len(arg) > 2:
@@ -63,9 +67,10 @@ def option(argv: List[str], name: str) -> Optional[str]:
 
 def control_path(argv: List[str]) -> Optional[str]:
     """The ControlPath an `ssh` command line sets (Ansible writes ``-o ControlPath="<folder>/<hash>"``), or
-    None: none, or one ssh would expand (``%h``, ``~``), which this module does not try to predict."""
+    None: none, or one ssh would expand (``%h``, ``~``, ``${VAR}``), which this module does not try to
+    predict."""
     value = option(argv, "controlpath")
-    return value if value and value.startswith("/") and "%" not in value else None
+    return value if value and value.startswith("/") and "%" not in value and "$" not in value else None
 
 
 def usable(argv: List[str]) -> Optional[str]:
@@ -143,9 +148,11 @@ def opening_command(argv: List[str]) -> List[str]:
 
 
 def end_master(ssh: str, path: str, timeout: float = 5) -> None:
-    """Ask the master on ControlPath ``path`` (if one is up) to end: `ssh -S path -O exit`."""
+    """Ask the master on ControlPath ``path`` (if one is up) to stop: `ssh -S path -O stop`. It removes its
+    socket at once, so the next `ssh` opens a master of its own, and ends when its sessions have (an idle one
+    at once): a session another host name with the same address runs over it is not cut."""
     try:
-        subprocess.run([ssh, "-S", path, "-O", "exit", "any"], stdin=subprocess.DEVNULL,
+        subprocess.run([ssh, "-S", path, "-O", "stop", "any"], stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout, check=False)
     except (OSError, subprocess.SubprocessError):
         pass
@@ -189,14 +196,17 @@ class Warmup:
 
         def ended(status: int) -> None:  # the exit status, written whole (wait reads it)
             temp = marker.with_name(f".{marker.name}")
-            temp.write_text(str(status), encoding="utf-8")
-            os.replace(temp, marker)
+            try:
+                temp.write_text(str(status), encoding="utf-8")
+                os.replace(temp, marker)
+            except OSError:  # the action then waits its limit, and connects as ever
+                pass
 
         try:
             with open(marker.with_suffix(".err"), "wb") as err:  # ssh's messages: the reason it failed
                 proc = subprocess.Popen(opening_command(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                         stderr=err, start_new_session=True)
-        except OSError:
+        except (OSError, ValueError, subprocess.SubprocessError):  # no ssh, no file descriptors left, ...
             ended(-1)
             return
         self._procs.append(proc)
@@ -262,6 +272,7 @@ def keep_order(records: Path, hosts: Iterable[str]) -> None:
         for path in records.glob("*.json"):
             if path.name != ORDER_FILE and path.name not in keep:
                 path.unlink()
+        remove_stale(list(records.glob(".*")), 3600)  # a killed writer's temporary files
         _write_private(records / ORDER_FILE, json.dumps(hosts))
     except OSError:
         pass

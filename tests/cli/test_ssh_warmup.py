@@ -28,6 +28,8 @@ def argv(path: str, address: str = "127.0.0.2") -> list[str]:
     (["-S", "/cp/abc"], "/cp/abc"),
     (["-o", "ControlPath=/cp/first", "-o", "ControlPath=/cp/second"], "/cp/first"),  # ssh takes the first
     (["-o", "ControlPath=/cp/%h-%p"], None),  # ssh would expand it
+    (["-o", "ControlPath=/cp/${HOME}"], None),
+    (["-o", "ControlPath=/cp/o", "-S", "/cp/s1", "-S", "/cp/s2"], "/cp/s2"),  # -S wins, the last one
     (["-o", "ControlPath=~/.ansible/cp/x"], None),
     (["-o", "ControlMaster=auto"], None),
 ])

@@ -178,7 +178,7 @@ class ActionModule(ActionBase):
                     # as Ansible's ssh connection reports it; where told to retry, it retries itself
                     raise AnsibleConnectionFailure(f"Failed to connect to the host via ssh: {error}")
             elif argv is None or control_path(argv) == path:
-                # Ansible would find that master at its ControlPath: once it is up, end it
+                # Ansible would find that master at its ControlPath: once it is up, stop it
                 wait(opened, host, path, limit)
                 end_master(_option(self._connection, "ssh_executable") or "ssh", path)
         if argv is not None and argv != (opened_with or read_record(records, host)):
