@@ -227,10 +227,14 @@ def run_collect(
         bar.update(summary.counts())
         return False  # the document is spooled: no need for a second copy in the runner's artifacts
 
-    def finish(runner_status: str) -> RunSummary:
+    def drop_run_files() -> None:
+        """This run's hints and openings: the action has read them, or will not."""
         shutil.rmtree(hints, ignore_errors=True)
         warm.close()
         shutil.rmtree(opened, ignore_errors=True)
+
+    def finish(runner_status: str) -> RunSummary:
+        drop_run_files()
         if warmup and not limit and order:
             ssh_warmup.keep_order(records, order)
         drop_unreadable(facts, began - 1)
@@ -305,9 +309,7 @@ def run_collect(
         stop["why"] = "error"
         hosts_known.set()
         thread.join()
-        shutil.rmtree(hints, ignore_errors=True)
-        warm.close()
-        shutil.rmtree(opened, ignore_errors=True)
+        drop_run_files()
         raise
     hosts = summary.hosts
     if not hosts:
@@ -328,9 +330,7 @@ def run_collect(
         return finish("successful" if all(s == "ok" for s in summary.status.values()) else "failed")
     thread.join()
     if crashed and hosts:
-        shutil.rmtree(hints, ignore_errors=True)
-        warm.close()
-        shutil.rmtree(opened, ignore_errors=True)
+        drop_run_files()
         raise CollectError(f"ansible-runner failed: {type(crashed[0]).__name__}: {crashed[0]}")
     if not hosts:
         return finish("no hosts")
