@@ -166,10 +166,14 @@ def bench_size(n: int, repeat: int, work: Path, rtt_ms: float = 0, only_cold: bo
         floor(fleet, cp, proxy)  # warm: connections up, files in the page cache, for every contender alike
         fleetscope_cold = [*fleetscope[:5], str(cold_data), *fleetscope[6:]]
         no_warmup = [*fleetscope[:3], str(no_warmup_config), "--data", str(work / f"data{n}cn"), *fleetscope[6:]]
-        with cold as cp_dir:  # its command lines recorded
-            run_measured(fleetscope_cold, env=dict(env, ANSIBLE_SSH_CONTROL_PATH_DIR=str(cp_dir)), cwd=ROOT)
-        with cold as cp_dir:
-            run_measured(no_warmup, env=dict(env, ANSIBLE_SSH_CONTROL_PATH_DIR=str(cp_dir)), cwd=ROOT)
+
+        def cold_run(cmd) -> float:
+            """Wall seconds of ``cmd`` with every SSH connection new (Cold)."""
+            with cold as cp_dir:
+                return run_measured(cmd, env=dict(env, ANSIBLE_SSH_CONTROL_PATH_DIR=str(cp_dir)), cwd=ROOT)[0]
+
+        cold_run(fleetscope_cold)  # its command lines recorded
+        cold_run(no_warmup)
         discover = [*fleetscope[:5], str(discover_data), *fleetscope[6:-1], str(discover_inventory)]
         if not only_cold:
             run_measured([BIN / "ansible", "all", "-i", str(inventory), "-m", "setup", "-f", str(n)], env=env,
@@ -180,12 +184,8 @@ def bench_size(n: int, repeat: int, work: Path, rtt_ms: float = 0, only_cold: bo
         for _ in range(repeat):
             with cold as cp_dir:
                 results["floor_cold"].append(floor(fleet, cp_dir, proxy))
-            with cold as cp_dir:
-                results["fleetscope_cold"].append(
-                    run_measured(fleetscope_cold, env=dict(env, ANSIBLE_SSH_CONTROL_PATH_DIR=str(cp_dir)), cwd=ROOT)[0])
-            with cold as cp_dir:
-                results["fleetscope_cold_no_warmup"].append(
-                    run_measured(no_warmup, env=dict(env, ANSIBLE_SSH_CONTROL_PATH_DIR=str(cp_dir)), cwd=ROOT)[0])
+            results["fleetscope_cold"].append(cold_run(fleetscope_cold))
+            results["fleetscope_cold_no_warmup"].append(cold_run(no_warmup))
             if only_cold:
                 continue
             # its masters live 60 s (ControlPersist), and at 64 hosts the rest of a repeat takes longer: open

@@ -94,6 +94,11 @@ def _trusted(path: Path) -> bool:
     return st.st_uid == os.geteuid() and not stat.S_ISLNK(st.st_mode) and not st.st_mode & 0o022
 
 
+def is_command(value) -> bool:
+    """Whether ``value`` is an `ssh` command line as recorded: the program, options, the address; strings."""
+    return isinstance(value, list) and len(value) >= 2 and all(isinstance(a, str) for a in value)
+
+
 def read_record(folder: Path | str, host: str) -> Optional[List[str]]:
     """The command line recorded for ``host``, or None (none, not a list of strings, or a file someone else
     could have written)."""
@@ -106,9 +111,7 @@ def read_record(folder: Path | str, host: str) -> Optional[List[str]]:
     except (OSError, ValueError):
         return None
     argv = entry.get("argv") if isinstance(entry, dict) and entry.get("host") == host else None
-    if isinstance(argv, list) and len(argv) >= 2 and all(isinstance(a, str) for a in argv):
-        return argv
-    return None
+    return argv if is_command(argv) else None
 
 
 def _write_private(path: Path, text: str) -> None:

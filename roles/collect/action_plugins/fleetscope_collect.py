@@ -24,6 +24,7 @@ from fleetscope.ssh_warmup import (
     RECORDS_ENV,
     control_path,
     end_master,
+    is_command,
     option,
     read_record,
     record,
@@ -74,9 +75,8 @@ def _hints(host: str) -> dict:
     if not isinstance(hints, dict):
         return {}
     out = {k: v for k, v in hints.items() if isinstance(v, str)}
-    ssh = hints.get("ssh")
-    if isinstance(ssh, list) and ssh and all(isinstance(a, str) for a in ssh):
-        out["ssh"] = ssh
+    if is_command(hints.get("ssh")):
+        out["ssh"] = hints["ssh"]
     return out
 
 
