@@ -399,6 +399,7 @@ def runner_env(data_dir: Path, module_utils: Path | None, connect_timeout: int,
     # ansible-runner reads arguments left in <private>/env/ (by an older fleetscope, which let it write
     # them there, or by hand) on top of those it is given: fleetscope's runs write none (playbook_args).
     shutil.rmtree(private / "env", ignore_errors=True)
+    shutil.rmtree(private / "routing-cache", ignore_errors=True)  # an older fleetscope's; now in yaml-cache
     envvars = {
         "ANSIBLE_CONFIG": str(ANSIBLE_CFG),
         "ANSIBLE_ROLES_PATH": str(PROJECT_DIR / "roles"),
@@ -420,7 +421,7 @@ def runner_env(data_dir: Path, module_utils: Path | None, connect_timeout: int,
     # (ssh, the local connection's commands) look in PATH: this Python's folder first, so that
     # `.venv/bin/fleetscope` works from cron without an activated venv.
     envvars["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)])
-    envvars[CACHE_ENV] = str(private / "routing-cache")
+    envvars[CACHE_ENV] = str(private / "yaml-cache")
     return private, envvars
 
 

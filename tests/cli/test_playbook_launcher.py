@@ -131,7 +131,7 @@ def test_without_the_variable_it_is_plain_ansible_playbook(tmp_path):
 def test_fleetscope_runs_its_playbooks_through_the_launcher_with_this_python(tmp_path):
     """What collect, hosts check and the admin actions give ansible-runner, run as ansible-runner runs it."""
     private, env = collect.runner_env(tmp_path, None, 10)
-    assert env[CACHE_ENV] == str(private / "routing-cache")
+    assert env[CACHE_ENV] == str(private / "yaml-cache")
     play = tmp_path / "play with space.yml"
     play.write_text("- hosts: localhost\n  gather_facts: false\n  tasks:\n    - ansible.builtin.ping:\n")
     inventory = tmp_path / "inventory.ini"
@@ -142,7 +142,7 @@ def test_fleetscope_runs_its_playbooks_through_the_launcher_with_this_python(tmp
     assert runner.rc == 0, runner.stdout.read()
     assert runner.config.command[:3] == [sys.executable, playbook_launcher.__file__, str(play)]
     assert [e["event_data"]["res"]["ping"] for e in events if e["event"] == "runner_on_ok"] == ["pong"]
-    assert list((private / "routing-cache").glob(f"ansible.builtin-*{SUFFIX}"))
+    assert list((private / "yaml-cache").glob(f"ansible.builtin-*{SUFFIX}"))
     # its arguments went straight to ansible-runner: none left in the folder other runs share
     assert not (private / "env").exists()
 
@@ -169,3 +169,242 @@ def test_ansible_sees_the_ansible_playbook_beside_this_python_as_its_program(tmp
                    if line.strip().startswith("executable location")]
     assert location == str(Path(sys.executable).parent / "ansible-playbook")
     assert (Path(location).parent / "ansible").is_file()
+
+
+# --- plugin documentation and Ansible's settings' definitions -------------------------------------------
+
+
+def _documentation(module):
+    """A plugin's DOCUMENTATION as Ansible's plugin loader hands it to PyYAML (plugins/loader.py)."""
+    from ansible._internal._datatag import _tags
+
+    return _tags.Origin(path=module.__file__).tag(_tags.TrustedAsTemplate().tag(module.DOCUMENTATION))
+
+
+def _codec(internals=True):
+    from ansible._internal._datatag._tags import Origin, TrustedAsTemplate
+    from ansible.module_utils._internal import _datatag
+
+    samples = (Origin(path="/p", line_num=3, col_num=4), TrustedAsTemplate())
+    return playbook_launcher.TagCodec(_datatag.AnsibleTagHelper, samples, _datatag if internals else None)
+
+
+def _same(a, b, where="") -> None:
+    """The same value, of the same type, with the same data tags, all the way down."""
+    from ansible.module_utils._internal._datatag import AnsibleTagHelper
+
+    assert type(a) is type(b), where
+    assert AnsibleTagHelper.tags(a) == AnsibleTagHelper.tags(b), where
+    if isinstance(a, dict):
+        assert list(a) == list(b), where
+        for (ka, va), (kb, vb) in zip(a.items(), b.items()):
+            _same(ka, kb, f"{where}/{ka}")
+            _same(va, vb, f"{where}/{ka}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+class CountingYaml:
+    """PyYAML, counting the documents it parses."""
+
+    def __init__(self):
+        import yaml
+
+        self.yaml = yaml
+        self.loads = 0
+        self.SafeLoader = yaml.SafeLoader
+
+    def load(self, stream, Loader=None):  # noqa: N803
+        self.loads += 1
+        return self.yaml.load(stream, Loader=Loader)
+
+
+def test_a_plugins_documentation_comes_back_with_every_value_and_data_tag_as_ansible_parsed_it(tmp_path):
+    from ansible.parsing.yaml.loader import AnsibleLoader
+    from ansible.plugins.connection import ssh
+
+    counting = CountingYaml()
+    first = playbook_launcher.CachedYaml(counting, AnsibleLoader, _codec(), str(tmp_path), b"salt")
+    parsed = first.load(_documentation(ssh), Loader=AnsibleLoader)
+    again = playbook_launcher.CachedYaml(counting, AnsibleLoader, _codec(), str(tmp_path), b"salt")  # next run
+    kept = again.load(_documentation(ssh), Loader=AnsibleLoader)
+    assert counting.loads == 1
+    _same(kept, parsed)
+    _same(kept, counting.yaml.load(_documentation(ssh), Loader=AnsibleLoader))
+    # the plugin's own text stays trusted as a template, and says where in the plugin it came from
+    from ansible._internal._datatag._tags import Origin, TrustedAsTemplate
+
+    default = kept["options"]["control_path_dir"]["default"]
+    assert default == "~/.ansible/cp" and TrustedAsTemplate.is_tagged_on(default)
+    assert Origin.get_tag(default).path == ssh.__file__ and Origin.get_tag(default).line_num
+
+
+def test_decoding_through_ansibles_internals_gives_what_its_public_tagging_gives():
+    from ansible.parsing.yaml.loader import AnsibleLoader
+    from ansible.plugins.callback import default
+
+    fast, public = _codec(internals=True), _codec(internals=False)
+    assert fast._tag != fast._public_tag  # this Ansible's internals passed the check: the fast way is in use
+    value = CountingYaml().load(_documentation(default), Loader=AnsibleLoader)
+    node = public.encode(value)
+    assert fast.encode(value) == node
+    _same(fast.decode(node), value)
+    _same(public.decode(node), value)
+
+
+def test_a_document_with_a_tag_it_does_not_know_is_parsed_each_time_and_not_kept(tmp_path):
+    from ansible._internal._datatag import _tags
+    from ansible.module_utils._internal._datatag import AnsibleTagHelper
+    from ansible.parsing.yaml.loader import AnsibleLoader
+
+    counting = CountingYaml()
+    cached = playbook_launcher.CachedYaml(counting, AnsibleLoader, _codec(), str(tmp_path))
+    unknown = _tags.SourceWasEncrypted()
+    text = AnsibleTagHelper.tag("a: 1\n", [_tags.Origin(path="/x.py"), unknown])
+    for _ in range(2):
+        assert cached.load(text, Loader=AnsibleLoader) == {"a": 1}
+    assert counting.loads == 2 and not list(tmp_path.rglob(f"*{SUFFIX}"))
+    # another loader, or a stream, goes straight to PyYAML
+    assert cached.load("b: 2\n", Loader=counting.SafeLoader) == {"b": 2}
+    assert counting.loads == 3 and not list(tmp_path.rglob(f"*{SUFFIX}"))
+
+
+def test_kept_documents_in_a_folder_others_could_write_are_not_read(tmp_path):
+    from ansible.parsing.yaml.loader import AnsibleLoader
+    from ansible.plugins.connection import local
+
+    counting = CountingYaml()
+    cached = playbook_launcher.CachedYaml(counting, AnsibleLoader, _codec(), str(tmp_path / "cache"))
+    cached.load(_documentation(local), Loader=AnsibleLoader)
+    (folder,) = (tmp_path / "cache").iterdir()
+    assert folder.name.startswith("docs-") and folder.stat().st_mode & 0o777 == 0o700
+    assert all(f.stat().st_mode & 0o777 == 0o600 for f in folder.iterdir())
+    folder.chmod(0o777)
+    _same(cached.load(_documentation(local), Loader=AnsibleLoader),
+          counting.yaml.load(_documentation(local), Loader=AnsibleLoader))
+    assert counting.loads == 2  # parsed again, not read
+    folder.chmod(0o700)
+    cached.load(_documentation(local), Loader=AnsibleLoader)
+    assert counting.loads == 2
+
+
+def test_another_ansible_python_or_pyyaml_gets_its_own_documents_and_the_old_ones_go(tmp_path):
+    from ansible.parsing.yaml.loader import AnsibleLoader
+    from ansible.plugins.connection import local
+
+    counting = CountingYaml()
+    for salt in (b"3.11|2.19.14|6.0.3", b"3.11|2.19.15|6.0.3"):
+        playbook_launcher.CachedYaml(counting, AnsibleLoader, _codec(), str(tmp_path), salt).load(
+            _documentation(local), Loader=AnsibleLoader)
+    assert counting.loads == 2
+    (folder,) = tmp_path.iterdir()  # the first version's folder went when the second's was made
+    assert len(list(folder.iterdir())) == 1
+
+
+def test_ansibles_settings_definitions_are_read_back_as_its_config_manager_parsed_them(tmp_path):
+    from ansible.module_utils.common.yaml import yaml_load
+
+    base = Path(ansible.__file__).parent / "config" / "base.yml"
+    calls = []
+
+    def load(stream):
+        calls.append(stream)
+        return yaml_load(stream)
+
+    for _ in range(2):  # the second as the next run would
+        with open(base, "rb") as f:
+            assert playbook_launcher.cached_file_load(load, str(tmp_path), b"salt")(f) == yaml_load(base.read_bytes())
+    assert len(calls) == 1
+    (kept,) = tmp_path.iterdir()
+    assert kept.name.startswith("config-base.yml-")
+
+
+PROBE = '''
+DOCUMENTATION = """
+name: probe
+short_description: the local connection, with a setting whose default is a template
+description: [A test plugin.]
+extends_documentation_fragment: [connection_pipelining]
+options:
+  where:
+    description: A templated default.
+    default: '{{ ANSIBLE_HOME ~ "/probe" }}'
+"""
+from ansible.plugins.connection.local import Connection as Local
+
+
+class Connection(Local):
+    transport = 'probe'
+'''
+
+
+def _config_play(tmp_path: Path, cache: Path | None):
+    """A play that asks Ansible for settings whose defaults are templates, one from its own definitions
+    (base.yml), one from a connection plugin's documentation, then runs a command over that plugin."""
+    play = tmp_path / "play.yml"
+    (tmp_path / "connection_plugins").mkdir(exist_ok=True)
+    (tmp_path / "connection_plugins" / "probe.py").write_text(PROBE)
+    play.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  connection: probe\n  tasks:\n"
+        "    - ansible.builtin.debug:\n"
+        "        msg: \"probe={{ lookup('ansible.builtin.config', 'where', plugin_type='connection',"
+        " plugin_name='probe') }} tmp={{ lookup('ansible.builtin.config', 'DEFAULT_LOCAL_TMP') }}\"\n"
+        "    - ansible.builtin.command: echo over-probe\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.pop(CACHE_ENV, None)
+    env["ANSIBLE_HOME"] = str(tmp_path / "home")
+    if cache is not None:
+        env[CACHE_ENV] = str(cache)
+    return subprocess.run(
+        [sys.executable, playbook_launcher.__file__, "-i", "localhost,", "-v", str(play),
+         "-e", f"ansible_python_interpreter={sys.executable}"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+
+def test_settings_with_templated_defaults_resolve_alike_parsed_or_read_back(tmp_path):
+    home = tmp_path / "home"
+    expected = f"probe={home / 'probe'} tmp={home / 'tmp'}"
+    plain = _config_play(tmp_path, None)
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    assert expected in plain.stdout and "over-probe" in plain.stdout
+    cache = tmp_path / "cache"
+    for _ in range(2):  # kept, then read back
+        run = _config_play(tmp_path, cache)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert expected in run.stdout and "over-probe" in run.stdout
+    assert list(cache.glob(f"config-base.yml-*{SUFFIX}"))
+    (docs,) = cache.glob("docs-*")
+    assert len(list(docs.glob(f"doc-probe.py-*{SUFFIX}"))) == 2  # its own and its fragment's: both kept
+    assert list(docs.glob(f"doc-ssh.py-*{SUFFIX}"))
+    before = {p: p.stat().st_mtime_ns for p in cache.rglob(f"*{SUFFIX}")}
+    run = _config_play(tmp_path, cache)
+    assert run.returncode == 0 and expected in run.stdout
+    assert {p: p.stat().st_mtime_ns for p in cache.rglob(f"*{SUFFIX}")} == before  # read, none written
+
+
+def test_garbage_collection_waits_for_the_first_fork_then_the_start_is_frozen():
+    code = (
+        "import gc, os, sys\n"
+        f"sys.path.insert(0, {str(Path(playbook_launcher.__file__).parent)!r})\n"
+        "import playbook_launcher as pl\n"
+        "pl.collect_garbage_from_first_fork()\n"
+        "assert not gc.isenabled()\n"
+        "junk = [[i] for i in range(50000)]\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    os._exit(0 if gc.isenabled() and gc.get_freeze_count() > 50000 else 3)\n"
+        "assert os.waitpid(pid, 0)[1] == 0, 'worker'\n"
+        "assert gc.isenabled() and gc.get_freeze_count() > 50000\n"
+        "frozen = gc.get_freeze_count()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    os._exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "assert gc.get_freeze_count() == frozen  # later forks freeze nothing more\n"
+        "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout == "ok\n", out.stderr

@@ -179,7 +179,7 @@ def test_collect_runs_ansible_playbook_with_the_routing_kept_across_runs(fleet_r
     """Both runs went through fleetscope's ansible-playbook (playbook_launcher): the first kept Ansible's
     builtin routing table parsed, the second read it back rather than parsing and writing it again."""
     data = fleet_run[0]
-    (kept,) = (data / ".runner" / "routing-cache").glob("ansible.builtin-*.marshal")
+    (kept,) = (data / ".runner" / "yaml-cache").glob("ansible.builtin-*.marshal")
     (second,) = sql_json(run_fleetscope, data, "SELECT epoch(max(started_at)) AS t FROM runs")
     assert kept.stat().st_mtime < second["t"]
     commands = [json.loads(f.read_text())["command"] for f in (data / ".runner" / "artifacts").glob("*/command")]
