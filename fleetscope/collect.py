@@ -103,6 +103,30 @@ def inventory_hosts(inventory: Path, limit: str | None = None, ordered: bool = F
     return names if ordered else sorted(names)
 
 
+def play_hosts(path: Path, ended: threading.Event, parse: Callable[[], list[str]],
+               patience: float = 60.0) -> list[str]:
+    """The hosts the play targets, in Ansible's order, as fleetscope's ansible-playbook writes them to
+    ``path`` when the play starts (playbook_launcher.install_play_hosts): Ansible parsed the inventory
+    already, so this process need not (0.3 s of CPU while Ansible starts; a dynamic inventory run once).
+    ``parse()`` (this process's own parse of the inventory) where Ansible ends without writing them (an
+    error before the play), says it cannot, or has not after ``patience`` seconds."""
+    give_up = time.monotonic() + patience
+    while True:
+        try:
+            with open(path, encoding="utf-8") as f:
+                hosts = json.load(f).get("hosts")
+            if isinstance(hosts, list) and all(isinstance(h, str) for h in hosts):
+                return hosts
+            return parse()  # this Ansible cannot say, or said something else
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, AttributeError):
+            return parse()
+        if ended.is_set() or time.monotonic() > give_up:
+            return parse()
+        ended.wait(0.01)
+
+
 def classify(event: str, res: dict) -> tuple[str, str]:
     """(status, message) of one runner_on_* event."""
     msg = str(res.get("msg") or "").strip()
@@ -165,8 +189,8 @@ def run_collect(
 ) -> RunSummary:
     """Collect from every host once; spool the results. Does not ingest (see warehouse.ingest_pending).
 
-    ansible-playbook starts first and this process parses the inventory while it does (both take about half
-    a second, on different cores); a result that comes before the host list is known waits for it."""
+    ansible-playbook starts first; this process writes the hosts' hints while it does, then takes the host
+    list from Ansible as the play starts (play_hosts); a result that comes before it waits for it."""
     from ansible_runner.interface import init_runner
     from ansible_runner.utils import signal_handler
 
@@ -230,6 +254,7 @@ def run_collect(
     def drop_run_files() -> None:
         """This run's hints and openings: the action has read them, or will not."""
         shutil.rmtree(hints, ignore_errors=True)
+        play_hosts_file.unlink(missing_ok=True)
         warm.close()
         shutil.rmtree(opened, ignore_errors=True)
 
@@ -252,6 +277,9 @@ def run_collect(
     # Written while Ansible starts, read by the action when a host's task runs (it waits for the folder).
     hints = private / f"hints-{summary.run_id}"
     envvars["FLEETSCOPE_HINTS"] = str(hints)
+    # The hosts the play targets, written by Ansible as the play starts (play_hosts).
+    play_hosts_file = private / f"hosts-{summary.run_id}.json"
+    envvars[playbook_launcher.HOSTS_ENV] = str(play_hosts_file)
     # The first hosts' SSH connections, opened while Ansible starts (ssh_warmup); not for a --limit run. The
     # command lines are kept per inventory (two inventories on one data folder keep their own).
     warmup = bool(settings.get("collect", "ssh_warmup"))
@@ -259,8 +287,8 @@ def run_collect(
     opened = private / f"ssh-opened-{summary.run_id}"
     if warmup:
         envvars[ssh_warmup.RECORDS_ENV], envvars[ssh_warmup.OPENED_ENV] = str(records), str(opened)
-    remove_stale([*private.glob("hints-*"), *private.glob(".hints-*"), *private.glob("ssh-opened-*")],
-                 3600)  # killed runs'
+    remove_stale([*private.glob("hints-*"), *private.glob(".hints-*"), *private.glob("ssh-opened-*"),
+                  *private.glob("hosts-*.json*")], 3600)  # killed runs'
     remove_stale(list(private.glob("ssh-commands/*")), 30 * 86400)  # inventories not collected for a month
     facts = fact_cache(data_dir)
     runner = init_runner(
@@ -301,7 +329,7 @@ def run_collect(
     try:
         warm = ssh_warmup.start(records, opened, forks if warmup and not limit else 0)
         write_hints(hints, accounting_since(data_dir), known, warm.started)
-        order = inventory_hosts(inventory, limit, ordered=True)
+        order = play_hosts(play_hosts_file, finished, lambda: inventory_hosts(inventory, limit, ordered=True))
         summary.hosts = sorted(order)
         summary.status = dict.fromkeys(summary.hosts, "pending")
         spool.start_run(summary.run_id, summary.meta())  # again, with the hosts

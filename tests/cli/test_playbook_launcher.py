@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import marshal
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import ansible
 import ansible_runner
+import pytest
 from ansible.utils.collection_loader._collection_meta import _meta_yml_to_dict
 
 from fleetscope import collect, playbook_launcher
@@ -408,3 +412,65 @@ def test_garbage_collection_waits_for_the_first_fork_then_the_start_is_frozen():
         "print('ok')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout == "ok\n", out.stderr
+
+
+# --- the play's hosts, from Ansible to `collect` --------------------------------------------------------
+
+
+def test_ansible_writes_the_hosts_the_play_targets_in_its_order_as_the_play_starts(tmp_path):
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text("[lab]\nzeta\nalpha\nmid\n[other]\nbeta\n[all:vars]\nansible_connection=local\n"
+                         f"ansible_python_interpreter={sys.executable}\n")
+    play = tmp_path / "play.yml"
+    play.write_text("- hosts: lab\n  gather_facts: false\n  tasks:\n"
+                    "    - ansible.builtin.debug: {msg: \"{{ lookup('file', hosts_file) }}\"}\n")
+    hosts_file = tmp_path / "hosts.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env[playbook_launcher.HOSTS_ENV] = str(hosts_file)
+    env["ANSIBLE_LOCAL_TEMP"] = str(tmp_path / "tmp")
+    run = subprocess.run(
+        [sys.executable, playbook_launcher.__file__, "-i", str(inventory), "--limit", "all:!alpha",
+         "-e", f"hosts_file={hosts_file}", str(play)],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert json.loads(hosts_file.read_text()) == {"hosts": ["zeta", "mid"]}
+    assert run.stdout.count('"msg": "{\\"hosts\\": [\\"zeta\\", \\"mid\\"]}"') == 2  # there before the first task
+
+
+def _later(path: Path, text: str, delay: float) -> threading.Thread:
+    def write():
+        time.sleep(delay)
+        path.write_text(text)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    return thread
+
+
+def test_collect_waits_for_the_hosts_ansible_writes_and_does_not_parse_the_inventory(tmp_path):
+    path = tmp_path / "hosts.json"
+    writer = _later(path, '{"hosts": ["b", "a"]}', 0.2)
+
+    def parse():
+        raise AssertionError("parsed the inventory")
+
+    assert collect.play_hosts(path, threading.Event(), parse) == ["b", "a"]
+    writer.join()
+
+
+@pytest.mark.parametrize("content", [None, '{"hosts": null}', "not json", '{"hosts": [1, 2]}', '["a"]'])
+def test_collect_parses_the_inventory_itself_when_ansible_ends_or_cannot_say(tmp_path, content):
+    path = tmp_path / "hosts.json"
+    ended = threading.Event()
+    if content is None:  # Ansible ended before the play (an error): no file
+        ended.set()
+    else:
+        path.write_text(content)
+    assert collect.play_hosts(path, ended, lambda: ["parsed"]) == ["parsed"]
+
+
+def test_collect_stops_waiting_for_the_hosts_after_its_patience(tmp_path):
+    started = time.monotonic()
+    assert collect.play_hosts(tmp_path / "never.json", threading.Event(), lambda: ["parsed"], patience=0.3) == [
+        "parsed"]
+    assert 0.3 <= time.monotonic() - started < 5

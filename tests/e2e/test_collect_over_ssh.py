@@ -8,6 +8,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -184,3 +185,30 @@ def test_collect_runs_ansible_playbook_with_the_routing_kept_across_runs(fleet_r
     assert kept.stat().st_mtime < second["t"]
     commands = [json.loads(f.read_text())["command"] for f in (data / ".runner" / "artifacts").glob("*/command")]
     assert len(commands) == 2 and all(c[1].endswith("fleetscope/playbook_launcher.py") for c in commands)
+
+
+def test_a_dynamic_inventory_runs_once_per_collect_and_its_hosts_come_from_ansible(sshd_fleet, run_fleetscope,
+                                                                                    tmp_path):
+    """`collect` takes the host list from Ansible as the play starts (playbook_launcher.install_play_hosts),
+    instead of parsing the inventory a second time: an inventory script runs once per run, not twice."""
+    runs = tmp_path / "script-runs"
+    hostvars = {
+        h.name: {"ansible_host": h.address, "ansible_port": h.port, "ansible_user": sshd_fleet.user,
+                 "ansible_ssh_private_key_file": str(sshd_fleet.key), "ansible_python_interpreter": bare_python(),
+                 "ansible_ssh_common_args": f"-o UserKnownHostsFile={sshd_fleet.known_hosts} -o IdentitiesOnly=yes"}
+        for h in sshd_fleet.hosts}
+    listing = {"lab": {"hosts": sorted(hostvars)}, "_meta": {"hostvars": hostvars}}
+    script = tmp_path / "inventory.py"
+    script.write_text(
+        f"#!{sys.executable}\nimport json, sys\n"
+        f"with open({str(runs)!r}, 'a') as f:\n    f.write(' '.join(sys.argv[1:]) + '\\n')\n"
+        f"print(json.dumps({listing!r} if '--list' in sys.argv else {{}}))\n")
+    script.chmod(0o755)
+    data = tmp_path / "data"
+    out = run_fleetscope("collect", "--inventory", str(script), "--data", str(data), "--no-report")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"{len(hostvars)} hosts: {len(hostvars)} ok" in out.stdout
+    assert runs.read_text().splitlines() == ["--list"]
+    rows = sql_json(run_fleetscope, data, "SELECT host, status FROM host_status ORDER BY host")
+    assert rows == [{"host": name, "status": "ok"} for name in sorted(hostvars)]
+    assert not list((data / ".runner").glob("hosts-*"))  # the run's host list went with the run
