@@ -103,13 +103,14 @@ def inventory_hosts(inventory: Path, limit: str | None = None, ordered: bool = F
     return names if ordered else sorted(names)
 
 
-def play_hosts(path: Path, ended: threading.Event, parse: Callable[[], list[str]],
+def play_hosts(path: Path, started: threading.Event, ended: threading.Event, parse: Callable[[], list[str]],
                patience: float = 60.0) -> list[str]:
     """The hosts the play targets, in Ansible's order, as fleetscope's ansible-playbook writes them to
-    ``path`` when the play starts (playbook_launcher.install_play_hosts): Ansible parsed the inventory
-    already, so this process need not (0.3 s of CPU while Ansible starts; a dynamic inventory run once).
-    ``parse()`` (this process's own parse of the inventory) where Ansible ends without writing them (an
-    error before the play), says it cannot, or has not after ``patience`` seconds."""
+    ``path`` when the play lists its batches, before its first event (playbook_launcher.install_play_hosts):
+    Ansible parsed the inventory already, so this process need not (0.3 s of CPU while Ansible starts; a
+    dynamic inventory run once). ``parse()`` (this process's own parse of the inventory) where the play has
+    started (``started``: its first event came) or Ansible has ended without the file, where Ansible says it
+    cannot, or where it has not reached the play after ``patience`` seconds (an inventory slow to load)."""
     give_up = time.monotonic() + patience
     while True:
         try:
@@ -122,8 +123,10 @@ def play_hosts(path: Path, ended: threading.Event, parse: Callable[[], list[str]
             pass
         except (OSError, ValueError, AttributeError):
             return parse()
-        if ended.is_set() or time.monotonic() > give_up:
-            return parse()
+        if started.is_set() or ended.is_set() or time.monotonic() > give_up:
+            if not path.exists():  # written before the event: the play started without it
+                return parse()
+            continue
         ended.wait(0.01)
 
 
@@ -208,6 +211,7 @@ def run_collect(
     connect_timeout = int(settings.get("collect", "connect_timeout_s"))
     forks = max(1, int(settings.get("collect", "forks")))  # Ansible uses no more workers than hosts
     hosts_known = threading.Event()
+    play_started = threading.Event()
     # Set when the runner returns, or earlier, at Ansible's last event once every host has answered: the
     # ansible-playbook process then still takes ~0.3 s to exit, which the caller overlaps with storing.
     finished = threading.Event()
@@ -223,6 +227,8 @@ def run_collect(
         return stop["why"] is not None or (deadline is not None and time.monotonic() > deadline)
 
     def on_event(event: dict) -> bool:
+        if event.get("event") == "playbook_on_play_start":
+            play_started.set()  # the play's hosts are written by now, or will not be (play_hosts)
         if event.get("event") == "playbook_on_stats":  # Ansible's last event: the play is over
             hosts_known.wait()
             if "pending" not in summary.status.values():
@@ -329,7 +335,8 @@ def run_collect(
     try:
         warm = ssh_warmup.start(records, opened, forks if warmup and not limit else 0)
         write_hints(hints, accounting_since(data_dir), known, warm.started)
-        order = play_hosts(play_hosts_file, finished, lambda: inventory_hosts(inventory, limit, ordered=True))
+        order = play_hosts(play_hosts_file, play_started, finished,
+                           lambda: inventory_hosts(inventory, limit, ordered=True))
         summary.hosts = sorted(order)
         summary.status = dict.fromkeys(summary.hosts, "pending")
         spool.start_run(summary.run_id, summary.meta())  # again, with the hosts
@@ -455,7 +462,8 @@ def runner_env(data_dir: Path, module_utils: Path | None, connect_timeout: int,
 
 def playbook_args(playbook: Path, *options: str) -> dict:
     """ansible-runner's arguments that run `playbook` with fleetscope's ansible-playbook: Ansible's own, with
-    the collection routing parsed once (playbook_launcher), run by this Python. `options` go to
+    the YAML of its start kept parsed and garbage collection held until its first worker (playbook_launcher),
+    run by this Python. `options` go to
     ansible-playbook (ansible-runner's `cmdline`); ansible-runner adds the inventory, --limit, the extra
     variables and --forks, as for its own ansible-playbook.
 

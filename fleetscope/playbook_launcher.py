@@ -18,7 +18,8 @@ of the YAML and of the versions of Python, Ansible and PyYAML (so that an upgrad
 - the settings' definitions through the `yaml_load` that Ansible's config manager calls.
 A document not seen before, one whose values or tags this module does not know, a kept file that does not
 load, or an Ansible without these names gets Ansible's own parser. The folder is read only if it is this
-user's, not a symlink, and writable by no one else: a kept document may hold templates Ansible trusts.
+user's, not a symlink, and writable by no one else, and so must each file, checked on the file opened: a
+kept document may hold templates Ansible trusts.
 
 With $FLEETSCOPE_PLAY_HOSTS, it also writes the hosts each play targets to that file as the play starts
 (install_play_hosts), so that `fleetscope collect` need not parse the inventory a second time.
@@ -41,6 +42,9 @@ import sys
 
 CACHE_ENV = "FLEETSCOPE_YAML_CACHE"
 SUFFIX = ".marshal"
+#: The kept files' own format (TagCodec's nodes): part of every key, so that another fleetscope's files are
+#: never read as this one's.
+FORMAT = b"fleetscope-yaml-cache-1"
 #: A file to write the hosts each play targets to, in the order Ansible starts them (install_play_hosts).
 HOSTS_ENV = "FLEETSCOPE_PLAY_HOSTS"
 
@@ -81,11 +85,16 @@ class Kept:
         return os.path.join(self.folder, f"{name}-{digest}{SUFFIX}")
 
     def read(self, path: str):
-        """The kept data, or None (not kept yet, cut short, not marshal data, a folder others could write)."""
+        """The kept data, or None (not kept yet, cut short, not marshal data, or a folder or file that someone
+        else owns or could have written: a kept document may hold templates Ansible trusts)."""
         if not trusted_folder(self.folder):
             return None
         try:
-            with open(path, "rb") as f:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            with os.fdopen(fd, "rb") as f:
+                st = os.fstat(f.fileno())  # the file opened, not a name someone could have swapped since
+                if st.st_uid != os.geteuid() or st.st_mode & 0o022 or not stat.S_ISREG(st.st_mode):
+                    return None
                 return marshal.loads(f.read())  # marshal.load(f) reads it piece by piece: 10 times slower
         except Exception:  # noqa: BLE001 - whatever is there, Ansible parses the document
             return None
@@ -101,6 +110,8 @@ class Kept:
             if not os.path.isdir(self.folder):
                 os.makedirs(self.folder, mode=0o700, exist_ok=True)
                 self._replace_siblings()
+            if not trusted_folder(self.folder):
+                return  # never read: nothing to write there either
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(raw)
@@ -246,8 +257,11 @@ class TagCodec:
             return
         new, set_field = object.__new__, object.__setattr__
         types, fields = self.types, self.fields
+        singletons = {}
 
         def make(name, values):
+            if name in singletons:  # a tag without fields is one object (TrustedAsTemplate()): that one
+                return singletons[name]
             tag = new(types[name])
             for field, value in zip(fields[name], values):
                 set_field(tag, field, value)
@@ -257,11 +271,12 @@ class TagCodec:
             return tagged_type(type(value))._instance_factory(value, mapping((type(t), t) for t in tags))
 
         try:  # the same as the public way, on a sample of each kind of value and tag?
+            singletons.update({name: self._public_make(name, ()) for name in types if not fields[name]})
             for sample in samples:
                 name = type(sample).__name__
                 values = tuple(getattr(sample, f) for f in fields[name])
                 made, public = make(name, values), self._public_make(name, values)
-                if made != public or hash(made) != hash(public):
+                if made != public or hash(made) != hash(public) or (not values and made is not public):
                     return
                 for value in ("text", 7, ["x"], {"k": "v"}):
                     ours, theirs = tag(value, [made]), self.helper.tag(value, [public])
@@ -298,7 +313,7 @@ class CachedYaml:
         text = self._codec.helper.untag(stream)
         origin = next((dict(zip(codec.fields[n], f)).get("path") for n, f in stream_tags if n == "Origin"), None)
         name = "doc-" + _safe_name(os.path.basename(str(origin or "text")))
-        key = marshal.dumps(stream_tags) + b"\0" + text.encode("utf-8", "surrogatepass")
+        key = repr(stream_tags).encode("utf-8", "surrogatepass") + b"\0" + text.encode("utf-8", "surrogatepass")
         path = self._kept.path(name, key)
         node = self._kept.read(path)
         if node is not None:
@@ -333,7 +348,8 @@ def _salt() -> bytes:
     import yaml
     from ansible.release import __version__ as ansible_version
 
-    return f"{sys.version}|{ansible_version}|{getattr(yaml, '__version__', '')}".encode("utf-8", "replace")
+    versions = f"{sys.version}|{ansible_version}|{getattr(yaml, '__version__', '')}".encode("utf-8", "replace")
+    return FORMAT + b"|" + versions
 
 
 def install_config_cache(folder: str) -> bool:
@@ -397,7 +413,9 @@ def install_play_hosts(path: str) -> bool:
     in the order Ansible starts them, as Ansible's own PlaybookExecutor lists them for the play's batches,
     before the first task. The run that started Ansible needs the host list while the play runs, and had
     to parse the inventory again for it (another 0.3 s of CPU while Ansible starts, and a dynamic inventory
-    run twice). Where this Ansible lists them otherwise, `{"hosts": null}` says so at once."""
+    run twice). Where this Ansible has no such method, `{"hosts": null}` says so at once; where the hosts
+    cannot be written, or the method is no longer called, the run sees the play start without the file and
+    parses the inventory itself."""
     try:
         from ansible.executor.playbook_executor import PlaybookExecutor
 
@@ -413,7 +431,10 @@ def install_play_hosts(path: str) -> bool:
         try:
             _write_whole(path, json.dumps({"hosts": [host.name for batch in result for host in batch]}))
         except Exception:  # noqa: BLE001 - the run parses the inventory itself, as without this
-            pass
+            try:
+                _write_whole(path, '{"hosts": null}')
+            except OSError:
+                pass  # the run falls back when the play's first event comes without the file
         return result
 
     PlaybookExecutor._get_serialized_batches = serialized_batches
@@ -426,11 +447,13 @@ def collect_garbage_from_first_fork() -> None:
     Ansible's start (imports, plugins, their settings, the inventory and the play) allocates hundreds of
     thousands of objects, nearly all kept to the end, and Python's collector runs through them again and again
     as they pile up: 0.12-0.14 s of an empty play's 0.8-0.9 s here. Python's documentation of gc.freeze()
-    gives the remedy for a process that forks workers, which Ansible does for every task on every host:
+    describes this for a process that forks workers, which Ansible does for every task on every host:
     gc.disable() early in the parent, gc.freeze() right before fork(). At the first fork the objects of the
     start are frozen (never scanned again, in the parent or in a worker, whose pages they then share with the
-    parent for longer) and collection comes back on; Ansible's workers inherit it. What the start left as
-    garbage stays, a few MiB at most."""
+    parent for longer) and collection comes back on, in the parent and so in every worker, which inherits
+    it. What the start left as garbage is frozen with it and never freed: about 1 MiB, plus about 2 KB per
+    host of the inventory's parse (5 MB at 2,500 hosts). A run that never forks (--syntax-check, no host
+    matched) is short and keeps collection off to its end."""
     if not gc.isenabled():
         return
     gc.disable()

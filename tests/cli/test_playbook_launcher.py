@@ -248,6 +248,7 @@ def test_a_plugins_documentation_comes_back_with_every_value_and_data_tag_as_ans
 
 
 def test_decoding_through_ansibles_internals_gives_what_its_public_tagging_gives():
+    from ansible._internal._datatag._tags import TrustedAsTemplate
     from ansible.parsing.yaml.loader import AnsibleLoader
     from ansible.plugins.callback import default
 
@@ -256,8 +257,11 @@ def test_decoding_through_ansibles_internals_gives_what_its_public_tagging_gives
     value = CountingYaml().load(_documentation(default), Loader=AnsibleLoader)
     node = public.encode(value)
     assert fast.encode(value) == node
-    _same(fast.decode(node), value)
+    decoded = fast.decode(node)
+    _same(decoded, value)
     _same(public.decode(node), value)
+    description = decoded["description"][0]
+    assert TrustedAsTemplate.get_tag(description) is TrustedAsTemplate()  # the one instance, as Ansible's
 
 
 def test_a_document_with_a_tag_it_does_not_know_is_parsed_each_time_and_not_kept(tmp_path):
@@ -294,6 +298,10 @@ def test_kept_documents_in_a_folder_others_could_write_are_not_read(tmp_path):
     folder.chmod(0o700)
     cached.load(_documentation(local), Loader=AnsibleLoader)
     assert counting.loads == 2
+    (kept,) = folder.iterdir()
+    kept.chmod(0o666)  # a file others could have written, in a folder that is fine
+    cached.load(_documentation(local), Loader=AnsibleLoader)
+    assert counting.loads == 3
 
 
 def test_another_ansible_python_or_pyyaml_gets_its_own_documents_and_the_old_ones_go(tmp_path):
@@ -438,9 +446,10 @@ def test_ansible_writes_the_hosts_the_play_targets_in_its_order_as_the_play_star
 
 
 def _later(path: Path, text: str, delay: float) -> threading.Thread:
-    def write():
+    def write():  # whole, as the launcher writes it
         time.sleep(delay)
-        path.write_text(text)
+        path.with_name("tmp").write_text(text)
+        os.replace(path.with_name("tmp"), path)
 
     thread = threading.Thread(target=write)
     thread.start()
@@ -454,7 +463,7 @@ def test_collect_waits_for_the_hosts_ansible_writes_and_does_not_parse_the_inven
     def parse():
         raise AssertionError("parsed the inventory")
 
-    assert collect.play_hosts(path, threading.Event(), parse) == ["b", "a"]
+    assert collect.play_hosts(path, threading.Event(), threading.Event(), parse) == ["b", "a"]
     writer.join()
 
 
@@ -466,11 +475,22 @@ def test_collect_parses_the_inventory_itself_when_ansible_ends_or_cannot_say(tmp
         ended.set()
     else:
         path.write_text(content)
-    assert collect.play_hosts(path, ended, lambda: ["parsed"]) == ["parsed"]
+    assert collect.play_hosts(path, threading.Event(), ended, lambda: ["parsed"]) == ["parsed"]
+
+
+def test_collect_parses_the_inventory_at_once_when_the_play_starts_without_the_hosts(tmp_path):
+    """The launcher writes the file before the play's first event: a play that started without it (the
+    write failed, or another Ansible no longer lists batches that way) is not waited for."""
+    started = threading.Event()
+    started.set()
+    began = time.monotonic()
+    assert collect.play_hosts(tmp_path / "never.json", started, threading.Event(), lambda: ["parsed"]) == [
+        "parsed"]
+    assert time.monotonic() - began < 1
 
 
 def test_collect_stops_waiting_for_the_hosts_after_its_patience(tmp_path):
     started = time.monotonic()
-    assert collect.play_hosts(tmp_path / "never.json", threading.Event(), lambda: ["parsed"], patience=0.3) == [
-        "parsed"]
+    assert collect.play_hosts(tmp_path / "never.json", threading.Event(), threading.Event(), lambda: ["parsed"],
+                              patience=0.3) == ["parsed"]
     assert 0.3 <= time.monotonic() - started < 5
