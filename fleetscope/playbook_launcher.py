@@ -310,7 +310,7 @@ class CachedYaml:
             stream_tags = codec.tags(stream)
         except Unsupported:
             return self._yaml.load(stream, Loader=Loader)
-        text = self._codec.helper.untag(stream)
+        text = codec.helper.untag(stream)
         origin = next((dict(zip(codec.fields[n], f)).get("path") for n, f in stream_tags if n == "Origin"), None)
         name = "doc-" + _safe_name(os.path.basename(str(origin or "text")))
         key = repr(stream_tags).encode("utf-8", "surrogatepass") + b"\0" + text.encode("utf-8", "surrogatepass")
