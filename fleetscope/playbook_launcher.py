@@ -53,6 +53,21 @@ class Unsupported(Exception):
     """A value, or a data tag, that this module cannot keep: the document is parsed by Ansible each run."""
 
 
+def _write_whole(path: str, data: bytes) -> None:
+    """`data` to `path`, readable by this user only, renamed into place: a reader sees all of it or no file."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass  # replaced, or never written
+
+
 def trusted_folder(folder: str) -> bool:
     """This user's, not a symlink, and writable by no one else: kept documents are read only from there."""
     try:
@@ -103,7 +118,6 @@ class Kept:
         """Write `data` (whole or not at all, readable by this user only) and remove the name's other files
         (older versions, a killed writer's leftovers). Best effort: a folder that cannot be written costs the
         next run the parse, nothing else."""
-        tmp = f"{path}.{os.getpid()}.tmp"
         others = []
         try:
             raw = marshal.dumps(data)
@@ -112,26 +126,17 @@ class Kept:
                 self._replace_siblings()
             if not trusted_folder(self.folder):
                 return  # never read: nothing to write there either
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(raw)
-            os.replace(tmp, path)
+            _write_whole(path, raw)
             if not self.replaces:
                 own = os.path.basename(path)
                 others = [o for o in os.listdir(self.folder) if o.startswith(f"{name}-") and o != own]
         except (OSError, ValueError):
             pass
-        finally:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass  # replaced, or never written
         for other in others:
             try:
                 os.unlink(os.path.join(self.folder, other))
             except OSError:
                 pass
-
 
     def _replace_siblings(self) -> None:
         if not self.replaces:
@@ -400,14 +405,6 @@ def install(folder: str) -> dict:
     return done
 
 
-def _write_whole(path: str, text: str) -> None:
-    """`text` to `path`, renamed into place: a reader sees all of it or no file."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def install_play_hosts(path: str) -> bool:
     """Write `{"hosts": [names]}` to `path` as each play starts: the hosts it targets (its pattern, --limit),
     in the order Ansible starts them, as Ansible's own PlaybookExecutor lists them for the play's batches,
@@ -423,16 +420,16 @@ def install_play_hosts(path: str) -> bool:
     except (ImportError, AttributeError):
         batches = None
     if not callable(batches):
-        _write_whole(path, '{"hosts": null}')
+        _write_whole(path, b'{"hosts": null}')
         return False
 
     def serialized_batches(self, play):
         result = batches(self, play)
         try:
-            _write_whole(path, json.dumps({"hosts": [host.name for batch in result for host in batch]}))
+            _write_whole(path, json.dumps({"hosts": [host.name for batch in result for host in batch]}).encode())
         except Exception:  # noqa: BLE001 - the run parses the inventory itself, as without this
             try:
-                _write_whole(path, '{"hosts": null}')
+                _write_whole(path, b'{"hosts": null}')
             except OSError:
                 pass  # the run falls back when the play's first event comes without the file
         return result
