@@ -19,6 +19,11 @@ opening its first hosts' connections while Ansible starts (collect.ssh_warmup = 
 SSH connection through benchmarks/delay_proxy.py, a network's round trip on loopback; --only-cold measures
 only the cold runs (into benchmarks/out/collect-cold-rtt<MS>.json).
 
+Controller CPU of the cold runs too: fleetscope's whole process tree against the floor's ssh clients, fitted
+as fixed + per host over the sizes, and the client CPU of one new SSH connection (`ssh HOST true` without a
+master), with the key exchange ssh negotiates and with curve25519-sha256 for scale: every cold run pays one
+per host, and it is most of the floor's CPU.
+
 Host cost: CPU seconds and peak RSS of the process that runs on a host for one collection (what the
 fleetscope_collect action runs: `python3 -c STUB` with the bootstrap and the collector bundle on stdin), against a bare
 `python3 -c pass`, and against Ansible's cheapest module (`ping`, as AnsiballZ) for scale. With a Python of
@@ -78,10 +83,12 @@ def run_measured(cmd, **kw) -> tuple[float, float]:
     return time.perf_counter() - t0, children_cpu() - cpu0
 
 
-def ssh_args(fleet: SshdFleet, host, cp_dir: Path, proxy: str | None = None) -> list[str]:
+def ssh_args(fleet: SshdFleet, host, cp_dir: Path | None, proxy: str | None = None) -> list[str]:
+    """ssh's command line to ``host``, through masters under ``cp_dir`` (None: a connection of its own)."""
+    control = (["-o", "ControlMaster=auto", "-o", "ControlPersist=60s", "-o", f"ControlPath={cp_dir}/%C"]
+               if cp_dir else ["-o", "ControlPath=none"])
     return ["ssh", "-p", str(host.port), "-i", str(fleet.key), "-o", f"UserKnownHostsFile={fleet.known_hosts}",
-            "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ControlMaster=auto",
-            "-o", "ControlPersist=60s", "-o", f"ControlPath={cp_dir}/%C", *(["-o", proxy] if proxy else []),
+            "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", *control, *(["-o", proxy] if proxy else []),
             f"{fleet.user}@{host.address}"]
 
 
@@ -118,16 +125,38 @@ class Cold:
         close_masters(self.dir)
 
 
-def floor(fleet: SshdFleet, cp_dir: Path, proxy: str | None = None) -> float:
+def floor(fleet: SshdFleet, cp_dir: Path, proxy: str | None = None) -> tuple[float, float]:
+    """(wall seconds, controller CPU seconds: its ssh clients) of N parallel `ssh HOST python3 -m collectors`."""
     remote = f"cd {ROOT} && {PYTHON} -m collectors"
 
     def one(host):
         subprocess.run([*ssh_args(fleet, host, cp_dir, proxy), remote], check=True, stdout=subprocess.DEVNULL)
 
-    t0 = time.perf_counter()
+    cpu0, t0 = children_cpu(), time.perf_counter()
     with ThreadPoolExecutor(len(fleet.hosts)) as pool:
         list(pool.map(one, fleet.hosts))
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, children_cpu() - cpu0
+
+
+def ssh_handshake(fleet: SshdFleet, repeat: int, proxy: str | None = None) -> dict:
+    """Controller CPU of one new SSH connection (`ssh HOST true`, no master), median of ``repeat``, with the
+    key exchange ssh negotiates by default and with curve25519-sha256 (no post-quantum part), for scale:
+    every cold run pays one per host (the client's side of the key exchange; the server's is the host's)."""
+    ssh, *rest = ssh_args(fleet, fleet.hosts[0], None, proxy)
+    verbose = subprocess.run([ssh, "-v", *rest, "true"], capture_output=True, text=True, check=True).stderr
+    found = re.search(r"kex: algorithm: (\S+)", verbose)
+    out = {"kex": found.group(1) if found else None}
+    for name, extra in (("default", []), ("curve25519", ["-o", "KexAlgorithms=curve25519-sha256"])):
+        out[f"{name}_cpu_s"] = statistics.median(run_measured([ssh, *extra, *rest, "true"], stdin=subprocess.DEVNULL)[1]
+                                              for _ in range(repeat))
+    return out
+
+
+def linear_fit(xs, ys) -> tuple[float, float]:
+    """(fixed, per x) of the least-squares line through the points."""
+    mx, my = statistics.mean(xs), statistics.mean(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    return my - slope * mx, slope
 
 
 def bench_size(n: int, repeat: int, work: Path, rtt_ms: float = 0, only_cold: bool = False) -> dict:
@@ -153,8 +182,8 @@ def bench_size(n: int, repeat: int, work: Path, rtt_ms: float = 0, only_cold: bo
         no_warmup_config = work / f"fs{n}nw.toml"
         no_warmup_config.write_text(f"[collect]\nforks = {n}\nssh_warmup = false\n")
         results = {"floor": [], "setup": [], "playbook": [], "fleetscope": [], "fleetscope_cpu": [],
-                   "floor_cold": [], "fleetscope_cold": [], "fleetscope_cold_no_warmup": [], "discovered": [],
-                   "discovering": []}
+                   "floor_cold": [], "floor_cold_cpu": [], "fleetscope_cold": [], "fleetscope_cold_cpu": [],
+                   "fleetscope_cold_no_warmup": [], "discovered": [], "discovering": []}
         cold = Cold(work / f"cold{n}")
         fleetscope = [BIN / "fleetscope", "collect", "--config", str(config), "--data", str(data), "--no-report",
                       "--inventory", str(inventory)]
@@ -167,10 +196,10 @@ def bench_size(n: int, repeat: int, work: Path, rtt_ms: float = 0, only_cold: bo
         fleetscope_cold = [*fleetscope[:5], str(cold_data), *fleetscope[6:]]
         no_warmup = [*fleetscope[:3], str(no_warmup_config), "--data", str(work / f"data{n}cn"), *fleetscope[6:]]
 
-        def cold_run(cmd) -> float:
-            """Wall seconds of ``cmd`` with every SSH connection new (Cold)."""
+        def cold_run(cmd) -> tuple[float, float]:
+            """(wall seconds, CPU seconds of the process tree) of ``cmd`` with every SSH connection new (Cold)."""
             with cold as cp_dir:
-                return run_measured(cmd, env=dict(env, ANSIBLE_SSH_CONTROL_PATH_DIR=str(cp_dir)), cwd=ROOT)[0]
+                return run_measured(cmd, env=dict(env, ANSIBLE_SSH_CONTROL_PATH_DIR=str(cp_dir)), cwd=ROOT)
 
         cold_run(fleetscope_cold)  # its command lines recorded
         cold_run(no_warmup)
@@ -183,15 +212,19 @@ def bench_size(n: int, repeat: int, work: Path, rtt_ms: float = 0, only_cold: bo
             run_measured(discover, env=env, cwd=ROOT)  # its interpreters discovered, and remembered
         for _ in range(repeat):
             with cold as cp_dir:
-                results["floor_cold"].append(floor(fleet, cp_dir, proxy))
-            results["fleetscope_cold"].append(cold_run(fleetscope_cold))
-            results["fleetscope_cold_no_warmup"].append(cold_run(no_warmup))
+                wall, cpu = floor(fleet, cp_dir, proxy)
+            results["floor_cold"].append(wall)
+            results["floor_cold_cpu"].append(cpu)
+            wall, cpu = cold_run(fleetscope_cold)
+            results["fleetscope_cold"].append(wall)
+            results["fleetscope_cold_cpu"].append(cpu)
+            results["fleetscope_cold_no_warmup"].append(cold_run(no_warmup)[0])
             if only_cold:
                 continue
             # its masters live 60 s (ControlPersist), and at 64 hosts the rest of a repeat takes longer: open
             # them again, unmeasured, so that its warm run is warm (the Ansible contenders follow one another)
             floor(fleet, cp, proxy)
-            results["floor"].append(floor(fleet, cp, proxy))
+            results["floor"].append(floor(fleet, cp, proxy)[0])
             results["setup"].append(run_measured(
                 [BIN / "ansible", "all", "-i", str(inventory), "-m", "setup", "-f", str(n)], env=env, cwd=ROOT)[0])
             results["playbook"].append(run_measured(playbook, env=playbook_env, cwd=ROOT)[0])
@@ -208,6 +241,8 @@ def bench_size(n: int, repeat: int, work: Path, rtt_ms: float = 0, only_cold: bo
         out["ratio_floor_cold"] = out["fleetscope_cold"] / out["floor_cold"]
         out["ratio_floor_cold_no_warmup"] = out["fleetscope_cold_no_warmup"] / out["floor_cold"]
         out["ratio_warmup"] = out["fleetscope_cold"] / out["fleetscope_cold_no_warmup"]
+        out["ratio_cpu_floor_cold"] = out["fleetscope_cold_cpu"] / out["floor_cold_cpu"]
+        out["ssh_handshake"] = ssh_handshake(fleet, max(5, repeat), proxy)
         if only_cold:
             return out
         out["ratio_floor"] = out["fleetscope"] / out["floor"]
@@ -328,6 +363,31 @@ def host_cost(repeat: int, work: Path, other: str | None = None) -> dict:
     return out
 
 
+def print_cold_cpu(r: dict) -> None:
+    """The controller's CPU of one cold run, fleetscope against the floor, and what one SSH handshake costs."""
+    hs = r["ssh_handshake"]
+    print(f"{'':>5} controller CPU, cold: fleetscope {r['fleetscope_cold_cpu']:.2f} s, the floor's ssh clients "
+          f"{r['floor_cold_cpu']:.2f} s (x{r['ratio_cpu_floor_cold']:.2f}); one new SSH connection "
+          f"{hs['default_cpu_s'] * 1000:.0f} ms of client CPU (key exchange {hs['kex']}), "
+          f"{hs['curve25519_cpu_s'] * 1000:.0f} ms with curve25519-sha256")
+
+
+def print_cpu_fits(sizes: list[dict]) -> dict:
+    """Controller CPU per run as fixed + per host, fitted over the sizes (two or more)."""
+    fits = {}
+    if len(sizes) < 2:
+        return fits
+    hosts = [r["hosts"] for r in sizes]
+    for key, label in (("fleetscope_cpu", "fleetscope, warm"), ("fleetscope_cold_cpu", "fleetscope, cold"),
+                       ("floor_cold_cpu", "the floor, cold")):
+        if all(key in r for r in sizes):
+            fixed, per_host = linear_fit(hosts, [r[key] for r in sizes])
+            fits[key] = {"fixed_s": fixed, "per_host_s": per_host}
+            print(f"controller CPU per run, {label}: {fixed:.2f} s + {per_host:.3f} s per host "
+                  f"(fitted over {', '.join(map(str, hosts))} hosts)")
+    return fits
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(prog="python -m benchmarks.collect_bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -353,6 +413,8 @@ def main(argv=None) -> dict:
                 print(f"{r['hosts']:>5} {args.rtt_ms:>7g} {r['floor_cold']:>14.2f} {r['fleetscope_cold']:>13.2f} "
                       f"{r['ratio_floor_cold']:>7.2f} {r['fleetscope_cold_no_warmup']:>16.2f} "
                       f"{r['ratio_floor_cold_no_warmup']:>7.2f} {r['ratio_warmup']:>12.2f}")
+                print_cold_cpu(r)
+            out["cpu_fits"] = print_cpu_fits(out["sizes"])
             dest = ROOT / "benchmarks" / "out" / f"collect-cold-rtt{args.rtt_ms:g}.json"
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_text(json.dumps(out, indent=2) + "\n")
@@ -391,6 +453,8 @@ def main(argv=None) -> dict:
             print(f"{'':>5} interpreters not in the inventory: remembered {r['discovered']:.2f} s "
                   f"(x{r['ratio_discovered']:.2f}), discovered on the run {r['discovering']:.2f} s "
                   f"(x{r['ratio_discovering']:.2f}) against named")
+            print_cold_cpu(r)
+        out["cpu_fits"] = print_cpu_fits(out["sizes"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
     dest = ROOT / "benchmarks" / "out" / "collect.json"
