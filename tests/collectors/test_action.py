@@ -6,15 +6,17 @@ import importlib.util
 import json
 import sys
 import threading
+import time
 
 import ansible_runner
+import pytest
 
-from fleetscope.collect import PLAYBOOK, playbook_args, runner_env, write_hints
+from fleetscope.collect import PLAYBOOK, PROJECT_DIR, classify, playbook_args, runner_env, write_hints
 from fleetscope.stage import code_entries, code_entry, host_file, join_parts, split_parts, write_bundle
 from tests import faults
 
 
-def run_play(tmp_path, top_n, hints=None, extravars=(), python=sys.executable, bundle=None):
+def run_play(tmp_path, top_n, hints=None, extravars=(), python=sys.executable, bundle=None, playbook=PLAYBOOK):
     """(runner rc, the names of the tasks that ran, the host's event, its result)."""
     private, envvars = runner_env(tmp_path, None, 10, bundle or write_bundle(tmp_path / "stage"))
     if hints is not None:
@@ -22,7 +24,7 @@ def run_play(tmp_path, top_n, hints=None, extravars=(), python=sys.executable, b
     inventory = tmp_path / "inventory.ini"
     inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={python}\n")
     events = []
-    runner = ansible_runner.run(private_data_dir=str(private), **playbook_args(PLAYBOOK), inventory=str(inventory),
+    runner = ansible_runner.run(private_data_dir=str(private), **playbook_args(playbook), inventory=str(inventory),
                                 envvars=envvars, extravars={"collect_top_n": top_n, **dict(extravars)}, quiet=True,
                                 timeout=120, event_handler=lambda e: events.append(e) or False)
     tasks = [e["event_data"]["task"] for e in events if e["event"] == "playbook_on_task_start"]
@@ -44,6 +46,57 @@ def test_a_bad_role_variable_fails_and_names_the_variable(tmp_path):
     assert (rc, event) == (2, "runner_on_failed"), res
     assert "role variable collect_top_n" in res["msg"] and "int" in res["msg"]
     assert "document" not in res
+
+
+def test_the_role_task_holds_no_template_and_templated_role_variables_still_apply(tmp_path):
+    """Ansible compiles a task's templates in every host's worker (13 ms of controller CPU per host): the role's
+    task has none, and the action templates the role variables it reads, as Ansible did into the task."""
+    task = (PROJECT_DIR / "roles" / "collect" / "tasks" / "main.yml").read_text()
+    assert "{{" not in "".join(line.split("#")[0] for line in task.splitlines())
+    rc, _, event, res = run_play(tmp_path, "{{ 1 + 1 }}", extravars={"collect_host_timeout": "{{ 20 + 5 }}"})
+    assert (rc, event) == (0, "runner_on_ok"), res
+    assert res["invocation"]["module_args"]["top_n"] == 2 and res["invocation"]["module_args"]["timeout"] == 25
+    assert len(res["document"]["processes"]["top"]) <= 4
+
+
+def test_an_argument_in_the_task_wins_over_the_role_variable(tmp_path):
+    playbook = tmp_path / "own.yml"
+    playbook.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n"
+                        "    - fleetscope_collect: {top_n: 1, only: [processes]}\n")
+    rc, _, event, res = run_play(tmp_path, 7, playbook=playbook)
+    assert (rc, event) == (0, "runner_on_ok"), res
+    assert res["invocation"]["module_args"]["top_n"] == 1  # not collect_top_n's 7
+    assert len(res["document"]["processes"]["top"]) <= 2
+
+
+def hanging_python(tmp_path):
+    """An interpreter that never answers: a host that stops answering after the login."""
+    python = tmp_path / "hanging-python"
+    python.write_text("#!/bin/sh\nexec sleep 40\n")
+    python.chmod(0o755)
+    return python
+
+
+def test_a_task_timeout_of_the_playbooks_own_is_kept(tmp_path):
+    playbook = tmp_path / "own-timeout.yml"
+    playbook.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n"
+                        "    - fleetscope_collect:\n      timeout: 3\n")
+    started = time.monotonic()
+    _, _, event, res = run_play(tmp_path, 3, python=hanging_python(tmp_path), playbook=playbook)
+    assert event == "runner_on_failed" and res.get("timedout", {}).get("period") == 3, res
+    assert classify(event, res)[0] == "timeout"
+    assert time.monotonic() - started < 30
+
+
+@pytest.mark.slow
+def test_a_host_that_stops_answering_is_bounded_at_its_timeout_and_15_s(tmp_path):
+    """The role's task sets no `timeout` (it would be a template): the action bounds itself the same way."""
+    started = time.monotonic()
+    _, _, event, res = run_play(tmp_path, 3, python=hanging_python(tmp_path), extravars={"collect_host_timeout": 1})
+    took = time.monotonic() - started
+    assert event == "runner_on_failed" and res.get("timedout", {}).get("period") == 16, res
+    assert classify(event, res)[0] == "timeout"
+    assert 16 <= took < 35
 
 
 def test_the_accounting_time_comes_from_the_file_fleetscope_writes_while_ansible_starts(tmp_path):

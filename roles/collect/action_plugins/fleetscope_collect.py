@@ -8,6 +8,7 @@
 # (library/fleetscope_collect.py documents it).
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -16,6 +17,11 @@ from pathlib import Path
 
 from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
 from ansible.plugins.action import ActionBase
+
+try:  # ansible-core 2.19+: what a task's `timeout` raises, so that the bound below reports as one does
+    from ansible._internal._errors._task_timeout import TaskTimeoutError
+except ImportError:  # older: the collector's own timeout, ServerAlive and collect's run deadline bound a host
+    TaskTimeoutError = None
 
 # Imported when Ansible loads this plugin in its main process (the strategy looks the action up there), so
 # every forked worker has it already: imported in run(), each of them paid ~10 ms of CPU.
@@ -33,11 +39,17 @@ from fleetscope.ssh_warmup import (
 )
 from fleetscope.stage import STUB, collector_bundle, for_magic, host_file, payload
 
-# The role's variables feed these (roles/collect/tasks/main.yml). They are checked here, once per host with the
-# task, not by a role argument spec: Ansible runs that as a task of its own on every host, which cost 0.03 s
-# per host on the controller (a quarter of a 32-host run on 2 cores, docs/scaling.md).
+# The role's variables feed these where the task leaves them out, as the role's task does: the action reads
+# them itself (_role_arguments), so that the task holds no Jinja. Ansible compiles every template of a task
+# afresh in every host's worker, nothing of it inherited from the process that forks them: the task's four
+# templates were 13 ms of controller CPU per host, 40 % of its worker (docs/scaling.md). They are checked here,
+# once per host with the task, not by a role argument spec: Ansible runs that as a task of its own on every
+# host, which cost 0.03 s per host on the controller (a quarter of a 32-host run on 2 cores).
 ROLE_VARIABLES = {"top_n": "collect_top_n", "timeout": "collect_host_timeout",
                   "accounting_since": "collect_accounting_since"}
+#: Seconds a host's task may run past the collector's own timeout, where the task sets no timeout of its own:
+#: the bound for a host that stops answering altogether (the collector stops itself at `timeout`).
+TASK_MARGIN_S = 15
 ARGUMENT_SPEC = {
     "top_n": {"type": "int", "default": 15},
     "timeout": {"type": "int", "default": 30},
@@ -136,10 +148,34 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         try:
+            self._task.args = {**self._role_arguments(task_vars), **(self._task.args or {})}
             _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         except AnsibleActionFail as e:
             result.update(failed=True, msg=_name_role_variables(str(getattr(e, "message", e))))
             return result
+        with self._bounded(args["timeout"] + TASK_MARGIN_S):
+            return self._collect(result, args, task_vars)
+
+    def _role_arguments(self, task_vars) -> dict:
+        """The role variables of the arguments, as Ansible would have templated them into the task."""
+        out = {}
+        for arg, var in ROLE_VARIABLES.items():
+            if var in task_vars:
+                try:
+                    out[arg] = self._templar.template(task_vars[var])
+                except Exception as e:  # noqa: BLE001 - an undefined or broken template: say which variable
+                    raise AnsibleActionFail(f"argument '{arg}' could not be templated: {e}") from e
+        return out
+
+    def _bounded(self, seconds: int):
+        """Ansible's task timeout of `seconds`, where the task sets none of its own (the role's task and
+        playbooks/check.yml set none: a task keyword would be a template, see ROLE_VARIABLES); reported as a
+        task's timeout is (timedout)."""
+        if self._task.timeout or TaskTimeoutError is None:
+            return contextlib.nullcontext()
+        return TaskTimeoutError.alarm_timeout(seconds)
+
+    def _collect(self, result, args, task_vars):
         host = task_vars.get("inventory_hostname", "")
         hints = _hints(host)
         self._warm_connection(host, hints.get("ssh"))

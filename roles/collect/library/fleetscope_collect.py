@@ -15,6 +15,11 @@ description:
   - Runs C(ansible_python_interpreter) (discovered when unset, and remembered with a fact cache; the
     interpreter is discovered again when the remembered one does not start), which must be Python 3.8 or
     newer.
+  - Where the task leaves out C(top_n), C(timeout) or C(accounting_since), the variables C(collect_top_n),
+    C(collect_host_timeout) and C(collect_accounting_since) give them (the collect role's defaults), so that
+    the role's task holds no template for Ansible to compile on every host.
+  - A task without a C(timeout) keyword of its own is stopped at C(timeout) + 15 seconds (ansible-core 2.19
+    or newer), for a host that stops answering altogether, and reported as a task timeout is.
 options:
   top_n:
     description: How many processes to report, the top N by CPU time plus the top N by resident memory.
