@@ -44,6 +44,11 @@ OPENED_ENV = "FLEETSCOPE_SSH_OPENED"
 ORDER_FILE = "order.json"
 
 
+#: ``Name=value`` or ``Name value`` of an ``-o`` option. Compiled as this module is imported, in Ansible's main
+#: process when it loads the fleetscope_collect action: re's own cache would compile it in every host's worker.
+_OPTION = re.compile(r"\s*([A-Za-z]+)\s*(?:=|\s)\s*(.*)", re.S)
+
+
 def option(argv: List[str], name: str) -> Optional[str]:
     """The value an `ssh` command line gives option ``name`` (lower case), the first, as ssh takes it:
     ``-o Name=value``, ``-oName=value``, ``-o "Name value"``; for controlpath, the last ``-S path`` wins over
@@ -59,7 +64,7 @@ def option(argv: List[str], name: str) -> Optional[str]:
             text = arg[2:]
         else:
             continue
-        found = re.match(r"\s*([A-Za-z]+)\s*(?:=|\s)\s*(.*)", text, re.S)
+        found = _OPTION.match(text)
         if found and found[1].lower() == name:
             return found[2].strip().strip('"')
     return None
