@@ -19,7 +19,9 @@ opening its first hosts' connections while Ansible starts (collect.ssh_warmup = 
 SSH connection through benchmarks/delay_proxy.py, a network's round trip on loopback; --only-cold measures
 only the cold runs (into benchmarks/out/collect-cold-rtt<MS>.json).
 
-Controller CPU of the cold runs too: fleetscope's whole process tree against the floor's ssh clients, fitted
+Controller CPU of the cold runs too: fleetscope's process tree against the floor's ssh clients (both without
+the ControlPersist masters ssh leaves in the background, and their ProxyCommand under --rtt-ms; the
+handshakes are counted: the `ssh` that opened a master did its handshake before leaving it), fitted
 as fixed + per host over the sizes, and the client CPU of one new SSH connection (`ssh HOST true` without a
 master), with the key exchange ssh negotiates and with curve25519-sha256 for scale: every cold run pays one
 per host, and it is most of the floor's CPU.
@@ -126,11 +128,13 @@ class Cold:
 
 
 def floor(fleet: SshdFleet, cp_dir: Path, proxy: str | None = None) -> tuple[float, float]:
-    """(wall seconds, controller CPU seconds: its ssh clients) of N parallel `ssh HOST python3 -m collectors`."""
+    """(wall seconds, controller CPU seconds: its ssh clients, not the ControlPersist masters they leave, whose
+    handshake the clients did) of N parallel `ssh HOST python3 -m collectors`."""
     remote = f"cd {ROOT} && {PYTHON} -m collectors"
 
     def one(host):
-        subprocess.run([*ssh_args(fleet, host, cp_dir, proxy), remote], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([*ssh_args(fleet, host, cp_dir, proxy), remote], check=True, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL)
 
     cpu0, t0 = children_cpu(), time.perf_counter()
     with ThreadPoolExecutor(len(fleet.hosts)) as pool:
@@ -143,7 +147,8 @@ def ssh_handshake(fleet: SshdFleet, repeat: int, proxy: str | None = None) -> di
     key exchange ssh negotiates by default and with curve25519-sha256 (no post-quantum part), for scale:
     every cold run pays one per host (the client's side of the key exchange; the server's is the host's)."""
     ssh, *rest = ssh_args(fleet, fleet.hosts[0], None, proxy)
-    verbose = subprocess.run([ssh, "-v", *rest, "true"], capture_output=True, text=True, check=True).stderr
+    verbose = subprocess.run([ssh, "-v", *rest, "true"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                             check=True).stderr
     found = re.search(r"kex: algorithm: (\S+)", verbose)
     out = {"kex": found.group(1) if found else None}
     for name, extra in (("default", []), ("curve25519", ["-o", "KexAlgorithms=curve25519-sha256"])):
@@ -375,7 +380,7 @@ def print_cold_cpu(r: dict) -> None:
 def print_cpu_fits(sizes: list[dict]) -> dict:
     """Controller CPU per run as fixed + per host, fitted over the sizes (two or more)."""
     fits = {}
-    if len(sizes) < 2:
+    if len({r["hosts"] for r in sizes}) < 2:
         return fits
     hosts = [r["hosts"] for r in sizes]
     for key, label in (("fleetscope_cpu", "fleetscope, warm"), ("fleetscope_cold_cpu", "fleetscope, cold"),

@@ -452,6 +452,10 @@ def runner_env(data_dir: Path, module_utils: Path | None, connect_timeout: int,
         envvars["ANSIBLE_MODULE_UTILS"] = str(module_utils)
     if bundle is not None:
         envvars["FLEETSCOPE_BUNDLE"] = str(bundle)
+        # The fleetscope_collect action bounds its task at the host timeout + 15 s where no task timeout
+        # applies; Ansible's task_timeout setting (ansible.cfg, or ANSIBLE_TASK_TIMEOUT in the user's
+        # environment, which ansible-runner passes on) would replace that bound on every host.
+        envvars["ANSIBLE_TASK_TIMEOUT"] = "0"
     # ansible-runner starts the playbooks with this Python (playbook_args); ansible-playbook's own children
     # (ssh, the local connection's commands) look in PATH: this Python's folder first, so that
     # `.venv/bin/fleetscope` works from cron without an activated venv.

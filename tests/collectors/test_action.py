@@ -4,6 +4,8 @@ would be a second task on every host), so a bad role variable must still fail wi
 
 import importlib.util
 import json
+import os
+import signal
 import sys
 import threading
 import time
@@ -69,34 +71,97 @@ def test_an_argument_in_the_task_wins_over_the_role_variable(tmp_path):
     assert len(res["document"]["processes"]["top"]) <= 2
 
 
+def test_a_role_variable_that_cannot_be_templated_fails_and_names_it_and_omit_leaves_the_default(tmp_path):
+    rc, _, event, res = run_play(tmp_path, "{{ no_such_variable }}")
+    assert (rc, event) == (2, "runner_on_failed"), res
+    assert "role variable collect_top_n" in res["msg"] and "no_such_variable" in res["msg"]
+    rc, _, event, res = run_play(tmp_path / "omit", "{{ omit }}")
+    assert (rc, event) == (0, "runner_on_ok"), res
+    assert res["invocation"]["module_args"]["top_n"] == 15  # the argument's default
+    rc, _, event, res = run_play(tmp_path / "negative", 3, extravars={"collect_host_timeout": -1})
+    assert event == "runner_on_failed" and "role variable collect_host_timeout" in res["msg"], res
+
+
+@pytest.fixture
 def hanging_python(tmp_path):
-    """An interpreter that never answers: a host that stops answering after the login."""
+    """An interpreter that never answers (a host that stops answering after the login), ended after the test:
+    nothing ends it when the task's bound stops the worker waiting for it."""
     python = tmp_path / "hanging-python"
-    python.write_text("#!/bin/sh\nexec sleep 40\n")
+    pid = tmp_path / "hanging.pid"
+    python.write_text(f"#!/bin/sh\necho $$ > {pid}\nexec sleep 40\n")
     python.chmod(0o755)
-    return python
+    yield python
+    if pid.exists():
+        try:
+            os.kill(int(pid.read_text()), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
 
 
-def test_a_task_timeout_of_the_playbooks_own_is_kept(tmp_path):
+def test_a_task_timeout_of_the_playbooks_own_is_kept(tmp_path, hanging_python):
     playbook = tmp_path / "own-timeout.yml"
     playbook.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n"
                         "    - fleetscope_collect:\n      timeout: 3\n")
     started = time.monotonic()
-    _, _, event, res = run_play(tmp_path, 3, python=hanging_python(tmp_path), playbook=playbook)
+    _, _, event, res = run_play(tmp_path, 3, python=hanging_python, playbook=playbook)
     assert event == "runner_on_failed" and res.get("timedout", {}).get("period") == 3, res
     assert classify(event, res)[0] == "timeout"
     assert time.monotonic() - started < 30
 
 
+ACTION = PROJECT_DIR / "roles" / "collect" / "action_plugins" / "fleetscope_collect.py"
+
+
 @pytest.mark.slow
-def test_a_host_that_stops_answering_is_bounded_at_its_timeout_and_15_s(tmp_path):
-    """The role's task sets no `timeout` (it would be a template): the action bounds itself the same way."""
+@pytest.mark.parametrize("bound", ["ansible's task timeout", "the action's own alarm"])
+def test_a_host_that_stops_answering_is_bounded_at_its_timeout_and_15_s(tmp_path, hanging_python, monkeypatch,
+                                                                        bound):
+    """The role's task sets no `timeout` (it would be a template): the action bounds itself, with Ansible's own
+    task timeout where Ansible has one (2.19+), else its own alarm, reported alike; and a task_timeout in the
+    user's environment does not replace that bound."""
+    monkeypatch.setenv("ANSIBLE_TASK_TIMEOUT", "3")
+    playbook = PLAYBOOK
+    if bound == "the action's own alarm":  # as on an Ansible before 2.19
+        # a play without the role, whose own action_plugins folder Ansible would search first
+        playbook = tmp_path / "no-role.yml"
+        playbook.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - fleetscope_collect:\n")
+        plugins = tmp_path / "action_plugins"
+        plugins.mkdir()
+        source = ACTION.read_text()
+        assert "    TaskTimeoutError = None\n" in source
+        (plugins / ACTION.name).write_text(source + "\nTaskTimeoutError = None\n")
+        real_env = runner_env
+
+        def plugins_env(*args, **kwargs):
+            private, envvars = real_env(*args, **kwargs)
+            envvars["ANSIBLE_ACTION_PLUGINS"] = str(plugins)
+            return private, envvars
+
+        monkeypatch.setattr(sys.modules[__name__], "runner_env", plugins_env)
     started = time.monotonic()
-    _, _, event, res = run_play(tmp_path, 3, python=hanging_python(tmp_path), extravars={"collect_host_timeout": 1})
+    _, _, event, res = run_play(tmp_path, 3, python=hanging_python, extravars={"collect_host_timeout": 1},
+                                playbook=playbook)
     took = time.monotonic() - started
     assert event == "runner_on_failed" and res.get("timedout", {}).get("period") == 16, res
+    assert ("did not finish within 16 seconds" in res["msg"]) == (bound == "the action's own alarm"), res
     assert classify(event, res)[0] == "timeout"
-    assert 16 <= took < 35
+    assert 16 <= took < 40
+
+
+def test_the_actions_own_alarm_ends_its_body_and_leaves_no_alarm():
+    spec = importlib.util.spec_from_file_location("fleetscope_collect_action", ACTION)
+    action = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(action)
+    before = signal.getsignal(signal.SIGALRM)
+    started = time.monotonic()
+    with pytest.raises(action._Bound.Reached):
+        with action._Bound(1):
+            time.sleep(5)
+    assert 0.9 < time.monotonic() - started < 3
+    assert signal.getsignal(signal.SIGALRM) is before and signal.alarm(0) == 0
+    with action._Bound(2):
+        pass  # ended in time: the alarm is off again
+    assert signal.alarm(0) == 0
 
 
 def test_the_accounting_time_comes_from_the_file_fleetscope_writes_while_ansible_starts(tmp_path):

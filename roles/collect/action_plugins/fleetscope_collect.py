@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import shlex
+import signal
 import time
 from pathlib import Path
 
@@ -20,8 +21,12 @@ from ansible.plugins.action import ActionBase
 
 try:  # ansible-core 2.19+: what a task's `timeout` raises, so that the bound below reports as one does
     from ansible._internal._errors._task_timeout import TaskTimeoutError
-except ImportError:  # older: the collector's own timeout, ServerAlive and collect's run deadline bound a host
+except ImportError:  # older: the action's own alarm (_Bound), reported in the same shape
     TaskTimeoutError = None
+try:  # a role variable set to "{{ omit }}" leaves its argument to the default, as it did in the task
+    from ansible.errors import AnsibleValueOmittedError
+except ImportError:  # older Ansible: omit is a placeholder string there, which the argument spec rejects
+    AnsibleValueOmittedError = None
 
 # Imported when Ansible loads this plugin in its main process (the strategy looks the action up there), so
 # every forked worker has it already: imported in run(), each of them paid ~10 ms of CPU.
@@ -42,14 +47,38 @@ from fleetscope.stage import STUB, collector_bundle, for_magic, host_file, paylo
 # The role's variables feed these where the task leaves them out, as the role's task does: the action reads
 # them itself (_role_arguments), so that the task holds no Jinja. Ansible compiles every template of a task
 # afresh in every host's worker, nothing of it inherited from the process that forks them: the task's four
-# templates were 13 ms of controller CPU per host, 40 % of its worker (docs/scaling.md). They are checked here,
+# templates were 9 ms of controller CPU per host, 35 % of its worker (docs/scaling.md). They are checked here,
 # once per host with the task, not by a role argument spec: Ansible runs that as a task of its own on every
 # host, which cost 0.03 s per host on the controller (a quarter of a 32-host run on 2 cores).
 ROLE_VARIABLES = {"top_n": "collect_top_n", "timeout": "collect_host_timeout",
                   "accounting_since": "collect_accounting_since"}
-#: Seconds a host's task may run past the collector's own timeout, where the task sets no timeout of its own:
-#: the bound for a host that stops answering altogether (the collector stops itself at `timeout`).
+#: Seconds a host's task may run past the collector's own timeout, where no task timeout applies: the bound
+#: for a host that stops answering altogether (the collector stops itself at `timeout`).
 TASK_MARGIN_S = 15
+#: The longest `timeout` (SIGALRM's limit, less the margin).
+MAX_TIMEOUT_S = 100_000_000 - TASK_MARGIN_S
+
+
+class _Bound:
+    """SIGALRM after `seconds`, raising _Bound.Reached: the task's bound on an Ansible without its own
+    (before 2.19)."""
+
+    class Reached(BaseException):  # not an Exception: nothing on the way out may swallow it
+        pass
+
+    def __init__(self, seconds: int):
+        self.seconds = seconds
+
+    def __enter__(self):
+        def reached(_signum, _frame):
+            raise _Bound.Reached()
+
+        self._previous = signal.signal(signal.SIGALRM, reached)
+        signal.alarm(self.seconds)
+
+    def __exit__(self, *exc):
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, self._previous)
 ARGUMENT_SPEC = {
     "top_n": {"type": "int", "default": 15},
     "timeout": {"type": "int", "default": 30},
@@ -61,8 +90,8 @@ ARGUMENT_SPEC = {
 
 
 #: How long a host's task waits for `fleetscope collect` to write the hints folder (it does so within a second
-#: of starting Ansible, which takes about that long to reach the first host). Well inside the 15 s the
-#: task's timeout allows on top of the collector's own (roles/collect/tasks/main.yml).
+#: of starting Ansible, which takes about that long to reach the first host). Well inside the TASK_MARGIN_S
+#: the task's bound allows on top of the collector's own timeout.
 HINTS_WAIT_S = 8
 
 
@@ -148,32 +177,48 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         try:
-            self._task.args = {**self._role_arguments(task_vars), **(self._task.args or {})}
+            given = self._task.args or {}
+            self._task.args = {**self._role_arguments(task_vars, given), **given}
             _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+            if not 0 <= args["timeout"] <= MAX_TIMEOUT_S:  # 0: the collector has no timeout; the task has its bound
+                raise AnsibleActionFail(f"argument 'timeout' is {args['timeout']}: it must be 0 to {MAX_TIMEOUT_S}")
         except AnsibleActionFail as e:
             result.update(failed=True, msg=_name_role_variables(str(getattr(e, "message", e))))
             return result
-        with self._bounded(args["timeout"] + TASK_MARGIN_S):
-            return self._collect(result, args, task_vars)
+        seconds = args["timeout"] + TASK_MARGIN_S
+        try:
+            with self._bounded(seconds):
+                return self._collect(result, args, task_vars)
+        except _Bound.Reached:
+            result.update(failed=True, timedout={"period": seconds},
+                          msg=f"The fleetscope_collect action did not finish within {seconds} seconds")
+            return result
 
-    def _role_arguments(self, task_vars) -> dict:
-        """The role variables of the arguments, as Ansible would have templated them into the task."""
+    def _role_arguments(self, task_vars, given) -> dict:
+        """The role variables of the arguments the task leaves out, as Ansible would have templated them into
+        the task."""
         out = {}
         for arg, var in ROLE_VARIABLES.items():
-            if var in task_vars:
-                try:
-                    out[arg] = self._templar.template(task_vars[var])
-                except Exception as e:  # noqa: BLE001 - an undefined or broken template: say which variable
-                    raise AnsibleActionFail(f"argument '{arg}' could not be templated: {e}") from e
+            if arg in given or var not in task_vars:
+                continue
+            try:
+                out[arg] = self._templar.template(task_vars[var])
+            except Exception as e:  # noqa: BLE001 - an undefined or broken template: say which variable
+                if AnsibleValueOmittedError is not None and isinstance(e, AnsibleValueOmittedError):
+                    continue  # "{{ omit }}": the argument's default
+                raise AnsibleActionFail(f"argument '{arg}' could not be templated: {e}") from e
         return out
 
     def _bounded(self, seconds: int):
-        """Ansible's task timeout of `seconds`, where the task sets none of its own (the role's task and
-        playbooks/check.yml set none: a task keyword would be a template, see ROLE_VARIABLES); reported as a
-        task's timeout is (timedout)."""
-        if self._task.timeout or TaskTimeoutError is None:
+        """A bound of `seconds` on the task, where no task timeout applies (the role's task and
+        playbooks/check.yml set none: a task keyword would be a template, see ROLE_VARIABLES; `fleetscope
+        collect` and `hosts check` turn Ansible's task_timeout setting off, collect.runner_env): Ansible's
+        own task timeout where this Ansible has it, reported as a task's timeout is (timedout), else _Bound."""
+        if self._task.timeout:
             return contextlib.nullcontext()
-        return TaskTimeoutError.alarm_timeout(seconds)
+        if TaskTimeoutError is not None and hasattr(TaskTimeoutError, "alarm_timeout"):
+            return TaskTimeoutError.alarm_timeout(seconds)
+        return _Bound(seconds)
 
     def _collect(self, result, args, task_vars):
         host = task_vars.get("inventory_hostname", "")

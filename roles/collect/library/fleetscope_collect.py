@@ -18,8 +18,9 @@ description:
   - Where the task leaves out C(top_n), C(timeout) or C(accounting_since), the variables C(collect_top_n),
     C(collect_host_timeout) and C(collect_accounting_since) give them (the collect role's defaults), so that
     the role's task holds no template for Ansible to compile on every host.
-  - A task without a C(timeout) keyword of its own is stopped at C(timeout) + 15 seconds (ansible-core 2.19
-    or newer), for a host that stops answering altogether, and reported as a task timeout is.
+  - Where no task timeout applies (no C(timeout) keyword, no C(task_timeout) setting), the task is stopped
+    at C(timeout) + 15 seconds, for a host that stops answering altogether, and reported as a task timeout
+    is (C(timedout)). C(fleetscope collect) and C(fleetscope hosts check) turn C(task_timeout) off.
 options:
   top_n:
     description: How many processes to report, the top N by CPU time plus the top N by resident memory.
