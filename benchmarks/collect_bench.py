@@ -406,6 +406,7 @@ def main(argv=None) -> dict:
                    help="a Python of another minor version, for the host cost of a mixed fleet "
                         "(default: the first found in /usr/bin or pyenv; 'none' to skip)")
     args = p.parse_args(argv)
+    args.sizes = list(dict.fromkeys(args.sizes))  # each size once: a size's fleet and folders are its own
     work = Path(tempfile.mkdtemp(prefix="fleetscope-bench-"))
     try:
         other = None if args.other_python == "none" else args.other_python or other_python()
