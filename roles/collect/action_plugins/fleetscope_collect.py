@@ -57,6 +57,20 @@ ROLE_VARIABLES = {"top_n": "collect_top_n", "timeout": "collect_host_timeout",
 TASK_MARGIN_S = 15
 #: The longest `timeout` (SIGALRM's limit, less the margin).
 MAX_TIMEOUT_S = 100_000_000 - TASK_MARGIN_S
+ARGUMENT_SPEC = {
+    "top_n": {"type": "int", "default": 15},
+    "timeout": {"type": "int", "default": 30},
+    "accounting_since": {"type": "str", "default": ""},
+    "only": {"type": "list", "elements": "str"},
+    # look for the host's interpreter afresh where an earlier run remembered one (`fleetscope hosts check`)
+    "discover": {"type": "bool", "default": False},
+}
+
+
+#: How long a host's task waits for `fleetscope collect` to write the hints folder (it does so within a second
+#: of starting Ansible, which takes about that long to reach the first host). Well inside the TASK_MARGIN_S
+#: the task's bound allows on top of the collector's own timeout.
+HINTS_WAIT_S = 8
 
 
 class _Bound:
@@ -79,20 +93,6 @@ class _Bound:
     def __exit__(self, *exc):
         signal.alarm(0)
         signal.signal(signal.SIGALRM, self._previous)
-ARGUMENT_SPEC = {
-    "top_n": {"type": "int", "default": 15},
-    "timeout": {"type": "int", "default": 30},
-    "accounting_since": {"type": "str", "default": ""},
-    "only": {"type": "list", "elements": "str"},
-    # look for the host's interpreter afresh where an earlier run remembered one (`fleetscope hosts check`)
-    "discover": {"type": "bool", "default": False},
-}
-
-
-#: How long a host's task waits for `fleetscope collect` to write the hints folder (it does so within a second
-#: of starting Ansible, which takes about that long to reach the first host). Well inside the TASK_MARGIN_S
-#: the task's bound allows on top of the collector's own timeout.
-HINTS_WAIT_S = 8
 
 
 def _hints(host: str) -> dict:
