@@ -61,10 +61,14 @@ def test_the_role_task_holds_no_template_and_templated_role_variables_still_appl
     assert len(res["document"]["processes"]["top"]) <= 4
 
 
+def one_task_play(path, task: str):
+    """A playbook of one task (`task`, YAML at the task's indent) on every host, without the role."""
+    path.write_text(f"- hosts: all\n  gather_facts: false\n  tasks:\n    - {task}\n")
+    return path
+
+
 def test_an_argument_in_the_task_wins_over_the_role_variable(tmp_path):
-    playbook = tmp_path / "own.yml"
-    playbook.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n"
-                        "    - fleetscope_collect: {top_n: 1, only: [processes]}\n")
+    playbook = one_task_play(tmp_path / "own.yml", "fleetscope_collect: {top_n: 1, only: [processes]}")
     rc, _, event, res = run_play(tmp_path, 7, playbook=playbook)
     assert (rc, event) == (0, "runner_on_ok"), res
     assert res["invocation"]["module_args"]["top_n"] == 1  # not collect_top_n's 7
@@ -99,9 +103,7 @@ def hanging_python(tmp_path):
 
 
 def test_a_task_timeout_of_the_playbooks_own_is_kept(tmp_path, hanging_python):
-    playbook = tmp_path / "own-timeout.yml"
-    playbook.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n"
-                        "    - fleetscope_collect:\n      timeout: 3\n")
+    playbook = one_task_play(tmp_path / "own-timeout.yml", "fleetscope_collect:\n      timeout: 3")
     started = time.monotonic()
     _, _, event, res = run_play(tmp_path, 3, python=hanging_python, playbook=playbook)
     assert event == "runner_on_failed" and res.get("timedout", {}).get("period") == 3, res
@@ -123,8 +125,7 @@ def test_a_host_that_stops_answering_is_bounded_at_its_timeout_and_15_s(tmp_path
     playbook = PLAYBOOK
     if bound == "the action's own alarm":  # as on an Ansible before 2.19
         # a play without the role, whose own action_plugins folder Ansible would search first
-        playbook = tmp_path / "no-role.yml"
-        playbook.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - fleetscope_collect:\n")
+        playbook = one_task_play(tmp_path / "no-role.yml", "fleetscope_collect:")
         plugins = tmp_path / "action_plugins"
         plugins.mkdir()
         source = ACTION.read_text()
