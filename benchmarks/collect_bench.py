@@ -1,7 +1,7 @@
 """Collection at fleet scale on loopback sshd hosts: fleetscope against the floor and against Ansible facts.
 
     python -m benchmarks.collect_bench [--sizes 8 16 32] [--repeat 3] [--other-python PATH] [--rtt-ms MS]
-                                       [--only-cold]
+                                       [--only-cold | --only-host [--python PATH]]
 
 For each fleet size N (N real sshd on 127.0.0.2 ...), median wall time of:
   floor      N parallel `ssh HOST python3 -m collectors` (same SSH options and parallelism as Ansible,
@@ -26,9 +26,13 @@ as fixed + per host over the sizes, and the client CPU of one new SSH connection
 master), with the key exchange ssh negotiates and with curve25519-sha256 for scale: every cold run pays one
 per host, and it is most of the floor's CPU.
 
-Host cost: CPU seconds and peak RSS of the process that runs on a host for one collection (what the
+Host cost: CPU seconds, peak RSS and wall time of the process that runs on a host for one collection (what the
 fleetscope_collect action runs: `python3 -c STUB` with the bootstrap and the collector bundle on stdin), against a bare
-`python3 -c pass`, and against Ansible's cheapest module (`ping`, as AnsiballZ) for scale. With a Python of
+`python3 -c pass`, and against Ansible's cheapest module (`ping`, as AnsiballZ) for scale where Ansible is installed.
+On a machine with the NVIDIA driver that collection reads its GPUs, also with nvidia-ml-py's pynvml as it is
+(fleetscope/shipped_pynvml.py); elsewhere the import of the shipped pynvml stands for a GPU host's extra.
+--only-host measures only this (no sshd, no Ansible: what a GPU machine lent for it can run), --python names
+the host's interpreter. With a Python of
 another minor version (--other-python; found in /usr/bin or pyenv by default), the same on a host running
 it: with the bytecode the controller compiled for it (collect.bytecode_pythons), and compiling the sources.
 """
@@ -36,6 +40,7 @@ it: with the bytecode the controller compiled for it (collect.bytecode_pythons),
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -58,18 +63,19 @@ PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.execut
 BIN = Path(sys.executable).parent
 
 
-# Runs a command and prints [status, CPU s, peak RSS KiB] of it. A child's peak RSS starts at its parent's
+# Runs a command and prints [status, CPU s, peak RSS KiB, wall s] of it. A child's peak RSS starts at its parent's
 # at fork time (Linux carries it across exec), so the measured command is forked from this small launcher,
 # not from the benchmark's own, larger process. Its output goes to /dev/null; the launcher prints last.
 LAUNCHER = """
-import json, os, sys
+import json, os, sys, time
+start = time.monotonic()
 pid = os.fork()
 if pid == 0:
     fd = os.open(os.devnull, os.O_WRONLY)
     os.dup2(fd, 1)
     os.execv(sys.argv[1], sys.argv[1:])
 _, status, usage = os.wait4(pid, 0)
-print(json.dumps([status, usage.ru_utime + usage.ru_stime, usage.ru_maxrss]))
+print(json.dumps([status, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, time.monotonic() - start]))
 """
 
 
@@ -277,12 +283,12 @@ def ansiballz(work: Path, module: str) -> Path:
     return found[-1]
 
 
-def other_python() -> str | None:
-    """A CPython of another minor version than PYTHON's, as a host of a mixed fleet runs: the interpreter
+def other_python(ours: str = PYTHON) -> str | None:
+    """A CPython of another minor version than `ours`, as a host of a mixed fleet runs: the interpreter
     itself (not a pyenv shim, whose shell script would be measured too), or None."""
     import glob
 
-    ours = subprocess.run([PYTHON, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+    ours = subprocess.run([ours, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
                           capture_output=True, text=True, check=True).stdout.strip()
     candidates = [*sorted(glob.glob("/usr/bin/python3.[0-9]*")),
                   *sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.*/bin/python3.[0-9]*")))]
@@ -293,14 +299,21 @@ def other_python() -> str | None:
     return None
 
 
-def host_cost(repeat: int, work: Path, other: str | None = None) -> dict:
-    """CPU and peak memory of what runs on a host, each the median of `repeat` interleaved runs; with `other`,
-    also on a host whose Python is that one (another minor version: bytecode shipped for it, or none)."""
-    from fleetscope.stage import BOOTSTRAP, STUB, collector_bundle, for_magic, payload
+def host_cost(repeat: int, work: Path, other: str | None = None, python: str = PYTHON) -> dict:
+    """CPU, peak memory and wall time of what runs on a host, each the median of `repeat` interleaved runs,
+    the host's interpreter being `python`; with `other`, also on a host whose Python is that one (another
+    minor version: bytecode shipped for it, or none). On a host with the NVIDIA driver, "module" reads its
+    GPUs; "module_unlightened" does the same with nvidia-ml-py's pynvml as it is (fleetscope.shipped_pynvml)."""
+    from collectors.gpus import driver_present
+    from fleetscope.stage import BOOTSTRAP, PACKAGE, STUB, bundle_of, collector_sources, for_magic, payload
 
-    def sent(name, bytecode=True, bootstrap=None, pythons=()):  # what the fleetscope_collect action writes
+    unlightened, shipped = collector_sources(), f"{PACKAGE}.pynvml_shipped"
+    if shipped in unlightened:  # nvidia-ml-py's pynvml as it is
+        unlightened[shipped][1] = Path(importlib.util.find_spec("pynvml").origin).read_text(encoding="utf-8")
+
+    def sent(name, bytecode=True, bootstrap=None, pythons=(), sources=None):  # what the action writes
         path = work / name
-        bundle = collector_bundle(bytecode=bytecode, pythons=pythons)
+        bundle = bundle_of(sources or collector_sources(), bytecode=bytecode, pythons=pythons)
         if pythons:  # what the action sends a host whose Python it knows: that Python's bytecode only
             magic = subprocess.run([pythons[0], "-c", "import importlib.util as u; print(u.MAGIC_NUMBER.hex())"],
                                    capture_output=True, text=True, check=True).stdout.strip()
@@ -308,41 +321,49 @@ def host_cost(repeat: int, work: Path, other: str | None = None) -> dict:
         path.write_bytes(payload({"top_n": 15, "timeout": 30}, bundle, bootstrap))
         return path
 
-    # What a GPU host adds before NVML's own calls (none are lent here): the collector's import of the
+    # What a GPU host adds before NVML's own calls (all a host without the driver can show): the import of the
     # shipped pynvml, with this run's bootstrap, stopped once pynvml is imported.
     gpu_probe = BOOTSTRAP.read_text().split("from fleetscope_collectors import collect")[0] + (
         "from fleetscope_collectors import gpus\nanswer({'pynvml': gpus.load_pynvml().__name__})\n")
     ping_args = work / "ping.json"  # what pipelining sends on stdin after the module
     ping_args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {}}))
 
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # a host's python3 has none of ours
+
     def measure_once(cmd, stdin=None):
         with open(stdin or os.devnull, "rb") as fin:
-            proc = subprocess.run([PYTHON, "-S", "-c", LAUNCHER, *map(str, cmd)], stdin=fin,
+            proc = subprocess.run([python, "-S", "-c", LAUNCHER, *map(str, cmd)], stdin=fin, env=env,
                                   capture_output=True, text=True, check=True, cwd=ROOT)
-        status, cpu, maxrss_kib = json.loads(proc.stdout.strip().splitlines()[-1])
+        status, cpu, maxrss_kib, wall = json.loads(proc.stdout.strip().splitlines()[-1])
         if status:
             raise RuntimeError(f"{cmd} failed with status {status}")
-        return cpu, maxrss_kib * 1024
+        return cpu, maxrss_kib * 1024, wall
 
+    probe = gpu_probe.encode()
     contenders = [
-        ("bare", [PYTHON, "-c", "pass"], None),
-        ("ping_module", [PYTHON, str(ansiballz(work, "ping"))], ping_args),
-        # the shipped bytecode runs where the host's Python has the controller's magic number (here it does:
-        # both are 3.11); "module_compiling" is what a host with another Python pays, compiling the sources
-        ("module", [PYTHON, "-c", STUB], sent("payload")),
-        ("module_compiling", [PYTHON, "-c", STUB], sent("payload_sources", bytecode=False)),
-        ("pynvml_import", [PYTHON, "-c", STUB], sent("payload_gpu", bootstrap=gpu_probe.encode())),
-        ("pynvml_import_compiling", [PYTHON, "-c", STUB],
-         sent("payload_gpu_sources", bytecode=False, bootstrap=gpu_probe.encode())),
-        ("collector", [PYTHON, "-m", "collectors"], None),
+        ("bare", [python, "-c", "pass"], None),
+        # the shipped bytecode runs where the host's Python has the controller's magic number (what the action
+        # sends a host whose Python it knows); "module_compiling" is what a host with another Python pays
+        ("module", [python, "-c", STUB], sent("payload", pythons=[python])),
+        ("module_compiling", [python, "-c", STUB], sent("payload_sources", bytecode=False)),
+        ("pynvml_import", [python, "-c", STUB], sent("payload_gpu", bootstrap=probe, pythons=[python])),
+        ("pynvml_import_unlightened", [python, "-c", STUB],
+         sent("payload_gpu_unlightened", bootstrap=probe, pythons=[python], sources=unlightened)),
+        ("pynvml_import_compiling", [python, "-c", STUB],
+         sent("payload_gpu_sources", bytecode=False, bootstrap=probe)),
+        ("collector", [python, "-m", "collectors"], None),
     ]
+    if (BIN / "ansible").exists():  # Ansible's cheapest module, for scale (a GPU machine may have no Ansible)
+        contenders.insert(1, ("ping_module", [python, str(ansiballz(work, "ping"))], ping_args))
+    if driver_present():  # the GPUs read as the collector did before shipped_pynvml
+        contenders.insert(3, ("module_unlightened", [python, "-c", STUB],
+                              sent("payload_unlightened", pythons=[python], sources=unlightened)))
     if other:  # a host of a mixed fleet: the bytecode the controller compiled with its own copy of that Python
         contenders += [
             ("other_bare", [other, "-c", "pass"], None),
             ("other_module", [other, "-c", STUB], sent("other_payload", pythons=[other])),
             ("other_module_compiling", [other, "-c", STUB], sent("other_payload_sources", bytecode=False)),
-            ("other_pynvml_import", [other, "-c", STUB],
-             sent("other_payload_gpu", bootstrap=gpu_probe.encode(), pythons=[other])),
+            ("other_pynvml_import", [other, "-c", STUB], sent("other_payload_gpu", bootstrap=probe, pythons=[other])),
         ]
     # Round-robin, not one contender after the other: a few-ms process is at the mercy of what else the
     # machine does, and interleaving spreads that over all of them alike.
@@ -350,22 +371,57 @@ def host_cost(repeat: int, work: Path, other: str | None = None) -> dict:
     for _ in range(repeat):
         for name, cmd, stdin in contenders:
             samples[name].append(measure_once(cmd, stdin))
-    out = {}
+    out = {"python": python, "nvidia_driver": driver_present()}
     for name, runs in samples.items():
-        out[f"{name}_cpu_s"] = statistics.median(cpu for cpu, _ in runs)
-        out[f"{name}_rss_bytes"] = statistics.median(rss for _, rss in runs)
-    out["ratio_cpu"] = out["module_cpu_s"] / out["bare_cpu_s"]
-    out["ratio_rss"] = out["module_rss_bytes"] / out["bare_rss_bytes"]
-    out["ratio_cpu_vs_ping"] = out["module_cpu_s"] / out["ping_module_cpu_s"]
-    out["ratio_cpu_compiling"] = out["module_compiling_cpu_s"] / out["bare_cpu_s"]
-    out["ratio_cpu_pynvml"] = out["pynvml_import_cpu_s"] / out["bare_cpu_s"]
-    out["ratio_cpu_pynvml_compiling"] = out["pynvml_import_compiling_cpu_s"] / out["bare_cpu_s"]
+        out[f"{name}_cpu_s"] = statistics.median(cpu for cpu, _, _ in runs)
+        out[f"{name}_rss_bytes"] = statistics.median(rss for _, rss, _ in runs)
+        out[f"{name}_wall_s"] = statistics.median(wall for _, _, wall in runs)
+    for name in samples:
+        if name not in ("bare", "other_bare") and not name.startswith("other_"):
+            out[f"ratio_cpu_{name}"] = out[f"{name}_cpu_s"] / out["bare_cpu_s"]
+            out[f"ratio_rss_{name}"] = out[f"{name}_rss_bytes"] / out["bare_rss_bytes"]
+    out["ratio_cpu"], out["ratio_rss"] = out["ratio_cpu_module"], out["ratio_rss_module"]
+    out["ratio_cpu_compiling"] = out["ratio_cpu_module_compiling"]
+    out["ratio_cpu_pynvml"] = out["ratio_cpu_pynvml_import"]
+    out["ratio_cpu_pynvml_compiling"] = out["ratio_cpu_pynvml_import_compiling"]
+    if "ping_module_cpu_s" in out:
+        out["ratio_cpu_vs_ping"] = out["module_cpu_s"] / out["ping_module_cpu_s"]
     if other:
         out["other_python"] = other
         out["ratio_other_cpu"] = out["other_module_cpu_s"] / out["other_bare_cpu_s"]
         out["ratio_other_cpu_compiling"] = out["other_module_compiling_cpu_s"] / out["other_bare_cpu_s"]
         out["ratio_other_cpu_pynvml"] = out["other_pynvml_import_cpu_s"] / out["other_bare_cpu_s"]
     return out
+
+
+def print_host_cost(hc: dict) -> None:
+    def ms(name):
+        return f"{hc[name + '_cpu_s'] * 1000:.0f} ms"
+
+    def mib(name):
+        return f"{hc[name + '_rss_bytes'] / 2**20:.0f} MiB"
+
+    ping = (f"; Ansible's ping module {ms('ping_module')} (x{hc['ratio_cpu_vs_ping']:.2f})"
+            if "ping_module_cpu_s" in hc else "")
+    print(f"host cost ({hc['python']}): fleetscope_collect {ms('module')} CPU, {mib('module')}, "
+          f"{hc['module_wall_s'] * 1000:.0f} ms wall; bare python3 {ms('bare')}, {mib('bare')} "
+          f"(x{hc['ratio_cpu']:.1f} CPU, x{hc['ratio_rss']:.1f} memory){ping}; the collector alone, from an "
+          f"installed package, {ms('collector')}")
+    if "module_unlightened_cpu_s" in hc:
+        print(f"  GPUs read with nvidia-ml-py's pynvml as it is: {ms('module_unlightened')}, "
+              f"{mib('module_unlightened')} (x{hc['ratio_cpu_module_unlightened']:.1f})")
+    print(f"  another Python (compiling the sources): {ms('module_compiling')} (x{hc['ratio_cpu_compiling']:.1f}); "
+          f"importing the shipped pynvml (a GPU host, before NVML's calls): {ms('pynvml_import')}, "
+          f"{mib('pynvml_import')} (x{hc['ratio_cpu_pynvml']:.1f}); nvidia-ml-py's as it is: "
+          f"{ms('pynvml_import_unlightened')} (x{hc['ratio_cpu_pynvml_import_unlightened']:.1f}); compiling the "
+          f"shipped one: {ms('pynvml_import_compiling')}, {mib('pynvml_import_compiling')} "
+          f"(x{hc['ratio_cpu_pynvml_compiling']:.1f})")
+    if "other_python" in hc:
+        print(f"  a host with {hc['other_python']}: bare {hc['other_bare_cpu_s'] * 1000:.0f} ms; the bytecode "
+              f"shipped for it {hc['other_module_cpu_s'] * 1000:.0f} ms (x{hc['ratio_other_cpu']:.2f}), "
+              f"compiling {hc['other_module_compiling_cpu_s'] * 1000:.0f} ms "
+              f"(x{hc['ratio_other_cpu_compiling']:.2f}); pynvml's import "
+              f"{hc['other_pynvml_import_cpu_s'] * 1000:.0f} ms (x{hc['ratio_other_cpu_pynvml']:.1f})")
 
 
 def print_cold_cpu(r: dict) -> None:
@@ -402,6 +458,10 @@ def main(argv=None) -> dict:
                    help="route every SSH connection through benchmarks/delay_proxy.py: a network's round trip")
     p.add_argument("--only-cold", action="store_true",
                    help="only the cold runs (floor, fleetscope, fleetscope without ssh_warmup); no host cost")
+    p.add_argument("--only-host", action="store_true",
+                   help="only the host cost (into benchmarks/out/host-cost.json): no sshd, no Ansible needed")
+    p.add_argument("--python", metavar="PATH", default=PYTHON,
+                   help=f"the host's interpreter for the host cost (default {PYTHON})")
     p.add_argument("--other-python", metavar="PATH", default=None,
                    help="a Python of another minor version, for the host cost of a mixed fleet "
                         "(default: the first found in /usr/bin or pyenv; 'none' to skip)")
@@ -409,7 +469,7 @@ def main(argv=None) -> dict:
     args.sizes = list(dict.fromkeys(args.sizes))  # each size once: a size's fleet and folders are its own
     work = Path(tempfile.mkdtemp(prefix="fleetscope-bench-"))
     try:
-        other = None if args.other_python == "none" else args.other_python or other_python()
+        other = None if args.other_python == "none" else args.other_python or other_python(args.python)
         out = {}
         if args.only_cold:
             print(f"{'hosts':>5} {'RTT ms':>7} {'cold: floor s':>14} {'fleetscope s':>13} {'/floor':>7} "
@@ -426,25 +486,14 @@ def main(argv=None) -> dict:
             dest.write_text(json.dumps(out, indent=2) + "\n")
             print(f"written to {dest}")
             return out
-        out["host_cost"] = host_cost(max(31, args.repeat), work, other)
-        hc = out["host_cost"]
-        print(f"host cost: fleetscope_collect {hc['module_cpu_s'] * 1000:.0f} ms CPU, "
-              f"{hc['module_rss_bytes'] / 2**20:.0f} MiB; "
-              f"bare python3 {hc['bare_cpu_s'] * 1000:.0f} ms, {hc['bare_rss_bytes'] / 2**20:.0f} MiB "
-              f"(x{hc['ratio_cpu']:.1f} CPU, x{hc['ratio_rss']:.1f} memory); Ansible's ping module "
-              f"{hc['ping_module_cpu_s'] * 1000:.0f} ms (x{hc['ratio_cpu_vs_ping']:.2f}); the collector alone, "
-              f"from an installed package, {hc['collector_cpu_s'] * 1000:.0f} ms")
-        print(f"  another Python (compiling the sources): {hc['module_compiling_cpu_s'] * 1000:.0f} ms "
-              f"(x{hc['ratio_cpu_compiling']:.1f}); importing the shipped pynvml (a GPU host, before NVML's "
-              f"calls): {hc['pynvml_import_cpu_s'] * 1000:.0f} ms, {hc['pynvml_import_rss_bytes'] / 2**20:.0f} MiB "
-              f"(x{hc['ratio_cpu_pynvml']:.1f}); compiling it: {hc['pynvml_import_compiling_cpu_s'] * 1000:.0f} ms, "
-              f"{hc['pynvml_import_compiling_rss_bytes'] / 2**20:.0f} MiB (x{hc['ratio_cpu_pynvml_compiling']:.1f})")
-        if "other_python" in hc:
-            print(f"  a host with {hc['other_python']}: bare {hc['other_bare_cpu_s'] * 1000:.0f} ms; the bytecode "
-                  f"shipped for it {hc['other_module_cpu_s'] * 1000:.0f} ms (x{hc['ratio_other_cpu']:.2f}), "
-                  f"compiling {hc['other_module_compiling_cpu_s'] * 1000:.0f} ms "
-                  f"(x{hc['ratio_other_cpu_compiling']:.2f}); pynvml's import "
-                  f"{hc['other_pynvml_import_cpu_s'] * 1000:.0f} ms (x{hc['ratio_other_cpu_pynvml']:.1f})")
+        out["host_cost"] = host_cost(max(31, args.repeat), work, other, args.python)
+        print_host_cost(out["host_cost"])
+        if args.only_host:
+            dest = ROOT / "benchmarks" / "out" / "host-cost.json"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(json.dumps(out, indent=2) + "\n")
+            print(f"written to {dest}")
+            return out
         out["sizes"] = []
         print(f"{'hosts':>5} {'floor s':>8} {'setup s':>8} {'playbook s':>11} {'fleetscope s':>13} {'/floor':>7} "
               f"{'/setup':>7} {'/playbook':>9} {'ctl CPU/host':>13} {'cold: floor s':>14} {'fleetscope s':>13} "

@@ -9,7 +9,7 @@
   module (a regular Ansible module, run rarely), which AnsiballZ packs with it.
 
 nvidia-ml-py's pynvml.py is pure Python and travels with either as ``pynvml_shipped``, so a host with the
-driver but no pynvml still reads NVML.
+driver but no pynvml still reads NVML, without two imports it does not need there (shipped_pynvml.py).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import collectors
 
 from .files import remove_stale, write_atomic, write_json_atomic
 from .settings import PROJECT_DIR
+from .shipped_pynvml import lighten
 
 PACKAGE = "fleetscope_collectors"
 
@@ -76,7 +77,8 @@ def collector_sources(ship_pynvml: bool = True) -> dict:
         modules[name] = [f.stem == "__init__", f.read_text(encoding="utf-8")]
     origin = _pynvml_origin() if ship_pynvml else None
     if origin:
-        modules[f"{PACKAGE}.pynvml_shipped"] = [False, Path(origin).read_text(encoding="utf-8")]
+        # nvidia-ml-py's pynvml, without the two imports that cost a GPU host most of its import
+        modules[f"{PACKAGE}.pynvml_shipped"] = [False, lighten(Path(origin).read_text(encoding="utf-8"))[0]]
     return modules
 
 
