@@ -21,7 +21,8 @@ m = importlib.import_module(sys.argv[2])
 errors = sorted(n for n in dir(m) if n.startswith("NVMLError_") and issubclass(getattr(m, n), m.NVMLError))
 print(json.dumps({"imported": sorted(set(sys.modules) - before), "names": sorted(dir(m)), "errors": errors,
                   "error_of_code": {str(code): cls.__name__ for code, cls in m.NVMLError._valClassMapping.items()},
-                  "libc": m.find_library("c"), "capwords": [m.string.capwords("NVML_ERROR_GPU_IS_LOST", "_"), m.string.capwords(" a  bC\\td ")]}))
+                  "libc": m.find_library("c"),
+                  "capwords": [m.string.capwords("NVML_ERROR_GPU_IS_LOST", "_"), m.string.capwords(" a  bC\\td ")]}))
 """
 
 
