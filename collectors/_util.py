@@ -18,8 +18,14 @@ _boot_time = []
 
 
 def get_psutil():
-    """The psutil module, or None when it is not importable or FLEETSCOPE_NO_PSUTIL=1 forces /proc."""
-    if os.environ.get("FLEETSCOPE_NO_PSUTIL", "") not in ("", "0") or _no_psutil:
+    """The psutil module where the collector uses it, else None (the subsystems then read /proc).
+
+    FLEETSCOPE_PSUTIL=1: psutil whenever it is importable; 0: never; unset (or anything else): only on a host
+    without /proc/stat, that is not Linux. speed: on Linux the /proc path reads the files psutil reads, with
+    the same definitions (tests/collectors/test_collect_fallback.py), without psutil's import (about 30 ms of
+    CPU) and its objects per process: a collection costs about half as much CPU (docs/benchmarks.md)."""
+    choice = os.environ.get("FLEETSCOPE_PSUTIL", "")
+    if choice == "0" or _no_psutil or (choice != "1" and os.path.exists(PROC + "/stat")):
         return None
     try:
         import psutil

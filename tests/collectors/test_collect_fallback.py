@@ -1,5 +1,5 @@
-"""FLEETSCOPE_NO_PSUTIL=1: the /proc path gives the same keys and types as the psutil path, and the
-same values where both read the same counters."""
+"""The /proc path (the default on Linux, FLEETSCOPE_PSUTIL unset or 0) gives the same keys and types as the
+psutil path (FLEETSCOPE_PSUTIL=1), and the same values where both read the same counters."""
 
 import pytest
 
@@ -31,8 +31,10 @@ def merge_nulls(a, b):
 
 @pytest.fixture
 def both(monkeypatch):
+    monkeypatch.setenv("FLEETSCOPE_PSUTIL", "1")
+    assert _util.get_psutil() is psutil
     with_psutil = collectors.collect(top_n=5)
-    monkeypatch.setenv("FLEETSCOPE_NO_PSUTIL", "1")
+    monkeypatch.setenv("FLEETSCOPE_PSUTIL", "0")
     assert _util.get_psutil() is None
     without = collectors.collect(top_n=5)
     return with_psutil, without
@@ -66,8 +68,13 @@ def test_both_paths_read_the_same_things(both):
             assert (p["user"], p["command"], p["started_at"]) == (q["user"], q["command"], q["started_at"])
 
 
-def test_psutil_can_be_forced_off_and_back_on(monkeypatch):
-    monkeypatch.setenv("FLEETSCOPE_NO_PSUTIL", "0")
+def test_psutil_is_used_only_without_proc_unless_asked_for(monkeypatch, tmp_path):
+    monkeypatch.delenv("FLEETSCOPE_PSUTIL", raising=False)
+    assert _util.get_psutil() is None  # Linux: /proc/stat is there
+    monkeypatch.setattr(_util, "PROC", str(tmp_path))  # a host without /proc
     assert _util.get_psutil() is psutil
-    monkeypatch.setenv("FLEETSCOPE_NO_PSUTIL", "1")
+    monkeypatch.setenv("FLEETSCOPE_PSUTIL", "0")
     assert _util.get_psutil() is None
+    monkeypatch.setattr(_util, "PROC", "/proc")
+    monkeypatch.setenv("FLEETSCOPE_PSUTIL", "1")
+    assert _util.get_psutil() is psutil

@@ -61,9 +61,9 @@ def test_an_unknown_subsystem_is_a_usage_error():
 
 
 @needs_38
-@pytest.mark.parametrize("no_psutil", ["0", "1"])
-def test_runs_on_python_3_8(check_document, no_psutil):
-    out = run(["-m", "collectors"], python=PYTHON38, env={"FLEETSCOPE_NO_PSUTIL": no_psutil})
+@pytest.mark.parametrize("use_psutil", ["1", ""])
+def test_runs_on_python_3_8(check_document, use_psutil):
+    out = run(["-m", "collectors"], python=PYTHON38, env={"FLEETSCOPE_PSUTIL": use_psutil})
     assert out.returncode == 0, out.stderr
     document = check_document(json.loads(out.stdout))
     assert document["errors"] == [] and document["host"]["python"].startswith("3.8.")
