@@ -22,17 +22,19 @@ SUBSYSTEMS = {
 RUN_FIRST = ("gpus",)  # host reuses the NVML facts gpus read, instead of starting NVML twice
 
 
-def collect(top_n=15, accounting_since=None, only=None):
+def collect(top_n=15, accounting_since=None, only=None, exiting=False):
     """The host document. Never raises: failures become ``errors`` entries and null subsystems.
 
     top_n: processes to report, the top N by CPU time plus the top N by memory.
     accounting_since: ISO 8601 time; NVML accounting records that ended before it are left out.
     only: subsystem names (list or comma-separated str) to collect; the others are left out.
+    exiting: the process ends right after (the bootstrap): NVML is left to its exit, not shut down
+    (speed: nvmlShutdown costs 3-4 ms of CPU on an H200, as much as reading two fields).
     """
     started, clock = time.time(), time.monotonic()
     errors = []
     names = _selected(only, errors)
-    ctx = {"top_n": top_n, "accounting_since": None}
+    ctx = {"top_n": top_n, "accounting_since": None, "exiting": exiting}
     if accounting_since:
         try:
             ctx["accounting_since"] = parse_time(accounting_since)

@@ -96,10 +96,11 @@ def collect(ctx):
         facts["gpu_models"] = sorted({d["name"] for d in devices if d["name"]})
         return {"available": True, "reason": None, "devices": devices}
     finally:
-        _shutdown(nvml)
+        if not ctx.get("exiting"):
+            _shutdown(nvml)
 
 
-def nvidia_facts():
+def nvidia_facts(exiting=False):
     """Driver, CUDA and NVML versions and GPU models, for a run that does not collect ``gpus``."""
     nvml = load_pynvml() if driver_present() else None
     if nvml is None or _init(nvml) is not None:
@@ -111,7 +112,8 @@ def nvidia_facts():
         facts["gpu_models"] = gpu_devices.model_names(nvml)
         return facts
     finally:
-        _shutdown(nvml)
+        if not exiting:
+            _shutdown(nvml)
 
 
 def _unavailable(reason):

@@ -21,7 +21,7 @@ ARM_PARTS = {
 def collect(ctx):
     nvidia = ctx.get("nvidia")
     if nvidia is None:
-        nvidia = gpus.nvidia_facts()
+        nvidia = gpus.nvidia_facts(exiting=ctx.get("exiting", False))
     uname = os.uname()
     return {
         "hostname": hostname(),

@@ -64,19 +64,22 @@ def test_two_h100s_are_reported_with_every_documented_field(fake_nvml, check_doc
     assert (busy["pcie_gen"], busy["pcie_width"], busy["mig_devices"]) == (5, 16, [])
 
 
-def test_nvml_starts_once_and_is_shut_down(fake_nvml):
-    document = collectors.collect()
+@pytest.mark.parametrize("exiting", [False, True])
+def test_nvml_starts_once_and_is_shut_down_unless_the_process_is_ending(fake_nvml, exiting):
+    document = collectors.collect(exiting=exiting)
     host = document["host"]
     assert (host["nvidia_driver"], host["cuda_version"], host["nvml_version"]) == ("580.65.06", "13.0", "13.580.65.06")
     assert host["gpu_models"] == ["NVIDIA H100 80GB HBM3"]
-    assert (fake_nvml.host.inits, fake_nvml.host.shutdowns) == (1, 1)
+    assert (fake_nvml.host.inits, fake_nvml.host.shutdowns) == (1, 0 if exiting else 1)
+    assert document["gpus"]["available"] is True and document["errors"] == []
 
 
-def test_host_alone_reads_the_nvidia_facts_itself(fake_nvml):
-    document = collectors.collect(only=["host"])
+@pytest.mark.parametrize("exiting", [False, True])
+def test_host_alone_reads_the_nvidia_facts_itself(fake_nvml, exiting):
+    document = collectors.collect(only=["host"], exiting=exiting)
     host = document["host"]
     assert host["nvidia_driver"] == "580.65.06" and host["gpu_models"] == ["NVIDIA H100 80GB HBM3"]
-    assert (fake_nvml.host.inits, fake_nvml.host.shutdowns) == (1, 1)
+    assert (fake_nvml.host.inits, fake_nvml.host.shutdowns) == (1, 0 if exiting else 1)
 
 
 def test_mig_parent_lists_its_instances_and_reports_no_utilization(fake_nvml, fake_module):
