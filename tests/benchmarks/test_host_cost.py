@@ -1,0 +1,21 @@
+"""benchmarks/collect_bench.py's host cost runs what the action runs on a host, and says what it measured."""
+
+import json
+
+import pytest
+
+from benchmarks import collect_bench
+
+
+@pytest.mark.slow
+def test_host_cost_measures_every_contender_once(tmp_path, capsys):
+    out = collect_bench.host_cost(1, tmp_path)
+    for name in ("bare", "module", "module_compiling", "pynvml_import", "pynvml_import_unlightened",
+                 "pynvml_import_compiling", "collector"):
+        assert out[f"{name}_cpu_s"] > 0 and out[f"{name}_rss_bytes"] > 0 and out[f"{name}_wall_s"] > 0, name
+    assert out["python"] == collect_bench.PYTHON and out["ratio_cpu"] == out["module_cpu_s"] / out["bare_cpu_s"]
+    assert ("module_unlightened_cpu_s" in out) == out["nvidia_driver"]  # a GPU read only where there is a driver
+    collect_bench.print_host_cost(out)
+    printed = capsys.readouterr().out
+    assert f"host cost ({collect_bench.PYTHON}): fleetscope_collect" in printed and "nvidia-ml-py's as it is" in printed
+    json.dumps(out)  # what --only-host writes
