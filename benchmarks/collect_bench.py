@@ -299,11 +299,14 @@ def other_python(ours: str = PYTHON) -> str | None:
     return None
 
 
-def host_cost(repeat: int, work: Path, other: str | None = None, python: str = PYTHON) -> dict:
+def host_cost(repeat: int, work: Path, other: str | None = None, python: str = PYTHON,
+              subsystems: bool = False) -> dict:
     """CPU, peak memory and wall time of what runs on a host, each the median of `repeat` interleaved runs,
     the host's interpreter being `python`; with `other`, also on a host whose Python is that one (another
     minor version: bytecode shipped for it, or none). On a host with the NVIDIA driver, "module" reads its
-    GPUs; "module_unlightened" does the same with nvidia-ml-py's pynvml as it is (fleetscope.shipped_pynvml)."""
+    GPUs; "module_unlightened" does the same with nvidia-ml-py's pynvml as it is (fleetscope.shipped_pynvml).
+    With `subsystems`, also the collection of each subsystem alone ("only_<name>") and of none ("only_none":
+    the bootstrap and the package), what each part of a collection costs in a new process."""
     from collectors.gpus import driver_present
     from fleetscope.stage import BOOTSTRAP, PACKAGE, STUB, bundle_of, collector_sources, for_magic, payload
 
@@ -311,14 +314,15 @@ def host_cost(repeat: int, work: Path, other: str | None = None, python: str = P
     if shipped in unlightened:  # nvidia-ml-py's pynvml as it is
         unlightened[shipped][1] = Path(importlib.util.find_spec("pynvml").origin).read_text(encoding="utf-8")
 
-    def sent(name, bytecode=True, bootstrap=None, pythons=(), sources=None):  # what the action writes
+    def sent(name, bytecode=True, bootstrap=None, pythons=(), sources=None, only=None):  # what the action writes
         path = work / name
         bundle = bundle_of(sources or collector_sources(), bytecode=bytecode, pythons=pythons)
         if pythons:  # what the action sends a host whose Python it knows: that Python's bytecode only
             magic = subprocess.run([pythons[0], "-c", "import importlib.util as u; print(u.MAGIC_NUMBER.hex())"],
                                    capture_output=True, text=True, check=True).stdout.strip()
             bundle = for_magic(bundle, bytes.fromhex(magic))
-        path.write_bytes(payload({"top_n": 15, "timeout": 30}, bundle, bootstrap))
+        path.write_bytes(payload({"top_n": 15, "timeout": 30, **({} if only is None else {"only": only})},
+                                 bundle, bootstrap))
         return path
 
     # What a GPU host adds before NVML's own calls (all a host without the driver can show): the import of the
@@ -358,6 +362,12 @@ def host_cost(repeat: int, work: Path, other: str | None = None, python: str = P
     if driver_present():  # the GPUs read as the collector did before shipped_pynvml
         contenders.insert(3, ("module_unlightened", [python, "-c", STUB],
                               sent("payload_unlightened", pythons=[python], sources=unlightened)))
+    if subsystems:
+        from collectors import SUBSYSTEMS
+
+        contenders += [(f"only_{name or 'none'}", [python, "-c", STUB],
+                        sent(f"payload_only_{name}", pythons=[python], only=[name] if name else []))
+                       for name in ["", *SUBSYSTEMS]]
     if other:  # a host of a mixed fleet: the bytecode the controller compiled with its own copy of that Python
         contenders += [
             ("other_bare", [other, "-c", "pass"], None),
@@ -416,6 +426,10 @@ def print_host_cost(hc: dict) -> None:
           f"{ms('pynvml_import_unlightened')} (x{hc['ratio_cpu_pynvml_import_unlightened']:.1f}); compiling the "
           f"shipped one: {ms('pynvml_import_compiling')}, {mib('pynvml_import_compiling')} "
           f"(x{hc['ratio_cpu_pynvml_compiling']:.1f})")
+    parts = [k[len("only_"):-len("_cpu_s")] for k in hc if k.startswith("only_") and k.endswith("_cpu_s")]
+    if parts:
+        print("  one subsystem alone (none: the bootstrap and the package): "
+              + ", ".join(f"{name} {ms('only_' + name)}" for name in parts))
     if "other_python" in hc:
         print(f"  a host with {hc['other_python']}: bare {hc['other_bare_cpu_s'] * 1000:.0f} ms; the bytecode "
               f"shipped for it {hc['other_module_cpu_s'] * 1000:.0f} ms (x{hc['ratio_other_cpu']:.2f}), "
@@ -462,6 +476,10 @@ def main(argv=None) -> dict:
                    help="only the host cost (into benchmarks/out/host-cost.json): no sshd, no Ansible needed")
     p.add_argument("--python", metavar="PATH", default=PYTHON,
                    help=f"the host's interpreter for the host cost (default {PYTHON})")
+    p.add_argument("--host-repeat", type=int, default=31, metavar="N",
+                   help="host cost: runs of each contender, interleaved (default 31: a few-ms process drifts)")
+    p.add_argument("--subsystems", action="store_true",
+                   help="host cost: also each subsystem's collection alone, and the bootstrap alone")
     p.add_argument("--other-python", metavar="PATH", default=None,
                    help="a Python of another minor version, for the host cost of a mixed fleet "
                         "(default: the first found in /usr/bin or pyenv; 'none' to skip)")
@@ -486,7 +504,7 @@ def main(argv=None) -> dict:
             dest.write_text(json.dumps(out, indent=2) + "\n")
             print(f"written to {dest}")
             return out
-        out["host_cost"] = host_cost(max(31, args.repeat), work, other, args.python)
+        out["host_cost"] = host_cost(args.host_repeat, work, other, args.python, args.subsystems)
         print_host_cost(out["host_cost"])
         if args.only_host:
             dest = ROOT / "benchmarks" / "out" / "host-cost.json"

@@ -6,13 +6,16 @@
 #     bash benchmarks/gpu_host.sh OUTDIR [HOST_PYTHON]
 #
 # HOST_PYTHON is the interpreter measured as the host's (default /usr/bin/python3, what a GPU server runs
-# the collector with); python3 builds the bundle and runs the benchmark. Writes to OUTDIR: machine.txt
-# (nvidia-smi, versions), nvml-init.txt (NVML's start, cold and with the GPU held), document-idle.json,
-# document-busy.json, host-cost-idle.json and host-cost-busy.json (benchmarks/collect_bench.py --only-host).
-# The results of the last run are in docs/benchmarks.md.
+# the collector with); python3 builds the bundle and runs the benchmark; REPEAT (default 31) is the
+# number of runs of each contender with the GPUs idle (half that while one is busy). Writes to OUTDIR:
+# machine.txt (nvidia-smi, versions), nvml-init.txt (NVML's start, cold and with the GPU held),
+# nvml-calls.json (benchmarks/nvml_calls.py: each NVML call the collector makes), document-idle.json,
+# document-busy.json, host-cost-idle.json (with each subsystem alone) and host-cost-busy.json
+# (benchmarks/collect_bench.py --only-host). The results of the last run are in docs/benchmarks.md.
 set -u
 out=${1:?usage: bash benchmarks/gpu_host.sh OUTDIR [HOST_PYTHON]}
 host_python=${2:-/usr/bin/python3}
+repeat=${REPEAT:-31}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 
@@ -52,8 +55,9 @@ EOF
 
 NVML_LABEL=idle nvml_init >"$out/nvml-init.txt" 2>&1 || true
 python3 -m collectors --pretty >"$out/document-idle.json"
-timeout 300 python3 -m benchmarks.collect_bench --only-host --repeat 31 --other-python none --python "$host_python" &&
-    cp benchmarks/out/host-cost.json "$out/host-cost-idle.json"
+timeout 120 python3 -m benchmarks.nvml_calls --sessions 10 && cp benchmarks/out/nvml-calls.json "$out/"
+timeout 300 python3 -m benchmarks.collect_bench --only-host --subsystems --host-repeat "$repeat" --other-python none \
+    --python "$host_python" && cp benchmarks/out/host-cost.json "$out/host-cost-idle.json"
 
 # GPU 0 busy: a matrix product in a loop, holding some memory, as a training job would.
 busy=
@@ -70,7 +74,8 @@ while time.time() < end:
     sleep 10
     NVML_LABEL=busy nvml_init >>"$out/nvml-init.txt" 2>&1 || true
     python3 -m collectors --pretty >"$out/document-busy.json"
-    timeout 200 python3 -m benchmarks.collect_bench --only-host --repeat 15 --other-python none --python "$host_python" &&
+    timeout 200 python3 -m benchmarks.collect_bench --only-host --host-repeat $(((repeat + 1) / 2)) --other-python none \
+        --python "$host_python" &&
         cp benchmarks/out/host-cost.json "$out/host-cost-busy.json"
     kill "$busy"
     wait "$busy" 2>/dev/null

@@ -9,13 +9,16 @@ from benchmarks import collect_bench
 
 @pytest.mark.slow
 def test_host_cost_measures_every_contender_once(tmp_path, capsys):
-    out = collect_bench.host_cost(1, tmp_path)
+    out = collect_bench.host_cost(1, tmp_path, subsystems=True)
     for name in ("bare", "module", "module_compiling", "pynvml_import", "pynvml_import_unlightened",
                  "pynvml_import_compiling", "collector"):
         assert out[f"{name}_cpu_s"] > 0 and out[f"{name}_rss_bytes"] > 0 and out[f"{name}_wall_s"] > 0, name
+    for name in ("none", "host", "cpu", "load", "memory", "disks", "network", "processes", "gpus"):
+        assert out[f"only_{name}_cpu_s"] > 0, name
     assert out["python"] == collect_bench.PYTHON and out["ratio_cpu"] == out["module_cpu_s"] / out["bare_cpu_s"]
     assert ("module_unlightened_cpu_s" in out) == out["nvidia_driver"]  # a GPU read only where there is a driver
     collect_bench.print_host_cost(out)
     printed = capsys.readouterr().out
     assert f"host cost ({collect_bench.PYTHON}): fleetscope_collect" in printed and "nvidia-ml-py's as it is" in printed
+    assert "one subsystem alone (none: the bootstrap and the package): none " in printed and " gpus " in printed
     json.dumps(out)  # what --only-host writes
