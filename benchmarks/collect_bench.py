@@ -1,7 +1,8 @@
 """Collection at fleet scale on loopback sshd hosts: fleetscope against the floor and against Ansible facts.
 
     python -m benchmarks.collect_bench [--sizes 8 16 32] [--repeat 3] [--other-python PATH] [--rtt-ms MS]
-                                       [--only-cold | --only-host [--python PATH]]
+                                       [--only-cold | --only-host] [--python PATH] [--host-repeat N]
+                                       [--subsystems]
 
 For each fleet size N (N real sshd on 127.0.0.2 ...), median wall time of:
   floor      N parallel `ssh HOST python3 -m collectors` (same SSH options and parallelism as Ansible,
@@ -32,9 +33,10 @@ fleetscope_collect action runs: `python3 -c STUB` with the bootstrap and the col
 On a machine with the NVIDIA driver that collection reads its GPUs, also with nvidia-ml-py's pynvml as it is
 (fleetscope/shipped_pynvml.py); elsewhere the import of the shipped pynvml stands for a GPU host's extra.
 --only-host measures only this (no sshd, no Ansible: what a GPU machine lent for it can run), --python names
-the host's interpreter. With a Python of
-another minor version (--other-python; found in /usr/bin or pyenv by default), the same on a host running
-it: with the bytecode the controller compiled for it (collect.bytecode_pythons), and compiling the sources.
+the host's interpreter, --host-repeat the runs of each (31), --subsystems adds each subsystem collected alone.
+With a Python of another minor version (--other-python; found in /usr/bin or pyenv by default), the same on a
+host running it: with the bytecode the controller compiled for it (collect.bytecode_pythons), and compiling
+the sources.
 """
 
 from __future__ import annotations
