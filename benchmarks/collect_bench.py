@@ -59,6 +59,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import write_result  # noqa: E402
 from tests.sshd import SshdFleet  # noqa: E402 - the same loopback fleet the tests use
 
 PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
@@ -501,18 +502,12 @@ def main(argv=None) -> dict:
                       f"{r['ratio_floor_cold_no_warmup']:>7.2f} {r['ratio_warmup']:>12.2f}")
                 print_cold_cpu(r)
             out["cpu_fits"] = print_cpu_fits(out["sizes"])
-            dest = ROOT / "benchmarks" / "out" / f"collect-cold-rtt{args.rtt_ms:g}.json"
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_text(json.dumps(out, indent=2) + "\n")
-            print(f"written to {dest}")
+            write_result(f"collect-cold-rtt{args.rtt_ms:g}.json", out)
             return out
         out["host_cost"] = host_cost(args.host_repeat, work, other, args.python, args.subsystems)
         print_host_cost(out["host_cost"])
         if args.only_host:
-            dest = ROOT / "benchmarks" / "out" / "host-cost.json"
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_text(json.dumps(out, indent=2) + "\n")
-            print(f"written to {dest}")
+            write_result("host-cost.json", out)
             return out
         out["sizes"] = []
         print(f"{'hosts':>5} {'floor s':>8} {'setup s':>8} {'playbook s':>11} {'fleetscope s':>13} {'/floor':>7} "
@@ -532,10 +527,7 @@ def main(argv=None) -> dict:
         out["cpu_fits"] = print_cpu_fits(out["sizes"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    dest = ROOT / "benchmarks" / "out" / "collect.json"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"written to {dest}")
+    write_result("collect.json", out)
     return out
 
 

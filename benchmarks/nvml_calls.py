@@ -15,7 +15,6 @@ H200's.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import write_result  # noqa: E402
 from collectors import gpu_devices, gpus  # noqa: E402 - the collector's own reading
 
 FIELDS = ("NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "NVML_FI_DEV_POWER_AVERAGE", "NVML_FI_DEV_POWER_INSTANT",
@@ -130,10 +130,7 @@ def main(argv=None) -> dict:
     print(f"nvmlDeviceGetFieldValues, {out['fields']} fields: {out['field_values_batch'][1] * ms:.3f} ms CPU; the "
           f"energy field alone {out['field_values_energy'][1] * ms:.3f} ms; nvmlDeviceGetTotalEnergyConsumption "
           f"{out['energy_call'][1] * ms:.3f} ms")
-    dest = ROOT / "benchmarks" / "out" / "nvml-calls.json"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"written to {dest}")
+    write_result("nvml-calls.json", out)
     return out
 
 

@@ -2,11 +2,12 @@
 
 import json
 
+import benchmarks
 from benchmarks import nvml_calls
 
 
 def test_every_read_of_both_gpus_is_timed_in_each_session(fake_nvml, monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(nvml_calls, "ROOT", tmp_path)
+    monkeypatch.setattr(benchmarks, "OUT", tmp_path)
     out = nvml_calls.main(["--sessions", "3"])
     assert (out["sessions"], out["gpus"]) == (3, 2)
     assert fake_nvml.host.inits == fake_nvml.host.shutdowns == 3
@@ -18,6 +19,6 @@ def test_every_read_of_both_gpus_is_timed_in_each_session(fake_nvml, monkeypatch
     assert calls["nvmlDeviceGetTotalEnergyConsumption"]["count"] == 2
     assert "nvmlDeviceGetFanSpeed" in calls  # NotSupported on both: a call the collector makes all the same
     assert out["fields"] == len(nvml_calls.FIELDS) and out["field_values_batch"][0] > 0
-    assert json.loads((tmp_path / "benchmarks" / "out" / "nvml-calls.json").read_text()) == out
+    assert json.loads((tmp_path / "nvml-calls.json").read_text()) == out
     printed = capsys.readouterr().out
     assert printed.startswith("2 GPU(s), 3 sessions; nvmlInit") and "nvmlDeviceGetTotalEnergyConsumption" in printed
