@@ -2,9 +2,9 @@
 
 Every collection on a GPU host imports pynvml, and nvidia-ml-py's pynvml imports two modules it does not
 need there: ``ctypes.util`` (for ``find_library``, which it never calls on Linux) pulls in shutil,
-subprocess, re and enum, about 20 ms of CPU; ``string`` (for ``string.capwords``, once, when it makes its
-error classes) pulls in re, about 5 ms. Importing pynvml was most of what a collection costs a GPU host
-beyond the bare interpreter (docs/benchmarks.md). ``lighten`` replaces each of those two import lines,
+subprocess, re and enum; ``string`` (for ``string.capwords``, once, when it makes its error classes) pulls
+in re. Together they were 12-20 ms of the 30-50 ms that importing pynvml cost (an H200 host, and this
+VM; docs/benchmarks.md), in every collection on a GPU host. ``lighten`` replaces each of those two import lines,
 matched whole, with a stand-in of the same behaviour: ``find_library`` imports ``ctypes.util`` when called,
 ``string.capwords`` is CPython's own one-line definition. A line it does not find (another nvidia-ml-py)
 is left alone: that pynvml then runs as it is, only slower; tests/collectors/test_shipped_pynvml.py fails

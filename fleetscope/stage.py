@@ -77,7 +77,7 @@ def collector_sources(ship_pynvml: bool = True) -> dict:
         modules[name] = [f.stem == "__init__", f.read_text(encoding="utf-8")]
     origin = _pynvml_origin() if ship_pynvml else None
     if origin:
-        # nvidia-ml-py's pynvml, without the two imports that cost a GPU host most of its import
+        # nvidia-ml-py's pynvml, without two imports it does not need (about 40 % of its import's CPU)
         modules[f"{PACKAGE}.pynvml_shipped"] = [False, lighten(Path(origin).read_text(encoding="utf-8"))[0]]
     return modules
 
