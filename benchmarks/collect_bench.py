@@ -31,7 +31,8 @@ Host cost: CPU seconds, peak RSS and wall time of the process that runs on a hos
 fleetscope_collect action runs: `python3 -c STUB` with the bootstrap and the collector bundle on stdin), against a bare
 `python3 -c pass`, and against Ansible's cheapest module (`ping`, as AnsiballZ) for scale where Ansible is installed.
 On a machine with the NVIDIA driver that collection reads its GPUs, also with nvidia-ml-py's pynvml as it is
-(fleetscope/shipped_pynvml.py); elsewhere the import of the shipped pynvml stands for a GPU host's extra.
+(fleetscope/shipped_pynvml.py), and nvidia-smi queries the same GPU fields for scale; elsewhere the import of
+the shipped pynvml stands for a GPU host's extra.
 --only-host measures only this (no sshd, no Ansible: what a GPU machine lent for it can run), --python names
 the host's interpreter, --host-repeat the runs of each (31), --subsystems adds each subsystem collected alone.
 With a Python of another minor version (--other-python; found in /usr/bin or pyenv by default), the same on a
@@ -271,6 +272,14 @@ def bench_size(n: int, repeat: int, work: Path, rtt_ms: float = 0, only_cold: bo
         fleet.stop()
 
 
+# The fields of a document's GPU entry that nvidia-smi can query (nvidia-smi --help-query-gpu).
+NVIDIA_SMI_FIELDS = ("index,uuid,name,serial,pci.bus_id,utilization.gpu,utilization.memory,memory.total,memory.used,"
+                     "temperature.gpu,temperature.memory,power.draw,power.limit,clocks.sm,clocks.mem,clocks.max.sm,"
+                     "pstate,clocks_event_reasons.active,ecc.mode.current,ecc.errors.corrected.volatile.total,"
+                     "ecc.errors.uncorrected.volatile.total,persistence_mode,compute_mode,mig.mode.current,"
+                     "pcie.link.gen.current,pcie.link.width.current")
+
+
 def ansiballz(work: Path, module: str) -> Path:
     """The file Ansible runs on a host for `module`: kept with ANSIBLE_KEEP_REMOTE_FILES, pipelining off."""
     remote_tmp = work / f"remote_tmp_{module}"
@@ -365,6 +374,9 @@ def host_cost(repeat: int, work: Path, other: str | None = None, python: str = P
     if driver_present():  # the GPUs read as the collector did before shipped_pynvml
         contenders.insert(3, ("module_unlightened", [python, "-c", STUB],
                               sent("payload_unlightened", pythons=[python], sources=unlightened)))
+        if shutil.which("nvidia-smi"):  # the tool an admin would run instead, for the same GPU fields
+            contenders.append(("nvidia_smi", [shutil.which("nvidia-smi"), f"--query-gpu={NVIDIA_SMI_FIELDS}",
+                                              "--format=csv,noheader"], None))
     if subsystems:
         from collectors import SUBSYSTEMS
 
@@ -423,6 +435,9 @@ def print_host_cost(hc: dict) -> None:
     if "module_unlightened_cpu_s" in hc:
         print(f"  GPUs read with nvidia-ml-py's pynvml as it is: {ms('module_unlightened')}, "
               f"{mib('module_unlightened')} (x{hc['ratio_cpu_module_unlightened']:.1f})")
+    if "nvidia_smi_cpu_s" in hc:
+        print(f"  nvidia-smi --query-gpu, the same fields: {ms('nvidia_smi')}, {mib('nvidia_smi')} "
+              f"(x{hc['ratio_cpu_nvidia_smi']:.1f})")
     print(f"  another Python (compiling the sources): {ms('module_compiling')} (x{hc['ratio_cpu_compiling']:.1f}); "
           f"importing the shipped pynvml (a GPU host, before NVML's calls): {ms('pynvml_import')}, "
           f"{mib('pynvml_import')} (x{hc['ratio_cpu_pynvml']:.1f}); nvidia-ml-py's as it is: "
