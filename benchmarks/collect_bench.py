@@ -322,13 +322,14 @@ def host_cost(repeat: int, work: Path, other: str | None = None, python: str = P
     from collectors.gpus import driver_present
     from fleetscope.stage import BOOTSTRAP, PACKAGE, STUB, bundle_of, collector_sources, for_magic, payload
 
-    unlightened, shipped = collector_sources(), f"{PACKAGE}.pynvml_shipped"
+    shipped_sources = collector_sources()  # read once: every payload below is built from these
+    unlightened, shipped = dict(shipped_sources), f"{PACKAGE}.pynvml_shipped"
     if shipped in unlightened:  # nvidia-ml-py's pynvml as it is
-        unlightened[shipped][1] = Path(importlib.util.find_spec("pynvml").origin).read_text(encoding="utf-8")
+        unlightened[shipped] = [False, Path(importlib.util.find_spec("pynvml").origin).read_text(encoding="utf-8")]
 
     def sent(name, bytecode=True, bootstrap=None, pythons=(), sources=None, only=None):  # what the action writes
         path = work / name
-        bundle = bundle_of(sources or collector_sources(), bytecode=bytecode, pythons=pythons)
+        bundle = bundle_of(sources or shipped_sources, bytecode=bytecode, pythons=pythons)
         if pythons:  # what the action sends a host whose Python it knows: that Python's bytecode only
             magic = subprocess.run([pythons[0], "-c", "import importlib.util as u; print(u.MAGIC_NUMBER.hex())"],
                                    capture_output=True, text=True, check=True).stdout.strip()
