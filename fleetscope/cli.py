@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import os
+import re
 import sys
 import textwrap
 import threading
@@ -129,6 +130,11 @@ def cmd_collect(args) -> int:
     for host in summary.hosts:
         if summary.status[host] != "ok":
             print(f"  {host}: {summary.status[host]}: {summary.messages.get(host, '')}")
+    if not summary.hosts:  # under cron, a run that reaches no host must not pass for a good one
+        which = f"--limit {args.limit!r} matches no host of {summary.inventory}" if args.limit else \
+            f"{summary.inventory} has no hosts, or Ansible could not parse it (its warnings, above, say why)"
+        _say(f"fleetscope collect: nothing collected: {which}")
+        return EXIT_ANSIBLE
     if not args.no_report:
         try:
             index = _build_report(settings, args.inventory)
@@ -464,9 +470,41 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     except OSError as e:  # a data folder that is full, read-only or not a folder: say which, no traceback
         where = f" ({e.filename})" if e.filename else ""
-        _say(f"fleetscope {args.command}: cannot write or read the data: {e.strerror or e}{where}; "
-             f"nothing half-written is kept, and the spool keeps what was collected")
-        return EXIT_STORAGE
+        _say(f"fleetscope {args.command}: cannot write or read {_what(args.command)}: {e.strerror or e}{where}; "
+             f"{_kept(args.command)}")
+        return FAILED.get(args.command, EXIT_STORAGE)
+    except Exception as e:
+        duckdb = sys.modules.get("duckdb")
+        if duckdb is None or not isinstance(e, duckdb.Error):
+            raise  # a defect in fleetscope: its traceback is what a bug report needs
+        # The warehouse could not be read: a damaged file (a disk's fault, a copy cut short), not a bug.
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        _say(f"fleetscope {args.command}: DuckDB could not read or write the warehouse: {first}")
+        damaged = DAMAGED.search(str(e))
+        if damaged:
+            _say(f"  {damaged.group(1)} is damaged: move it out of {damaged.group(2) or 'the data folder'} and "
+                 f"run again (its rows are lost unless a backup has the file)")
+        _say(f"  {_kept(args.command)}")
+        return FAILED.get(args.command, EXIT_STORAGE)
+
+
+#: What a command that fails on the data or the disk exits with (docs/operations.md); others: EXIT_STORAGE.
+FAILED = {"report": EXIT_REPORT, "sql": EXIT_SQL, "hosts": EXIT_USAGE, "admin": EXIT_USAGE}
+#: A Parquet file DuckDB names as unreadable, and the data folder it is in (the folder above its table's).
+DAMAGED = re.compile(r"'((/[^']*?)?/[^/']+/date=[^/']+/[^/']+\.parquet)'")
+
+
+def _what(command: str) -> str:
+    return "the report's folder or the data" if command == "report" else "the data"
+
+
+def _kept(command: str) -> str:
+    """What a failed command leaves as it was: said after its error."""
+    if command == "report":
+        return "the previous report stays in place"
+    if command in ("collect", "ingest", "rollup", "bookings"):
+        return "nothing half-written is kept, and the spool keeps what was collected"
+    return "nothing was changed"
 
 
 def run() -> None:

@@ -367,7 +367,8 @@ def run_collect(
     if crashed and hosts:
         drop_run_files()
         raise CollectError(f"ansible-runner failed: {type(crashed[0]).__name__}: {crashed[0]}")
-    if not hosts:
+    if not hosts:  # an inventory Ansible could not parse ends here too: what it said is the reason
+        summary.warnings.extend(f"Ansible: {line}" for line in _ansible_warnings(runner))
         return finish("no hosts")
     if runner.status == "canceled" and stop["deadline"] is not None and time.monotonic() > stop["deadline"]:
         runner.status = "timeout"
@@ -639,3 +640,14 @@ def _runner_failure(runner) -> str:
         if "ERROR" in line or "error" in line:
             return line[:500]
     return f"no result from Ansible (runner status {runner.status}, rc {runner.rc})"
+
+
+def _ansible_warnings(runner, most: int = 5) -> list[str]:
+    """The first warnings and errors Ansible printed (an inventory it could not parse), for a run with no host."""
+    try:
+        lines = runner.stdout.read().splitlines()
+    except Exception:  # noqa: BLE001 - best effort: this only explains an empty run
+        return []
+    said = [ln.split(":", 1)[1].strip() if ln.startswith("[WARNING]:") else ln.strip()
+            for ln in lines if ln.startswith(("[WARNING]:", "ERROR"))]
+    return said[:most]

@@ -180,7 +180,7 @@ def test_sigterm_stops_ansible_at_once_and_keeps_what_came_back(tmp_path):
     assert proc.returncode == 130, out + err
     assert "interrupted" in err and "1 host result(s)" in err and "Traceback" not in err
     assert stopped_in < 15  # the runner asks every second whether to stop; the host timeout is 120 s
-    assert not list((data / ".runner").glob("*accounting*"))  # the run's hand-over file to the action
+    assert not run_files(data)
     after = subprocess.run([*fleetscope_bin(), "ingest", "--data", str(data)], cwd=PROJECT,
                            capture_output=True, text=True, timeout=120, env=site_beside(data))
     assert after.returncode == 0, after.stderr
@@ -192,18 +192,39 @@ def test_sigterm_stops_ansible_at_once_and_keeps_what_came_back(tmp_path):
         con.close()
 
 
-def test_a_limit_that_matches_no_host_ends_quickly_with_nothing_run(tmp_path):
+def run_files(data: Path) -> list[Path]:
+    """What a run hands Ansible and its action in <data>/.runner, which the run removes when it ends: the
+    hosts' hints, the play's host list, the warm-up's openings."""
+    return [p for pattern in ("hints-*", ".hints-*", "hosts-*.json*", "ssh-opened-*")
+            for p in (data / ".runner").glob(pattern)]
+
+
+@pytest.mark.parametrize("case", ["limit", "unparsable", "empty"])
+def test_a_run_that_reaches_no_host_exits_3_and_says_why(tmp_path, case):
+    """Under cron a run that targets no host must not pass for a good one: an inventory Ansible cannot parse,
+    one with no hosts, a --limit that matches none."""
     data = tmp_path / "data"
-    t = time.monotonic()
-    proc = subprocess.run([*fleetscope_bin(), "collect", "--inventory", str(local_inventory(tmp_path / "inv.ini")),
-                           "--limit", "nosuchhost", "--no-report", "--data", str(data)],
-                          cwd=PROJECT, capture_output=True, text=True, timeout=120, env=site_beside(data))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "0 hosts: none" in proc.stdout
-    assert time.monotonic() - t < 20
-    assert not list((data / ".runner").glob("*accounting*"))
+    inventory = local_inventory(tmp_path / "inv.ini")
+    args = ["--limit", "nosuchhost"] if case == "limit" else []
+    if case == "unparsable":
+        inventory.write_text("[gpu\nfoo bar=\n")
+    elif case == "empty":
+        inventory.write_text("# every host removed\n")
+    proc = subprocess.run([*fleetscope_bin(), "collect", "--inventory", str(inventory), *args, "--no-report",
+                           "--data", str(data)], cwd=PROJECT, capture_output=True, text=True, timeout=120,
+                          env=site_beside(data))
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "0 hosts: none" in proc.stdout and "Traceback" not in proc.stderr
+    assert "fleetscope collect: nothing collected: " in proc.stderr
+    if case == "limit":
+        assert "--limit 'nosuchhost' matches no host of" in proc.stderr
+    else:
+        assert f"{inventory} has no hosts, or Ansible could not parse it" in proc.stderr
+    if case == "unparsable":  # Ansible's own words, which its run's output would otherwise keep to itself
+        assert f"warning: Ansible: Unable to parse {inventory} as an inventory source" in proc.stderr
+    assert not run_files(data)
     con = connect(data)
-    try:
+    try:  # the run itself is on record
         assert con.execute("SELECT hosts_total, hosts_ok FROM runs").fetchall() == [(0, 0)]
     finally:
         con.close()
