@@ -84,27 +84,35 @@ def cmd_collect(args) -> int:
                 if isinstance(e, CollectInterrupted):
                     return EXIT_INTERRUPTED
                 return EXIT_USAGE if "inventory not found" in str(e) else EXIT_ANSIBLE
+            stored = True
             try:
                 # speed: imported once Ansible runs (duckdb's import is 0.1 s); the run's warehouse lookup,
                 # done while Ansible starts, has imported it by now
-                from .warehouse import ingest_pending
+                from .warehouse import IngestError, ingest_pending
                 from .warehouse.rollup import rollup, rollup_due
 
                 report = ingest_pending(settings.data_dir, keep_spool=settings.get("storage", "keep_spool"))
+            except IngestError as e:  # some runs stay in the spool; the others are stored
+                _say(f"fleetscope collect: storing failed: {e}")
+                report, stored = e.report, False
             except Exception as e:  # noqa: BLE001 - whatever broke storing, the spool keeps the data
                 _say(f"fleetscope collect: storing failed, the results stay in {settings.data_dir / 'spool'}: "
                      f"{type(e).__name__}: {e}")
                 return EXIT_STORAGE
             finally:
                 summary.wait_ansible()  # storing overlapped its exit; the lock is held until it is gone
-            rollup_failed = False
-            if rollup_due(settings.data_dir, settings):
+            for (run_id, host), why in report.refused.items():  # the warehouse refused what the host sent
+                if run_id == summary.run_id and host in summary.status:
+                    summary.status[host], summary.messages[host] = "failed", why
+            storing_failed = not stored
+            # not while a run stays in the spool: compaction must not merge a day that run belongs to
+            if stored and rollup_due(settings.data_dir, settings):
                 try:
                     rolled = rollup(settings.data_dir, settings)
                 except Exception as e:  # noqa: BLE001 - the run is stored; the next rollup redoes the work
                     _say(f"fleetscope collect: rollup failed (the run is stored; the next rollup retries): "
                          f"{type(e).__name__}: {e}")
-                    rollup_failed = True
+                    storing_failed = True
                 else:
                     print(f"rollup: {rolled.summary()}")
             if settings.get("bookings", "sources"):
@@ -139,10 +147,11 @@ def cmd_collect(args) -> int:
         try:
             index = _build_report(settings, args.inventory)
         except Exception as e:  # noqa: BLE001 - the run is stored; only the pages are missing
-            _say(f"fleetscope collect: the run is stored, but rendering the report failed: {type(e).__name__}: {e}")
-            return EXIT_REPORT
+            stored_or_not = "the run stays in the spool" if not stored else "the run is stored"
+            _say(f"fleetscope collect: {stored_or_not}, but rendering the report failed: {type(e).__name__}: {e}")
+            return EXIT_STORAGE if storing_failed else EXIT_REPORT
         print(f"report: {index}")
-    if rollup_failed:
+    if storing_failed:
         return EXIT_STORAGE
     bad = any(s != "ok" for s in summary.status.values())
     return EXIT_HOSTS if bad else EXIT_OK
@@ -150,7 +159,7 @@ def cmd_collect(args) -> int:
 
 def cmd_ingest(args) -> int:
     from .lock import Busy, DataLock
-    from .warehouse import ingest_pending
+    from .warehouse import IngestError, ingest_pending
 
     settings = _settings(args)
     try:
@@ -159,15 +168,22 @@ def cmd_ingest(args) -> int:
     except Busy as e:
         _say(f"fleetscope ingest: {e}; nothing done")
         return EXIT_BUSY
+    except IngestError as e:
+        report, failed = e.report, str(e)
+    else:
+        failed = None
     for message in report.rejected + report.warnings:
         _say(f"warning: {message}")
     print(f"ingested {len(report.runs)} run(s): " + ", ".join(f"{n} {t}" for t, n in sorted(report.rows.items())))
-    return EXIT_OK
+    if failed:
+        _say(f"fleetscope ingest: {failed}")
+        return EXIT_STORAGE
+    return EXIT_HOSTS if report.refused else EXIT_OK
 
 
 def cmd_rollup(args) -> int:
     from .lock import Busy, DataLock
-    from .warehouse import ingest_pending
+    from .warehouse import IngestError, ingest_pending
     from .warehouse.rollup import rollup
 
     settings = _settings(args)
@@ -181,6 +197,9 @@ def cmd_rollup(args) -> int:
     except Busy as e:
         _say(f"fleetscope rollup: {e}; nothing done")
         return EXIT_BUSY
+    except IngestError as e:
+        _say(f"fleetscope rollup: storing the spool failed, so nothing was rolled up: {e}")
+        return EXIT_STORAGE
     if progress:
         print(file=sys.stderr)
     for line in report.recovered:
@@ -501,7 +520,7 @@ def _what(command: str) -> str:
 def _kept(command: str) -> str:
     """What a failed command leaves as it was: said after its error."""
     if command == "report":
-        return "the previous report stays in place"
+        return "any previous report stays in place"
     if command in ("collect", "ingest", "rollup", "bookings"):
         return "nothing half-written is kept, and the spool keeps what was collected"
     return "nothing was changed"

@@ -52,10 +52,17 @@ class Spool:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and (p / RUN_META).is_file())
 
     def read(self, run_id: str) -> tuple[SpooledRun, list[tuple[Path, str]]]:
-        """The run and its host results; files that do not parse come back as (path, error)."""
+        """The run and its host results; files that do not parse come back as (path, error), the run's own
+        run.json too (its meta is then empty: the caller makes do with the run id)."""
         path = self.run_dir(run_id)
-        meta = json.loads((path / RUN_META).read_text(encoding="utf-8"))
         results, unreadable = [], []
+        try:
+            meta = json.loads((path / RUN_META).read_text(encoding="utf-8"))
+            if not isinstance(meta, dict):
+                raise ValueError(f"expected an object, got {type(meta).__name__}")
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
+            unreadable.append((path / RUN_META, f"{type(e).__name__}: {e}"))
+            meta = {}
         for f in sorted(path.glob("*.json")):
             if f.name == RUN_META:
                 continue
@@ -65,8 +72,8 @@ class Spool:
                     raise ValueError("not a spooled host result")
                 result["_path"] = str(f)
                 results.append(result)
-            except (ValueError, UnicodeDecodeError) as e:
-                unreadable.append((f, f"{type(e).__name__}: {e}"))
+            except (ValueError, UnicodeDecodeError, RecursionError) as e:  # deep nesting: RecursionError
+                unreadable.append((f, f"{type(e).__name__}: {str(e)[:300]}"))
         return SpooledRun(run_id, path, meta, results), unreadable
 
     def reject(self, run_id: str, source: Path, reason: str) -> Path:

@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 
 import duckdb
@@ -127,13 +128,25 @@ def refresh_catalog_file(data_dir: Path) -> str | None:
     stamp = path.with_name(f".{CATALOG_FILE}.views")
     if _catalog_stamp(path, digest) == _read(stamp):
         return None
+    rebuilt = ""
     try:
         con = duckdb.connect(str(path))
     except duckdb.IOException as e:
-        return f"could not update {path} (in use by another process?): {e}"
+        if "lock" in str(e).lower():
+            return f"could not update {path} (in use by another process?): {e}"
+        # Damaged: it holds only these views (the data is in the Parquet files), so it is made anew; the
+        # damaged file is kept beside it for whoever wants to look.
+        aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+        for f in (path, path.with_name(path.name + ".wal")):
+            if f.exists():
+                f.rename(aside if f == path else aside.with_name(aside.name + ".wal"))
+        rebuilt = f"{path} could not be opened ({str(e).strip()[:200]}): moved to {aside.name} and rebuilt"
+        con = duckdb.connect(str(path))
     try:
         for sql in sqls:
             con.execute(sql)
+    except duckdb.Error as e:  # a damaged Parquet file: the data is stored; the views wait for the next run
+        return f"could not update the views in {path}: {str(e).strip().splitlines()[0]}"
     finally:
         con.close()
     try:
@@ -141,7 +154,7 @@ def refresh_catalog_file(data_dir: Path) -> str | None:
     except OSError as e:  # the views are written; the next run only writes them again
         stamp.unlink(missing_ok=True)
         return f"could not note the views written to {path} in {stamp}: {e}"
-    return None
+    return rebuilt or None
 
 
 def _catalog_stamp(path: Path, digest: str) -> str:

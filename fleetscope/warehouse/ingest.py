@@ -18,10 +18,11 @@ from pathlib import Path
 
 import duckdb
 
-from ..spool import Spool
+from ..files import safe_name
+from ..spool import RUN_META, Spool
 from . import partitions
 from .catalog import connect, quote_literal, refresh_catalog_file, schemas
-from .rows import DocumentError, host_rows
+from .rows import DocumentError, host_rows, parse_time
 
 STATUSES = ("ok", "unreachable", "failed", "timeout")
 # One encoder for every row: json.dumps with options builds a new one per call (~40% of the JSON time).
@@ -33,6 +34,8 @@ class IngestReport:
     runs: list[str] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     rejected: list[str] = field(default_factory=list)  # one message per refused document
+    #: (run_id, host) -> why: hosts whose results the warehouse refused; stored as failed
+    refused: dict[tuple[str, str], str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -104,43 +107,146 @@ def _ingest_run(con: duckdb.DuckDBPyConnection, data_dir: Path, spool: Spool, ru
         report.warnings.append(f"run {run_id} was already stored; cleared it from the spool")
         return
     run, unreadable = spool.read(run_id)
-    tables: dict[str, list[dict]] = defaultdict(list)
+    meta = _run_meta(run_id, run.meta)
+    fallback_ts = meta["started_at"] or _now()
+    hosts: list[_Host] = []
     for path, error in unreadable:
+        if path.name == RUN_META:
+            message = f"run {run_id}: unreadable {RUN_META} ({error}); its hosts are stored with the run's " \
+                      f"start read from its id"
+            spool.reject(run_id, path, message)
+            report.warnings.append(message)
+            continue
         message = f"rejected spool file {path.name}: {error}"
         spool.reject(run_id, path, message)
         report.rejected.append(message)
+        name = _host_of(path, meta["hosts"])
+        report.refused[(run_id, name)] = message
+        hosts.append(_Host.failed(name, None, message, run_id, fallback_ts))
     for result in run.results:
         path = Path(result.pop("_path"))
         try:
-            rows = host_rows(result, run_id)
+            hosts.append(_Host(result["host"], path, host_rows(result, run_id)))
         except DocumentError as e:
             message = f"rejected document: {e}"
             spool.reject(run_id, path, message)
             report.rejected.append(message)
-            ts = result.get("ts") if isinstance(result.get("ts"), str) else None
-            rows = {"host_status": [{
-                "run_id": run_id, "ts": ts or run.meta.get("started_at") or _now(), "host": result["host"],
-                "status": "failed", "message": message, "errors": None, "duration_s": None,
-            }]}
-        for table, table_rows in rows.items():
-            tables[table].extend(table_rows)
+            report.refused[(run_id, result["host"])] = message
+            hosts.append(_Host.failed(result["host"], path, message, run_id,
+                                      parse_time(result.get("ts")) or fallback_ts))
+    answered = {h.name for h in hosts}
+    for name in meta["hosts"]:  # a run killed before it wrote these hosts' results: say so, per host
+        if name not in answered:
+            hosts.append(_Host.failed(name, None, "no result was spooled for this host (the run ended before it "
+                                      "answered)", run_id, fallback_ts))
+    try:
+        _write_run(con, data_dir, run_id, meta, hosts, report)
+    except duckdb.Error as e:
+        # Something the document checks let through that DuckDB will not store: find the hosts it comes
+        # from, keep their documents aside, store the others.
+        _remove_run_files(data_dir, run_id)
+        refused = _unwritable_hosts(con, data_dir, hosts)
+        if not refused:
+            raise
+        for i, (host, why) in refused.items():
+            message = f"rejected document: host {host.name!r}: the warehouse cannot store it: {why}"
+            if host.path is not None:
+                spool.reject(run_id, host.path, message)
+            report.rejected.append(message)
+            report.refused[(run_id, host.name)] = message
+            hosts[i] = _Host.failed(host.name, host.path, message, run_id,
+                                    host.rows["host_status"][0]["ts"] or fallback_ts)
+        report.warnings.append(f"run {run_id}: {len(refused)} host(s) refused on writing ({type(e).__name__})")
+        _write_run(con, data_dir, run_id, meta, hosts, report)
+    spool.done(run_id, keep=keep_spool)
+    report.runs.append(run_id)
 
+
+@dataclass
+class _Host:
+    """One host's rows in a run, and the spool file they came from (None: no readable file)."""
+
+    name: str
+    path: Path | None
+    rows: dict[str, list[dict]]
+
+    @classmethod
+    def failed(cls, name: str, path: Path | None, message: str, run_id: str, ts: str) -> _Host:
+        return cls(name, path, {"host_status": [{
+            "run_id": run_id, "ts": ts, "host": name, "status": "failed", "message": message[:4096],
+            "errors": None, "duration_s": None}]})
+
+
+def _write_run(con: duckdb.DuckDBPyConnection, data_dir: Path, run_id: str, meta: dict, hosts: list[_Host],
+               report: IngestReport) -> None:
+    tables: dict[str, list[dict]] = defaultdict(list)
+    for host in hosts:
+        for table, table_rows in host.rows.items():
+            tables[table].extend(table_rows)
     tables["hosts"] = _changed_hosts(con, run_id, tables.get("hosts", []))
     counts = {s: 0 for s in STATUSES}
     for row in tables["host_status"]:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
-    meta = run.meta
     tables["runs"] = [{
-        "run_id": run_id, "ts": meta.get("started_at"), "started_at": meta.get("started_at"),
-        "finished_at": meta.get("finished_at"), "inventory": meta.get("inventory"),
+        "run_id": run_id, "ts": meta["started_at"], "started_at": meta["started_at"],
+        "finished_at": meta["finished_at"], "inventory": meta["inventory"],
         "hosts_total": len(tables["host_status"]), "hosts_ok": counts["ok"],
         "hosts_unreachable": counts["unreachable"], "hosts_failed": counts["failed"],
-        "hosts_timeout": counts["timeout"], "fleetscope_version": meta.get("fleetscope_version"),
+        "hosts_timeout": counts["timeout"], "fleetscope_version": meta["fleetscope_version"],
     }]
+    written = {}
     for table in sorted(tables, key=lambda t: t == "runs"):  # runs last: it marks the run stored
-        report.rows[table] += write_table(con, data_dir, table, run_id, tables[table])
-    spool.done(run_id, keep=keep_spool)
-    report.runs.append(run_id)
+        written[table] = write_table(con, data_dir, table, run_id, tables[table])
+    for table, n in written.items():  # counted once all is written: a retry does not count twice
+        report.rows[table] += n
+
+
+def _remove_run_files(data_dir: Path, run_id: str) -> None:
+    """This run's files, written before a write failed: the retry writes what it stores again."""
+    for path in Path(data_dir).glob(f"*/date=*/{run_id}.parquet"):
+        path.unlink(missing_ok=True)
+
+
+def _unwritable_hosts(con: duckdb.DuckDBPyConnection, data_dir: Path,
+                      hosts: list[_Host]) -> dict[int, tuple[_Host, str]]:
+    """The hosts whose rows DuckDB refuses, each alone, with its error: written to a scratch folder."""
+    refused = {}
+    with tempfile.TemporaryDirectory(dir=data_dir, prefix=".trial-") as scratch:
+        for i, host in enumerate(hosts):
+            for table, table_rows in host.rows.items():
+                if not table_rows:
+                    continue
+                try:
+                    write_rows(con, table, table_rows, Path(scratch) / f"{i}-{table}.parquet")
+                except duckdb.Error as e:
+                    refused[i] = (host, f"{table}: {str(e).strip().splitlines()[0][:300]}")
+                    break
+    return refused
+
+
+def _host_of(path: Path, names: list[str]) -> str:
+    """The host an unreadable spool file was for: its file name is safe_name(host)."""
+    return next((name for name in names if safe_name(name) == path.stem), path.stem)
+
+
+def _run_meta(run_id: str, meta: dict) -> dict:
+    """The run's metadata as the runs table takes it, whatever run.json held (it may be damaged)."""
+    text = {k: meta.get(k) if isinstance(meta.get(k), str) else None for k in ("inventory", "fleetscope_version")}
+    hosts = meta.get("hosts")
+    return text | {
+        "started_at": parse_time(meta.get("started_at")) or _started_from_id(run_id),
+        "finished_at": parse_time(meta.get("finished_at")),
+        "hosts": [h for h in hosts if isinstance(h, str)] if isinstance(hosts, list) else [],
+    }
+
+
+def _started_from_id(run_id: str) -> str | None:
+    """A run id begins with its start, in UTC (collect.new_run_id): 20261123T090000123456Z-ab12."""
+    try:
+        return dt.datetime.strptime(run_id.split("-")[0], "%Y%m%dT%H%M%S%fZ").isoformat(sep=" ",
+                                                                                           timespec="microseconds")
+    except ValueError:
+        return None
 
 
 def _already_stored(con: duckdb.DuckDBPyConnection, run_id: str) -> bool:
@@ -163,10 +269,25 @@ def ingest_pending(data_dir: Path, keep_spool: bool = False) -> IngestReport:
     partitions.sweep_temp(data_dir)  # leftovers of a killed run (we hold the lock: nobody else writes)
     spool = Spool(data_dir)
     report = IngestReport()
+    failed = []
     for run_id in spool.pending():
-        ingest_run(data_dir, spool, run_id, report, keep_spool=keep_spool)
+        try:
+            ingest_run(data_dir, spool, run_id, report, keep_spool=keep_spool)
+        except (duckdb.Error, OSError) as e:  # this run stays in the spool; the next runs are stored
+            failed.append(f"run {run_id}: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e) else ''}")
     if report.runs or not (data_dir / "fleet.duckdb").exists():
         warning = refresh_catalog_file(data_dir)
         if warning:
             report.warnings.append(warning)
+    if failed:
+        raise IngestError(f"{len(failed)} run(s) could not be stored and stay in {spool.root} "
+                          f"({len(report.runs)} stored): " + "; ".join(failed), report)
     return report
+
+
+class IngestError(RuntimeError):
+    """Some runs could not be stored (they stay in the spool); ``report`` says what was."""
+
+    def __init__(self, message: str, report: IngestReport):
+        super().__init__(message)
+        self.report = report

@@ -14,6 +14,9 @@ import math
 
 SCHEMA_VERSION = 1
 MAX_TEXT = 4096  # longer host-provided strings are cut: a document cannot bloat the warehouse
+FIRST_YEAR, LAST_YEAR = 1970, 2200  # times outside are refused
+STATUSES = ("ok", "unreachable", "failed", "timeout")
+BIGINT_MAX = 2**63 - 1
 
 
 class DocumentError(ValueError):
@@ -50,7 +53,7 @@ class _Reader:
         return v
 
     def num(self, parent: dict, key: str, path: str, lo: float | None = 0, integer: bool = False,
-            hi: int = 2**63 - 1):
+            hi: float = 2**63 - 1):
         v = parent.get(key)
         if v is None:
             return None
@@ -60,13 +63,15 @@ class _Reader:
             self.fail(f"{path}.{key}", f"not a finite number: {v}")
         if lo is not None and v < lo:
             self.fail(f"{path}.{key}", f"must be >= {lo}, got {v}")
-        if integer:
-            if v != int(v) or abs(v) > 2**63 - 1:
-                self.fail(f"{path}.{key}", f"expected an integer, got {v}")
-            if v > hi:
-                self.fail(f"{path}.{key}", f"must be <= {hi}, got {v}")
-            return int(v)
-        return float(v)
+        if integer and (v != int(v) or abs(v) > 2**63 - 1):
+            self.fail(f"{path}.{key}", f"expected an integer, got {v}")
+        if v > hi:  # also what a driver's "not available" (2**32 - 1) would be, were it passed on
+            self.fail(f"{path}.{key}", f"must be <= {hi}, got {v}")
+        return int(v) if integer else float(v)
+
+    def pct(self, parent: dict, key: str, path: str):
+        """A share of 100: utilizations."""
+        return self.num(parent, key, path, hi=100)
 
     def int(self, parent: dict, key: str, path: str, lo: float | None = 0):
         return self.num(parent, key, path, lo, integer=True)
@@ -102,10 +107,12 @@ class _Reader:
             return None
         try:
             t = dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
-        except ValueError:
+            if t.tzinfo is not None:
+                t = t.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        except (ValueError, OverflowError):
             self.fail(f"{path}.{key}", f"not an ISO 8601 time: {v[:40]!r}")
-        if t.tzinfo is not None:
-            t = t.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        if not FIRST_YEAR <= t.year <= LAST_YEAR:  # a clock never set, or garbage: day sums would overflow
+            self.fail(f"{path}.{key}", f"not a time between {FIRST_YEAR} and {LAST_YEAR}: {v[:40]!r}")
         return t
 
 
@@ -118,6 +125,15 @@ def _sum(values):
     return sum(values) if values else None
 
 
+def parse_time(value) -> str | None:
+    """A spooled result's time as the warehouse stores it, or None where it is not one (a fallback is due)."""
+    try:
+        t = _Reader("").time({"t": value}, "t", "ts") if isinstance(value, str) else None
+    except DocumentError:
+        return None
+    return _iso(t)
+
+
 def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
     """Rows for every table from one spooled result {"host","status","message","ts","document"}."""
     host = result["host"]
@@ -125,7 +141,9 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
     ts = r.time(result, "ts", "ts")
     if ts is None:
         r.fail("ts", "missing")
-    status, message = result.get("status"), result.get("message") or None
+    status, message = result.get("status"), r.text(result, "message", "result") or None
+    if status not in STATUSES:
+        r.fail("status", f"expected one of {', '.join(STATUSES)}, got {str(status)[:40]!r}")
     doc = result.get("document")
     status_row = {"run_id": run_id, "ts": _iso(ts), "host": host, "status": status, "message": message,
                   "errors": None, "duration_s": None}
@@ -224,6 +242,9 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
         "gpu_count": len(devices),
         "gpu_reason": r.text(gpus, "reason", "gpus"),
     }]
+    for key, value in rows["host_samples"][0].items():  # sums of counters that each fit may not
+        if isinstance(value, int) and value > BIGINT_MAX:
+            r.fail(key, f"the sum of its counters exceeds 64 bits: {value}")
 
     gpu_rows, proc_rows, mig_rows = [], [], []
     for i, g in enumerate(devices):
@@ -238,9 +259,9 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
         gpu_rows.append(base | {
             "gpu_index": index, "gpu_uuid": uuid,
             "name": r.text(g, "name", path), "bus_id": r.text(g, "bus_id", path),
-            "utilization_gpu_pct": r.num(g, "utilization_gpu_pct", path),
-            "utilization_mem_pct": r.num(g, "utilization_mem_pct", path),
-            "utilization_gpu_avg_pct": r.num(g, "utilization_gpu_avg_pct", path),
+            "utilization_gpu_pct": r.pct(g, "utilization_gpu_pct", path),
+            "utilization_mem_pct": r.pct(g, "utilization_mem_pct", path),
+            "utilization_gpu_avg_pct": r.pct(g, "utilization_gpu_avg_pct", path),
             "mem_total_bytes": r.int(g, "mem_total_bytes", path),
             "mem_used_bytes": r.int(g, "mem_used_bytes", path),
             "temperature_c": r.num(g, "temperature_c", path, lo=-100),
@@ -291,7 +312,7 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
             proc_rows.append(gpu_base | {
                 "pid": r.int32(a, "pid", apath), "user": r.text(a, "user", apath), "command": None,
                 "gpu_mem_bytes": r.int(a, "max_mem_bytes", apath), "type": "compute", "source": "accounting",
-                "gpu_util_pct": r.num(a, "gpu_util_pct", apath),
+                "gpu_util_pct": r.pct(a, "gpu_util_pct", apath),
                 "started_at": _iso(r.time(a, "started_at", apath)), "duration_s": r.num(a, "duration_s", apath),
             })
     rows["gpu_samples"] = gpu_rows

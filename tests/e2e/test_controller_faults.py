@@ -228,3 +228,41 @@ def test_a_run_that_reaches_no_host_exits_3_and_says_why(tmp_path, case):
         assert con.execute("SELECT hosts_total, hosts_ok FROM runs").fetchall() == [(0, 0)]
     finally:
         con.close()
+
+
+def test_a_document_the_warehouse_refuses_fails_its_host_in_the_runs_summary_and_exit_code(tmp_path):
+    """The host answered, but its document breaks the schema: stored as failed (the document kept aside), and
+    collect says so and exits 1, not "ok" and 0."""
+    wrapper = tmp_path / "python-that-lies"
+    wrapper.write_text(f"""#!/bin/sh
+{sys.executable} "$@" | {sys.executable} -c '
+import json, sys
+text = sys.stdin.read()
+try:
+    answer = json.loads(text)
+    answer["document"]["load"]["load1"] = -1
+    text = json.dumps(answer)
+except (ValueError, KeyError, TypeError):
+    pass
+sys.stdout.write(text)
+'
+""")
+    wrapper.chmod(0o755)
+    inventory = tmp_path / "inv.ini"
+    inventory.write_text("[local]\n"
+                         'good ansible_connection=local ansible_python_interpreter="{{ ansible_playbook_python }}"\n'
+                         f"liar ansible_connection=local ansible_python_interpreter={wrapper}\n")
+    data = tmp_path / "data"
+    proc = subprocess.run([*fleetscope_bin(), "collect", "--inventory", str(inventory), "--no-report",
+                           "--data", str(data)], cwd=PROJECT, capture_output=True, text=True, timeout=180,
+                          env=site_beside(data))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "2 hosts: 1 ok, 1 failed" in proc.stdout
+    assert "liar: failed: rejected document: host 'liar': field 'load.load1': must be >= 0, got -1" in proc.stdout
+    con = connect(data)
+    try:
+        assert con.execute("SELECT host, status FROM host_status ORDER BY host").fetchall() == [
+            ("good", "ok"), ("liar", "failed")]
+    finally:
+        con.close()
+    assert list((data / "spool" / "rejected").glob("*/liar.json"))

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from fleetscope.spool import Spool
-from fleetscope.warehouse import connect, ingest_pending
+from fleetscope.warehouse import IngestError, connect, ingest_pending
 from tests import docfactory as f
 
 T0 = datetime(2026, 11, 23, 9, 0)
@@ -92,7 +92,9 @@ def test_an_unreadable_spool_file_is_set_aside(tmp_path):
     report = ingest_pending(tmp_path)
     assert any("torn.json" in r for r in report.rejected)
     assert (tmp_path / "spool" / "rejected" / run_id / "torn.error.txt").exists()
-    assert len(count(tmp_path, "SELECT * FROM host_status")) == 3
+    # the host it was for still gets its status: failed, with why
+    assert len(count(tmp_path, "SELECT * FROM host_status")) == 4
+    assert count(tmp_path, "SELECT status FROM host_status WHERE host = 'torn'") == [("failed",)]
 
 
 def test_inventory_is_stored_when_it_changes(tmp_path):
@@ -120,7 +122,7 @@ def test_an_empty_warehouse_answers_with_typed_empty_tables(tmp_path):
 def test_a_storage_failure_keeps_the_run_in_the_spool(tmp_path):
     run_id = f.spool_run(tmp_path, T0, two_hosts(T0))
     (tmp_path / "gpu_samples").write_text("not a folder")  # the table's folder cannot be created
-    with pytest.raises(OSError):
+    with pytest.raises(IngestError, match=f"run {run_id}: (FileExistsError|NotADirectoryError)"):
         ingest_pending(tmp_path)
     assert Spool(tmp_path).pending() == [run_id]
     (tmp_path / "gpu_samples").unlink()

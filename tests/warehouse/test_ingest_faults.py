@@ -1,0 +1,190 @@
+"""One bad item in the spool costs only itself: every other host, and every other run, is stored.
+
+Real spool files, a real DuckDB and real Parquet; the faults are what a host, a disk or a person can leave."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from fleetscope.spool import Spool
+from fleetscope.warehouse import IngestError, connect, ingest_pending
+from fleetscope.warehouse import ingest as ingest_module
+from tests import docfactory as f
+
+T0 = datetime(2026, 11, 23, 9, 0)
+
+
+def rows(data_dir, sql):
+    con = connect(data_dir)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def good_and(bad: dict, at: datetime = T0) -> list[dict]:
+    return [f.ok("good01", at, f.document("good01", at, gpus=[f.gpu(0, util=40)])), bad]
+
+
+def bad_host(at: datetime = T0, **changes) -> dict:
+    """A result for host "bad01" whose document has ``changes`` applied (dotted paths)."""
+    result = f.ok("bad01", at, f.document("bad01", at, gpus=[f.gpu(0, util=10)]))
+    for path, value in changes.items():
+        where = result
+        *parents, last = path.split(".")
+        for key in parents:
+            where = where[int(key)] if isinstance(where, list) else where[key]
+        where[last] = value
+    return result
+
+
+def assert_only_bad_refused(data, report, why: str):
+    assert rows(data, "SELECT host, status FROM host_status ORDER BY host") == [("bad01", "failed"),
+                                                                                 ("good01", "ok")]
+    assert rows(data, "SELECT host, utilization_gpu_pct FROM gpu_samples") == [("good01", 40.0)]
+    assert rows(data, "SELECT host FROM host_samples") == [("good01",)]
+    assert rows(data, "SELECT hosts_total, hosts_ok, hosts_failed FROM runs") == [(2, 1, 1)]
+    (message,) = rows(data, "SELECT message FROM host_status WHERE host = 'bad01'")[0]
+    assert why in message
+    (run_id, host), = report.refused
+    assert host == "bad01" and why in report.refused[(run_id, host)]
+    kept = data / "spool" / "rejected" / run_id
+    assert (kept / "bad01.json").is_file() and why in (kept / "bad01.error.txt").read_text()
+    assert not Spool(data).pending()
+
+
+@pytest.mark.parametrize("changes, why", [
+    # each counter fits 64 bits, their sum (what host_samples stores) does not
+    ({"document.cpu.jiffies.user": 2**62, "document.cpu.jiffies.nice": 2**62}, "exceeds 64 bits"),
+    # NVML's "not available" (2**32 - 1) as a utilization: stored, it broke every report's cast
+    ({"document.gpus.devices.0.utilization_gpu_pct": 4294967295}, "must be <= 100"),
+    ({"status": "weird"}, "'status'"),
+    ({"document.time.collected_at": "0001-01-01T00:00:00Z"}, "not a time between 1970 and 2200"),
+])
+def test_a_document_the_warehouse_cannot_hold_is_refused_alone(tmp_path, changes, why):
+    f.spool_run(tmp_path, T0, good_and(bad_host(**changes)))
+    report = ingest_pending(tmp_path)
+    assert_only_bad_refused(tmp_path, report, why)
+
+
+def test_rows_duckdb_refuses_cost_only_their_host_whatever_the_checks_let_through(tmp_path, monkeypatch):
+    """The document checks are the first line; the second is DuckDB itself: a host whose rows it refuses to
+    write is found, kept aside and marked failed, and the run is written again without it, leaving no file of
+    the failed attempt behind."""
+    real = ingest_module.host_rows
+
+    def with_a_hole_in_the_checks(result, run_id):
+        out = real(result, run_id)
+        if result["host"] == "bad01":  # a value no check caught: a GPU index that is not a number
+            out["gpu_samples"][0]["gpu_index"] = "not a number"
+        return out
+
+    monkeypatch.setattr(ingest_module, "host_rows", with_a_hole_in_the_checks)
+    f.spool_run(tmp_path, T0, good_and(bad_host()))
+    report = ingest_pending(tmp_path)
+    assert_only_bad_refused(tmp_path, report, "the warehouse cannot store it: gpu_samples:")
+    assert rows(tmp_path, "SELECT host FROM hosts ORDER BY host") == [("good01",)]
+    assert not list(tmp_path.glob(".trial-*")) and not list(tmp_path.glob("*/date=*/.*"))
+
+
+def test_results_that_do_not_parse_still_give_their_host_a_status(tmp_path):
+    at = T0
+    run_id = f.spool_run(tmp_path, at, [f.ok("good01", at, f.document("good01", at)),
+                                        f.ok("cut.short", at, f.document("cut.short", at)),
+                                        f.ok("deep01", at, f.document("deep01", at)),
+                                        f.ok("lost01", at, f.document("lost01", at))])
+    folder = tmp_path / "spool" / run_id
+    text = (folder / "cut.short.json").read_text()
+    (folder / "cut.short.json").write_text(text[:300])  # a disk that filled up under a copy
+    (folder / "deep01.json").write_text("[" * 100_000)  # nested past what the JSON parser recurses
+    (folder / "lost01.json").unlink()  # the run was killed before this host's result
+    report = ingest_pending(tmp_path)
+    status = dict((h, (s, m)) for h, s, m in rows(tmp_path, "SELECT host, status, message FROM host_status"))
+    assert status["good01"] == ("ok", None)
+    assert status["cut.short"][0] == "failed" and "rejected spool file cut.short.json" in status["cut.short"][1]
+    assert status["deep01"][0] == "failed" and "RecursionError" in status["deep01"][1]
+    assert status["lost01"] == ("failed", "no result was spooled for this host (the run ended before it answered)")
+    assert rows(tmp_path, "SELECT hosts_total, hosts_ok, hosts_failed FROM runs") == [(4, 1, 3)]
+    assert {h for _, h in report.refused} == {"cut.short", "deep01"}
+    assert (tmp_path / "spool" / "rejected" / run_id / "cut.short.json").read_text() == text[:300]
+
+
+def test_a_result_with_an_unreadable_time_is_stored_at_the_runs_start(tmp_path):
+    result = f.ok("bad01", T0, {"not": "a document"})
+    result["ts"] = "yesterday"
+    f.spool_run(tmp_path, T0, good_and(result))
+    report = ingest_pending(tmp_path)
+    assert rows(tmp_path, "SELECT host, status, ts FROM host_status ORDER BY host") == [
+        ("bad01", "failed", T0), ("good01", "ok", T0)]
+    assert len(report.refused) == 1
+
+
+@pytest.mark.parametrize("damage", ['{"run_id": ', "[1, 2]", "\xff\xfe"])
+def test_a_damaged_run_json_costs_nothing_but_itself(tmp_path, damage):
+    at = T0 + timedelta(minutes=7, seconds=3)
+    run_id = f.spool_run(tmp_path, at, good_and(bad_host(at)))
+    (tmp_path / "spool" / run_id / "run.json").write_bytes(damage.encode("latin-1"))
+    report = ingest_pending(tmp_path)
+    assert rows(tmp_path, "SELECT host, status FROM host_status ORDER BY host") == [("bad01", "ok"),
+                                                                                     ("good01", "ok")]
+    # the run's start comes from its id; what run.json said (finish, inventory) is lost with it
+    assert rows(tmp_path, "SELECT run_id, started_at, finished_at, hosts_total FROM runs") == [
+        (run_id, at, None, 2)]
+    assert any("unreadable run.json" in w for w in report.warnings)
+    assert (tmp_path / "spool" / "rejected" / run_id / "run.json").read_bytes() == damage.encode("latin-1")
+
+
+def test_a_run_that_cannot_be_written_stays_in_the_spool_and_the_next_runs_are_stored(tmp_path):
+    first = f.spool_run(tmp_path, T0, good_and(bad_host()))
+    second_day = T0 + timedelta(days=1)
+    second = f.spool_run(tmp_path, second_day, good_and(bad_host(second_day), second_day))
+    (tmp_path / "host_status").mkdir()
+    (tmp_path / "host_status" / "date=2026-11-23").write_text("a file where the day's folder goes")
+    with pytest.raises(IngestError) as failed:
+        ingest_pending(tmp_path)
+    assert f"run {first}:" in str(failed.value) and "stay in" in str(failed.value)
+    assert failed.value.report.runs == [second]
+    assert rows(tmp_path, "SELECT run_id FROM runs") == [(second,)]
+    assert Spool(tmp_path).pending() == [first]
+    (tmp_path / "host_status" / "date=2026-11-23").unlink()  # the cause fixed: the next ingest stores it
+    assert ingest_pending(tmp_path).runs == [first]
+    assert sorted(rows(tmp_path, "SELECT run_id FROM runs")) == sorted([(first,), (second,)])
+
+
+def test_a_damaged_catalog_file_is_rebuilt_and_kept_aside(tmp_path):
+    f.spool_run(tmp_path, T0, good_and(bad_host()))
+    ingest_pending(tmp_path)
+    (tmp_path / "fleet.duckdb").write_bytes(b"not a database, not any more")
+    f.spool_run(tmp_path, T0 + timedelta(minutes=5), good_and(bad_host()))
+    report = ingest_pending(tmp_path)
+    assert any("moved to fleet.duckdb.damaged-" in w and "rebuilt" in w for w in report.warnings)
+    assert [p.read_bytes() for p in tmp_path.glob("fleet.duckdb.damaged-*")] == [b"not a database, not any more"]
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / "fleet.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
+    finally:
+        con.close()
+
+
+def test_a_damaged_parquet_file_costs_its_own_rows_only(tmp_path):
+    """A file the disk damaged: a table the run does not read is no obstacle; one it reads (runs) stops the
+    storing with the file named, and the run waits in the spool until the file is moved away."""
+    f.spool_run(tmp_path, T0, good_and(bad_host()))
+    ingest_pending(tmp_path)
+    (samples,) = tmp_path.glob("gpu_samples/date=*/*.parquet")
+    samples.write_bytes(b"PAR1 cut")
+    second = f.spool_run(tmp_path, T0 + timedelta(minutes=5), good_and(bad_host()))
+    assert ingest_pending(tmp_path).runs == [second] and not Spool(tmp_path).pending()
+    assert len(list(tmp_path.glob("host_status/date=*/*.parquet"))) == 2
+    runs = sorted(tmp_path.glob("runs/date=*/*.parquet"))[0]
+    runs.write_bytes(b"PAR1 cut")
+    third = f.spool_run(tmp_path, T0 + timedelta(minutes=10), good_and(bad_host()))
+    with pytest.raises(IngestError) as failed:
+        ingest_pending(tmp_path)
+    assert str(runs) in str(failed.value) and Spool(tmp_path).pending() == [third]
+    runs.rename(tmp_path / "damaged.parquet")
+    assert ingest_pending(tmp_path).runs == [third]
