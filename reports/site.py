@@ -7,12 +7,14 @@ half-written site.
 
 Pages: ``index.html`` (the fleet), ``hosts/<host>.html`` (one per host), ``users.html``, ``problems.html``,
 plus ``data/latest.json`` (the fleet now, for other tools). ``plotly.min.js``, ``report.js`` and
-``style.css`` are written once beside them.
+``style.css`` are written once beside them, and ``.fleetscope-site``: the mark that lets the next build
+replace the folder (a folder without it, unless empty or an older site, is never replaced).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import importlib.util
 import json
@@ -35,6 +37,15 @@ PACKAGE = Path(__file__).parent
 TEMPLATES = PACKAGE / "templates"
 STATIC = PACKAGE / "static"
 STATIC_FILES = ("style.css", "report.js")
+#: Written into every site: the folder is fleetscope's, and the next build may replace it as a whole.
+MARKER = ".fleetscope-site"
+MARKER_TEXT = ("This folder is a report site written by fleetscope; the next `fleetscope report` replaces it "
+               "as a whole.\n")
+#: What a site written before the marker holds: these always, and nothing but SITE_ENTRIES (docs/report.md).
+OLD_SITE_FILES = ("index.html", "plotly.min.js", "style.css")
+SITE_ENTRIES = frozenset({*OLD_SITE_FILES, *STATIC_FILES, "users.html", "problems.html", "hosts", "data", MARKER})
+#: What a warehouse folder holds (fleetscope.warehouse.catalog.CATALOG_FILE, fleetscope.spool): never a site.
+DATA_FILE, DATA_SPOOL = "fleet.duckdb", "spool"
 
 #: Keys of the [report] settings section that are not about rendering (the caller uses them).
 IGNORED_SETTINGS = frozenset({"out_dir"})
@@ -75,10 +86,16 @@ def build_site(con, out_dir, *, now: Optional[datetime] = None, settings: Option
     address is the host's name and it is in no group.
     ``bookings`` is the [bookings] section of fleetscope.toml (as is): its rules ``max_gpus_per_user`` and
     ``max_hours`` (0 or absent: no rule) are checked on the problems page (docs/bookings.md).
+
+    An existing ``out_dir`` is replaced only if it is empty or a site fleetscope wrote (``.fleetscope-site``
+    in it, or the files of a site written before that marker and nothing else); a folder that holds a
+    warehouse (``fleet.duckdb``, ``spool/``) or is inside one never is. Otherwise ``NotASiteFolder`` (an
+    OSError) is raised before anything is written.
     """
     cfg = _settings(settings)
     generated = _utc_naive(now if now is not None else datetime.now(timezone.utc))
     out_dir = Path(out_dir)
+    _check_out_dir(out_dir)  # before the queries: a refused folder costs nothing
     if inventory_vars is None and inventory_hosts:
         inventory_vars = {host: info.get("vars") or {} for host, info in inventory_hosts.items()}
     with prepared(con):
@@ -598,15 +615,75 @@ def _utc_naive(value: datetime) -> datetime:
     return value.replace(microsecond=0)
 
 
+class NotASiteFolder(FileExistsError):
+    """``out_dir`` exists and is not fleetscope's to replace; ``filename`` is the folder, ``strerror`` why."""
+
+    def __init__(self, folder: Path, why: str) -> None:
+        super().__init__(errno.EEXIST, why, str(folder))
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.strerror}"
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    """Raise NotASiteFolder unless ``out_dir`` is absent, empty or a site fleetscope wrote, and outside any
+    warehouse folder. It only reads."""
+    out_dir = out_dir.absolute()
+    for parent in out_dir.resolve().parents:
+        if os.path.isfile(parent / DATA_FILE):  # os.path: an unreadable parent is no warehouse, no error
+            raise NotASiteFolder(out_dir, f"it is inside fleetscope's data folder {parent} (it holds {DATA_FILE}); "
+                                          "the report's folder must be outside the data folder")
+    if not out_dir.is_dir():
+        return  # absent (created by the swap), or not a folder (_staging says so)
+    with os.scandir(out_dir) as it:
+        entries = {e.name: e for e in it}
+    if not entries:
+        return
+    if DATA_FILE in entries or DATA_SPOOL in entries:
+        raise NotASiteFolder(out_dir, f"it looks like fleetscope's data folder (it holds {DATA_FILE} or "
+                                      f"{DATA_SPOOL}/), never replaced by a report; choose another folder")
+    if MARKER not in entries and not _old_site(entries):
+        raise NotASiteFolder(out_dir, f"it is not empty and is not a site fleetscope wrote (no {MARKER} file in "
+                                      "it), so it is left as it is; choose a new or empty folder")
+    for root, dirs, files in os.walk(out_dir):  # a site's own folders never hold a warehouse
+        if DATA_FILE in files or DATA_SPOOL in dirs:
+            raise NotASiteFolder(out_dir, f"it holds fleetscope's data ({Path(root) / DATA_FILE} or "
+                                          f"{Path(root) / DATA_SPOOL}/), never replaced by a report; "
+                                          "choose another folder")
+
+
+def _old_site(entries: Mapping[str, os.DirEntry]) -> bool:
+    """A site written before the marker: index.html, plotly.min.js, style.css and hosts/ (every version wrote
+    them), nothing but the site's own files at the top, only .html files in hosts/ and .json in data/."""
+    if not set(entries) <= SITE_ENTRIES or "hosts" not in entries:
+        return False
+    if not all(name in entries and entries[name].is_file(follow_symlinks=False) for name in OLD_SITE_FILES):
+        return False
+    for name in set(entries) - {"hosts", "data"}:
+        if not entries[name].is_file(follow_symlinks=False):
+            return False
+    for folder, suffix in (("hosts", ".html"), ("data", ".json")):
+        if folder not in entries:
+            continue
+        if not entries[folder].is_dir(follow_symlinks=False):
+            return False
+        with os.scandir(entries[folder].path) as it:
+            if not all(e.name.endswith(suffix) and e.is_file(follow_symlinks=False) for e in it):
+                return False
+    return True
+
+
 @contextlib.contextmanager
 def _staging(out_dir: Path) -> Iterator[Path]:
     """A fresh directory beside ``out_dir``; on success it replaces ``out_dir`` by two renames.
 
-    One build at a time per site (an flock on ``.<name>.lock`` beside it: cron's build and one by hand
-    take turns). Holding it, the staging folders a killed build left behind are removed."""
+    ``out_dir`` is checked (``_check_out_dir``) before anything is written and again, under the lock,
+    before the swap. One build at a time per site (an flock on ``.<name>.lock`` beside it: cron's build and
+    one by hand take turns). Holding it, the staging folders a killed build left behind are removed."""
     out_dir = out_dir.absolute()
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"{out_dir} exists and is not a directory")
+    _check_out_dir(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     lock = os.open(out_dir.parent / f".{out_dir.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -616,8 +693,10 @@ def _staging(out_dir: Path) -> Iterator[Path]:
                 shutil.rmtree(leftover, ignore_errors=True)
         stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.new-", dir=out_dir.parent))
         try:
+            (stage / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
             yield stage
             os.chmod(stage, 0o755)  # mkdtemp makes it private; a web server has to read the site
+            _check_out_dir(out_dir)  # what is there now (changed during the build?) is what the swap removes
             _swap(stage, out_dir)
         except BaseException:
             shutil.rmtree(stage, ignore_errors=True)

@@ -240,6 +240,7 @@ def test_rebuild_swaps_the_site_sweeps_a_killed_build_and_a_failed_build_keeps_t
                                                                                          monkeypatch):
     site = tmp_path / "site"
     site.mkdir()
+    (site / ".fleetscope-site").write_text("")  # a site fleetscope wrote: all of it is replaced
     (site / "stale.html").write_text("old")
     killed = tmp_path / ".site.new-k1ll3d"  # what a build killed half-way leaves behind
     killed.mkdir()
