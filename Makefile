@@ -2,15 +2,16 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-INVENTORY ?= inventory.ini
+# `make collect`/`make report` inventory; empty: the settings' collect.inventory (default inventory.ini).
+INVENTORY ?=
 # Extra arguments for the fleetscope command, e.g. `make collect ARGS="--limit gpu"`.
 ARGS ?=
 
 .PHONY: help collect report sql test test-fast lint bench clean
 
 help:
-	@echo "make collect [INVENTORY=inventory.ini]  collect from every host, store the run, render site/"
-	@echo "make report                             render site/ from the stored data"
+	@echo "make collect [INVENTORY=lab.ini]        collect from every host, store the run, render site/"
+	@echo "make report [INVENTORY=lab.ini]         render site/ from the stored data"
 	@echo "make sql                                interactive SQL on the warehouse"
 	@echo "make test                               ruff + ansible-lint + the whole pytest suite"
 	@echo "make test-fast                          the same without tests marked slow"
@@ -29,10 +30,10 @@ $(BIN)/.installed-test: $(BIN)/.installed
 	touch $@
 
 collect: $(BIN)/.installed
-	$(BIN)/fleetscope collect --inventory $(INVENTORY) $(ARGS)
+	$(BIN)/fleetscope collect $(if $(INVENTORY),--inventory $(INVENTORY)) $(ARGS)
 
 report: $(BIN)/.installed
-	$(BIN)/fleetscope report $(ARGS)
+	$(BIN)/fleetscope report $(if $(INVENTORY),--inventory $(INVENTORY)) $(ARGS)
 
 sql: $(BIN)/.installed
 	$(BIN)/fleetscope sql $(ARGS)
