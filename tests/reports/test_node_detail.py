@@ -52,8 +52,8 @@ def test_host_page_lists_the_top_processes_of_the_latest_run_with_their_gpus(fle
     rows = table(html, "host-processes")
     # The last run's list (bob's kernel appeared only then), by CPU time; the CPU time of run 3 (i = 2).
     assert [(r["PID"], r["User"], r["Command"], r["CPU time"], r["CPU %"], r["Memory (RSS)"]) for r in rows] == [
-        ("4242", "alice", "python train.py --epochs 10", _fmt_cputime(3600 + 600), "98.0", "20.0 GiB"),
-        ("4243", "alice", "python loader.py", _fmt_cputime(600 + 120), "20.0", "4.0 GiB"),
+        ("4242", "alice", "python train.py --epochs 10", "1:10:00", "98.0", "20.0 GiB"),
+        ("4243", "alice", "python loader.py", "0:12:00", "20.0", "4.0 GiB"),
         ("777", "bob", "jupyter-kernel", "0:00:30", "1.5", "1.0 GiB"),
         ("1", "root", "/sbin/init", "0:00:12", "0.0", "16.0 MiB"),
     ]
@@ -73,7 +73,7 @@ def test_processes_are_grouped_per_user_like_jobs(fleet_site):
     assert list(rows) == ["alice", "bob", "root"]  # most CPU time first
     alice, bob, root = rows["alice"], rows["bob"], rows["root"]
     assert (alice["Processes"], alice["CPU %"], alice["Memory (RSS)"], alice["CPU time"]) == (
-        "2", f"{98.0 + 20.0:.1f}", "24.0 GiB", _fmt_cputime(4200 + 720))
+        "2", "118.0", "24.0 GiB", "1:22:00")
     assert (alice["GPUs"], alice["GPU memory"]) == ("0", "38.0 GiB")
     assert (bob["Processes"], bob["GPUs"], bob["GPU memory"]) == ("1", "1", "1.0 GiB")
     assert (root["Processes"], root["GPUs"], root["GPU memory"]) == ("1", "", "")

@@ -3,13 +3,12 @@
 
 The warehouse is built the way production builds it: synthetic host documents (tests/docfactory.py) spooled
 as runs five minutes apart within the last hour, ingested with ingest_pending, then rolled up with
-fleetscope.warehouse.rollup. Every query must run in any case (an empty rollup view is typed); the values of
-rollup-based queries are checked by the tests marked ROLLUP below, which need fleetscope.warehouse.rollup.
+fleetscope.warehouse.rollup. Every query must run and answer, and the values of rollup-based queries are
+checked by the tests marked ROLLUP below.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shlex
@@ -22,13 +21,12 @@ import pytest
 from fleetscope import cli
 from fleetscope.settings import load
 from fleetscope.warehouse import connect, ingest_pending, schemas
+from fleetscope.warehouse.rollup import rollup
 from tests import docfactory as f
 
 PROJECT = Path(__file__).resolve().parents[2]
 SQL_DOC = PROJECT / "docs" / "sql.md"
 README = PROJECT / "README.md"
-HAVE_ROLLUP = importlib.util.find_spec("fleetscope.warehouse.rollup") is not None
-ROLLUP_REASON = "fleetscope/warehouse/rollup.py is not written yet: rollup tables stay empty, values unchecked"
 
 GIB = f.GIB
 RUNS = 4  # collect runs, STEP seconds apart, the last one a minute ago
@@ -102,10 +100,7 @@ def build(data_dir: Path, config: Path, now: datetime) -> list[datetime]:
         f.spool_run(data_dir, start, results, duration=timedelta(seconds=12))
     report = ingest_pending(data_dir)
     assert len(report.runs) == RUNS and not report.rejected, report
-    if HAVE_ROLLUP:
-        from fleetscope.warehouse.rollup import rollup
-
-        rollup(data_dir, load(config))
+    rollup(data_dir, load(config))
     return starts
 
 
@@ -121,10 +116,6 @@ class Block:
     @property
     def id(self) -> str:
         return re.sub(r"[^a-z0-9]+", "-", self.title.lower()).strip("-")[:60]
-
-    @property
-    def reads_rollups(self) -> bool:
-        return bool(re.search(r"\b(gpu_hourly|gpu_daily|host_hourly|host_daily|user_gpu_daily)\b", self.sql))
 
 
 def sql_blocks() -> list[Block]:
@@ -244,13 +235,12 @@ def test_the_doc_has_the_worked_queries():
 @pytest.mark.parametrize("blk", BLOCKS, ids=[b.id for b in BLOCKS])
 def test_every_sql_block_runs(in_base, blk):
     rows = in_base.query(blk.sql)
-    if HAVE_ROLLUP or not blk.reads_rollups:
-        # This fleet has something for every question the doc asks: an empty answer means a broken query.
-        assert rows, f"docs/sql.md line {blk.line}: {blk.title!r} returned no rows"
+    # This fleet has something for every question the doc asks: an empty answer means a broken query.
+    assert rows, f"docs/sql.md line {blk.line}: {blk.title!r} returned no rows"
 
 
 def test_the_catalog_file_gives_the_same_answers(in_base):
-    """`duckdb data/fleet.duckdb` sees the same views as `fleetscope sql` (rollups included, once written)."""
+    """`duckdb data/fleet.duckdb` sees the same views as `fleetscope sql` (rollups included)."""
     con = duckdb.connect(str(in_base.data / "fleet.duckdb"), read_only=True)
     mem = in_base.connect()
     try:
@@ -382,13 +372,12 @@ def test_rates_between_the_last_two_samples(warehouse):
     assert rows["cpu01"]["rx_mib_s"] == 0
 
 
-# -- the answers: rollup tables (ROLLUP: these need fleetscope.warehouse.rollup) -----------------------------
+# -- the answers: rollup tables (ROLLUP) -----------------------------------------------------------------
 # Every GPU and host is covered for SPAN seconds: RUNS samples, STEP apart, the first standing for nothing.
 
 
 @pytest.fixture
 def rolled(warehouse) -> Warehouse:
-    pytest.importorskip("fleetscope.warehouse.rollup", reason=ROLLUP_REASON)
     return warehouse
 
 
@@ -459,7 +448,6 @@ def test_utilization_by_hour_of_day(rolled):
 def test_hour_of_day_leaves_out_an_hour_that_holds_only_a_first_sample(tmp_path):
     """The first sample covers no time (nothing before it): if it falls in an hour of its own (runs that
     begin just before the hour), that hour has no seconds and is left out, not shown as NULLs."""
-    pytest.importorskip("fleetscope.warehouse.rollup", reason=ROLLUP_REASON)
     (tmp_path / "fleetscope.toml").write_text("\n")
     hour = (datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(hours=1)).replace(minute=0, second=0,
                                                                                              microsecond=0)
