@@ -44,6 +44,16 @@ def _settings(args) -> Settings:
     return settings
 
 
+def _no_data(settings: Settings, command: str) -> bool:
+    """True, having said so, where the data folder is not there: a typo in --data must not read as an empty
+    fleet (or replace the site with an empty one)."""
+    if settings.data_dir.is_dir():
+        return False
+    _say(f"fleetscope {command}: no data folder at {settings.data_dir}: nothing collected there yet "
+         f"(`fleetscope collect` creates it), or --data, $FLEETSCOPE_DATA or storage.data_dir name another")
+    return True
+
+
 def _build_report(settings: Settings, inventory: str | os.PathLike | None = None) -> Path:
     """Render the site. The inventory (``inventory`` or collect.inventory) gives each host's address, groups and
     the variables report.host_columns names; an unreadable inventory costs those, never the report."""
@@ -71,7 +81,7 @@ def _build_report(settings: Settings, inventory: str | os.PathLike | None = None
 
 
 def cmd_collect(args) -> int:
-    from .collect import CollectError, CollectInterrupted, run_collect
+    from .collect import CollectError, CollectInterrupted, CollectUsageError, run_collect
     from .lock import Busy, DataLock
 
     settings = _settings(args)
@@ -83,7 +93,7 @@ def cmd_collect(args) -> int:
                 _say(f"fleetscope collect: {e}")
                 if isinstance(e, CollectInterrupted):
                     return EXIT_INTERRUPTED
-                return EXIT_USAGE if "inventory not found" in str(e) else EXIT_ANSIBLE
+                return EXIT_USAGE if isinstance(e, CollectUsageError) else EXIT_ANSIBLE
             stored = True
             try:
                 # speed: imported once Ansible runs (duckdb's import is 0.1 s); the run's warehouse lookup,
@@ -162,6 +172,8 @@ def cmd_ingest(args) -> int:
     from .warehouse import IngestError, ingest_pending
 
     settings = _settings(args)
+    if _no_data(settings, "ingest"):
+        return EXIT_USAGE
     try:
         with DataLock(settings.data_dir):
             report = ingest_pending(settings.data_dir, keep_spool=settings.get("storage", "keep_spool"))
@@ -187,6 +199,8 @@ def cmd_rollup(args) -> int:
     from .warehouse.rollup import rollup
 
     settings = _settings(args)
+    if _no_data(settings, "rollup"):
+        return EXIT_USAGE
     progress = (lambda line: print("\r\033[K" + line, end="", file=sys.stderr, flush=True)) \
         if sys.stderr.isatty() else None
     try:
@@ -210,6 +224,8 @@ def cmd_rollup(args) -> int:
 
 def cmd_report(args) -> int:
     settings = _settings(args)
+    if _no_data(settings, "report"):
+        return EXIT_USAGE
     index = _build_report(settings, args.inventory)
     print(f"report: {index}")
     if args.open:
@@ -226,15 +242,17 @@ def cmd_sql(args) -> int:
     from .warehouse import connect
 
     settings = _settings(args)
+    if _no_data(settings, "sql"):
+        return EXIT_USAGE
     con = connect(settings.data_dir)
     if args.query is None:
         return repl(con, settings.data_dir)
-    try:
-        cursor = con.execute(args.query)
+    try:  # rows are fetched inside: an error can come with them (a cast on row 3,000,001)
+        text = format_result(con.execute(args.query), args.format)
     except duckdb.Error as e:
         _say(f"fleetscope sql: {e}")
         return EXIT_SQL
-    print(format_result(cursor, args.format))
+    print(text)
     return EXIT_OK
 
 
@@ -245,7 +263,11 @@ def cmd_hosts(args) -> int:
     settings = _settings(args)
     path = Path(args.inventory).resolve() if args.inventory else settings.path("collect", "inventory")
     if args.action == "list":
-        rows = list_hosts(path)
+        try:
+            rows = list_hosts(path)
+        except HostsError as e:
+            _say(f"fleetscope hosts list: {e}")
+            return EXIT_USAGE
         names = ["host", "groups", "address", "port", "user", "connection", "python"]
         print(format_table(names, [[r[n] for n in names] for r in rows]))
         return EXIT_OK

@@ -42,6 +42,10 @@ class CollectError(RuntimeError):
     """The run could not start or Ansible itself failed (not one host's problem)."""
 
 
+class CollectUsageError(CollectError):
+    """The command named what is not there: an inventory or a --limit file (exit 2, not 3)."""
+
+
 class CollectInterrupted(CollectError):
     """SIGTERM or SIGINT stopped the run; what came back is in the spool."""
 
@@ -91,14 +95,14 @@ def new_run_id(now: dt.datetime) -> str:
 def inventory_hosts(inventory: Path, limit: str | None = None, ordered: bool = False) -> list[str]:
     """The host names the playbook will target: parsed by Ansible itself, so every inventory form works.
     Sorted, or with ``ordered`` in the inventory's order, in which Ansible starts them."""
-    from ansible.inventory.manager import InventoryManager
-    from ansible.parsing.dataloader import DataLoader
+    from .inventory import InventoryError, open_inventory
 
     if not inventory.exists():
-        raise CollectError(f"inventory not found: {inventory}")
-    manager = InventoryManager(loader=DataLoader(), sources=[str(inventory)])
-    if limit:
-        manager.subset(limit)
+        raise CollectUsageError(f"inventory not found: {inventory}")
+    try:
+        manager, _ = open_inventory(inventory, limit)
+    except InventoryError as e:
+        raise (CollectUsageError if "limit file" in str(e) else CollectError)(str(e)) from e
     names = [h.name for h in manager.get_hosts("all")]
     return names if ordered else sorted(names)
 
@@ -199,7 +203,7 @@ def run_collect(
 
     inventory = Path(inventory or settings.path("collect", "inventory")).resolve()
     if not inventory.exists():
-        raise CollectError(f"inventory not found: {inventory}")
+        raise CollectUsageError(f"inventory not found: {inventory}")
     data_dir = settings.data_dir
     started, began = utcnow(), time.time()
     summary = RunSummary(new_run_id(started), iso(started), inventory=str(inventory))

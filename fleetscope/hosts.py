@@ -61,16 +61,15 @@ def _parse_check(path: Path, text: str) -> None:
     """Parse `text` as an inventory with Ansible; raise HostsError if Ansible refuses it."""
     import tempfile
 
-    from ansible.inventory.manager import InventoryManager
-    from ansible.parsing.dataloader import DataLoader
+    from .inventory import open_inventory
 
     with tempfile.NamedTemporaryFile("w", suffix=".ini", dir=path.parent, delete=True) as tmp:
         tmp.write(text)
         tmp.flush()
         try:
-            InventoryManager(loader=DataLoader(), sources=[tmp.name]).get_hosts("all")
+            open_inventory(Path(tmp.name))[0].get_hosts("all")
         except Exception as e:  # noqa: BLE001 - any refusal by Ansible means we must not write this
-            raise HostsError(f"the edited inventory would not parse: {e}") from e
+            raise HostsError(f"the edited inventory would not parse: {str(e).replace(tmp.name, str(path))}") from e
 
 
 def add_host(path: Path, name: str, group: str = "ungrouped", variables: dict[str, str] | None = None) -> str:
@@ -122,12 +121,14 @@ def remove_host(path: Path, name: str) -> int:
 
 def list_hosts(path: Path) -> list[dict]:
     """Each host as Ansible resolves it: name, groups, address, port, user, python."""
-    from ansible.inventory.manager import InventoryManager
-    from ansible.parsing.dataloader import DataLoader
     from ansible.vars.manager import VariableManager
 
-    loader = DataLoader()
-    manager = InventoryManager(loader=loader, sources=[str(path)])
+    from .inventory import InventoryError, open_inventory
+
+    try:
+        manager, loader = open_inventory(path)
+    except InventoryError as e:
+        raise HostsError(str(e)) from e
     variables = VariableManager(loader=loader, inventory=manager)
     out = []
     for host in sorted(manager.get_hosts("all"), key=lambda h: h.name):

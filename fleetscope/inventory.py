@@ -10,11 +10,39 @@ Ansible's own parser, so every inventory form works.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Iterable
+from typing import Any, Dict, Iterable, Optional
 
 
 class InventoryError(RuntimeError):
     """The inventory could not be read."""
+
+
+def open_inventory(inventory: Path, limit: Optional[str] = None):
+    """Ansible's InventoryManager (and its DataLoader) for ``inventory``, after ``limit``. Raises InventoryError
+    where the file is missing, Ansible cannot parse it (which Ansible itself only warns about, leaving an
+    empty inventory) or the limit cannot be read (``@file``)."""
+    inventory = Path(inventory)
+    if not inventory.exists():
+        raise InventoryError(f"inventory not found: {inventory}")
+    import ansible.constants as C
+    from ansible.errors import AnsibleError
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+
+    strict = C.INVENTORY_ANY_UNPARSED_IS_FAILED
+    C.INVENTORY_ANY_UNPARSED_IS_FAILED = True  # this process's parse only; ansible-playbook keeps its setting
+    try:
+        loader = DataLoader()
+        manager = InventoryManager(loader=loader, sources=[str(inventory)])
+        if limit:
+            manager.subset(limit)
+    except AnsibleError as e:
+        what = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InventoryError(f"{inventory}: {what} (Ansible's warnings above say why)"
+                             if "parse" in what else f"{inventory}: {what}") from e
+    finally:
+        C.INVENTORY_ANY_UNPARSED_IS_FAILED = strict
+    return manager, loader
 
 
 def _plain(value: Any) -> Any:
@@ -50,16 +78,11 @@ def read_hosts(inventory: Path, names: Iterable[str] = ()) -> Dict[str, Dict[str
     ``group_names``), sorted; ``vars`` holds the variables ``names`` the host has (as ``host_vars``)."""
     wanted = [str(n) for n in names]
     inventory = Path(inventory)
-    if not inventory.exists():
-        raise InventoryError(f"inventory not found: {inventory}")
     from ansible.errors import AnsibleError
-    from ansible.inventory.manager import InventoryManager
-    from ansible.parsing.dataloader import DataLoader
     from ansible.vars.manager import VariableManager
 
+    manager, loader = open_inventory(inventory)
     try:
-        loader = DataLoader()
-        manager = InventoryManager(loader=loader, sources=[str(inventory)])
         variables = VariableManager(loader=loader, inventory=manager)
         out: Dict[str, Dict[str, Any]] = {}
         for host in manager.get_hosts("all"):

@@ -57,6 +57,20 @@ DEFAULTS: dict[str, dict] = {
 }
 
 
+#: The least a number may be, where it is not 0: a timeout of -5 s or 0 forks is a mistake in the file, and
+#: found when it is read (exit 2), not as every host failing. Every other number must be >= 0.
+AT_LEAST_ONE = {
+    ("collect", "forks"), ("collect", "host_timeout_s"), ("collect", "connect_timeout_s"),
+    ("collect", "keep_artifacts"), ("rollup", "max_interval_s"), ("bookings", "timeout_s"),
+    ("report", "timeline_hours"), ("report", "max_points"), ("report", "heatmap_columns"),
+    ("report", "status_history"), ("report", "problem_hours"), ("report", "stale_minutes"),
+}
+#: Shares of 100.
+PERCENT = {("report", "busy_threshold_pct"), ("report", "disk_full_pct")}
+#: Lists whose default is empty, and what their items must be.
+LIST_ITEMS = {("bookings", "sources"): str, ("report", "host_columns"): str}
+
+
 class SettingsError(ValueError):
     """The settings file is unreadable or holds a key or value we do not know."""
 
@@ -107,6 +121,10 @@ def load(config: str | os.PathLike | None = None) -> Settings:
             raise SettingsError(f"settings file not found: {path}") from e
         except tomllib.TOMLDecodeError as e:
             raise SettingsError(f"{path}: not valid TOML: {e}") from e
+        except UnicodeDecodeError as e:
+            raise SettingsError(f"{path}: not UTF-8 text: {e}") from e
+        except OSError as e:  # a folder, no permission
+            raise SettingsError(f"cannot read the settings file {path}: {e.strerror or e}") from e
         _merge(settings.values, raw, path)
         settings.source = path
         settings.base_dir = path.resolve().parent
@@ -134,7 +152,12 @@ def _merge(values: dict, raw: dict, path: Path) -> None:
                 raise SettingsError(
                     f"{path}: {section}.{key} must be {type(default).__name__}, got {value!r}"
                 )
-            if isinstance(default, list) and default and not all(isinstance(v, type(default[0])) for v in value):
-                raise SettingsError(f"{path}: {section}.{key} must be a list of {type(default[0]).__name__}, "
-                                    f"got {value!r}")
+            item = type(default[0]) if isinstance(default, list) and default else LIST_ITEMS.get((section, key))
+            if item is not None and not all(isinstance(v, item) for v in value):
+                raise SettingsError(f"{path}: {section}.{key} must be a list of {item.__name__}, got {value!r}")
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                least = 1 if (section, key) in AT_LEAST_ONE else 0
+                if value < least or ((section, key) in PERCENT and value > 100):
+                    bounds = "between 0 and 100" if (section, key) in PERCENT else f">= {least}"
+                    raise SettingsError(f"{path}: {section}.{key} must be {bounds}, got {value!r}")
             values[section][key] = value

@@ -45,8 +45,18 @@ def _json_default(value):
     return str(value)
 
 
+def _unique(names: list[str]) -> list[str]:
+    """Column names as JSON keys: a repeated name gets _2, _3, ... (SELECT a.id, b.id), none is lost."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return out
+
+
 def format_result(cursor, fmt: str = "table") -> str:
-    if cursor.description is None:
+    if cursor is None or cursor.description is None:  # a statement that returns no rows, or none at all
         return "ok"
     names = [d[0] for d in cursor.description]
     rows = cursor.fetchall()
@@ -57,7 +67,8 @@ def format_result(cursor, fmt: str = "table") -> str:
         writer.writerows(rows)
         return buf.getvalue().rstrip("\n")
     if fmt == "json":
-        return "\n".join(json.dumps(dict(zip(names, r)), default=_json_default, ensure_ascii=False) for r in rows)
+        keys = _unique(names)
+        return "\n".join(json.dumps(dict(zip(keys, r)), default=_json_default, ensure_ascii=False) for r in rows)
     return format_table(names, rows)
 
 

@@ -136,3 +136,66 @@ def test_an_interpreter_for_other_pythons_bytecode_that_fails_is_a_warning_once(
     known = json.loads((tmp_path / "data" / ".stage" / "host-pythons.json").read_text())
     assert known == {"localhost": {"python": platform.python_version(), "magic": importlib.util.MAGIC_NUMBER.hex(),
                                    "implementation": sys.implementation.name}}
+
+
+def test_sql_answers_a_statement_without_rows_and_keeps_repeated_column_names(run_fleetscope, warehouse):
+    assert run_fleetscope("sql", "--data", str(warehouse), "-- nothing").stdout.strip() == "ok"
+    assert sql_json(run_fleetscope, warehouse, "SELECT 1 AS n, 2 AS n, 3 AS n") == [{"n": 1, "n_2": 2, "n_3": 3}]
+
+
+def test_an_sql_error_raised_while_rows_are_fetched_exits_5(run_fleetscope, warehouse):
+    query = "SELECT CASE WHEN i > 3000000 THEN ('a' || i)::INTEGER ELSE i END FROM range(3000002) t(i)"
+    proc = run_fleetscope("sql", "--data", str(warehouse), query)
+    assert proc.returncode == 5 and "Could not convert string 'a3000001'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("command", [("sql", "SELECT 1"), ("report",), ("ingest",), ("rollup",)])
+def test_a_data_folder_that_is_not_there_is_named_not_read_as_an_empty_fleet(run_fleetscope, tmp_path, command):
+    missing = tmp_path / "typo"
+    proc = run_fleetscope(command[0], "--data", str(missing), *command[1:])
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"no data folder at {missing}" in proc.stderr and not missing.exists()
+    assert not (tmp_path / "site").exists()
+
+
+@pytest.mark.parametrize("command, code", [(("report",), 6), (("sql", "SELECT count(*) FROM runs"), 5),
+                                           (("rollup",), 4)])
+def test_a_damaged_warehouse_file_is_named_with_the_commands_exit_code(run_fleetscope, warehouse, command, code):
+    (damaged,) = warehouse.glob("gpu_samples/date=*/*.parquet")
+    damaged.write_bytes(b"PAR1 and then nothing")
+    proc = run_fleetscope(command[0], "--data", str(warehouse), *command[1:])
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert f"{damaged} is damaged: move it out of {warehouse} and run again" in proc.stderr
+    assert damaged.read_bytes() == b"PAR1 and then nothing"  # left for the person to look at
+
+
+def test_a_report_folder_that_cannot_be_written_exits_6_and_says_which(run_fleetscope, warehouse, tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    proc = run_fleetscope("report", "--data", str(warehouse), "--out", str(tmp_path / "a-file" / "site"))
+    assert proc.returncode == 6, proc.stdout + proc.stderr
+    assert "cannot write or read the report's folder or the data" in proc.stderr
+    assert "spool" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_inventory_ansible_cannot_parse_is_a_usage_error_for_hosts(run_fleetscope, tmp_path):
+    broken = tmp_path / "broken.ini"
+    broken.write_text("[gpu\nfoo bar=\n")
+    for args in (("hosts", "list"), ("hosts", "add", "newhost")):
+        proc = run_fleetscope(*args, "-i", str(broken))
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert "Completely failed to parse inventory source" in proc.stderr and "Traceback" not in proc.stderr
+    assert broken.read_text() == "[gpu\nfoo bar=\n"  # not written into
+    missing = run_fleetscope("hosts", "list", "-i", str(tmp_path / "nope.ini"))
+    assert missing.returncode == 2 and "inventory not found" in missing.stderr
+
+
+def test_a_limit_file_that_is_not_there_is_a_usage_error(run_fleetscope, tmp_path):
+    inventory = tmp_path / "inv.ini"
+    inventory.write_text("[local]\n"
+                         'local0 ansible_connection=local ansible_python_interpreter="{{ ansible_playbook_python }}"\n')
+    proc = run_fleetscope("collect", "--inventory", str(inventory), "--limit", f"@{tmp_path}/nope.txt", "--no-report",
+                          "--data", str(tmp_path / "data"))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Unable to find limit file" in proc.stderr and "Traceback" not in proc.stderr

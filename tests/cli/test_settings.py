@@ -46,12 +46,35 @@ def test_values_from_the_file_override_and_paths_are_relative_to_it(tmp_path, mo
     ("[collect]\nforks = '3'\n", "collect.forks must be int"),
     ("[storage]\nkeep_spool = 1\n", "storage.keep_spool must be bool"),
     ("[collect\n", "not valid TOML"),
+    # numbers out of range: found on reading, not as every host failing or unreachable
+    ("[collect]\nhost_timeout_s = -5\n", "collect.host_timeout_s must be >= 1, got -5"),
+    ("[collect]\nconnect_timeout_s = 0\n", "collect.connect_timeout_s must be >= 1, got 0"),
+    ("[collect]\nforks = 0\n", "collect.forks must be >= 1, got 0"),
+    ("[rollup]\nraw_days = -1\n", "rollup.raw_days must be >= 0, got -1"),
+    ("[report]\ndisk_full_pct = 120.0\n", "report.disk_full_pct must be between 0 and 100, got 120.0"),
+    ("[bookings]\nsources = [1, 2]\n", "bookings.sources must be a list of str, got [1, 2]"),
 ])
 def test_mistakes_are_named(tmp_path, body, message):
     cfg = tmp_path / "fleetscope.toml"
     cfg.write_text(body)
     with pytest.raises(SettingsError, match=re.escape(message)):
         load(cfg)
+
+
+def test_a_settings_file_that_cannot_be_read_is_a_settings_error(tmp_path):
+    cfg = tmp_path / "fleetscope.toml"
+    cfg.write_bytes(b"\xff\xfe[collect]\n")
+    with pytest.raises(SettingsError, match="not UTF-8 text"):
+        load(cfg)
+    with pytest.raises(SettingsError, match=f"cannot read the settings file {re.escape(str(tmp_path))}"):
+        load(tmp_path)  # a folder
+
+
+def test_every_default_is_within_its_own_bounds(tmp_path):
+    """The example file holds every default: reading it back checks them against the bounds too."""
+    cfg = tmp_path / "fleetscope.toml"
+    cfg.write_text((PROJECT_DIR / "fleetscope.toml.example").read_text())
+    load(cfg)
 
 
 def test_the_playbook_never_asks_for_root_and_host_keys_stay_checked():
