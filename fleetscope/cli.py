@@ -2,12 +2,16 @@
 
 Exit codes (docs/operations.md):
   0   done; every host ok
-  1   done, but at least one host was not ok (unreachable, failed, timeout): its status is stored
-  2   usage or settings error (bad option, unreadable settings file, missing inventory)
-  3   Ansible could not run at all: nothing collected
-  4   storage error: data is kept in the spool and the next run stores it
-  5   SQL error (fleetscope sql)
-  6   the run is stored, but rendering the report failed (the previous report stays)
+  1   done, but at least one host was not ok (unreachable, failed, timeout, or its document refused by the
+      warehouse): its status is stored
+  2   usage or settings error (bad option, unreadable or out-of-range settings, missing inventory or data
+      folder, an inventory Ansible cannot parse for `hosts`)
+  3   nothing collected: Ansible could not run, or the run reached no host (empty or unparsable inventory,
+      a --limit matching none)
+  4   storage error: what was not stored stays in the spool and the next run stores it (also: the rollup
+      failed, or a damaged warehouse file)
+  5   SQL error (fleetscope sql), or the warehouse could not be read for it
+  6   rendering the report failed (any previous report stays in place)
   75  another fleetscope run holds the data directory: nothing done (try again later)
   130 interrupted (Ctrl-C)
 """
@@ -378,8 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"fleetscope {__version__}")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", help="settings file (default: ./fleetscope.toml or $FLEETSCOPE_CONFIG)")
-    common.add_argument("--data", help="data directory (default: data/, or $FLEETSCOPE_DATA)")
+    common.add_argument("--config", help="settings file (default: $FLEETSCOPE_CONFIG, else ./fleetscope.toml, "
+                        "else the project's fleetscope.toml)")
+    common.add_argument("--data", help="data directory (default: $FLEETSCOPE_DATA, else storage.data_dir: data/ "
+                        "beside the settings file, or in the project)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     c = sub.add_parser(
@@ -392,7 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("-i", "--inventory", help="Ansible inventory (default: collect.inventory, inventory.ini)")
     c.add_argument("-l", "--limit", help="Ansible host pattern to collect from (e.g. 'gpu:!gpu07')")
-    c.add_argument("--out", help="report folder (default: site/)")
+    c.add_argument("--out", help="report folder (default: $FLEETSCOPE_OUT, else report.out_dir: site/ "
+                   "beside the settings file, or in the project)")
     c.add_argument("--no-report", action="store_true", help="store the run but do not render the report")
     c.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="show hosts done/total while running (default: only on a terminal)")
@@ -414,7 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "fleet), users.html, problems.html, hosts/<host>.html and data/latest.json.",
                        epilog="example:\n  fleetscope report --out /var/www/fleet",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    r.add_argument("--out", help="report folder (default: site/)")
+    r.add_argument("--out", help="report folder (default: $FLEETSCOPE_OUT, else report.out_dir: site/ "
+                   "beside the settings file, or in the project)")
     r.add_argument("-i", "--inventory",
                    help="inventory whose variables fill report.host_columns (default: collect.inventory)")
     r.add_argument("--open", action="store_true", help="open the report in a browser")

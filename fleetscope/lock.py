@@ -1,4 +1,5 @@
-"""One collect (or rollup) at a time per data directory, with a lock the kernel releases on death."""
+"""One writer at a time per data directory (collect, ingest, rollup, bookings sync), with a lock the kernel
+releases on death."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ class Busy(RuntimeError):
 
 
 class DataLock:
-    """An flock on <data>/.lock: a killed run (even kill -9) releases it, so it is never stale."""
+    """An flock on <data>/.collect.lock: a killed run (even kill -9) releases it, so it is never stale."""
 
     def __init__(self, data_dir: Path, name: str = "collect"):
         self.path = Path(data_dir) / f".{name}.lock"
