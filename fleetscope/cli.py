@@ -248,7 +248,13 @@ def cmd_sql(args) -> int:
     settings = _settings(args)
     if _no_data(settings, "sql"):
         return EXIT_USAGE
-    con = connect(settings.data_dir)
+    unreadable: list[str] = []
+    con = connect(settings.data_dir, unreadable=unreadable)
+    for problem in unreadable:  # the other tables answer; a query on this one says why it cannot
+        _say(f"warning: {problem}")
+        damaged = DAMAGED.search(problem)
+        if damaged:
+            _say(f"  {damaged.group(1)} is damaged: move it out of {damaged.group(2) or 'the data folder'}")
     if args.query is None:
         return repl(con, settings.data_dir)
     try:  # rows are fetched inside: an error can come with them (a cast on row 3,000,001)

@@ -100,18 +100,33 @@ def view_sql(data_dir: Path, table: str, temp: bool = False) -> str:
     return f'CREATE OR REPLACE {kind} "{table}" AS SELECT {select} FROM {source}'
 
 
-def create_views(con: duckdb.DuckDBPyConnection, data_dir: Path, temp: bool = False, tables=None) -> None:
+def create_views(con: duckdb.DuckDBPyConnection, data_dir: Path, temp: bool = False, tables=None,
+                 unreadable: list[str] | None = None) -> None:
+    """Every table's view. With ``unreadable`` (a list), a table whose files DuckDB cannot read (a damaged
+    Parquet file) becomes a view that raises that error when queried, and the error goes on the list; the
+    other views are built. Without it, the error is raised."""
     for table in tables or schemas():
-        con.execute(view_sql(data_dir, table, temp=temp))
+        try:
+            con.execute(view_sql(data_dir, table, temp=temp))
+        except duckdb.Error as e:
+            if unreadable is None:
+                raise
+            first = str(e).strip().splitlines()[0]
+            unreadable.append(f"{table}: {first}")
+            columns = ", ".join(f'CAST(NULL AS {t}) AS "{c}"' for c, t in schemas()[table])
+            message = quote_literal(f"table {table} cannot be read: {first}")
+            kind = "TEMP VIEW" if temp else "VIEW"
+            con.execute(f'CREATE OR REPLACE {kind} "{table}" AS SELECT {columns} FROM range(1) WHERE error({message})')
 
 
-def connect(data_dir: Path, tables=None) -> duckdb.DuckDBPyConnection:
+def connect(data_dir: Path, tables=None, unreadable: list[str] | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with every table as a view: reads the warehouse without locking it.
-    ``tables``: only these views (a caller that reads one table skips building the others)."""
+    ``tables``: only these views (a caller that reads one table skips building the others).
+    ``unreadable``: see create_views (for a person's queries: the readable tables stay usable)."""
     con = duckdb.connect()
     # Every time in the warehouse is UTC: compare them with now() in UTC whatever the machine's zone.
     con.execute("SET TimeZone = 'UTC'")
-    create_views(con, Path(data_dir), tables=tables)
+    create_views(con, Path(data_dir), tables=tables, unreadable=unreadable)
     return con
 
 
