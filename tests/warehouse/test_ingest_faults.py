@@ -9,19 +9,12 @@ from datetime import datetime, timedelta
 import pytest
 
 from fleetscope.spool import Spool
-from fleetscope.warehouse import IngestError, connect, ingest_pending
+from fleetscope.warehouse import IngestError, ingest_pending
 from fleetscope.warehouse import ingest as ingest_module
 from tests import docfactory as f
+from tests.warehouse.test_ingest import count as rows
 
 T0 = datetime(2026, 11, 23, 9, 0)
-
-
-def rows(data_dir, sql):
-    con = connect(data_dir)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def good_and(bad: dict, at: datetime = T0) -> list[dict]:
