@@ -161,7 +161,7 @@ def cmd_collect(args) -> int:
         try:
             index = _build_report(settings, args.inventory)
         except Exception as e:  # noqa: BLE001 - the run is stored; only the pages are missing
-            stored_or_not = "the run stays in the spool" if not stored else "the run is stored"
+            stored_or_not = "runs that could not be stored stay in the spool" if not stored else "the run is stored"
             _say(f"fleetscope collect: {stored_or_not}, but rendering the report failed: {type(e).__name__}: {e}")
             return EXIT_STORAGE if storing_failed else EXIT_REPORT
         print(f"report: {index}")
@@ -210,12 +210,16 @@ def cmd_rollup(args) -> int:
     try:
         with DataLock(settings.data_dir):
             # Runs left in the spool first: compaction must not merge a day a pending run still belongs to.
-            ingest_pending(settings.data_dir, keep_spool=settings.get("storage", "keep_spool"))
+            stored = ingest_pending(settings.data_dir, keep_spool=settings.get("storage", "keep_spool"))
+            for message in stored.rejected + stored.warnings:
+                _say(f"warning: {message}")
             report = rollup(settings.data_dir, settings, progress=progress)
     except Busy as e:
         _say(f"fleetscope rollup: {e}; nothing done")
         return EXIT_BUSY
     except IngestError as e:
+        for message in e.report.rejected + e.report.warnings:
+            _say(f"warning: {message}")
         _say(f"fleetscope rollup: storing the spool failed, so nothing was rolled up: {e}")
         return EXIT_STORAGE
     if progress:

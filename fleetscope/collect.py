@@ -344,11 +344,13 @@ def run_collect(
         summary.hosts = sorted(order)
         summary.status = dict.fromkeys(summary.hosts, "pending")
         spool.start_run(summary.run_id, summary.meta())  # again, with the hosts
-    except BaseException:
+    except BaseException as e:
         stop["why"] = "error"
         hosts_known.set()
         thread.join()
         drop_run_files()
+        if isinstance(e, CollectUsageError):  # "nothing done": no run to store either
+            shutil.rmtree(spool.run_dir(summary.run_id), ignore_errors=True)
         raise
     hosts = summary.hosts
     if not hosts:
@@ -652,6 +654,6 @@ def _ansible_warnings(runner, most: int = 5) -> list[str]:
         lines = runner.stdout.read().splitlines()
     except Exception:  # noqa: BLE001 - best effort: this only explains an empty run
         return []
-    said = [ln.split(":", 1)[1].strip() if ln.startswith("[WARNING]:") else ln.strip()
-            for ln in lines if ln.startswith(("[WARNING]:", "ERROR"))]
+    said = [ln.split(":", 1)[1].strip() if ln.startswith(("[WARNING]:", "[ERROR]:")) else ln.strip()
+            for ln in lines if ln.startswith(("[WARNING]:", "[ERROR]:", "ERROR"))]
     return said[:most]

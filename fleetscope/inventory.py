@@ -19,8 +19,8 @@ class InventoryError(RuntimeError):
 
 def open_inventory(inventory: Path, limit: Optional[str] = None):
     """Ansible's InventoryManager (and its DataLoader) for ``inventory``, after ``limit``. Raises InventoryError
-    where the file is missing, Ansible cannot parse it (which Ansible itself only warns about, leaving an
-    empty inventory) or the limit cannot be read (``@file``)."""
+    where the file is missing, Ansible can parse none of it (which Ansible itself only warns about, leaving
+    an empty inventory) or the limit cannot be read (``@file``)."""
     inventory = Path(inventory)
     if not inventory.exists():
         raise InventoryError(f"inventory not found: {inventory}")
@@ -29,8 +29,10 @@ def open_inventory(inventory: Path, limit: Optional[str] = None):
     from ansible.inventory.manager import InventoryManager
     from ansible.parsing.dataloader import DataLoader
 
-    strict = C.INVENTORY_ANY_UNPARSED_IS_FAILED
-    C.INVENTORY_ANY_UNPARSED_IS_FAILED = True  # this process's parse only; ansible-playbook keeps its setting
+    # Strict where no source parsed at all (Ansible would only warn, and go on with no hosts); a folder whose
+    # other sources parse is taken, as ansible-playbook takes it. This process's parse only.
+    strict = C.INVENTORY_UNPARSED_IS_FAILED
+    C.INVENTORY_UNPARSED_IS_FAILED = True
     try:
         loader = DataLoader()
         manager = InventoryManager(loader=loader, sources=[str(inventory)])
@@ -41,7 +43,7 @@ def open_inventory(inventory: Path, limit: Optional[str] = None):
         raise InventoryError(f"{inventory}: {what} (Ansible's warnings above say why)"
                              if "parse" in what else f"{inventory}: {what}") from e
     finally:
-        C.INVENTORY_ANY_UNPARSED_IS_FAILED = strict
+        C.INVENTORY_UNPARSED_IS_FAILED = strict
     return manager, loader
 
 

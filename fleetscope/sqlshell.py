@@ -47,11 +47,14 @@ def _json_default(value):
 
 def _unique(names: list[str]) -> list[str]:
     """Column names as JSON keys: a repeated name gets _2, _3, ... (SELECT a.id, b.id), none is lost."""
-    seen: dict[str, int] = {}
-    out = []
+    taken = set(names)
+    out: list[str] = []
     for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        out.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+        key, n = name, 1
+        while key in out or (key != name and key in taken):  # n_2 must not be a column's own name
+            n += 1
+            key = f"{name}_{n}"
+        out.append(key)
     return out
 
 

@@ -43,7 +43,8 @@ MARKER_TEXT = ("This folder is a report site written by fleetscope; the next `fl
                "as a whole.\n")
 #: What a site written before the marker holds: these always, and nothing but SITE_ENTRIES (docs/report.md).
 OLD_SITE_FILES = ("index.html", "plotly.min.js", "style.css")
-SITE_ENTRIES = frozenset({*OLD_SITE_FILES, *STATIC_FILES, "users.html", "problems.html", "hosts", "data", MARKER})
+SITE_ENTRIES = frozenset({*OLD_SITE_FILES, *STATIC_FILES, "sort.js", "users.html", "problems.html", "hosts", "data",
+                          MARKER})  # sort.js: the first versions' script
 #: What a warehouse folder holds (fleetscope.warehouse.catalog.CATALOG_FILE, fleetscope.spool): never a site.
 DATA_FILE, DATA_SPOOL = "fleet.duckdb", "spool"
 

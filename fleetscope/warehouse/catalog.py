@@ -146,8 +146,8 @@ def refresh_catalog_file(data_dir: Path) -> str | None:
     rebuilt = ""
     try:
         con = duckdb.connect(str(path))
-    except duckdb.IOException as e:
-        if "lock" in str(e).lower():
+    except duckdb.Error as e:
+        if "Could not set lock" in str(e):
             return f"could not update {path} (in use by another process?): {e}"
         # Damaged: it holds only these views (the data is in the Parquet files), so it is made anew; the
         # damaged file is kept beside it for whoever wants to look.

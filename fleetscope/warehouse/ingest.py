@@ -108,7 +108,7 @@ def _ingest_run(con: duckdb.DuckDBPyConnection, data_dir: Path, spool: Spool, ru
         return
     run, unreadable = spool.read(run_id)
     meta = _run_meta(run_id, run.meta)
-    fallback_ts = meta["started_at"] or _now()
+    fallback_ts = meta["started_at"]
     hosts: list[_Host] = []
     for path, error in unreadable:
         if path.name == RUN_META:
@@ -127,8 +127,9 @@ def _ingest_run(con: duckdb.DuckDBPyConnection, data_dir: Path, spool: Spool, ru
         path = Path(result.pop("_path"))
         try:
             hosts.append(_Host(result["host"], path, host_rows(result, run_id)))
-        except DocumentError as e:
-            message = f"rejected document: {e}"
+        except Exception as e:  # noqa: BLE001 - a DocumentError, or a document no check foresaw: its host only
+            message = f"rejected document: {e}" if isinstance(e, DocumentError) else \
+                f"rejected document: host {result['host']!r}: {type(e).__name__}: {e}"
             spool.reject(run_id, path, message)
             report.rejected.append(message)
             report.refused[(run_id, result["host"])] = message
@@ -141,10 +142,9 @@ def _ingest_run(con: duckdb.DuckDBPyConnection, data_dir: Path, spool: Spool, ru
                                       "answered)", run_id, fallback_ts))
     try:
         _write_run(con, data_dir, run_id, meta, hosts, report)
-    except duckdb.Error as e:
+    except DATA_ERRORS as e:
         # Something the document checks let through that DuckDB will not store: find the hosts it comes
-        # from, keep their documents aside, store the others.
-        _remove_run_files(data_dir, run_id)
+        # from, keep their documents aside, store the others. (A disk's error is no host's fault: raised.)
         refused = _unwritable_hosts(con, data_dir, hosts)
         if not refused:
             raise
@@ -177,8 +177,24 @@ class _Host:
             "errors": None, "duration_s": None}]})
 
 
+#: DuckDB's errors that come from the data written (a value it cannot convert), not from the disk.
+DATA_ERRORS = (duckdb.ConversionException, duckdb.InvalidInputException, duckdb.OutOfRangeException,
+               duckdb.TypeMismatchException)
+
+
 def _write_run(con: duckdb.DuckDBPyConnection, data_dir: Path, run_id: str, meta: dict, hosts: list[_Host],
                report: IngestReport) -> None:
+    """Write the run's rows, its runs row last; on any failure remove what was written of it (a run with no
+    runs row is not stored: its rows must not show in the tables either)."""
+    try:
+        _write_tables(con, data_dir, run_id, meta, hosts, report)
+    except BaseException:
+        _remove_run_files(data_dir, run_id)
+        raise
+
+
+def _write_tables(con: duckdb.DuckDBPyConnection, data_dir: Path, run_id: str, meta: dict, hosts: list[_Host],
+                  report: IngestReport) -> None:
     tables: dict[str, list[dict]] = defaultdict(list)
     for host in hosts:
         for table, table_rows in host.rows.items():
@@ -218,7 +234,7 @@ def _unwritable_hosts(con: duckdb.DuckDBPyConnection, data_dir: Path,
                     continue
                 try:
                     write_rows(con, table, table_rows, Path(scratch) / f"{i}-{table}.parquet")
-                except duckdb.Error as e:
+                except DATA_ERRORS as e:  # anything else (a full disk) is raised: no host's fault
                     refused[i] = (host, f"{table}: {str(e).strip().splitlines()[0][:300]}")
                     break
     return refused
@@ -234,7 +250,7 @@ def _run_meta(run_id: str, meta: dict) -> dict:
     text = {k: meta.get(k) if isinstance(meta.get(k), str) else None for k in ("inventory", "fleetscope_version")}
     hosts = meta.get("hosts")
     return text | {
-        "started_at": parse_time(meta.get("started_at")) or _started_from_id(run_id),
+        "started_at": parse_time(meta.get("started_at")) or _started_from_id(run_id) or _now(),
         "finished_at": parse_time(meta.get("finished_at")),
         "hosts": [h for h in hosts if isinstance(h, str)] if isinstance(hosts, list) else [],
     }
@@ -273,10 +289,13 @@ def ingest_pending(data_dir: Path, keep_spool: bool = False) -> IngestReport:
     for run_id in spool.pending():
         try:
             ingest_run(data_dir, spool, run_id, report, keep_spool=keep_spool)
-        except (duckdb.Error, OSError) as e:  # this run stays in the spool; the next runs are stored
+        except Exception as e:  # noqa: BLE001 - this run stays in the spool; the next runs are stored
             failed.append(f"run {run_id}: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e) else ''}")
     if report.runs or not (data_dir / "fleet.duckdb").exists():
-        warning = refresh_catalog_file(data_dir)
+        try:
+            warning = refresh_catalog_file(data_dir)
+        except Exception as e:  # noqa: BLE001 - the runs are stored; the views file is only a convenience
+            warning = f"could not update {data_dir / 'fleet.duckdb'}: {type(e).__name__}: {e}"
         if warning:
             report.warnings.append(warning)
     if failed:

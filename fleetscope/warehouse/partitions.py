@@ -113,4 +113,7 @@ def sweep_temp(data_dir: Path) -> int:
                 gone += 1
             except FileNotFoundError:
                 pass
+    for trial in data_dir.glob(".trial-*"):  # ingest's scratch folders (ingest._unwritable_hosts)
+        shutil.rmtree(trial, ignore_errors=True)
+        gone += 1
     return gone

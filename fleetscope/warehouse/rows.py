@@ -191,9 +191,9 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
         if not isinstance(fs, dict):
             r.fail(path, "expected an object")
         filesystems.append((r.text(fs, "mount", path), r.int(fs, "total_bytes", path), r.int(fs, "used_bytes", path)))
-    fullest = max(
+    fullest = max(  # by share only: two as full, one mount unnamed (None), must not compare the names
         ((100.0 * used / total, mount) for mount, total, used in filesystems if total and used is not None),
-        default=(None, None),
+        default=(None, None), key=lambda share_mount: share_mount[0],
     )
     io = []
     for i, d in enumerate(r.list(disks, "io", "disks.io")):

@@ -139,6 +139,7 @@ def test_a_run_that_cannot_be_written_stays_in_the_spool_and_the_next_runs_are_s
         ingest_pending(tmp_path)
     assert f"run {first}:" in str(failed.value) and "stay in" in str(failed.value)
     assert failed.value.report.runs == [second]
+    assert not list(tmp_path.glob(f"*/date=*/{first}.parquet"))  # nothing half-written shows in the tables
     assert rows(tmp_path, "SELECT run_id FROM runs") == [(second,)]
     assert Spool(tmp_path).pending() == [first]
     (tmp_path / "host_status" / "date=2026-11-23").unlink()  # the cause fixed: the next ingest stores it
@@ -147,6 +148,7 @@ def test_a_run_that_cannot_be_written_stays_in_the_spool_and_the_next_runs_are_s
 
 
 def test_a_damaged_catalog_file_is_rebuilt_and_kept_aside(tmp_path):
+    tmp_path = tmp_path / "padlock"  # a path with "lock" in it: not taken for DuckDB's lock conflict
     f.spool_run(tmp_path, T0, good_and(bad_host()))
     ingest_pending(tmp_path)
     (tmp_path / "fleet.duckdb").write_bytes(b"not a database, not any more")
@@ -181,3 +183,50 @@ def test_a_damaged_parquet_file_costs_its_own_rows_only(tmp_path):
     assert str(runs) in str(failed.value) and Spool(tmp_path).pending() == [third]
     runs.rename(tmp_path / "damaged.parquet")
     assert ingest_pending(tmp_path).runs == [third]
+
+
+def test_a_disks_error_on_writing_is_no_hosts_fault(tmp_path, monkeypatch):
+    """DuckDB's I/O errors (a full disk) are not the document's: the run stays in the spool, whole, and no
+    host is marked failed for it; only conversion errors are traced to a host."""
+    import duckdb
+
+    real = ingest_module.write_rows
+
+    def disk_full_for_big01(con, table, table_rows, dest):
+        if table == "host_samples" and any(r["host"] == "bad01" for r in table_rows):
+            raise duckdb.IOException("IO Error: Could not write file: No space left on device")
+        return real(con, table, table_rows, dest)
+
+    monkeypatch.setattr(ingest_module, "write_rows", disk_full_for_big01)
+    run_id = f.spool_run(tmp_path, T0, good_and(bad_host()))
+    with pytest.raises(IngestError, match="No space left on device"):
+        ingest_pending(tmp_path)
+    assert Spool(tmp_path).pending() == [run_id] and not (tmp_path / "spool" / "rejected").exists()
+    assert not list(tmp_path.glob(f"*/date=*/{run_id}.parquet")) and not list(tmp_path.glob(".trial-*"))
+    monkeypatch.setattr(ingest_module, "write_rows", real)  # space again: stored whole
+    assert ingest_pending(tmp_path).runs == [run_id]
+    assert rows(tmp_path, "SELECT host, status FROM host_status ORDER BY host") == [("bad01", "ok"), ("good01", "ok")]
+
+
+def test_a_document_no_check_foresaw_costs_only_its_host(tmp_path, monkeypatch):
+    real = ingest_module.host_rows
+
+    def breaks_on_bad01(result, run_id):
+        if result["host"] == "bad01":
+            raise TypeError("'<' not supported between instances of 'NoneType' and 'str'")
+        return real(result, run_id)
+
+    monkeypatch.setattr(ingest_module, "host_rows", breaks_on_bad01)
+    f.spool_run(tmp_path, T0, good_and(bad_host()))
+    report = ingest_pending(tmp_path)
+    assert_only_bad_refused(tmp_path, report, "TypeError: '<' not supported")
+
+
+def test_two_filesystems_as_full_one_without_a_mount_name_are_stored(tmp_path):
+    result = bad_host()
+    result["document"]["disks"]["filesystems"] = [
+        {"mount": None, "total_bytes": 100, "used_bytes": 50},
+        {"mount": "/data", "total_bytes": 200, "used_bytes": 100}]
+    f.spool_run(tmp_path, T0, good_and(result))
+    assert not ingest_pending(tmp_path).refused
+    assert rows(tmp_path, "SELECT fs_max_used_pct FROM host_samples WHERE host = 'bad01'") == [(50.0,)]
