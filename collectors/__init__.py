@@ -9,7 +9,7 @@ turns a failure into an ``errors`` entry, so one broken subsystem never hides th
 import time
 
 from . import cpu, disks, gpus, host, load, memory, network, processes
-from ._util import iso_z, text
+from ._util import error_entry, iso_z
 
 __version__ = "0.1.0"
 SCHEMA_VERSION = 1
@@ -34,19 +34,20 @@ def collect(top_n=15, accounting_since=None, only=None, exiting=False):
     started, clock = time.time(), time.monotonic()
     errors = []
     names = _selected(only, errors)
-    ctx = {"top_n": top_n, "accounting_since": None, "exiting": exiting}
+    # errors: a subsystem that keeps going past one failed fact records it there ("host.cpu_model")
+    ctx = {"top_n": top_n, "accounting_since": None, "exiting": exiting, "errors": errors}
     if accounting_since:
         try:
             ctx["accounting_since"] = parse_time(accounting_since)
         except (TypeError, ValueError, AttributeError) as e:
-            errors.append(_error("accounting_since", e))
+            errors.append(error_entry("accounting_since", e))
     results = {}
     for name in sorted(names, key=lambda n: n not in RUN_FIRST):
         try:
             results[name] = SUBSYSTEMS[name].collect(ctx)
         except Exception as e:
             results[name] = None
-            errors.append(_error(name, e))
+            errors.append(error_entry(name, e))
     document = {
         "schema_version": SCHEMA_VERSION,
         "collector_version": __version__,
@@ -109,6 +110,3 @@ def _selected(only, errors):
                            "message": f"unknown subsystem; known: {', '.join(SUBSYSTEMS)}"})
     return names
 
-
-def _error(subsystem, exc):
-    return {"subsystem": subsystem, "type": type(exc).__name__, "message": text(str(exc))[:500]}

@@ -40,17 +40,31 @@ def read_text(path):
         return f.read()
 
 
-def read_bytes(path, size=4096):
-    """A file's bytes. speed: os.open/os.read, without the io objects open() builds (~5 us a file), which
-    counts when every process is read."""
+def read_bytes(path, size=4096, most=None):
+    """A file's bytes (at most about ``most`` of them). speed: os.open/os.read, without the io objects open()
+    builds (~5 us a file), which counts when every process is read."""
     fd = os.open(path, os.O_RDONLY)
     try:
         chunks = [os.read(fd, size)]
-        while chunks[-1]:
+        got = len(chunks[0])
+        while chunks[-1] and (most is None or got < most):
             chunks.append(os.read(fd, size))
+            got += len(chunks[-1])
     finally:
         os.close(fd)
     return b"".join(chunks)
+
+
+def error_entry(subsystem, exc):
+    """An entry of the document's errors: what failed, how."""
+    return {"subsystem": subsystem, "type": type(exc).__name__, "message": text(str(exc))[:500]}
+
+
+def counter(value):
+    """A cumulative counter as the document carries it: an int, or None past what a signed 64-bit integer
+    holds (a u64 the kernel wrapped to near 2**64; the warehouse stores BIGINT)."""
+    value = int(value)
+    return value if 0 <= value <= 2**63 - 1 else None
 
 
 def text(value):
@@ -128,7 +142,10 @@ def user_name(uid):
 
 def proc_argv(pid):
     """argv of a process from /proc, as a list of str; [] for kernel threads and zombies."""
-    raw = read_bytes(f"{PROC}/{pid}/cmdline")
+    from .redact import MAX_INPUT
+
+    # bounded: a process may hold megabytes of arguments, and only the first MAX_COMMAND characters are shown
+    raw = read_bytes(f"{PROC}/{pid}/cmdline", most=MAX_INPUT)
     if not raw:
         return []
     if raw.endswith(b"\x00"):

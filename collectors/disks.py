@@ -9,7 +9,7 @@ the disks below them).
 
 import os
 
-from ._util import PROC, get_psutil, read_text
+from ._util import PROC, counter, get_psutil, read_bytes, read_text, text
 
 SECTOR_BYTES = 512  # /proc/diskstats counts 512-byte sectors whatever the disk's real sector size
 SKIP_FSTYPES = ("squashfs", "iso9660", "udf")
@@ -21,27 +21,28 @@ def collect(ctx):
 
 
 def _mounts():
-    """(device, mount, fstype) of device-backed mounts, in mount order."""
+    """(device, mount, fstype) of device-backed mounts, in mount order. The mount is what os.statvfs takes:
+    bytes from /proc (a path need not be UTF-8), str from psutil."""
     psutil = get_psutil()
     if psutil is not None:
         return [(p.device, p.mountpoint, p.fstype) for p in psutil.disk_partitions(all=False)]
     nodev = set()
     for line in read_text(PROC + "/filesystems").splitlines():
         parts = line.split()
-        if len(parts) == 2 and parts[0] == "nodev":
+        if len(parts) == 2 and parts[0] == "nodev" and parts[1] != "zfs":  # ZFS pools are local disks (psutil too)
             nodev.add(parts[1])
     out = []
-    for line in read_text(PROC + "/self/mounts").splitlines():
+    for line in read_bytes(PROC + "/self/mounts").splitlines():
         parts = line.split()
-        if len(parts) < 3 or parts[2] in nodev or parts[0] == "none":
+        if len(parts) < 3 or parts[2].decode("ascii", "replace") in nodev or parts[0] == b"none":
             continue
-        out.append((_unescape(parts[0]), _unescape(parts[1]), parts[2]))
+        out.append((_unescape(parts[0]), _unescape(parts[1]), parts[2].decode("ascii", "replace")))
     return out
 
 
 def _unescape(field):
     # /proc/mounts writes space, tab, newline and backslash as octal escapes
-    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+    for code, char in ((b"\\040", b" "), (b"\\011", b"\t"), (b"\\012", b"\n"), (b"\\134", b"\\")):
         field = field.replace(code, char)
     return field
 
@@ -59,9 +60,9 @@ def filesystems():
             continue
         seen.add(device)
         out.append({
-            "mount": mount,
-            "device": device,
-            "fstype": fstype,
+            "mount": text(mount),
+            "device": text(device),
+            "fstype": text(fstype),
             "total_bytes": st.f_blocks * st.f_frsize,
             "used_bytes": (st.f_blocks - st.f_bfree) * st.f_frsize,
             "free_bytes": st.f_bavail * st.f_frsize,  # what an unprivileged user can still write
@@ -83,8 +84,9 @@ def io_counters():
         for name, c in sorted(counters.items()):
             if _is_disk(name):
                 out.append({
-                    "device": name, "read_bytes": c.read_bytes, "write_bytes": c.write_bytes,
-                    "reads": c.read_count, "writes": c.write_count, "io_time_ms": c.busy_time,
+                    "device": name, "read_bytes": counter(c.read_bytes), "write_bytes": counter(c.write_bytes),
+                    "reads": counter(c.read_count), "writes": counter(c.write_count),
+                    "io_time_ms": counter(c.busy_time),
                 })
         return out
     for line in read_text(PROC + "/diskstats").splitlines():
@@ -92,7 +94,8 @@ def io_counters():
         if len(f) < 14 or not _is_disk(f[2]):
             continue
         out.append({
-            "device": f[2], "read_bytes": int(f[5]) * SECTOR_BYTES, "write_bytes": int(f[9]) * SECTOR_BYTES,
-            "reads": int(f[3]), "writes": int(f[7]), "io_time_ms": int(f[12]),
+            "device": f[2], "read_bytes": counter(int(f[5]) * SECTOR_BYTES),
+            "write_bytes": counter(int(f[9]) * SECTOR_BYTES),
+            "reads": counter(f[3]), "writes": counter(f[7]), "io_time_ms": counter(f[12]),
         })
     return sorted(out, key=lambda d: d["device"])

@@ -18,6 +18,7 @@ from .gpus import (
 )
 
 _VALUE_ATTRS = ("dVal", "uiVal", "ulVal", "ullVal", "sllVal", "siVal", "usVal")  # by nvmlValueType_t
+_LAST_TIME = 7289654400  # 2201-01-01T00:00:00Z: the warehouse takes times from 1970 to 2200
 
 
 class Reader:
@@ -37,6 +38,18 @@ class Reader:
             return func(*args)
         except self.quiet:
             return None
+        except Exception as e:
+            self.errors.append({"call": fn, "type": type(e).__name__, "message": text(str(e))[:300]})
+            return None
+
+    def must(self, fn, *args):
+        """nvml.<fn>(*args) for what everything else needs: None on any failure, always recorded, even a
+        quiet one (a handle NVML will not give leaves the whole GPU unread, which must say why)."""
+        func = getattr(self.nvml, fn, None)
+        try:
+            if func is None:
+                raise AttributeError(f"pynvml has no {fn}")
+            return func(*args)
         except Exception as e:
             self.errors.append({"call": fn, "type": type(e).__name__, "message": text(str(e))[:300]})
             return None
@@ -78,7 +91,7 @@ def device(nvml, index, since, now):
     """One entry of ``devices``."""
     reader = Reader(nvml)
     read = reader.read
-    handle = read("nvmlDeviceGetHandleByIndex", index)
+    handle = reader.must("nvmlDeviceGetHandleByIndex", index)
     if handle is None:
         device = dict.fromkeys(DEVICE_FIELDS)
         device.update(index=index, throttle_reasons=[], accounting=[], mig_devices=[], errors=reader.errors)
@@ -205,17 +218,34 @@ def _id(value):
     return None if value is None or value in NOT_AVAILABLE else int(value)
 
 
+def _pct(value):
+    """A utilization in percent; null for NVML_VALUE_NOT_AVAILABLE or anything else that is not one."""
+    return int(value) if value is not None and 0 <= value <= 100 else None
+
+
+def _epoch_us(value):
+    """Seconds since the epoch from NVML's microseconds; null for 0, "not available" and any time the
+    warehouse cannot take (before 1970 or after 2200): a bogus clock costs only that one time."""
+    if not value or value in NOT_AVAILABLE:
+        return None
+    seconds = value / 1e6
+    return seconds if 0 <= seconds < _LAST_TIME else None
+
+
 def _processes(reader, handle):
-    """Running compute and graphics processes; null when NVML will not list them."""
-    merged, listed = {}, False
+    """Running compute and graphics processes; null when NVML will not list them, either of them: a list
+    without the compute (or graphics) processes would pass for a GPU without any."""
+    listings = []
     for kind, fns in (
         ("compute", ("nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetComputeRunningProcesses_v2")),
         ("graphics", ("nvmlDeviceGetGraphicsRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses_v2")),
     ):
         procs = reader.first(fns, handle)
         if procs is None:
-            continue
-        listed = True
+            return None
+        listings.append((kind, procs))
+    merged = {}
+    for kind, procs in listings:
         for p in procs:
             gi, ci = _id(getattr(p, "gpuInstanceId", None)), _id(getattr(p, "computeInstanceId", None))
             key = (p.pid, gi, ci)
@@ -227,7 +257,7 @@ def _processes(reader, handle):
                 "pid": int(p.pid), "type": kind, "gpu_mem_bytes": _id(getattr(p, "usedGpuMemory", None)),
                 "user": user, "command": command, "mig_gi": gi, "mig_ci": ci,
             }
-    return list(merged.values()) if listed else None
+    return list(merged.values())
 
 
 def _accounting(reader, handle, since, now):
@@ -237,25 +267,38 @@ def _accounting(reader, handle, since, now):
         s = reader.read("nvmlDeviceGetAccountingStats", handle, pid)
         if s is None:  # evicted from the driver's buffer meanwhile
             continue
-        running = bool(s.isRunning)
-        start = s.startTime / 1e6 if s.startTime else None  # microseconds since the epoch
-        if running:  # NVML reports time 0 until the process ends
-            duration = max(now - start, 0.0) if start is not None else None
-        else:
-            duration = s.time / 1000.0  # milliseconds
-        if since is not None and not running and start is not None and start + duration < since:
+        try:  # one record that cannot be read costs only itself
+            record = _accounting_record(pid, s, since, now)
+        except Exception as e:
+            reader.errors.append({"call": "nvmlDeviceGetAccountingStats", "type": type(e).__name__,
+                                  "message": text(str(e))[:300]})
             continue
-        records.append({
-            "pid": int(pid),
-            "user": owner_and_command(pid)[0] if running else None,  # an ended pid may be reused
-            "gpu_util_pct": s.gpuUtilization,
-            "mem_util_pct": s.memoryUtilization,
-            "max_mem_bytes": _id(s.maxMemoryUsage),
-            "started_at": iso_z(start),
-            "duration_s": round(duration, 3) if duration is not None else None,
-            "running": running,
-        })
+        if record is not None:
+            records.append(record)
     return records
+
+
+def _accounting_record(pid, s, since, now):
+    """One accounting record, or None when it ended before ``since``."""
+    running = bool(s.isRunning)
+    start = _epoch_us(s.startTime)  # microseconds since the epoch
+    if running:  # NVML reports time 0 until the process ends
+        duration = max(now - start, 0.0) if start is not None else None
+    else:
+        ms = _id(s.time)  # milliseconds
+        duration = ms / 1000.0 if ms is not None else None
+    if since is not None and not running and start is not None and duration is not None and start + duration < since:
+        return None
+    return {
+        "pid": int(pid),
+        "user": owner_and_command(pid)[0] if running else None,  # an ended pid may be reused
+        "gpu_util_pct": _pct(s.gpuUtilization),
+        "mem_util_pct": _pct(s.memoryUtilization),
+        "max_mem_bytes": _id(s.maxMemoryUsage),
+        "started_at": iso_z(start),
+        "duration_s": round(duration, 3) if duration is not None else None,
+        "running": running,
+    }
 
 
 def _mig_devices(reader, handle):

@@ -7,7 +7,7 @@ run (ctx["nvidia"]), so NVML starts once; a run without ``gpus`` reads them itse
 import os
 
 from . import gpus
-from ._util import PROC, boot_time, iso_z, python_version, read_text
+from ._util import PROC, boot_time, error_entry, iso_z, python_version, read_text
 from .memory import meminfo
 
 SYS_CPU = "/sys/devices/system/cpu"
@@ -23,17 +23,27 @@ def collect(ctx):
     if nvidia is None:
         nvidia = gpus.nvidia_facts(exiting=ctx.get("exiting", False))
     uname = os.uname()
+    errors = ctx.setdefault("errors", [])
+
+    def part(name, read):
+        """One fact: a failure costs that fact (null, and an errors entry "host.<name>"), not the others."""
+        try:
+            return read()
+        except Exception as e:
+            errors.append(error_entry(f"host.{name}", e))
+            return None
+
     return {
         "hostname": hostname(),
         "fqdn": fqdn(),
-        "os": os_name(),
+        "os": part("os", os_name),
         "kernel": uname.release,
         "arch": uname.machine,
-        "cpu_model": cpu_model(),
+        "cpu_model": part("cpu_model", cpu_model),
         "cpu_logical": os.cpu_count(),
-        "cpu_physical": cpu_physical(),
-        "mem_total_bytes": meminfo()["MemTotal"],
-        "boot_time": iso_z(boot_time()),
+        "cpu_physical": part("cpu_physical", cpu_physical),
+        "mem_total_bytes": part("mem_total_bytes", lambda: meminfo()["MemTotal"]),
+        "boot_time": part("boot_time", lambda: iso_z(boot_time())),
         "python": python_version(),
         "nvidia_driver": nvidia["nvidia_driver"],
         "cuda_version": nvidia["cuda_version"],

@@ -1,6 +1,6 @@
 """Network: cumulative counters per interface (all but lo), from psutil or /proc/net/dev."""
 
-from ._util import PROC, get_psutil, read_text
+from ._util import PROC, counter, get_psutil, read_text
 
 FIELDS = ("rx_bytes", "tx_bytes", "rx_packets", "tx_packets", "rx_errors", "tx_errors", "rx_dropped", "tx_dropped")
 # positions in a /proc/net/dev line after "name:": 8 receive columns, then transmit
@@ -24,6 +24,6 @@ def collect(ctx):
     for name, values in sorted(rows):
         if name != "lo":
             interface = {"name": name}
-            interface.update(zip(FIELDS, (int(v) for v in values)))
+            interface.update(zip(FIELDS, (counter(v) for v in values)))
             interfaces.append(interface)
     return {"interfaces": interfaces}

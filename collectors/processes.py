@@ -63,21 +63,27 @@ def collect(ctx):
 
 
 def _stats_proc():
-    hz, page, boot = user_hz(), page_size(), boot_time()
+    hz, page = user_hz(), page_size()
+    try:
+        boot = boot_time()
+    except (OSError, RuntimeError, ValueError, IndexError):  # no btime: start times unknown, the rest is known
+        boot = None
     out = []
     for name in os.listdir(PROC):
         if not name.isdigit():
             continue
         try:
             f = stat_fields(name)
+            out.append({
+                "pid": int(name),
+                "cpu_time_s": (int(f[11]) + int(f[12])) / hz,
+                "rss_bytes": int(f[21]) * page,
+                "started": boot + int(f[19]) / hz if boot is not None else None,
+            })
         except OSError:  # exited, or hidden from us (hidepid)
             continue
-        out.append({
-            "pid": int(name),
-            "cpu_time_s": (int(f[11]) + int(f[12])) / hz,
-            "rss_bytes": int(f[21]) * page,
-            "started": boot + int(f[19]) / hz,
-        })
+        except (ValueError, IndexError):  # a stat line not as the kernel writes it: that process only
+            continue
     return out
 
 
@@ -99,7 +105,9 @@ def _details_proc(pid):
         argv = proc_argv(pid)
         comm = proc_comm(pid) if not argv else None
         command = command_from_argv(argv, comm)
-    except OSError:
+    except (FileNotFoundError, ProcessLookupError):  # exited since the first pass: skipped, as psutil's path
+        return None
+    except OSError:  # there, but not ours to read
         command = None
     return user_name(uid), command, state
 

@@ -18,6 +18,9 @@ follow re's rules for str: ``\\w`` is ``str.isalnum()`` or ``_``, ``\\s`` is ``s
 
 REDACTED = "<redacted>"
 MAX_COMMAND = 1024
+#: The most of a command line that is read and redacted: redaction shortens secrets, so more than
+#: MAX_COMMAND, but bounded: megabytes of arguments cost seconds and outlasted the host timeout.
+MAX_INPUT = 8 * MAX_COMMAND
 
 SECRET_WORDS = ("pass", "token", "secret", "key", "auth", "credential")
 SHORT_SECRET_FLAGS = ("-p",)  # mysql/sshpass style; a redacted port number is harmless
@@ -27,15 +30,23 @@ _secret_pattern = []  # re.compile("pass|token|...", re.IGNORECASE), compiled fo
 
 
 def redact_argv(argv, limit=MAX_COMMAND):
-    """One redacted command line (str) from an argv list of str."""
-    return _cap(" ".join(_redact_words(list(argv))), limit)
+    """One redacted command line (str) from an argv list of str; of a long one, its first MAX_INPUT
+    characters only (then "...")."""
+    words, room = [], MAX_INPUT
+    for word in argv:
+        if room <= 0:
+            return _cap(" ".join(_redact_words(words)), limit, cut=True)
+        words.append(word[:room])
+        room -= len(word) + 1
+    return _cap(" ".join(_redact_words(words)), limit, cut=room < 0)
 
 
 def redact_command(command, limit=MAX_COMMAND):
-    """A redacted copy of a command line given as one string (split on whitespace, spacing kept)."""
-    parts = _split_spaces(command)
+    """A redacted copy of a command line given as one string (split on whitespace, spacing kept); of a long
+    one, its first MAX_INPUT characters only."""
+    parts = _split_spaces(command[:MAX_INPUT])
     parts[0::2] = _redact_words(parts[0::2])
-    return _cap("".join(parts), limit)
+    return _cap("".join(parts), limit, cut=len(command) > MAX_INPUT)
 
 
 def looks_secret(name):
@@ -212,7 +223,8 @@ def _only_word_chars(text, extra):
     return not text or text.isalnum()
 
 
-def _cap(command, limit):
+def _cap(command, limit, cut=False):
+    """At most ``limit`` characters, ending in "..." where something was left out (``cut``: before this)."""
     if limit is not None and len(command) > limit:
         return command[: limit - 3] + "..."
-    return command
+    return command + "..." if cut else command

@@ -242,9 +242,10 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
         "gpu_count": len(devices),
         "gpu_reason": r.text(gpus, "reason", "gpus"),
     }]
-    for key, value in rows["host_samples"][0].items():  # sums of counters that each fit may not
+    sample = rows["host_samples"][0]
+    for key, value in sample.items():  # a sum of counters that each fit may not: that sum is unknown
         if isinstance(value, int) and value > BIGINT_MAX:
-            r.fail(key, f"the sum of its counters exceeds 64 bits: {value}")
+            sample[key] = None
 
     gpu_rows, proc_rows, mig_rows = [], [], []
     for i, g in enumerate(devices):

@@ -254,3 +254,88 @@ def test_a_real_gpu_document_passes_the_warehouse(check_document, as_result):
         assert device["name"] and device["mem_total_bytes"] > 0 and device["energy_mj"] is not None
     assert document["host"]["nvidia_driver"] and os.path.exists("/proc/driver/nvidia/version")
     host_rows(as_result(document), "run-1")
+
+
+NOT_AVAILABLE = real.NVML_VALUE_NOT_AVAILABLE_uint.value  # 0xFFFFFFFF
+
+
+def test_accounting_utilization_not_available_is_null(fake_nvml, check_document, as_result):
+    """NVML gives NVML_VALUE_NOT_AVAILABLE for an accounting record's utilization it could not sample."""
+    now = fake_nvml.host.now
+    fake_nvml.host.accounting[31002] = (NOT_AVAILABLE, NOT_AVAILABLE, 30 * GIB, now - 600, 300_000, 0)
+    document = check_document(collectors.collect(only=["gpus", "host"]))
+    ended = next(r for r in document["gpus"]["devices"][1]["accounting"] if r["pid"] == 31002)
+    assert (ended["gpu_util_pct"], ended["mem_util_pct"], ended["max_mem_bytes"]) == (None, None, 30 * GIB)
+    assert ended["started_at"] == iso(now - 600) and ended["duration_s"] == 300.0
+    rows = host_rows(as_result(document), "run-1")  # the warehouse takes the whole host
+    assert [r["gpu_util_pct"] for r in rows["gpu_processes"] if r["pid"] == 31002] == [None]
+
+
+@pytest.mark.parametrize("start", [2**63 / 1e6, 7_500_000_000])  # years 294247 and 2207
+def test_a_bogus_accounting_start_time_costs_only_that_time(fake_nvml, check_document, as_result, start):
+    fake_nvml.host.accounting[31002] = (90, 40, 30 * GIB, start, 300_000, 0)
+    document = check_document(collectors.collect(only=["gpus", "host"]))
+    assert document["errors"] == [] and document["host"]["gpu_models"] == ["NVIDIA H100 80GB HBM3"]
+    devices = document["gpus"]["devices"]
+    assert [d["name"] for d in devices] == ["NVIDIA H100 80GB HBM3"] * 2 and devices[1]["errors"] == []
+    records = devices[1]["accounting"]
+    assert [r["pid"] for r in records][:2] == [31001, 31002] and len(records) == 3
+    bogus = records[1]  # kept, without its start
+    assert (bogus["started_at"], bogus["gpu_util_pct"], bogus["duration_s"], bogus["running"]) == (
+        None, 90, 300.0, False)
+    assert records[0]["started_at"] is not None and records[2]["started_at"] is not None
+    host_rows(as_result(document), "run-1")
+
+
+def test_a_running_accounting_record_without_a_usable_start_keeps_the_rest(fake_nvml, gpu_worker, check_document):
+    fake_nvml.host.accounting[gpu_worker.pid] = (99, 45, 24 * GIB, 2**63 / 1e6, 0, 1)
+    document = check_document(collectors.collect(only="gpus"))
+    running = document["gpus"]["devices"][1]["accounting"][2]
+    assert (running["pid"], running["running"], running["started_at"], running["duration_s"]) == (
+        gpu_worker.pid, True, None, None)
+    assert running["gpu_util_pct"] == 99 and running["max_mem_bytes"] == 24 * GIB
+
+
+@pytest.mark.parametrize("code, name", [
+    (real.NVML_ERROR_NO_PERMISSION, "NVMLError_NoPermission"),
+    (real.NVML_ERROR_NOT_FOUND, "NVMLError_NotFound"),
+    (real.NVML_ERROR_NOT_SUPPORTED, "NVMLError_NotSupported"),
+    (real.NVML_ERROR_GPU_IS_LOST, "NVMLError_GpuIsLost"),
+])
+def test_a_gpu_whose_handle_fails_always_says_why(fake_nvml, monkeypatch, check_document, as_result, code, name):
+    """Even an error that means "not supported" for a field leaves the whole GPU unread: it is recorded."""
+    handle_by_index = fake_nvml.nvmlDeviceGetHandleByIndex
+
+    def handle(index):
+        if index == 0:
+            raise real.NVMLError(code)
+        return handle_by_index(index)
+
+    monkeypatch.setattr(fake_nvml, "nvmlDeviceGetHandleByIndex", handle)
+    document = check_document(collectors.collect(only=["gpus", "host"]))
+    unread, read = document["gpus"]["devices"]
+    assert tuple(unread) == gpus.DEVICE_FIELDS and unread["index"] == 0 and unread["name"] is None
+    assert [(e["call"], e["type"]) for e in unread["errors"]] == [("nvmlDeviceGetHandleByIndex", name)]
+    assert read["name"] == "NVIDIA H100 80GB HBM3" and read["errors"] == [] and read["processes"]
+    assert document["errors"] == [] and document["host"]["gpu_models"] == ["NVIDIA H100 80GB HBM3"]
+    host_rows(as_result(document), "run-1")
+
+
+@pytest.mark.parametrize("listing", ["nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses"])
+@pytest.mark.parametrize("code, recorded", [
+    (real.NVML_ERROR_FUNCTION_NOT_FOUND, False),  # an old driver: quiet
+    (real.NVML_ERROR_NO_PERMISSION, False),
+    (real.NVML_ERROR_UNKNOWN, True),
+])
+def test_processes_are_null_when_nvml_will_not_list_them_all(fake_nvml, check_document, as_result, listing, code,
+                                                             recorded):
+    """A list without the compute (or graphics) processes would pass for a GPU that runs none of them."""
+    fake_nvml.host.fail[listing] = real.NVMLError(code)
+    document = check_document(collectors.collect(only="gpus"))
+    for device in document["gpus"]["devices"]:
+        assert device["processes"] is None
+        assert [e["call"] for e in device["errors"]] == ([listing] if recorded else [])
+        assert device["name"] == "NVIDIA H100 80GB HBM3"
+    assert document["gpus"]["devices"][1]["accounting"]  # the rest of the GPU is still read
+    rows = host_rows(as_result(document), "run-1")
+    assert [r["process_count"] for r in rows["gpu_samples"]] == [0, 0]

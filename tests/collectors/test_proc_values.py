@@ -141,6 +141,7 @@ STATVFS = {
 
 
 def fake_statvfs(path):
+    path = os.fsdecode(path)  # the /proc path measures mounts by their bytes (a path need not be UTF-8)
     if path in STATVFS:
         return STATVFS[path]
     raise PermissionError(13, "Permission denied", path)

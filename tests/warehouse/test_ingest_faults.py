@@ -49,8 +49,6 @@ def assert_only_bad_refused(data, report, why: str):
 
 
 @pytest.mark.parametrize("changes, why", [
-    # each counter fits 64 bits, their sum (what host_samples stores) does not
-    ({"document.cpu.jiffies.user": 2**62, "document.cpu.jiffies.nice": 2**62}, "exceeds 64 bits"),
     # NVML's "not available" (2**32 - 1) as a utilization: stored, it broke every report's cast
     ({"document.gpus.devices.0.utilization_gpu_pct": 4294967295}, "must be <= 100"),
     ({"status": "weird"}, "'status'"),
@@ -230,3 +228,15 @@ def test_two_filesystems_as_full_one_without_a_mount_name_are_stored(tmp_path):
     f.spool_run(tmp_path, T0, good_and(result))
     assert not ingest_pending(tmp_path).refused
     assert rows(tmp_path, "SELECT fs_max_used_pct FROM host_samples WHERE host = 'bad01'") == [(50.0,)]
+
+
+def test_counters_whose_sum_exceeds_64_bits_store_that_sum_as_unknown_and_keep_the_document(tmp_path):
+    """Each counter fits 64 bits, their sum (what host_samples stores) does not: the sum is NULL, the rest of
+    the host's document is stored."""
+    result = bad_host(**{"document.cpu.jiffies.user": 2**62, "document.cpu.jiffies.nice": 2**62})
+    result["document"]["network"]["interfaces"] = [{"name": "a", "rx_bytes": 2**62, "tx_bytes": 1},
+                                                   {"name": "b", "rx_bytes": 2**62, "tx_bytes": 2}]
+    f.spool_run(tmp_path, T0, good_and(result))
+    assert not ingest_pending(tmp_path).refused
+    assert rows(tmp_path, "SELECT cpu_user_jiffies, cpu_total_jiffies, net_rx_bytes, net_tx_bytes, load1 "
+                          "FROM host_samples WHERE host = 'bad01'") == [(None, None, None, 3, 4.0)]
