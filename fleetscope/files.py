@@ -17,7 +17,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 def safe_name(name: str) -> str:
     """A file name for an arbitrary (possibly hostile) host name: readable, unique, no path tricks."""
     slug = _UNSAFE.sub("_", name).strip("._")[:80] or "host"
-    if slug == name:
+    if slug == name and name == name.lower():  # GPU01 and gpu01 must not share a file on a case-blind disk
         return slug
     return f"{slug}-{hashlib.sha1(name.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
 

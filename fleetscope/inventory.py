@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, Iterable, Optional
 
+from .text import clean_text
+
 
 class InventoryError(RuntimeError):
     """The inventory could not be read."""
@@ -56,7 +58,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float):
         return float(value)
     if isinstance(value, str):
-        return str(value)
+        return clean_text(str(value))
     if isinstance(value, (list, tuple)):
         return ", ".join(str(_plain(v)) for v in value)
     return str(value)
@@ -92,8 +94,8 @@ def read_hosts(inventory: Path, names: Iterable[str] = ()) -> Dict[str, Dict[str
             address = values.get("ansible_host")
             groups = sorted({g.name for g in host.get_groups()} - {"all", "ungrouped"})
             out[host.name] = {
-                "address": str(_plain(address)) if address not in (None, "") else host.name,
-                "groups": groups,
+                "address": str(_plain(address)) if address not in (None, "") else clean_text(host.name),
+                "groups": [clean_text(g) for g in groups],
                 "vars": {n: _plain(values[n]) for n in wanted if n in values},
             }
         return out

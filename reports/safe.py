@@ -11,6 +11,9 @@ from typing import Any
 from markupsafe import Markup
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+#: Names Windows (and SMB shares) reserve for devices, whatever the extension.
+_RESERVED = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
+                       *(f"lpt{i}" for i in range(1, 10))})
 _JSON_ESCAPES = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
 
 
@@ -22,6 +25,8 @@ def slugify(name: str, max_len: int = 64) -> str:
     a case-insensitive file system.
     """
     slug = _UNSAFE.sub("_", name).lower().lstrip(".")[:max_len] or "_"
+    if slug.split(".")[0] in _RESERVED:  # con.html, aux.lab.html cannot be copied to Windows or SMB
+        slug = "_" + slug
     if slug != name:
         digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
         slug = f"{slug}-{digest}"

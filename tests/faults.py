@@ -25,13 +25,17 @@ SITE = {
     """,
     # /proc/self/mounts unreadable: the disks subsystem fails, the rest of the document stays.
     "disks_error": """
-        import builtins
-        _open = builtins.open
+        import builtins, os
+        _open, _os_open = builtins.open, os.open
         def guarded(file, *args, **kwargs):
             if str(file) == "/proc/self/mounts":
                 raise PermissionError(13, "Permission denied", str(file))
             return _open(file, *args, **kwargs)
-        builtins.open = guarded
+        def os_guarded(path, *args, **kwargs):
+            if os.fsdecode(path) == "/proc/self/mounts":
+                raise PermissionError(13, "Permission denied", os.fsdecode(path))
+            return _os_open(path, *args, **kwargs)
+        builtins.open, os.open = guarded, os_guarded
     """,
     # The host's clock runs three hours ahead.
     "clock_ahead": """

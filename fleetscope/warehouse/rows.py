@@ -12,6 +12,8 @@ import hashlib
 import json
 import math
 
+from ..text import clean_text
+
 SCHEMA_VERSION = 1
 MAX_TEXT = 4096  # longer host-provided strings are cut: a document cannot bloat the warehouse
 FIRST_YEAR, LAST_YEAR = 1970, 2200  # times outside are refused
@@ -86,12 +88,9 @@ class _Reader:
             return None
         if not isinstance(v, str):
             self.fail(f"{path}.{key}", f"expected a string, got {type(v).__name__}")
-        v = v[:MAX_TEXT].replace("\x00", "")
-        try:
-            v.encode("utf-8")
-        except UnicodeEncodeError:  # lone surrogates (valid JSON escapes, not valid text): replace them
-            v = v.encode("utf-8", "replace").decode("utf-8")
-        return v
+        # lone surrogates (valid JSON escapes, not valid text) and bidirectional controls (one left open
+        # reverses the text after it on a report page) become U+FFFD
+        return clean_text(v[:MAX_TEXT].replace("\x00", ""))
 
     def flag(self, parent: dict, key: str, path: str):
         v = parent.get(key)

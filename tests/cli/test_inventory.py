@@ -124,3 +124,23 @@ def test_report_command_passes_every_hosts_address_and_groups(tmp_path, capsys):
     assert cli.main([*argv, "--inventory", str(tmp_path / "gone.ini")]) == 0
     assert "warning: no inventory groups and addresses: inventory not found" in capsys.readouterr().err
     assert hosts_table(site / "index.html")["gpu01"]["Groups"] == ""
+
+
+def test_an_inventory_with_bytes_that_are_not_utf8_or_bidi_controls_still_renders(run_fleetscope, tmp_path):
+    """Ansible reads such bytes as lone surrogates, which no page can be written with: the report failed
+    with a traceback on every run. They, and bidirectional controls (one left open reverses the text after
+    it), show as U+FFFD."""
+    data, site = tmp_path / "data", tmp_path / "site"
+    at = datetime(2026, 11, 23, 9, 0)
+    f.spool_run(data, at, [f.ok("gpu01", at, f.document("gpu01", at))])
+    assert run_fleetscope("ingest", "--data", str(data)).returncode == 0
+    # "café" in Latin-1 (one byte, 0xe9, that is no UTF-8), and U+202E (right-to-left override) in UTF-8
+    (tmp_path / "inventory.ini").write_bytes(b'[gpu]\ngpu01 owner="caf\xe9" room="B' + "\u202e".encode() + b'2"\n')
+    cfg = tmp_path / "fleetscope.toml"
+    cfg.write_text('[collect]\ninventory = "inventory.ini"\n[report]\nhost_columns = ["owner", "room"]\n')
+    assert read_hosts(tmp_path / "inventory.ini", ["owner", "room"])["gpu01"]["vars"] == {
+        "owner": "caf\ufffd", "room": "B\ufffd2"}
+    proc = run_fleetscope("report", "--config", str(cfg), "--data", str(data), "--out", str(site))
+    assert proc.returncode == 0, proc.stderr
+    row = hosts_table(site / "index.html")["gpu01"]
+    assert (row["owner"], row["room"]) == ("caf\ufffd", "B\ufffd2")

@@ -37,3 +37,10 @@ def test_json_for_html_cannot_close_the_script_or_break_a_line():
 
 def test_plotly_text_shows_markup_literally():
     assert plotly_text("<b>x</b> & y") == "&lt;b&gt;x&lt;/b&gt; &amp; y"
+
+
+@pytest.mark.parametrize("name", ["con", "NUL", "com1", "lpt9", "aux.lab"])
+def test_names_windows_reserves_for_devices_get_a_suffix(name):
+    """hosts/con.html cannot be copied to Windows or an SMB share."""
+    slug = slugify(name)
+    assert slug.split(".")[0] not in ("con", "nul", "com1", "lpt9", "aux") and slug.startswith("_" + name.lower())

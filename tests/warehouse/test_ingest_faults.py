@@ -240,3 +240,20 @@ def test_counters_whose_sum_exceeds_64_bits_store_that_sum_as_unknown_and_keep_t
     assert not ingest_pending(tmp_path).refused
     assert rows(tmp_path, "SELECT cpu_user_jiffies, cpu_total_jiffies, net_rx_bytes, net_tx_bytes, load1 "
                           "FROM host_samples WHERE host = 'bad01'") == [(None, None, None, 3, 4.0)]
+
+
+def test_hosts_whose_names_differ_only_in_case_keep_their_own_spool_files(tmp_path):
+    """GPU01.json and gpu01.json are one file on a case-blind disk (macOS, SMB): one host's result was lost."""
+    run_id = f.spool_run(tmp_path, T0, [f.ok(h, T0, f.document(h, T0)) for h in ("GPU01", "gpu01")])
+    assert len({p.name.lower() for p in (tmp_path / "spool" / run_id).glob("*.json")}) == 3  # and run.json
+    ingest_pending(tmp_path)
+    assert rows(tmp_path, "SELECT host FROM host_status ORDER BY host") == [("GPU01",), ("gpu01",)]
+
+
+def test_bidirectional_controls_in_host_text_are_stored_neutralised(tmp_path):
+    """One left open (U+202E, right-to-left override) reverses the text after it on a report page."""
+    result = bad_host()
+    result["document"]["processes"] = {"total": 1, "top": [f.top_process(7, user="eve\u202e", command="gpj.exe")]}
+    f.spool_run(tmp_path, T0, good_and(result))
+    ingest_pending(tmp_path)
+    assert rows(tmp_path, "SELECT user FROM host_processes WHERE host = 'bad01'") == [("eve\ufffd",)]
