@@ -47,9 +47,11 @@ def describe(action: str, args: dict) -> str:
 
 def run_action(settings: Settings, host: str, args: dict, *, inventory: Path | None = None, check: bool = False,
                become: bool = True, timeout_s: int = 120) -> AdminResult:
-    """Run the admin module with `args` on `host`; record and return the result."""
+    """Run the admin module with `args` on `host`; record and return the result. The run's bound is
+    ``timeout_s``, or a kill's --wait (and a SIGKILL after it) plus a minute, whichever is longer."""
     import ansible_runner
 
+    timeout_s = max(timeout_s, int(args.get("wait") or 0) + 60)
     inventory = Path(inventory or settings.path("collect", "inventory")).resolve()
     data_dir = settings.data_dir
     local_temp(data_dir)

@@ -353,6 +353,9 @@ def cmd_admin(args) -> int:
 
     settings = _settings(args)
     if args.action == "kill":
+        if args.pid <= 1 or args.wait < 0:  # refused here, before any connection: nothing to record
+            _say("fleetscope admin kill: " + ("the pid must be above 1" if args.pid <= 1 else "--wait must be >= 0"))
+            return EXIT_USAGE
         module_args = {"action": "kill", "pid": args.pid, "expect_user": args.user, "expect_command": args.command,
                        "signal": args.signal, "force": args.force, "wait": args.wait}
         what = f"send SIG{args.signal} to pid {args.pid} ({args.user}, {args.command!r})"
@@ -364,10 +367,14 @@ def cmd_admin(args) -> int:
         what = f"set the power limit to {args.watts:g} W"
     what += f" on {args.host}, {describe(module_args['action'], module_args)}"
     if not args.check and not args.yes:
-        if not sys.stdin.isatty():
+        if sys.stdin is None or not sys.stdin.isatty():  # None: started with stdin closed
             _say(f"fleetscope admin: not confirmed; to {what}, run it at a terminal or add --yes")
             return EXIT_USAGE
-        answer = input(f"{what}{' (as root: become)' if args.become else ''}? [y/N] ").strip().lower()
+        try:
+            answer = input(f"{what}{' (as root: become)' if args.become else ''}? [y/N] ").strip().lower()
+        except EOFError:  # Ctrl-D: no
+            answer = ""
+            print(file=sys.stderr)
         if answer not in ("y", "yes"):
             _say("fleetscope admin: cancelled, nothing done")
             return EXIT_USAGE

@@ -147,7 +147,8 @@ def classify(event: str, res: dict) -> tuple[str, str]:
     if res.get("timed_out") or res.get("timedout") or "timed out" in msg or "time frame" in msg:
         return "timeout", msg or "timed out"
     detail = res.get("module_stderr") or res.get("module_stdout") or res.get("exception") or ""
-    detail = str(detail).strip().splitlines()
+    detail = [line for line in str(detail).strip().splitlines()
+              if line.strip() != "(traceback unavailable)"]  # ansible-core 2.19's placeholder, not a reason
     if detail and detail[-1] not in msg:
         msg = f"{msg}: {detail[-1]}" if msg else detail[-1]
     return "failed", msg or "failed"

@@ -114,6 +114,37 @@ def test_gpu_actions_on_a_host_without_a_driver_say_so(admin):
     assert proc.returncode == 1 and "no NVIDIA driver" in proc.stdout, proc.stdout + proc.stderr
     proc = admin("power-limit", "node1", "--gpu", "0", "--watts", "300", "--yes")
     assert proc.returncode == 1 and "no NVIDIA driver" in proc.stdout
+    assert "traceback unavailable" not in proc.stdout  # ansible-core 2.19's placeholder is no reason
+
+
+def test_a_signal_sent_to_a_process_that_stays_is_recorded_as_a_change(admin, run_fleetscope):
+    stubborn = subprocess.Popen([bare_python(), "-c", "import signal, time; signal.signal(signal.SIGTERM, "
+                                 "signal.SIG_IGN); print('ready', flush=True); time.sleep(300)",
+                                 f"stubborn-{secrets.token_hex(4)}"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert stubborn.stdout.readline() == "ready\n"
+        user, command = owner_and_command(stubborn.pid)
+        proc = admin("kill", "node1", str(stubborn.pid), "--user", user, "--command", command, "--wait", "1", "--yes")
+        assert proc.returncode == 1 and "still running after 1 s" in proc.stdout, proc.stdout + proc.stderr
+        assert stubborn.poll() is None
+        assert recorded(run_fleetscope, admin.data) == [("kill", f"pid {stubborn.pid}", False, "failed", True)]
+    finally:
+        stubborn.kill()
+        stubborn.wait()
+
+
+@pytest.mark.parametrize("args, why", [(("1",), "the pid must be above 1"), (("-5",), "the pid must be above 1"),
+                                       (("4242", "--wait", "-1"), "--wait must be >= 0")])
+def test_a_kill_that_cannot_be_meant_is_refused_before_anything_runs(admin, args, why):
+    proc = admin("kill", "node1", *args, "--user", "root", "--command", "x", "--yes")
+    assert proc.returncode == 2 and why in proc.stderr and not admin.data.exists()
+
+
+def test_no_confirmation_from_a_closed_stdin_is_a_no(admin):
+    proc = subprocess.run([*fleetscope_bin(), "admin", "maintenance", "node1", "on", "--data", str(admin.data)],
+                          cwd=PROJECT, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                          preexec_fn=lambda: os.close(0))  # started with no stdin at all
+    assert proc.returncode == 2 and "not confirmed" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_an_unknown_host_is_refused_before_anything_runs(admin):

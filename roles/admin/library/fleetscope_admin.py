@@ -121,7 +121,8 @@ def kill(module):
         os.kill(pid, signal.SIGKILL)
         time.sleep(0.2)
         module.exit_json(changed=True, message="sent " + what + f", then SIGKILL after {p['wait']} s")
-    module.fail_json(msg="sent " + what + f", but it is still running after {p['wait']} s (use force)")
+    module.fail_json(msg="sent " + what + f", but it is still running after {p['wait']} s (use force)",
+                     changed=True)  # the signal was delivered: that is a change, whatever came of it
 
 
 def _gone(pid):
