@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +20,19 @@ from pathlib import Path
 TOKEN = re.compile(r"(?<![\w.-])([A-Za-z0-9][A-Za-z0-9_.-]*)(?::(\d+(?:-\d+)?(?:,\d+(?:-\d+)?)*))?(?![\w-])")
 AT_USER = re.compile(r"(?<!\w)@([A-Za-z0-9_.-]+)")
 MAX_BYTES = 20 * 1024 * 1024
+MAX_GPU_INDEX = 255  # no host has more GPUs; "gpu01:0-99999999" would book (and store) a hundred million
 
 
 class BookingSourceError(RuntimeError):
-    """One calendar could not be read or parsed."""
+    """One calendar could not be read or parsed; ``source`` names it."""
+
+    def __init__(self, source: str, message: str):
+        super().__init__(f"{source}: {message}")
+        self.source = source
+
+
+class EventError(ValueError):
+    """One event cannot be taken (the calendar's other events are)."""
 
 
 @dataclass
@@ -46,21 +56,45 @@ class Booking:
 class SyncReport:
     bookings: list[Booking] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # one per source that failed
+    failed: set[str] = field(default_factory=set)  # the sources that failed: their stored bookings are kept
+    skipped: list[str] = field(default_factory=list)  # one per event that could not be taken
     unmatched: int = 0  # events naming no known host
+    stored: int = 0  # rows in the bookings table after store(), kept ones included
+
+
+def _fetch(url: str, timeout_s: float) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 - http(s) only
+        return response.read(MAX_BYTES + 1)
 
 
 def read_source(source: str, timeout_s: float = 10.0) -> bytes:
-    """The bytes of a calendar: an http(s) URL or a file path."""
+    """The bytes of a calendar: an http(s) URL, a file:// URL or a file path. An URL's whole answer must
+    come within ``timeout_s`` (a server that sends a byte a second would hold every read's timeout)."""
     try:
         if source.startswith(("http://", "https://")):
-            with urllib.request.urlopen(source, timeout=timeout_s) as response:  # noqa: S310 - http(s) only
-                data = response.read(MAX_BYTES + 1)
+            got: list = []
+
+            def fetch() -> None:
+                try:
+                    got.append(_fetch(source, timeout_s))
+                except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+                    got.append(e)
+
+            worker = threading.Thread(target=fetch, name=f"bookings {source}", daemon=True)
+            worker.start()
+            worker.join(timeout_s)
+            if not got:  # the thread is left to its socket's timeout; the process does not wait for it
+                raise TimeoutError(f"no whole answer within {timeout_s:g} s")
+            if isinstance(got[0], BaseException):
+                raise got[0]
+            data = got[0]
         else:
-            data = Path(source).expanduser().read_bytes()
+            path = source[len("file://"):] if source.startswith("file://") else source
+            data = Path(path).expanduser().read_bytes()
     except Exception as e:  # noqa: BLE001 - whatever failed, it is this source's failure only
-        raise BookingSourceError(f"{source}: cannot read: {type(e).__name__}: {e}") from e
+        raise BookingSourceError(source, f"cannot read: {type(e).__name__}: {e}") from e
     if len(data) > MAX_BYTES:
-        raise BookingSourceError(f"{source}: larger than {MAX_BYTES // 2**20} MiB")
+        raise BookingSourceError(source, f"larger than {MAX_BYTES // 2**20} MiB")
     return data
 
 
@@ -78,8 +112,11 @@ def _gpus(spec: str | None) -> list[int | None]:
     out: list[int | None] = []
     for part in spec.split(","):
         lo, _, hi = part.partition("-")
-        out.extend(range(int(lo), int(hi or lo) + 1))
-    return out
+        first, last = int(lo), int(hi or lo)
+        if last > MAX_GPU_INDEX or first > last:
+            raise EventError(f"GPU indexes {part!r}: a host's GPUs are numbered 0 to at most {MAX_GPU_INDEX}")
+        out.extend(range(first, last + 1))
+    return sorted(set(out), key=out.index)
 
 
 def _user(event, summary: str) -> str | None:
@@ -105,8 +142,10 @@ def match(text: str, hosts: set[str]) -> list[tuple[str, int | None]]:
     return found
 
 
-def parse(source: str, data: bytes, hosts: set[str], start: dt.datetime, end: dt.datetime) -> tuple[list[Booking], int]:
-    """Bookings of one calendar between start and end (UTC), recurring events expanded."""
+def parse(source: str, data: bytes, hosts: set[str], start: dt.datetime,
+          end: dt.datetime) -> tuple[list[Booking], int, list[str]]:
+    """Bookings of one calendar between start and end (UTC), recurring events expanded; the count of events
+    naming no known host; a line per event skipped (cancelled events are left out without one)."""
     import icalendar
     import recurring_ical_events
 
@@ -114,35 +153,45 @@ def parse(source: str, data: bytes, hosts: set[str], start: dt.datetime, end: dt
         calendar = icalendar.Calendar.from_ical(data)
         events = recurring_ical_events.of(calendar).between(start, end)
     except Exception as e:  # noqa: BLE001 - a malformed calendar is this source's failure only
-        raise BookingSourceError(f"{source}: not a valid iCalendar file: {type(e).__name__}: {e}") from e
-    bookings, unmatched = [], 0
+        raise BookingSourceError(source, f"not a valid iCalendar file: {type(e).__name__}: {e}") from e
+    bookings, unmatched, skipped = [], 0, []
     for event in events:
         summary = str(event.get("SUMMARY", ""))
-        targets = match(str(event.get("LOCATION", "")), hosts) or match(summary, hosts)
-        if not targets:
-            unmatched += 1
+        if str(event.get("STATUS", "")).upper() == "CANCELLED":  # Google exports cancelled occurrences so
             continue
-        begin = _utc(event.decoded("DTSTART"))
-        finish = _utc(event.decoded("DTEND")) if event.get("DTEND") else begin + dt.timedelta(hours=1)
+        try:
+            targets = match(str(event.get("LOCATION", "")), hosts) or match(summary, hosts)
+            if not targets:
+                unmatched += 1
+                continue
+            begin = _utc(event.decoded("DTSTART"))
+            finish = _utc(event.decoded("DTEND")) if event.get("DTEND") else begin + dt.timedelta(hours=1)
+        except Exception as e:  # noqa: BLE001 - one event that cannot be taken costs only itself
+            skipped.append(f"{source}: event {str(event.get('UID', '?'))[:80]!r} ({summary[:60]!r}) skipped: "
+                           f"{e if isinstance(e, EventError) else f'{type(e).__name__}: {e}'}")
+            continue
         uid = f"{event.get('UID', '')}@{begin.isoformat()}"
         user = _user(event, summary)
         bookings += [Booking(source, uid, begin, finish, h, g, user, summary[:500]) for h, g in targets]
-    return bookings, unmatched
+    return bookings, unmatched, skipped
 
 
 def sync(sources: list[str], hosts: set[str], now: dt.datetime, days_back: int = 35, days_ahead: int = 35,
          timeout_s: float = 10.0) -> SyncReport:
     """Read every source; a failing one adds an error and the others still count."""
     report = SyncReport()
-    for source in sources:
+    for source in dict.fromkeys(sources):  # a source listed twice is read (and stored) once
         try:
-            bookings, unmatched = parse(source, read_source(source, timeout_s), hosts,
-                                        now - dt.timedelta(days=days_back), now + dt.timedelta(days=days_ahead))
+            bookings, unmatched, skipped = parse(source, read_source(source, timeout_s), hosts,
+                                                 now - dt.timedelta(days=days_back),
+                                                 now + dt.timedelta(days=days_ahead))
         except BookingSourceError as e:
             report.errors.append(str(e))
+            report.failed.add(e.source)
             continue
         report.bookings += bookings
         report.unmatched += unmatched
+        report.skipped += skipped
     return report
 
 
@@ -178,7 +227,7 @@ def store(data_dir: Path, report: SyncReport, fetched_at: dt.datetime, sources: 
     from .warehouse import connect, partitions
     from .warehouse.ingest import write_rows
 
-    failed = {e.split(": ", 1)[0] for e in report.errors}
+    failed = report.failed
     kept: list[dict] = []
     if failed:
         con = connect(data_dir)
@@ -214,11 +263,20 @@ def sync_and_store(settings, inventory: Path, now: dt.datetime | None = None) ->
     from .collect import inventory_hosts
 
     now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    sources = [str(s) for s in settings.get("bookings", "sources")]
+    sources = [source_path(settings, str(s)) for s in settings.get("bookings", "sources")]
     hosts = set(inventory_hosts(Path(inventory)))
     report = sync(sources, hosts, now, timeout_s=float(settings.get("bookings", "timeout_s")))
-    store(settings.data_dir, report, now, sources)
+    report.stored = store(settings.data_dir, report, now, sources)
     return report, stored_rule_breaks(settings, now)
+
+
+def source_path(settings, source: str) -> str:
+    """A source as read: a URL as it is; a relative path relative to the settings file's folder, as every
+    other path in it (under cron the current folder is not the project's)."""
+    if "://" in source:
+        return source
+    path = Path(source).expanduser()
+    return str(path if path.is_absolute() else settings.base_dir / path)
 
 
 def stored_rule_breaks(settings, now: dt.datetime) -> list[str]:

@@ -137,7 +137,7 @@ def cmd_collect(args) -> int:
                 except Exception as e:  # noqa: BLE001 - calendars are extra: the run is stored either way
                     _say(f"fleetscope collect: reading the bookings failed: {type(e).__name__}: {e}")
                 else:
-                    for error in booked.errors:
+                    for error in booked.errors + booked.skipped:
                         _say(f"warning: bookings: {error}")
                     for line in breaks:
                         print(f"bookings rule broken: {line}")
@@ -340,9 +340,11 @@ def cmd_bookings(args) -> int:
     except CollectError as e:
         _say(f"fleetscope bookings: {e}")
         return EXIT_USAGE
-    for error in report.errors:
+    for error in report.errors + report.skipped:
         _say(f"warning: {error}")
-    print(f"bookings: {len(report.bookings)} stored, {report.unmatched} event(s) naming no known host")
+    kept = report.stored - len(report.bookings)
+    print(f"bookings: {report.stored} stored" + (f" ({kept} kept from sources that failed)" if kept > 0 else "")
+          + f", {report.unmatched} event(s) naming no known host")
     for line in breaks:
         print(f"  rule broken: {line}")
     return EXIT_OK if not report.errors else EXIT_HOSTS

@@ -48,8 +48,8 @@ def test_the_rule_names_hosts_and_gpus():
 
 
 def test_events_become_bookings_with_users_and_recurrences():
-    bookings, unmatched = parse("lab.ics", ICS, HOSTS, NOW - dt.timedelta(days=1), NOW + dt.timedelta(days=7))
-    assert unmatched == 1
+    bookings, unmatched, skipped = parse("lab.ics", ICS, HOSTS, NOW - dt.timedelta(days=1), NOW + dt.timedelta(days=7))
+    assert unmatched == 1 and skipped == []
     alice = [b for b in bookings if b.user == "alice"]
     assert [(b.host, b.gpu_index) for b in alice] == [("gpu01", i) for i in range(4)]
     assert alice[0].start == dt.datetime(2026, 11, 23, 8) and alice[0].end == dt.datetime(2026, 11, 23, 18)
@@ -168,3 +168,71 @@ def test_the_bookings_command_and_its_rules(run_fleetscope, tmp_path):
     assert rows == [{"host": "gpu01", "n": 4}, {"host": "gpu02", "n": 3}]
     unset = run_fleetscope("bookings", "sync", "--data", str(tmp_path / "d"))
     assert unset.returncode == 2 and "no [bookings] sources" in unset.stderr
+
+
+def event(uid: str, location: str, start: str = "20261123T080000Z", end: str = "20261123T100000Z",
+          extra: str = "") -> bytes:
+    return (f"BEGIN:VEVENT\nUID:{uid}\nDTSTART:{start}\nDTEND:{end}\nSUMMARY:@dave {uid}\n"
+            f"LOCATION:{location}\n{extra}END:VEVENT\n").encode()
+
+
+def test_an_event_that_cannot_be_taken_costs_only_itself():
+    """A GPU range without bound took 37 s and a gigabyte for gpu01:0-999999 (and a hundred million rows for
+    0-99999999), an index past INTEGER stopped every calendar from being stored; a cancelled one held its
+    GPUs."""
+    calendar = (b"BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//t//EN\n"
+                + event("good", "gpu01:1") + event("huge", "gpu01:0-99999999")
+                + event("overflow", "gpu01:99999999999999999999")
+                + event("cancelled", "gpu02", extra="STATUS:CANCELLED\n") + b"END:VCALENDAR\n")
+    bookings, unmatched, skipped = parse("lab.ics", calendar, HOSTS, NOW - dt.timedelta(days=1),
+                                         NOW + dt.timedelta(days=1))
+    assert [(b.uid.split("@")[0], b.host, b.gpu_index) for b in bookings] == [("good", "gpu01", 1)]
+    assert unmatched == 0 and len(skipped) == 2
+    assert any("'huge'" in line and "numbered 0 to at most 255" in line for line in skipped)
+    assert any("'overflow'" in line for line in skipped)
+
+
+def test_a_server_that_answers_a_byte_at_a_time_is_bounded_by_the_timeout():
+    """urlopen's timeout bounds each read; a header line a second held a sync (and collect's lock) for ever."""
+    import socket
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    stop = threading.Event()
+
+    def drip():
+        conn, _ = listener.accept()
+        conn.sendall(b"HTTP/1.1 200 OK\r\n")
+        while not stop.wait(0.5):
+            try:
+                conn.sendall(b"X-Slow: yes\r\n")
+            except OSError:
+                break
+        conn.close()
+
+    threading.Thread(target=drip, daemon=True).start()
+    try:
+        began = time.monotonic()
+        report = sync([f"http://127.0.0.1:{listener.getsockname()[1]}/lab.ics"], HOSTS, NOW, timeout_s=1)
+        assert len(report.errors) == 1 and "no whole answer within 1 s" in report.errors[0]
+        assert time.monotonic() - began < 30  # a hang guard: without the bound this never returns
+    finally:
+        stop.set()
+        listener.close()
+
+
+def test_relative_sources_are_relative_to_the_settings_file_and_each_is_read_once(tmp_path):
+    from fleetscope.bookings import source_path
+    from fleetscope.settings import Settings
+
+    settings = Settings(base_dir=tmp_path)
+    assert source_path(settings, "cal/lab.ics") == str(tmp_path / "cal" / "lab.ics")
+    assert source_path(settings, "/srv/room.ics") == "/srv/room.ics"
+    assert source_path(settings, "https://example.org/x.ics") == "https://example.org/x.ics"
+    (tmp_path / "lab.ics").write_bytes(ICS)
+    twice = [str(tmp_path / "lab.ics")] * 2
+    assert len(sync(twice, HOSTS, NOW).bookings) == len(sync(twice[:1], HOSTS, NOW).bookings)
+    file_url = sync([f"file://{tmp_path / 'lab.ics'}"], HOSTS, NOW)
+    assert not file_url.errors and file_url.bookings

@@ -110,7 +110,7 @@ def booked_data(tmp_path_factory):
         spool_run(data, at, _results(i, at))
     assert not ingest_pending(data).rejected
     rollup(data, Settings(), now=NOW)
-    bookings, unmatched = parse("lab.ics", CALENDAR, {"gpu01", "gpu02", "gpu03"}, NOW - timedelta(days=35),
+    bookings, unmatched, _ = parse("lab.ics", CALENDAR, {"gpu01", "gpu02", "gpu03"}, NOW - timedelta(days=35),
                                 NOW + timedelta(days=35))
     assert unmatched == 0
     store(data, SyncReport(bookings=bookings), NOW, ["lab.ics"])
