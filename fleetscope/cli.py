@@ -25,6 +25,7 @@ import re
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 from . import __version__
@@ -46,6 +47,27 @@ def _settings(args) -> Settings:
     if getattr(args, "out", None):
         settings.values["report"]["out_dir"] = str(Path(args.out).resolve())
     return settings
+
+
+#: What DuckDB says of a Parquet file gone between listing a day's files and reading them: a rollup (which
+#: readers do not wait for) swapped that day's compacted files in.
+VANISHED = "No such file or directory"
+
+
+def _again_if_swapped(read, reopen=None, tries: int = 3):
+    """``read()``, again (up to ``tries`` times, after ``reopen()`` lists the files anew) where a file it
+    listed was swapped away meanwhile; any other error at once."""
+    for attempt in range(tries):
+        try:
+            return read()
+        except Exception as e:
+            duckdb = sys.modules.get("duckdb")
+            if attempt == tries - 1 or duckdb is None or not isinstance(e, duckdb.Error) or VANISHED not in str(e):
+                raise
+            time.sleep(0.2)
+            if reopen is not None:
+                reopen()
+    return None
 
 
 def _no_data(settings: Settings, command: str) -> bool:
@@ -129,6 +151,8 @@ def cmd_collect(args) -> int:
                     storing_failed = True
                 else:
                     print(f"rollup: {rolled.summary()}")
+                    for message in rolled.warnings():
+                        _say(f"warning: {message}")
             if settings.get("bookings", "sources"):
                 from .bookings import sync_and_store
 
@@ -226,6 +250,8 @@ def cmd_rollup(args) -> int:
         print(file=sys.stderr)
     for line in report.recovered:
         _say(f"recovered: {line}")
+    for message in report.warnings():
+        _say(f"warning: {message}")
     print(f"rollup: {report.summary()}")
     return EXIT_OK
 
@@ -234,7 +260,7 @@ def cmd_report(args) -> int:
     settings = _settings(args)
     if _no_data(settings, "report"):
         return EXIT_USAGE
-    index = _build_report(settings, args.inventory)
+    index = _again_if_swapped(lambda: _build_report(settings, args.inventory))
     print(f"report: {index}")
     if args.open:
         import webbrowser
@@ -252,8 +278,20 @@ def cmd_sql(args) -> int:
     settings = _settings(args)
     if _no_data(settings, "sql"):
         return EXIT_USAGE
-    unreadable: list[str] = []
-    con = connect(settings.data_dir, unreadable=unreadable)
+    def opened():
+        found: list[str] = []
+        return connect(settings.data_dir, unreadable=found), found
+
+    def vanished(problems: list[str]) -> bool:
+        return any(VANISHED in problem for problem in problems)
+
+    con, unreadable = opened()
+    for _ in range(3):  # a file listed as a rollup swapped its day in: list again
+        if not vanished(unreadable):
+            break
+        con.close()
+        time.sleep(0.2)
+        con, unreadable = opened()
     for problem in unreadable:  # the other tables answer; a query on this one says why it cannot
         _say(f"warning: {problem}")
         damaged = DAMAGED.search(problem)
@@ -261,8 +299,14 @@ def cmd_sql(args) -> int:
             _say(f"  {damaged.group(1)} is damaged: move it out of {damaged.group(2) or 'the data folder'}")
     if args.query is None:
         return repl(con, settings.data_dir)
+    current = {"con": con}
+
+    def reopen() -> None:
+        current["con"].close()
+        current["con"] = opened()[0]
+
     try:  # rows are fetched inside: an error can come with them (a cast on row 3,000,001)
-        text = format_result(con.execute(args.query), args.format)
+        text = _again_if_swapped(lambda: format_result(current["con"].execute(args.query), args.format), reopen)
     except duckdb.Error as e:
         _say(f"fleetscope sql: {e}")
         return EXIT_SQL

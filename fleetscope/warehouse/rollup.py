@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -38,6 +39,10 @@ SOURCES = {"gpu": ("gpu_samples", "gpu_processes"), "host": ("host_samples",)}
 ROLLUP_FILE = "rollup.parquet"
 COMPACT_FILE = "compacted.parquet"
 STATE_FILE = ".rollup.json"
+#: <data>/.rolled/<day>: written once every rollup table of the day is (host_daily last); its time is the
+#: day's "rolled up at". The hourly file alone said so before the daily ones were written: a crash between
+#: them lost host_daily for good once retention took the raw day.
+ROLLED_DIR = ".rolled"
 
 
 @dataclass
@@ -46,7 +51,13 @@ class RollupReport:
     compacted: dict[str, int] = field(default_factory=dict)  # table -> files merged away
     deleted: dict[str, int] = field(default_factory=dict)  # table -> day folders deleted
     recovered: list[str] = field(default_factory=list)
+    #: days before the raw window that got late samples (a run kept in the spool): not in their rollups
+    late: list[str] = field(default_factory=list)
     seconds: float = 0.0
+
+    def warnings(self) -> list[str]:
+        return [f"late samples for {day}, whose raw samples retention had deleted (rollup.raw_days): the day's "
+                f"rollups are kept as they were, without them" for day in self.late]
 
     def summary(self) -> str:
         parts = [f"{len(self.days_rolled)} day(s) rolled up"]
@@ -113,17 +124,50 @@ def compact(con, data_dir: Path, today: dt.date, report: RollupReport) -> None:
 
 # -- rollups -------------------------------------------------------------------------------------------
 
-def days_due(data_dir: Path) -> list[dt.date]:
-    """Days whose raw samples are newer than their rollups (or that have no rollup yet)."""
-    due = set()
-    for kind, sources in SOURCES.items():
-        target = "gpu_hourly" if kind == "gpu" else "host_hourly"
+def _rolled_at(data_dir: Path, day: dt.date) -> float:
+    """When every rollup of ``day`` was last written whole; -1 if never."""
+    try:
+        return (Path(data_dir) / ROLLED_DIR / day.isoformat()).stat().st_mtime
+    except FileNotFoundError:
+        return -1.0
+
+
+def _mark_rolled(data_dir: Path, day: dt.date) -> None:
+    marker = Path(data_dir) / ROLLED_DIR / day.isoformat()
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_bytes(b"")
+    os.utime(marker)  # an existing marker: its time is what counts
+
+
+def _has_rollups(data_dir: Path, day: dt.date) -> bool:
+    return any((partitions.day_dir(data_dir, table, day) / ROLLUP_FILE).exists() for table in HOURLY)
+
+
+def days_due(data_dir: Path, raw_cutoff: dt.date | None = None,
+             late: list[str] | None = None) -> list[dt.date]:
+    """Days whose raw samples are newer than their rollups (or that have no rollup yet), and the day after
+    each (its first interval's predecessor is in the day before: late data at the end of a day changes it).
+
+    A day before ``raw_cutoff`` (its raw samples deleted by retention) that has rollups is not rolled up
+    again from a late run's samples alone, which would replace the whole day's rollups with that run's; the
+    day goes on ``late`` instead, and its late samples are left to retention."""
+    changed = set()
+    for sources in SOURCES.values():
         for table in sources:
             for day, folder in partitions.day_dirs(data_dir, table).items():
-                rolled = partitions.day_dir(data_dir, target, day) / ROLLUP_FILE
-                rolled_at = rolled.stat().st_mtime if rolled.exists() else -1.0
-                if partitions.newest_mtime(folder) >= rolled_at:
-                    due.add(day)
+                if partitions.newest_mtime(folder) >= _rolled_at(data_dir, day):
+                    changed.add(day)
+    due = set()
+    for day in changed:
+        if raw_cutoff is not None and day < raw_cutoff and _has_rollups(data_dir, day):
+            if late is not None:
+                late.append(day.isoformat())
+            _mark_rolled(data_dir, day)  # taken as rolled up: retention removes the late samples
+            continue
+        due.add(day)
+        after = day + dt.timedelta(days=1)
+        if any(partitions.day_dir(data_dir, table, after).is_dir() for table in SOURCES["gpu"] + SOURCES["host"]):
+            due.add(after)
     return sorted(due)
 
 
@@ -153,6 +197,7 @@ def rollup_day(con, data_dir: Path, day: dt.date, params: dict) -> dict[str, int
     rows["host_hourly"] = _write_day(con, data_dir, "host_hourly", day, sql_file("host_hourly.sql"), ROLLUP_FILE)
     _source_view(con, "host_hourly_day", "host_hourly", files("host_hourly", [day]))
     rows["host_daily"] = _write_day(con, data_dir, "host_daily", day, sql_file("host_daily.sql"), ROLLUP_FILE)
+    _mark_rolled(data_dir, day)
     return rows
 
 
@@ -167,12 +212,12 @@ def rollup_params(settings) -> dict:
 # -- retention -----------------------------------------------------------------------------------------
 
 def _rolled_up(data_dir: Path, day: dt.date) -> bool:
-    """True when every rollup of the day is at least as new as the raw samples it comes from."""
-    for kind, sources in SOURCES.items():
-        target = partitions.day_dir(data_dir, "gpu_hourly" if kind == "gpu" else "host_hourly", day) / ROLLUP_FILE
+    """True when every rollup of the day was written whole after the raw samples it comes from."""
+    rolled_at = _rolled_at(data_dir, day)
+    for sources in SOURCES.values():
         for table in sources:
             newest = partitions.newest_mtime(partitions.day_dir(data_dir, table, day))
-            if newest and (not target.exists() or target.stat().st_mtime < newest):
+            if newest and rolled_at < newest:
                 return False
     return True
 
@@ -211,7 +256,8 @@ def rollup(data_dir: Path, settings, now: dt.datetime | None = None, progress=No
     try:
         compact(con, data_dir, today, report)
         params = rollup_params(settings)
-        due = days_due(data_dir)
+        raw_days = int(settings.get("rollup", "raw_days"))
+        due = days_due(data_dir, today - dt.timedelta(days=raw_days) if raw_days > 0 else None, report.late)
         for i, day in enumerate(due, 1):
             if progress:
                 progress(f"rollup: {day} ({i}/{len(due)})")

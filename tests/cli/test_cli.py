@@ -220,3 +220,29 @@ def test_an_inventory_folder_with_one_source_ansible_cannot_parse_still_lists_th
     proc = run_fleetscope("hosts", "list", "-i", str(folder))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert [line.split("|")[0].strip() for line in proc.stdout.splitlines()[2:-1]] == ["node1"]
+
+
+def test_a_read_that_finds_a_file_swapped_away_by_a_rollup_is_made_again():
+    """Readers hold no lock: a query that listed a day's files as rollup swapped the day's compacted file in
+    finds one gone (IO Error ... No such file or directory), and is run again on a fresh listing."""
+    import duckdb
+
+    from fleetscope.cli import _again_if_swapped
+
+    calls, reopened = [], []
+
+    def read():
+        calls.append(1)
+        if len(calls) == 1:
+            raise duckdb.IOException('IO Error: Cannot open file "/d/gpu_samples/date=2026-11-24/r.parquet": '
+                                     "No such file or directory")
+        return "rows"
+
+    assert _again_if_swapped(read, lambda: reopened.append(1)) == "rows" and len(calls) == 2 and reopened == [1]
+
+    def broken():
+        raise duckdb.ConversionException("Conversion Error: not a number")
+
+    with pytest.raises(duckdb.ConversionException):  # any other error: at once, not again
+        _again_if_swapped(broken, lambda: reopened.append(1))
+    assert reopened == [1]

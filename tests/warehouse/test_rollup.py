@@ -245,3 +245,66 @@ def test_rollup_is_due_every_so_many_minutes(tmp_path, settings):
     rollup(tmp_path, settings, now=DAY1)
     assert not rollup_due(tmp_path, settings, now=DAY1 + timedelta(minutes=59))
     assert rollup_due(tmp_path, settings, now=DAY1 + timedelta(minutes=60))
+
+
+def late_sample(data, at, host="gpu01", util=50):
+    """One more sample, stored as a run that came late (a host result kept in the spool)."""
+    doc = f.document(host, at, gpus=[f.gpu(0, util=util), f.gpu(1, util=0)])
+    con = duckdb.connect()
+    try:
+        for table, rows in host_rows(f.ok(host, at, doc), f"late-{at:%H%M}").items():
+            write_table(con, data, table, f"late-{at:%Y%m%d%H%M}", rows)
+    finally:
+        con.close()
+
+
+def test_a_crash_between_a_days_hourly_and_daily_rollups_is_redone(tmp_path, settings, monkeypatch):
+    """The hourly file alone said a day was rolled up: killed before host_daily was written, the day was never
+    rolled up again, and once retention took the raw samples its host_daily was gone for good."""
+    from fleetscope.warehouse import rollup as rollup_module
+
+    data = tmp_path / "data"
+    store(data, fleet_docs())
+    real = rollup_module._write_day
+
+    def killed_before_host_daily(con, data_dir, table, day, *args):
+        if table == "host_daily" and day == date(2026, 11, 21):
+            raise KeyboardInterrupt("killed")
+        return real(con, data_dir, table, day, *args)
+
+    monkeypatch.setattr(rollup_module, "_write_day", killed_before_host_daily)
+    with pytest.raises(KeyboardInterrupt):
+        rollup(data, settings, now=DAY1 + timedelta(days=2, hours=1))
+    monkeypatch.setattr(rollup_module, "_write_day", real)
+    assert q(data, "SELECT DISTINCT ts::DATE FROM host_daily") == [(date(2026, 11, 20),)]
+    report = rollup(data, settings, now=DAY1 + timedelta(days=2, hours=2))
+    assert "2026-11-21" in report.days_rolled
+    assert q(data, "SELECT DISTINCT ts::DATE FROM host_daily ORDER BY 1") == [(date(2026, 11, 20),),
+                                                                             (date(2026, 11, 21),)]
+
+
+def test_late_samples_at_the_end_of_a_day_roll_up_the_next_day_too(warehouse, settings):
+    """Each day's first interval reaches back into the day before: a late sample at 23:55 shortens the next
+    day's first interval; rolling up only its own day counted those 300 s twice."""
+    before = dict(((d, g), s) for d, g, s in q(warehouse, "SELECT ts::DATE, gpu_index, seconds FROM gpu_daily"))
+    late_sample(warehouse, DAY1 + timedelta(hours=23, minutes=55))
+    report = rollup(warehouse, settings, now=DAY1 + timedelta(days=2, hours=2))
+    assert report.days_rolled == ["2026-11-20", "2026-11-21"]
+    after = dict(((d, g), s) for d, g, s in q(warehouse, "SELECT ts::DATE, gpu_index, seconds FROM gpu_daily"))
+    for gpu in (0, 1):
+        assert after[(date(2026, 11, 20), gpu)] == before[(date(2026, 11, 20), gpu)] + 300
+        assert after[(date(2026, 11, 21), gpu)] == before[(date(2026, 11, 21), gpu)] - 300
+
+
+def test_a_late_run_for_a_day_whose_raw_samples_are_gone_keeps_that_days_rollups(warehouse, settings):
+    """Rolled up again from the late run's samples alone, the day's rollups were replaced by that run's."""
+    later = DAY1 + timedelta(days=40)
+    rollup(warehouse, settings, now=later)  # raw_days = 30: the raw samples of both days are deleted
+    assert not partitions.day_dirs(warehouse, "gpu_samples")
+    kept = q(warehouse, "SELECT * FROM gpu_daily ORDER BY ALL")
+    late_sample(warehouse, DAY1 + timedelta(hours=9), host="late01")
+    report = rollup(warehouse, settings, now=later + timedelta(hours=1))
+    assert report.days_rolled == [] and report.late == ["2026-11-20"]
+    assert "late samples for 2026-11-20" in report.warnings()[0]
+    assert q(warehouse, "SELECT * FROM gpu_daily ORDER BY ALL") == kept
+    assert not partitions.day_dirs(warehouse, "gpu_samples")  # left to retention, which took them
