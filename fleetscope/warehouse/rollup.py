@@ -240,6 +240,16 @@ def apply_retention(data_dir: Path, settings, today: dt.date, report: RollupRepo
                     continue  # never drop raw data that is not in the rollups yet
                 partitions.remove_day(folder)
                 report.deleted[table] = report.deleted.get(table, 0) + 1
+    raw_days = int(settings.get("rollup", "raw_days"))
+    if raw_days > 0:  # a day's marker is needed while its raw samples are (days_due; late ones: _has_rollups)
+        cutoff = today - dt.timedelta(days=raw_days)
+        for marker in (Path(data_dir) / ROLLED_DIR).glob("????-??-??"):
+            try:
+                day = dt.date.fromisoformat(marker.name)
+            except ValueError:
+                continue
+            if day < cutoff and not any(partitions.day_dir(data_dir, t, day).is_dir() for t in RAW_SAMPLES):
+                marker.unlink(missing_ok=True)
 
 
 # -- the whole pass ------------------------------------------------------------------------------------

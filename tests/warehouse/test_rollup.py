@@ -210,6 +210,7 @@ def test_retention_drops_old_tiers_but_never_raw_days_not_rolled_up(warehouse, s
     report = rollup(warehouse, settings, now=later)
     assert not partitions.day_dirs(warehouse, "gpu_samples")
     assert q(warehouse, "SELECT count(*) FROM gpu_daily") == [(4,)]
+    assert not list((warehouse / ".rolled").iterdir())  # the days' markers went with their raw samples
     # The daily tier outlives the hourly one.
     rollup(warehouse, settings, now=DAY1 + timedelta(days=400))
     assert q(warehouse, "SELECT count(*) FROM gpu_hourly") == [(0,)]
