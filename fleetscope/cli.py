@@ -280,23 +280,17 @@ def cmd_sql(args) -> int:
         return EXIT_USAGE
     def opened():
         found: list[str] = []
-        return connect(settings.data_dir, unreadable=found), found
+        con = connect(settings.data_dir, unreadable=found)
+        gone = [problem for problem in found if VANISHED in problem]
+        if gone:  # a file listed as a rollup swapped its day in, not a damaged one: _again_if_swapped lists again
+            con.close()
+            raise duckdb.IOException(gone[0])
+        return con, found
 
-    def vanished(problems: list[str]) -> bool:
-        return any(VANISHED in problem for problem in problems)
-
-    con, unreadable = opened()
-    for _ in range(3):  # a file listed as a rollup swapped its day in: list again
-        if not vanished(unreadable):
-            break
-        con.close()
-        time.sleep(0.2)
-        con, unreadable = opened()
+    con, unreadable = _again_if_swapped(opened)
     for problem in unreadable:  # the other tables answer; a query on this one says why it cannot
         _say(f"warning: {problem}")
-        damaged = DAMAGED.search(problem)
-        if damaged:
-            _say(f"  {damaged.group(1)} is damaged: move it out of {damaged.group(2) or 'the data folder'}")
+        _say_damaged(problem)
     if args.query is None:
         return repl(con, settings.data_dir)
     current = {"con": con}
@@ -592,10 +586,7 @@ def main(argv: list[str] | None = None) -> int:
         # The warehouse could not be read: a damaged file (a disk's fault, a copy cut short), not a bug.
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         _say(f"fleetscope {args.command}: DuckDB could not read or write the warehouse: {first}")
-        damaged = DAMAGED.search(str(e))
-        if damaged:
-            _say(f"  {damaged.group(1)} is damaged: move it out of {damaged.group(2) or 'the data folder'} and "
-                 f"run again (its rows are lost unless a backup has the file)")
+        _say_damaged(str(e), " and run again (its rows are lost unless a backup has the file)")
         _say(f"  {_kept(args.command)}")
         return FAILED.get(args.command, EXIT_STORAGE)
 
@@ -604,6 +595,13 @@ def main(argv: list[str] | None = None) -> int:
 FAILED = {"report": EXIT_REPORT, "sql": EXIT_SQL, "hosts": EXIT_USAGE, "admin": EXIT_USAGE}
 #: A Parquet file DuckDB names as unreadable, and the data folder it is in (the folder above its table's).
 DAMAGED = re.compile(r"'((/[^']*?)?/[^/']+/date=[^/']+/[^/']+\.parquet)'")
+
+
+def _say_damaged(error: str, then: str = "") -> None:
+    """Where DuckDB's error names a Parquet file of the warehouse: that it is damaged, and what to do."""
+    damaged = DAMAGED.search(error)
+    if damaged:
+        _say(f"  {damaged.group(1)} is damaged: move it out of {damaged.group(2) or 'the data folder'}{then}")
 
 
 def _what(command: str) -> str:
