@@ -22,7 +22,7 @@ from ..files import safe_name
 from ..spool import RUN_META, Spool
 from . import partitions
 from .catalog import connect, quote_literal, refresh_catalog_file, schemas
-from .rows import DocumentError, host_rows, parse_time
+from .rows import MAX_TEXT, DocumentError, host_rows, parse_time
 
 STATUSES = ("ok", "unreachable", "failed", "timeout")
 # One encoder for every row: json.dumps with options builds a new one per call (~40% of the JSON time).
@@ -173,7 +173,7 @@ class _Host:
     @classmethod
     def failed(cls, name: str, path: Path | None, message: str, run_id: str, ts: str) -> _Host:
         return cls(name, path, {"host_status": [{
-            "run_id": run_id, "ts": ts, "host": name, "status": "failed", "message": message[:4096],
+            "run_id": run_id, "ts": ts, "host": name, "status": "failed", "message": message[:MAX_TEXT],
             "errors": None, "duration_s": None}]})
 
 
