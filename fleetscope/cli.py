@@ -30,6 +30,7 @@ from pathlib import Path
 
 from . import __version__
 from .settings import Settings, SettingsError, load
+from .text import first_line
 
 EXIT_OK, EXIT_HOSTS, EXIT_USAGE, EXIT_ANSIBLE, EXIT_STORAGE, EXIT_SQL, EXIT_REPORT = 0, 1, 2, 3, 4, 5, 6
 EXIT_BUSY = 75
@@ -584,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
         if duckdb is None or not isinstance(e, duckdb.Error):
             raise  # a defect in fleetscope: its traceback is what a bug report needs
         # The warehouse could not be read: a damaged file (a disk's fault, a copy cut short), not a bug.
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         _say(f"fleetscope {args.command}: DuckDB could not read or write the warehouse: {first}")
         _say_damaged(str(e), " and run again (its rows are lost unless a backup has the file)")
         _say(f"  {_kept(args.command)}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, Iterable, Optional
 
-from .text import clean_text
+from .text import clean_text, first_line
 
 
 class InventoryError(RuntimeError):
@@ -41,7 +41,7 @@ def open_inventory(inventory: Path, limit: Optional[str] = None):
         if limit:
             manager.subset(limit)
     except AnsibleError as e:
-        what = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        what = first_line(e)
         raise InventoryError(f"{inventory}: {what} (Ansible's warnings above say why)"
                              if "parse" in what else f"{inventory}: {what}") from e
     finally:

@@ -17,3 +17,9 @@ def clean_text(value: str) -> str:
         except UnicodeEncodeError:  # other lone surrogates (JSON's \ud800): "?"
             value = value.encode("utf-8", "replace").decode("utf-8")
     return value.translate(BIDI_CONTROLS)
+
+
+def first_line(error: BaseException) -> str:
+    """An error's first line (DuckDB's and Ansible's go on with context and carets), or its type's name."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 
 from ..files import write_atomic
+from ..text import first_line
 
 SQL_DIR = Path(__file__).parent / "sql"
 CATALOG_FILE = "fleet.duckdb"
@@ -111,7 +112,7 @@ def create_views(con: duckdb.DuckDBPyConnection, data_dir: Path, temp: bool = Fa
         except duckdb.Error as e:
             if unreadable is None:
                 raise
-            first = str(e).strip().splitlines()[0]
+            first = first_line(e)
             unreadable.append(f"{table}: {first}")
             columns = ", ".join(f'CAST(NULL AS {t}) AS "{c}"' for c, t in schemas()[table])
             message = quote_literal(f"table {table} cannot be read: {first}")
@@ -161,7 +162,7 @@ def refresh_catalog_file(data_dir: Path) -> str | None:
         for sql in sqls:
             con.execute(sql)
     except duckdb.Error as e:  # a damaged Parquet file: the data is stored; the views wait for the next run
-        return f"could not update the views in {path}: {str(e).strip().splitlines()[0]}"
+        return f"could not update the views in {path}: {first_line(e)}"
     finally:
         con.close()
     try:

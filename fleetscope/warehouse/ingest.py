@@ -20,11 +20,11 @@ import duckdb
 
 from ..files import safe_name
 from ..spool import RUN_META, Spool
+from ..text import first_line
 from . import partitions
 from .catalog import connect, quote_literal, refresh_catalog_file, schemas
-from .rows import MAX_TEXT, DocumentError, host_rows, parse_time
+from .rows import MAX_TEXT, STATUSES, DocumentError, host_rows, parse_time
 
-STATUSES = ("ok", "unreachable", "failed", "timeout")
 # One encoder for every row: json.dumps with options builds a new one per call (~40% of the JSON time).
 _ENCODE = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
 
@@ -235,7 +235,7 @@ def _unwritable_hosts(con: duckdb.DuckDBPyConnection, data_dir: Path,
                 try:
                     write_rows(con, table, table_rows, Path(scratch) / f"{i}-{table}.parquet")
                 except DATA_ERRORS as e:  # anything else (a full disk) is raised: no host's fault
-                    refused[i] = (host, f"{table}: {str(e).strip().splitlines()[0][:300]}")
+                    refused[i] = (host, f"{table}: {first_line(e)[:300]}")
                     break
     return refused
 
@@ -290,7 +290,7 @@ def ingest_pending(data_dir: Path, keep_spool: bool = False) -> IngestReport:
         try:
             ingest_run(data_dir, spool, run_id, report, keep_spool=keep_spool)
         except Exception as e:  # noqa: BLE001 - this run stays in the spool; the next runs are stored
-            failed.append(f"run {run_id}: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e) else ''}")
+            failed.append(f"run {run_id}: {type(e).__name__}: {first_line(e)}")
     if report.runs or not (data_dir / "fleet.duckdb").exists():
         try:
             warning = refresh_catalog_file(data_dir)

@@ -55,7 +55,7 @@ class _Reader:
         return v
 
     def num(self, parent: dict, key: str, path: str, lo: float | None = 0, integer: bool = False,
-            hi: float = 2**63 - 1):
+            hi: float = BIGINT_MAX):
         v = parent.get(key)
         if v is None:
             return None
@@ -65,7 +65,7 @@ class _Reader:
             self.fail(f"{path}.{key}", f"not a finite number: {v}")
         if lo is not None and v < lo:
             self.fail(f"{path}.{key}", f"must be >= {lo}, got {v}")
-        if integer and (v != int(v) or abs(v) > 2**63 - 1):
+        if integer and (v != int(v) or abs(v) > BIGINT_MAX):
             self.fail(f"{path}.{key}", f"expected an integer, got {v}")
         if v > hi:  # also what a driver's "not available" (2**32 - 1) would be, were it passed on
             self.fail(f"{path}.{key}", f"must be <= {hi}, got {v}")
