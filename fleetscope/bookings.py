@@ -273,10 +273,7 @@ def sync_and_store(settings, inventory: Path, now: dt.datetime | None = None) ->
 def source_path(settings, source: str) -> str:
     """A source as read: a URL as it is; a relative path relative to the settings file's folder, as every
     other path in it (under cron the current folder is not the project's)."""
-    if "://" in source:
-        return source
-    path = Path(source).expanduser()
-    return str(path if path.is_absolute() else settings.base_dir / path)
+    return source if "://" in source else str(settings.resolve(source))
 
 
 def stored_rule_breaks(settings, now: dt.datetime) -> list[str]:

@@ -85,7 +85,11 @@ class Settings:
         return self.values[section][key]
 
     def path(self, section: str, key: str) -> Path:
-        p = Path(os.path.expanduser(str(self.values[section][key])))
+        return self.resolve(str(self.values[section][key]))
+
+    def resolve(self, value: str) -> Path:
+        """A path as the settings file means it: ``~`` expanded, a relative one relative to its folder."""
+        p = Path(os.path.expanduser(value))
         return p if p.is_absolute() else (self.base_dir / p)
 
     @property
