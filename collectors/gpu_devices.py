@@ -29,28 +29,20 @@ class Reader:
         self.quiet = tuple(c for c in (getattr(nvml, n, None) for n in QUIET_ERRORS) if isinstance(c, type))
         self.errors = []
 
-    def read(self, fn, *args):
-        """nvml.<fn>(*args); None when unsupported (quietly) or failed (recorded in self.errors)."""
-        func = getattr(self.nvml, fn, None)
-        if func is None:  # an older pynvml without this function
-            return None
-        try:
-            return func(*args)
-        except self.quiet:
-            return None
-        except Exception as e:
-            self.errors.append({"call": fn, "type": type(e).__name__, "message": text(str(e))[:300]})
-            return None
-
-    def must(self, fn, *args):
-        """nvml.<fn>(*args) for what everything else needs: None on any failure, always recorded, even a
-        quiet one (a handle NVML will not give leaves the whole GPU unread, which must say why)."""
+    def read(self, fn, *args, needed=False):
+        """nvml.<fn>(*args); None when unsupported (quietly) or failed (recorded in self.errors). ``needed``:
+        what everything else of the GPU needs (its handle), whose every failure is recorded, a quiet one too:
+        a handle NVML will not give leaves the whole GPU unread, which must say why."""
         func = getattr(self.nvml, fn, None)
         try:
-            if func is None:
+            if func is None:  # an older pynvml without this function
+                if not needed:
+                    return None
                 raise AttributeError(f"pynvml has no {fn}")
             return func(*args)
         except Exception as e:
+            if not needed and isinstance(e, self.quiet):
+                return None
             self.errors.append({"call": fn, "type": type(e).__name__, "message": text(str(e))[:300]})
             return None
 
@@ -91,7 +83,7 @@ def device(nvml, index, since, now):
     """One entry of ``devices``."""
     reader = Reader(nvml)
     read = reader.read
-    handle = reader.must("nvmlDeviceGetHandleByIndex", index)
+    handle = read("nvmlDeviceGetHandleByIndex", index, needed=True)
     if handle is None:
         device = dict.fromkeys(DEVICE_FIELDS)
         device.update(index=index, throttle_reasons=[], accounting=[], mig_devices=[], errors=reader.errors)
