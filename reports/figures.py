@@ -145,7 +145,10 @@ def gpu_now_heatmap(gpus: Sequence[Dict[str, Any]], files: Mapping[str, str], bu
                if g["mem_used_bytes"] is not None and g["mem_total_bytes"] else "memory unknown")
         util = "utilization unknown" if g["util_pct"] is None else f"{g['util_pct']:.0f} %"
         users = ", ".join(g["users"]) if g["users"] else "no processes"
-        state = "busy" if (g["util_pct"] or 0) > busy_pct else "idle"
+        if g["util_pct"] is None:  # MIG mode: held or not, but busy or idle is not known
+            state = "in use" if g.get("unmeasured") else "free"
+        else:
+            state = "busy" if g["util_pct"] > busy_pct else "idle"
         text[i][j] = "<br>".join(plotly_text(s) for s in (
             f"{g['host']} · GPU {j}", f"{util} ({state})", mem, users))
     layout = _category_layout("GPU utilization now, by host and GPU", max(220, 80 + 18 * len(hosts)))
@@ -251,10 +254,15 @@ def host_figures(host_rows: Sequence[Dict[str, Any]],
 # -- the users page ---------------------------------------------------------------------------------------
 
 def user_bars(title: str, rows: Sequence[Dict[str, Any]], suffix: str, top: int = 30) -> Figure:
-    """Horizontal stacked bars per user: GPU-hours active and idle-held over one range (``suffix``: 7d...)."""
-    active, held = f"active_h_{suffix}", f"held_h_{suffix}"
-    used = [r for r in rows if (r[active] or 0) + (r[held] or 0) > 0]
-    used.sort(key=lambda r: -((r[active] or 0) + (r[held] or 0)))
+    """Horizontal stacked bars per user: GPU-hours active, idle-held and, where there are any, held with the
+    utilization unknown (MIG mode), over one range (``suffix``: 7d...)."""
+    active, held, unmeasured = f"active_h_{suffix}", f"held_h_{suffix}", f"unmeasured_h_{suffix}"
+
+    def hours(r):
+        return (r[active] or 0) + (r[held] or 0) + (r.get(unmeasured) or 0)
+
+    used = [r for r in rows if hours(r) > 0]
+    used.sort(key=lambda r: -hours(r))
     used = used[:top]
     users = [plotly_text(r["user"]) for r in used]
     layout = _layout(title, "", height=max(220, 90 + 20 * len(used)))
@@ -271,15 +279,19 @@ def user_bars(title: str, rows: Sequence[Dict[str, Any]], suffix: str, top: int 
         {"type": "bar", "orientation": "h", "name": "idle, held", "y": users,
          "x": [round(r[held] or 0, 2) for r in used], "marker": {"color": "#e8a33d"}},
     ]
+    if any(r.get(unmeasured) for r in used):
+        data.append({"type": "bar", "orientation": "h", "name": "held, utilization unknown (MIG)", "y": users,
+                     "x": [round(r.get(unmeasured) or 0, 2) for r in used], "marker": {"color": "#9a9a9a"}})
     return {"data": data, "layout": layout}
 
 
 def user_host_heatmap(title: str, rows: Sequence[Dict[str, Any]], suffix: str, top: int = 30) -> Figure:
-    """The ``top`` users x hosts, colour = GPU-hours (active + idle-held) over one range; hover splits the two
-    (``customdata``: active hours, so a cell costs two numbers, not a sentence)."""
-    active, held = f"active_h_{suffix}", f"held_h_{suffix}"
-    cells = {(r["user"], r["host"]): (r[active] or 0, r[held] or 0) for r in rows
-             if (r[active] or 0) + (r[held] or 0) > 0}
+    """The ``top`` users x hosts, colour = GPU-hours (active + idle-held + held with the utilization unknown)
+    over one range; hover gives the active part (``customdata``: active hours, so a cell costs two numbers,
+    not a sentence)."""
+    active, held, unmeasured = f"active_h_{suffix}", f"held_h_{suffix}", f"unmeasured_h_{suffix}"
+    cells = {(r["user"], r["host"]): (r[active] or 0, (r[held] or 0) + (r.get(unmeasured) or 0)) for r in rows
+             if (r[active] or 0) + (r[held] or 0) + (r.get(unmeasured) or 0) > 0}
     totals: Dict[str, float] = {}
     for (user, _), (a, h) in cells.items():
         totals[user] = totals.get(user, 0) + a + h

@@ -154,8 +154,11 @@ def _gather(con, cfg: Mapping[str, Any], generated: datetime, inventory_vars: Ma
     mig = _group(fetch(con, "mig_latest"))
     held_bytes = int(cfg["held_mem_mib"]) * 1024 * 1024
     for g in gpus:
+        in_use = (g["process_count"] or 0) > 0 or (g["mem_used_bytes"] or 0) > held_bytes
         g["busy"] = g["util_pct"] is not None and g["util_pct"] > busy
-        g["held"] = not g["busy"] and ((g["process_count"] or 0) > 0 or (g["mem_used_bytes"] or 0) > held_bytes)
+        # no utilization (MIG mode): in use, busy or not unknown; neither idle-held nor idle (as the rollups)
+        g["unmeasured"] = g["util_pct"] is None and in_use
+        g["held"] = g["util_pct"] is not None and not g["busy"] and in_use
     up_gpus = [g for g in gpus if g["host_up"]]
     users_now = fetch(con, "users_now", {"busy_pct": busy})
     up = [h for h in hosts if h["up"]]
@@ -166,13 +169,14 @@ def _gather(con, cfg: Mapping[str, Any], generated: datetime, inventory_vars: Ma
         "gpus_total": len(up_gpus),
         "gpus_busy": sum(g["busy"] for g in up_gpus),
         "gpus_held": sum(g["held"] for g in up_gpus),
+        "gpus_unmeasured": sum(g["unmeasured"] for g in up_gpus),
         "users": [u["user"] for u in users_now],
         "latest_run_at": fresh["latest_run_at"],
         "latest_data_at": fresh["latest_data_at"],
         "stale": stale,
         "stale_minutes": cfg["stale_minutes"],
     }
-    summary["gpus_idle"] = summary["gpus_total"] - summary["gpus_busy"]
+    summary["gpus_idle"] = summary["gpus_total"] - summary["gpus_busy"] - summary["gpus_unmeasured"]
 
     problem_since = end - timedelta(hours=float(cfg["problem_hours"]))
     user_host = fetch(con, "user_host_usage", user_windows)
@@ -412,7 +416,7 @@ def _latest(model: Dict[str, Any], cfg: Mapping[str, Any], generated: datetime) 
         "latest_run_at": _iso(summary["latest_run_at"]),
         "busy_threshold_pct": float(cfg["busy_threshold_pct"]),
         "summary": {k: summary[k] for k in ("hosts_up", "hosts_total", "gpus_busy", "gpus_idle", "gpus_held",
-                                            "gpus_total")} | {"users": summary["users"]},
+                                            "gpus_unmeasured", "gpus_total")} | {"users": summary["users"]},
         "hosts": [{
             "host": h["host"],
             "status": h["status"],
@@ -437,6 +441,7 @@ def _latest(model: Dict[str, Any], cfg: Mapping[str, Any], generated: datetime) 
             "gpus": [{
                 "index": g["gpu_index"], "uuid": g["gpu_uuid"], "name": g["name"],
                 "util_pct": g["util_pct"], "busy": g["busy"], "idle_held": g["held"],
+                "unmeasured": g["unmeasured"],
                 "mem_used_bytes": g["mem_used_bytes"], "mem_total_bytes": g["mem_total_bytes"],
                 "temperature_c": g["temperature_c"], "power_w": g["power_w"], "mig_mode": g["mig_mode"],
                 "users": g["users"], "processes": processes.get((h["host"], g["gpu_index"]), []),

@@ -88,13 +88,23 @@ def table_files(data_dir: Path, table: str) -> list[Path]:
     return sorted((Path(data_dir) / table).glob("date=*/*.parquet"))
 
 
-def view_sql(data_dir: Path, table: str, temp: bool = False) -> str:
+def padded(table: str, source: str) -> str:
+    """``source`` (Parquet files of ``table``) with every declared column, NULL where no file has it: files an
+    older fleetscope wrote lack the columns added since, and union_by_name only fills a column that some
+    file has. Used only where the plain source fails to bind, so reads of up-to-date files pay nothing."""
+    empty = ", ".join(f'CAST(NULL AS {t}) AS "{c}"' for c, t in schemas()[table])
+    return f"(SELECT * FROM {source} UNION ALL BY NAME SELECT {empty} WHERE false)"
+
+
+def view_sql(data_dir: Path, table: str, temp: bool = False, pad: bool = False) -> str:
     columns = schemas()[table]
     kind = "TEMP VIEW" if temp else "VIEW"
     select = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in columns)
     if table_files(data_dir, table):
         pattern = quote_literal(str(Path(data_dir).resolve() / table / "date=*" / "*.parquet"))
         source = f"read_parquet({pattern}, union_by_name = true, hive_partitioning = false)"
+        if pad:
+            source = padded(table, source)
     else:
         nulls = ", ".join(f'NULL AS "{c}"' for c, _ in columns)
         source = f"(SELECT {nulls}) WHERE false"
@@ -108,7 +118,7 @@ def create_views(con: duckdb.DuckDBPyConnection, data_dir: Path, temp: bool = Fa
     other views are built. Without it, the error is raised."""
     for table in tables or schemas():
         try:
-            con.execute(view_sql(data_dir, table, temp=temp))
+            create_view(con, data_dir, table, temp=temp)
         except duckdb.Error as e:
             if unreadable is None:
                 raise
@@ -118,6 +128,14 @@ def create_views(con: duckdb.DuckDBPyConnection, data_dir: Path, temp: bool = Fa
             message = quote_literal(f"table {table} cannot be read: {first}")
             kind = "TEMP VIEW" if temp else "VIEW"
             con.execute(f'CREATE OR REPLACE {kind} "{table}" AS SELECT {columns} FROM range(1) WHERE error({message})')
+
+
+def create_view(con: duckdb.DuckDBPyConnection, data_dir: Path, table: str, temp: bool = False) -> None:
+    """``table``'s view; padded (see padded) where its files lack a declared column."""
+    try:
+        con.execute(view_sql(data_dir, table, temp=temp))
+    except duckdb.BinderException:
+        con.execute(view_sql(data_dir, table, temp=temp, pad=True))
 
 
 def connect(data_dir: Path, tables=None, unreadable: list[str] | None = None) -> duckdb.DuckDBPyConnection:
@@ -159,8 +177,8 @@ def refresh_catalog_file(data_dir: Path) -> str | None:
         rebuilt = f"{path} could not be opened ({str(e).strip()[:200]}): moved to {aside.name} and rebuilt"
         con = duckdb.connect(str(path))
     try:
-        for sql in sqls:
-            con.execute(sql)
+        for table in schemas():
+            create_view(con, Path(data_dir), table)
     except duckdb.Error as e:  # a damaged Parquet file: the data is stored; the views wait for the next run
         return f"could not update the views in {path}: {first_line(e)}"
     finally:

@@ -28,7 +28,7 @@ import duckdb
 
 from ..files import write_json_atomic
 from . import partitions
-from .catalog import quote_literal, refresh_catalog_file, schemas, sql_file
+from .catalog import padded, quote_literal, refresh_catalog_file, schemas, sql_file
 
 RAW_SAMPLES = ("host_samples", "gpu_samples", "gpu_processes", "gpu_mig", "host_processes")
 COMPACTED = RAW_SAMPLES + ("host_status", "runs", "hosts", "admin_actions")
@@ -43,6 +43,11 @@ STATE_FILE = ".rollup.json"
 #: day's "rolled up at". The hourly file alone said so before the daily ones were written: a crash between
 #: them lost host_daily for good once retention took the raw day.
 ROLLED_DIR = ".rolled"
+#: what the marker holds: the version of the rollup tables' columns it was written with. Raised when the
+#: rollup SQL gains a column, so that days whose raw samples are still kept are rolled up again, once, and get
+#: it (2: unmeasured_s, util_samples, util_seconds). Days past rollup.raw_days keep their rows, the new
+#: columns NULL (docs/sql.md says how queries read them).
+ROLLUP_FORMAT = "2"
 
 
 @dataclass
@@ -87,7 +92,10 @@ def _source_view(con, name: str, table: str, files: list[Path]) -> None:
     else:
         nulls = ", ".join(f'NULL AS "{c}"' for c, _ in schemas()[table])
         src = f"(SELECT {nulls}) WHERE false"
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {_select_typed(table)} FROM {src}")
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {_select_typed(table)} FROM {src}")
+    except duckdb.BinderException:  # files an older fleetscope wrote, without a column added since
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {_select_typed(table)} FROM {padded(table, src)}")
 
 
 def _write_day(con, data_dir: Path, table: str, day: dt.date, query: str, file_name: str,
@@ -132,10 +140,18 @@ def _rolled_at(data_dir: Path, day: dt.date) -> float:
         return -1.0
 
 
-def _mark_rolled(data_dir: Path, day: dt.date) -> None:
+def _rolled_format(data_dir: Path, day: dt.date) -> str | None:
+    """The ROLLUP_FORMAT the day's rollups were written with ("" before formats were kept), None if never."""
+    try:
+        return (Path(data_dir) / ROLLED_DIR / day.isoformat()).read_text(encoding="ascii", errors="replace").strip()
+    except FileNotFoundError:
+        return None
+
+
+def _mark_rolled(data_dir: Path, day: dt.date, rollup_format: str = ROLLUP_FORMAT) -> None:
     marker = Path(data_dir) / ROLLED_DIR / day.isoformat()
     marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_bytes(b"")
+    marker.write_text(rollup_format + "\n" if rollup_format else "", encoding="ascii")
     os.utime(marker)  # an existing marker: its time is what counts
 
 
@@ -150,19 +166,23 @@ def days_due(data_dir: Path, raw_cutoff: dt.date | None = None,
 
     A day before ``raw_cutoff`` (its raw samples deleted by retention) that has rollups is not rolled up
     again from a late run's samples alone, which would replace the whole day's rollups with that run's; the
-    day goes on ``late`` instead, and its late samples are left to retention."""
-    changed = set()
+    day goes on ``late`` instead, and its late samples are left to retention. A day in the raw window whose
+    rollups were written with another ROLLUP_FORMAT is due too (an upgrade adds columns)."""
+    changed, outdated = set(), set()
     for sources in SOURCES.values():
         for table in sources:
             for day, folder in partitions.day_dirs(data_dir, table).items():
                 if partitions.newest_mtime(folder) >= _rolled_at(data_dir, day):
                     changed.add(day)
+                elif _rolled_format(data_dir, day) != ROLLUP_FORMAT:
+                    outdated.add(day)
     due = set()
-    for day in changed:
+    for day in changed | outdated:
         if raw_cutoff is not None and day < raw_cutoff and _has_rollups(data_dir, day):
-            if late is not None:
+            if late is not None and day in changed:
                 late.append(day.isoformat())
-            _mark_rolled(data_dir, day)  # taken as rolled up: retention removes the late samples
+            # taken as rolled up, in the format its rollups have: retention removes the late samples
+            _mark_rolled(data_dir, day, _rolled_format(data_dir, day) or "")
             continue
         due.add(day)
         after = day + dt.timedelta(days=1)

@@ -3,13 +3,15 @@
 -- Time comes from the samples exactly as the rollups count it (gpu_intervals.sql): a sample stands for the
 -- interval [ts - seconds, ts) since the previous sample of the same GPU, at most $max_interval_s long (the
 -- first sample read stands for nothing; the day before the window is read for predecessors, as the rollup
--- does); it belongs to a window when its ts does; it is active when its utilization is above $busy_pct.
+-- does); it belongs to a window when its ts does; it is active when its utilization is above $busy_pct,
+-- unknown where NVML gave none (MIG mode).
 -- A user's bookings of a GPU are the bookings of that GPU index or of its whole host, merged into disjoint
 -- intervals, so overlapping bookings count once. Users match case-insensitively (shown in lower case).
 --   booked_h:      hours of sample intervals covered by the user's bookings of that GPU: booked time while
 --                  the GPU was monitored (a booking of a host that was down, or in the future, counts none)
---   booked_idle_h: the part of booked_h whose sample was not active, whoever was on the GPU
---   unbooked_h:    the user's active GPU-hours (their share of an active interval, split by GPU memory as in
+--   booked_idle_h: the part of booked_h whose sample was not active (and not unknown), whoever was on it
+--   unbooked_h:    the user's active GPU-hours (their share of an active interval, or of one whose activity
+--                  is unknown while their processes are on the GPU, split by GPU memory as in
 --                  user_gpu_daily) outside their bookings of that GPU; only on hosts the calendars book at
 --                  all (named by any row of the bookings table), as on the problems page
 -- Parameters: $since_7d, $since_30d (day starts), $busy_pct, $max_interval_s.
@@ -18,7 +20,8 @@ WITH booked_hosts AS (
 ),
 s AS (
     SELECT host, gpu_uuid, gpu_index, ts,
-           coalesce(coalesce(utilization_gpu_avg_pct, utilization_gpu_pct) > $busy_pct, false) AS active,
+           -- NULL where NVML gave no utilization (MIG mode): neither idle nor known to be active
+           coalesce(utilization_gpu_avg_pct, utilization_gpu_pct) > $busy_pct AS active,
            epoch(ts) - epoch(lag(ts) OVER (PARTITION BY host, gpu_uuid ORDER BY ts)) AS dt
     FROM gpu_samples
     WHERE ts >= $since_30d::TIMESTAMP - INTERVAL 1 DAY
@@ -74,10 +77,10 @@ unbooked AS (
     FROM iv AS v
     JOIN shares AS sh ON sh.ts = v.ts AND sh.host = v.host AND sh.gpu_uuid = v.gpu_uuid
     LEFT JOIN covered AS c ON c."user" = sh."user" AND c.host = v.host AND c.gpu_uuid = v.gpu_uuid AND c.ts = v.ts
-    WHERE v.active AND sh."user" IS NOT NULL AND v.host IN (SELECT host FROM booked_hosts)
+    WHERE v.active IS NOT FALSE AND sh."user" IS NOT NULL AND v.host IN (SELECT host FROM booked_hosts)
 ),
 parts AS (
-    SELECT "user", in_7d, s AS booked_s, CASE WHEN active THEN 0 ELSE s END AS idle_s, 0 AS unbooked_s
+    SELECT "user", in_7d, s AS booked_s, CASE WHEN NOT active THEN s ELSE 0 END AS idle_s, 0 AS unbooked_s
     FROM covered
     UNION ALL
     SELECT "user", in_7d, 0, 0, s

@@ -3,7 +3,7 @@
 -- Parameters: $since, $bucket_s.
 WITH g AS (
     SELECT time_bucket(to_seconds($bucket_s), ts) AS ts,
-           sum(util_s) / nullif(sum(seconds), 0) AS gpu_util_pct,
+           sum(util_s) / nullif(sum(coalesce(util_seconds, seconds)), 0) AS gpu_util_pct,
            100.0 * sum(mem_used_byte_s) / nullif(sum(mem_total_bytes * seconds), 0) AS gpu_mem_pct,
            sum(active_s) / $bucket_s AS gpus_busy,
            count(DISTINCT gpu_uuid) AS gpus

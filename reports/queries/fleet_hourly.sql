@@ -1,11 +1,12 @@
 -- Fleet utilization and memory from the hourly rollups (the 7 d and 30 d ranges of the fleet page), per
--- $bucket_s (a whole number of hours). Time-weighted: utilization is util_s / seconds, memory the byte-seconds
+-- $bucket_s (a whole number of hours). Time-weighted: utilization is util_s / util_seconds (the seconds that had a utilization: not a GPU in MIG
+-- mode; rows rolled up before that column existed count all their seconds), memory the byte-seconds
 -- used over the byte-seconds there were; GPUs busy is active GPU-seconds per second of the bucket (the mean
 -- number of active GPUs). `ts` is the bucket start.
 -- Parameters: $since, $bucket_s.
 WITH g AS (
     SELECT time_bucket(to_seconds($bucket_s), ts) AS ts,
-           sum(util_s) / nullif(sum(seconds), 0) AS gpu_util_pct,
+           sum(util_s) / nullif(sum(coalesce(util_seconds, seconds)), 0) AS gpu_util_pct,
            100.0 * sum(mem_used_byte_s) / nullif(sum(mem_total_bytes * seconds), 0) AS gpu_mem_pct,
            sum(active_s) / $bucket_s AS gpus_busy,
            count(DISTINCT gpu_uuid) AS gpus

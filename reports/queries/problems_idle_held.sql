@@ -1,6 +1,7 @@
 -- GPUs holding memory while idle, for at least $min_held_s: at the host's latest sample (hosts that answered
 -- their latest run), not active (utilization at or below $busy_pct) but with a process or more than
--- $held_bytes of memory used: the rollups' idle_held. `held_since` is the first sample of the unbroken
+-- $held_bytes of memory used: the rollups' idle_held. A GPU without a utilization (MIG mode) is never idle
+-- here, as the rollups class it unmeasured. `held_since` is the first sample of the unbroken
 -- idle-held stretch that reaches the latest sample, looked for since $since (`held_since_window` true: no
 -- sample since then broke it, so it began at or before the first). Who holds it: the users of its running
 -- processes. Reads the report_* temp tables (_prepare.sql).
@@ -10,12 +11,12 @@ WITH held_now AS (
            g.utilization_gpu_pct
     FROM report_gpus AS g
     JOIN report_status AS s ON s.host = g.host AND s.status = 'ok'
-    WHERE coalesce(g.utilization_gpu_avg_pct, g.utilization_gpu_pct, 0) <= $busy_pct
+    WHERE coalesce(g.utilization_gpu_avg_pct, g.utilization_gpu_pct) <= $busy_pct
       AND (coalesce(g.process_count, 0) > 0 OR coalesce(g.mem_used_bytes, 0) > $held_bytes)
 ),
 history AS MATERIALIZED (
     SELECT s.host, s.gpu_uuid, s.ts,
-           coalesce(s.utilization_gpu_avg_pct, s.utilization_gpu_pct, 0) <= $busy_pct
+           coalesce(coalesce(s.utilization_gpu_avg_pct, s.utilization_gpu_pct) <= $busy_pct, false)
                AND (coalesce(s.process_count, 0) > 0 OR coalesce(s.mem_used_bytes, 0) > $held_bytes) AS held
     FROM gpu_samples AS s
     JOIN held_now AS h ON h.host = s.host AND h.gpu_uuid = s.gpu_uuid

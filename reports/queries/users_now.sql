@@ -1,6 +1,7 @@
 -- Who holds GPUs right now: per user, the GPUs their running processes are on at each host's latest sample
 -- (hosts that answered their latest run only), how many of those GPUs are idle (utilization at or below
--- $busy_pct), the GPU memory the processes hold and where. `oldest_ts` is the oldest sample behind the row.
+-- $busy_pct; a GPU without one, in MIG mode, is not counted idle), the GPU memory the processes hold and
+-- where. `oldest_ts` is the oldest sample behind the row.
 -- Reads the report_* temp tables (_prepare.sql).
 -- Parameters: $busy_pct.
 WITH per_gpu AS (
@@ -12,7 +13,7 @@ WITH per_gpu AS (
 )
 SELECT u."user",
        count(*) AS gpus,
-       count(*) FILTER (WHERE coalesce(g.utilization_gpu_pct, 0) <= $busy_pct) AS gpus_idle,
+       count(*) FILTER (WHERE g.utilization_gpu_pct <= $busy_pct) AS gpus_idle,
        sum(u.processes) AS processes,
        sum(u.gpu_mem_bytes) AS gpu_mem_bytes,
        list(DISTINCT u.host ORDER BY u.host) AS hosts,

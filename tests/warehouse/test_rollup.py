@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -14,7 +15,17 @@ from fleetscope.settings import load
 from fleetscope.warehouse import connect, host_rows, ingest_pending, partitions
 from fleetscope.warehouse.catalog import sql_file
 from fleetscope.warehouse.ingest import write_table
-from fleetscope.warehouse.rollup import RollupReport, apply_retention, rollup, rollup_due, rollup_params
+from fleetscope.warehouse.rollup import (
+    ROLLED_DIR,
+    ROLLUP_FORMAT,
+    RollupReport,
+    _source_view,
+    apply_retention,
+    rollup,
+    rollup_due,
+    rollup_params,
+)
+from reports.sql import fetch
 from tests import docfactory as f
 
 GIB = 1024**3
@@ -90,8 +101,8 @@ def q(data, sql, params=None):
         con.close()
 
 
-def test_seconds_are_counted_once_gaps_capped_and_split_three_ways(warehouse):
-    rows = q(warehouse, "SELECT ts::DATE, gpu_index, samples, seconds, active_s + idle_held_s + free_s "
+def test_seconds_are_counted_once_gaps_capped_and_split_four_ways(warehouse):
+    rows = q(warehouse, "SELECT ts::DATE, gpu_index, samples, seconds, active_s + idle_held_s + unmeasured_s + free_s "
                         "FROM gpu_daily ORDER BY 1, 2")
     day1, day2 = 144, 144 - 6  # samples; day 2 lost six to the outage
     # Each sample stands for the 600 s before it; the first ever stands for nothing; the hour-long gap
@@ -116,9 +127,9 @@ def test_daily_equals_the_same_figures_computed_from_raw_samples(warehouse, sett
     con = connect(warehouse)
     con.execute("CREATE TEMP VIEW gpu_src AS SELECT * FROM gpu_samples")
     params = rollup_params(settings)
-    columns = ("samples", "seconds", "active_s", "idle_held_s", "free_s", "util_s", "util_sum", "util_sumsq",
-               "util_min", "util_max", "mem_used_byte_s", "temp_sum", "temp_max", "energy_j", "energy_s",
-               "energy_resets")
+    columns = ("samples", "seconds", "active_s", "idle_held_s", "free_s", "unmeasured_s", "util_s", "util_samples",
+               "util_seconds", "util_sum", "util_sumsq", "util_min", "util_max", "mem_used_byte_s", "temp_sum",
+               "temp_max", "energy_j", "energy_s", "energy_resets")
     for day in (date(2026, 11, 20), date(2026, 11, 21)):
         start = datetime.combine(day, datetime.min.time())
         con.execute("CREATE OR REPLACE TEMP TABLE iv AS " + sql_file("gpu_intervals.sql"),
@@ -126,7 +137,9 @@ def test_daily_equals_the_same_figures_computed_from_raw_samples(warehouse, sett
         raw = con.execute(
             "SELECT gpu_index, count(*), sum(seconds), "
             "sum(seconds) FILTER (WHERE state = 'active'), sum(seconds) FILTER (WHERE state = 'idle_held'), "
-            "sum(seconds) FILTER (WHERE state = 'free'), sum(util * seconds), sum(util), sum(util * util), "
+            "sum(seconds) FILTER (WHERE state = 'free'), sum(seconds) FILTER (WHERE state = 'unmeasured'), "
+            "sum(util * seconds), count(util), sum(seconds) FILTER (WHERE util IS NOT NULL), sum(util), "
+            "sum(util * util), "
             "min(util), max(util), sum(mem_used_bytes * seconds), sum(temperature_c), max(temperature_c), "
             "sum(energy_j), sum(energy_s), sum(energy_reset) FROM iv GROUP BY 1 ORDER BY 1").fetchall()
         daily = con.execute(f"SELECT gpu_index, {', '.join(columns)} FROM gpu_daily WHERE ts = ? ORDER BY 1",
@@ -309,3 +322,59 @@ def test_a_late_run_for_a_day_whose_raw_samples_are_gone_keeps_that_days_rollups
     assert "late samples for 2026-11-20" in report.warnings()[0]
     assert q(warehouse, "SELECT * FROM gpu_daily ORDER BY ALL") == kept
     assert not partitions.day_dirs(warehouse, "gpu_samples")  # left to retention, which took them
+
+
+def test_an_upgrade_rolls_up_again_the_days_whose_raw_samples_are_kept(warehouse, settings):
+    """Rollups written before unmeasured_s, util_samples and util_seconds (an empty .rolled marker, files
+    without those columns) are written again, once, where the raw samples are still there; a day past
+    rollup.raw_days keeps its rows, the new columns NULL, and the report's queries read them as before."""
+    new = {"gpu_hourly": "unmeasured_s, util_samples, util_seconds", "user_gpu_daily": "unmeasured_s"}
+    new["gpu_daily"] = new["gpu_hourly"]
+    con = duckdb.connect()
+    for table, columns in new.items():  # as an older fleetscope wrote them
+        for folder in partitions.day_dirs(warehouse, table).values():
+            for file in partitions.parquet_files(folder):
+                con.execute(f"COPY (SELECT * EXCLUDE ({columns}) FROM '{file}') TO '{file}.old' (FORMAT parquet)")
+                os.replace(f"{file}.old", file)
+    con.close()
+    for marker in (warehouse / ROLLED_DIR).iterdir():
+        marker.write_bytes(b"")
+        os.utime(marker, (1e9 + 3e8, 2e9))  # newer than the raw files: only the format says "again"
+    assert q(warehouse, "SELECT count(*) FROM gpu_daily WHERE util_seconds IS NULL")[0][0] == 4
+
+    day1 = partitions.day_dir(warehouse, "gpu_samples", date(2026, 11, 20))
+    for table in ("gpu_samples", "gpu_processes", "host_samples"):  # day 1's raw samples: gone by retention
+        partitions.remove_day(partitions.day_dir(warehouse, table, date(2026, 11, 20)))
+    assert not day1.exists()
+    report = rollup(warehouse, settings, now=DAY1 + timedelta(days=2, hours=2))
+    assert report.days_rolled == ["2026-11-21"]
+    rows = q(warehouse, "SELECT ts::DATE, gpu_index, util_samples, unmeasured_s FROM gpu_daily ORDER BY 1, 2")
+    assert rows == [(date(2026, 11, 20), 0, None, None), (date(2026, 11, 20), 1, None, None),
+                    (date(2026, 11, 21), 0, 138, 0), (date(2026, 11, 21), 1, 138, 0)]
+    assert (warehouse / ROLLED_DIR / "2026-11-21").read_text().strip() == ROLLUP_FORMAT
+    assert (warehouse / ROLLED_DIR / "2026-11-20").read_text() == ""
+    assert rollup(warehouse, settings, now=DAY1 + timedelta(days=2, hours=3)).days_rolled == []  # once
+
+    con = connect(warehouse)  # old rows: every second counts, as when they were written
+    try:
+        (day1_row, _) = fetch(con, "fleet_daily", {"since": DAY1, "bucket_s": 86400})
+        util_s, seconds = con.execute("SELECT sum(util_s), sum(seconds) FROM gpu_daily WHERE ts = ?", [DAY1]).fetchone()
+    finally:
+        con.close()
+    assert day1_row["gpu_util_pct"] == pytest.approx(util_s / seconds) and util_s > 0
+
+
+def test_a_rollups_source_over_files_without_a_newer_column_reads_it_as_null(warehouse):
+    """rollup's own reads (gpu_src, gpu_hourly_day...) over files an older fleetscope wrote."""
+    (file,) = partitions.parquet_files(partitions.day_dir(warehouse, "gpu_hourly", date(2026, 11, 20)))
+    con = duckdb.connect()
+    try:
+        con.execute(f"COPY (SELECT * EXCLUDE (unmeasured_s, util_samples, util_seconds) FROM '{file}') "
+                    f"TO '{file}.old' (FORMAT parquet)")
+        _source_view(con, "old_hourly", "gpu_hourly", [Path(f"{file}.old")])
+        nulls, rows, util_s = con.execute(
+            "SELECT count(*) FILTER (WHERE util_seconds IS NULL AND unmeasured_s IS NULL), count(*), sum(util_s) "
+            "FROM old_hourly").fetchone()
+    finally:
+        con.close()
+    assert nulls == rows == 48 and util_s > 0  # two GPUs x 24 hours, the other columns read as they are

@@ -3,6 +3,8 @@
 -- Parameters: $day_start, $day_end, $max_interval_s, $busy_pct, $held_bytes.
 -- A sample stands for the time since the previous sample of the same GPU, capped at $max_interval_s (a gap
 -- while the host was down counts for no more than that); the first sample ever stands for nothing.
+-- A sample without a utilization (MIG mode) keeps util NULL: it is left out of the utilization sums and
+-- counts (util_samples, util_seconds) and classed 'unmeasured' where something holds the GPU.
 -- Energy comes from the cumulative counter; over a capped gap it is scaled to the counted seconds (the
 -- average power times the seconds), and where the counter went down (driver reload, reboot) it is left out.
 WITH s AS (
@@ -19,6 +21,10 @@ SELECT
     CASE WHEN dt IS NULL THEN 0 ELSE least(dt, $max_interval_s) END AS seconds,  -- least() skips NULLs
     CASE
         WHEN util > $busy_pct THEN 'active'
+        -- held, but NVML gave no utilization (a GPU in MIG mode, or the call refused): in use, busy or not
+        -- unknown. Not idle_held: a MIG GPU running jobs is not an idle one.
+        WHEN (coalesce(process_count, 0) > 0 OR coalesce(mem_used_bytes, 0) > $held_bytes) AND util IS NULL
+            THEN 'unmeasured'
         WHEN coalesce(process_count, 0) > 0 OR coalesce(mem_used_bytes, 0) > $held_bytes THEN 'idle_held'
         ELSE 'free'
     END AS state,

@@ -5,7 +5,12 @@
 -- Seconds: each raw sample stands for the interval since the previous sample of the same host or GPU,
 -- capped at rollup.max_interval_s (a host that was down is not counted as busy, idle or free for the gap).
 -- A GPU-second is active (utilization > report.busy_threshold_pct), idle_held (not active, but a process
--- on it or more than rollup.held_mem_mib of memory used) or free. active_s + idle_held_s + free_s = seconds.
+-- on it or more than rollup.held_mem_mib of memory used), unmeasured (held so, but NVML gave no utilization:
+-- a GPU in MIG mode) or free. active_s + idle_held_s + unmeasured_s + free_s = seconds.
+--
+-- Utilization means divide by the samples and seconds that had a utilization (util_samples, util_seconds),
+-- not by all of them. Rows written before those columns existed have them NULL: there every sample counted
+-- (use coalesce(util_seconds, seconds)).
 
 CREATE TABLE gpu_hourly (
     ts                  TIMESTAMP,  -- hour start
@@ -18,8 +23,11 @@ CREATE TABLE gpu_hourly (
     active_s            DOUBLE,
     idle_held_s         DOUBLE,
     free_s              DOUBLE,
-    util_s              DOUBLE,     -- sum of utilization % x seconds: util_s / seconds = time-weighted mean %
-    util_sum            DOUBLE,     -- sum over samples of utilization %
+    unmeasured_s        DOUBLE,     -- held, utilization unknown (MIG mode)
+    util_s              DOUBLE,     -- sum of utilization % x seconds: util_s / util_seconds = time-weighted mean %
+    util_samples        BIGINT,     -- samples with a utilization
+    util_seconds        DOUBLE,     -- seconds of the samples with a utilization
+    util_sum            DOUBLE,     -- sum over samples of utilization %: util_sum / util_samples = mean %
     util_sumsq          DOUBLE,     -- sum of squares, for the standard deviation
     util_min            DOUBLE,
     util_max            DOUBLE,
@@ -48,7 +56,10 @@ CREATE TABLE gpu_daily (            -- the same columns, one row per GPU and UTC
     active_s            DOUBLE,
     idle_held_s         DOUBLE,
     free_s              DOUBLE,
+    unmeasured_s        DOUBLE,
     util_s              DOUBLE,
+    util_samples        BIGINT,
+    util_seconds        DOUBLE,
     util_sum            DOUBLE,
     util_sumsq          DOUBLE,
     util_min            DOUBLE,
@@ -120,6 +131,7 @@ CREATE TABLE user_gpu_daily (       -- per user, host, GPU and UTC day: what the
     samples             BIGINT,     -- samples where the user had a process on the GPU
     active_s            DOUBLE,     -- the user's share of the GPU's active seconds
     idle_held_s         DOUBLE,     -- the user's share of the GPU's idle-held seconds
+    unmeasured_s        DOUBLE,     -- the user's share of the GPU's unmeasured seconds (MIG mode)
     gpu_mem_byte_s      DOUBLE,     -- GPU memory held by the user's processes x seconds
     gpu_mem_max_bytes   BIGINT,
     energy_j            DOUBLE      -- the user's share of the GPU's energy

@@ -19,6 +19,7 @@ SELECT
     count(*) AS samples,
     coalesce(sum(i.seconds * s.share) FILTER (WHERE i.state = 'active'), 0) AS active_s,
     coalesce(sum(i.seconds * s.share) FILTER (WHERE i.state = 'idle_held'), 0) AS idle_held_s,
+    coalesce(sum(i.seconds * s.share) FILTER (WHERE i.state = 'unmeasured'), 0) AS unmeasured_s,
     sum(s.mem * i.seconds) AS gpu_mem_byte_s,
     max(s.mem) AS gpu_mem_max_bytes,
     coalesce(sum(i.energy_j * s.share), 0) AS energy_j
