@@ -159,6 +159,10 @@ def _has_rollups(data_dir: Path, day: dt.date) -> bool:
     return any((partitions.day_dir(data_dir, table, day) / ROLLUP_FILE).exists() for table in HOURLY)
 
 
+def _has_raw(data_dir: Path, day: dt.date) -> bool:
+    return any(partitions.day_dir(data_dir, table, day).is_dir() for table in SOURCES["gpu"] + SOURCES["host"])
+
+
 def days_due(data_dir: Path, raw_cutoff: dt.date | None = None,
              late: list[str] | None = None) -> list[dt.date]:
     """Days whose raw samples are newer than their rollups (or that have no rollup yet), and the day after
@@ -176,6 +180,11 @@ def days_due(data_dir: Path, raw_cutoff: dt.date | None = None,
                     changed.add(day)
                 elif _rolled_format(data_dir, day) != ROLLUP_FORMAT:
                     outdated.add(day)
+    # An outdated day is rolled up again only where the day before still has its raw samples too (or never
+    # had rollups): else its first interval would lose its predecessor, and the day seconds it had counted.
+    one = dt.timedelta(days=1)
+    outdated = {day for day in outdated - changed
+                if _has_raw(data_dir, day - one) or not _has_rollups(data_dir, day - one)}
     due = set()
     for day in changed | outdated:
         if raw_cutoff is not None and day < raw_cutoff and _has_rollups(data_dir, day):
@@ -186,7 +195,7 @@ def days_due(data_dir: Path, raw_cutoff: dt.date | None = None,
             continue
         due.add(day)
         after = day + dt.timedelta(days=1)
-        if any(partitions.day_dir(data_dir, table, after).is_dir() for table in SOURCES["gpu"] + SOURCES["host"]):
+        if _has_raw(data_dir, after):
             due.add(after)
     return sorted(due)
 

@@ -324,44 +324,61 @@ def test_a_late_run_for_a_day_whose_raw_samples_are_gone_keeps_that_days_rollups
     assert not partitions.day_dirs(warehouse, "gpu_samples")  # left to retention, which took them
 
 
-def test_an_upgrade_rolls_up_again_the_days_whose_raw_samples_are_kept(warehouse, settings):
-    """Rollups written before unmeasured_s, util_samples and util_seconds (an empty .rolled marker, files
-    without those columns) are written again, once, where the raw samples are still there; a day past
-    rollup.raw_days keeps its rows, the new columns NULL, and the report's queries read them as before."""
+def _as_an_older_fleetscope_wrote_them(data):
+    """The rollups without unmeasured_s, util_samples and util_seconds, the .rolled markers empty."""
     new = {"gpu_hourly": "unmeasured_s, util_samples, util_seconds", "user_gpu_daily": "unmeasured_s"}
     new["gpu_daily"] = new["gpu_hourly"]
     con = duckdb.connect()
-    for table, columns in new.items():  # as an older fleetscope wrote them
-        for folder in partitions.day_dirs(warehouse, table).values():
+    for table, columns in new.items():
+        for folder in partitions.day_dirs(data, table).values():
             for file in partitions.parquet_files(folder):
                 con.execute(f"COPY (SELECT * EXCLUDE ({columns}) FROM '{file}') TO '{file}.old' (FORMAT parquet)")
                 os.replace(f"{file}.old", file)
     con.close()
-    for marker in (warehouse / ROLLED_DIR).iterdir():
+    for marker in (data / ROLLED_DIR).iterdir():
         marker.write_bytes(b"")
         os.utime(marker, (1e9 + 3e8, 2e9))  # newer than the raw files: only the format says "again"
-    assert q(warehouse, "SELECT count(*) FROM gpu_daily WHERE util_seconds IS NULL")[0][0] == 4
 
-    day1 = partitions.day_dir(warehouse, "gpu_samples", date(2026, 11, 20))
-    for table in ("gpu_samples", "gpu_processes", "host_samples"):  # day 1's raw samples: gone by retention
-        partitions.remove_day(partitions.day_dir(warehouse, table, date(2026, 11, 20)))
-    assert not day1.exists()
+
+DAILY_FIGURES = ("SELECT ts, gpu_index, samples, seconds, active_s, idle_held_s, free_s, util_s "
+                 "FROM gpu_daily ORDER BY 1, 2")
+
+
+def test_an_upgrade_rolls_up_again_the_days_whose_raw_samples_are_kept(warehouse, settings):
+    """Rollups an older fleetscope wrote (no unmeasured_s, util_samples, util_seconds; an empty .rolled
+    marker) are written again, once, where the raw samples are there, with the same figures."""
+    before = q(warehouse, DAILY_FIGURES)
+    _as_an_older_fleetscope_wrote_them(warehouse)
+    assert q(warehouse, "SELECT count(*) FROM gpu_daily WHERE util_seconds IS NULL")[0][0] == 4  # padded views
     report = rollup(warehouse, settings, now=DAY1 + timedelta(days=2, hours=2))
-    assert report.days_rolled == ["2026-11-21"]
-    rows = q(warehouse, "SELECT ts::DATE, gpu_index, util_samples, unmeasured_s FROM gpu_daily ORDER BY 1, 2")
-    assert rows == [(date(2026, 11, 20), 0, None, None), (date(2026, 11, 20), 1, None, None),
-                    (date(2026, 11, 21), 0, 138, 0), (date(2026, 11, 21), 1, 138, 0)]
-    assert (warehouse / ROLLED_DIR / "2026-11-21").read_text().strip() == ROLLUP_FORMAT
-    assert (warehouse / ROLLED_DIR / "2026-11-20").read_text() == ""
+    assert report.days_rolled == ["2026-11-20", "2026-11-21"]
+    assert q(warehouse, "SELECT ts::DATE, gpu_index, util_samples, unmeasured_s FROM gpu_daily ORDER BY 1, 2") == [
+        (date(2026, 11, 20), 0, 144, 0), (date(2026, 11, 20), 1, 144, 0),
+        (date(2026, 11, 21), 0, 138, 0), (date(2026, 11, 21), 1, 138, 0)]
+    assert q(warehouse, DAILY_FIGURES) == before
+    assert {m.read_text().strip() for m in (warehouse / ROLLED_DIR).iterdir()} == {ROLLUP_FORMAT}
     assert rollup(warehouse, settings, now=DAY1 + timedelta(days=2, hours=3)).days_rolled == []  # once
 
-    con = connect(warehouse)  # old rows: every second counts, as when they were written
+
+def test_an_upgrade_keeps_the_rows_of_a_day_it_cannot_roll_up_whole(warehouse, settings):
+    """Day 1's raw samples are gone (retention): day 1 keeps its rows, and so does day 2, whose first
+    interval reaches back into day 1 (rolled up again, it would lose those seconds). Their new columns stay
+    NULL, and the report's queries read such rows as they were written: every second counted."""
+    before = q(warehouse, DAILY_FIGURES)
+    _as_an_older_fleetscope_wrote_them(warehouse)
+    for table in ("gpu_samples", "gpu_processes", "host_samples"):
+        partitions.remove_day(partitions.day_dir(warehouse, table, date(2026, 11, 20)))
+    assert rollup(warehouse, settings, now=DAY1 + timedelta(days=2, hours=2)).days_rolled == []
+    assert q(warehouse, DAILY_FIGURES) == before
+    assert q(warehouse, "SELECT count(*) FROM gpu_daily WHERE util_seconds IS NULL AND unmeasured_s IS NULL")[0][0] == 4
+    assert {m.read_text() for m in (warehouse / ROLLED_DIR).iterdir()} == {""}
+    con = connect(warehouse)
     try:
-        (day1_row, _) = fetch(con, "fleet_daily", {"since": DAY1, "bucket_s": 86400})
-        util_s, seconds = con.execute("SELECT sum(util_s), sum(seconds) FROM gpu_daily WHERE ts = ?", [DAY1]).fetchone()
+        rows = fetch(con, "fleet_daily", {"since": DAY1, "bucket_s": 86400})
+        sums = con.execute("SELECT sum(util_s), sum(seconds) FROM gpu_daily GROUP BY ts ORDER BY ts").fetchall()
     finally:
         con.close()
-    assert day1_row["gpu_util_pct"] == pytest.approx(util_s / seconds) and util_s > 0
+    assert [r["gpu_util_pct"] for r in rows] == pytest.approx([u / s for u, s in sums]) and sums[0][0] > 0
 
 
 def test_a_rollups_source_over_files_without_a_newer_column_reads_it_as_null(warehouse):
