@@ -316,7 +316,8 @@ def host_cost(repeat: int, work: Path, other: str | None = None, python: str = P
     """CPU, peak memory and wall time of what runs on a host, each the median of `repeat` interleaved runs,
     the host's interpreter being `python`; with `other`, also on a host whose Python is that one (another
     minor version: bytecode shipped for it, or none). On a host with the NVIDIA driver, "module" reads its
-    GPUs; "module_unlightened" does the same with nvidia-ml-py's pynvml as it is (fleetscope.shipped_pynvml).
+    GPUs; "module_unpruned" does the same with the shipped pynvml not pruned, "module_unlightened" with
+    nvidia-ml-py's pynvml as it is (fleetscope.shipped_pynvml); "pynvml_import_*" import each and stop.
     With `subsystems`, also the collection of each subsystem alone ("only_<name>") and of none ("only_none":
     the bootstrap and the package), what each part of a collection costs in a new process."""
     from collectors.gpus import driver_present
@@ -327,9 +328,9 @@ def host_cost(repeat: int, work: Path, other: str | None = None, python: str = P
     if shipped in unlightened:  # nvidia-ml-py's pynvml as it is
         unlightened[shipped] = [False, Path(importlib.util.find_spec("pynvml").origin).read_text(encoding="utf-8")]
 
-    def sent(name, bytecode=True, bootstrap=None, pythons=(), sources=None, only=None):  # what the action writes
+    def sent(name, bytecode=True, bootstrap=None, pythons=(), sources=None, only=None, prune=True):  # as the action
         path = work / name
-        bundle = bundle_of(sources or shipped_sources, bytecode=bytecode, pythons=pythons)
+        bundle = bundle_of(sources or shipped_sources, bytecode=bytecode, pythons=pythons, prune=prune)
         if pythons:  # what the action sends a host whose Python it knows: that Python's bytecode only
             magic = subprocess.run([pythons[0], "-c", "import importlib.util as u; print(u.MAGIC_NUMBER.hex())"],
                                    capture_output=True, text=True, check=True).stdout.strip()
@@ -364,8 +365,10 @@ def host_cost(repeat: int, work: Path, other: str | None = None, python: str = P
         ("module", [python, "-c", STUB], sent("payload", pythons=[python])),
         ("module_compiling", [python, "-c", STUB], sent("payload_sources", bytecode=False)),
         ("pynvml_import", [python, "-c", STUB], sent("payload_gpu", bootstrap=probe, pythons=[python])),
+        ("pynvml_import_unpruned", [python, "-c", STUB],
+         sent("payload_gpu_unpruned", bootstrap=probe, pythons=[python], prune=False)),
         ("pynvml_import_unlightened", [python, "-c", STUB],
-         sent("payload_gpu_unlightened", bootstrap=probe, pythons=[python], sources=unlightened)),
+         sent("payload_gpu_unlightened", bootstrap=probe, pythons=[python], sources=unlightened, prune=False)),
         ("pynvml_import_compiling", [python, "-c", STUB],
          sent("payload_gpu_sources", bytecode=False, bootstrap=probe)),
         ("collector", [python, "-m", "collectors"], None),
@@ -374,7 +377,9 @@ def host_cost(repeat: int, work: Path, other: str | None = None, python: str = P
         contenders.insert(1, ("ping_module", [python, str(ansiballz(work, "ping"))], ping_args))
     if driver_present():  # the GPUs read as the collector did before shipped_pynvml
         contenders.insert(3, ("module_unlightened", [python, "-c", STUB],
-                              sent("payload_unlightened", pythons=[python], sources=unlightened)))
+                              sent("payload_unlightened", pythons=[python], sources=unlightened, prune=False)))
+        contenders.insert(3, ("module_unpruned", [python, "-c", STUB],
+                              sent("payload_unpruned", pythons=[python], prune=False)))
         if shutil.which("nvidia-smi"):  # the tool an admin would run instead, for the same GPU fields
             contenders.append(("nvidia_smi", [shutil.which("nvidia-smi"), f"--query-gpu={NVIDIA_SMI_FIELDS}",
                                               "--format=csv,noheader"], None))
@@ -434,14 +439,17 @@ def print_host_cost(hc: dict) -> None:
           f"(x{hc['ratio_cpu']:.1f} CPU, x{hc['ratio_rss']:.1f} memory){ping}; the collector alone, from an "
           f"installed package, {ms('collector')}")
     if "module_unlightened_cpu_s" in hc:
-        print(f"  GPUs read with nvidia-ml-py's pynvml as it is: {ms('module_unlightened')}, "
-              f"{mib('module_unlightened')} (x{hc['ratio_cpu_module_unlightened']:.1f})")
+        print(f"  GPUs read with the shipped pynvml not pruned: {ms('module_unpruned')}, "
+              f"{mib('module_unpruned')} (x{hc['ratio_cpu_module_unpruned']:.1f}); with nvidia-ml-py's pynvml as "
+              f"it is: {ms('module_unlightened')}, {mib('module_unlightened')} "
+              f"(x{hc['ratio_cpu_module_unlightened']:.1f})")
     if "nvidia_smi_cpu_s" in hc:
         print(f"  nvidia-smi --query-gpu, the same fields: {ms('nvidia_smi')}, {mib('nvidia_smi')} "
               f"(x{hc['ratio_cpu_nvidia_smi']:.1f})")
     print(f"  another Python (compiling the sources): {ms('module_compiling')} (x{hc['ratio_cpu_compiling']:.1f}); "
           f"importing the shipped pynvml (a GPU host, before NVML's calls): {ms('pynvml_import')}, "
-          f"{mib('pynvml_import')} (x{hc['ratio_cpu_pynvml']:.1f}); nvidia-ml-py's as it is: "
+          f"{mib('pynvml_import')} (x{hc['ratio_cpu_pynvml']:.1f}); not pruned: {ms('pynvml_import_unpruned')} "
+          f"(x{hc['ratio_cpu_pynvml_import_unpruned']:.1f}); nvidia-ml-py's as it is: "
           f"{ms('pynvml_import_unlightened')} (x{hc['ratio_cpu_pynvml_import_unlightened']:.1f}); compiling the "
           f"shipped one: {ms('pynvml_import_compiling')}, {mib('pynvml_import_compiling')} "
           f"(x{hc['ratio_cpu_pynvml_compiling']:.1f})")

@@ -11,7 +11,9 @@
 # machine.txt (nvidia-smi, versions), nvml-init.txt (NVML's start, cold and with the GPU held),
 # nvml-calls.json (benchmarks/nvml_calls.py: each NVML call the collector makes), document-idle.json,
 # document-busy.json, host-cost-idle.json (with each subsystem alone) and host-cost-busy.json
-# (benchmarks/collect_bench.py --only-host). The results of the last run are in docs/benchmarks.md.
+# (benchmarks/collect_bench.py --only-host), and shipped-idle/ and shipped-busy/ (benchmarks/shipped_document.py:
+# the documents of the bundle as shipped, pruned pynvml and not, compared). The results of the last run are in
+# docs/benchmarks.md.
 set -u
 out=${1:?usage: bash benchmarks/gpu_host.sh OUTDIR [HOST_PYTHON]}
 host_python=${2:-/usr/bin/python3}
@@ -55,6 +57,7 @@ EOF
 
 NVML_LABEL=idle nvml_init >"$out/nvml-init.txt" 2>&1 || true
 python3 -m collectors --pretty >"$out/document-idle.json"
+timeout 120 python3 -m benchmarks.shipped_document "$out/shipped-idle" "$host_python"
 timeout 120 python3 -m benchmarks.nvml_calls --sessions 10 && cp benchmarks/out/nvml-calls.json "$out/"
 timeout 300 python3 -m benchmarks.collect_bench --only-host --subsystems --host-repeat "$repeat" --other-python none \
     --python "$host_python" && cp benchmarks/out/host-cost.json "$out/host-cost-idle.json"
@@ -74,6 +77,7 @@ while time.time() < end:
     sleep 10
     NVML_LABEL=busy nvml_init >>"$out/nvml-init.txt" 2>&1 || true
     python3 -m collectors --pretty >"$out/document-busy.json"
+    timeout 120 python3 -m benchmarks.shipped_document "$out/shipped-busy" "$host_python"
     timeout 200 python3 -m benchmarks.collect_bench --only-host --host-repeat $(((repeat + 1) / 2)) --other-python none \
         --python "$host_python" &&
         cp benchmarks/out/host-cost.json "$out/host-cost-busy.json"

@@ -1,4 +1,5 @@
-"""The pynvml the collector ships to GPU hosts: nvidia-ml-py's own, with two imports made light.
+"""The pynvml the collector ships to GPU hosts: nvidia-ml-py's own, with two imports made light and the
+functions and classes nobody uses left out.
 
 Every collection on a GPU host imports pynvml, and nvidia-ml-py's pynvml imports two modules it does not
 need there: ``ctypes.util`` (for ``find_library``, which it never calls on Linux) pulls in shutil,
@@ -9,9 +10,18 @@ matched whole, with a stand-in of the same behaviour: ``find_library`` imports `
 ``string.capwords`` is CPython's own one-line definition. A line it does not find (another nvidia-ml-py)
 is left alone: that pynvml then runs as it is, only slower; tests/collectors/test_shipped_pynvml.py fails
 so that the replacements are brought up to date.
+
+``prune`` then keeps, of pynvml's 600-odd functions and classes, those the shipped modules name (the
+collector and the admin module: ``used_names``) and what those need in turn, about 90: importing pynvml
+defines every ctypes structure it has, 10-12 ms of CPU on every collection of a GPU host that no NVML call
+needs (docs/benchmarks.md).
 """
 
 from __future__ import annotations
+
+import ast
+import re
+from typing import Iterable
 
 #: line of nvidia-ml-py's pynvml.py -> what the shipped copy has instead (same names, same behaviour)
 REPLACEMENTS = {
@@ -39,3 +49,55 @@ def lighten(source: str) -> tuple[str, list[str]]:
         else:
             missing.append(line.strip())
     return "".join(lines), missing
+
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _names(node: ast.AST) -> set[str]:
+    """The identifiers in ``node``: names, attributes, and the words of string literals (the collector calls
+    NVML by name: ``reader.read("nvmlDeviceGetName", handle)``)."""
+    names: set[str] = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name):
+            names.add(n.id)
+        elif isinstance(n, ast.Attribute):
+            names.add(n.attr)
+        elif isinstance(n, ast.Constant) and isinstance(n.value, str):
+            names.update(_WORD.findall(n.value))
+    return names
+
+
+def used_names(sources: Iterable[str]) -> set[str]:
+    """Every identifier in ``sources``, the modules that use the shipped pynvml: more than they use, never less."""
+    return set().union(*(_names(ast.parse(source)) for source in sources))
+
+
+def prune(source: str, used: set[str]) -> str:
+    """pynvml's ``source`` with only the functions and classes that ``used`` names, and those that they and
+    the module's top-level code name in turn. pynvml finds no function or class by a name it computes (its
+    error classes it makes at import, from the NVML_ERROR_ constants), so following names is enough. Every
+    other top-level statement (constants, the library loader's state) is kept as it is, in its order; a
+    name defined twice keeps both definitions, so the later one still wins."""
+    lines = source.splitlines(keepends=True)
+    body = ast.parse(source).body
+    defined: dict[str, list[int]] = {}
+    for i, node in enumerate(body):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.setdefault(node.name, []).append(i)
+    keep = set(range(len(body))) - {i for at in defined.values() for i in at}
+    todo = [n for n in set(used).union(*(_names(body[i]) for i in keep)) if n in defined]
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            for i in defined[name]:
+                keep.add(i)
+                todo.extend(n for n in _names(body[i]) if n in defined and n not in seen)
+    kept = []
+    for i in sorted(keep):
+        node = body[i]
+        first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+        kept.append("".join(lines[first - 1:node.end_lineno]))
+    return "\n".join(kept) + "\n"

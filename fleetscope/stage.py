@@ -9,7 +9,8 @@
   module (a regular Ansible module, run rarely), which AnsiballZ packs with it.
 
 nvidia-ml-py's pynvml.py is pure Python and travels with either as ``pynvml_shipped``, so a host with the
-driver but no pynvml still reads NVML, without two imports it does not need there (shipped_pynvml.py).
+driver but no pynvml still reads NVML, without two imports it does not need there and cut to the functions
+and classes the shipped modules use (shipped_pynvml.py).
 """
 
 from __future__ import annotations
@@ -29,11 +30,15 @@ from pathlib import Path
 
 import collectors
 
+from . import shipped_pynvml
 from .files import remove_stale, write_atomic, write_json_atomic
 from .settings import PROJECT_DIR
 from .shipped_pynvml import lighten
 
 PACKAGE = "fleetscope_collectors"
+SHIPPED_PYNVML = f"{PACKAGE}.pynvml_shipped"
+#: The Ansible module that imports the shipped package besides the collector (its pynvml names count too).
+ADMIN_MODULE = PROJECT_DIR / "roles" / "admin" / "library" / "fleetscope_admin.py"
 
 
 def stage_module_utils(stage_root: Path, ship_pynvml: bool = True) -> Path:
@@ -42,7 +47,7 @@ def stage_module_utils(stage_root: Path, ship_pynvml: bool = True) -> Path:
     tmp = Path(stage_root) / f".{PACKAGE}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for name, (is_package, source) in collector_sources(ship_pynvml).items():
+    for name, (is_package, source) in pruned(collector_sources(ship_pynvml)).items():
         (tmp / ("__init__.py" if is_package else name.rsplit(".", 1)[1] + ".py")).write_text(source, encoding="utf-8")
     module_utils.mkdir(parents=True, exist_ok=True)
     dest = module_utils / PACKAGE
@@ -78,8 +83,18 @@ def collector_sources(ship_pynvml: bool = True) -> dict:
     origin = _pynvml_origin() if ship_pynvml else None
     if origin:
         # nvidia-ml-py's pynvml, without two imports it does not need (about 40 % of its import's CPU)
-        modules[f"{PACKAGE}.pynvml_shipped"] = [False, lighten(Path(origin).read_text(encoding="utf-8"))[0]]
+        modules[SHIPPED_PYNVML] = [False, lighten(Path(origin).read_text(encoding="utf-8"))[0]]
     return modules
+
+
+def pruned(sources: dict) -> dict:
+    """``sources`` with the shipped pynvml cut to what the other modules there and the admin module use
+    (shipped_pynvml.prune). About 0.1 s: done when a bundle is built, not on every run."""
+    if SHIPPED_PYNVML not in sources:
+        return sources
+    users = [source for name, (_, source) in sources.items() if name != SHIPPED_PYNVML]
+    used = shipped_pynvml.used_names(users + [ADMIN_MODULE.read_text(encoding="utf-8")])
+    return {**sources, SHIPPED_PYNVML: [False, shipped_pynvml.prune(sources[SHIPPED_PYNVML][1], used)]}
 
 
 def collector_bundle(ship_pynvml: bool = True, bytecode: bool = True, pythons=()) -> bytes:
@@ -97,12 +112,13 @@ def collector_bundle(ship_pynvml: bool = True, bytecode: bool = True, pythons=()
     return bundle_of(collector_sources(ship_pynvml), bytecode, pythons)
 
 
-def bundle_of(sources: dict, bytecode: bool = True, pythons=(), failed: list | None = None) -> bytes:
-    """The bundle of `sources` ({module name: [is package, source]}), as collector_bundle describes. The
-    interpreters of `pythons` that could not compile them go to `failed` as (python, why)."""
-    sources = dict(sources)
-    pynvml = f"{PACKAGE}.pynvml_shipped"
-    shipped = {pynvml: sources.pop(pynvml)} if pynvml in sources else {}
+def bundle_of(sources: dict, bytecode: bool = True, pythons=(), failed: list | None = None,
+              prune: bool = True) -> bytes:
+    """The bundle of `sources` ({module name: [is package, source]}), as collector_bundle describes, the
+    shipped pynvml pruned (unless ``prune`` is false: benchmarks/collect_bench.py). The interpreters of
+    `pythons` that could not compile them go to `failed` as (python, why)."""
+    sources = dict(pruned(sources) if prune else sources)
+    shipped = {SHIPPED_PYNVML: sources.pop(SHIPPED_PYNVML)} if SHIPPED_PYNVML in sources else {}
     if not bytecode:
         codes = [b"", b""]
     else:
@@ -250,6 +266,7 @@ def write_bundle(stage_root: Path, ship_pynvml: bool = True, pythons=(), warn=No
     removed after a day unused."""
     sources = collector_sources(ship_pynvml)
     key = hashlib.sha256(importlib.util.MAGIC_NUMBER + Path(__file__).read_bytes() + BOOTSTRAP.read_bytes()
+                         + Path(shipped_pynvml.__file__).read_bytes() + ADMIN_MODULE.read_bytes()
                          + json.dumps([sources, [_identity(p) for p in pythons]], sort_keys=True).encode())
     stage = Path(stage_root)
     dest = stage / f"collector-{key.hexdigest()[:16]}.bundle"

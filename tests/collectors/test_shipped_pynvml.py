@@ -1,14 +1,19 @@
 """fleetscope.shipped_pynvml: the pynvml shipped to GPU hosts is nvidia-ml-py's, with the same names and error
-classes, without importing ctypes.util or string (and what those pull in) at import time."""
+classes, without importing ctypes.util or string (and what those pull in) at import time, and without the
+functions and classes no shipped module uses."""
 
+import ast
 import importlib.util
 import json
 import subprocess
 import sys
+import types
 from pathlib import Path
 
-from fleetscope.shipped_pynvml import REPLACEMENTS, lighten
-from fleetscope.stage import PACKAGE, collector_sources
+import collectors
+from collectors import gpus
+from fleetscope.shipped_pynvml import REPLACEMENTS, lighten, prune, used_names
+from fleetscope.stage import ADMIN_MODULE, PACKAGE, SHIPPED_PYNVML, bundle_of, collector_sources, pruned, split_parts
 
 INSTALLED = Path(importlib.util.find_spec("pynvml").origin).read_text(encoding="utf-8")
 
@@ -21,7 +26,7 @@ m = importlib.import_module(sys.argv[2])
 errors = sorted(n for n in dir(m) if n.startswith("NVMLError_") and issubclass(getattr(m, n), m.NVMLError))
 print(json.dumps({"imported": sorted(set(sys.modules) - before), "names": sorted(dir(m)), "errors": errors,
                   "error_of_code": {str(code): cls.__name__ for code, cls in m.NVMLError._valClassMapping.items()},
-                  "libc": m.find_library("c"),
+                  "libc": m.find_library("c") if hasattr(m, "find_library") else None,  # pruned: unused
                   "capwords": [m.string.capwords("NVML_ERROR_GPU_IS_LOST", "_"), m.string.capwords(" a  bC\\td ")]}))
 """
 
@@ -69,3 +74,84 @@ def test_a_line_not_found_is_left_alone_and_named():
 
 def test_the_collector_ships_the_lightened_pynvml():
     assert collector_sources()[f"{PACKAGE}.pynvml_shipped"][1] == lighten(INSTALLED)[0]
+
+
+# -- pruning ---------------------------------------------------------------------------------------------
+
+PRUNED = pruned(collector_sources())[SHIPPED_PYNVML][1]
+
+
+def _defined(source):
+    return {n.name for n in ast.parse(source).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+
+
+def test_the_pruned_pynvml_has_every_name_the_collector_and_the_admin_module_use(tmp_path):
+    users = [source for name, (_, source) in collector_sources().items() if name != SHIPPED_PYNVML]
+    used = used_names(users + [ADMIN_MODULE.read_text(encoding="utf-8")])
+    full = probe(tmp_path, "pynvml_full", lighten(INSTALLED)[0])
+    cut = probe(tmp_path, "pynvml_cut", PRUNED)
+    wanted = used & set(full["names"])
+    assert {"nvmlInit", "nvmlDeviceGetSamples", "nvmlDeviceSetPowerManagementLimit", "nvmlMemory_v2",
+            "nvmlDeviceGetComputeRunningProcesses_v2", "NVMLError_NotSupported"} <= wanted  # collector, admin
+    assert wanted <= set(cut["names"]), sorted(wanted - set(cut["names"]))
+    assert "c_nvmlMemory_v2_t" in cut["names"]  # not named by the collector: by nvmlDeviceGetMemoryInfo
+    # the same error classes and codes, made at import from the constants, which all stay
+    assert (cut["errors"], cut["error_of_code"], cut["capwords"]) == (full["errors"], full["error_of_code"],
+                                                                      full["capwords"])
+    assert {n for n in full["names"] if n.isupper()} <= set(cut["names"])
+    assert len(_defined(PRUNED)) < len(_defined(INSTALLED)) / 4 and len(PRUNED) < len(INSTALLED) / 1.5
+
+
+def test_whatever_the_pruned_pynvml_names_it_defines():
+    """Closed: no kept function or class names one that was left out (a NameError on a GPU host only)."""
+    left_out = _defined(INSTALLED) - _defined(PRUNED)
+    named = used_names([PRUNED])
+    assert left_out and not named & left_out, sorted(named & left_out)
+
+
+def test_prune_follows_names_decorators_and_strings_and_keeps_the_rest():
+    source = (
+        "import sys\n"
+        "X = 1  # constants stay\n"
+        "def deco(f):\n    return f\n"
+        "class Base:\n    pass\n"
+        "class Struct(Base):\n    _fields_ = [('a', int)]\n"
+        "@deco\n"
+        "def used():\n    return Struct()\n"
+        "def unused():\n    return Base()\n"
+        "def twice():\n    return 1\n"
+        "def twice():\n    return 2\n"
+        "def by_the_loader():\n    return 3\n"
+        "LOADER = by_the_loader()\n"
+    )
+    out = prune(source, {"used", "twice"})
+    namespace = {}
+    exec(compile(out, "pruned", "exec"), namespace)
+    assert {"deco", "Base", "Struct", "used", "twice", "by_the_loader"} <= set(namespace)
+    assert "unused" not in namespace and namespace["twice"]() == 2 and namespace["LOADER"] == 3
+    assert isinstance(namespace["used"](), namespace["Base"]) and namespace["X"] == 1
+    assert "@deco\ndef used():" in out
+    assert used_names(['reader.read("nvmlDeviceGetName", h)', "nvml.nvmlInit()"]) >= {"nvmlDeviceGetName",
+                                                                                       "nvmlInit", "reader"}
+
+
+def test_the_bundle_ships_the_pruned_pynvml_and_the_module_utils_too(tmp_path):
+    from fleetscope.stage import stage_module_utils
+
+    parts = split_parts(bundle_of(collector_sources()))
+    shipped = json.loads(__import__("zlib").decompress(parts[2]))
+    assert shipped == {SHIPPED_PYNVML: [False, PRUNED]}
+    staged = stage_module_utils(tmp_path / "stage") / PACKAGE / "pynvml_shipped.py"
+    assert staged.read_text(encoding="utf-8") == PRUNED
+
+
+def test_the_pruned_pynvml_without_a_driver_says_why(monkeypatch):
+    """Its library loader and errors, run for real: what a host whose driver library is missing reports."""
+    module = types.ModuleType("collectors.pynvml_shipped")
+    monkeypatch.setitem(sys.modules, "collectors.pynvml_shipped", module)  # it finds itself there at import
+    exec(compile(PRUNED, "pynvml_shipped", "exec"), module.__dict__)
+    monkeypatch.setattr(gpus, "driver_present", lambda: True)
+    if Path("/proc/driver/nvidia/version").exists():
+        assert collectors.collect(only="gpus")["gpus"]["available"] is True  # a GPU host: it reads them
+    else:
+        assert collectors.collect(only="gpus")["gpus"]["reason"] == "NVML library not found (no NVIDIA driver)"
