@@ -79,7 +79,7 @@ def prune(source: str, used: set[str]) -> str:
     error classes it makes at import, from the NVML_ERROR_ constants), so following names is enough. Every
     other top-level statement (constants, the library loader's state) is kept as it is, in its order; a
     name defined twice keeps both definitions, so the later one still wins."""
-    lines = source.splitlines(keepends=True)
+    lines = source.split("\n")  # as ast counts lines (splitlines would also break at \f, \x1c, \u2028...)
     body = ast.parse(source).body
     defined: dict[str, list[int]] = {}
     for i, node in enumerate(body):
@@ -95,9 +95,9 @@ def prune(source: str, used: set[str]) -> str:
             for i in defined[name]:
                 keep.add(i)
                 todo.extend(n for n in _names(body[i]) if n in defined and n not in seen)
-    kept = []
-    for i in sorted(keep):
+    kept: set[int] = set()  # line numbers: a line holding two statements (``a = 1; b = 2``) comes once
+    for i in keep:
         node = body[i]
         first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
-        kept.append("".join(lines[first - 1:node.end_lineno]))
-    return "\n".join(kept) + "\n"
+        kept.update(range(first, node.end_lineno + 1))
+    return "\n".join(lines[n - 1] for n in sorted(kept)) + "\n"

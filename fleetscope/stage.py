@@ -99,8 +99,8 @@ def pruned(sources: dict) -> dict:
 
 def collector_bundle(ship_pynvml: bool = True, bytecode: bool = True, pythons=()) -> bytes:
     """The collector package, compressed, in four parts: the package's sources (about 20 KB), its bytecode
-    (44 KB), the shipped pynvml's sources (28 KB, pruned) and its bytecode (42 KB). A line of the four byte lengths comes
-    first; a part may be empty. Sources are zlib-compressed JSON {module name: [is package, source]}.
+    (44 KB), the shipped pynvml's sources (28 KB, pruned) and its bytecode (42 KB). A line of the four byte
+    lengths comes first; a part may be empty. Sources are zlib-compressed JSON {module name: [is package, source]}.
     A bytecode part holds one entry per Python it was compiled for: its magic number (4 bytes), the entry's
     length (4 bytes, big-endian), then zlib-compressed marshal {module name: code}. A host whose Python has
     one of those magic numbers (CPython: the same minor version) runs that entry instead of compiling the

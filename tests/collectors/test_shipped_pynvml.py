@@ -131,6 +131,10 @@ def test_prune_follows_names_decorators_and_strings_and_keeps_the_rest():
     assert "unused" not in namespace and namespace["twice"]() == 2 and namespace["LOADER"] == 3
     assert isinstance(namespace["used"](), namespace["Base"]) and namespace["X"] == 1
     assert "@deco\ndef used():" in out
+    # a form feed counts as a line break for str.splitlines, not for Python; a line of two statements
+    odd = prune("X = 1  # \x0c page\nN = 0; N += 1\ndef unused():\n    pass\ndef used():\n    return X + N\n",
+                {"used"})
+    assert odd == "X = 1  # \x0c page\nN = 0; N += 1\ndef used():\n    return X + N\n"
     assert used_names(['reader.read("nvmlDeviceGetName", h)', "nvml.nvmlInit()"]) >= {"nvmlDeviceGetName",
                                                                                        "nvmlInit", "reader"}
 
