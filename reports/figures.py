@@ -125,9 +125,10 @@ def ranges(fig_id: str, entries: Sequence[Tuple[str, Figure]], selected: int = 0
             "ranges": [{"label": label, "data": f["data"], "layout": f["layout"]} for label, f in entries]}
 
 
-def gpu_now_heatmap(gpus: Sequence[Dict[str, Any]], files: Mapping[str, str], busy_pct: float) -> Optional[Figure]:
-    """Hosts x GPU index, colour = utilization at the host's latest run; hover: memory and users. A click on a
-    cell opens the host's page (``links``: one page per row). None without GPUs."""
+def gpu_now_heatmap(gpus: Sequence[Dict[str, Any]], files: Mapping[str, str]) -> Optional[Figure]:
+    """Hosts x GPU index, colour = utilization at the host's latest run; hover: memory, users and the GPU's
+    class (busy, idle, in use with no utilization, free: ``busy`` and ``unmeasured`` as site.py sets them). A
+    click on a cell opens the host's page (``links``: one page per row). None without GPUs."""
     if not gpus:
         return None
     hosts = sorted({g["host"] for g in gpus})
@@ -145,10 +146,9 @@ def gpu_now_heatmap(gpus: Sequence[Dict[str, Any]], files: Mapping[str, str], bu
                if g["mem_used_bytes"] is not None and g["mem_total_bytes"] else "memory unknown")
         util = "utilization unknown" if g["util_pct"] is None else f"{g['util_pct']:.0f} %"
         users = ", ".join(g["users"]) if g["users"] else "no processes"
-        if g["util_pct"] is None:  # MIG mode: held or not, but busy or idle is not known
-            state = "in use" if g.get("unmeasured") else "free"
-        else:
-            state = "busy" if g["util_pct"] > busy_pct else "idle"
+        # site.py's classes: no utilization at all (MIG mode) is "in use" when held, else free
+        state = ("busy" if g["busy"] else "in use" if g["unmeasured"] else
+                 "free" if g["util_pct"] is None and g["util_avg_pct"] is None else "idle")
         text[i][j] = "<br>".join(plotly_text(s) for s in (
             f"{g['host']} · GPU {j}", f"{util} ({state})", mem, users))
     layout = _category_layout("GPU utilization now, by host and GPU", max(220, 80 + 18 * len(hosts)))

@@ -155,10 +155,12 @@ def _gather(con, cfg: Mapping[str, Any], generated: datetime, inventory_vars: Ma
     held_bytes = int(cfg["held_mem_mib"]) * 1024 * 1024
     for g in gpus:
         in_use = (g["process_count"] or 0) > 0 or (g["mem_used_bytes"] or 0) > held_bytes
-        g["busy"] = g["util_pct"] is not None and g["util_pct"] > busy
-        # no utilization (MIG mode): in use, busy or not unknown; neither idle-held nor idle (as the rollups)
-        g["unmeasured"] = g["util_pct"] is None and in_use
-        g["held"] = g["util_pct"] is not None and not g["busy"] and in_use
+        util = g["util_pct"] if g["util_pct"] is not None else g["util_avg_pct"]
+        g["busy"] = util is not None and util > busy
+        # no utilization at all (MIG mode): in use, busy or not unknown; neither idle-held nor idle (as the
+        # rollups, which take the average first: a GPU either gives both or neither, save a failed call)
+        g["unmeasured"] = util is None and in_use
+        g["held"] = util is not None and not g["busy"] and in_use
     up_gpus = [g for g in gpus if g["host_up"]]
     users_now = fetch(con, "users_now", {"busy_pct": busy})
     up = [h for h in hosts if h["up"]]
@@ -281,7 +283,8 @@ def _bookings(con, cfg: Mapping[str, Any], rules: Mapping[str, Any], generated: 
         hosts = _group(fetch(con, "bookings_hosts", {"now": generated, "next_limit": NEXT_BOOKINGS}))
         usage = fetch(con, "bookings_usage", {
             "since_7d": windows["since_7d"], "since_30d": windows["since_30d"],
-            "busy_pct": float(cfg["busy_threshold_pct"]), "max_interval_s": float(cfg["max_interval_s"])})
+            "busy_pct": float(cfg["busy_threshold_pct"]), "max_interval_s": float(cfg["max_interval_s"]),
+            "held_bytes": int(cfg["held_mem_mib"]) * 1024 * 1024})
         unbooked = fetch(con, "problems_unbooked")
         breaks = fetch(con, "bookings_rule_breaks", {"since": model["problem_since"], **rules})
     model["problems"]["unbooked"] = unbooked
@@ -381,8 +384,7 @@ def _fleet_figures(model: Dict[str, Any], cfg: Mapping[str, Any],
     up = [g for g in model["gpus"] if g["host_up"]]
     any_data = any(rows for *_, rows in model["fleet_ranges"])
     return {
-        "gpus-now": figures.gpu_now_heatmap(up, {h: f"hosts/{f}" for h, f in model["files"].items()},
-                                            float(cfg["busy_threshold_pct"])),
+        "gpus-now": figures.gpu_now_heatmap(up, {h: f"hosts/{f}" for h, f in model["files"].items()}),
         "fleet": figures.ranges("fleet", entries) if any_data else None,
         "heatmap": figures.gpu_heatmap(model["heatmap"]),
     }

@@ -2,7 +2,8 @@
 -- Each GPU sample stands for the time since the previous sample of the same GPU, capped at $max_interval_s
 -- (the first sample of a GPU stands for nothing); the GPU's processes seen at that sample (source 'running')
 -- share it in proportion to the GPU memory they hold (equally when none reports memory), per user.
--- This is the rule of user_gpu_daily, so both queries give the same hours (active + idle-held there).
+-- This is the rule of user_gpu_daily, so both queries give the same hours (active + idle-held + unmeasured
+-- there).
 WITH d AS (
     SELECT ts, host, gpu_uuid, epoch(ts) - epoch(lag(ts) OVER (PARTITION BY host, gpu_uuid ORDER BY ts)) AS dt
     FROM gpu_samples

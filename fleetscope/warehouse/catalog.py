@@ -91,7 +91,9 @@ def table_files(data_dir: Path, table: str) -> list[Path]:
 def padded(table: str, source: str) -> str:
     """``source`` (Parquet files of ``table``) with every declared column, NULL where no file has it: files an
     older fleetscope wrote lack the columns added since, and union_by_name only fills a column that some
-    file has. Used only where the plain source fails to bind, so reads of up-to-date files pay nothing."""
+    file has. Used only where the plain source fails to bind. The views that refresh_catalog_file writes to
+    fleet.duckdb can stay padded after files with the column arrive (they are rewritten when the declared
+    SQL changes): as correct, and DuckDB still pushes filters down to the Parquet scan through the union."""
     empty = ", ".join(f'CAST(NULL AS {t}) AS "{c}"' for c, t in schemas()[table])
     return f"(SELECT * FROM {source} UNION ALL BY NAME SELECT {empty} WHERE false)"
 

@@ -184,7 +184,8 @@ def days_due(data_dir: Path, raw_cutoff: dt.date | None = None,
     # had rollups): else its first interval would lose its predecessor, and the day seconds it had counted.
     one = dt.timedelta(days=1)
     outdated = {day for day in outdated - changed
-                if _has_raw(data_dir, day - one) or not _has_rollups(data_dir, day - one)}
+                if (_has_raw(data_dir, day - one) and (raw_cutoff is None or day - one >= raw_cutoff))
+                or not _has_rollups(data_dir, day - one)}
     due = set()
     for day in changed | outdated:
         if raw_cutoff is not None and day < raw_cutoff and _has_rollups(data_dir, day):

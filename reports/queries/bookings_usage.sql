@@ -14,14 +14,17 @@
 --                  is unknown while their processes are on the GPU, split by GPU memory as in
 --                  user_gpu_daily) outside their bookings of that GPU; only on hosts the calendars book at
 --                  all (named by any row of the bookings table), as on the problems page
--- Parameters: $since_7d, $since_30d (day starts), $busy_pct, $max_interval_s.
+-- Parameters: $since_7d, $since_30d (day starts), $busy_pct, $max_interval_s, $held_bytes.
 WITH booked_hosts AS (
     SELECT DISTINCT host FROM bookings
 ),
 s AS (
     SELECT host, gpu_uuid, gpu_index, ts,
            -- NULL where NVML gave no utilization (MIG mode): neither idle nor known to be active
-           coalesce(utilization_gpu_avg_pct, utilization_gpu_pct) > $busy_pct AS active,
+           CASE WHEN coalesce(utilization_gpu_avg_pct, utilization_gpu_pct) IS NOT NULL
+                THEN coalesce(utilization_gpu_avg_pct, utilization_gpu_pct) > $busy_pct
+                WHEN coalesce(process_count, 0) = 0 AND coalesce(mem_used_bytes, 0) <= $held_bytes THEN false
+           END AS active,
            epoch(ts) - epoch(lag(ts) OVER (PARTITION BY host, gpu_uuid ORDER BY ts)) AS dt
     FROM gpu_samples
     WHERE ts >= $since_30d::TIMESTAMP - INTERVAL 1 DAY

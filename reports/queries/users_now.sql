@@ -13,7 +13,7 @@ WITH per_gpu AS (
 )
 SELECT u."user",
        count(*) AS gpus,
-       count(*) FILTER (WHERE g.utilization_gpu_pct <= $busy_pct) AS gpus_idle,
+       count(*) FILTER (WHERE coalesce(g.utilization_gpu_pct, g.utilization_gpu_avg_pct) <= $busy_pct) AS gpus_idle,
        sum(u.processes) AS processes,
        sum(u.gpu_mem_bytes) AS gpu_mem_bytes,
        list(DISTINCT u.host ORDER BY u.host) AS hosts,

@@ -161,7 +161,7 @@ def test_booked_idle_and_unbooked_hours_are_exact(booked_data):
     dave's bookings are later and he ran nothing; erin ran only on gpu03, which nobody books."""
     with contextlib.closing(connect(booked_data)) as con, prepared(con):
         rows = fetch(con, "bookings_usage", {"since_7d": datetime(2026, 11, 17), "since_30d": datetime(2026, 10, 25),
-                                             "busy_pct": 5.0, "max_interval_s": 600.0})
+                                             "busy_pct": 5.0, "max_interval_s": 600.0, "held_bytes": 1024**3})
         active = dict(con.execute('SELECT "user", sum(active_s) FROM user_gpu_daily GROUP BY ALL').fetchall())
     minutes = {r["user"]: tuple(round(r[k] * 60, 6) for k in ("booked_h_30d", "booked_idle_h_30d", "unbooked_h_30d"))
                for r in rows}

@@ -26,9 +26,9 @@ RUNS = [T0 + STEP * i for i in range(13)]  # 08:00 ... 10:00: past the 60 min an
 NOW = RUNS[-1] + timedelta(minutes=1)
 
 
-def mig_gpu(index, processes):
+def mig_gpu(index, processes, mem_used_bytes=30 * GIB):
     """A GPU in MIG mode as the collector reports it: no whole-GPU utilization (NVML: NotSupported)."""
-    g = gpu(index, util=0, mem_used_bytes=30 * GIB, processes=processes)
+    g = gpu(index, util=0, mem_used_bytes=mem_used_bytes, processes=processes)
     g.update(mig_mode=True, utilization_gpu_pct=None, utilization_mem_pct=None, utilization_gpu_avg_pct=None,
              utilization_samples=None)
     return g
@@ -36,13 +36,15 @@ def mig_gpu(index, processes):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    """mig01: GPU 0 in MIG mode with frank's job on it, GPU 1 at 60 % (gina); held02: GPU 0 idle, held by dave."""
+    """mig01: GPU 0 in MIG mode with frank's job on it, GPU 1 at 60 % (gina), GPU 2 in MIG mode with nothing
+    on it; held02: GPU 0 idle, held by dave."""
     data = tmp_path_factory.mktemp("unmeasured-data")
     for at in RUNS:
         spool_run(data, at, [
             ok("mig01", at, document("mig01", at, gpus=[
                 mig_gpu(0, [gpu_process(30, "frank", "python finetune.py", 30 * GIB)]),
                 gpu(1, util=60, mem_used_bytes=10 * GIB, processes=[gpu_process(31, "gina", "python a.py", 10 * GIB)]),
+                mig_gpu(2, [], mem_used_bytes=0),
             ])),
             ok("held02", at, document("held02", at, gpus=[
                 gpu(0, util=0, mem_used_bytes=20 * GIB, processes=[gpu_process(20, "dave", "jupyter", 20 * GIB)]),
@@ -73,9 +75,10 @@ def test_the_rollups_class_a_held_mig_gpu_unmeasured_not_idle_held(data):
     assert rows[("mig01", 0)] == [seconds, 0, 0, seconds, 0, 0, 0, 0, len(RUNS)]
     assert rows[("mig01", 1)] == [seconds, seconds, 0, 0, 0, 60 * seconds, len(RUNS), seconds, len(RUNS)]
     assert rows[("held02", 0)] == [seconds, 0, seconds, 0, 0, 0, len(RUNS), seconds, len(RUNS)]
+    assert rows[("mig01", 2)] == [seconds, 0, 0, 0, seconds, 0, 0, 0, len(RUNS)]  # nothing on it: free
     daily = q(data, "SELECT host, gpu_index, unmeasured_s, util_samples, util_seconds FROM gpu_daily ORDER BY 1, 2")
     assert daily == [("held02", 0, 0, len(RUNS), seconds), ("mig01", 0, seconds, 0, 0),
-                     ("mig01", 1, 0, len(RUNS), seconds)]
+                     ("mig01", 1, 0, len(RUNS), seconds), ("mig01", 2, 0, 0, 0)]
     users = {u: r for u, *r in q(data, 'SELECT "user", active_s, idle_held_s, unmeasured_s FROM user_gpu_daily')}
     assert users == {"frank": [0, 0, seconds], "gina": [seconds, 0, 0], "dave": [0, seconds, 0]}
 
@@ -124,10 +127,12 @@ def test_without_mig_gpus_the_tables_have_no_unmeasured_column(fleet_site):
 def test_a_booked_mig_gpu_is_neither_booked_idle_nor_unseen_when_unbooked(data, tmp_path):
     """frank books mig01:0 for 08:00-09:00 and runs on it 08:00-10:00. Whether it computed is unknown: the
     booked hour is not 'booked but idle' (it was, all of it, when unknown counted as idle), and the hour
-    he held it without a booking is unbooked use (it was none, since the GPU was never 'active')."""
+    he held it without a booking is unbooked use (it was none, since the GPU was never 'active'). ivan
+    books mig01:2, on which nothing ran: booked but idle, utilization or not."""
     calendar = (b"BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//fleetscope tests//EN\nBEGIN:VEVENT\nUID:f1\n"
                 b"DTSTART:20261125T080000Z\nDTEND:20261125T090000Z\nSUMMARY:@frank finetune\nLOCATION:mig01:0\n"
-                b"END:VEVENT\nEND:VCALENDAR\n")
+                b"END:VEVENT\nBEGIN:VEVENT\nUID:i1\nDTSTART:20261125T080000Z\nDTEND:20261125T090000Z\n"
+                b"SUMMARY:@ivan sweep\nLOCATION:mig01:2\nEND:VEVENT\nEND:VCALENDAR\n")
     bookings, unmatched, _ = parse("lab.ics", calendar, {"mig01", "held02"}, NOW - timedelta(days=35),
                                    NOW + timedelta(days=35))
     assert unmatched == 0
@@ -135,16 +140,17 @@ def test_a_booked_mig_gpu_is_neither_booked_idle_nor_unseen_when_unbooked(data, 
     store(data, SyncReport(bookings=bookings), NOW, ["lab.ics"])
     with contextlib.closing(connect(data)) as con, prepared(con):
         rows = fetch(con, "bookings_usage", {"since_7d": datetime(2026, 11, 19), "since_30d": datetime(2026, 10, 27),
-                                             "busy_pct": 5.0, "max_interval_s": 600.0})
+                                             "busy_pct": 5.0, "max_interval_s": 600.0, "held_bytes": 1024**3})
     hours = {r["user"]: (r["booked_h_30d"], r["booked_idle_h_30d"], r["unbooked_h_30d"]) for r in rows}
     assert hours["frank"] == pytest.approx((1.0, 0.0, 1.0))
+    assert hours["ivan"] == pytest.approx((1.0, 1.0, 0.0))
 
 
 def test_now_a_mig_gpu_in_use_is_neither_idle_nor_idle_held(site):
     latest = json.loads((site / "data" / "latest.json").read_text(encoding="utf-8"))
     assert latest["summary"] | {"users": None} == {
-        "hosts_up": 2, "hosts_total": 2, "gpus_busy": 1, "gpus_idle": 1, "gpus_held": 1, "gpus_unmeasured": 1,
-        "gpus_total": 3, "users": None}
+        "hosts_up": 2, "hosts_total": 2, "gpus_busy": 1, "gpus_idle": 2, "gpus_held": 1, "gpus_unmeasured": 1,
+        "gpus_total": 4, "users": None}
     mig = next(h for h in latest["hosts"] if h["host"] == "mig01")["gpus"][0]
     assert (mig["util_pct"], mig["busy"], mig["idle_held"], mig["unmeasured"]) == (None, False, False, True)
     index = (site / "index.html").read_text(encoding="utf-8")
