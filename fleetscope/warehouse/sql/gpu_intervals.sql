@@ -10,6 +10,7 @@
 WITH s AS (
     SELECT *,
         coalesce(utilization_gpu_avg_pct, utilization_gpu_pct) AS util,
+        coalesce(process_count, 0) > 0 OR coalesce(mem_used_bytes, 0) > $held_bytes AS held,
         epoch(ts) - epoch(lag(ts) OVER w) AS dt,
         lag(energy_mj) OVER w AS prev_energy_mj
     FROM gpu_src
@@ -23,9 +24,8 @@ SELECT
         WHEN util > $busy_pct THEN 'active'
         -- held, but NVML gave no utilization (a GPU in MIG mode, or the call refused): in use, busy or not
         -- unknown. Not idle_held: a MIG GPU running jobs is not an idle one.
-        WHEN (coalesce(process_count, 0) > 0 OR coalesce(mem_used_bytes, 0) > $held_bytes) AND util IS NULL
-            THEN 'unmeasured'
-        WHEN coalesce(process_count, 0) > 0 OR coalesce(mem_used_bytes, 0) > $held_bytes THEN 'idle_held'
+        WHEN held AND util IS NULL THEN 'unmeasured'
+        WHEN held THEN 'idle_held'
         ELSE 'free'
     END AS state,
     CASE WHEN energy_mj >= prev_energy_mj AND dt > 0
