@@ -98,19 +98,39 @@ def padded(table: str, source: str) -> str:
     return f"(SELECT * FROM {source} UNION ALL BY NAME SELECT {empty} WHERE false)"
 
 
-def view_sql(data_dir: Path, table: str, temp: bool = False, pad: bool = False) -> str:
-    columns = schemas()[table]
+def typed_select(table: str, source: str) -> str:
+    """SELECT every declared column of ``table``, cast to its declared type, FROM ``source``."""
+    return "SELECT " + ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in schemas()[table]) + f" FROM {source}"
+
+
+def files_source(table: str, files_sql: str | None) -> str:
+    """The Parquet files ``files_sql`` (a pattern or a list, as SQL) of ``table`` as a source; no rows with
+    the declared columns where ``files_sql`` is None (no files)."""
+    if files_sql is None:
+        nulls = ", ".join(f'NULL AS "{c}"' for c, _ in schemas()[table])
+        return f"(SELECT {nulls}) WHERE false"
+    return f"read_parquet({files_sql}, union_by_name = true, hive_partitioning = false)"
+
+
+def create_typed_view(con: duckdb.DuckDBPyConnection, head: str, table: str, source: str) -> None:
+    """``{head} AS`` typed_select(table, source), the source padded (see padded) where its files lack a
+    declared column."""
+    try:
+        con.execute(f"{head} AS {typed_select(table, source)}")
+    except duckdb.BinderException:
+        con.execute(f"{head} AS {typed_select(table, padded(table, source))}")
+
+
+def _view(data_dir: Path, table: str, temp: bool) -> tuple[str, str]:
+    """(the CREATE VIEW head, the source) of ``table``'s view over all its files."""
     kind = "TEMP VIEW" if temp else "VIEW"
-    select = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in columns)
-    if table_files(data_dir, table):
-        pattern = quote_literal(str(Path(data_dir).resolve() / table / "date=*" / "*.parquet"))
-        source = f"read_parquet({pattern}, union_by_name = true, hive_partitioning = false)"
-        if pad:
-            source = padded(table, source)
-    else:
-        nulls = ", ".join(f'NULL AS "{c}"' for c, _ in columns)
-        source = f"(SELECT {nulls}) WHERE false"
-    return f'CREATE OR REPLACE {kind} "{table}" AS SELECT {select} FROM {source}'
+    pattern = quote_literal(str(Path(data_dir).resolve() / table / "date=*" / "*.parquet"))
+    return f'CREATE OR REPLACE {kind} "{table}"', files_source(table, pattern if table_files(data_dir, table) else None)
+
+
+def view_sql(data_dir: Path, table: str, temp: bool = False) -> str:
+    head, source = _view(data_dir, table, temp)
+    return f"{head} AS {typed_select(table, source)}"
 
 
 def create_views(con: duckdb.DuckDBPyConnection, data_dir: Path, temp: bool = False, tables=None,
@@ -133,11 +153,9 @@ def create_views(con: duckdb.DuckDBPyConnection, data_dir: Path, temp: bool = Fa
 
 
 def create_view(con: duckdb.DuckDBPyConnection, data_dir: Path, table: str, temp: bool = False) -> None:
-    """``table``'s view; padded (see padded) where its files lack a declared column."""
-    try:
-        con.execute(view_sql(data_dir, table, temp=temp))
-    except duckdb.BinderException:
-        con.execute(view_sql(data_dir, table, temp=temp, pad=True))
+    """``table``'s view (view_sql), padded where its files lack a declared column."""
+    head, source = _view(data_dir, table, temp)
+    create_typed_view(con, head, table, source)
 
 
 def connect(data_dir: Path, tables=None, unreadable: list[str] | None = None) -> duckdb.DuckDBPyConnection:

@@ -28,7 +28,15 @@ import duckdb
 
 from ..files import write_json_atomic
 from . import partitions
-from .catalog import padded, quote_literal, refresh_catalog_file, schemas, sql_file
+from .catalog import (
+    create_typed_view,
+    files_source,
+    quote_literal,
+    refresh_catalog_file,
+    schemas,
+    sql_file,
+    typed_select,
+)
 
 RAW_SAMPLES = ("host_samples", "gpu_samples", "gpu_processes", "gpu_mig", "host_processes")
 COMPACTED = RAW_SAMPLES + ("host_status", "runs", "hosts", "admin_actions")
@@ -77,25 +85,14 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
-def _select_typed(table: str) -> str:
-    return ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in schemas()[table])
-
-
 def _files_literal(files: list[Path]) -> str:
     return "[" + ", ".join(quote_literal(str(f)) for f in files) + "]"
 
 
 def _source_view(con, name: str, table: str, files: list[Path]) -> None:
     """A temp view over some Parquet files of a table, with its declared columns (typed empty if none)."""
-    if files:
-        src = f"read_parquet({_files_literal(files)}, union_by_name = true, hive_partitioning = false)"
-    else:
-        nulls = ", ".join(f'NULL AS "{c}"' for c, _ in schemas()[table])
-        src = f"(SELECT {nulls}) WHERE false"
-    try:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {_select_typed(table)} FROM {src}")
-    except duckdb.BinderException:  # files an older fleetscope wrote, without a column added since
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {_select_typed(table)} FROM {padded(table, src)}")
+    source = files_source(table, _files_literal(files) if files else None)
+    create_typed_view(con, f"CREATE OR REPLACE TEMP VIEW {name}", table, source)
 
 
 def _write_day(con, data_dir: Path, table: str, day: dt.date, query: str, file_name: str,
@@ -104,7 +101,7 @@ def _write_day(con, data_dir: Path, table: str, day: dt.date, query: str, file_n
     final = partitions.day_dir(data_dir, table, day)
     stage = partitions.staging_dir(final)
     dest = stage / file_name
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _out AS SELECT {_select_typed(table)} FROM ({query})", params or {})
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _out AS {typed_select(table, f'({query})')}", params or {})
     rows = con.execute("SELECT count(*) FROM _out").fetchone()[0]
     if rows:
         con.execute(f"COPY _out TO {quote_literal(str(dest))} (FORMAT parquet, COMPRESSION zstd)")
