@@ -147,8 +147,7 @@ def gpu_now_heatmap(gpus: Sequence[Dict[str, Any]], files: Mapping[str, str]) ->
         util = "utilization unknown" if g["util_pct"] is None else f"{g['util_pct']:.0f} %"
         users = ", ".join(g["users"]) if g["users"] else "no processes"
         # site.py's classes: no utilization at all (MIG mode) is "in use" when held, else free
-        state = ("busy" if g["busy"] else "in use" if g["unmeasured"] else
-                 "free" if g["util_pct"] is None and g["util_avg_pct"] is None else "idle")
+        state = "busy" if g["busy"] else "in use" if g["unmeasured"] else "free" if g["util"] is None else "idle"
         text[i][j] = "<br>".join(plotly_text(s) for s in (
             f"{g['host']} · GPU {j}", f"{util} ({state})", mem, users))
     layout = _category_layout("GPU utilization now, by host and GPU", max(220, 80 + 18 * len(hosts)))

@@ -155,7 +155,7 @@ def _gather(con, cfg: Mapping[str, Any], generated: datetime, inventory_vars: Ma
     held_bytes = int(cfg["held_mem_mib"]) * 1024 * 1024
     for g in gpus:
         in_use = (g["process_count"] or 0) > 0 or (g["mem_used_bytes"] or 0) > held_bytes
-        util = g["util_pct"] if g["util_pct"] is not None else g["util_avg_pct"]
+        util = g["util"] = g["util_pct"] if g["util_pct"] is not None else g["util_avg_pct"]
         g["busy"] = util is not None and util > busy
         # no utilization at all (MIG mode): in use, busy or not unknown; neither idle-held nor idle (as the
         # rollups, which take the average first: a GPU either gives both or neither, save a failed call)
