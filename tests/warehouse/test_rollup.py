@@ -1,5 +1,5 @@
 """Rollups, compaction and retention on a real warehouse: exact sums, counter resets and gaps, the
-active / idle-held / free split, per-user shares, idempotence and crash safety."""
+active / idle-held / unmeasured / free split, per-user shares, idempotence and crash safety."""
 
 from __future__ import annotations
 
