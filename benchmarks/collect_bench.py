@@ -321,10 +321,10 @@ def host_cost(repeat: int, work: Path, other: str | None = None, python: str = P
     With `subsystems`, also the collection of each subsystem alone ("only_<name>") and of none ("only_none":
     the bootstrap and the package), what each part of a collection costs in a new process."""
     from collectors.gpus import driver_present
-    from fleetscope.stage import BOOTSTRAP, PACKAGE, STUB, bundle_of, collector_sources, for_magic, payload
+    from fleetscope.stage import BOOTSTRAP, SHIPPED_PYNVML, STUB, bundle_of, collector_sources, for_magic, payload
 
     shipped_sources = collector_sources()  # read once: every payload below is built from these
-    unlightened, shipped = dict(shipped_sources), f"{PACKAGE}.pynvml_shipped"
+    unlightened, shipped = dict(shipped_sources), SHIPPED_PYNVML
     if shipped in unlightened:  # nvidia-ml-py's pynvml as it is
         unlightened[shipped] = [False, Path(importlib.util.find_spec("pynvml").origin).read_text(encoding="utf-8")]
 

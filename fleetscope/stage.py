@@ -33,7 +33,6 @@ import collectors
 from . import shipped_pynvml
 from .files import remove_stale, write_atomic, write_json_atomic
 from .settings import PROJECT_DIR
-from .shipped_pynvml import lighten
 
 PACKAGE = "fleetscope_collectors"
 SHIPPED_PYNVML = f"{PACKAGE}.pynvml_shipped"
@@ -83,13 +82,13 @@ def collector_sources(ship_pynvml: bool = True) -> dict:
     origin = _pynvml_origin() if ship_pynvml else None
     if origin:
         # nvidia-ml-py's pynvml, without two imports it does not need (about 40 % of its import's CPU)
-        modules[SHIPPED_PYNVML] = [False, lighten(Path(origin).read_text(encoding="utf-8"))[0]]
+        modules[SHIPPED_PYNVML] = [False, shipped_pynvml.lighten(Path(origin).read_text(encoding="utf-8"))[0]]
     return modules
 
 
 def pruned(sources: dict) -> dict:
     """``sources`` with the shipped pynvml cut to what the other modules there and the admin module use
-    (shipped_pynvml.prune). About 0.1 s: done when a bundle is built, not on every run."""
+    (shipped_pynvml.prune). About 0.25 s: done when a bundle is built, not on every run."""
     if SHIPPED_PYNVML not in sources:
         return sources
     users = [source for name, (_, source) in sources.items() if name != SHIPPED_PYNVML]
