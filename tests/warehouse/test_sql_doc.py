@@ -46,6 +46,7 @@ GPUS = {
     ("gpu02", 2): (0, 60.0, 40, 12 * GIB, [(3001, "carol", None), (4001, "dave", None)]),  # held, no memory figure
 }
 NEW_DRIVER = "580.82.07"  # gpu02's driver is upgraded before the last run
+PREVIOUS_BOOT = f.BOOT - timedelta(days=9)  # cpu01's boot before it rebooted, after the first run
 
 
 def uuid(host: str, index: int) -> str:
@@ -79,6 +80,8 @@ def host_doc(host: str, at: datetime, k: int) -> dict:
         doc["network"]["interfaces"][0]["tx_bytes"] = 10**9 + k * STEP * TX_RATE
     if host == "gpu02" and k == RUNS - 1:
         doc["host"]["nvidia_driver"] = NEW_DRIVER
+    if host == "cpu01" and k == 0:  # it rebooted (at BOOT) between the first run and the second
+        doc["host"]["boot_time"] = f.iso_z(PREVIOUS_BOOT)
     return doc
 
 
@@ -351,6 +354,12 @@ def test_inventory_changes(warehouse):
     assert [(r["host"], r["what_changed"]) for r in rows] == [("gpu02", f"driver: 580.65.06 -> {NEW_DRIVER}")]
 
 
+def test_reboots(warehouse):
+    """cpu01's reboot is no inventory change (above), but the samples have it."""
+    rows = warehouse.answer("hosts rebooted")
+    assert [(r["host"], r["booted_at"]) for r in rows] == [("cpu01", f.BOOT)]
+
+
 def test_run_health(warehouse):
     rows = warehouse.answer("collect runs healthy")
     assert len(rows) == RUNS
@@ -471,7 +480,7 @@ def test_cpu_per_host(rolled):
     assert {h: r["cpu_pct"] for h, r in rows.items()} == {h: 100 * b for h, b in CPU_BUSY.items()}
     assert {h: r["busy_cpus"] for h, r in rows.items()} == {h: CORES[h] * b for h, b in CPU_BUSY.items()}
     assert {h: r["load1_mean"] for h, r in rows.items()} == {h: CORES[h] * b for h, b in CPU_BUSY.items()}
-    assert {r["reboots"] for r in rows.values()} == {0}
+    assert {h: r["reboots"] for h, r in rows.items()} == {"gpu01": 0, "cpu01": 1, "gpu02": 0}
 
 
 def test_network_per_host_and_day(rolled):

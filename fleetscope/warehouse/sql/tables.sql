@@ -4,7 +4,7 @@
 -- with exactly these columns. Every time is UTC (TIMESTAMP without zone, meaning UTC).
 
 CREATE TABLE runs (
-    run_id              VARCHAR,    -- e.g. 20261123T092000Z-3f2a: sortable by start time
+    run_id              VARCHAR,    -- e.g. 20261123T092000123456Z-3f2a: sortable by start time
     started_at          TIMESTAMP,  -- controller clock
     finished_at         TIMESTAMP,
     inventory           VARCHAR,    -- path of the inventory the run used
@@ -173,7 +173,7 @@ CREATE TABLE admin_actions (    -- every `fleetscope admin` action, done or refu
     target      VARCHAR,        -- pid 4242 | gpu 0 | all gpus
     args        VARCHAR,        -- the module arguments, JSON
     check_mode  BOOLEAN,        -- true: nothing was changed, only reported
-    status      VARCHAR,        -- ok | failed | unreachable
+    status      VARCHAR,        -- ok | failed | unreachable | timeout
     changed     BOOLEAN,
     message     VARCHAR         -- what was done, or why not
 );
