@@ -619,16 +619,18 @@ def write_hints(folder: Path, since: dict[str, str], known: dict[str, dict],
 
 
 def accounting_since(data_dir: Path) -> dict[str, str]:
-    """Per stored host, the host clock of its last sample: GPU accounting records of processes that ended
-    before it were stored by that run, so the collector leaves them out. New hosts are not in it (all records).
-    Every stored host, not only the run's: the lookup runs before the inventory is parsed."""
+    """Per stored host, the host clock of its latest sample (by the controller's clock, so that one sample
+    from a host clock set ahead does not hide the records of the hours after it): GPU accounting records of
+    processes that ended before it were stored by that run, so the collector leaves them out. New hosts are
+    not in it (all records). Every stored host, not only the run's: the lookup runs before the inventory is
+    parsed."""
     from .warehouse import connect
 
     try:
         con = connect(data_dir, tables=("host_samples",))
         try:
             rows = con.execute(
-                "SELECT host, strftime(max(host_ts), '%Y-%m-%dT%H:%M:%SZ') FROM host_samples GROUP BY host"
+                "SELECT host, strftime(arg_max(host_ts, ts), '%Y-%m-%dT%H:%M:%SZ') FROM host_samples GROUP BY host"
             ).fetchall()
         finally:
             con.close()

@@ -2,13 +2,14 @@
 
 Layout under <data>/spool/:
   <run_id>/run.json           the run's metadata (rewritten when it ends: finished_at, status)
-  <run_id>/<host>.json        one per host: {"host", "status", "message", "ts", "document"}
+  <run_id>/<host>.json        one per host (result_file): {"host", "status", "message", "ts", "document"}
   rejected/<run_id>/<host>.json + .error.txt   documents the warehouse refused, kept for inspection
 A run directory is removed only after its rows are in the warehouse, so a crash loses nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -17,6 +18,15 @@ from pathlib import Path
 from .files import safe_name, write_atomic, write_json_atomic
 
 RUN_META = "run.json"
+
+
+def result_file(host: str) -> str:
+    """The file name of a host's result in its run's folder: safe_name(host), with a hash of the name where
+    that would be the run's own run.json (a host named "run")."""
+    name = f"{safe_name(host)}.json"
+    if name == RUN_META:
+        name = f"{name[:-5]}-{hashlib.sha1(host.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}.json"
+    return name
 
 
 @dataclass
@@ -41,7 +51,7 @@ class Spool:
         write_json_atomic(self.run_dir(run_id) / RUN_META, meta)
 
     def put(self, run_id: str, result: dict) -> Path:
-        path = self.run_dir(run_id) / f"{safe_name(result['host'])}.json"
+        path = self.run_dir(run_id) / result_file(result["host"])
         write_json_atomic(path, result)
         return path
 

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from ..files import safe_name
-from ..spool import RUN_META, Spool
+from ..spool import RUN_META, Spool, result_file
 from ..text import first_line
 from . import partitions
 from .catalog import connect, quote_literal, refresh_catalog_file, schemas
@@ -241,8 +240,8 @@ def _unwritable_hosts(con: duckdb.DuckDBPyConnection, data_dir: Path,
 
 
 def _host_of(path: Path, names: list[str]) -> str:
-    """The host an unreadable spool file was for: its file name is safe_name(host)."""
-    return next((name for name in names if safe_name(name) == path.stem), path.stem)
+    """The host an unreadable spool file was for: its file name is result_file(host)."""
+    return next((name for name in names if result_file(name) == path.name), path.stem)
 
 
 def _run_meta(run_id: str, meta: dict) -> dict:

@@ -97,6 +97,28 @@ def test_an_unreadable_spool_file_is_set_aside(tmp_path):
     assert count(tmp_path, "SELECT status FROM host_status WHERE host = 'torn'") == [("failed",)]
 
 
+def test_a_host_named_run_keeps_its_result(tmp_path):
+    """A host result's file is named after the host: "run" was the run's own run.json, which the run's end
+    overwrote with the run's metadata, losing the host's document while collect said it was ok."""
+    results = [f.ok("run", T0, f.document("run", T0)), f.ok("cpu01", T0, f.document("cpu01", T0))]
+    run_id = f.spool_run(tmp_path, T0, results)
+    assert {p.name for p in (tmp_path / "spool" / run_id).iterdir()} >= {"run.json", "cpu01.json"}
+    report = ingest_pending(tmp_path)
+    assert not report.rejected
+    assert count(tmp_path, "SELECT host, status FROM host_status ORDER BY host") == [("cpu01", "ok"), ("run", "ok")]
+    assert count(tmp_path, "SELECT host FROM host_samples ORDER BY host") == [("cpu01",), ("run",)]
+
+
+def test_an_unreadable_result_of_a_host_named_run_is_set_aside_under_its_name(tmp_path):
+    at = T0 + timedelta(minutes=5)
+    run_id = f.spool_run(tmp_path, at, [f.ok("run", at, f.document("run", at))])
+    [torn] = [p for p in (tmp_path / "spool" / run_id).glob("run-*.json")]
+    torn.write_text('{"host": "run", "docu')
+    report = ingest_pending(tmp_path)
+    assert any(torn.name in r for r in report.rejected)
+    assert count(tmp_path, "SELECT host, status FROM host_status") == [("run", "failed")]
+
+
 def test_inventory_is_stored_when_it_changes(tmp_path):
     for i, kernel in enumerate(["6.1.0-18-amd64", "6.1.0-18-amd64", "6.1.0-21-amd64"]):
         at = T0 + timedelta(minutes=5 * i)
@@ -140,6 +162,20 @@ def test_accounting_since_is_each_hosts_last_stored_host_clock(tmp_path):
         ingest_pending(tmp_path)
     # every stored host (the lookup runs before the inventory is parsed); not lost01, which never answered
     assert accounting_since(tmp_path) == {"gpu01": "2026-11-23T09:05:00Z", "cpu01": "2026-11-23T09:05:00Z"}
+
+
+def test_accounting_since_is_the_latest_samples_host_clock_not_the_highest(tmp_path):
+    """A host clock that was once hours ahead must not make the collector leave out every accounting record
+    that ends before that time: the latest sample's host clock counts, not the largest ever seen."""
+    from fleetscope.collect import accounting_since
+
+    for minutes, skew in ((0, timedelta(hours=3)), (5, timedelta(0))):
+        at = T0 + timedelta(minutes=minutes)
+        doc = f.document("gpu01", at)
+        doc["time"]["collected_at"] = f.iso_z(at + skew)
+        f.spool_run(tmp_path, at, [f.ok("gpu01", at, doc)])
+        ingest_pending(tmp_path)
+    assert accounting_since(tmp_path) == {"gpu01": "2026-11-23T09:05:00Z"}
 
 
 def catalog_views(data_dir):
