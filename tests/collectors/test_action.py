@@ -232,3 +232,20 @@ def test_the_hints_are_a_small_file_per_host_in_a_folder_that_appears_whole(tmp_
     assert json.loads(host_file(folder, evil).read_text()) == {"accounting_since": "2026-11-21T08:00:00Z"}
     assert len(list(folder.iterdir())) == 2  # c: nothing the action needs
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hints-run"]  # built beside, renamed whole
+
+
+@pytest.mark.parametrize("wrapper", [
+    'echo "Loading python/3.11 module"\nexec {python} "$@"\n',  # a line before the answer (an environment module)
+    '{python} "$@"\nstatus=$?\necho bye\nexit $status\n',  # and one after it
+])
+def test_lines_around_the_answer_cost_the_host_nothing_but_a_warning(tmp_path, wrapper):
+    """Ansible takes a module's JSON from among other lines (a login script's, a wrapper's): so does the
+    action, which failed the host and threw its document away."""
+    python = tmp_path / "wrapped-python"
+    python.write_text("#!/bin/sh\n" + wrapper.format(python=sys.executable))
+    python.chmod(0o755)
+    rc, _, event, res = run_play(tmp_path, 3, python=python)
+    assert (rc, event) == (0, "runner_on_ok"), res
+    assert res["document"]["host"]["hostname"]
+    assert any("besides the collector's answer" in w and ("Loading python" in w or "bye" in w)
+               for w in res.get("warnings", [])), res.get("warnings")

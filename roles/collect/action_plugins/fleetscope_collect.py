@@ -305,16 +305,40 @@ def _name_role_variables(message: str) -> str:
     return message
 
 
+def _json_lines(stdout: str):
+    """(the JSON object in ``stdout``, the lines around it): all of it, or, much as Ansible takes a module's
+    output, the object that starts the first line beginning with ``{``, whatever precedes or follows it (a
+    login script or an interpreter wrapper that prints a line of its own costs the host nothing). (None, [])
+    if there is none."""
+    try:
+        return json.loads(stdout), []
+    except ValueError:
+        pass
+    offset = 0
+    for line in stdout.splitlines(keepends=True):
+        if line.lstrip().startswith("{"):
+            start = offset + len(line) - len(line.lstrip())
+            try:
+                answer, end = json.JSONDecoder().raw_decode(stdout, start)
+            except ValueError:
+                return None, []
+            around = stdout[:start].splitlines() + stdout[end:].splitlines()
+            return answer, [text.strip() for text in around if text.strip()]
+        offset += len(line)
+    return None, []
+
+
 def _answer(python: str, res: dict) -> dict:
     """The bootstrap's JSON answer, or a failure that says what came back instead."""
     rc, stdout, stderr = res.get("rc"), res.get("stdout", ""), res.get("stderr", "")
-    try:
-        answer = json.loads(stdout)
-    except ValueError:
-        answer = None
+    answer, junk = _json_lines(stdout)
     if isinstance(answer, dict) and ("document" in answer or answer.get("failed")):
         if rc and not answer.get("failed"):
             answer.update(failed=True, msg=f"the collector exited with status {rc}")
+        if junk:
+            shown = "; ".join(junk[:3])[:200]
+            answer.setdefault("warnings", []).append(
+                f"the host printed lines besides the collector's answer: {shown!r}")
         return answer
     last = (stderr.strip().splitlines() or [""])[-1]
     if rc == 127:
