@@ -301,7 +301,7 @@ def run_collect(
     remove_stale([*private.glob("hints-*"), *private.glob(".hints-*"), *private.glob("ssh-opened-*"),
                   *private.glob("hosts-*.json*")], 3600)  # killed runs'
     remove_stale(list(private.glob("ssh-commands/*")), 30 * 86400)  # inventories not collected for a month
-    facts = fact_cache(data_dir)
+    facts, cache_args = fact_cache(data_dir, envvars)
     runner = init_runner(
         private_data_dir=str(private),
         **playbook_args(PLAYBOOK),
@@ -317,7 +317,7 @@ def run_collect(
         cancel_callback=cancel,
         quiet=True,
         rotate_artifacts=max(1, int(settings.get("collect", "keep_artifacts"))),
-        fact_cache=str(facts),
+        **cache_args,
     )
     # How often the runner asks cancel(): the deadline's resolution (5 s by default). Set here, not as
     # ansible-runner's settings={"pexpect_timeout": 1}: with suppress_env_files (playbook_args) it drops
@@ -416,14 +416,24 @@ def local_temp(data_dir: Path) -> Path:
     return tmp
 
 
-def fact_cache(data_dir: Path) -> Path:
-    """Ansible's fact cache for collect and hosts check, which outlives the run (ansible-runner keeps one per
-    run by default; an absolute path is used as it is): the interpreter discovered on a host is remembered
-    for a day (Ansible's cache timeout), which saves an SSH command per host and run; the action looks
-    again where it has gone. Entries a day past expiry are removed here."""
+#: The fact cache plugin of collect and hosts check (roles/collect/cache_plugins): Ansible's jsonfile, except
+#: that a host name that is no file name is hashed and a damaged file reads as missing; with jsonfile, either
+#: failed every host of the run.
+FACT_CACHE_PLUGIN = "fleetscope_jsonfile"
+
+
+def fact_cache(data_dir: Path, envvars: dict[str, str]) -> tuple[Path, dict]:
+    """The folder and ansible-runner's arguments of the fact cache of collect and hosts check, and its
+    settings for Ansible in ``envvars``. It outlives the run (ansible-runner keeps one per run by default):
+    the interpreter discovered on a host is remembered for a day (Ansible's cache timeout), which saves an SSH
+    command per host and run; the action looks again where it has gone. Entries a day past expiry are
+    removed here. ansible-runner sets up only its own type of cache ("jsonfile"), so with this one it leaves
+    the settings to ``envvars``."""
     facts = runner_dir(data_dir) / "fact_cache"
     remove_stale(list(facts.glob("*")), 2 * 86400)
-    return facts
+    envvars["ANSIBLE_CACHE_PLUGIN"] = FACT_CACHE_PLUGIN
+    envvars["ANSIBLE_CACHE_PLUGIN_CONNECTION"] = str(facts)
+    return facts, {"fact_cache_type": FACT_CACHE_PLUGIN}
 
 
 def runner_dir(data_dir: Path) -> Path:
@@ -448,6 +458,7 @@ def runner_env(data_dir: Path, module_utils: Path | None, connect_timeout: int,
         "ANSIBLE_ROLES_PATH": str(PROJECT_DIR / "roles"),
         "ANSIBLE_LIBRARY": str(PROJECT_DIR / "roles" / "collect" / "library"),
         "ANSIBLE_ACTION_PLUGINS": str(PROJECT_DIR / "roles" / "collect" / "action_plugins"),
+        "ANSIBLE_CACHE_PLUGINS": str(PROJECT_DIR / "roles" / "collect" / "cache_plugins"),
         "ANSIBLE_TIMEOUT": str(connect_timeout),
         "ANSIBLE_LOCAL_TEMP": str(private / "tmp"),
         "ANSIBLE_NOCOLOR": "1",
@@ -521,7 +532,7 @@ def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | 
     seen = {}
     host_timeout = int(settings.get("collect", "host_timeout_s"))
     private, envvars = runner_env(data_dir, None, int(settings.get("collect", "connect_timeout_s")), bundle)
-    facts = fact_cache(data_dir)
+    facts, cache_args = fact_cache(data_dir, envvars)  # the interpreters it discovers, for collect to use
     rows = {h: {"host": h, "status": "timeout", "ssh": "", "python": "", "nvml": "",
                 "message": "no answer before the time limit"} for h in hosts}
 
@@ -551,7 +562,7 @@ def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | 
         envvars=envvars, extravars={"collect_host_timeout": host_timeout}, event_handler=on_event, quiet=True,
         timeout=math.ceil(len(hosts) / max(1, int(settings.get("collect", "forks")))) * (host_timeout + 40) + 30,
         rotate_artifacts=max(1, int(settings.get("collect", "keep_artifacts"))),
-        fact_cache=str(facts),  # the interpreters it discovers, for collect to use
+        **cache_args,
     )
     drop_unreadable(facts, began - 1)
     try:

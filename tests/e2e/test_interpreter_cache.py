@@ -65,3 +65,40 @@ def test_a_cache_file_this_run_left_half_written_is_removed(tmp_path):
     os.utime(tmp_path / "s1_older", (day_ago, day_ago))
     drop_unreadable(tmp_path, time.time() - 60)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s1_older", "s1_whole"]
+
+
+def test_host_names_that_are_no_file_names_and_a_damaged_cache_file_cost_no_host_its_data(
+        sshd_fleet, tmp_path, run_fleetscope):
+    """Ansible's jsonfile fact cache names a host's file after the host: a name of 253 bytes or more ("File
+    name too long") or with a "/" failed every host of the run, and so did one damaged file an earlier run
+    left (a full disk, a killed run). fleetscope's cache plugin hashes such names and reads a damaged file as
+    missing: the host's interpreter is discovered again."""
+    long_name, slashed = "n" * 260, "rack1/gpu01"
+    names = [long_name, slashed, "plain"]
+    hosts = {}
+    for name, node in zip(names, sshd_fleet.hosts):
+        hosts[name] = {"ansible_host": node.address, "ansible_port": node.port, "ansible_user": sshd_fleet.user,
+                       "ansible_ssh_private_key_file": str(sshd_fleet.key),
+                       "ansible_ssh_common_args": f"-o UserKnownHostsFile={sshd_fleet.known_hosts}",
+                       "ansible_interpreter_python_fallback": [bare_python()]}  # discovered: cached
+    inventory = tmp_path / "inventory.yml"  # YAML: an INI host name cannot hold the "/"
+    inventory.write_text(json.dumps({"lab": {"hosts": hosts}}))
+    data = tmp_path / "data"
+
+    def collect():
+        proc = run_fleetscope("collect", "--data", str(data), "--inventory", str(inventory), "--no-report")
+        assert proc.returncode == 0 and "3 ok" in proc.stdout, proc.stdout + proc.stderr
+        return proc
+
+    collect()
+    cache = data / ".runner" / "fact_cache"
+    files = sorted(p.name for p in cache.iterdir())
+    assert len(files) == 3 and "s1_plain" in files, files
+    # a damaged file from an earlier run (not this one's: drop_unreadable leaves it), for every host
+    hour_ago = time.time() - 3600
+    for path in cache.iterdir():
+        path.write_text('{"__payload__": "{"discovered_interpreter_python": "/usr/bin/pyth')
+        os.utime(path, (hour_ago, hour_ago))
+    collect()  # every host ok: each damaged file read as missing, the interpreter rediscovered and kept again
+    assert sorted(p.name for p in cache.iterdir()) == files
+    assert all(json.loads(p.read_text()) for p in cache.iterdir())
