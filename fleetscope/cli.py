@@ -13,7 +13,7 @@ Exit codes (docs/operations.md):
   5   SQL error (fleetscope sql), or the warehouse could not be read for it
   6   rendering the report failed (any previous report stays in place)
   75  another fleetscope run holds the data directory: nothing done (try again later)
-  130 interrupted (Ctrl-C)
+  130 interrupted (Ctrl-C or SIGTERM)
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import argparse
 import atexit
 import os
 import re
+import signal
 import sys
 import textwrap
 import threading
@@ -561,9 +562,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminated(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM as Ctrl-C: "interrupted", exit 130
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if main_thread else None
+    try:
+        return _run(args)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _run(args) -> int:
     try:
         return args.func(args)
     except SettingsError as e:

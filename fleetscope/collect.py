@@ -189,6 +189,11 @@ class Progress:
             self.stream.flush()
 
 
+#: How long Ansible may take to reach the play (its start, the inventory) before the run is stopped: a
+#: dynamic inventory that hangs would otherwise hold the data folder's lock, and every later run, forever.
+START_LIMIT_S = 300
+
+
 def run_collect(
     settings: Settings,
     inventory: Path | None = None,
@@ -198,7 +203,22 @@ def run_collect(
     """Collect from every host once; spool the results. Does not ingest (see warehouse.ingest_pending).
 
     ansible-playbook starts first; this process writes the hosts' hints while it does, then takes the host
-    list from Ansible as the play starts (play_hosts); a result that comes before it waits for it."""
+    list from Ansible as the play starts (play_hosts); a result that comes before it waits for it. SIGTERM and
+    SIGINT stop the run (CollectInterrupted); their handlers are those of the caller again once it returns,
+    so that what the caller does next (storing the run, the report) can be interrupted too."""
+    import signal
+
+    main = threading.current_thread() is threading.main_thread()
+    saved = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)} if main else {}
+    try:
+        return _run_collect(settings, inventory, limit, progress)
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
+
+
+def _run_collect(settings: Settings, inventory: Path | None, limit: str | None,
+                 progress: bool | None) -> RunSummary:
     from ansible_runner.interface import init_runner
     from ansible_runner.utils import signal_handler
 
@@ -340,8 +360,17 @@ def run_collect(
     try:
         warm = ssh_warmup.start(records, opened, forks if warmup and not limit else 0)
         write_hints(hints, accounting_since(data_dir), known, warm.started)
-        order = play_hosts(play_hosts_file, play_started, finished,
-                           lambda: inventory_hosts(inventory, limit, ordered=True))
+
+        def parse_hosts() -> list[str]:  # not when the run was stopped before the play: nothing to wait for
+            if interrupted is not None and interrupted():
+                raise CollectInterrupted("interrupted before Ansible reached the play: nothing was collected")
+            if time.monotonic() > stop["deadline"]:
+                raise CollectError(f"Ansible had not reached the play after {START_LIMIT_S} s, and was stopped: "
+                                   f"the inventory did not load (a dynamic inventory that hangs?)")
+            return inventory_hosts(inventory, limit, ordered=True)
+
+        stop["deadline"] = time.monotonic() + START_LIMIT_S  # until the play starts: then by the hosts
+        order = play_hosts(play_hosts_file, play_started, finished, parse_hosts, patience=START_LIMIT_S + 30)
         summary.hosts = sorted(order)
         summary.status = dict.fromkeys(summary.hosts, "pending")
         spool.start_run(summary.run_id, summary.meta())  # again, with the hosts
@@ -350,7 +379,7 @@ def run_collect(
         hosts_known.set()
         thread.join()
         drop_run_files()
-        if isinstance(e, CollectUsageError):  # "nothing done": no run to store either
+        if isinstance(e, (CollectUsageError, CollectInterrupted)):  # "nothing done": no run to store either
             shutil.rmtree(spool.run_dir(summary.run_id), ignore_errors=True)
         raise
     hosts = summary.hosts
@@ -381,6 +410,7 @@ def run_collect(
         runner.status = "timeout"
     late = "no result before the run's time limit" if runner.status == "timeout" else None
     stopped = interrupted is not None and interrupted()
+    answered = sum(1 for s in summary.status.values() if s != "pending")  # ok or not: each one is kept
     for host, status in summary.status.items():
         if status != "pending":
             continue
@@ -394,7 +424,6 @@ def run_collect(
         )
     finish(runner.status)
     if stopped:
-        answered = sum(1 for s in summary.status.values() if s == "ok")
         raise CollectInterrupted(f"interrupted: Ansible stopped; the {answered} host result(s) that came back "
                                  f"are kept in {spool.run_dir(summary.run_id)} and stored by the next run")
     if runner.status not in ("successful", "failed", "timeout") and not any(

@@ -266,3 +266,92 @@ sys.stdout.write(text)
     finally:
         con.close()
     assert list((data / "spool" / "rejected").glob("*/liar.json"))
+
+
+def hanging_inventory(tmp_path: Path) -> tuple[Path, Path]:
+    """A dynamic inventory that never answers, and the file its pid goes to."""
+    pid = tmp_path / "inventory.pid"
+    script = tmp_path / "inventory.sh"
+    script.write_text(f"#!/bin/sh\necho $$ > {pid}\nexec sleep 600\n")
+    script.chmod(0o755)
+    return script, pid
+
+
+def end(pid_file: Path) -> None:
+    if pid_file.exists():
+        try:
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+
+
+def test_sigterm_while_the_inventory_hangs_stops_the_run_at_once(tmp_path):
+    """A dynamic inventory that hangs: SIGTERM stopped Ansible, after which collect parsed the inventory itself,
+    ran the same script and hung with it, holding the lock (every later cron run: 75)."""
+    data = tmp_path / "data"
+    script, pid = hanging_inventory(tmp_path)
+    proc = start("collect", "--inventory", str(script), "--no-report", data=data)
+    try:
+        wait_for(pid.exists, timeout=60)
+        t = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        stopped_in = time.monotonic() - t
+    finally:
+        proc.kill()
+        end(pid)
+    assert proc.returncode == 130, out + err
+    assert "interrupted before Ansible reached the play" in err and "Traceback" not in err
+    assert stopped_in < 15
+    assert not holds_lock(data) and not Spool(data).pending()  # nothing collected: no run to store
+
+
+def test_a_run_whose_inventory_hangs_stops_at_its_start_limit(tmp_path, monkeypatch):
+    from fleetscope import collect
+    from fleetscope.settings import Settings
+
+    monkeypatch.setattr(collect, "START_LIMIT_S", 3)
+    script, pid = hanging_inventory(tmp_path)
+    settings = Settings()
+    settings.values["storage"]["data_dir"] = str(tmp_path / "data")
+    began = time.monotonic()
+    try:
+        with pytest.raises(collect.CollectError, match="had not reached the play after 3 s"):
+            collect.run_collect(settings, inventory=script)
+    finally:
+        end(pid)
+    assert time.monotonic() - began < 30
+
+
+def test_sigterm_after_the_hosts_answered_interrupts_storing_and_the_rest(tmp_path):
+    """Once Ansible was done, SIGTERM and SIGINT did nothing: the handlers that stop Ansible stayed in place,
+    so a calendar that never answers (bookings) held the run for its whole timeout, and it exited 0."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    data = tmp_path / "data"
+    config = tmp_path / "fleetscope.toml"
+    config.write_text(f'[bookings]\nsources = ["http://127.0.0.1:{server.getsockname()[1]}/cal.ics"]\n'
+                      "timeout_s = 60\n")
+    proc = start("collect", "--config", str(config), "--inventory", str(local_inventory(tmp_path / "inv.ini", 1)),
+                 "--no-report", data=data)
+    try:
+        server.settimeout(60)
+        conn, _ = server.accept()  # collect is reading the calendar: the hosts are stored by now
+        t = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        stopped_in = time.monotonic() - t
+        conn.close()
+    finally:
+        proc.kill()
+        server.close()
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, out + err
+    assert stopped_in < 10
+    con = connect(data)
+    try:
+        assert con.execute("SELECT host, status FROM host_status").fetchall() == [("local0", "ok")]
+    finally:
+        con.close()
