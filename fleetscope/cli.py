@@ -333,6 +333,10 @@ def cmd_hosts(args) -> int:
         except CollectError as e:
             _say(f"fleetscope hosts check: {e}")
             return EXIT_USAGE
+        if not rows:  # as collect: a check of no host must not pass for a good one
+            which = f"--limit {args.limit!r} matches no host of {path}" if args.limit else f"{path} has no hosts"
+            _say(f"fleetscope hosts check: nothing checked: {which}")
+            return EXIT_ANSIBLE
         names = ["host", "status", "ssh", "python", "nvml"]
         print(format_table(names, [[r[n] for n in names] for r in rows]))
         for r in rows:

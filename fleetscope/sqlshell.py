@@ -41,8 +41,18 @@ def _json_default(value):
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
-        return float(value)
+        return _json_value(float(value))
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
     return str(value)
+
+
+def _json_value(value):
+    """A row's value as strict JSON takes it: NaN and the infinities (0/0 in SQL) are null, which JSON has
+    (json.dumps writes NaN, which most parsers refuse); the rest as it is, or through _json_default."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    return value
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -71,7 +81,8 @@ def format_result(cursor, fmt: str = "table") -> str:
         return buf.getvalue().rstrip("\n")
     if fmt == "json":
         keys = _unique(names)
-        return "\n".join(json.dumps(dict(zip(keys, r)), default=_json_default, ensure_ascii=False) for r in rows)
+        return "\n".join(json.dumps({k: _json_value(v) for k, v in zip(keys, r)}, default=_json_default,
+                                    ensure_ascii=False, allow_nan=False) for r in rows)
     return format_table(names, rows)
 
 

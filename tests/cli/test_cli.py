@@ -246,3 +246,20 @@ def test_a_read_that_finds_a_file_swapped_away_by_a_rollup_is_made_again():
     with pytest.raises(duckdb.ConversionException):  # any other error: at once, not again
         _again_if_swapped(broken, lambda: reopened.append(1))
     assert reopened == [1]
+
+
+def test_sql_json_is_strict_json_nan_and_infinity_are_null_bytes_are_hex(run_fleetscope, warehouse):
+    """A 0/0 in SQL (a day of one sample: no CPU time yet) printed NaN, which strict JSON parsers refuse."""
+    q = "SELECT 0.0 / 0.0 AS nan, 1.0 / 0.0 AS inf, 0.5::DECIMAL(4, 2) AS dec, '\\x61\\x62'::BLOB AS raw, 1 AS one"
+    proc = run_fleetscope("sql", "--data", str(warehouse), "--format", "json", q)
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(proc.stdout, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
+    assert row == {"nan": None, "inf": None, "dec": 0.5, "raw": "6162", "one": 1}
+
+
+def test_hosts_check_of_no_host_fails_like_collect(run_fleetscope, tmp_path):
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text("[lab]\nlocalhost ansible_connection=local\n")
+    proc = run_fleetscope("hosts", "check", "-i", str(inventory), "--data", str(tmp_path / "d"), "--limit", "nosuch")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "nothing checked: --limit 'nosuch' matches no host" in proc.stderr
