@@ -222,9 +222,13 @@ def _run_collect(settings: Settings, inventory: Path | None, limit: str | None,
     from ansible_runner.interface import init_runner
     from ansible_runner.utils import signal_handler
 
+    from .inventory import missing_limit_file
+
     inventory = Path(inventory or settings.path("collect", "inventory")).resolve()
     if not inventory.exists():
         raise CollectUsageError(f"inventory not found: {inventory}")
+    if missing_limit_file(limit):
+        raise CollectUsageError(missing_limit_file(limit))
     data_dir = settings.data_dir
     started, began = utcnow(), time.time()
     summary = RunSummary(new_run_id(started), iso(started), inventory=str(inventory))

@@ -19,6 +19,14 @@ class InventoryError(RuntimeError):
     """The inventory could not be read."""
 
 
+def missing_limit_file(limit: Optional[str]) -> Optional[str]:
+    """Why a ``--limit @file`` cannot be read (Ansible's own message names the inventory and shows the path
+    as bytes), or None."""
+    if limit and limit.startswith("@") and not Path(limit[1:]).is_file():
+        return f"--limit file not found: {limit[1:]}"
+    return None
+
+
 def open_inventory(inventory: Path, limit: Optional[str] = None):
     """Ansible's InventoryManager (and its DataLoader) for ``inventory``, after ``limit``. Raises InventoryError
     where the file is missing, Ansible can parse none of it (which Ansible itself only warns about, leaving
@@ -26,6 +34,8 @@ def open_inventory(inventory: Path, limit: Optional[str] = None):
     inventory = Path(inventory)
     if not inventory.exists():
         raise InventoryError(f"inventory not found: {inventory}")
+    if missing_limit_file(limit):
+        raise InventoryError(missing_limit_file(limit))
     import ansible.constants as C
     from ansible.errors import AnsibleError
     from ansible.inventory.manager import InventoryManager

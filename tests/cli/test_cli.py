@@ -197,7 +197,13 @@ def test_a_limit_file_that_is_not_there_is_a_usage_error(run_fleetscope, tmp_pat
     proc = run_fleetscope("collect", "--inventory", str(inventory), "--limit", f"@{tmp_path}/nope.txt", "--no-report",
                           "--data", str(tmp_path / "data"))
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "Unable to find limit file" in proc.stderr and "Traceback" not in proc.stderr
+    # the file, as a path: not the inventory (Ansible's message named it, as if it were the culprit) nor bytes
+    assert f"fleetscope collect: --limit file not found: {tmp_path}/nope.txt" in proc.stderr, proc.stderr
+    assert str(inventory) not in proc.stderr and "b'" not in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "data" / "spool").exists() or not list((tmp_path / "data" / "spool").iterdir())
+    check = run_fleetscope("hosts", "check", "-i", str(inventory), "--limit", f"@{tmp_path}/nope.txt",
+                           "--data", str(tmp_path / "data"))
+    assert check.returncode == 2 and f"--limit file not found: {tmp_path}/nope.txt" in check.stderr, check.stderr
 
 
 def test_sql_on_a_warehouse_with_a_damaged_file_answers_from_the_other_tables(run_fleetscope, warehouse):
