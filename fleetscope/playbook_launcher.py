@@ -464,8 +464,43 @@ def collect_garbage_from_first_fork() -> None:
     os.register_at_fork(before=before_fork)
 
 
+#: prctl(2)'s option that has the kernel signal a process when its parent (the thread that forked it) exits.
+PR_SET_PDEATHSIG = 1
+
+
+def workers_end_with_ansible() -> bool:
+    """Each process Ansible forks (its workers, one per host and task) gets SIGTERM when ansible-playbook dies.
+
+    ansible-runner stops a run (SIGTERM or Ctrl-C to `fleetscope collect`, or its time limit) by killing
+    ansible-playbook's process group with SIGKILL; each worker has left that group (Ansible's worker calls
+    setsid), so the workers ran on without it, each up to its host's timeout, opening SSH connections after
+    fleetscope had exited, while a new run could start. A worker answers SIGTERM by ending its own process
+    group (its `ssh`) and exiting (Ansible's WorkerProcess._term). Linux (prctl); elsewhere nothing."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+        import signal
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (ImportError, OSError, AttributeError):
+        return False
+    forked_by = [os.getpid()]
+
+    def before() -> None:
+        forked_by[0] = os.getpid()
+
+    def in_child() -> None:
+        if prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) == 0 and os.getppid() != forked_by[0]:
+            os.kill(os.getpid(), signal.SIGTERM)  # the parent was gone before the prctl
+
+    os.register_at_fork(before=before, after_in_child=in_child)
+    return True
+
+
 def main() -> None:
     collect_garbage_from_first_fork()
+    workers_end_with_ansible()
     _drop_own_folder()
     folder = os.environ.get(CACHE_ENV)
     if folder:

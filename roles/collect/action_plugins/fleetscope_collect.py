@@ -190,9 +190,13 @@ class ActionModule(ActionBase):
             with self._bounded(seconds):
                 return self._collect(result, args, task_vars)
         except _Bound.Reached:
+            _end_commands()
             result.update(failed=True, timedout={"period": seconds},
                           msg=f"The fleetscope_collect action did not finish within {seconds} seconds")
             return result
+        except BaseException:  # Ansible's task timeout, or anything else: the task's command ends with it
+            _end_commands()
+            raise
 
     def _role_arguments(self, task_vars, given) -> dict:
         """The role variables of the arguments the task leaves out, as Ansible would have templated them into
@@ -296,6 +300,35 @@ class ActionModule(ActionBase):
 
         found = discover_interpreter(action=self, interpreter_name="python", discovery_mode=mode, task_vars=task_vars)
         return found, {"discovered_interpreter_python": found}
+
+
+def _end_commands() -> None:
+    """SIGKILL this worker's descendants: the command the task's bound stopped waiting for (its `ssh`, or with
+    a local connection the shell and the interpreter under it), which Ansible's connection leaves running when
+    the wait is cut short: each hung host left one per run. (Linux /proc; elsewhere nothing.)"""
+    children = {}
+    try:
+        pids = [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+            ppid = int(stat[stat.rfind(b")") + 2:].split()[1])  # after the command's name: state, ppid
+        except (OSError, IndexError, ValueError):  # gone meanwhile
+            continue
+        children.setdefault(ppid, []).append(int(pid))
+    found, todo = [], list(children.get(os.getpid(), []))
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    for pid in found:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def _name_role_variables(message: str) -> str:
