@@ -148,7 +148,12 @@ def _gather(con, cfg: Mapping[str, Any], generated: datetime, inventory_vars: Ma
         own = inventory_vars.get(h["host"]) or {}
         h["vars"] = {c: own.get(c) for c in columns}
         _inventory_host(h, (inventory_hosts or {}).get(h["host"]) or {})
+        # Retired: gone from the inventory (when the report has one) and not seen lately. It keeps its row and
+        # page, but no longer counts as a host that is down, stale or a problem (its history stays a year).
+        h["retired"] = bool(inventory_hosts) and h["host"] not in inventory_hosts and h["stale"]
     files = {h["host"]: h["file"] for h in hosts}
+    current = [h for h in hosts if not h["retired"]]
+    retired = {h["host"] for h in hosts if h["retired"]}
 
     gpus = fetch(con, "gpu_latest")
     mig = _group(fetch(con, "mig_latest"))
@@ -161,13 +166,14 @@ def _gather(con, cfg: Mapping[str, Any], generated: datetime, inventory_vars: Ma
         # rollups, which take the average first: a GPU either gives both or neither, save a failed call)
         g["unmeasured"] = util is None and in_use
         g["held"] = util is not None and not g["busy"] and in_use
-    up_gpus = [g for g in gpus if g["host_up"]]
+    up_gpus = [g for g in gpus if g["host_up"] and g["host"] not in retired]
     users_now = fetch(con, "users_now", {"busy_pct": busy})
-    up = [h for h in hosts if h["up"]]
-    stale = sorted((h for h in hosts if h["stale"]), key=lambda h: h["last_seen"] or datetime.min)  # never first
+    up = [h for h in current if h["up"]]
+    stale = sorted((h for h in current if h["stale"]), key=lambda h: h["last_seen"] or datetime.min)  # never first
     summary = {
         "hosts_up": len(up),
-        "hosts_total": len(hosts),
+        "hosts_total": len(current),
+        "retired": sorted(retired),
         "gpus_total": len(up_gpus),
         "gpus_busy": sum(g["busy"] for g in up_gpus),
         "gpus_held": sum(g["held"] for g in up_gpus),
@@ -209,7 +215,7 @@ def _gather(con, cfg: Mapping[str, Any], generated: datetime, inventory_vars: Ma
         "user_windows": user_windows,
         "week_hour_since": end - timedelta(days=365),
         "week_hour": fetch(con, "fleet_week_hour", {"since": end - timedelta(days=365)}),
-        "problems": _problems(con, cfg, end, problem_since, busy, held_bytes),
+        "problems": _problems(con, cfg, end, problem_since, busy, held_bytes, retired),
         "problem_since": problem_since,
     }
 
@@ -243,10 +249,11 @@ def _fleet_ranges(con, end: datetime, max_points: int, busy: float) -> List[tupl
 
 
 def _problems(con, cfg: Mapping[str, Any], end: datetime, since: datetime, busy: float,
-              held_bytes: int) -> Dict[str, List[Dict[str, Any]]]:
-    """The rows of each section of the problems page; the thresholds come from the settings."""
+              held_bytes: int, retired: frozenset | set = frozenset()) -> Dict[str, List[Dict[str, Any]]]:
+    """The rows of each section of the problems page; the thresholds come from the settings. A retired host
+    (gone from the inventory) is no host down."""
     return {
-        "hosts": fetch(con, "problems_hosts", {"since": since}),
+        "hosts": [p for p in fetch(con, "problems_hosts", {"since": since}) if p["host"] not in retired],
         "gpu_heat": fetch(con, "problems_gpu_heat", {
             "since": since, "hot_c": float(cfg["hot_gpu_c"]), "reasons": [str(r) for r in cfg["throttle_reasons"]]}),
         "ecc": fetch(con, "problems_ecc"),
@@ -426,6 +433,7 @@ def _latest(model: Dict[str, Any], cfg: Mapping[str, Any], generated: datetime) 
             "status_at": _iso(h["status_ts"]),
             "last_seen": _iso(h["last_seen"]),
             "stale": h["stale"],
+            "retired": h["retired"],
             "sample_at": _iso(h["sample_ts"]),
             "cpu_pct": _round(h["cpu_pct"]),
             "cpu_logical": h["cpu_logical"],

@@ -37,3 +37,38 @@ def test_the_host_page_shows_the_boot_time_of_the_latest_sample_after_a_reboot(t
     pages = {h: (site / "hosts" / f"{h}.html").read_text(encoding="utf-8") for h in ("n01", "n02")}
     assert inventory(pages["n01"])["Boot time"] == "2026-11-25 08:07 UTC"
     assert inventory(pages["n02"])["Boot time"] == "2026-11-22 08:00 UTC"
+
+
+def test_a_host_gone_from_the_inventory_is_retired_not_down(tmp_path):
+    """A host removed from the inventory stayed in the report as unreachable (its last status) for as long
+    as the warehouse keeps its statuses (a year): '1 / 2 hosts up', '1 stale', a problem. Now it is retired:
+    listed, with its page, but counted nowhere. Without an inventory to compare with, nothing changes."""
+    import json
+
+    from tests.docfactory import unreachable
+    from tests.reports.pages import hosts_table
+
+    data = tmp_path / "data"
+    spool_run(data, T0, [booted("n01", T0, T0 - timedelta(days=1)), unreachable("old01", T0)])
+    for k in range(1, 7):  # old01 is no longer collected: it was taken out of the inventory
+        at = T0 + timedelta(minutes=10 * k)
+        spool_run(data, at, [booted("n01", at, T0 - timedelta(days=1))])
+    assert not ingest_pending(data).rejected
+    now = T0 + timedelta(minutes=61)
+    with contextlib.closing(connect(data)) as con:
+        with_inventory = build_site(con, tmp_path / "with", now=now,
+                                    inventory_hosts={"n01": {"address": "10.0.0.1", "groups": ["lab"]}}).parent
+        without = build_site(con, tmp_path / "without", now=now).parent
+    index = (with_inventory / "index.html").read_text(encoding="utf-8")
+    assert "1</b> / 1 hosts up" in index and "stale</a>" not in index
+    assert "1 retired (no longer in the inventory, not counted)" in index
+    assert hosts_table(with_inventory / "index.html")["old01"]["Status"] == "retired"
+    assert (with_inventory / "hosts" / "old01.html").exists()  # its history stays reachable
+    assert "old01" not in (with_inventory / "problems.html").read_text(encoding="utf-8")
+    latest = json.loads((with_inventory / "data" / "latest.json").read_text())
+    assert latest["summary"]["hosts_total"] == 1 and latest["summary"]["hosts_up"] == 1
+    assert {h["host"]: h["retired"] for h in latest["hosts"]} == {"n01": False, "old01": True}
+    # without an inventory, the report cannot tell: old01 is a host that is down, as before
+    index = (without / "index.html").read_text(encoding="utf-8")
+    assert "1</b> / 2 hosts up" in index and "retired" not in index
+    assert "old01" in (without / "problems.html").read_text(encoding="utf-8")
