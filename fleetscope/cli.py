@@ -77,6 +77,10 @@ def _no_data(settings: Settings, command: str) -> bool:
     fleet (or replace the site with an empty one)."""
     if settings.data_dir.is_dir():
         return False
+    if settings.data_dir.exists():
+        _say(f"fleetscope {command}: {settings.data_dir} is not a folder: --data, $FLEETSCOPE_DATA or "
+             f"storage.data_dir must name the data folder")
+        return True
     _say(f"fleetscope {command}: no data folder at {settings.data_dir}: nothing collected there yet "
          f"(`fleetscope collect` creates it), or --data, $FLEETSCOPE_DATA or storage.data_dir name another")
     return True
@@ -113,6 +117,10 @@ def cmd_collect(args) -> int:
     from .lock import Busy, DataLock
 
     settings = _settings(args)
+    if settings.data_dir.exists() and not settings.data_dir.is_dir():
+        _say(f"fleetscope collect: {settings.data_dir} is not a folder: --data, $FLEETSCOPE_DATA or "
+             f"storage.data_dir must name the data folder; nothing collected")
+        return EXIT_USAGE
     try:
         with DataLock(settings.data_dir):
             try:
@@ -267,7 +275,8 @@ def cmd_report(args) -> int:
     if args.open:
         import webbrowser
 
-        webbrowser.open(index.as_uri())
+        if not webbrowser.open(index.as_uri()):
+            _say(f"fleetscope report: no browser found to open it; open {index.as_uri()}")
     return EXIT_OK
 
 

@@ -139,12 +139,17 @@ def repl(con, data_dir: Path, stdin=None, stdout=None) -> int:
                 rows = con.execute("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall()
                 print("\n".join(r[0] for r in rows), file=stdout)
             elif word == ".schema" and arg:
-                cur = con.execute(
+                rows = con.execute(
                     "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
-                    "ORDER BY ordinal_position", [arg.strip()])
-                print(format_result(cur), file=stdout)
+                    "ORDER BY ordinal_position", [arg.strip()]).fetchall()
+                if rows:
+                    print(format_table(["column_name", "data_type"], rows), file=stdout)
+                else:
+                    print(f"error: no table {arg.strip()!r}; .tables lists them", file=sys.stderr)
+                    status = 0 if interactive else 5
             else:
-                print(f"unknown command {word!r}; .help lists them", file=stdout)
+                print(f"error: unknown command {word!r}; .help lists them", file=sys.stderr)
+                status = 0 if interactive else 5
             continue
         buffer.append(line)
         if not stripped.endswith(";"):

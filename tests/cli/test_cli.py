@@ -269,3 +269,21 @@ def test_hosts_check_of_no_host_fails_like_collect(run_fleetscope, tmp_path):
     proc = run_fleetscope("hosts", "check", "-i", str(inventory), "--data", str(tmp_path / "d"), "--limit", "nosuch")
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "nothing checked: --limit 'nosuch' matches no host" in proc.stderr
+
+
+def test_the_prompt_says_when_a_table_or_command_is_not_there(run_fleetscope, warehouse):
+    proc = subprocess.run([*fleetscope_bin(), "sql", "--data", str(warehouse)], cwd=PROJECT, text=True,
+                          input=".schema host_status\n.schema nosuch\n.bogus\n", capture_output=True, timeout=60)
+    assert "run_id" in proc.stdout and "VARCHAR" in proc.stdout  # a table's columns
+    assert "error: no table 'nosuch'" in proc.stderr and "error: unknown command '.bogus'" in proc.stderr
+    assert proc.returncode == 5  # piped in: an error is the exit status, as for a statement
+
+
+@pytest.mark.parametrize("command", [("collect", "--no-report"), ("sql", "SELECT 1"), ("report",), ("rollup",)])
+def test_a_data_path_that_is_a_file_is_named_as_not_a_folder(run_fleetscope, tmp_path, command):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    proc = run_fleetscope(*command, "--data", str(afile))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"{afile} is not a folder" in proc.stderr and "nothing collected there yet" not in proc.stderr
+    assert "Traceback" not in proc.stderr and "spool keeps" not in proc.stderr
