@@ -134,6 +134,10 @@ def play_hosts(path: Path, started: threading.Event, ended: threading.Event, par
         ended.wait(0.01)
 
 
+#: The most of the host's last output line a failed host's message quotes (the rest is in the artifacts).
+MESSAGE_DETAIL = 300
+
+
 def classify(event: str, res: dict) -> tuple[str, str]:
     """(status, message) of one runner_on_* event."""
     msg = str(res.get("msg") or "").strip()
@@ -150,7 +154,9 @@ def classify(event: str, res: dict) -> tuple[str, str]:
     detail = [line for line in str(detail).strip().splitlines()
               if line.strip() != "(traceback unavailable)"]  # ansible-core 2.19's placeholder, not a reason
     if detail and detail[-1] not in msg:
-        msg = f"{msg}: {detail[-1]}" if msg else detail[-1]
+        last = detail[-1].strip()
+        last = last if len(last) <= MESSAGE_DETAIL else last[:MESSAGE_DETAIL] + "…"  # a line of junk, bounded
+        msg = f"{msg}: {last}" if msg else last
     return "failed", msg or "failed"
 
 

@@ -37,3 +37,11 @@ def test_events_are_classified_with_their_message():
         == "timeout"
     status, message = classify("runner_on_failed", {"msg": "MODULE FAILURE", "module_stderr": "boom\nValueError: x"})
     assert status == "failed" and message == "MODULE FAILURE: ValueError: x"
+
+
+def test_a_failed_hosts_message_quotes_a_bounded_part_of_its_output():
+    """A host that prints a long line of junk (2,000 characters in a review) gave a message of that length in
+    the run's summary and host_status; the message quotes 300 characters of it."""
+    junk = "x" * 5000
+    status, message = classify("runner_on_failed", {"msg": "the collector failed", "module_stdout": junk})
+    assert status == "failed" and message == "the collector failed: " + "x" * 300 + "…"
