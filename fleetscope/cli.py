@@ -113,7 +113,7 @@ def _build_report(settings: Settings, inventory: str | os.PathLike | None = None
 
 
 def cmd_collect(args) -> int:
-    from .collect import CollectError, CollectInterrupted, CollectUsageError, run_collect
+    from .collect import CollectError, CollectInterrupted, CollectStorageError, CollectUsageError, run_collect
     from .lock import Busy, DataLock
 
     settings = _settings(args)
@@ -129,6 +129,8 @@ def cmd_collect(args) -> int:
                 _say(f"fleetscope collect: {e}")
                 if isinstance(e, CollectInterrupted):
                     return EXIT_INTERRUPTED
+                if isinstance(e, CollectStorageError):
+                    return EXIT_STORAGE
                 return EXIT_USAGE if isinstance(e, CollectUsageError) else EXIT_ANSIBLE
             stored = True
             try:

@@ -46,6 +46,10 @@ class CollectUsageError(CollectError):
     """The command named what is not there: an inventory or a --limit file (exit 2, not 3)."""
 
 
+class CollectStorageError(CollectError):
+    """The spool could not be written (a full disk): the run was stopped; what was written is kept (exit 4)."""
+
+
 class CollectInterrupted(CollectError):
     """SIGTERM or SIGINT stopped the run; what came back is in the spool."""
 
@@ -251,6 +255,7 @@ def _run_collect(settings: Settings, inventory: Path | None, limit: str | None,
     # ansible-playbook process then still takes ~0.3 s to exit, which the caller overlaps with storing.
     finished = threading.Event()
     stop = {"why": None, "deadline": None}  # why: None, "no hosts" or "error"
+    unwritable: list[OSError] = []  # the spool could not be written (a full disk): the run stops
     interrupted = signal_handler()  # SIGTERM / SIGINT cancel the run, as ansible_runner.run() would
     bar = Progress(0, enabled=False)
     order: list[str] = []  # the hosts in the inventory's order, once known
@@ -277,18 +282,25 @@ def _run_collect(settings: Settings, inventory: Path | None, limit: str | None,
         if host not in summary.status or summary.status[host] != "pending":
             return False
         status, message = classify(name, res)
-        summary.status[host], summary.messages[host] = status, message
         seen_python(seen, host, res)
-        spool.put(
-            summary.run_id,
-            {
-                "host": host,
-                "status": status,
-                "message": message,
-                "ts": iso(utcnow()),
-                "document": res.get("document") if status == "ok" else None,
-            },
-        )
+        if unwritable:  # the run is being stopped: nothing more can be kept
+            return False
+        try:
+            spool.put(
+                summary.run_id,
+                {
+                    "host": host,
+                    "status": status,
+                    "message": message,
+                    "ts": iso(utcnow()),
+                    "document": res.get("document") if status == "ok" else None,
+                },
+            )
+        except OSError as e:  # a full disk: stop Ansible (cancel), keep what is written, say so (exit 4)
+            unwritable.append(e)
+            stop["why"] = "error"
+            return False
+        summary.status[host], summary.messages[host] = status, message
         bar.update(summary.counts())
         return False  # the document is spooled: no need for a second copy in the runner's artifacts
 
@@ -413,6 +425,14 @@ def _run_collect(settings: Settings, inventory: Path | None, limit: str | None,
     if crashed and hosts:
         drop_run_files()
         raise CollectError(f"ansible-runner failed: {type(crashed[0]).__name__}: {crashed[0]}")
+    if unwritable:
+        drop_run_files()
+        e = unwritable[0]
+        kept = sum(1 for status in summary.status.values() if status != "pending")
+        raise CollectStorageError(
+            f"could not write to {spool.run_dir(summary.run_id)}: {e.strerror or e}; the run was stopped there. "
+            f"The {kept} host result(s) written before it are kept and stored by the next run "
+            f"(or `fleetscope ingest`) once there is room")
     if not hosts:  # an inventory Ansible could not parse ends here too: what it said is the reason
         summary.warnings.extend(f"Ansible: {line}" for line in _ansible_warnings(runner))
         return finish("no hosts")

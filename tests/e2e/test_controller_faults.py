@@ -369,3 +369,38 @@ def test_sigterm_after_the_hosts_answered_interrupts_storing_and_the_rest(tmp_pa
         assert con.execute("SELECT host, status FROM host_status").fetchall() == [("local0", "ok")]
     finally:
         con.close()
+
+
+def test_a_full_disk_while_results_arrive_stops_the_run_and_keeps_what_was_written(tmp_path, monkeypatch):
+    """The spool cannot be written (ENOSPC) at the second host's result: the run stops (exit 4, storage, not
+    3, 'Ansible could not run'), says what was kept, and the next ingest stores that."""
+    import errno
+
+    from fleetscope import collect
+    from fleetscope.settings import Settings
+    from fleetscope.warehouse import ingest_pending
+
+    settings = Settings()
+    settings.values["storage"]["data_dir"] = str(tmp_path / "data")
+    settings.values["collect"]["forks"] = 1  # one host at a time: the first result is written, then the disk is full
+    real_put = Spool.put
+    puts = []
+
+    def put(self, run_id, result):
+        puts.append(result["host"])
+        if len(puts) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_put(self, run_id, result)
+
+    monkeypatch.setattr(Spool, "put", put)
+    with pytest.raises(collect.CollectStorageError, match="No space left on device.*The 1 host result"):
+        collect.run_collect(settings, inventory=local_inventory(tmp_path / "inv.ini", hosts=3))
+    monkeypatch.setattr(Spool, "put", real_put)
+    report = ingest_pending(tmp_path / "data")
+    assert len(report.runs) == 1
+    con = connect(tmp_path / "data")
+    try:
+        statuses = dict(con.execute("SELECT host, status FROM host_status").fetchall())
+    finally:
+        con.close()
+    assert sorted(statuses.values()) == ["failed", "failed", "ok"], statuses  # the two unwritten: no result
