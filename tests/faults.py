@@ -113,3 +113,14 @@ class SilentServer:
         self.sock.close()
         for c in self.conns:
             c.close()
+
+
+def alive(pid: int) -> bool:
+    """The process is running (a zombie, ended but not yet reaped by its parent, is not): for tests that check
+    what a stopped run leaves behind."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2:].split()[0] != b"Z"

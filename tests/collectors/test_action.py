@@ -86,15 +86,6 @@ def test_a_role_variable_that_cannot_be_templated_fails_and_names_it_and_omit_le
     assert event == "runner_on_failed" and "role variable collect_host_timeout" in res["msg"], res
 
 
-def running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    return stat[stat.rfind(b")") + 2:].split()[0] != b"Z"  # a zombie has ended
-
-
 @pytest.fixture
 def hanging_python(tmp_path):
     """An interpreter that never answers (a host that stops answering after the login), ended after the test:
@@ -119,7 +110,7 @@ def test_a_task_timeout_of_the_playbooks_own_is_kept(tmp_path, hanging_python):
     assert classify(event, res)[0] == "timeout"
     assert time.monotonic() - started < 30
     # the command the bound stopped waiting for is ended with the task (it ran on, one per hung host and run)
-    assert not running(int((tmp_path / "hanging.pid").read_text()))
+    assert not faults.alive(int((tmp_path / "hanging.pid").read_text()))
 
 
 ACTION = PROJECT_DIR / "roles" / "collect" / "action_plugins" / "fleetscope_collect.py"
@@ -158,7 +149,7 @@ def test_a_host_that_stops_answering_is_bounded_at_its_timeout_and_15_s(tmp_path
     assert ("did not finish within 16 seconds" in res["msg"]) == (bound == "the action's own alarm"), res
     assert classify(event, res)[0] == "timeout"
     assert 16 <= took < 40
-    assert not running(int((tmp_path / "hanging.pid").read_text()))  # ended with the task, by either bound
+    assert not faults.alive(int((tmp_path / "hanging.pid").read_text()))  # ended with the task, by either bound
 
 
 def test_the_actions_own_alarm_ends_its_body_and_leaves_no_alarm():

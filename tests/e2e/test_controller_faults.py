@@ -46,16 +46,6 @@ def holds_lock(data: Path) -> bool:
         return True
 
 
-def alive(pid: int) -> bool:
-    """Running (a zombie, exited but not yet reaped by its parent, is not)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    return stat[stat.rfind(b")") + 2:].split()[0] != b"Z"
-
-
 def wait_for(predicate, timeout=30.0):
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -182,7 +172,7 @@ def test_sigterm_stops_ansible_at_once_and_keeps_what_came_back(tmp_path):
         # nothing of the run outlives it: Ansible's worker for the stuck host (which had left ansible-playbook's
         # process group, which ansible-runner kills) ran on to the host timeout, and its command with it
         hung = int((tmp_path / "faults" / "hang" / "pid").read_text())
-        wait_for(lambda: not alive(hung), timeout=10)
+        wait_for(lambda: not faults.alive(hung), timeout=10)
     finally:
         proc.kill()
         pid = tmp_path / "faults" / "hang" / "pid"
