@@ -12,7 +12,7 @@ labels and hover text.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from reports.safe import plotly_text
@@ -87,6 +87,10 @@ def timeline(title: str, y_title: str, traces: List[Dict[str, Any]], *,
 
 # -- the fleet page ---------------------------------------------------------------------------------------
 
+#: Either side of a range's only point (a fleet's first run): an axis of an hour rather than of a millisecond.
+SINGLE_POINT_SPAN = timedelta(minutes=30)
+
+
 def fleet_range(title: str, rows: Sequence[Dict[str, Any]], empty_text: str,
                 xs: str) -> Tuple[List[Optional[str]], Figure]:
     """Fleet utilization and memory over one range: GPU utilization, GPU memory, CPU use and host memory in %
@@ -116,6 +120,9 @@ def fleet_range(title: str, rows: Sequence[Dict[str, Any]], empty_text: str,
         layout = _empty(layout, empty_text)
         layout.pop("yaxis2")
         traces = []
+    elif len({r["ts"] for r in rows}) == 1:  # the first run's one point: Plotly would span a millisecond
+        ts = rows[0]["ts"]
+        layout["xaxis"]["range"] = [x_time(ts - SINGLE_POINT_SPAN), x_time(ts + SINGLE_POINT_SPAN)]
     return [x_time(r["ts"]) for r in rows], {"data": traces, "layout": layout}
 
 

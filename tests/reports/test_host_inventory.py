@@ -72,3 +72,4 @@ def test_a_host_gone_from_the_inventory_is_retired_not_down(tmp_path):
     index = (without / "index.html").read_text(encoding="utf-8")
     assert "1</b> / 2 hosts up" in index and "retired" not in index
     assert "old01" in (without / "problems.html").read_text(encoding="utf-8")
+

@@ -288,3 +288,16 @@ def test_timelines_reach_back_from_the_newest_data_not_the_clock(fleet_data, tmp
     assert "30.0 d ago" in html
     host = (index.parent / "hosts" / "gpu01.html").read_text(encoding="utf-8")
     assert page_data(host)["x"]["t"] == ["2026-11-23 09:00", "2026-11-23 09:05", "2026-11-23 09:10"]
+
+
+def test_the_first_runs_fleet_chart_spans_an_hour_not_a_millisecond(tmp_path):
+    """New-user review: after the first collect, the fleet chart's one point sat on an axis from
+    00:41:59.999 to 00:42:00.001. A range with one point now spans half an hour either side of it."""
+    data, at = tmp_path / "data", RUNS[0]
+    spool_run(data, at, [ok("n01", at, document("n01", at))])
+    assert not ingest_pending(data).rejected
+    with contextlib.closing(connect(data)) as con:
+        site = build_site(con, tmp_path / "site", now=at + timedelta(minutes=1)).parent
+    fleet = figure((site / "index.html").read_text(encoding="utf-8"), "fleet")
+    raw = fleet["ranges"][0]  # last 24 h, raw samples: the run's one point
+    assert raw["layout"]["xaxis"]["range"] == ["2026-11-23 08:30", "2026-11-23 09:30"], raw["layout"]["xaxis"]
