@@ -72,14 +72,21 @@ def _again_if_swapped(read, reopen=None, tries: int = 3):
     return None
 
 
+def _not_a_folder(settings: Settings, command: str) -> bool:
+    """True, having said so, where the data folder's path is a file."""
+    if not settings.data_dir.exists() or settings.data_dir.is_dir():
+        return False
+    _say(f"fleetscope {command}: {settings.data_dir} is not a folder: --data, $FLEETSCOPE_DATA or "
+         f"storage.data_dir must name the data folder")
+    return True
+
+
 def _no_data(settings: Settings, command: str) -> bool:
     """True, having said so, where the data folder is not there: a typo in --data must not read as an empty
     fleet (or replace the site with an empty one)."""
     if settings.data_dir.is_dir():
         return False
-    if settings.data_dir.exists():
-        _say(f"fleetscope {command}: {settings.data_dir} is not a folder: --data, $FLEETSCOPE_DATA or "
-             f"storage.data_dir must name the data folder")
+    if _not_a_folder(settings, command):
         return True
     _say(f"fleetscope {command}: no data folder at {settings.data_dir}: nothing collected there yet "
          f"(`fleetscope collect` creates it), or --data, $FLEETSCOPE_DATA or storage.data_dir name another")
@@ -117,9 +124,7 @@ def cmd_collect(args) -> int:
     from .lock import Busy, DataLock
 
     settings = _settings(args)
-    if settings.data_dir.exists() and not settings.data_dir.is_dir():
-        _say(f"fleetscope collect: {settings.data_dir} is not a folder: --data, $FLEETSCOPE_DATA or "
-             f"storage.data_dir must name the data folder; nothing collected")
+    if _not_a_folder(settings, "collect"):
         return EXIT_USAGE
     try:
         with DataLock(settings.data_dir):

@@ -237,8 +237,9 @@ def _run_collect(settings: Settings, inventory: Path | None, limit: str | None,
     inventory = Path(inventory or settings.path("collect", "inventory")).resolve()
     if not inventory.exists():
         raise CollectUsageError(f"inventory not found: {inventory}")
-    if missing_limit_file(limit):
-        raise CollectUsageError(missing_limit_file(limit))
+    missing = missing_limit_file(limit)
+    if missing:
+        raise CollectUsageError(missing)
     data_dir = settings.data_dir
     started, began = utcnow(), time.time()
     summary = RunSummary(new_run_id(started), iso(started), inventory=str(inventory))

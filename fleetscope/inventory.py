@@ -34,8 +34,9 @@ def open_inventory(inventory: Path, limit: Optional[str] = None):
     inventory = Path(inventory)
     if not inventory.exists():
         raise InventoryError(f"inventory not found: {inventory}")
-    if missing_limit_file(limit):
-        raise InventoryError(missing_limit_file(limit))
+    missing = missing_limit_file(limit)
+    if missing:
+        raise InventoryError(missing)
     import ansible.constants as C
     from ansible.errors import AnsibleError
     from ansible.inventory.manager import InventoryManager
