@@ -80,6 +80,8 @@ class Spool:
                 result = json.loads(f.read_text(encoding="utf-8"))
                 if not isinstance(result, dict) or not isinstance(result.get("host"), str):
                     raise ValueError("not a spooled host result")
+                if result_file(result["host"]) != f.name:  # a copy, or an edit: it would be that host's twice
+                    raise ValueError(f"the result of host {result['host'][:100]!r} in another host's file")
                 result["_path"] = str(f)
                 results.append(result)
             except (ValueError, UnicodeDecodeError, RecursionError) as e:  # deep nesting: RecursionError

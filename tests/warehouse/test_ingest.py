@@ -211,3 +211,16 @@ def test_the_catalog_file_is_rewritten_only_when_its_views_would_change(tmp_path
     f.spool_run(tmp_path, at, [f.ok("cpu01", at, f.document("cpu01", at))])
     ingest_pending(tmp_path)
     assert catalog_views(tmp_path).keys() == views.keys()
+
+
+def test_a_spool_file_holding_another_hosts_result_is_set_aside_not_stored_twice(tmp_path):
+    """A spooled result is stored under the host it names: one copied or edited into another host's file gave
+    that host two rows in the run (a review, by hand), and the file's own host none."""
+    run_id = f.spool_run(tmp_path, T0, two_hosts(T0))
+    run = tmp_path / "spool" / run_id
+    (run / "cpu01.json").write_text((run / "gpu01.json").read_text())  # gpu01's result in cpu01's file
+    report = ingest_pending(tmp_path)
+    assert any("cpu01.json" in r and "another host's file" in r for r in report.rejected), report.rejected
+    assert count(tmp_path, "SELECT host, status FROM host_status ORDER BY host") == [
+        ("cpu01", "failed"), ("gpu01", "ok"), ("lost01", "unreachable")]
+    assert count(tmp_path, "SELECT host, count(*) FROM host_samples GROUP BY host") == [("gpu01", 1)]
