@@ -58,7 +58,10 @@ def test_a_second_run_exits_75_at_once_and_the_first_finishes(tmp_path):
     data = tmp_path / "data"
     slow = local_inventory(tmp_path / "inv.ini", hosts=2)
     first = start("collect", "--inventory", str(slow), "--no-report", data=data)
-    wait_for(lambda: holds_lock(data))
+    # the run has begun under the lock (its spool folder): not probed by taking the lock, which, held for an
+    # instant by this process, could be the one the first run meets (it then exits 75 and never holds it)
+    wait_for(lambda: list((data / "spool").glob("*/run.json")))
+    assert holds_lock(data)
     t = time.monotonic()
     second = subprocess.run([*fleetscope_bin(), "collect", "--inventory", str(slow), "--data", str(data)],
                             cwd=PROJECT, capture_output=True, text=True, timeout=60, env=site_beside(data))
