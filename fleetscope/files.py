@@ -14,10 +14,12 @@ from pathlib import Path
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def safe_name(name: str) -> str:
-    """A file name for an arbitrary (possibly hostile) host name: readable, unique, no path tricks."""
+def safe_name(name: str, reserved: frozenset[str] = frozenset()) -> str:
+    """A file name for an arbitrary (possibly hostile) host name: readable, unique, no path tricks; never one
+    of ``reserved`` (a folder's own files)."""
     slug = _UNSAFE.sub("_", name).strip("._")[:80] or "host"
-    if slug == name and name == name.lower():  # GPU01 and gpu01 must not share a file on a case-blind disk
+    # GPU01 and gpu01 must not share a file on a case-blind disk
+    if slug == name and name == name.lower() and slug not in reserved:
         return slug
     return f"{slug}-{hashlib.sha1(name.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
 

@@ -9,7 +9,6 @@ A run directory is removed only after its rows are in the warehouse, so a crash 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -21,12 +20,9 @@ RUN_META = "run.json"
 
 
 def result_file(host: str) -> str:
-    """The file name of a host's result in its run's folder: safe_name(host), with a hash of the name where
-    that would be the run's own run.json (a host named "run")."""
-    name = f"{safe_name(host)}.json"
-    if name == RUN_META:
-        name = f"{name[:-5]}-{hashlib.sha1(host.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}.json"
-    return name
+    """The file name of a host's result in its run's folder: safe_name(host), with the hash safe_name gives
+    where the name would be the run's own run.json (a host named "run")."""
+    return f"{safe_name(host, reserved=frozenset({RUN_META[:-len('.json')]}))}.json"
 
 
 @dataclass
