@@ -96,10 +96,12 @@ def new_run_id(now: dt.datetime) -> str:
     return now.strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(2)
 
 
-def inventory_hosts(inventory: Path, limit: str | None = None, ordered: bool = False) -> list[str]:
+def inventory_hosts(inventory: Path, limit: str | None = None, ordered: bool = False,
+                    quiet_limit: bool = False) -> list[str]:
     """The host names the playbook will target: parsed by Ansible itself, so every inventory form works.
-    Sorted, or with ``ordered`` in the inventory's order, in which Ansible starts them."""
-    from .inventory import InventoryError, open_inventory
+    Sorted, or with ``ordered`` in the inventory's order, in which Ansible starts them. ``quiet_limit``: as
+    inventory.host_names's."""
+    from .inventory import InventoryError, host_names, open_inventory
 
     if not inventory.exists():
         raise CollectUsageError(f"inventory not found: {inventory}")
@@ -107,7 +109,7 @@ def inventory_hosts(inventory: Path, limit: str | None = None, ordered: bool = F
         manager, _ = open_inventory(inventory, limit)
     except InventoryError as e:
         raise (CollectUsageError if "limit file" in str(e) else CollectError)(str(e)) from e
-    names = [h.name for h in manager.get_hosts("all")]
+    names = host_names(manager, quiet_limit)
     return names if ordered else sorted(names)
 
 
@@ -390,7 +392,7 @@ def _run_collect(settings: Settings, inventory: Path | None, limit: str | None,
             if time.monotonic() > stop["deadline"]:
                 raise CollectError(f"Ansible had not reached the play after {START_LIMIT_S} s, and was stopped: "
                                    f"the inventory did not load (a dynamic inventory that hangs?)")
-            return inventory_hosts(inventory, limit, ordered=True)
+            return inventory_hosts(inventory, limit, ordered=True, quiet_limit=True)  # Ansible's run warns
 
         stop["deadline"] = time.monotonic() + START_LIMIT_S  # until the play starts: then by the hosts
         order = play_hosts(play_hosts_file, play_started, finished, parse_hosts, patience=START_LIMIT_S + 30)

@@ -60,6 +60,20 @@ def open_inventory(inventory: Path, limit: Optional[str] = None):
     return manager, loader
 
 
+def host_names(manager, quiet_limit: bool = False) -> list:
+    """The names of ``manager``'s hosts after its limit, in the inventory's order. ``quiet_limit``: no warning
+    for a limit pattern that matches nothing, for a caller whose Ansible run says it already."""
+    import ansible.constants as C
+
+    mismatch = C.HOST_PATTERN_MISMATCH
+    if quiet_limit and mismatch == "warning":
+        C.HOST_PATTERN_MISMATCH = "ignore"
+    try:
+        return [h.name for h in manager.get_hosts("all")]  # the limit is applied here, not by subset()
+    finally:
+        C.HOST_PATTERN_MISMATCH = mismatch
+
+
 def _plain(value: Any) -> Any:
     """Ansible's tagged values as plain Python: numbers stay numbers (they sort as numbers), text is text."""
     if value is None or isinstance(value, bool):

@@ -225,6 +225,8 @@ def test_a_run_that_reaches_no_host_exits_3_and_says_why(tmp_path, case):
     assert "fleetscope collect: nothing collected: " in proc.stderr
     if case == "limit":
         assert "--limit 'nosuchhost' matches no host of" in proc.stderr
+        # Ansible's warning once, from its run, not again from fleetscope's own parse of the inventory
+        assert proc.stderr.count("Could not match supplied host pattern") == 1, proc.stderr
     else:
         assert f"{inventory} has no hosts, or Ansible could not parse it" in proc.stderr
     if case == "unparsable":  # Ansible's own words, which its run's output would otherwise keep to itself
