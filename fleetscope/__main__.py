@@ -1,5 +1,5 @@
 """`python -m fleetscope` is the `fleetscope` command."""
 
-from .cli import run
+from . import command
 
-run()
+command()

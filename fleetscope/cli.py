@@ -661,7 +661,11 @@ def run() -> None:
     OS does not do at once. Once the atexit handlers have run and the output is flushed, and no non-daemon
     thread is left to wait for, the process ends with os._exit. Everything the commands write is written
     and closed before main() returns (atomic replaces, closed DuckDB connections)."""
-    code = main()
+    try:
+        code = main()
+    except KeyboardInterrupt:  # before main's own handling: while its parser is built and reads the arguments
+        _say("fleetscope: interrupted")
+        code = EXIT_INTERRUPTED
     if any(t is not threading.main_thread() and not t.daemon and t.is_alive() for t in threading.enumerate()):
         sys.exit(code)
     atexit._run_exitfuncs()  # what a normal exit runs first (logging, Ansible's temp folders, ...)

@@ -6,6 +6,7 @@ import csv
 import importlib.util
 import io
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -114,6 +115,31 @@ def test_the_command_ends_cleanly_whatever_its_output_is(tmp_path):
     assert whole.returncode == 0 and all(f"node{i:02d}" in whole.stdout for i in range(2, 60)), whole.stdout
     cut = subprocess.run(f"{command} | head -1", shell=True, capture_output=True, text=True, timeout=120, cwd=PROJECT)
     assert "Traceback" not in cut.stderr, cut.stderr
+
+
+@pytest.mark.parametrize("where", ["fleetscope.cli", "argparse"])
+def test_ctrl_c_while_the_command_starts_is_an_interrupt_not_a_traceback(tmp_path, where):
+    """A Ctrl-C in the command's first tenth of a second lands in its imports (``fleetscope.cli``) or while
+    it reads its arguments (argparse's own lazy import, made to raise here): exit 130 and one line."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name == {where!r} and 'fleetscope' in sys.modules:\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())\n")
+    if where == "argparse":  # imported by cli itself: make the parse raise instead, after cli is imported
+        (hook / "sitecustomize.py").write_text(
+            "import argparse\n"
+            "def interrupt(self, *args, **kwargs):\n"
+            "    raise KeyboardInterrupt\n"
+            "argparse.ArgumentParser.parse_args = interrupt\n")
+    env = {**os.environ, "PYTHONPATH": str(hook)}
+    proc = subprocess.run([*fleetscope_bin(), "--version"], capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 130, proc.stdout + proc.stderr
+    assert proc.stderr == "fleetscope: interrupted\n" and proc.stdout == ""
 
 
 def test_an_interpreter_for_other_pythons_bytecode_that_fails_is_a_warning_once(run_fleetscope, tmp_path):
