@@ -56,6 +56,9 @@ OUTPUT = {
     "truncated": '"$PY" "$@" | head -c 300',
     # A healthy host that keeps what the controller sent it (stdin), one file per run and sshd port.
     "record_stdin": 'tee "$(dirname "$0")/stdin-${SSH_CONNECTION##* }-$$" | "$PY" "$@"',
+    # An interpreter that hangs before Python starts (a wrapper waiting on a dead network filesystem), and
+    # reads nothing: it notices no closed connection.
+    "stall": 'echo $$ > "$(dirname "$0")/pid"; exec sleep 3600',
     # Something that is not JSON at all (a login banner or a broken wrapper on the host).
     "garbage": 'cat > /dev/null; echo "Welcome to gpu42! Last login: never"; echo "{{{ not json"',
 }

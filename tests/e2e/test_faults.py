@@ -21,7 +21,7 @@ EXPECTED = {
     "node1": "ok", "node2": "ok", "node3": "ok",
     "dead": "unreachable", "tarpit": "unreachable", "wrongkey": "unreachable",
     "unknownhost": "unreachable", "impostor": "unreachable",
-    "hang": "timeout",
+    "hang": "timeout", "stalled": "timeout",
     "nopython": "failed", "oldpython": "failed", "truncated": "failed", "garbage": "failed",
     "diskserror": "ok", "clockahead": "ok",
 }
@@ -63,8 +63,9 @@ def fault_run(sshd_fleet, tmp_path_factory):
              own_connection=True),
         line("impostor", node3.address, node3.port, known=f"-o UserKnownHostsFile={impostor}", own_connection=True),
     ]
-    for name, fault in [("hang", "hang"), ("diskserror", "disks_error"), ("clockahead", "clock_ahead"),
-                        ("oldpython", "old_python"), ("truncated", "truncated"), ("garbage", "garbage")]:
+    for name, fault in [("hang", "hang"), ("stalled", "stall"), ("diskserror", "disks_error"),
+                        ("clockahead", "clock_ahead"), ("oldpython", "old_python"), ("truncated", "truncated"),
+                        ("garbage", "garbage")]:
         broken.append(line(name, node3.address, node3.port, python=faults.interpreter(root, fault, bare_python())))
     inventory = root / "inventory.ini"
     inventory.write_text(sshd_fleet.inventory(bare_python(), extra=broken))
@@ -99,6 +100,7 @@ def test_every_host_gets_the_right_status(fault_run, run_fleetscope):
         assert "Host key verification failed" in messages[host], messages[host]
     assert (root / "known_hosts_empty").read_text() == ""  # nothing was learnt from an unknown host
     assert "timed out" in messages["hang"]
+    assert "20 second" in messages["stalled"], messages["stalled"]  # the task's bound: timeout + margin
     # Ansible's own module code refuses an old Python before ours runs, and says so plainly.
     assert "minimum of Python version 3.8" in messages["oldpython"] and "3.6.9" in messages["oldpython"]
     assert "/nonexistent/python3" in messages["nopython"]
@@ -120,9 +122,12 @@ def test_healthy_and_partly_broken_hosts_are_stored(fault_run, run_fleetscope):
     assert abs(got["node1"]["clock_skew_s"]) < 120
 
 
-def test_the_hung_collector_is_not_left_running(fault_run):
+@pytest.mark.parametrize("fault", ["hang", "stall"])
+def test_the_hung_collector_is_not_left_running(fault_run, fault):
+    """hang: the collector's own timeout stops it. stall: the interpreter never started the collector; the
+    host's `timeout` ends it at the task's bound, when the controller stops waiting."""
     root, *_ = fault_run
-    pid = int((root / "hang" / "pid").read_text())
+    pid = int((root / fault / "pid").read_text())
     deadline = time.monotonic() + 10
     while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
         state = Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] if Path(f"/proc/{pid}").exists() else ""
