@@ -617,6 +617,13 @@ def _run(args) -> int:
         return FAILED.get(args.command, EXIT_STORAGE)
     except Exception as e:
         duckdb = sys.modules.get("duckdb")
+        if (duckdb is None or not isinstance(e, duckdb.Error)) and args.command == "report":
+            import traceback  # a defect, or a report too large for this machine's memory: the documented status
+
+            traceback.print_exc()
+            _say(f"fleetscope report: rendering the report failed: {type(e).__name__}: {first_line(e)}; "
+                 f"{_kept('report')}")
+            return EXIT_REPORT
         if duckdb is None or not isinstance(e, duckdb.Error):
             raise  # a defect in fleetscope: its traceback is what a bug report needs
         # The warehouse could not be read: a damaged file (a disk's fault, a copy cut short), not a bug.

@@ -120,10 +120,18 @@ def fleet_range(title: str, rows: Sequence[Dict[str, Any]], empty_text: str,
         layout = _empty(layout, empty_text)
         layout.pop("yaxis2")
         traces = []
-    elif len({r["ts"] for r in rows}) == 1:  # the first run's one point: Plotly would span a millisecond
-        ts = rows[0]["ts"]
-        layout["xaxis"]["range"] = [x_time(ts - SINGLE_POINT_SPAN), x_time(ts + SINGLE_POINT_SPAN)]
+    else:
+        _one_point_span(layout, {r["ts"] for r in rows})
     return [x_time(r["ts"]) for r in rows], {"data": traces, "layout": layout}
+
+
+def _one_point_span(layout: Dict[str, Any], times: Iterable[datetime]) -> None:
+    """Where a time axis has one point (a fleet's or a host's first run), an hour around it: Plotly would
+    span a millisecond."""
+    times = set(times)
+    if len(times) == 1:
+        (ts,) = times
+        layout["xaxis"]["range"] = [x_time(ts - SINGLE_POINT_SPAN), x_time(ts + SINGLE_POINT_SPAN)]
 
 
 def ranges(fig_id: str, entries: Sequence[Tuple[str, Figure]], selected: int = 0) -> Figure:
@@ -139,30 +147,32 @@ def gpu_now_heatmap(gpus: Sequence[Dict[str, Any]], files: Mapping[str, str]) ->
     if not gpus:
         return None
     hosts = sorted({g["host"] for g in gpus})
-    indices = [g["gpu_index"] for g in gpus if g["gpu_index"] is not None]
-    width = max(indices) + 1 if indices else 1
+    # a column per index some host has (not every number up to the largest: one document's index does not
+    # size the chart)
+    indices = sorted({g["gpu_index"] for g in gpus if g["gpu_index"] is not None}) or [0]
+    column = {index: k for k, index in enumerate(indices)}
     row = {h: i for i, h in enumerate(hosts)}
-    z: List[List[Optional[float]]] = [[None] * width for _ in hosts]
-    text: List[List[str]] = [[""] * width for _ in hosts]
+    z: List[List[Optional[float]]] = [[None] * len(indices) for _ in hosts]
+    text: List[List[str]] = [[""] * len(indices) for _ in hosts]
     for g in gpus:
-        if g["gpu_index"] is None or not 0 <= g["gpu_index"] < width:
+        if g["gpu_index"] is None:
             continue
-        i, j = row[g["host"]], g["gpu_index"]
-        z[i][j] = g["util_pct"]
+        i, j, k = row[g["host"]], g["gpu_index"], column[g["gpu_index"]]
+        z[i][k] = g["util_pct"]
         mem = (f"{g['mem_used_bytes'] / GIB:.1f} / {g['mem_total_bytes'] / GIB:.0f} GiB"
                if g["mem_used_bytes"] is not None and g["mem_total_bytes"] else "memory unknown")
         util = "utilization unknown" if g["util_pct"] is None else f"{g['util_pct']:.0f} %"
         users = ", ".join(g["users"]) if g["users"] else "no processes"
         # site.py's classes: no utilization at all (MIG mode) is "in use" when held, else free
         state = "busy" if g["busy"] else "in use" if g["unmeasured"] else "free" if g["util"] is None else "idle"
-        text[i][j] = "<br>".join(plotly_text(s) for s in (
+        text[i][k] = "<br>".join(plotly_text(s) for s in (
             f"{g['host']} · GPU {j}", f"{util} ({state})", mem, users))
     layout = _category_layout("GPU utilization now, by host and GPU", max(220, 80 + 18 * len(hosts)))
     layout["xaxis"]["title"] = {"text": "GPU"}
     return {
         "data": [{
             "type": "heatmap",
-            "x": [str(j) for j in range(width)],
+            "x": [str(j) for j in indices],
             "y": [plotly_text(h) for h in hosts],
             "z": z,
             "text": text,
@@ -192,6 +202,8 @@ def gpu_heatmap(rows: Sequence[Dict[str, Any]]) -> Optional[Figure]:
     layout = _layout("GPU utilization by host over time", "", height=max(220, 80 + 18 * len(names)))
     layout["yaxis"] = {"automargin": True, "type": "category", "autorange": "reversed"}
     layout["hovermode"] = "closest"
+    if len(buckets) == 1:  # one column: on a time axis Plotly would draw it a millisecond wide
+        layout["xaxis"]["type"] = "category"
     return {
         "data": [{
             "type": "heatmap",
@@ -254,6 +266,8 @@ def host_figures(host_rows: Sequence[Dict[str, Any]],
             trace("total", host_rows, "mem_total_gib", line={"dash": "dot"}),
         ]),
     ]
+    for figure in figures:
+        _one_point_span(figure["layout"], times)
     return [x_time(t) for t in times], figures
 
 

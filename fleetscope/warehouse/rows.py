@@ -19,6 +19,8 @@ MAX_TEXT = 4096  # longer host-provided strings are cut: a document cannot bloat
 FIRST_YEAR, LAST_YEAR = 1970, 2200  # times outside are refused
 STATUSES = ("ok", "unreachable", "failed", "timeout")
 BIGINT_MAX = 2**63 - 1
+MAX_GPU_INDEX = 1023  # NVML counts a host's GPUs from 0; a larger index is a broken document, not a GPU
+NO_UUID = "index:"  # gpu_uuid of a GPU whose UUID NVML could not read: "index:<its index>"
 
 
 class DocumentError(ValueError):
@@ -90,7 +92,7 @@ class _Reader:
             self.fail(f"{path}.{key}", f"expected a string, got {type(v).__name__}")
         # lone surrogates (valid JSON escapes, not valid text) and bidirectional controls (one left open
         # reverses the text after it on a report page) become U+FFFD
-        return clean_text(v[:MAX_TEXT].replace("\x00", ""))
+        return _clean(v)
 
     def flag(self, parent: dict, key: str, path: str):
         v = parent.get(key)
@@ -122,6 +124,12 @@ def _iso(t: dt.datetime | None) -> str | None:
 def _sum(values):
     values = [v for v in values if v is not None]
     return sum(values) if values else None
+
+
+def _clean(value: str, most: int = MAX_TEXT) -> str:
+    """Host-provided text as the warehouse stores it: at most ``most`` characters, no NULs, and no lone
+    surrogates or bidirectional controls (one left open reverses the text after it on a report page)."""
+    return clean_text(value[:most].replace("\x00", ""))
 
 
 def parse_time(value) -> str | None:
@@ -167,9 +175,8 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
     status_row["errors"] = len(errors)
     status_row["duration_s"] = duration
     if errors:
-        status_row["message"] = "; ".join(
-            f"{e.get('subsystem')}: {e.get('type')}: {str(e.get('message'))[:200]}" for e in errors
-        )[:MAX_TEXT]
+        status_row["message"] = _clean("; ".join(
+            f"{e.get('subsystem')}: {e.get('type')}: {str(e.get('message'))[:200]}" for e in errors))
     base = {"run_id": run_id, "ts": _iso(ts), "host": host}
 
     h = r.obj(doc, "host", "host") or {}
@@ -251,9 +258,11 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
         path = f"gpus.devices[{i}]"
         if not isinstance(g, dict):
             r.fail(path, "expected an object")
-        index, uuid = r.int32(g, "index", path), r.text(g, "uuid", path)
+        index, uuid = r.num(g, "index", path, integer=True, hi=MAX_GPU_INDEX), r.text(g, "uuid", path)
         if index is None:
             r.fail(f"{path}.index", "missing")
+        if uuid is None:  # every query follows a GPU by its UUID: one NVML could not read is told by its index
+            uuid = f"{NO_UUID}{index}"
         running = r.list(g, "processes", f"{path}.processes")
         throttle = r.list(g, "throttle_reasons", f"{path}.throttle_reasons")
         gpu_rows.append(base | {
@@ -273,7 +282,7 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
             "clock_sm_mhz": r.int32(g, "clock_sm_mhz", path),
             "clock_mem_mhz": r.int32(g, "clock_mem_mhz", path),
             "pstate": r.int32(g, "pstate", path),
-            "throttle_reasons": ",".join(str(x)[:64] for x in throttle),
+            "throttle_reasons": _clean(",".join(str(x)[:64] for x in throttle)),
             "ecc_volatile_uncorrected": r.int(g, "ecc_volatile_uncorrected", path),
             "ecc_aggregate_uncorrected": r.int(g, "ecc_aggregate_uncorrected", path),
             "remapped_rows_uncorrectable": r.int(g, "remapped_rows_uncorrectable", path),
@@ -341,7 +350,7 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
         "cpu_physical": r.int32(h, "cpu_physical", "host"), "mem_total_bytes": r.int(h, "mem_total_bytes", "host"),
         "boot_time": _iso(boot_time), "python": r.text(h, "python", "host"),
         "nvidia_driver": r.text(h, "nvidia_driver", "host"), "cuda_version": r.text(h, "cuda_version", "host"),
-        "gpu_count": len(devices), "gpu_models": ",".join(models),
+        "gpu_count": len(devices), "gpu_models": _clean(",".join(models)),
     }
     # boot_time is stored but not hashed: it jitters by a second on some kernels, and a reboot is not an
     # inventory change (host_samples.boot_time records reboots).

@@ -313,3 +313,27 @@ def test_a_data_path_that_is_a_file_is_named_as_not_a_folder(run_fleetscope, tmp
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert f"{afile} is not a folder" in proc.stderr and "nothing collected there yet" not in proc.stderr
     assert "Traceback" not in proc.stderr and "spool keeps" not in proc.stderr
+
+
+def test_a_report_that_fails_to_render_exits_6_with_its_traceback(tmp_path, monkeypatch, capsys):
+    """Not a data or disk error (those say which file): a defect, or a site too large for the memory. The
+    documented status (6) for scripts, the traceback for a bug report, and the previous report untouched."""
+    import reports
+    from fleetscope import cli
+
+    at = datetime(2026, 11, 23, 9, 0)
+    data, out = tmp_path / "data", tmp_path / "site"
+    f.spool_run(data, at, [f.ok("gpu01", at, f.document("gpu01", at, gpus=[f.gpu(0)]))])
+    ingest_pending(data)
+    out.mkdir()
+    (out / "index.html").write_text("the previous report")
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("heat map")
+
+    monkeypatch.setattr(reports, "build_site", out_of_memory)
+    assert cli.main(["report", "--data", str(data), "--out", str(out)]) == 6
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.strip().splitlines()[-1] == (
+        "fleetscope report: rendering the report failed: MemoryError: heat map; any previous report stays in place")
+    assert (out / "index.html").read_text() == "the previous report"

@@ -191,6 +191,28 @@ def test_pages_fit_a_phone(fleet_site, context):
         phone.close()
 
 
+def test_a_long_unbroken_host_name_wraps_on_its_page(tmp_path, context):
+    """A 300-character FQDN (host-provided, no spaces) made the host page scroll sideways on any screen."""
+    data = tmp_path / "data"
+    at = RUNS[0]
+    doc = document("gpu01", at, gpus=[gpu(0, util=50)])
+    doc["host"]["fqdn"] = "n" * 300 + ".lab"
+    spool_run(data, at, [ok("gpu01", at, doc)])
+    assert not ingest_pending(data).rejected
+    with contextlib.closing(connect(data)) as con:
+        site = build_site(con, tmp_path / "site", now=NOW).parent
+    for width in (390, 1280):
+        view = Tab(context, width=width)
+        try:
+            page = view.open(site / "hosts" / "gpu01.html")
+            assert page.locator("table.inventory").text_content().count("n" * 300) == 1
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, (width, overflow)
+            assert view.errors == []
+        finally:
+            view.close()
+
+
 def test_hostile_process_names_are_shown_as_text(tmp_path, tab):
     data = tmp_path / "data"
     evil = "<script>alert(1)</script>"
