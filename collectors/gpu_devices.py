@@ -80,14 +80,28 @@ def model_names(nvml):
 
 
 def device(nvml, index, since, now):
-    """One entry of ``devices``."""
+    """One entry of ``devices``; a GPU whose reading fails in a way Reader does not catch (a value of a shape
+    this code does not expect, from a driver or pynvml it was not tried with) is an entry of nulls that says
+    why, not the loss of the other GPUs."""
+    try:
+        return _device(nvml, index, since, now)
+    except Exception as e:
+        return unread(index, [{"call": "device", "type": type(e).__name__, "message": text(str(e))[:300]}])
+
+
+def unread(index, errors):
+    """The entry of a GPU that could not be read: its index, nulls, and the errors that say why."""
+    entry = dict.fromkeys(DEVICE_FIELDS)
+    entry.update(index=index, throttle_reasons=[], accounting=[], mig_devices=[], errors=errors)
+    return entry
+
+
+def _device(nvml, index, since, now):
     reader = Reader(nvml)
     read = reader.read
     handle = read("nvmlDeviceGetHandleByIndex", index, needed=True)
     if handle is None:
-        device = dict.fromkeys(DEVICE_FIELDS)
-        device.update(index=index, throttle_reasons=[], accounting=[], mig_devices=[], errors=reader.errors)
-        return device
+        return unread(index, reader.errors)
     d = {"index": index}
     d["uuid"] = text(read("nvmlDeviceGetUUID", handle))
     d["name"] = text(read("nvmlDeviceGetName", handle))

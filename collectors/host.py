@@ -19,9 +19,6 @@ ARM_PARTS = {
 
 
 def collect(ctx):
-    nvidia = ctx.get("nvidia")
-    if nvidia is None:
-        nvidia = gpus.nvidia_facts(exiting=ctx.get("exiting", False))
     uname = os.uname()
     errors = ctx.setdefault("errors", [])
 
@@ -32,6 +29,10 @@ def collect(ctx):
         except Exception as e:
             errors.append(error_entry(f"host.{name}", e))
             return None
+
+    nvidia = ctx.get("nvidia")
+    if nvidia is None:
+        nvidia = part("nvidia", lambda: gpus.nvidia_facts(exiting=ctx.get("exiting", False))) or gpus.NO_FACTS
 
     return {
         "hostname": hostname(),

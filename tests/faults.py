@@ -23,6 +23,16 @@ SITE = {
             time.sleep(3600)
         os.statvfs = statvfs
     """,
+    # The same, stuck in C: a call that retries on EINTR (as a driver's ioctl, or glibc's system() waiting for
+    # its child) returns to Python only when it is done, so a SIGALRM handler would wait for it.
+    "stuck_in_c": """
+        import ctypes, os
+        open(os.path.join(os.path.dirname(__file__), "pid"), "w").write(str(os.getpid()))
+        libc = ctypes.CDLL(None)
+        def statvfs(path):
+            libc.system(b"exec sleep 20 </dev/null >/dev/null 2>&1")  # holding no pipe of the answer
+        os.statvfs = statvfs
+    """,
     # /proc/self/mounts unreadable: the disks subsystem fails, the rest of the document stays.
     "disks_error": """
         import builtins, os

@@ -67,7 +67,7 @@ def run_bootstrap(python, args, cwd, bootstrap=None, timeout=60, bundle=None):
 
 def probe(code: str) -> bytes:
     """The bootstrap with its loader set up, running `code` instead of the collector."""
-    return (BOOTSTRAP.read_text().split("from fleetscope_collectors import collect")[0] + code).encode()
+    return (BOOTSTRAP.read_text().split("from fleetscope_collectors import Collection")[0] + code).encode()
 
 
 @pytest.mark.parametrize("python", PYTHONS)
@@ -125,9 +125,27 @@ def test_the_shipped_pynvml_imports_from_the_bundle(tmp_path, python):
     assert answer == {"module": f"{PACKAGE}.pynvml_shipped", "has_init": True}, proc.stderr
 
 
-def test_a_hung_collector_stops_itself_at_its_timeout(tmp_path):
-    hang = faults.interpreter(tmp_path, "hang", sys.executable)
-    proc, answer = run_bootstrap(str(hang), {"timeout": 1}, tmp_path / "hang", timeout=30)
+@pytest.mark.parametrize("fault", ["hang", "stuck_in_c"])
+def test_a_hung_collector_answers_at_its_timeout_with_what_it_has(tmp_path, fault):
+    """statvfs of a dead network mount never returns (in Python, or in C where no signal handler can run):
+    at the time limit the collector answers with every subsystem but disks, which says it timed out."""
+    hung = faults.interpreter(tmp_path, fault, sys.executable)
+    started = time.monotonic()
+    proc, answer = run_bootstrap(str(hung), {"timeout": 2}, tmp_path / fault, timeout=60)
+    assert time.monotonic() - started < 10  # stuck_in_c's call takes 20 s
+    assert proc.returncode == 0 and "failed" not in answer, proc.stderr
+    document = answer["document"]
+    assert document["disks"] is None and document["errors"] == [{
+        "subsystem": "disks", "type": "Timeout",
+        "message": "did not finish: the collector's time limit (2 s) was reached"}]
+    assert document["host"]["hostname"] and document["cpu"]["jiffies"]["user"] > 0
+    assert document["processes"]["total"] > 0 and document["gpus"] is not None
+
+
+def test_a_collector_hung_before_it_starts_fails_as_timed_out(tmp_path):
+    """Stuck in its imports (here: the bundle's package itself never loads): nothing to answer with."""
+    proc, answer = run_bootstrap(sys.executable, {"timeout": 1}, tmp_path, timeout=30, bootstrap=probe(
+        "import time\ntime.sleep(30)\n"))
     assert proc.returncode == 1
     assert answer == {"failed": True, "timed_out": True, "msg": "collector timed out after 1 s on the host"}
 
@@ -148,8 +166,13 @@ def _bundle(module_source: str, code_source: str, magic: bytes, before: bytes = 
 
 
 WHICH = """
-def collect(**kwargs) -> dict:
-    return {{"ran": "{}", "file": collect.__code__.co_filename, "annotation": repr(collect.__annotations__["return"])}}
+class Collection:
+    def __init__(self, **kwargs):
+        pass
+
+    def run(self) -> dict:
+        return {{"ran": "{}", "file": Collection.run.__code__.co_filename,
+                "annotation": repr(Collection.run.__annotations__["return"])}}
 """
 
 

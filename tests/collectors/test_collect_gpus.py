@@ -339,3 +339,31 @@ def test_processes_are_null_when_nvml_will_not_list_them_all(fake_nvml, check_do
     assert document["gpus"]["devices"][1]["accounting"]  # the rest of the GPU is still read
     rows = host_rows(as_result(document), "run-1")
     assert [r["process_count"] for r in rows["gpu_samples"]] == [0, 0]
+
+
+def test_a_value_of_an_unexpected_shape_costs_its_gpu_only(fake_nvml, monkeypatch, check_document, as_result):
+    """A driver or pynvml this code was not tried with returns a value it cannot use (here: GPU 1's power as
+    text): that GPU is an entry of nulls saying why; GPU 0 and the host's GPU facts stay."""
+    power, calls = fake_nvml.nvmlDeviceGetPowerUsage, []
+
+    def odd_power(handle):  # GPUs are read in index order: the second call is GPU 1's
+        calls.append(handle)
+        return "N/A" if len(calls) == 2 else power(handle)
+
+    monkeypatch.setattr(fake_nvml, "nvmlDeviceGetPowerUsage", odd_power)
+    document = check_document(collectors.collect(only=["gpus", "host"]))
+    read, unread = document["gpus"]["devices"]
+    assert read["index"] == 0 and read["power_w"] is not None and read["errors"] == []
+    assert tuple(unread) == gpus.DEVICE_FIELDS and unread["index"] == 1 and unread["name"] is None
+    assert [(e["call"], e["type"]) for e in unread["errors"]] == [("device", "TypeError")]
+    assert document["errors"] == [] and document["host"]["gpu_models"] == ["NVIDIA H100 80GB HBM3"]
+    assert len(host_rows(as_result(document), "run-1")["gpu_samples"]) == 2
+
+
+def test_host_alone_keeps_its_facts_when_nvml_fails(fake_nvml):
+    """`hosts check` collects host alone: NVML failing after its init costs the NVIDIA facts, not the host."""
+    fake_nvml.host.fail["nvmlDeviceGetCount"] = real.NVMLError(real.NVML_ERROR_UNKNOWN)
+    document = collectors.collect(only=["host"])
+    host = document["host"]
+    assert host["hostname"] and host["kernel"] and host["nvidia_driver"] is None and host["gpu_models"] == []
+    assert [(e["subsystem"], e["type"]) for e in document["errors"]] == [("host.nvidia", "NVMLError_Unknown")]

@@ -8,16 +8,13 @@
 # any, runs instead of the sources (compiling the sources is most of what the collector costs).
 # The package is imported from memory: nothing is written to the host, nothing stays behind. The answer is
 # one JSON object on stdout, shaped like an Ansible module's result.
-# Every run pays for what this file imports, so it takes the C halves of json and signal (below) where it can.
+# Every run pays for what this file imports, so it takes the C half of json (below) where it can.
+import _thread
 import marshal
 import os
 import sys
+import time
 import zlib
-
-try:  # speed: the C module under signal; signal.py imports enum and makes enums of its constants (~5 ms)
-    import _signal as signal
-except ImportError:
-    import signal
 
 try:  # speed: json's C accelerator on its own; `import json` also imports re and enum (~10 ms of CPU)
     from _json import encode_basestring_ascii, make_encoder, make_scanner
@@ -65,7 +62,13 @@ def dumps(value):
     return json.dumps(value)
 
 
+ANSWERING = _thread.allocate_lock()
+
+
 def answer(result, code=0):
+    """Write the answer and end the process, once: the time limit's thread and the collector may both try."""
+    if not ANSWERING.acquire(False):
+        ANSWERING.acquire()  # the other one answers and ends the process: wait for that
     sys.stdout.write(dumps(result))
     sys.stdout.flush()
     os._exit(code)
@@ -136,20 +139,33 @@ class Bundled:
         exec(entry[2], module.__dict__)
 
 
-def on_alarm(signum, frame):
-    answer({"failed": True, "timed_out": True,
-            "msg": "collector timed out after {} s on the host".format(args["timeout"])}, 1)
+collection = None
+
+
+def time_limit(seconds):
+    """After ``seconds``, answer with what the collector has (the subsystem it is in, and those after it, as
+    errors "Timeout"), or fail as timed out if it had not started. A thread, not SIGALRM: a signal handler
+    runs only once the call the collector is in returns, and an NVML call into a hung driver, or statvfs of
+    a dead network mount, does not; this thread runs meanwhile (both calls let go of the GIL)."""
+    time.sleep(seconds)
+    limit = f"the collector's time limit ({seconds} s) was reached"
+    if collection is None:
+        answer({"failed": True, "timed_out": True, "msg": f"collector timed out after {seconds} s on the host"},
+               1)
+    answer(result(collection.document(stopped=limit)))
+
+
+def result(document):
+    # the magic number tells the controller which bytecode entry to send this host next time (stage.for_magic)
+    return {"changed": False, "document": document, "python_magic": MAGIC.hex() if MAGIC else None,
+            "python_implementation": sys.implementation.name}
 
 
 sys.meta_path.insert(0, Bundled)
 if args.get("timeout", 0) > 0:
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(args["timeout"])
-from fleetscope_collectors import collect  # noqa: E402
+    _thread.start_new_thread(time_limit, (args["timeout"],))
+from fleetscope_collectors import Collection  # noqa: E402
 
-document = collect(top_n=args["top_n"], accounting_since=args.get("accounting_since") or None,
-                   only=args.get("only"), exiting=True)  # answer() ends the process: NVML ends with it
-signal.alarm(0)
-# the magic number tells the controller which bytecode entry to send this host next time (stage.for_magic)
-answer({"changed": False, "document": document, "python_magic": MAGIC.hex() if MAGIC else None,
-        "python_implementation": sys.implementation.name})
+collection = Collection(top_n=args["top_n"], accounting_since=args.get("accounting_since") or None,
+                        only=args.get("only"), exiting=True)  # answer() ends the process: NVML ends with it
+answer(result(collection.run()))
