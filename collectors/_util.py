@@ -179,6 +179,8 @@ def owner_and_command(pid):
                 user = proc.username()
                 try:
                     argv = proc.cmdline()
+                except psutil.ZombieProcess:  # exited, not yet reaped (a defunct CUDA job): its owner stays
+                    argv = []
                 except psutil.AccessDenied:
                     return user, None
                 comm = proc.name() if not argv else None

@@ -1,10 +1,11 @@
 """Disks: local filesystems (capacity, inodes) and cumulative I/O counters of whole physical disks.
 
-Filesystems are the mounts whose type is backed by a device (not "nodev" in /proc/filesystems: no
-tmpfs, proc, overlay, nfs), minus read-only images (squashfs) that are always full; a device mounted
-twice (bind mounts) counts once. I/O comes from /proc/diskstats for disks that have a hardware device
-in /sys/block (no partitions, loop, ram, zram, device-mapper or md: their bytes are already counted on
-the disks below them).
+Filesystems are the mounts whose type is backed by a device (listed without "nodev" in /proc/filesystems,
+and ZFS, as psutil takes them: no tmpfs, proc, overlay, nfs, nor FUSE's network filesystems, whose types,
+"fuse.sshfs" and the like, the kernel never lists), minus read-only images (squashfs) that are always
+full; a device mounted twice (bind mounts) counts once. I/O comes from /proc/diskstats for disks that have
+a hardware device in /sys/block (no partitions, loop, ram, zram, device-mapper or md: their bytes are
+already counted on the disks below them).
 """
 
 import os
@@ -26,15 +27,17 @@ def _mounts():
     psutil = get_psutil()
     if psutil is not None:
         return [(p.device, p.mountpoint, p.fstype) for p in psutil.disk_partitions(all=False)]
-    nodev = set()
+    local = {"zfs"}  # ZFS pools are local disks (psutil too), though the kernel lists zfs as nodev
     for line in read_text(PROC + "/filesystems").splitlines():
         parts = line.split()
-        if len(parts) == 2 and parts[0] == "nodev" and parts[1] != "zfs":  # ZFS pools are local disks (psutil too)
-            nodev.add(parts[1])
+        if len(parts) == 1:  # "\text4": backed by a device; "nodev\tnfs" is not
+            local.add(parts[0])
     out = []
     for line in read_bytes(PROC + "/self/mounts").splitlines():
         parts = line.split()
-        if len(parts) < 3 or parts[2].decode("ascii", "replace") in nodev or parts[0] == b"none":
+        # a list of the local types, not of the others: a type the kernel does not list is not local (a FUSE
+        # network filesystem, "fuse.sshfs", whose server may never answer statvfs)
+        if len(parts) < 3 or parts[2].decode("ascii", "replace") not in local or parts[0] == b"none":
             continue
         out.append((_unescape(parts[0]), _unescape(parts[1]), parts[2].decode("ascii", "replace")))
     return out

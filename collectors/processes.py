@@ -48,6 +48,7 @@ def collect(ctx):
         if details is None:  # exited since the first pass
             continue
         user, command, state = details
+        rss = s["rss_bytes"] if psutil is not None else _rss_exact(s["pid"], s["rss_bytes"])
         lifetime = now - s["started"] if s["started"] is not None else None
         top.append({
             "pid": s["pid"],
@@ -55,7 +56,7 @@ def collect(ctx):
             "command": command,
             "cpu_time_s": round(s["cpu_time_s"], 2),
             "cpu_percent": round(100.0 * s["cpu_time_s"] / lifetime, 1) if lifetime and lifetime > 0 else None,
-            "rss_bytes": s["rss_bytes"],
+            "rss_bytes": rss,
             "started_at": iso_z(s["started"]),
             "state": state,
         })
@@ -93,6 +94,16 @@ def stat_fields(pid):
     needed, and left as bytes (they are ASCII, and int() reads bytes)."""
     raw = read_bytes(f"{PROC}/{pid}/stat")
     return raw[raw.rindex(b")") + 2:].split(None, 22)
+
+
+def _rss_exact(pid, approximate):
+    """The resident bytes of one chosen process from /proc/<pid>/statm, as psutil and VmRSS give them. stat's
+    rss, which ranks every process cheaply, is the kernel's per-CPU estimate: off by up to a tenth, the more
+    the more CPUs. ``approximate`` where statm cannot be read."""
+    try:
+        return int(read_bytes(f"{PROC}/{pid}/statm").split()[1]) * page_size()
+    except (OSError, ValueError, IndexError):
+        return approximate
 
 
 def _details_proc(pid):

@@ -1,6 +1,10 @@
 """The /proc path (the default on Linux, FLEETSCOPE_PSUTIL unset or 0) gives the same keys and types as the
 psutil path (FLEETSCOPE_PSUTIL=1), and the same values where both read the same counters."""
 
+import os
+import subprocess
+import time
+
 import pytest
 
 import collectors
@@ -78,3 +82,24 @@ def test_psutil_is_used_only_without_proc_unless_asked_for(monkeypatch, tmp_path
     monkeypatch.setattr(_util, "PROC", "/proc")
     monkeypatch.setenv("FLEETSCOPE_PSUTIL", "1")
     assert _util.get_psutil() is psutil
+
+
+def test_a_zombie_keeps_its_owner_on_both_paths(monkeypatch):
+    """A GPU process that exited but is not reaped yet (a defunct CUDA job can still hold GPU memory): its
+    owner is what the report needs. psutil's path lost it (cmdline() raises ZombieProcess)."""
+    import pwd
+
+    from collectors._util import owner_and_command
+
+    child = subprocess.Popen(["sleep", "0"])
+    try:
+        deadline = time.monotonic() + 10
+        while open(f"/proc/{child.pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the child did not become a zombie"
+            time.sleep(0.05)
+        me = pwd.getpwuid(os.getuid()).pw_name
+        for choice in ("1", "0"):
+            monkeypatch.setenv("FLEETSCOPE_PSUTIL", choice)
+            assert owner_and_command(child.pid) == (me, "[sleep]"), choice
+    finally:
+        child.wait()

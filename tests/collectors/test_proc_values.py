@@ -204,8 +204,9 @@ def row(pid, command, cpu_time_s, cpu_percent, rss_pages, started_at, state):
 # Every process of data/proc but the collector's own (4000), by (cpu time, rss), highest first. cpu_time_s is
 # (utime + stime) / 100; cpu_percent is 100 * cpu time / (NOW - (BTIME + starttime / 100)).
 ROWS = {
-    # 3600000 + 400000 ticks, started 50000 s after boot: 40000 s over 50000 s
-    811: row(811, "python3 train.py --lr 0.1 --wandb-key=<redacted>", 40000.0, 80.0, 2000000,
+    # 3600000 + 400000 ticks, started 50000 s after boot: 40000 s over 50000 s; resident pages from its statm
+    # (2100000, exact, as psutil and VmRSS), not its stat (2000000: the kernel's estimate, which ranks)
+    811: row(811, "python3 train.py --lr 0.1 --wandb-key=<redacted>", 40000.0, 80.0, 2100000,
              "2023-11-15T12:06:40Z", "R"),
     # 300000 + 200000 ticks, started 80000 s after boot: 5000 s over 20000 s
     2301: row(2301, "sshd: alice [priv]", 5000.0, 25.0, 250000, "2023-11-15T20:26:40Z", "S"),
