@@ -24,15 +24,20 @@ _LAST_TIME = 7289654400  # 2201-01-01T00:00:00Z: the warehouse takes times from 
 class Reader:
     """Calls NVML functions by name and holds the one policy on which errors mean "no value"."""
 
-    def __init__(self, nvml):
+    def __init__(self, nvml, one_gpu=False):
         self.nvml = nvml
         self.quiet = tuple(c for c in (getattr(nvml, n, None) for n in QUIET_ERRORS) if isinstance(c, type))
         self.errors = []
+        # one_gpu: the reads are all of one GPU; once NVML says it is lost, the others are not tried (each
+        # would fail alike, after as long a wait on the driver, and say the same thing again)
+        self.one_gpu, self.lost = one_gpu, False
 
     def read(self, fn, *args, needed=False):
         """nvml.<fn>(*args); None when unsupported (quietly) or failed (recorded in self.errors). ``needed``:
         what everything else of the GPU needs (its handle), whose every failure is recorded, a quiet one too:
         a handle NVML will not give leaves the whole GPU unread, which must say why."""
+        if self.lost:
+            return None
         func = getattr(self.nvml, fn, None)
         try:
             if func is None:  # an older pynvml without this function
@@ -44,6 +49,7 @@ class Reader:
             if not needed and isinstance(e, self.quiet):
                 return None
             self.errors.append({"call": fn, "type": type(e).__name__, "message": text(str(e))[:300]})
+            self.lost = self.one_gpu and type(e).__name__ == "NVMLError_GpuIsLost"
             return None
 
     def first(self, fns, *args):
@@ -97,7 +103,7 @@ def unread(index, errors):
 
 
 def _device(nvml, index, since, now):
-    reader = Reader(nvml)
+    reader = Reader(nvml, one_gpu=True)
     read = reader.read
     handle = read("nvmlDeviceGetHandleByIndex", index, needed=True)
     if handle is None:

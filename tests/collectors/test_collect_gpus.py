@@ -367,3 +367,19 @@ def test_host_alone_keeps_its_facts_when_nvml_fails(fake_nvml):
     host = document["host"]
     assert host["hostname"] and host["kernel"] and host["nvidia_driver"] is None and host["gpu_models"] == []
     assert [(e["subsystem"], e["type"]) for e in document["errors"]] == [("host.nvidia", "NVMLError_Unknown")]
+
+
+def test_a_gpu_lost_mid_read_says_so_once_and_is_not_read_further(fake_nvml, check_document, as_result):
+    """NVML answers GpuIsLost from the second read on (the UUID): the GPU keeps what it had read (its index),
+    has one error, not one per field, and NVML is not asked the rest (each would wait on the driver)."""
+    fake_nvml.host.fail["nvmlDeviceGetUUID"] = real.NVMLError(real.NVML_ERROR_GPU_IS_LOST)
+    asked = []
+    for name in ("nvmlDeviceGetName", "nvmlDeviceGetTemperature", "nvmlDeviceGetComputeRunningProcesses"):
+        original = getattr(fake_nvml, name)
+        setattr(fake_nvml, name, lambda *a, _name=name, _original=original: asked.append(_name) or _original(*a))
+    document = check_document(collectors.collect(only=["gpus"]))
+    for device in document["gpus"]["devices"]:
+        assert [(e["call"], e["type"]) for e in device["errors"]] == [("nvmlDeviceGetUUID", "NVMLError_GpuIsLost")]
+        assert device["name"] is None and device["temperature_c"] is None and device["processes"] is None
+    assert asked == [] and document["errors"] == []
+    assert len(host_rows(as_result(document), "run-1")["gpu_samples"]) == 2
