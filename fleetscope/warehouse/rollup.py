@@ -153,7 +153,32 @@ def _mark_rolled(data_dir: Path, day: dt.date, rollup_format: str = ROLLUP_FORMA
 
 
 def _has_rollups(data_dir: Path, day: dt.date) -> bool:
-    return any((partitions.day_dir(data_dir, table, day) / ROLLUP_FILE).exists() for table in HOURLY)
+    """Any rollup of the day: hourly, or daily only (the hourly tier's retention is shorter)."""
+    return any((partitions.day_dir(data_dir, table, day) / ROLLUP_FILE).exists() for table in HOURLY + DAILY)
+
+
+#: Each raw table, and the rollups that count its samples (daily first: it is kept longest).
+COUNTED = (("host_samples", ("host_daily", "host_hourly")), ("gpu_samples", ("gpu_daily", "gpu_hourly")))
+
+
+def _raw_is_whole(con, data_dir: Path, day: dt.date) -> bool:
+    """True where the raw samples kept for ``day`` are at least as many as its rollups count: the samples
+    retention has left are all of them (the day was not rolled up again before it passed rollup.raw_days,
+    rollups having paused; retention deletes a raw day only once it is rolled up), not a late run's alone
+    (retention deleted the day, then a run kept in the spool brought a few of its samples back)."""
+    def count(query: str, files: list[Path]) -> int:
+        return con.execute(query.format(source=f"read_parquet({_files_literal(files)})")).fetchone()[0] or 0
+
+    for raw, tiers in COUNTED:
+        rolled = next((files for files in (partitions.parquet_files(partitions.day_dir(data_dir, t, day))
+                                           for t in tiers) if files), None)
+        if not rolled:
+            continue
+        kept = partitions.parquet_files(partitions.day_dir(data_dir, raw, day))
+        if (count("SELECT count(*) FROM {source}", kept) if kept else 0) < count(
+                "SELECT sum(samples) FROM {source}", rolled):
+            return False
+    return True
 
 
 def _has_raw(data_dir: Path, day: dt.date) -> bool:
@@ -161,14 +186,16 @@ def _has_raw(data_dir: Path, day: dt.date) -> bool:
 
 
 def days_due(data_dir: Path, raw_cutoff: dt.date | None = None,
-             late: list[str] | None = None) -> list[dt.date]:
+             late: list[str] | None = None, con=None) -> list[dt.date]:
     """Days whose raw samples are newer than their rollups (or that have no rollup yet), and the day after
     each (its first interval's predecessor is in the day before: late data at the end of a day changes it).
 
-    A day before ``raw_cutoff`` (its raw samples deleted by retention) that has rollups is not rolled up
-    again from a late run's samples alone, which would replace the whole day's rollups with that run's; the
-    day goes on ``late`` instead, and its late samples are left to retention. A day in the raw window whose
-    rollups were written with another ROLLUP_FORMAT is due too (an upgrade adds columns)."""
+    A day before ``raw_cutoff`` that has rollups, and whose raw samples retention has deleted
+    (_raw_is_whole, with ``con``), is not rolled up again from a late run's samples alone, which would
+    replace the whole day's rollups with that run's; the day goes on ``late`` instead, and its late samples
+    are left to retention. One whose raw samples are all still there (rollups paused past raw_days) is.
+    A day in the raw window whose rollups were written with another ROLLUP_FORMAT is due too (an upgrade
+    adds columns)."""
     changed, outdated = set(), set()
     for sources in SOURCES.values():
         for table in sources:
@@ -185,7 +212,8 @@ def days_due(data_dir: Path, raw_cutoff: dt.date | None = None,
                 or not _has_rollups(data_dir, day - one)}
     due = set()
     for day in changed | outdated:
-        if raw_cutoff is not None and day < raw_cutoff and _has_rollups(data_dir, day):
+        if (raw_cutoff is not None and day < raw_cutoff and _has_rollups(data_dir, day)
+                and (con is None or not _raw_is_whole(con, data_dir, day))):
             if late is not None and day in changed:
                 late.append(day.isoformat())
             # taken as rolled up, in the format its rollups have: retention removes the late samples
@@ -250,8 +278,11 @@ def _rolled_up(data_dir: Path, day: dt.date) -> bool:
 
 
 def apply_retention(data_dir: Path, settings, today: dt.date, report: RollupReport) -> None:
+    raw_days = int(settings.get("rollup", "raw_days"))
     tiers = [
-        (RAW_SAMPLES, int(settings.get("rollup", "raw_days"))),
+        # one day more than raw_days: the oldest day in the window keeps the predecessors of its first
+        # intervals, which it needs to be rolled up again (late samples); 0 keeps them forever
+        (RAW_SAMPLES, raw_days + 1 if raw_days > 0 else 0),
         (HOURLY + ("host_status",), int(settings.get("rollup", "hourly_days"))),  # small: "down last year?"
         (DAILY, int(settings.get("rollup", "daily_days"))),
     ]
@@ -267,7 +298,6 @@ def apply_retention(data_dir: Path, settings, today: dt.date, report: RollupRepo
                     continue  # never drop raw data that is not in the rollups yet
                 partitions.remove_day(folder)
                 report.deleted[table] = report.deleted.get(table, 0) + 1
-    raw_days = int(settings.get("rollup", "raw_days"))
     if raw_days > 0:  # a day's marker is needed while its raw samples are (days_due; late ones: _has_rollups)
         cutoff = today - dt.timedelta(days=raw_days)
         for marker in (Path(data_dir) / ROLLED_DIR).glob("????-??-??"):
@@ -294,7 +324,7 @@ def rollup(data_dir: Path, settings, now: dt.datetime | None = None, progress=No
         compact(con, data_dir, today, report)
         params = rollup_params(settings)
         raw_days = int(settings.get("rollup", "raw_days"))
-        due = days_due(data_dir, today - dt.timedelta(days=raw_days) if raw_days > 0 else None, report.late)
+        due = days_due(data_dir, today - dt.timedelta(days=raw_days) if raw_days > 0 else None, report.late, con)
         for i, day in enumerate(due, 1):
             if progress:
                 progress(f"rollup: {day} ({i}/{len(due)})")

@@ -71,7 +71,7 @@ def fleet_docs():
         yield t, doc
 
 
-def store(data_dir, docs):
+def store(data_dir, docs, name="gen"):
     """Write the documents' rows through the warehouse's own writer, one file per table and day."""
     by_day = defaultdict(lambda: defaultdict(list))
     for t, doc in docs:
@@ -80,7 +80,7 @@ def store(data_dir, docs):
     con = duckdb.connect()
     for day, tables in by_day.items():
         for table, rows in tables.items():
-            write_table(con, data_dir, table, f"gen-{day}", rows)
+            write_table(con, data_dir, table, f"{name}-{day}", rows)
     con.close()
 
 
@@ -408,3 +408,44 @@ def test_an_upgrade_does_not_take_a_late_runs_samples_for_the_day_before(warehou
     report = rollup(warehouse, settings, now=DAY1 + timedelta(days=31))  # raw window: day 2 on
     assert report.days_rolled == []
     assert q(warehouse, DAILY_FIGURES) == before
+
+
+def test_a_day_rolled_up_in_part_before_rollups_paused_is_rolled_up_whole_after(tmp_path, settings):
+    """Rolled up at noon, then no rollup for 40 days (a run stuck in the spool, a controller off): the day's
+    raw samples were never deleted, so it is rolled up again, whole. It was taken for a late run's day: its
+    rollups kept the morning only, and retention then deleted the afternoon's raw samples for good."""
+    data = tmp_path / "data"
+    docs = list(fleet_docs())[:144]  # day 1
+    store(data, docs[:72])
+    rollup(data, settings, now=DAY1 + timedelta(hours=12))
+    store(data, docs[72:], name="afternoon")
+    report = rollup(data, settings, now=DAY1 + timedelta(days=40))
+    assert report.late == [] and "2026-11-20" in report.days_rolled
+    assert q(data, "SELECT samples, seconds FROM host_daily") == [(144, 143 * STEP)]
+    assert not partitions.day_dirs(data, "host_samples")  # and only now, rolled up whole, deleted
+
+
+def test_a_late_sample_for_a_day_kept_only_in_the_daily_tier_leaves_it_as_it_was(warehouse, settings):
+    """Past rollup.hourly_days only the daily rows are left: one late sample rolled the day up again from
+    itself alone, and replaced the day's daily rows (kept for ever) with one sample's."""
+    rollup(warehouse, settings, now=DAY1 + timedelta(days=400))
+    assert q(warehouse, "SELECT count(*) FROM gpu_hourly") == [(0,)]
+    kept = q(warehouse, "SELECT * FROM host_daily ORDER BY ALL"), q(warehouse, DAILY_FIGURES)
+    late_sample(warehouse, DAY1 + timedelta(days=1, hours=10, minutes=5))
+    report = rollup(warehouse, settings, now=DAY1 + timedelta(days=400, hours=1))
+    assert report.days_rolled == [] and report.late == ["2026-11-21"]
+    assert (q(warehouse, "SELECT * FROM host_daily ORDER BY ALL"), q(warehouse, DAILY_FIGURES)) == kept
+
+
+def test_the_oldest_raw_day_keeps_the_day_before_for_its_first_intervals(warehouse, settings):
+    """Day 2 is the oldest day in the raw window (raw_days = 30). Another host's late sample rolls it up
+    again; its first interval's predecessor is day 1's last sample, which retention now keeps."""
+    rollup(warehouse, settings, now=DAY1 + timedelta(days=31, hours=1))  # cutoff: day 2
+    assert sorted(partitions.day_dirs(warehouse, "host_samples")) == [date(2026, 11, 20), date(2026, 11, 21)]
+    before = q(warehouse, "SELECT samples, seconds FROM host_daily WHERE host = 'gpu01' ORDER BY ts")
+    late_sample(warehouse, DAY1 + timedelta(days=1, hours=9), host="late01")
+    report = rollup(warehouse, settings, now=DAY1 + timedelta(days=31, hours=2))
+    assert "2026-11-21" in report.days_rolled
+    assert q(warehouse, "SELECT samples, seconds FROM host_daily WHERE host = 'gpu01' ORDER BY ts") == before
+    rollup(warehouse, settings, now=DAY1 + timedelta(days=32, hours=1))  # day 1 leaves once day 2 does
+    assert sorted(partitions.day_dirs(warehouse, "host_samples")) == [date(2026, 11, 21)]
