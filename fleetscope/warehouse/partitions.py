@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import time
 from pathlib import Path
 
 NEW, OLD = ".new-", ".old-"
@@ -96,21 +97,27 @@ def recover(data_dir: Path) -> list[str]:
     return done
 
 
-def sweep_temp(data_dir: Path) -> int:
-    """Delete temp files a killed process left (atomic writes that never reached their rename).
+#: A temp file untouched this long is a killed process's, not a live write's.
+STALE_TEMP_S = 600
 
-    Only call it holding the data lock: then no live writer owns any of them. Returns how many went.
-    """
+
+def sweep_temp(data_dir: Path, now: float | None = None) -> int:
+    """Delete temp files a killed process left (atomic writes that never reached their rename), once they are
+    STALE_TEMP_S old: not every writer holds the data lock (`fleetscope admin` records its actions without
+    it, while a collect may run), so a young one may be a live write. Call it holding the data lock (the
+    scratch folders are the lock holder's). Returns how many went."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         return 0
+    now = time.time() if now is None else now
     patterns = ("*/date=*/.rows.*.jsonl", "*/date=*/.*.parquet.tmp", "spool/*/.*.tmp", ".*.tmp")
     gone = 0
     for pattern in patterns:
         for f in data_dir.glob(pattern):
             try:
-                f.unlink()
-                gone += 1
+                if now - f.stat().st_mtime > STALE_TEMP_S:
+                    f.unlink()
+                    gone += 1
             except FileNotFoundError:
                 pass
     for trial in data_dir.glob(".trial-*"):  # ingest's scratch folders (ingest._unwritable_hosts)

@@ -257,3 +257,22 @@ def test_bidirectional_controls_in_host_text_are_stored_neutralised(tmp_path):
     f.spool_run(tmp_path, T0, good_and(result))
     ingest_pending(tmp_path)
     assert rows(tmp_path, "SELECT user FROM host_processes WHERE host = 'bad01'") == [("eve\ufffd",)]
+
+
+def test_ingest_sweeps_a_killed_writers_temp_files_but_not_a_live_ones(tmp_path):
+    """`fleetscope admin` records its action without the data lock, as a temp file then a rename; a collect
+    that started meanwhile swept every temp file and the action's audit row was lost. Only old ones go."""
+    import os
+    import time
+
+    day = tmp_path / "admin_actions" / "date=2026-11-23"
+    day.mkdir(parents=True)
+    live, killed = day / ".rows.live.jsonl", day / ".rows.killed.jsonl"
+    live.write_text("{}\n")
+    killed.write_text("{}\n")
+    an_hour_ago = time.time() - 3600
+    os.utime(killed, (an_hour_ago, an_hour_ago))
+    at = T0
+    f.spool_run(tmp_path, at, [f.ok("good01", at, f.document("good01", at))])
+    ingest_pending(tmp_path)
+    assert live.exists() and not killed.exists()
