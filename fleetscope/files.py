@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -40,6 +41,19 @@ def write_atomic(path: Path, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file, or a folder's entries (a rename or a new file in it), to the disk. A filesystem that
+    cannot sync a folder (EINVAL) is left as it is: there is nothing more to do."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        if e.errno != errno.EINVAL:
+            raise
+    finally:
+        os.close(fd)
 
 
 def remove_stale(paths, age_s: float, keep: Path | None = None) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from .files import safe_name, write_atomic, write_json_atomic
 
 RUN_META = "run.json"
+TRASH = ".trash-"  # a stored run's folder on its way out (Spool.done)
 
 
 def result_file(host: str) -> str:
@@ -100,5 +101,16 @@ class Spool:
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.rmtree(dest, ignore_errors=True)
             path.rename(dest)
-        else:
-            shutil.rmtree(path, ignore_errors=True)
+        else:  # out of pending()'s sight at once: a kill in the middle of the rmtree leaves no run half gone
+            trash = self.root / f"{TRASH}{run_id}"
+            try:
+                path.rename(trash)
+            except FileNotFoundError:
+                return
+            shutil.rmtree(trash, ignore_errors=True)
+
+    def sweep_trash(self) -> None:
+        """Finish removing the runs a killed process was removing (done)."""
+        if self.root.is_dir():
+            for trash in self.root.glob(f"{TRASH}*"):
+                shutil.rmtree(trash, ignore_errors=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 
+from ..files import fsync_path
 from ..spool import RUN_META, Spool, result_file
 from ..text import first_line
 from . import partitions
@@ -62,6 +63,7 @@ def write_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict], des
     """Write rows (dicts by column name) to the Parquet file `dest`, typed as `table` declares, atomically."""
     columns = schemas()[table]
     names = [c for c, _ in columns]
+    new_day = not dest.parent.is_dir()
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, jsonl = tempfile.mkstemp(dir=dest.parent, prefix=".rows.", suffix=".jsonl")
     tmp = dest.with_name(f".{dest.name}.tmp")
@@ -79,7 +81,13 @@ def write_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict], des
             f"columns = {{'r': 'JSON[]'}}, records = false)) "
             f"TO {quote_literal(str(tmp))} (FORMAT parquet, COMPRESSION zstd)"
         )
+        # on the disk before the spool that holds the same rows is removed: a power cut after that removal
+        # must not find the file empty, or its name missing from its folder
+        fsync_path(tmp)
         os.replace(tmp, dest)
+        fsync_path(dest.parent)
+        if new_day:
+            fsync_path(dest.parent.parent)
     finally:
         for leftover in (jsonl, tmp):
             try:
@@ -281,8 +289,9 @@ def _changed_hosts(con: duckdb.DuckDBPyConnection, run_id: str, rows: list[dict]
 def ingest_pending(data_dir: Path, keep_spool: bool = False) -> IngestReport:
     """Ingest every spooled run, oldest first, then refresh the catalog file's views."""
     data_dir = Path(data_dir)
-    partitions.sweep_temp(data_dir)  # leftovers of a killed run (we hold the lock: nobody else writes)
+    partitions.sweep_temp(data_dir)  # leftovers of a killed run
     spool = Spool(data_dir)
+    spool.sweep_trash()
     report = IngestReport()
     failed = []
     for run_id in spool.pending():

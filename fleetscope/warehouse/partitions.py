@@ -13,6 +13,8 @@ import shutil
 import time
 from pathlib import Path
 
+from ..files import fsync_path
+
 NEW, OLD = ".new-", ".old-"
 
 
@@ -53,10 +55,14 @@ def staging_dir(final: Path) -> Path:
 def swap_in(final: Path) -> None:
     """Replace `final` with its staging folder: readers see the old day or the new one, never a mix."""
     new, old = final.with_name(NEW + final.name), final.with_name(OLD + final.name)
+    for f in new.iterdir():  # on the disk before the old day's files go: a power cut must find one or the other
+        fsync_path(f)
+    fsync_path(new)
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
         os.rename(final, old)
     os.rename(new, final)
+    fsync_path(final.parent)
     shutil.rmtree(old, ignore_errors=True)
 
 

@@ -5,6 +5,7 @@ Real spool files, a real DuckDB and real Parquet; the faults are what a host, a 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -276,3 +277,60 @@ def test_ingest_sweeps_a_killed_writers_temp_files_but_not_a_live_ones(tmp_path)
     f.spool_run(tmp_path, at, [f.ok("good01", at, f.document("good01", at))])
     ingest_pending(tmp_path)
     assert live.exists() and not killed.exists()
+
+
+def test_a_runs_rows_are_on_the_disk_before_its_spool_is_removed(tmp_path, monkeypatch):
+    """A power cut after the spool's removal must find the Parquet files whole and named in their folders:
+    each file and its folder are flushed (fsync) before the spool goes."""
+    import os
+    import re
+    import shutil
+
+    from fleetscope import spool as spool_module
+
+    events = []
+    real_fsync, real_rmtree = os.fsync, shutil.rmtree
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        return real_fsync(fd)
+
+    def rmtree(path, *args, **kwargs):
+        events.append(("rmtree", str(path)))
+        return real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(spool_module.shutil, "rmtree", rmtree)
+    at = T0
+    f.spool_run(tmp_path, at, [f.ok("gpu01", at, f.document("gpu01", at, gpus=[f.gpu(0)]))])
+    events.clear()
+    ingest_pending(tmp_path)
+    removed = next(i for i, (what, path) in enumerate(events) if what == "rmtree" and "/spool/" in path)
+    # a file is flushed under its temp name, then renamed: ".<name>.tmp" is <name>'s content
+    synced = {re.sub(r"/\.([^/]+)\.tmp$", r"/\1", path) for what, path in events[:removed] if what == "fsync"}
+    written = sorted(tmp_path.glob("*/date=*/*.parquet"))
+    assert written and {str(p) for p in written} <= synced, (written, synced)
+    assert {str(p.parent) for p in written} <= synced and {str(p.parent.parent) for p in written} <= synced
+
+
+def test_a_run_killed_while_its_spool_was_being_removed_leaves_nothing(tmp_path, monkeypatch):
+    """The removal took run.json first: the rest of the folder stayed for good, unseen by every later run."""
+    import shutil
+
+    from fleetscope import spool as spool_module
+
+    at = T0
+    f.spool_run(tmp_path, at, [f.ok(h, at, f.document(h, at)) for h in ("gpu01", "gpu02", "gpu03")])
+    real_rmtree = shutil.rmtree
+
+    def killed(path, *args, **kwargs):
+        (Path(path) / "run.json").unlink()  # what rmtree had done when the kill came
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(spool_module.shutil, "rmtree", killed)
+    with pytest.raises(KeyboardInterrupt):
+        ingest_pending(tmp_path)
+    monkeypatch.setattr(spool_module.shutil, "rmtree", real_rmtree)
+    ingest_pending(tmp_path)
+    assert list((tmp_path / "spool").iterdir()) == []
+    assert rows(tmp_path, "SELECT count(*) FROM host_status") == [(3,)]  # stored once
