@@ -409,3 +409,18 @@ def test_what_hosts_said_of_their_pythons_is_kept_for_the_next_run(tmp_path):
     assert list(read_host_pythons(tmp_path)) == ["b"]
     (tmp_path / "host-pythons.json").write_text("[not what we wrote")
     assert read_host_pythons(tmp_path) == {}  # unreadable: as if new
+
+
+def test_a_hung_collector_whose_controller_went_away_still_ends(tmp_path):
+    """The connection closed (the controller stopped waiting): the answer at the time limit cannot be written,
+    and the process must end anyway, not stay stuck in the call that hung."""
+    hung = faults.interpreter(tmp_path, "hang", sys.executable)
+    proc = subprocess.Popen([str(hung), "-c", STUB], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, cwd=tmp_path)
+    proc.stdout.close()  # nobody reads the answer
+    proc.stdin.write(payload({"top_n": 15, "timeout": 1}, collector_bundle()))
+    proc.stdin.close()
+    try:
+        proc.wait(timeout=20)  # ended: before, stuck in the hung call for good
+    finally:
+        proc.kill()

@@ -233,7 +233,10 @@ class ActionModule(ActionBase):
         args["accounting_since"] = args["accounting_since"] or hints.get("accounting_since", "")
         python, facts, remembered = self._python(task_vars, fresh=args.pop("discover"))
         stdin = payload(args, _bundle(hints.get("python_magic")))
-        bound = self._task.timeout or args["timeout"] + TASK_MARGIN_S
+        # on this machine (a local connection) the worker's own end stops the command (Ansible's worker ends
+        # its process group, which `timeout` would leave); on a host, nothing else would
+        local = getattr(self._connection, "transport", "") in ("local", "ansible.builtin.local")
+        bound = None if local else self._task.timeout or args["timeout"] + TASK_MARGIN_S
         res = self._low_level_execute_command(host_command(python, bound), in_data=stdin)
         if remembered and res.get("rc") == 127 and not res.get("stdout", "").strip():
             # the interpreter an earlier run found did not start (gone, or broken): look again
@@ -303,14 +306,16 @@ class ActionModule(ActionBase):
         return found, {"discovered_interpreter_python": found}
 
 
-def host_command(python: str, seconds: int) -> str:
+def host_command(python: str, seconds: int | None) -> str:
     """The command a host runs: `python -c STUB`, under the host's `timeout` (coreutils, busybox) where it has
     one, which ends it by SIGTERM once the task's bound of `seconds` has passed. The collector stops itself
     at its own timeout, and the controller stops waiting at the bound; but an interpreter that hangs before
     the collector starts (a wrapper script waiting on a dead network filesystem or licence server) notices
     neither the closed connection nor anything else: without this it would stay on the host, one more
-    every run."""
+    every run. ``seconds`` None: the command alone."""
     run = f"{python} -c {shlex.quote(STUB)}"
+    if seconds is None:
+        return run
     return f"if command -v timeout >/dev/null 2>&1; then exec timeout {int(seconds)} {run}; fi; exec {run}"
 
 

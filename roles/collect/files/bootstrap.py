@@ -69,9 +69,11 @@ def answer(result, code=0):
     """Write the answer and end the process, once: the time limit's thread and the collector may both try."""
     if not ANSWERING.acquire(False):
         ANSWERING.acquire()  # the other one answers and ends the process: wait for that
-    sys.stdout.write(dumps(result))
-    sys.stdout.flush()
-    os._exit(code)
+    try:
+        sys.stdout.write(dumps(result))
+        sys.stdout.flush()
+    finally:  # a controller that went away (a closed pipe) must not leave the process stuck where it was
+        os._exit(code)
 
 
 if sys.version_info < (3, 8):  # noqa: UP036 - the host's python, not ours
