@@ -56,20 +56,28 @@ def _settings(args) -> Settings:
 VANISHED = "No such file or directory"
 
 
-def _again_if_swapped(read, reopen=None, tries: int = 3):
-    """``read()``, again (up to ``tries`` times, after ``reopen()`` lists the files anew) where a file it
-    listed was swapped away meanwhile; any other error at once."""
-    for attempt in range(tries):
+#: How long a reader tries again while a rollup swaps days in: a rollup that compacts many days swaps one
+#: every few seconds for minutes, and a report that reads them all can lose several times in a row.
+SWAP_PATIENCE_S = 60.0
+
+
+def _again_if_swapped(read, reopen=None, patience_s: float = SWAP_PATIENCE_S):
+    """``read()``, again (after ``reopen()`` lists the files anew, waiting 0.2 s, then twice as long each
+    time up to 2 s) where a file it listed was swapped away meanwhile, for up to ``patience_s``; any other
+    error at once."""
+    give_up, pause = time.monotonic() + patience_s, 0.2
+    while True:
         try:
             return read()
         except Exception as e:
             duckdb = sys.modules.get("duckdb")
-            if attempt == tries - 1 or duckdb is None or not isinstance(e, duckdb.Error) or VANISHED not in str(e):
+            if (duckdb is None or not isinstance(e, duckdb.Error) or VANISHED not in str(e)
+                    or time.monotonic() + pause > give_up):
                 raise
-            time.sleep(0.2)
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
             if reopen is not None:
                 reopen()
-    return None
 
 
 def _not_a_folder(settings: Settings, command: str) -> bool:

@@ -10,6 +10,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from datetime import datetime
 
 import pytest
@@ -278,6 +279,24 @@ def test_a_read_that_finds_a_file_swapped_away_by_a_rollup_is_made_again():
     with pytest.raises(duckdb.ConversionException):  # any other error: at once, not again
         _again_if_swapped(broken, lambda: reopened.append(1))
     assert reopened == [1]
+
+    # A rollup compacting many days swaps one every few seconds: a long read lost three times in a row, and
+    # the report failed (1 in 3, in a review). It keeps trying, with a growing pause, within its patience.
+    calls.clear()
+
+    def unlucky():
+        calls.append(time.monotonic())
+        if len(calls) <= 5:
+            raise duckdb.IOException('IO Error: Cannot open file "/d/x.parquet": No such file or directory')
+        return "rows"
+
+    assert _again_if_swapped(unlucky, patience_s=30) == "rows" and len(calls) == 6
+    pauses = [round(b - a, 1) for a, b in zip(calls, calls[1:])]
+    assert pauses == [0.2, 0.4, 0.8, 1.6, 2.0], pauses
+    calls.clear()
+    with pytest.raises(duckdb.IOException):  # past its patience: the error
+        _again_if_swapped(unlucky, patience_s=1)
+    assert len(calls) == 3  # at 0, 0.2 and 0.6 s; the next, after 0.8 s more, would be past 1 s
 
 
 def test_sql_json_is_strict_json_nan_and_infinity_are_null_bytes_are_hex(run_fleetscope, warehouse):
