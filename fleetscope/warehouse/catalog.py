@@ -169,6 +169,10 @@ def connect(data_dir: Path, tables=None, unreadable: list[str] | None = None) ->
     return con
 
 
+#: What DuckDB's error says when a write hits a full disk.
+NO_SPACE = "No space left on device"
+
+
 def refresh_catalog_file(data_dir: Path) -> str | None:
     """Rewrite the views in <data>/fleet.duckdb. Returns a warning instead of failing if it is busy.
 
@@ -183,11 +187,17 @@ def refresh_catalog_file(data_dir: Path) -> str | None:
     if _catalog_stamp(path, digest) == _read(stamp):
         return None
     rebuilt = ""
+    existed = path.exists()
     try:
         con = duckdb.connect(str(path))
     except duckdb.Error as e:
         if "Could not set lock" in str(e):
             return f"could not update {path} (in use by another process?): {e}"
+        if not existed or NO_SPACE in str(e):  # not a damaged file: one this call could not write (a full disk)
+            if not existed:
+                for f in (path, path.with_name(path.name + ".wal")):
+                    f.unlink(missing_ok=True)
+            return f"could not write {path}: {first_line(e)}; the next run writes it"
         # Damaged: it holds only these views (the data is in the Parquet files), so it is made anew; the
         # damaged file is kept beside it for whoever wants to look.
         aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
@@ -200,6 +210,10 @@ def refresh_catalog_file(data_dir: Path) -> str | None:
         for table in schemas():
             create_view(con, Path(data_dir), table)
     except duckdb.Error as e:  # a damaged Parquet file: the data is stored; the views wait for the next run
+        con.close()
+        if not existed and NO_SPACE in str(e):  # a file begun on a full disk is not one to keep as damaged
+            for f in (path, path.with_name(path.name + ".wal")):
+                f.unlink(missing_ok=True)
         return f"could not update the views in {path}: {first_line(e)}"
     finally:
         con.close()

@@ -334,3 +334,34 @@ def test_a_run_killed_while_its_spool_was_being_removed_leaves_nothing(tmp_path,
     ingest_pending(tmp_path)
     assert list((tmp_path / "spool").iterdir()) == []
     assert rows(tmp_path, "SELECT count(*) FROM host_status") == [(3,)]  # stored once
+
+
+@pytest.mark.parametrize("where", ["opening", "the views"])
+def test_a_catalog_file_begun_on_a_full_disk_is_not_kept_as_damaged(tmp_path, monkeypatch, where):
+    """The first fleet.duckdb, written on a full disk, was left half-written: every later run took it for a
+    damaged file, moved it aside and said so. It is removed, the run says the disk is full, and the next run
+    writes it."""
+    import duckdb
+
+    from fleetscope.warehouse import catalog
+
+    f.spool_run(tmp_path, T0, [f.ok("good01", T0, f.document("good01", T0))])
+    ingest_pending(tmp_path)
+    for name in ("fleet.duckdb", ".fleet.duckdb.views"):
+        (tmp_path / name).unlink()
+    full = duckdb.IOException('IO Error: Could not write file "fleet.duckdb": No space left on device')
+    if where == "opening":
+        def connect(path, *args, **kwargs):
+            Path(path).write_bytes(b"DUCK, cut short")
+            raise full
+        monkeypatch.setattr(catalog.duckdb, "connect", connect)
+    else:
+        def create_view(*args, **kwargs):
+            raise full
+        monkeypatch.setattr(catalog, "create_view", create_view)
+    warning = catalog.refresh_catalog_file(tmp_path)
+    assert "No space left on device" in warning
+    assert not (tmp_path / "fleet.duckdb").exists()
+    monkeypatch.undo()
+    assert catalog.refresh_catalog_file(tmp_path) is None  # the next run: written, nothing moved aside
+    assert not list(tmp_path.glob("fleet.duckdb.damaged-*")) and (tmp_path / "fleet.duckdb").exists()
