@@ -73,7 +73,8 @@ class Collection:
     def document(self, stopped=None):
         """The document of what has run. ``stopped``: why the rest will not (the time limit, in words): the
         subsystem that was running and those not reached are null, each with an errors entry "Timeout"."""
-        results, errors, running = dict(self.results), list(self.errors), self.running
+        running = self.running  # first: a subsystem that ends meanwhile is then in results, not "not started"
+        results, errors = dict(self.results), list(self.errors)
         if stopped is not None:
             for name in self.names:
                 if name not in results:

@@ -56,7 +56,8 @@ class Spool:
         """Run ids waiting to be ingested, oldest first (run ids sort by start time)."""
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and (p / RUN_META).is_file())
+        return sorted(p.name for p in self.root.iterdir()  # not ".trash-<id>", a stored run on its way out
+                      if p.is_dir() and not p.name.startswith(".") and (p / RUN_META).is_file())
 
     def read(self, run_id: str) -> tuple[SpooledRun, list[tuple[Path, str]]]:
         """The run and its host results; files that do not parse come back as (path, error), the run's own

@@ -245,7 +245,7 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
         "fs_max_used_pct": fullest[0],
         "fs_max_used_mount": fullest[1],
         "boot_time": _iso(boot_time),
-        "gpu_count": len(devices),
+        "gpu_count": len(devices) if doc.get("gpus") is not None else None,  # gpus null: not known
         "gpu_reason": r.text(gpus, "reason", "gpus"),
     }]
     sample = rows["host_samples"][0]
@@ -356,5 +356,8 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
     # inventory change (host_samples.boot_time records reboots).
     hashed = {k: v for k, v in facts.items() if k != "boot_time"}
     facts_hash = hashlib.sha1(json.dumps(hashed, sort_keys=True).encode()).hexdigest()
-    rows["hosts"] = [base | facts | {"facts_hash": facts_hash}]
+    # A document without its host or gpus part (the subsystem failed, or the collector's time limit came
+    # first) tells no inventory: a row of nulls, or of 0 GPUs, would be a change, and another on the next run.
+    complete = doc.get("host") is not None and doc.get("gpus") is not None
+    rows["hosts"] = [base | facts | {"facts_hash": facts_hash}] if complete else []
     return rows

@@ -424,3 +424,12 @@ def test_a_hung_collector_whose_controller_went_away_still_ends(tmp_path):
         proc.wait(timeout=20)  # ended: before, stuck in the hung call for good
     finally:
         proc.kill()
+
+
+def test_an_answer_json_cannot_hold_fails_with_its_traceback(tmp_path):
+    """A defect in a subsystem (a value JSON cannot hold) must not look like a collector that said nothing
+    and succeeded (exit 0, no output): it exits 1 with the traceback, which the controller shows."""
+    proc, answer = run_bootstrap(sys.executable, {"timeout": 5}, tmp_path, bootstrap=probe(
+        "answer({'document': {'load': {1, 2}}})\n"))
+    assert proc.returncode == 1 and answer is None
+    assert b"Traceback" in proc.stderr and b"set is not JSON serializable" in proc.stderr

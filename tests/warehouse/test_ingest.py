@@ -224,3 +224,21 @@ def test_a_spool_file_holding_another_hosts_result_is_set_aside_not_stored_twice
     assert count(tmp_path, "SELECT host, status FROM host_status ORDER BY host") == [
         ("cpu01", "failed"), ("gpu01", "ok"), ("lost01", "unreachable")]
     assert count(tmp_path, "SELECT host, count(*) FROM host_samples GROUP BY host") == [("gpu01", 1)]
+
+
+def test_a_document_stopped_at_its_time_limit_tells_no_inventory(tmp_path):
+    """The collector's time limit came while it read the GPUs: gpus, host and disks are null, the rest is
+    there. Its hosts row was all nulls and 0 GPUs, stored as an inventory change (and another at the next
+    good run), and its sample said 0 GPUs: neither is known."""
+    at = [T0 + timedelta(minutes=5 * i) for i in range(3)]
+    stopped = f.document("gpu01", at[1], gpus=[f.gpu(0)])
+    stopped["gpus"] = stopped["host"] = stopped["disks"] = None
+    stopped["errors"] = [{"subsystem": s, "type": "Timeout", "message": "…"} for s in ("gpus", "host", "disks")]
+    for t, doc in ((at[0], f.document("gpu01", at[0], gpus=[f.gpu(0)])), (at[1], stopped),
+                   (at[2], f.document("gpu01", at[2], gpus=[f.gpu(0)]))):
+        f.spool_run(tmp_path, t, [f.ok("gpu01", t, doc)])
+    assert not ingest_pending(tmp_path).rejected
+    assert count(tmp_path, "SELECT gpu_count, kernel FROM hosts") == [(1, "6.1.0-18-amd64")]
+    assert count(tmp_path, "SELECT gpu_count FROM host_samples ORDER BY ts") == [(1,), (None,), (1,)]
+    assert count(tmp_path, "SELECT status, errors FROM host_status ORDER BY ts") == [
+        ("ok", 0), ("ok", 3), ("ok", 0)]

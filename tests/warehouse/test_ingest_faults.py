@@ -336,6 +336,26 @@ def test_a_run_killed_while_its_spool_was_being_removed_leaves_nothing(tmp_path,
     assert rows(tmp_path, "SELECT count(*) FROM host_status") == [(3,)]  # stored once
 
 
+def test_a_removal_that_cannot_finish_is_never_taken_for_a_new_run(tmp_path, monkeypatch):
+    """A stored run's folder that could not be removed (files another user owns) stays as .trash-<id>, with
+    its run.json: it must not be stored again under that name."""
+    import shutil
+
+    from fleetscope import spool as spool_module
+
+    at = T0
+    run_id = f.spool_run(tmp_path, at, [f.ok("gpu01", at, f.document("gpu01", at))])
+    real_rmtree = shutil.rmtree
+    monkeypatch.setattr(spool_module.shutil, "rmtree", lambda *args, **kwargs: None)  # removes nothing
+    ingest_pending(tmp_path)
+    assert (tmp_path / "spool" / f".trash-{run_id}" / "run.json").exists()
+    ingest_pending(tmp_path)
+    assert rows(tmp_path, "SELECT count(*) FROM host_status") == [(1,)]
+    monkeypatch.setattr(spool_module.shutil, "rmtree", real_rmtree)
+    ingest_pending(tmp_path)
+    assert list((tmp_path / "spool").iterdir()) == []
+
+
 @pytest.mark.parametrize("where", ["opening", "the views"])
 def test_a_catalog_file_begun_on_a_full_disk_is_not_kept_as_damaged(tmp_path, monkeypatch, where):
     """The first fleet.duckdb, written on a full disk, was left half-written: every later run took it for a

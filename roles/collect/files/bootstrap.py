@@ -70,7 +70,15 @@ def answer(result, code=0):
     if not ANSWERING.acquire(False):
         ANSWERING.acquire()  # the other one answers and ends the process: wait for that
     try:
-        sys.stdout.write(dumps(result))
+        text = dumps(result)
+    except BaseException:  # a defect (a value JSON cannot hold): its traceback, for the controller to show
+        import traceback
+
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(1)
+    try:
+        sys.stdout.write(text)
         sys.stdout.flush()
     finally:  # a controller that went away (a closed pipe) must not leave the process stuck where it was
         os._exit(code)
