@@ -63,21 +63,24 @@ SWAP_PATIENCE_S = 60.0
 
 def _again_if_swapped(read, reopen=None, patience_s: float = SWAP_PATIENCE_S):
     """``read()``, again (after ``reopen()`` lists the files anew, waiting 0.2 s, then twice as long each
-    time up to 2 s) where a file it listed was swapped away meanwhile, for up to ``patience_s``; any other
-    error at once."""
-    give_up, pause = time.monotonic() + patience_s, 0.2
+    time up to 2 s) where a file it listed was swapped away meanwhile, for up to ``patience_s`` after the
+    first such failure (a read that takes longer than that still gets its tries); any other error at once.
+    A swap while ``reopen()`` lists the files is one more such failure."""
+    give_up, pause, again = None, 0.2, False
     while True:
         try:
+            if again and reopen is not None:
+                reopen()
             return read()
         except Exception as e:
             duckdb = sys.modules.get("duckdb")
-            if (duckdb is None or not isinstance(e, duckdb.Error) or VANISHED not in str(e)
-                    or time.monotonic() + pause > give_up):
+            if duckdb is None or not isinstance(e, duckdb.Error) or VANISHED not in str(e):
+                raise
+            give_up = give_up if give_up is not None else time.monotonic() + patience_s
+            if time.monotonic() + pause > give_up:
                 raise
             time.sleep(pause)
-            pause = min(pause * 2, 2.0)
-            if reopen is not None:
-                reopen()
+            pause, again = min(pause * 2, 2.0), True
 
 
 def _not_a_folder(settings: Settings, command: str) -> bool:

@@ -298,6 +298,29 @@ def test_a_read_that_finds_a_file_swapped_away_by_a_rollup_is_made_again():
         _again_if_swapped(unlucky, patience_s=1)
     assert len(calls) == 3  # at 0, 0.2 and 0.6 s; the next, after 0.8 s more, would be past 1 s
 
+    # Patience counts from the first failure, not from the start: a read longer than it still tries again.
+    calls.clear()
+
+    def slow_then_unlucky():
+        calls.append(1)
+        if len(calls) == 1:
+            time.sleep(1.2)
+            raise duckdb.IOException('IO Error: Cannot open file "/d/x.parquet": No such file or directory')
+        return "rows"
+
+    assert _again_if_swapped(slow_then_unlucky, patience_s=1) == "rows" and len(calls) == 2
+
+    # A swap while the files are listed again is one more try, not an error.
+    calls.clear()
+    listings = []
+
+    def relist():
+        listings.append(1)
+        if len(listings) == 1:
+            raise duckdb.IOException('IO Error: Cannot open file "/d/y.parquet": No such file or directory')
+
+    assert _again_if_swapped(unlucky, relist, patience_s=30) == "rows" and len(listings) == 6  # 1 failed
+
 
 def test_sql_json_is_strict_json_nan_and_infinity_are_null_bytes_are_hex(run_fleetscope, warehouse):
     """A 0/0 in SQL (a day of one sample: no CPU time yet) printed NaN, which strict JSON parsers refuse."""
