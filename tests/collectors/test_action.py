@@ -5,7 +5,9 @@ would be a second task on every host), so a bad role variable must still fail wi
 import importlib.util
 import json
 import os
+import shlex
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -14,7 +16,7 @@ import ansible_runner
 import pytest
 
 from fleetscope.collect import PLAYBOOK, PROJECT_DIR, classify, playbook_args, runner_env, write_hints
-from fleetscope.stage import code_entries, code_entry, host_file, join_parts, split_parts, write_bundle
+from fleetscope.stage import STUB, code_entries, code_entry, host_file, join_parts, split_parts, write_bundle
 from tests import faults
 
 
@@ -252,3 +254,34 @@ def test_lines_around_the_answer_cost_the_host_nothing_but_a_warning(tmp_path, w
     assert res["document"]["host"]["hostname"]
     assert any("besides the collector's answer" in w and ("Loading python" in w or "bye" in w)
                for w in res.get("warnings", [])), res.get("warnings")
+
+
+def _action_module():
+    spec = importlib.util.spec_from_file_location(
+        "fleetscope_collect_action", PROJECT_DIR / "roles" / "collect" / "action_plugins" / "fleetscope_collect.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_hosts_command_runs_under_timeout_and_falls_back_where_that_cannot_run(tmp_path):
+    """On an SSH host the command runs under `timeout` at the task's bound. A BusyBox before 1.30 reads
+    `timeout 45 python3` as a program named 45 (exit 127, nothing on stdout): what the action takes as the
+    sign to run the plain command. An interpreter set as `VAR=value python3` gets the plain command."""
+    host_command = _action_module().host_command
+    python = sys.executable
+    answer = subprocess.run(["/bin/sh", "-c", host_command(python, 45)], input=b"", capture_output=True, timeout=60)
+    assert answer.returncode != 127  # ran python (which read no bootstrap from the empty stdin)
+    old = tmp_path / "bin"
+    old.mkdir()
+    (old / "timeout").write_text('#!/bin/sh\n# BusyBox < 1.30: timeout [-t SECS] PROG ARGS\nexec "$@"\n')
+    (old / "timeout").chmod(0o755)
+    env = {**os.environ, "PATH": f"{old}:{os.environ['PATH']}"}
+    failed = subprocess.run(["/bin/sh", "-c", host_command(python, 45)], input=b"", capture_output=True,
+                            timeout=60, env=env)
+    assert failed.returncode == 127 and failed.stdout == b""
+    assert host_command(python, None) == f"{python} -c {shlex.quote(STUB)}"
+    assert host_command(f"FOO=1 {python}", 45) == f"FOO=1 {python} -c {shlex.quote(STUB)}"
+    plain = subprocess.run(["/bin/sh", "-c", host_command(f"FOO=1 {python}", 45)], input=b"",
+                           capture_output=True, timeout=60)
+    assert plain.returncode != 127, plain.stderr

@@ -238,6 +238,10 @@ class ActionModule(ActionBase):
         local = getattr(self._connection, "transport", "") in ("local", "ansible.builtin.local")
         bound = None if local else self._task.timeout or args["timeout"] + TASK_MARGIN_S
         res = self._low_level_execute_command(host_command(python, bound), in_data=stdin)
+        if bound is not None and res.get("rc") in (125, 126, 127) and not res.get("stdout", "").strip():
+            # the host's `timeout` could not run it: one of another syntax (BusyBox before 1.30), or no such
+            # interpreter (said again below, as the plain command says it)
+            res = self._low_level_execute_command(host_command(python, None), in_data=stdin)
         if remembered and res.get("rc") == 127 and not res.get("stdout", "").strip():
             # the interpreter an earlier run found did not start (gone, or broken): look again
             python, facts = self._discover(task_vars, remembered)
@@ -314,7 +318,7 @@ def host_command(python: str, seconds: int | None) -> str:
     neither the closed connection nor anything else: without this it would stay on the host, one more
     every run. ``seconds`` None: the command alone."""
     run = f"{python} -c {shlex.quote(STUB)}"
-    if seconds is None:
+    if seconds is None or "=" in python.split(None, 1)[0]:  # "VAR=value python3": the shell's, not timeout's
         return run
     return f"if command -v timeout >/dev/null 2>&1; then exec timeout {int(seconds)} {run}; fi; exec {run}"
 
