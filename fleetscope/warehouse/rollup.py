@@ -185,6 +185,19 @@ def _has_raw(data_dir: Path, day: dt.date) -> bool:
     return any(partitions.day_dir(data_dir, table, day).is_dir() for table in SOURCES["gpu"] + SOURCES["host"])
 
 
+def _can_roll_again(con, data_dir: Path, day: dt.date) -> bool:
+    """Whether a day past the raw window can be rolled up again and be whole: its raw samples are all there
+    (_raw_is_whole), and so are the day before's, where its first intervals start (or that day has none to
+    lose). A raw file that cannot be read counts as not whole: the day keeps its rollups."""
+    before = day - dt.timedelta(days=1)
+    if _has_rollups(data_dir, before) and not _has_raw(data_dir, before):
+        return False
+    try:
+        return _raw_is_whole(con, data_dir, day)
+    except duckdb.Error:
+        return False
+
+
 def days_due(data_dir: Path, raw_cutoff: dt.date | None = None,
              late: list[str] | None = None, con=None) -> list[dt.date]:
     """Days whose raw samples are newer than their rollups (or that have no rollup yet), and the day after
@@ -213,7 +226,7 @@ def days_due(data_dir: Path, raw_cutoff: dt.date | None = None,
     due = set()
     for day in changed | outdated:
         if (raw_cutoff is not None and day < raw_cutoff and _has_rollups(data_dir, day)
-                and (con is None or not _raw_is_whole(con, data_dir, day))):
+                and (con is None or not _can_roll_again(con, data_dir, day))):
             if late is not None and day in changed:
                 late.append(day.isoformat())
             # taken as rolled up, in the format its rollups have: retention removes the late samples

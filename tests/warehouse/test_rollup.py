@@ -449,3 +449,16 @@ def test_the_oldest_raw_day_keeps_the_day_before_for_its_first_intervals(warehou
     assert q(warehouse, "SELECT samples, seconds FROM host_daily WHERE host = 'gpu01' ORDER BY ts") == before
     rollup(warehouse, settings, now=DAY1 + timedelta(days=32, hours=1))  # day 1 leaves once day 2 does
     assert sorted(partitions.day_dirs(warehouse, "host_samples")) == [date(2026, 11, 21)]
+
+
+def test_the_extra_raw_day_is_not_rolled_up_again_without_the_day_before(warehouse, settings):
+    """Day 2 is kept one day past the window (the day before the oldest), day 1 is gone: rolled up again for
+    another host's late sample, day 2's first intervals would lose their predecessors. It keeps its rollups."""
+    now = datetime(2026, 12, 22, 1)  # raw window from 11-22; day 2 (11-21) kept as its day before
+    rollup(warehouse, settings, now=now)
+    assert sorted(partitions.day_dirs(warehouse, "host_samples")) == [date(2026, 11, 21)]
+    before = q(warehouse, "SELECT * FROM host_daily ORDER BY ALL")
+    late_sample(warehouse, DAY1 + timedelta(days=1, hours=9), host="late01")
+    report = rollup(warehouse, settings, now=now + timedelta(hours=1))
+    assert report.days_rolled == [] and report.late == ["2026-11-21"]
+    assert q(warehouse, "SELECT * FROM host_daily ORDER BY ALL") == before
