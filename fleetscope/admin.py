@@ -10,11 +10,24 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import json
+import os
 import secrets
+import signal
+import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .collect import PROJECT_DIR, classify, host_result, inventory_hosts, local_temp, playbook_args, runner_env
+from .collect import (
+    PROJECT_DIR,
+    CollectError,
+    classify,
+    host_result,
+    inventory_hosts,
+    local_temp,
+    playbook_args,
+    runner_env,
+)
 from .settings import Settings
 from .stage import stage_module_utils
 
@@ -31,10 +44,11 @@ class AdminResult:
     host: str
     action: str
     target: str
-    status: str  # ok | failed | unreachable | timeout
-    changed: bool
+    status: str  # ok | failed | unreachable | timeout | interrupted
+    changed: bool | None  # None: not known (no answer came: timeout, interrupted)
     message: str
     check_mode: bool
+    unrecorded: str | None = None  # why the action could not be recorded in admin_actions, after it ran
 
 
 def describe(action: str, args: dict) -> str:
@@ -54,13 +68,18 @@ def run_action(settings: Settings, host: str, args: dict, *, inventory: Path | N
     timeout_s = max(timeout_s, int(args.get("wait") or 0) + 60)
     inventory = Path(inventory or settings.path("collect", "inventory")).resolve()
     data_dir = settings.data_dir
-    local_temp(data_dir)
-    if host not in inventory_hosts(inventory):
+    try:
+        known = inventory_hosts(inventory)
+    except CollectError as e:  # missing, or not an inventory Ansible can parse
+        raise AdminError(str(e)) from e
+    if host not in known:
         raise AdminError(f"{host} is not in {inventory}")
+    _check_recordable(data_dir)
+    local_temp(data_dir)
     module_utils = stage_module_utils(data_dir / ".stage", settings.get("collect", "ship_pynvml"))
     private, envvars = runner_env(data_dir, module_utils, int(settings.get("collect", "connect_timeout_s")))
     action = args["action"]
-    result = AdminResult(host, action, describe(action, args), "timeout", False,
+    result = AdminResult(host, action, describe(action, args), "timeout", None,
                          "no answer before the time limit", check)
 
     def on_event(event: dict) -> bool:
@@ -75,15 +94,40 @@ def run_action(settings: Settings, host: str, args: dict, *, inventory: Path | N
             result.changed = bool(res.get("changed"))
         return True
 
-    ansible_runner.run(
-        private_data_dir=str(private), **playbook_args(PLAYBOOK, *(["--check"] if check else [])),
-        inventory=str(inventory), envvars=envvars,
-        extravars={"admin_host": host, "admin_args": args, "admin_become": become},
-        event_handler=on_event, quiet=True, timeout=timeout_s,
-        rotate_artifacts=max(1, int(settings.get("collect", "keep_artifacts"))),
-    )
-    record(data_dir, result, args)
+    main = threading.current_thread() is threading.main_thread()
+    saved = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)} if main else {}
+    try:  # ansible-runner's handlers only note a signal (and stop the run): the caller's are put back after
+        runner = ansible_runner.run(
+            private_data_dir=str(private), **playbook_args(PLAYBOOK, *(["--check"] if check else [])),
+            inventory=str(inventory), envvars=envvars,
+            extravars={"admin_host": host, "admin_args": args, "admin_become": become},
+            event_handler=on_event, quiet=True, timeout=timeout_s,
+            rotate_artifacts=max(1, int(settings.get("collect", "keep_artifacts"))),
+        )
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
+    if result.status == "timeout" and runner.status == "canceled":  # SIGINT or SIGTERM stopped it
+        result.status = "interrupted"
+        result.message = "interrupted before the host answered: whether it acted is not known"
+    try:
+        record(data_dir, result, args)
+    except OSError as e:  # the action ran: say so, and that it is not on record
+        result.unrecorded = f"{e.strerror or e}{f' ({e.filename})' if e.filename else ''}"
     return result
+
+
+def _check_recordable(data_dir: Path) -> None:
+    """Raise AdminError where the action could not be recorded (a data folder this user cannot write, a full
+    disk): it is not run then, since every action must be on record."""
+    folder = Path(data_dir) / "admin_actions"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise AdminError(f"cannot record the action in {folder}: {e.strerror or e}; nothing was done") from e
 
 
 def record(data_dir: Path, result: AdminResult, args: dict, now: dt.datetime | None = None) -> None:

@@ -458,6 +458,12 @@ def cmd_admin(args) -> int:
         _say(f"fleetscope admin: {e}")
         return EXIT_USAGE
     print(f"{args.host}: {result.status}{' (check mode)' if args.check else ''}: {result.message}")
+    if result.unrecorded:
+        _say(f"fleetscope admin: the action ran (above) but could not be recorded in admin_actions: "
+             f"{result.unrecorded}")
+        return EXIT_STORAGE
+    if result.status == "interrupted":
+        return EXIT_INTERRUPTED
     return EXIT_OK if result.status == "ok" else EXIT_HOSTS
 
 

@@ -249,3 +249,48 @@ def test_without_root_nvml_refuses_and_nothing_changes(gpu_admin, gpu_host, run_
         ("maintenance", "gpu 0", False, "failed", False),
         ("power_limit", "gpu 1", False, "failed", False),
     ]
+
+
+def test_an_action_that_could_not_be_recorded_is_not_run(gpu_admin, gpu_host, tmp_path):
+    """Every action is on record: where admin_actions cannot be written (a data folder of another user, a
+    full disk), nothing is done. It changed the GPU, then said "nothing was changed" (exit 2)."""
+    gpu_admin.data.mkdir()
+    (gpu_admin.data / "admin_actions").write_text("")  # not a folder: nothing can be written in it
+    proc = gpu_admin("power-limit", "node1", "--gpu", "0", "--watts", "300", "--yes")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "cannot record the action" in proc.stderr and "nothing was done" in proc.stderr
+    assert limits(gpu_host) == [700_000, 700_000]
+    missing = subprocess.run([*fleetscope_bin(), "admin", "power-limit", "node1", "--gpu", "0", "--watts", "300",
+                              "--yes", "-i", str(tmp_path / "nosuch.ini"), "--data", str(gpu_admin.data)],
+                             cwd=PROJECT, capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr, missing.stderr
+    assert "inventory not found" in missing.stderr
+
+
+def test_an_interrupted_action_exits_130_and_is_recorded_as_not_known(admin, run_fleetscope):
+    """Ctrl-C while the host acts (here: waiting for a process that ignores SIGTERM): the signal may have been
+    sent. It was recorded as a timeout that changed nothing, exit 1."""
+    import signal
+
+    stubborn = subprocess.Popen([bare_python(), "-c", "import signal, time; signal.signal(signal.SIGTERM, "
+                                 "signal.SIG_IGN); time.sleep(300)", f"stubborn-{secrets.token_hex(4)}"])
+    try:
+        deadline = time.monotonic() + 5
+        while owner_and_command(stubborn.pid)[1] is None or "stubborn-" not in owner_and_command(stubborn.pid)[1]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        user, command = owner_and_command(stubborn.pid)
+        proc = subprocess.Popen(
+            [*fleetscope_bin(), "admin", "kill", "node1", str(stubborn.pid), "--user", user, "--command", command,
+             "--wait", "60", "--yes", "-i", str(admin.data.parent / "inventory.ini"), "--data", str(admin.data),
+             "--no-become"], cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=dict(os.environ, ANSIBLE_SSH_CONTROL_PATH_DIR=str(admin.data.parent / "cp")))
+        time.sleep(8)  # connected, signal sent, waiting for the process to end
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        stubborn.kill()
+        stubborn.wait()
+    assert proc.returncode == 130, out + err
+    assert "interrupted" in out and "Traceback" not in err
+    assert recorded(run_fleetscope, admin.data) == [("kill", f"pid {stubborn.pid}", False, "interrupted", None)]
