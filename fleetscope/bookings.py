@@ -11,7 +11,9 @@ A source that cannot be read or parsed is reported (per source) and the others a
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+import stat
 import threading
 import urllib.request
 from dataclasses import dataclass, field
@@ -20,6 +22,10 @@ from pathlib import Path
 TOKEN = re.compile(r"(?<![\w.-])([A-Za-z0-9][A-Za-z0-9_.-]*)(?::(\d+(?:-\d+)?(?:,\d+(?:-\d+)?)*))?(?![\w-])")
 AT_USER = re.compile(r"(?<!\w)@([A-Za-z0-9_.-]+)")
 MAX_BYTES = 20 * 1024 * 1024
+#: Occurrences one calendar may have in the window read (70 days): a lab's has hundreds. A 200-byte event
+#: recurring every minute has 100,800, and booking 16 GPUs each, 1.6 M rows: it fails its source instead.
+MAX_OCCURRENCES = 10_000
+MAX_ROWS = 50_000
 MAX_GPU_INDEX = 255  # no host has more GPUs; "gpu01:0-99999999" would book (and store) a hundred million
 
 
@@ -67,30 +73,43 @@ def _fetch(url: str, timeout_s: float) -> bytes:
         return response.read(MAX_BYTES + 1)
 
 
+def _read_file(path: str) -> bytes:
+    """A calendar file: a regular file only (a FIFO would wait for a writer for ever), at most MAX_BYTES + 1."""
+    with open(Path(path).expanduser(), "rb", opener=lambda p, flags: os.open(p, flags | os.O_NONBLOCK)) as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise OSError(f"not a regular file: {path}")
+        return f.read(MAX_BYTES + 1)
+
+
 def read_source(source: str, timeout_s: float = 10.0) -> bytes:
-    """The bytes of a calendar: an http(s) URL, a file:// URL or a file path. An URL's whole answer must
-    come within ``timeout_s`` (a server that sends a byte a second would hold every read's timeout)."""
+    """The bytes of a calendar: an http(s) URL, a file:// URL or a file path. The whole of it must come
+    within ``timeout_s``: a server that sends a byte a second, or a file on a network filesystem that
+    stopped answering, would otherwise hold the run (and the data lock) as long as it likes."""
     try:
         if source.startswith(("http://", "https://")):
-            got: list = []
-
-            def fetch() -> None:
-                try:
-                    got.append(_fetch(source, timeout_s))
-                except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
-                    got.append(e)
-
-            worker = threading.Thread(target=fetch, name=f"bookings {source}", daemon=True)
-            worker.start()
-            worker.join(timeout_s)
-            if not got:  # the thread is left to its socket's timeout; the process does not wait for it
-                raise TimeoutError(f"no whole answer within {timeout_s:g} s")
-            if isinstance(got[0], BaseException):
-                raise got[0]
-            data = got[0]
+            def read() -> bytes:
+                return _fetch(source, timeout_s)
         else:
             path = source[len("file://"):] if source.startswith("file://") else source
-            data = Path(path).expanduser().read_bytes()
+
+            def read() -> bytes:
+                return _read_file(path)
+        got: list = []
+
+        def worker() -> None:
+            try:
+                got.append(read())
+            except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+                got.append(e)
+
+        thread = threading.Thread(target=worker, name=f"bookings {source}", daemon=True)
+        thread.start()
+        thread.join(timeout_s)
+        if not got:  # the thread is left to its socket's timeout or its filesystem; the process does not wait
+            raise TimeoutError(f"no whole answer within {timeout_s:g} s")
+        if isinstance(got[0], BaseException):
+            raise got[0]
+        data = got[0]
     except Exception as e:  # noqa: BLE001 - whatever failed, it is this source's failure only
         raise BookingSourceError(source, f"cannot read: {type(e).__name__}: {e}") from e
     if len(data) > MAX_BYTES:
@@ -151,7 +170,17 @@ def parse(source: str, data: bytes, hosts: set[str], start: dt.datetime,
 
     try:
         calendar = icalendar.Calendar.from_ical(data)
-        events = recurring_ical_events.of(calendar).between(start, end)
+        events = []
+        for event in recurring_ical_events.of(calendar).after(start):  # in the order of their start
+            if _utc(event.decoded("DTSTART")) > end:
+                break
+            if len(events) == MAX_OCCURRENCES:
+                raise BookingSourceError(source, f"more than {MAX_OCCURRENCES} event occurrences between "
+                                                 f"{start:%Y-%m-%d} and {end:%Y-%m-%d} (an event that recurs "
+                                                 f"every minute?): left as it was")
+            events.append(event)
+    except BookingSourceError:
+        raise
     except Exception as e:  # noqa: BLE001 - a malformed calendar is this source's failure only
         raise BookingSourceError(source, f"not a valid iCalendar file: {type(e).__name__}: {e}") from e
     bookings, unmatched, skipped = [], 0, []
@@ -173,6 +202,9 @@ def parse(source: str, data: bytes, hosts: set[str], start: dt.datetime,
         uid = f"{event.get('UID', '')}@{begin.isoformat()}"
         user = _user(event, summary)
         bookings += [Booking(source, uid, begin, finish, h, g, user, summary[:500]) for h, g in targets]
+        if len(bookings) > MAX_ROWS:
+            raise BookingSourceError(source, f"more than {MAX_ROWS} bookings of hosts and GPUs between "
+                                             f"{start:%Y-%m-%d} and {end:%Y-%m-%d}: left as it was")
     return bookings, unmatched, skipped
 
 
