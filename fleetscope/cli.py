@@ -381,8 +381,9 @@ def cmd_hosts(args) -> int:
                 if not sep:
                     raise HostsError(f"--var wants KEY=VALUE, got {item!r}")
                 variables[key] = value
+            new = not Path(os.path.realpath(path)).exists()
             line = add_host(path, args.name, args.group, variables)
-            print(f"added to [{args.group}] in {path}: {line}")
+            print(f"added to [{args.group}] in {path}{' (a new inventory file)' if new else ''}: {line}")
         else:
             n = remove_host(path, args.name)
             print(f"removed {args.name} from {path} ({n} line{'s' if n != 1 else ''})")

@@ -25,8 +25,10 @@ def safe_name(name: str, reserved: frozenset[str] = frozenset()) -> str:
     return f"{slug}-{hashlib.sha1(name.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write a whole file or nothing: a reader never sees it half-written, a crash leaves no partial file."""
+def write_atomic(path: Path, data: bytes, keep_mode: bool = False) -> None:
+    """Write a whole file or nothing: a reader never sees it half-written, a crash leaves no partial file.
+    ``keep_mode``: the file keeps the permissions and owner it had (a file made by hand, such as an
+    inventory, that other users read), or, new, gets the permissions the umask gives."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -34,6 +36,20 @@ def write_atomic(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        if keep_mode:
+            try:
+                before = path.stat()
+                mode, owner = before.st_mode & 0o7777, (before.st_uid, before.st_gid)
+            except FileNotFoundError:
+                umask = os.umask(0)
+                os.umask(umask)
+                mode, owner = 0o666 & ~umask, None
+            os.chmod(tmp, mode)
+            if owner is not None and owner != (os.getuid(), os.getgid()):
+                try:
+                    os.chown(tmp, *owner)
+                except PermissionError:  # not root: the file becomes this user's, readable as before
+                    pass
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -9,6 +9,9 @@ answer.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import re
 import shlex
 from dataclasses import dataclass
@@ -72,13 +75,52 @@ def _parse_check(path: Path, text: str) -> None:
             raise HostsError(f"the edited inventory would not parse: {str(e).replace(tmp.name, str(path))}") from e
 
 
+@contextlib.contextmanager
+def _editing(path: Path, must_exist: bool = True):
+    """The inventory file to edit (a symlink's target: the link stays), held against other `hosts add` and
+    `remove` runs until the edit is written (each reads, changes and writes the whole file: two at once lost
+    one's change). Refuses what cannot be edited as INI text, and a file this user may not write (the
+    rename that replaces it would go through all the same)."""
+    real = Path(os.path.realpath(path))
+    if real.is_dir() or real.suffix.lower() in (".yml", ".yaml", ".json"):
+        raise HostsError(f"{path}: only an INI inventory file can be edited (edit YAML inventories and "
+                         f"inventory folders by hand)")
+    if not real.exists():
+        if must_exist:
+            raise HostsError(f"inventory not found: {path}")
+    elif not os.access(real, os.W_OK):
+        raise HostsError(f"{real} is not writable by this user")
+    lock = real.with_name(f".{real.name}.lock")
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as e:
+        raise HostsError(f"cannot lock {real} for the edit ({lock}: {e.strerror or e})") from e
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield real
+    finally:
+        os.close(fd)
+
+
+def _joined(lines: list[str], like: str) -> str:
+    """The edited lines, with the line endings the file had (CRLF stays CRLF)."""
+    end = "\r\n" if "\r\n" in like else "\n"
+    return end.join(lines) + end
+
+
 def add_host(path: Path, name: str, group: str = "ungrouped", variables: dict[str, str] | None = None) -> str:
-    """Add `name` (with `variables`) at the end of [group], creating the group at the end if needed."""
-    if not NAME_OK.match(name):
+    """Add `name` (with `variables`) at the end of [group], creating the group at the end if needed (and the
+    file, if there is none)."""
+    if not NAME_OK.match(name) or name.startswith("["):  # "[gpu]" would be a section header, not a host
         raise HostsError(f"not a valid host name: {name!r}")
     if not re.match(r"^[A-Za-z0-9_-]+$", group):
         raise HostsError(f"not a valid group name: {group!r}")
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    with _editing(path, must_exist=False) as real:
+        return _add(real, name, group, variables)
+
+
+def _add(path: Path, name: str, group: str, variables: dict[str, str] | None) -> str:
+    text = path.read_bytes().decode("utf-8") if path.exists() else ""  # bytes: CRLF stays to be seen
     if any(h.name == name for h in host_lines(text)):
         raise HostsError(f"{name} is already in {path}")
     parts = [name]
@@ -100,23 +142,24 @@ def add_host(path: Path, name: str, group: str = "ungrouped", variables: dict[st
         if lines and lines[-1].strip():
             lines.append("")
         lines += [f"[{group}]", new_line]
-    new_text = "\n".join(lines) + "\n"
+    new_text = _joined(lines, text)
     _parse_check(path, new_text)
-    write_atomic(path, new_text.encode("utf-8"))
+    write_atomic(path, new_text.encode("utf-8"), keep_mode=True)
     return new_line
 
 
 def remove_host(path: Path, name: str) -> int:
     """Remove every host line of `name`; returns how many. Its [name:vars] or host_vars stay untouched."""
-    text = path.read_text(encoding="utf-8")
-    gone = {h.line for h in host_lines(text) if h.name == name}
-    if not gone:
-        raise HostsError(f"{name} is not in {path}")
-    lines = [line for i, line in enumerate(text.splitlines()) if i not in gone]
-    new_text = "\n".join(lines) + "\n"
-    _parse_check(path, new_text)
-    write_atomic(path, new_text.encode("utf-8"))
-    return len(gone)
+    with _editing(path) as real:
+        text = real.read_bytes().decode("utf-8")
+        gone = {h.line for h in host_lines(text) if h.name == name}
+        if not gone:
+            raise HostsError(f"{name} is not in {path}")
+        lines = [line for i, line in enumerate(text.splitlines()) if i not in gone]
+        new_text = _joined(lines, text)
+        _parse_check(real, new_text)
+        write_atomic(real, new_text.encode("utf-8"), keep_mode=True)
+        return len(gone)
 
 
 def list_hosts(path: Path) -> list[dict]:

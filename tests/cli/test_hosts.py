@@ -75,3 +75,55 @@ def test_the_cli_adds_lists_and_removes(run_fleetscope, inventory):
     assert again.returncode == 2 and "already in" in again.stderr
     assert run_fleetscope("hosts", "remove", "gpu09.lab", "-i", str(inventory)).returncode == 0
     assert inventory.read_text() == INVENTORY
+
+
+def test_an_edit_keeps_the_files_mode_its_link_and_its_line_endings(tmp_path):
+    """The edit replaced the file: a 0644 inventory became 0600 (unreadable to the user cron runs as), a
+    symlink became a plain file (the target left as it was), CRLF became LF."""
+    import os
+
+    real = tmp_path / "shared" / "hosts.ini"
+    real.parent.mkdir()
+    real.write_bytes(INVENTORY.replace("\n", "\r\n").encode())
+    real.chmod(0o644)
+    link = tmp_path / "inventory.ini"
+    link.symlink_to(real)
+    add_host(link, "gpu03.lab", "gpu")
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert real.stat().st_mode & 0o777 == 0o644
+    text = real.read_bytes().decode()
+    assert "gpu03.lab\r\n" in text and text.count("\r\n") == text.count("\n")
+    remove_host(link, "gpu01.lab")
+    assert real.stat().st_mode & 0o777 == 0o644 and "gpu01.lab" not in real.read_text()
+
+
+def test_edits_that_cannot_be_made_as_asked_are_refused(tmp_path, inventory):
+    """A name that is a section header, a YAML inventory, a file this user may not write, a missing file to
+    remove from: each refused, saying why, the file as it was."""
+    import os
+
+    with pytest.raises(HostsError, match="not a valid host name"):
+        add_host(inventory, "[gpu]", "gpu")
+    yaml = tmp_path / "hosts.yml"
+    yaml.write_text("all:\n  hosts:\n    gpu01: {}\n")
+    with pytest.raises(HostsError, match="only an INI inventory file can be edited"):
+        add_host(yaml, "gpu02", "gpu")
+    with pytest.raises(HostsError, match="inventory not found"):
+        remove_host(tmp_path / "nosuch.ini", "gpu01.lab")
+    if os.geteuid() != 0:  # root may write any file
+        inventory.chmod(0o444)
+        with pytest.raises(HostsError, match="not writable"):
+            add_host(inventory, "gpu03.lab", "gpu")
+    assert inventory.read_text() == INVENTORY
+
+
+def test_two_adds_at_once_both_land(tmp_path, inventory):
+    """Each add reads, changes and writes the whole file: six at once kept one host."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from fleetscope.hosts import add_host; "
+            "add_host(Path(sys.argv[1]), sys.argv[2], 'gpu')")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(inventory), f"race{i}.lab"]) for i in range(6)]
+    assert [p.wait(60) for p in procs] == [0] * 6
+    assert {f"race{i}.lab" for i in range(6)} <= {h.name for h in host_lines(inventory.read_text())}
