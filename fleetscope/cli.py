@@ -431,7 +431,8 @@ def cmd_admin(args) -> int:
             _say("fleetscope admin kill: " + ("the pid must be above 1" if args.pid <= 1 else "--wait must be >= 0"))
             return EXIT_USAGE
         module_args = {"action": "kill", "pid": args.pid, "expect_user": args.user, "expect_command": args.command,
-                       "signal": args.signal, "force": args.force, "wait": args.wait}
+                       "expect_started": args.started, "signal": args.signal, "force": args.force,
+                       "wait": args.wait}
         what = f"send SIG{args.signal} to pid {args.pid} ({args.user}, {args.command!r})"
     elif args.action == "maintenance":
         module_args = {"action": "maintenance", "state": args.state, "gpu": args.gpu}
@@ -573,6 +574,9 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("pid", type=int)
     k.add_argument("--user", required=True, help="the user the process must run as")
     k.add_argument("--command", required=True, help="the command the process must have, as the report shows it")
+    k.add_argument("--started", metavar="TIME", help="when it started, UTC, as the report's process table shows "
+                   "it (e.g. '2026-11-23 09:00'): a process that started at another time (the pid reused by a "
+                   "job restarted with the same command) is refused")
     k.add_argument("--signal", default="TERM", choices=("TERM", "INT", "KILL"))
     k.add_argument("--wait", type=int, default=10, help="seconds to wait for it to end (default 10)")
     k.add_argument("--force", action="store_true", help="send KILL if it is still there after --wait")

@@ -294,3 +294,26 @@ def test_an_interrupted_action_exits_130_and_is_recorded_as_not_known(admin, run
     assert proc.returncode == 130, out + err
     assert "interrupted" in out and "Traceback" not in err
     assert recorded(run_fleetscope, admin.data) == [("kill", f"pid {stubborn.pid}", False, "interrupted", None)]
+
+
+def test_kill_refuses_a_process_that_started_at_another_time(admin, victim, run_fleetscope):
+    """The same pid, user and command as the report showed, but started at another time: a job restarted on
+    a reused pid. Given the start time the report shows (--started), kill refuses it; the right one is hit."""
+    import datetime
+
+    from collectors._util import boot_time, user_hz
+
+    user, command = owner_and_command(victim.pid)
+    with open(f"/proc/{victim.pid}/stat", "rb") as f:
+        ticks = int(f.read().rsplit(b")", 1)[-1].split()[19])
+    started = datetime.datetime.fromtimestamp(boot_time() + ticks / user_hz(), datetime.timezone.utc)
+    shown = started.strftime("%Y-%m-%d %H:%M")  # as the report's process table shows it
+    earlier = (started - datetime.timedelta(hours=2)).strftime("%Y-%m-%d %H:%M")
+    wrong = admin("kill", "node1", str(victim.pid), "--user", user, "--command", command, "--started", earlier,
+                  "--yes")
+    assert wrong.returncode == 1 and "refusing" in wrong.stdout and "started at" in wrong.stdout, wrong.stdout
+    assert victim.poll() is None
+    done = admin("kill", "node1", str(victim.pid), "--user", user, "--command", command, "--started", shown,
+                 "--yes")
+    assert done.returncode == 0 and "it ended" in done.stdout, done.stdout + done.stderr
+    assert [r[3] for r in recorded(run_fleetscope, admin.data)] == ["failed", "ok"]

@@ -7,7 +7,8 @@ module: fleetscope_admin
 short_description: Terminate a process, put GPUs in maintenance, or set a GPU power limit
 description:
   - C(kill) sends a signal to a process, but only if it still runs as the user and command the report
-    showed (the command compared as the collector redacts it), so a recycled pid is never hit.
+    showed (the command compared as the collector redacts it), and, given I(expect_started), started when
+    the report said: a recycled pid is not hit, even by a job restarted with the same command.
   - C(maintenance) sets the NVIDIA compute mode to prohibited (on) or default (off) on one or all GPUs.
   - C(power_limit) sets a GPU's power limit in watts (NVML takes milliwatts), within the constraints the GPU
     reports; a value outside them is refused and nothing is changed.
@@ -28,6 +29,10 @@ options:
     type: str
   expect_command:
     description: The command line the process must still have, as the report shows it (kill).
+    type: str
+  expect_started:
+    description: When the process must have started, UTC, as the report shows it (C(2026-11-23 09:00),
+      seconds optional); within a minute (kill).
     type: str
   signal:
     description: The signal to send first (kill).
@@ -91,14 +96,55 @@ from ansible.module_utils.fleetscope_collectors._util import owner_and_command  
 from ansible.module_utils.fleetscope_collectors.gpus import driver_present, load_pynvml  # noqa: E402
 
 
+def _start_ticks(pid):
+    """The process's start, in clock ticks after boot (/proc/<pid>/stat field 22); None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[-1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _started_at(ticks):
+    """POSIX seconds of a start in ticks after boot."""
+    from ansible.module_utils.fleetscope_collectors._util import boot_time, user_hz
+
+    return boot_time() + ticks / user_hz()
+
+
+def _parse_utc(text):
+    import datetime
+
+    value = text.strip().replace("T", " ").rstrip("Z").strip()
+    for form in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"):
+        try:
+            return datetime.datetime.strptime(value, form).replace(tzinfo=datetime.timezone.utc).timestamp()
+        except ValueError:
+            continue
+    raise ValueError(f"not a time as the report shows it (2026-11-23 09:00): {text!r}")
+
+
 def kill(module):
     p = module.params
     pid = p["pid"]
     if not pid or pid <= 1:
         module.fail_json(msg="kill needs a pid above 1")
+    ticks = _start_ticks(pid)
     user, command = owner_and_command(pid)
-    if user is None:
+    if user is None or ticks is None:
         module.exit_json(changed=False, message=f"pid {pid} is not running any more: nothing to do")
+    if p["expect_started"]:
+        try:
+            expected = _parse_utc(p["expect_started"])
+        except ValueError as e:
+            module.fail_json(msg=str(e))
+        started = _started_at(ticks)
+        if abs(started - expected) > 60:
+            import datetime
+
+            when = datetime.datetime.fromtimestamp(started, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+            module.fail_json(msg=f"refusing: pid {pid} started at {when} UTC, not {p['expect_started']} (the pid "
+                             f"was reused by another process with the same user and command)")
     if (p["expect_user"] is not None and user != p["expect_user"]) or (
             p["expect_command"] is not None and command != p["expect_command"]):
         module.fail_json(msg=f"refusing: pid {pid} now runs {command!r} as {user}, not {p['expect_command']!r} as "
@@ -118,6 +164,9 @@ def kill(module):
             module.exit_json(changed=True, message="sent " + what + "; it ended")
         time.sleep(0.1)
     if p["force"] and not _gone(pid):
+        if _start_ticks(pid) != ticks:  # ended, and the pid taken by another process meanwhile
+            module.exit_json(changed=True, message="sent " + what + "; it ended (its pid is another process's "
+                             "now: no SIGKILL)")
         os.kill(pid, signal.SIGKILL)
         time.sleep(0.2)
         module.exit_json(changed=True, message="sent " + what + f", then SIGKILL after {p['wait']} s")
@@ -239,6 +288,7 @@ def main():
             pid=dict(type="int"),
             expect_user=dict(type="str"),
             expect_command=dict(type="str"),
+            expect_started=dict(type="str"),
             signal=dict(type="str", default="TERM", choices=["TERM", "INT", "KILL"]),
             wait=dict(type="int", default=10),
             force=dict(type="bool", default=False),
