@@ -26,6 +26,10 @@ MAX_BYTES = 20 * 1024 * 1024
 #: recurring every minute has 100,800, and booking 16 GPUs each, 1.6 M rows: it fails its source instead.
 MAX_OCCURRENCES = 10_000
 MAX_ROWS = 50_000
+WEEK = dt.timedelta(days=7)
+#: Seconds one calendar's events may take to expand (a recurrence rule from years back is expanded from its
+#: start): past it the source fails, its previous bookings kept, and the run goes on.
+PARSE_LIMIT_S = 60.0
 MAX_GPU_INDEX = 255  # no host has more GPUs; "gpu01:0-99999999" would book (and store) a hundred million
 
 
@@ -74,7 +78,10 @@ def _fetch(url: str, timeout_s: float) -> bytes:
 
 
 def _read_file(path: str) -> bytes:
-    """A calendar file: a regular file only (a FIFO would wait for a writer for ever), at most MAX_BYTES + 1."""
+    """A calendar file: a regular file only (a FIFO would wait for a writer for ever; opening a device may
+    start something), at most MAX_BYTES + 1."""
+    if not stat.S_ISREG(Path(path).expanduser().stat().st_mode):
+        raise OSError(f"not a regular file: {path}")
     with open(Path(path).expanduser(), "rb", opener=lambda p, flags: os.open(p, flags | os.O_NONBLOCK)) as f:
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
             raise OSError(f"not a regular file: {path}")
@@ -162,7 +169,7 @@ def match(text: str, hosts: set[str]) -> list[tuple[str, int | None]]:
 
 
 def parse(source: str, data: bytes, hosts: set[str], start: dt.datetime,
-          end: dt.datetime) -> tuple[list[Booking], int, list[str]]:
+          end: dt.datetime, stop: threading.Event | None = None) -> tuple[list[Booking], int, list[str]]:
     """Bookings of one calendar between start and end (UTC), recurring events expanded; the count of events
     naming no known host; a line per event skipped (cancelled events are left out without one)."""
     import icalendar
@@ -170,15 +177,25 @@ def parse(source: str, data: bytes, hosts: set[str], start: dt.datetime,
 
     try:
         calendar = icalendar.Calendar.from_ical(data)
-        events = []
-        for event in recurring_ical_events.of(calendar).after(start):  # in the order of their start
-            if _utc(event.decoded("DTSTART")) > end:
-                break
-            if len(events) == MAX_OCCURRENCES:
+        query = recurring_ical_events.of(calendar)
+        events, seen, since = [], set(), start
+        # A week at a time, so that a calendar of too many occurrences (an event that recurs every minute)
+        # is refused after a week's worth, not once all of them are in memory; an event longer than a week
+        # comes in each week it spans, and is taken once. ``stop``: the caller stopped waiting.
+        while since < end and not (stop is not None and stop.is_set()):
+            until = min(since + WEEK, end)
+            for event in query.between(since, until):
+                key = (str(event.get("UID", "")), str(event.get("DTSTART").to_ical() if event.get("DTSTART")
+                                                        else ""))
+                if key in seen:
+                    continue
+                seen.add(key)
+                events.append(event)
+            if len(events) > MAX_OCCURRENCES:
                 raise BookingSourceError(source, f"more than {MAX_OCCURRENCES} event occurrences between "
                                                  f"{start:%Y-%m-%d} and {end:%Y-%m-%d} (an event that recurs "
                                                  f"every minute?): left as it was")
-            events.append(event)
+            since = until
     except BookingSourceError:
         raise
     except Exception as e:  # noqa: BLE001 - a malformed calendar is this source's failure only
@@ -208,15 +225,40 @@ def parse(source: str, data: bytes, hosts: set[str], start: dt.datetime,
     return bookings, unmatched, skipped
 
 
+def _parse_within(source: str, data: bytes, hosts: set[str], start: dt.datetime, end: dt.datetime,
+                  limit_s: float = None):
+    """parse(), given at most ``limit_s`` (PARSE_LIMIT_S): a calendar that takes longer fails its source."""
+    limit_s = PARSE_LIMIT_S if limit_s is None else limit_s
+    got: list = []
+    stop = threading.Event()
+
+    def worker() -> None:
+        try:
+            got.append(parse(source, data, hosts, start, end, stop))
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+            got.append(e)
+
+    thread = threading.Thread(target=worker, name=f"bookings {source}", daemon=True)
+    thread.start()
+    thread.join(limit_s)
+    if not got:
+        stop.set()  # it ends at the next week it would have expanded
+        raise BookingSourceError(source, f"its events could not be expanded within {limit_s:g} s (a "
+                                         f"recurrence too frequent, or from too long ago?): left as it was")
+    if isinstance(got[0], BaseException):
+        raise got[0]
+    return got[0]
+
+
 def sync(sources: list[str], hosts: set[str], now: dt.datetime, days_back: int = 35, days_ahead: int = 35,
          timeout_s: float = 10.0) -> SyncReport:
     """Read every source; a failing one adds an error and the others still count."""
     report = SyncReport()
     for source in dict.fromkeys(sources):  # a source listed twice is read (and stored) once
         try:
-            bookings, unmatched, skipped = parse(source, read_source(source, timeout_s), hosts,
-                                                 now - dt.timedelta(days=days_back),
-                                                 now + dt.timedelta(days=days_ahead))
+            bookings, unmatched, skipped = _parse_within(source, read_source(source, timeout_s), hosts,
+                                                         now - dt.timedelta(days=days_back),
+                                                         now + dt.timedelta(days=days_ahead))
         except BookingSourceError as e:
             report.errors.append(str(e))
             report.failed.add(e.source)

@@ -260,3 +260,30 @@ def test_a_fifo_or_a_calendar_of_a_million_occurrences_fails_its_source_alone(tm
     assert "not a regular file" in report.errors[0]
     assert "more than 10000 event occurrences" in report.errors[1]
     assert {b.user for b in report.bookings} == {"alice", "bob"}
+
+
+def test_a_booking_for_decades_is_one_booking_read_quickly_and_an_endless_expansion_is_cut(tmp_path, monkeypatch):
+    """An event from this month to 2099 ("gpu02 reserved") made the expansion crawl for minutes; a rule that
+    recurs every minute from two years back took 40 s and more to expand. The first is one booking, read
+    at once; the second fails its source at the parse's time limit, and the other sources are read."""
+    import time
+
+    from fleetscope import bookings
+
+    def calendar(*events):
+        body = "".join(f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTART:{start}\r\nDTEND:{end}\r\n{extra}SUMMARY:{summary}\r\n"
+                       f"END:VEVENT\r\n" for uid, start, end, extra, summary in events)
+        return f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\n{body}END:VCALENDAR\r\n".encode()
+
+    forever = tmp_path / "forever.ics"
+    forever.write_bytes(calendar(("f1", "20261101T000000Z", "20991231T000000Z", "", "gpu02 reserved @proj")))
+    ancient = tmp_path / "ancient.ics"
+    ancient.write_bytes(calendar(("m1", "20241001T000000Z", "20241001T000100Z", "RRULE:FREQ=MINUTELY\r\n",
+                                  "@mallory gpu01:0")))
+    monkeypatch.setattr(bookings, "PARSE_LIMIT_S", 3.0)
+    started = time.monotonic()
+    report = sync([str(forever), str(ancient)], HOSTS, NOW)
+    assert time.monotonic() - started < 20
+    assert [(b.host, b.user, b.start) for b in report.bookings] == [("gpu02", "proj", dt.datetime(2026, 11, 1))]
+    assert report.failed == {str(ancient)}, report.errors
+    assert "could not be expanded within 3 s" in report.errors[0] or "more than 10000" in report.errors[0]
