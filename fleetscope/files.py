@@ -28,7 +28,8 @@ def safe_name(name: str, reserved: frozenset[str] = frozenset()) -> str:
 def write_atomic(path: Path, data: bytes, keep_mode: bool = False) -> None:
     """Write a whole file or nothing: a reader never sees it half-written, a crash leaves no partial file.
     ``keep_mode``: the file keeps the permissions and owner it had (a file made by hand, such as an
-    inventory, that other users read), or, new, gets the permissions the umask gives."""
+    inventory, that other users read), or, new, gets the permissions the umask gives. Keeping another
+    user's owner takes root: PermissionError otherwise, the file as it was."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -45,11 +46,8 @@ def write_atomic(path: Path, data: bytes, keep_mode: bool = False) -> None:
                 os.umask(umask)
                 mode, owner = 0o666 & ~umask, None
             os.chmod(tmp, mode)
-            if owner is not None and owner != (os.getuid(), os.getgid()):
-                try:
-                    os.chown(tmp, *owner)
-                except PermissionError:  # not root: the file becomes this user's, readable as before
-                    pass
+            if owner is not None and owner != (os.geteuid(), os.getegid()):
+                os.chown(tmp, *owner)  # root; a user may only keep its own files' owner (callers check)
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -90,16 +90,36 @@ def _editing(path: Path, must_exist: bool = True):
             raise HostsError(f"inventory not found: {path}")
     elif not os.access(real, os.W_OK):
         raise HostsError(f"{real} is not writable by this user")
-    lock = real.with_name(f".{real.name}.lock")
+    # the lock is on the folder: no lock file to create, own, or be led elsewhere by a symlink
     try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        fd = os.open(real.parent, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as e:
-        raise HostsError(f"cannot lock {real} for the edit ({lock}: {e.strerror or e})") from e
+        raise HostsError(f"cannot lock {real.parent} for the edit: {e.strerror or e}") from e
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield real
     finally:
         os.close(fd)
+
+
+def _write(path: Path, text: str) -> None:
+    """The edited inventory in place of the old: a new file renamed over it (a reader never sees half of
+    it), with its permissions and owner; where this user cannot give the new file the owner the old one
+    had (another user's file it may write through its group), the old file is rewritten instead, so that
+    owner, group and ACLs stay (under the edit's lock; a reader may see it half-written for an instant)."""
+    data = text.encode("utf-8")
+    try:
+        before = path.stat()
+    except FileNotFoundError:
+        before = None
+    if before is None or os.geteuid() == 0 or (before.st_uid, before.st_gid) == (os.geteuid(), os.getegid()):
+        write_atomic(path, data, keep_mode=True)
+        return
+    with open(path, "r+b") as f:
+        f.write(data)
+        f.truncate()
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _joined(lines: list[str], like: str) -> str:
@@ -144,7 +164,7 @@ def _add(path: Path, name: str, group: str, variables: dict[str, str] | None) ->
         lines += [f"[{group}]", new_line]
     new_text = _joined(lines, text)
     _parse_check(path, new_text)
-    write_atomic(path, new_text.encode("utf-8"), keep_mode=True)
+    _write(path, new_text)
     return new_line
 
 
@@ -158,7 +178,7 @@ def remove_host(path: Path, name: str) -> int:
         lines = [line for i, line in enumerate(text.splitlines()) if i not in gone]
         new_text = _joined(lines, text)
         _parse_check(real, new_text)
-        write_atomic(real, new_text.encode("utf-8"), keep_mode=True)
+        _write(real, new_text)
         return len(gone)
 
 

@@ -127,3 +127,28 @@ def test_two_adds_at_once_both_land(tmp_path, inventory):
     procs = [subprocess.Popen([sys.executable, "-c", code, str(inventory), f"race{i}.lab"]) for i in range(6)]
     assert [p.wait(60) for p in procs] == [0] * 6
     assert {f"race{i}.lab" for i in range(6)} <= {h.name for h in host_lines(inventory.read_text())}
+
+
+def test_another_users_inventory_keeps_its_owner(tmp_path, monkeypatch):
+    """A file of another user, edited through its group: a new file renamed over it would be this user's
+    (the owner cannot be given away), and the owner locked out of their inventory. It is rewritten in
+    place: the same file, owner and mode. Root gives the new file the old owner."""
+    import os
+
+    from fleetscope import hosts
+
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text(INVENTORY)
+    if os.geteuid() == 0:
+        os.chown(inventory, 12345, 12345)
+        inventory.chmod(0o660)
+        add_host(inventory, "gpu03.lab", "gpu")  # as root
+        st = inventory.stat()
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (12345, 12345, 0o660)
+    before = inventory.stat()
+    monkeypatch.setattr(hosts.os, "geteuid", lambda: 4321)  # neither root nor the owner
+    add_host(inventory, "gpu04.lab", "gpu")
+    after = inventory.stat()
+    assert (after.st_ino, after.st_uid, after.st_gid, after.st_mode) == (
+        before.st_ino, before.st_uid, before.st_gid, before.st_mode)
+    assert "gpu04.lab" in inventory.read_text() and "# our lab" in inventory.read_text()
