@@ -110,10 +110,13 @@ def run_action(settings: Settings, host: str, args: dict, *, inventory: Path | N
     if result.status == "timeout" and runner.status == "canceled":  # SIGINT or SIGTERM stopped it
         result.status = "interrupted"
         result.message = "interrupted before the host answered: whether it acted is not known"
+    import duckdb
+
     try:
         record(data_dir, result, args)
-    except OSError as e:  # the action ran: say so, and that it is not on record
-        result.unrecorded = f"{e.strerror or e}{f' ({e.filename})' if e.filename else ''}"
+    except (OSError, duckdb.Error) as e:  # the action ran: say so, and that it is not on record
+        where = f" ({e.filename})" if isinstance(e, OSError) and e.filename else ""
+        result.unrecorded = f"{getattr(e, 'strerror', None) or str(e).strip().splitlines()[0]}{where}"
     return result
 
 

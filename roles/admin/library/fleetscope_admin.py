@@ -113,15 +113,35 @@ def _started_at(ticks):
 
 
 def _parse_utc(text):
+    """(earliest, latest) POSIX seconds a start shown as ``text`` can be: a time to the minute stands for that
+    whole minute; a few seconds of slack either way for the host's boot time, which the clock's adjustments
+    move (the start is boot time + ticks)."""
     import datetime
 
     value = text.strip().replace("T", " ").rstrip("Z").strip()
-    for form in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"):
+    for form, span in (("%Y-%m-%d %H:%M:%S", 1), ("%Y-%m-%d %H:%M", 60)):
         try:
-            return datetime.datetime.strptime(value, form).replace(tzinfo=datetime.timezone.utc).timestamp()
+            t = datetime.datetime.strptime(value, form).replace(tzinfo=datetime.timezone.utc).timestamp()
         except ValueError:
             continue
+        return t - 5, t + span + 5
     raise ValueError(f"not a time as the report shows it (2026-11-23 09:00): {text!r}")
+
+
+def _pidfd(pid):
+    """A handle on the process itself (Linux 5.3+, Python 3.9+): a signal sent through it cannot reach
+    another process that took the pid meanwhile. None where there is none."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _send(pid, pidfd, number):
+    if pidfd is not None:
+        signal.pidfd_send_signal(pidfd, number)
+    else:
+        os.kill(pid, number)
 
 
 def kill(module):
@@ -129,31 +149,34 @@ def kill(module):
     pid = p["pid"]
     if not pid or pid <= 1:
         module.fail_json(msg="kill needs a pid above 1")
+    pidfd = _pidfd(pid)  # first: what is checked below is then the process signalled
     ticks = _start_ticks(pid)
     user, command = owner_and_command(pid)
-    if user is None or ticks is None:
+    if user is None or ticks is None or ticks != _start_ticks(pid):
         module.exit_json(changed=False, message=f"pid {pid} is not running any more: nothing to do")
-    if p["expect_started"]:
-        try:
-            expected = _parse_utc(p["expect_started"])
-        except ValueError as e:
-            module.fail_json(msg=str(e))
-        started = _started_at(ticks)
-        if abs(started - expected) > 60:
-            import datetime
-
-            when = datetime.datetime.fromtimestamp(started, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-            module.fail_json(msg=f"refusing: pid {pid} started at {when} UTC, not {p['expect_started']} (the pid "
-                             f"was reused by another process with the same user and command)")
     if (p["expect_user"] is not None and user != p["expect_user"]) or (
             p["expect_command"] is not None and command != p["expect_command"]):
         module.fail_json(msg=f"refusing: pid {pid} now runs {command!r} as {user}, not {p['expect_command']!r} as "
                          f"{p['expect_user']} (the report is out of date or the pid was reused)")
+    if p["expect_started"]:
+        try:
+            earliest, latest = _parse_utc(p["expect_started"])
+        except ValueError as e:
+            module.fail_json(msg=str(e))
+        started = _started_at(ticks)
+        if not earliest <= started <= latest:
+            import datetime
+
+            when = datetime.datetime.fromtimestamp(started, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+            module.fail_json(msg=f"refusing: pid {pid} started at {when} UTC, not {p['expect_started']}: another "
+                             f"process with the same user and command (the pid was reused)")
     what = f"SIG{p['signal']} to pid {pid} ({user}, {command!r})"
     if module.check_mode:
         module.exit_json(changed=True, message="would send " + what)
     try:
-        os.kill(pid, getattr(signal, "SIG" + p["signal"]))
+        if pidfd is None and _start_ticks(pid) != ticks:  # without a handle: the pid checked once more
+            raise ProcessLookupError
+        _send(pid, pidfd, getattr(signal, "SIG" + p["signal"]))
     except ProcessLookupError:
         module.exit_json(changed=False, message=f"pid {pid} ended by itself")
     except PermissionError:
@@ -167,7 +190,10 @@ def kill(module):
         if _start_ticks(pid) != ticks:  # ended, and the pid taken by another process meanwhile
             module.exit_json(changed=True, message="sent " + what + "; it ended (its pid is another process's "
                              "now: no SIGKILL)")
-        os.kill(pid, signal.SIGKILL)
+        try:
+            _send(pid, pidfd, signal.SIGKILL)
+        except ProcessLookupError:
+            module.exit_json(changed=True, message="sent " + what + "; it ended")
         time.sleep(0.2)
         module.exit_json(changed=True, message="sent " + what + f", then SIGKILL after {p['wait']} s")
     module.fail_json(msg="sent " + what + f", but it is still running after {p['wait']} s (use force)",
