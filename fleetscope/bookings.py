@@ -77,12 +77,35 @@ def _fetch(url: str, timeout_s: float) -> bytes:
         return response.read(MAX_BYTES + 1)
 
 
+def _within(work, limit_s: float, name: str):
+    """``work()``'s result, or its exception, if it ends within ``limit_s``; else TimeoutError, the thread left
+    to end by itself (a socket's timeout, a filesystem that answers again, a parse told to stop): the
+    process does not wait for it."""
+    got: list = []
+
+    def worker() -> None:
+        try:
+            got.append(work())
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+            got.append(e)
+
+    thread = threading.Thread(target=worker, name=name, daemon=True)
+    thread.start()
+    thread.join(limit_s)
+    if not got:
+        raise TimeoutError(f"not done within {limit_s:g} s")
+    if isinstance(got[0], BaseException):
+        raise got[0]
+    return got[0]
+
+
 def _read_file(path: str) -> bytes:
     """A calendar file: a regular file only (a FIFO would wait for a writer for ever; opening a device may
     start something), at most MAX_BYTES + 1."""
-    if not stat.S_ISREG(Path(path).expanduser().stat().st_mode):
+    path = Path(path).expanduser()
+    if not stat.S_ISREG(path.stat().st_mode):
         raise OSError(f"not a regular file: {path}")
-    with open(Path(path).expanduser(), "rb", opener=lambda p, flags: os.open(p, flags | os.O_NONBLOCK)) as f:
+    with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NONBLOCK)) as f:
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
             raise OSError(f"not a regular file: {path}")
         return f.read(MAX_BYTES + 1)
@@ -101,22 +124,10 @@ def read_source(source: str, timeout_s: float = 10.0) -> bytes:
 
             def read() -> bytes:
                 return _read_file(path)
-        got: list = []
-
-        def worker() -> None:
-            try:
-                got.append(read())
-            except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
-                got.append(e)
-
-        thread = threading.Thread(target=worker, name=f"bookings {source}", daemon=True)
-        thread.start()
-        thread.join(timeout_s)
-        if not got:  # the thread is left to its socket's timeout or its filesystem; the process does not wait
-            raise TimeoutError(f"no whole answer within {timeout_s:g} s")
-        if isinstance(got[0], BaseException):
-            raise got[0]
-        data = got[0]
+        try:
+            data = _within(read, timeout_s, f"bookings {source}")
+        except TimeoutError as e:
+            raise TimeoutError(f"no whole answer within {timeout_s:g} s") from e
     except Exception as e:  # noqa: BLE001 - whatever failed, it is this source's failure only
         raise BookingSourceError(source, f"cannot read: {type(e).__name__}: {e}") from e
     if len(data) > MAX_BYTES:
@@ -226,28 +237,16 @@ def parse(source: str, data: bytes, hosts: set[str], start: dt.datetime,
 
 
 def _parse_within(source: str, data: bytes, hosts: set[str], start: dt.datetime, end: dt.datetime,
-                  limit_s: float = None):
+                  limit_s: float | None = None):
     """parse(), given at most ``limit_s`` (PARSE_LIMIT_S): a calendar that takes longer fails its source."""
     limit_s = PARSE_LIMIT_S if limit_s is None else limit_s
-    got: list = []
     stop = threading.Event()
-
-    def worker() -> None:
-        try:
-            got.append(parse(source, data, hosts, start, end, stop))
-        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
-            got.append(e)
-
-    thread = threading.Thread(target=worker, name=f"bookings {source}", daemon=True)
-    thread.start()
-    thread.join(limit_s)
-    if not got:
+    try:
+        return _within(lambda: parse(source, data, hosts, start, end, stop), limit_s, f"bookings {source}")
+    except TimeoutError:
         stop.set()  # it ends at the next week it would have expanded
         raise BookingSourceError(source, f"its events could not be expanded within {limit_s:g} s (a "
-                                         f"recurrence too frequent, or from too long ago?): left as it was")
-    if isinstance(got[0], BaseException):
-        raise got[0]
-    return got[0]
+                                         f"recurrence too frequent, or from too long ago?): left as it was") from None
 
 
 def sync(sources: list[str], hosts: set[str], now: dt.datetime, days_back: int = 35, days_ahead: int = 35,
