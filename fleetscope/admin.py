@@ -12,15 +12,14 @@ import getpass
 import json
 import os
 import secrets
-import signal
 import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from .collect import (
     PROJECT_DIR,
     CollectError,
+    callers_signal_handlers,
     classify,
     host_result,
     inventory_hosts,
@@ -94,9 +93,7 @@ def run_action(settings: Settings, host: str, args: dict, *, inventory: Path | N
             result.changed = bool(res.get("changed"))
         return True
 
-    main = threading.current_thread() is threading.main_thread()
-    saved = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)} if main else {}
-    try:  # ansible-runner's handlers only note a signal (and stop the run): the caller's are put back after
+    with callers_signal_handlers():
         runner = ansible_runner.run(
             private_data_dir=str(private), **playbook_args(PLAYBOOK, *(["--check"] if check else [])),
             inventory=str(inventory), envvars=envvars,
@@ -104,9 +101,6 @@ def run_action(settings: Settings, host: str, args: dict, *, inventory: Path | N
             event_handler=on_event, quiet=True, timeout=timeout_s,
             rotate_artifacts=max(1, int(settings.get("collect", "keep_artifacts"))),
         )
-    finally:
-        for number, handler in saved.items():
-            signal.signal(number, signal.SIG_DFL if handler is None else handler)
     if result.status == "timeout" and runner.status == "canceled":  # SIGINT or SIGTERM stopped it
         result.status = "interrupted"
         result.message = "interrupted before the host answered: whether it acted is not known"

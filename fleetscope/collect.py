@@ -10,6 +10,7 @@ Every host of the inventory (after --limit) ends the run with exactly one status
 from __future__ import annotations
 
 import configparser
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -218,12 +219,20 @@ def run_collect(
     list from Ansible as the play starts (play_hosts); a result that comes before it waits for it. SIGTERM and
     SIGINT stop the run (CollectInterrupted); their handlers are those of the caller again once it returns,
     so that what the caller does next (storing the run, the report) can be interrupted too."""
+    with callers_signal_handlers():
+        return _run_collect(settings, inventory, limit, progress)
+
+
+@contextlib.contextmanager
+def callers_signal_handlers():
+    """The caller's SIGTERM and SIGINT handlers, back once the block ends: ansible-runner installs its own,
+    which only note a signal (to stop its run), and leaves them (main thread only: others cannot set any)."""
     import signal
 
     main = threading.current_thread() is threading.main_thread()
     saved = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)} if main else {}
     try:
-        return _run_collect(settings, inventory, limit, progress)
+        yield
     finally:
         for number, handler in saved.items():
             signal.signal(number, signal.SIG_DFL if handler is None else handler)

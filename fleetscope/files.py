@@ -70,10 +70,12 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def remove_stale(paths, age_s: float, keep: Path | None = None) -> None:
+def remove_stale(paths, age_s: float, keep: Path | None = None, now: float | None = None) -> int:
     """Remove the files or folders among `paths` untouched for `age_s` seconds (leftovers of a killed run), but
-    `keep`. One another process removed first, or one this user may not remove, is left alone."""
-    now = time.time()
+    `keep`; returns how many. One another process removed first, or one this user may not remove, is left
+    alone. ``now``: the time to count from (default: the clock)."""
+    now = time.time() if now is None else now
+    gone = 0
     for path in paths:
         try:
             if path != keep and now - path.stat().st_mtime > age_s:
@@ -81,8 +83,10 @@ def remove_stale(paths, age_s: float, keep: Path | None = None) -> None:
                     shutil.rmtree(path, ignore_errors=True)
                 else:
                     path.unlink()
+                gone += 1
         except OSError:
             pass
+    return gone
 
 
 def write_json_atomic(path: Path, obj) -> None:

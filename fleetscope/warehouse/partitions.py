@@ -10,10 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-import time
 from pathlib import Path
 
-from ..files import fsync_path
+from ..files import fsync_path, remove_stale
 
 NEW, OLD = ".new-", ".old-"
 
@@ -115,17 +114,8 @@ def sweep_temp(data_dir: Path, now: float | None = None) -> int:
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         return 0
-    now = time.time() if now is None else now
     patterns = ("*/date=*/.rows.*.jsonl", "*/date=*/.*.parquet.tmp", "spool/*/.*.tmp", ".*.tmp")
-    gone = 0
-    for pattern in patterns:
-        for f in data_dir.glob(pattern):
-            try:
-                if now - f.stat().st_mtime > STALE_TEMP_S:
-                    f.unlink()
-                    gone += 1
-            except FileNotFoundError:
-                pass
+    gone = remove_stale([f for pattern in patterns for f in data_dir.glob(pattern)], STALE_TEMP_S, now=now)
     for trial in data_dir.glob(".trial-*"):  # ingest's scratch folders (ingest._unwritable_hosts)
         shutil.rmtree(trial, ignore_errors=True)
         gone += 1
