@@ -198,13 +198,13 @@ def _can_roll_again(con, data_dir: Path, day: dt.date) -> bool:
         return False
 
 
-def days_due(data_dir: Path, raw_cutoff: dt.date | None = None,
-             late: list[str] | None = None, con=None) -> list[dt.date]:
+def days_due(con, data_dir: Path, raw_cutoff: dt.date | None = None,
+             late: list[str] | None = None) -> list[dt.date]:
     """Days whose raw samples are newer than their rollups (or that have no rollup yet), and the day after
     each (its first interval's predecessor is in the day before: late data at the end of a day changes it).
 
     A day before ``raw_cutoff`` that has rollups, and whose raw samples retention has deleted
-    (_raw_is_whole, with ``con``), is not rolled up again from a late run's samples alone, which would
+    (_can_roll_again, read with ``con``), is not rolled up again from a late run's samples alone, which would
     replace the whole day's rollups with that run's; the day goes on ``late`` instead, and its late samples
     are left to retention. One whose raw samples are all still there (rollups paused past raw_days) is.
     A day in the raw window whose rollups were written with another ROLLUP_FORMAT is due too (an upgrade
@@ -226,7 +226,7 @@ def days_due(data_dir: Path, raw_cutoff: dt.date | None = None,
     due = set()
     for day in changed | outdated:
         if (raw_cutoff is not None and day < raw_cutoff and _has_rollups(data_dir, day)
-                and (con is None or not _can_roll_again(con, data_dir, day))):
+                and not _can_roll_again(con, data_dir, day)):
             if late is not None and day in changed:
                 late.append(day.isoformat())
             # taken as rolled up, in the format its rollups have: retention removes the late samples
@@ -337,7 +337,7 @@ def rollup(data_dir: Path, settings, now: dt.datetime | None = None, progress=No
         compact(con, data_dir, today, report)
         params = rollup_params(settings)
         raw_days = int(settings.get("rollup", "raw_days"))
-        due = days_due(data_dir, today - dt.timedelta(days=raw_days) if raw_days > 0 else None, report.late, con)
+        due = days_due(con, data_dir, today - dt.timedelta(days=raw_days) if raw_days > 0 else None, report.late)
         for i, day in enumerate(due, 1):
             if progress:
                 progress(f"rollup: {day} ({i}/{len(due)})")
