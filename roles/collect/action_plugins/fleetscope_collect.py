@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
 
 try:  # ansible-core 2.19+: what a task's `timeout` raises, so that the bound below reports as one does
     from ansible._internal._errors._task_timeout import TaskTimeoutError
@@ -55,6 +56,8 @@ ROLE_VARIABLES = {"top_n": "collect_top_n", "timeout": "collect_host_timeout",
 #: Seconds a host's task may run past the collector's own timeout, where no task timeout applies: the bound
 #: for a host that stops answering altogether (the collector stops itself at `timeout`).
 TASK_MARGIN_S = 15
+#: How Ansible's ssh connection begins the failure it raises where the pipe to ssh broke (Action._send).
+DATA_NOT_SENT = "Data could not be sent to remote host"
 #: The longest `timeout` (SIGALRM's limit, less the margin).
 MAX_TIMEOUT_S = 100_000_000 - TASK_MARGIN_S
 ARGUMENT_SPEC = {
@@ -237,20 +240,39 @@ class ActionModule(ActionBase):
         # its process group, which `timeout` would leave); on a host, nothing else would
         local = getattr(self._connection, "transport", "") in ("local", "ansible.builtin.local")
         bound = None if local else self._task.timeout or args["timeout"] + TASK_MARGIN_S
-        res = self._low_level_execute_command(host_command(python, bound), in_data=stdin)
-        if bound is not None and res.get("rc") in (125, 126, 127) and not res.get("stdout", "").strip():
-            # the host's `timeout` could not run it: one of another syntax (BusyBox before 1.30), or no such
-            # interpreter (said again below, as the plain command says it)
-            res = self._low_level_execute_command(host_command(python, None), in_data=stdin)
+        res = self._execute(python, bound, stdin)
         if remembered and res.get("rc") == 127 and not res.get("stdout", "").strip():
             # the interpreter an earlier run found did not start (gone, or broken): look again
             python, facts = self._discover(task_vars, remembered)
-            res = self._low_level_execute_command(host_command(python, bound), in_data=stdin)
+            res = self._execute(python, bound, stdin)
         if facts:
             result["ansible_facts"] = facts
         result.update(_answer(python, res))
         result["invocation"] = {"module_args": args}  # as a module reports them (shown with -v)
         return result
+
+    def _execute(self, python: str, bound: int | None, stdin: bytes) -> dict:
+        """The collector's command on the host (host_command), as the connection answers it."""
+        res = self._send(host_command(python, bound), stdin)
+        if bound is not None and res.get("rc") in (125, 126, 127) and not res.get("stdout", "").strip():
+            # the host's `timeout` could not run it: one of another syntax (BusyBox before 1.30), or no such
+            # interpreter (said again, as the plain command says it)
+            res = self._send(host_command(python, None), stdin)
+        return res
+
+    def _send(self, command: str, stdin: bytes) -> dict:
+        """`command` with `stdin`, once more where ssh stopped reading its stdin before it had said why: Ansible
+        then checks the ssh process 1 ms after the broken pipe and, with ssh not yet gone, reports only that
+        the data could not be sent, without ssh's reason ("Host key verification failed", "Permission
+        denied"). The second try's failure says it, or is the same one. The collector only reads, so a host
+        that did run the first try's command comes to no harm from the second."""
+        try:
+            return self._low_level_execute_command(command, in_data=stdin)
+        except AnsibleConnectionFailure as e:
+            if not str(e).startswith(DATA_NOT_SENT) or "over SSH." not in str(e):
+                raise
+            Display().vvv(f"{e}: once more, for ssh's reason")
+        return self._low_level_execute_command(command, in_data=stdin)
 
     def _warm_connection(self, host: str, opened_with: list[str] | None) -> None:
         """fleetscope opens the run's first connections while Ansible starts (fleetscope/ssh_warmup.py):
