@@ -48,6 +48,7 @@ class AdminResult:
     message: str
     check_mode: bool
     unrecorded: str | None = None  # why the action could not be recorded in admin_actions, after it ran
+    warning: str | None = None  # recorded, but the DuckDB CLI's views (fleet.duckdb) could not be updated
 
 
 def describe(action: str, args: dict) -> str:
@@ -106,11 +107,15 @@ def run_action(settings: Settings, host: str, args: dict, *, inventory: Path | N
         result.message = "interrupted before the host answered: whether it acted is not known"
     import duckdb
 
+    from .warehouse.catalog import refresh_catalog_quietly
+
     try:
         record(data_dir, result, args)
     except (OSError, duckdb.Error) as e:  # the action ran: say so, and that it is not on record
         where = f" ({e.filename})" if isinstance(e, OSError) and e.filename else ""
         result.unrecorded = f"{getattr(e, 'strerror', None) or str(e).strip().splitlines()[0]}{where}"
+    else:  # the table's first file changes its view in the DuckDB CLI's file
+        result.warning = refresh_catalog_quietly(data_dir)
     return result
 
 

@@ -70,6 +70,7 @@ class SyncReport:
     skipped: list[str] = field(default_factory=list)  # one per event that could not be taken
     unmatched: int = 0  # events naming no known host
     stored: int = 0  # rows in the bookings table after store(), kept ones included
+    warnings: list[str] = field(default_factory=list)  # the bookings are stored, but something else failed
 
 
 def _fetch(url: str, timeout_s: float) -> bytes:
@@ -334,12 +335,17 @@ def sync_and_store(settings, inventory: Path, now: dt.datetime | None = None) ->
     """Read the configured sources, store the bookings; returns the report and the rule breaks of the stored
     bookings (those of sources that failed this time included) that have not ended yet."""
     from .collect import inventory_hosts
+    from .warehouse.catalog import refresh_catalog_quietly
 
     now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     sources = [source_path(settings, str(s)) for s in settings.get("bookings", "sources")]
     hosts = set(inventory_hosts(Path(inventory)))
     report = sync(sources, hosts, now, timeout_s=float(settings.get("bookings", "timeout_s")))
     report.stored = store(settings.data_dir, report, now, sources)
+    # the DuckDB CLI's views (fleet.duckdb): the table's first file changes its view
+    warning = refresh_catalog_quietly(settings.data_dir)
+    if warning:
+        report.warnings.append(warning)
     return report, stored_rule_breaks(settings, now)
 
 

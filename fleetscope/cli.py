@@ -189,7 +189,7 @@ def cmd_collect(args) -> int:
                 except Exception as e:  # noqa: BLE001 - calendars are extra: the run is stored either way
                     _say(f"fleetscope collect: reading the bookings failed: {type(e).__name__}: {e}")
                 else:
-                    for error in booked.errors + booked.skipped:
+                    for error in booked.errors + booked.skipped + booked.warnings:
                         _say(f"warning: bookings: {error}")
                     for line in breaks:
                         print(f"bookings rule broken: {line}")
@@ -399,6 +399,8 @@ def cmd_bookings(args) -> int:
     from .lock import Busy, DataLock
 
     settings = _settings(args)
+    if _no_data(settings, "bookings"):
+        return EXIT_USAGE
     if not settings.get("bookings", "sources"):
         _say("fleetscope bookings: no [bookings] sources in the settings file (docs/bookings.md)")
         return EXIT_USAGE
@@ -412,7 +414,7 @@ def cmd_bookings(args) -> int:
     except CollectError as e:
         _say(f"fleetscope bookings: {e}")
         return EXIT_USAGE
-    for error in report.errors + report.skipped:
+    for error in report.errors + report.skipped + report.warnings:
         _say(f"warning: {error}")
     kept = report.stored - len(report.bookings)
     print(f"bookings: {report.stored} stored" + (f" ({kept} kept from sources that failed)" if kept > 0 else "")
@@ -426,6 +428,8 @@ def cmd_admin(args) -> int:
     from .admin import AdminError, describe, run_action
 
     settings = _settings(args)
+    if _no_data(settings, "admin"):  # a typo in --data must not put the action on record elsewhere
+        return EXIT_USAGE
     if args.action == "kill":
         if args.pid <= 1 or args.wait < 0:  # refused here, before any connection: nothing to record
             _say("fleetscope admin kill: " + ("the pid must be above 1" if args.pid <= 1 else "--wait must be >= 0"))
@@ -460,6 +464,8 @@ def cmd_admin(args) -> int:
         _say(f"fleetscope admin: {e}")
         return EXIT_USAGE
     print(f"{args.host}: {result.status}{' (check mode)' if args.check else ''}: {result.message}")
+    if result.warning:
+        _say(f"warning: {result.warning}")
     if result.unrecorded:
         _say(f"fleetscope admin: the action ran (above) but could not be recorded in admin_actions: "
              f"{result.unrecorded}")
@@ -491,7 +497,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the collect playbook on every host of the inventory, store the results and "
         "render the report.",
         epilog="examples:\n  fleetscope collect\n  fleetscope collect --inventory lab.ini --limit gpu\n"
-        "  */5 * * * * cd /path/to/fleetscope && make collect   # cron",
+        "cron, every five minutes (README: make only sets up the venv; fleetscope's exit code is kept):\n"
+        "  */5 * * * * cd /path/to/fleetscope && mkdir -p data && { make -s .venv/bin/.installed && "
+        ".venv/bin/fleetscope collect; } >> data/collect.log 2>&1",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     c.add_argument("-i", "--inventory", help="Ansible inventory (default: collect.inventory, inventory.ini)")
@@ -517,7 +525,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", parents=[common], help="render the static site from the warehouse",
                        description="Render the static HTML report from the warehouse: site/index.html (the "
                        "fleet), users.html, problems.html, hosts/<host>.html and data/latest.json.",
-                       epilog="example:\n  fleetscope report --out /var/www/fleet",
+                       epilog="example (the folder above the site must be writable too: the new site is swapped in):\n"
+                       "  fleetscope report --out /var/www/fleetscope/site",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("--out", help="report folder (default: $FLEETSCOPE_OUT, else report.out_dir: site/ "
                    "beside the settings file, or in the project)")

@@ -225,6 +225,15 @@ def refresh_catalog_file(data_dir: Path) -> str | None:
     return rebuilt or None
 
 
+def refresh_catalog_quietly(data_dir: Path) -> str | None:
+    """refresh_catalog_file for a caller whose data is stored already: the views file is only a convenience
+    for the DuckDB CLI, so any failure is a warning (returned), never the caller's failure."""
+    try:
+        return refresh_catalog_file(data_dir)
+    except Exception as e:  # noqa: BLE001 - see above
+        return f"could not update {Path(data_dir) / CATALOG_FILE}: {type(e).__name__}: {e}"
+
+
 def _catalog_stamp(path: Path, digest: str) -> str:
     """The views' hash, then size and mtime of the file and of its write-ahead log (a session killed before
     its checkpoint leaves its changes there), or "" without the file."""

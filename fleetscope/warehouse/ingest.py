@@ -22,7 +22,7 @@ from ..files import fsync_path
 from ..spool import RUN_META, Spool, result_file
 from ..text import first_line
 from . import partitions
-from .catalog import connect, quote_literal, refresh_catalog_file, schemas
+from .catalog import connect, quote_literal, refresh_catalog_quietly, schemas
 from .rows import MAX_TEXT, STATUSES, DocumentError, host_rows, parse_time
 
 # One encoder for every row: json.dumps with options builds a new one per call (~40% of the JSON time).
@@ -300,10 +300,7 @@ def ingest_pending(data_dir: Path, keep_spool: bool = False) -> IngestReport:
         except Exception as e:  # noqa: BLE001 - this run stays in the spool; the next runs are stored
             failed.append(f"run {run_id}: {type(e).__name__}: {first_line(e)}")
     if report.runs or not (data_dir / "fleet.duckdb").exists():
-        try:
-            warning = refresh_catalog_file(data_dir)
-        except Exception as e:  # noqa: BLE001 - the runs are stored; the views file is only a convenience
-            warning = f"could not update {data_dir / 'fleet.duckdb'}: {type(e).__name__}: {e}"
+        warning = refresh_catalog_quietly(data_dir)
         if warning:
             report.warnings.append(warning)
     if failed:

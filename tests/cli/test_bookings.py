@@ -7,6 +7,7 @@ import datetime as dt
 import http.server
 import threading
 
+import duckdb
 import pytest
 
 from fleetscope.bookings import match, parse, rule_breaks, sync
@@ -160,12 +161,19 @@ def test_the_bookings_command_and_its_rules(run_fleetscope, tmp_path):
     inventory.write_text("[gpu]\ngpu01\ngpu02\n")
     config = tmp_path / "fleetscope.toml"
     config.write_text(f'[bookings]\nsources = ["{calendar}", "{tmp_path / "gone.ics"}"]\nmax_hours = 8.0\n')
+    typo = run_fleetscope("bookings", "sync", "--config", str(config), "--data", str(tmp_path / "typo"),
+                          "-i", str(inventory))
+    assert typo.returncode == 2 and "no data folder" in typo.stderr and not (tmp_path / "typo").exists()
+    (tmp_path / "d").mkdir()  # as `fleetscope collect` leaves it
     proc = run_fleetscope("bookings", "sync", "--config", str(config), "--data", str(tmp_path / "d"),
                           "-i", str(inventory))
     assert proc.returncode == 1 and "gone.ics" in proc.stderr  # one source failed; the other was stored
     assert "rule broken: alice: gpu01:0,1,2,3 booked 10 h" in proc.stdout
     rows = sql_json(run_fleetscope, tmp_path / "d", "SELECT host, count(*) AS n FROM bookings GROUP BY host ORDER BY 1")
     assert rows == [{"host": "gpu01", "n": 4}, {"host": "gpu02", "n": 3}]
+    # the DuckDB CLI's file sees them at once, not after the next collect's ingest
+    with duckdb.connect(str(tmp_path / "d" / "fleet.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM bookings").fetchone() == (7,)
     unset = run_fleetscope("bookings", "sync", "--data", str(tmp_path / "d"))
     assert unset.returncode == 2 and "no [bookings] sources" in unset.stderr
 

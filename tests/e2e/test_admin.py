@@ -10,6 +10,7 @@ import secrets
 import subprocess
 import time
 
+import duckdb
 import pytest
 
 from collectors._util import owner_and_command
@@ -28,6 +29,7 @@ def admin_runner(sshd_fleet, tmp_path, python):
         f"ansible_ssh_private_key_file={sshd_fleet.key} ansible_python_interpreter={python} "
         f"ansible_ssh_common_args='-o UserKnownHostsFile={sshd_fleet.known_hosts}'\n")
     data = tmp_path / "data"
+    data.mkdir()  # as `fleetscope collect` leaves it
 
     def run(*args, stdin=None):
         return subprocess.run([*fleetscope_bin(), "admin", *args, "-i", str(inventory), "--data", str(data),
@@ -107,6 +109,9 @@ def test_kill_check_refuse_and_do(admin, victim, run_fleetscope):
     assert [(r["check_mode"], r["status"], r["changed"]) for r in rows] == [
         (True, "ok", True), (False, "failed", False), (False, "ok", True)]
     assert {r["target"] for r in rows} == {f"pid {victim.pid}"}
+    # the DuckDB CLI's file sees the table's first rows at once, not after the next collect's ingest
+    with duckdb.connect(str(admin.data / "fleet.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM admin_actions").fetchone() == (3,)
 
 
 def test_gpu_actions_on_a_host_without_a_driver_say_so(admin):
@@ -137,7 +142,7 @@ def test_a_signal_sent_to_a_process_that_stays_is_recorded_as_a_change(admin, ru
                                        (("4242", "--wait", "-1"), "--wait must be >= 0")])
 def test_a_kill_that_cannot_be_meant_is_refused_before_anything_runs(admin, args, why):
     proc = admin("kill", "node1", *args, "--user", "root", "--command", "x", "--yes")
-    assert proc.returncode == 2 and why in proc.stderr and not admin.data.exists()
+    assert proc.returncode == 2 and why in proc.stderr and not (admin.data / "admin_actions").exists()
 
 
 def test_no_confirmation_from_a_closed_stdin_is_a_no(admin):
@@ -145,6 +150,16 @@ def test_no_confirmation_from_a_closed_stdin_is_a_no(admin):
                           cwd=PROJECT, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
                           preexec_fn=lambda: os.close(0))  # started with no stdin at all
     assert proc.returncode == 2 and "not confirmed" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_data_folder_that_is_not_there_is_refused_before_anything_runs(admin, victim, tmp_path):
+    user, command = owner_and_command(victim.pid)
+    typo = tmp_path / "dta"
+    proc = subprocess.run([*fleetscope_bin(), "admin", "kill", "node1", str(victim.pid), "--user", user,
+                           "--command", command, "--yes", "--data", str(typo)], cwd=PROJECT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2 and "no data folder" in proc.stderr, proc.stdout + proc.stderr
+    assert victim.poll() is None and not typo.exists()
 
 
 def test_an_unknown_host_is_refused_before_anything_runs(admin):
@@ -254,7 +269,6 @@ def test_without_root_nvml_refuses_and_nothing_changes(gpu_admin, gpu_host, run_
 def test_an_action_that_could_not_be_recorded_is_not_run(gpu_admin, gpu_host, tmp_path):
     """Every action is on record: where admin_actions cannot be written (a data folder of another user, a
     full disk), nothing is done. It changed the GPU, then said "nothing was changed" (exit 2)."""
-    gpu_admin.data.mkdir()
     (gpu_admin.data / "admin_actions").write_text("")  # not a folder: nothing can be written in it
     proc = gpu_admin("power-limit", "node1", "--gpu", "0", "--watts", "300", "--yes")
     assert proc.returncode == 2, proc.stdout + proc.stderr
