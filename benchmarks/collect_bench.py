@@ -169,8 +169,9 @@ def ssh_handshake(fleet: SshdFleet, repeat: int, proxy: str | None = None) -> di
 
 def as_cron() -> dict[str, str]:
     """This environment as cron's would be for the controller's processes: without PYTHONDONTWRITEBYTECODE,
-    which a shell may set (this VM's does) and cron does not. With it, every run compiled fleetscope's
-    modules and the action plugin from source again: 0.05-0.1 s of CPU before ansible-playbook started."""
+    which a shell may set (this VM's does) and cron does not. With it, every run compiles fleetscope's
+    modules and the action plugin from source again (about 0.05 s of CPU under a profiler; 10 alternating
+    cold runs at 8 hosts differed by less than their spread, 2026-11-28)."""
     return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
