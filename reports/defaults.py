@@ -12,7 +12,7 @@ DEFAULT_SETTINGS: Dict[str, Any] = {
     # in the warehouse (not from the wall clock, so a warehouse that stopped receiving data still shows its
     # last week).
     "timeline_hours": 168,
-    # A GPU counts as busy when utilization_gpu_pct is above this.
+    # A GPU counts as busy when its utilization (NVML's ~15 s mean, else its current reading) is above this.
     "busy_threshold_pct": 5.0,
     # At most this many points per timeline series: longer windows are averaged into time buckets.
     "max_points": 600,

@@ -140,9 +140,11 @@ def _gather(con, cfg: Mapping[str, Any], generated: datetime, inventory_vars: Ma
             slug += "_"
         used.add(slug)
         h["file"] = f"{slug}.html"
-        h["up"] = h["status"] == "ok"
-        h["status"] = h["status"] or "unknown"
         h["stale"] = h["last_seen"] is None or h["last_seen"] < stale_before
+        # up: answered its latest run, and that run is not stale: a host the fleet's runs no longer reach
+        # (left out by --limit, or by an inventory the report does not have) is not "up" on old data
+        h["up"] = h["status"] == "ok" and not h["stale"]
+        h["status"] = h["status"] or "unknown"
         h["mem_used_frac"] = (h["mem_used_bytes"] / h["mem_total_bytes"]
                               if h["mem_used_bytes"] is not None and h["mem_total_bytes"] else None)
         own = inventory_vars.get(h["host"]) or {}
@@ -155,19 +157,21 @@ def _gather(con, cfg: Mapping[str, Any], generated: datetime, inventory_vars: Ma
     current = [h for h in hosts if not h["retired"]]
     retired = {h["host"] for h in hosts if h["retired"]}
 
+    now_hosts = {h["host"] for h in current if h["up"]}  # whose latest state is the fleet's "now"
     gpus = fetch(con, "gpu_latest")
     mig = _group(fetch(con, "mig_latest"))
     held_bytes = int(cfg["held_mem_mib"]) * 1024 * 1024
     for g in gpus:
+        g["host_up"] = g["host"] in now_hosts
         in_use = (g["process_count"] or 0) > 0 or (g["mem_used_bytes"] or 0) > held_bytes
-        util = g["util"] = g["util_pct"] if g["util_pct"] is not None else g["util_avg_pct"]
+        util = g["util"] = g["util_pct"]  # NVML's ~15 s mean where the GPU gives it, as the rollups take it
         g["busy"] = util is not None and util > busy
         # no utilization at all (MIG mode): in use, busy or not unknown; neither idle-held nor idle (as the
         # rollups, which take the average first: a GPU either gives both or neither, save a failed call)
         g["unmeasured"] = util is None and in_use
         g["held"] = util is not None and not g["busy"] and in_use
-    up_gpus = [g for g in gpus if g["host_up"] and g["host"] not in retired]
-    users_now = fetch(con, "users_now", {"busy_pct": busy})
+    up_gpus = [g for g in gpus if g["host_up"]]
+    users_now = fetch(con, "users_now", {"busy_pct": busy, "hosts": sorted(now_hosts)})
     up = [h for h in current if h["up"]]
     stale = sorted((h for h in current if h["stale"]), key=lambda h: h["last_seen"] or datetime.min)  # never first
     summary = {
@@ -259,7 +263,7 @@ def _problems(con, cfg: Mapping[str, Any], end: datetime, since: datetime, busy:
         "ecc": fetch(con, "problems_ecc"),
         "idle_held": fetch(con, "problems_idle_held", {
             "since": end - HELD_LOOKBACK, "busy_pct": busy, "held_bytes": held_bytes,
-            "min_held_s": float(cfg["idle_held_minutes"]) * 60.0}),
+            "min_held_s": float(cfg["idle_held_minutes"]) * 60.0, "max_interval_s": float(cfg["max_interval_s"])}),
         "clock": fetch(con, "problems_clock", {"max_skew_s": float(cfg["clock_skew_s"])}),
         "disk": fetch(con, "problems_disk", {"full_pct": float(cfg["disk_full_pct"])}),
     }

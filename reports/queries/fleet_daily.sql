@@ -1,15 +1,25 @@
 -- Fleet utilization and memory from the daily rollups (the 1 y range of the fleet page), per $bucket_s (a
 -- whole number of days). The same measures as fleet_hourly.sql. `ts` is the bucket start.
 -- Parameters: $since, $bucket_s.
-WITH g AS (
-    SELECT time_bucket(to_seconds($bucket_s), ts) AS ts,
-           sum(util_s) / nullif(sum(coalesce(util_seconds, seconds)), 0) AS gpu_util_pct,
-           100.0 * sum(mem_used_byte_s) / nullif(sum(mem_total_bytes * seconds), 0) AS gpu_mem_pct,
-           sum(active_s) / $bucket_s AS gpus_busy,
-           count(DISTINCT gpu_uuid) AS gpus
+WITH per_gpu AS (
+    SELECT time_bucket(to_seconds($bucket_s), ts) AS ts, gpu_uuid,
+           sum(util_s) AS util_s, sum(coalesce(util_seconds, seconds)) AS util_seconds,
+           sum(mem_used_byte_s) AS mem_used_byte_s, sum(mem_total_bytes * seconds) AS mem_byte_s,
+           sum(active_s) AS active_s, sum(seconds) AS seconds
     FROM gpu_daily
     WHERE ts >= $since
-    GROUP BY 1
+    GROUP BY ALL
+),
+g AS (
+    SELECT ts,
+           sum(util_s) / nullif(sum(util_seconds), 0) AS gpu_util_pct,
+           100.0 * sum(mem_used_byte_s) / nullif(sum(mem_byte_s), 0) AS gpu_mem_pct,
+           -- per second the bucket has samples for (its most covered GPU's seconds): the bucket still
+           -- being filled, or one collection began or paused in, is not read as GPUs gone idle
+           sum(active_s) / nullif(least(max(seconds), $bucket_s), 0) AS gpus_busy,
+           count(DISTINCT gpu_uuid) AS gpus
+    FROM per_gpu
+    GROUP BY ts
 ),
 h AS (
     SELECT time_bucket(to_seconds($bucket_s), ts) AS ts,

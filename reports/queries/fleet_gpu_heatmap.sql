@@ -2,7 +2,7 @@
 -- Parameters: $since, $bucket_s.
 SELECT host,
        time_bucket(to_seconds($bucket_s), ts) AS bucket,
-       round(avg(utilization_gpu_pct), 1) AS gpu_util_pct
+       round(avg(coalesce(utilization_gpu_avg_pct, utilization_gpu_pct)), 1) AS gpu_util_pct
 FROM gpu_samples
 WHERE ts >= $since
 GROUP BY host, bucket

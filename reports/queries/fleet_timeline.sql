@@ -22,10 +22,10 @@ cpu_runs AS (
 ),
 gpu_runs AS (
     SELECT run_id, min(ts) AS ts,
-           avg(utilization_gpu_pct) AS gpu_util_pct,
+           avg(coalesce(utilization_gpu_avg_pct, utilization_gpu_pct)) AS gpu_util_pct,
            100.0 * sum(mem_used_bytes)
                / nullif(sum(mem_total_bytes) FILTER (WHERE mem_used_bytes IS NOT NULL), 0) AS gpu_mem_pct,
-           count(*) FILTER (WHERE utilization_gpu_pct > $busy_pct) AS gpus_busy,
+           count(*) FILTER (WHERE coalesce(utilization_gpu_avg_pct, utilization_gpu_pct) > $busy_pct) AS gpus_busy,
            count(*) AS gpus
     FROM gpu_samples
     WHERE ts >= $since

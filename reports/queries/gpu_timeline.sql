@@ -10,7 +10,7 @@ WITH buckets AS (
     SELECT host,
            gpu_index,
            time_bucket(to_seconds($bucket_s), ts) AS ts,
-           avg(utilization_gpu_pct) AS util_pct,
+           avg(coalesce(utilization_gpu_avg_pct, utilization_gpu_pct)) AS util_pct,
            avg(mem_used_bytes) AS mem_used_bytes,
            max(mem_total_bytes) AS mem_total_bytes,
            avg(temperature_c) AS temperature_c,

@@ -29,7 +29,7 @@ latest AS (
 gpu_now AS (
     SELECT host,
            count(*) AS gpus_total,
-           count(*) FILTER (WHERE utilization_gpu_pct > $busy_pct) AS gpus_busy
+           count(*) FILTER (WHERE coalesce(utilization_gpu_avg_pct, utilization_gpu_pct) > $busy_pct) AS gpus_busy
     FROM report_gpus
     GROUP BY host
 ),

@@ -5,10 +5,10 @@
 -- idle-held stretch that reaches the latest sample, looked for since $since (`held_since_window` true: no
 -- sample since then broke it, so it began at or before the first). Who holds it: the users of its running
 -- processes. Reads the report_* temp tables (_prepare.sql).
--- Parameters: $since, $busy_pct, $held_bytes, $min_held_s.
+-- Parameters: $since, $busy_pct, $held_bytes, $min_held_s, $max_interval_s.
 WITH held_now AS (
     SELECT g.host, g.gpu_uuid, g.gpu_index, g.name, g.ts, g.mem_used_bytes, g.mem_total_bytes,
-           g.utilization_gpu_pct
+           coalesce(g.utilization_gpu_avg_pct, g.utilization_gpu_pct) AS util_pct
     FROM report_gpus AS g
     JOIN report_status AS s ON s.host = g.host AND s.status = 'ok'
     WHERE coalesce(g.utilization_gpu_avg_pct, g.utilization_gpu_pct) <= $busy_pct
@@ -28,7 +28,8 @@ broken AS (
     GROUP BY ALL
 ),
 stretch AS (
-    SELECT h.host, h.gpu_uuid, min(h.ts) AS held_since, bool_and(b.last_not_held IS NULL) AS held_since_window
+    SELECT h.host, h.gpu_uuid, min(h.ts) AS held_since, bool_and(b.last_not_held IS NULL) AS held_since_window,
+           any_value(b.last_not_held) AS last_not_held
     FROM history AS h
     JOIN broken AS b ON b.host = h.host AND b.gpu_uuid = h.gpu_uuid
     WHERE b.last_not_held IS NULL OR h.ts > b.last_not_held
@@ -40,11 +41,18 @@ holders AS (
     GROUP BY ALL
 )
 SELECT n.host, n.gpu_index, n.gpu_uuid, n.name, st.held_since, st.held_since_window, n.ts AS last_ts,
-       epoch(n.ts) - epoch(st.held_since) AS held_s,
-       n.mem_used_bytes, n.mem_total_bytes, n.utilization_gpu_pct AS util_pct,
+       st.held_s,
+       n.mem_used_bytes, n.mem_total_bytes, n.util_pct,
        coalesce(u.users, []) AS users
 FROM held_now AS n
-JOIN stretch AS st ON st.host = n.host AND st.gpu_uuid = n.gpu_uuid
+JOIN (
+    -- as the rollups count it: each sample stands for the time since the one before (at most
+    -- $max_interval_s), the stretch's first sample too (unknown where the stretch began before $since)
+    SELECT *, epoch(last_ts) - epoch(held_since)
+              + CASE WHEN last_not_held IS NOT NULL  -- least() would take $max_interval_s for a NULL
+                     THEN least(epoch(held_since) - epoch(last_not_held), $max_interval_s) ELSE 0 END AS held_s
+    FROM stretch JOIN (SELECT host, gpu_uuid, ts AS last_ts FROM held_now) USING (host, gpu_uuid)
+) AS st ON st.host = n.host AND st.gpu_uuid = n.gpu_uuid
 LEFT JOIN holders AS u ON u.host = n.host AND u.gpu_uuid = n.gpu_uuid
-WHERE epoch(n.ts) - epoch(st.held_since) >= $min_held_s
+WHERE st.held_s >= $min_held_s
 ORDER BY held_s DESC, n.host, n.gpu_index

@@ -46,6 +46,10 @@ def _docs(i: int, at: datetime) -> list:
         ok("skew01", at, skew),
         ok("full01", at, full),
         ok("fine01", at, document("fine01", at, gpus=[gpu(0, util=70)])),
+        # answers, but its collector could not read the disks at the last run: the rest of it is stored
+        ok("partial01", at, document("partial01", at, errors=[
+            {"subsystem": "disks", "type": "PermissionError", "message": "[Errno 13] Permission denied: '/data'"}]
+            if last else [])),
     ]
     if i == 1:
         results.append({"host": "flaky01", "status": "failed", "message": "MODULE FAILURE: <oops>",
@@ -81,7 +85,10 @@ def problems_html(problems_data, tmp_path_factory):
 
 def test_hosts_unreachable_now_or_failing_in_the_window(problems_html):
     rows = {r["Host"]: r for r in table(problems_html, "problems-hosts")}
-    assert set(rows) == {"down01", "flaky01"}
+    assert set(rows) == {"down01", "flaky01", "partial01"}
+    partial = rows["partial01"]
+    assert partial["Status now"] == "ok 1 subsystem error" and partial["Runs not ok, 24 h"] == "0 / 4"
+    assert "disks: PermissionError" in partial["Message"], partial
     down, flaky = rows["down01"], rows["flaky01"]
     assert down["Status now"] == "unreachable"
     assert down["Since"] == "31 min ago"  # the first unreachable run, 09:00
@@ -109,9 +116,22 @@ def test_thresholds_come_from_the_settings(problems_data, tmp_path):
     assert set(heat) == {("hot01", "0"), ("hot01", "1")}
     assert heat[("hot01", "0")]["Samples hot"] == "3 / 3"  # the last hour: 08:30, 09:00, 09:30
     assert heat[("hot01", "1")]["Throttle reasons"] == "sw_power_cap"
-    assert {(r["Host"], r["GPU"]) for r in table(html, "problems-idle-held")} == {("held01", "0"), ("held01", "1")}
+    held = {(r["Host"], r["GPU"]): r["Idle and held for"] for r in table(html, "problems-idle-held")}
+    assert set(held) == {("held01", "0"), ("held01", "1")}
+    # GPU 1 was busy at 08:30, held at 09:00 and 09:30: as the rollups count it, the 09:00 sample stands for
+    # the time since 08:30 too, up to max_interval_s (600 s): 30 + 10 min (it read 30 min, one interval short)
+    assert held[("held01", "1")] == "40 min"
     assert not has_table(html, "problems-clock") and "within 60.0 s" in html
     assert not has_table(html, "problems-disk")
+
+
+def test_a_threshold_is_met_at_its_value_and_the_window_leaves_older_runs_out(problems_data, tmp_path):
+    html = build(problems_data, tmp_path / "site", disk_full_pct=95.0, problem_hours=0.5)
+    (disk,) = table(html, "problems-disk")
+    assert (disk["Host"], disk["Used %"]) == ("full01", "95.0")  # "at least this full"
+    hosts = {r["Host"]: r for r in table(html, "problems-hosts")}
+    assert set(hosts) == {"down01", "partial01"}  # flaky01 failed at 08:30, before the half hour to 09:30
+    assert hosts["down01"]["Runs not ok, 0.5 h"] == "2 / 2"
 
 
 def test_ecc_errors_and_remapped_rows(problems_html):
@@ -138,6 +158,6 @@ def test_clock_skew_and_full_disks(problems_html):
 def test_problem_count_is_on_every_page(problems_data, tmp_path):
     with contextlib.closing(connect(problems_data)) as con:
         site = build_site(con, tmp_path / "site", now=NOW).parent
-    # down01, flaky01, hot01 GPU 0, ecc01 GPU 0, held01 GPU 0, skew01, full01
+    # down01, flaky01, partial01, hot01 GPU 0, ecc01 GPU 0, held01 GPU 0, skew01, full01
     for page in ("index.html", "users.html", "problems.html", "hosts/fine01.html"):
-        assert '<span class="count">7</span>' in (site / page).read_text(encoding="utf-8"), page
+        assert '<span class="count">8</span>' in (site / page).read_text(encoding="utf-8"), page

@@ -94,8 +94,10 @@ def test_fleet_ranges_come_from_the_raw_hourly_and_daily_tiers(fleet_site):
     assert week["GPU utilization"]["y"] == pytest.approx([45.75])
     assert year["GPU utilization"]["x"] == ["2026-11-23 00:00"]
     assert year["GPU utilization"]["y"] == pytest.approx([45.75])
-    # GPU 0 was active for the 600 s the hour's samples stand for: 1/6 of a GPU over the hour.
-    assert week["GPUs busy"]["y"] == pytest.approx([600 / 3600], abs=0.005)
+    # GPU 0 was active for the 600 s the hour's samples stand for, GPU 1 for none: one GPU busy, as the raw
+    # range says. Over the whole hour (which is still being collected) it would read 1/6: a drop at the
+    # right edge of every rollup range that was not there.
+    assert week["GPUs busy"]["y"] == pytest.approx([1.0]) and year["GPUs busy"]["y"] == pytest.approx([1.0])
     assert year["CPU use"]["y"] == pytest.approx([50 * 64 / 72 + 25 * 8 / 72], rel=1e-3)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from datetime import timedelta
 
 import pytest
 
@@ -91,3 +92,27 @@ def test_every_page_says_when_it_was_generated_and_how_fresh_the_data_is(fleet_s
     assert "Generated 2026-11-23 09:12:00 UTC." in html
     assert "Newest data 2026-11-23 09:10 UTC (2 min ago)." in html
     assert "2 of 3 hosts fresh" in html and "lost01</a> (never)" in html
+
+
+def test_each_window_counts_whole_days_back_from_the_newest_data_that_day_included(fleet_data, tmp_path):
+    """7 d: the newest data's day and the 6 before it; 30 d: and the 29 before; 1 y: and the 364 before. carol
+    has a different number of hours on the last day in and the first day out of each window."""
+    import shutil
+
+    import duckdb
+
+    from fleetscope.warehouse.ingest import write_table
+
+    data = tmp_path / "data"
+    shutil.copytree(fleet_data, data)
+    day = NOW.replace(hour=0, minute=0, second=0, microsecond=0)
+    hours = {6: 1, 7: 2, 29: 4, 30: 8, 364: 16, 365: 32}  # days back: hours active
+    rows = [{"ts": str(day - timedelta(days=back)), "user": "carol", "host": "gpu01", "gpu_uuid": "GPU-0",
+             "gpu_index": 0, "samples": 12, "active_s": h * 3600.0, "idle_held_s": 0.0, "unmeasured_s": 0.0,
+             "gpu_mem_byte_s": 0.0, "gpu_mem_max_bytes": 0, "energy_j": 0.0} for back, h in hours.items()]
+    with contextlib.closing(duckdb.connect()) as con:
+        write_table(con, data, "user_gpu_daily", "test-windows", rows)
+    with contextlib.closing(connect(data)) as con:
+        index = build_site(con, tmp_path / "site", now=NOW)
+    carol = {r["User"]: r for r in table((index.parent / "users.html").read_text(encoding="utf-8"), "users")}["carol"]
+    assert [carol[f"Active GPU-h, {w}"] for w in ("7 d", "30 d", "1 y")] == ["1.00", "7.00", "31.0"]

@@ -1,0 +1,70 @@
+"""What the report calls "now": one utilization everywhere (NVML's ~15 s mean, as the rollups), and only hosts
+that are up, those whose latest run answered and is not stale, in the fleet's GPUs and users now."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from datetime import datetime, timedelta
+
+import pytest
+
+from fleetscope.warehouse import connect, ingest_pending
+from reports import build_site
+from tests.docfactory import GIB, document, gpu, gpu_process, ok, spool_run
+from tests.reports.pages import figure, page_data, table
+
+T0 = datetime(2026, 11, 25, 9, 0)
+LATER = T0 + timedelta(minutes=40)  # past stale_minutes (30): old01 is stale at the latest run
+NOW = LATER + timedelta(minutes=1)
+
+
+def _a01(at: datetime) -> dict:
+    """GPU 0: erin's job, 0 % at the instant NVML was asked but 60 % over its last ~15 s: busy. GPU 1: frank's
+    notebook, 50 % at that instant but 5 % over 15 s, the busy threshold itself: idle, holding memory."""
+    busy = gpu(0, util=0, processes=[gpu_process(10, "erin", "python train.py", 30 * GIB)])
+    busy["utilization_gpu_avg_pct"] = 60.0
+    held = gpu(1, util=50, mem_used_bytes=10 * GIB, processes=[gpu_process(11, "frank", "jupyter", 10 * GIB)])
+    held["utilization_gpu_avg_pct"] = 5.0
+    return document("a01", at, gpus=[busy, held])
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    data = tmp_path_factory.mktemp("now-data")
+    old = document("old01", T0, gpus=[gpu(0, util=90, processes=[gpu_process(20, "ivan", "python old.py", GIB)])])
+    spool_run(data, T0, [ok("a01", T0, _a01(T0)), ok("old01", T0, old)])
+    spool_run(data, LATER, [ok("a01", LATER, _a01(LATER))])  # old01 no longer in the runs (--limit, say)
+    assert not ingest_pending(data).rejected
+    with contextlib.closing(connect(data)) as con:
+        return build_site(con, tmp_path_factory.mktemp("now-site") / "site", now=NOW).parent
+
+
+def test_busy_and_idle_by_the_15_s_mean_on_every_page(site):
+    latest = json.loads((site / "data" / "latest.json").read_text(encoding="utf-8"))
+    summary = latest["summary"]
+    assert (summary["gpus_busy"], summary["gpus_idle"], summary["gpus_held"]) == (1, 1, 1)
+    (a01,) = [h for h in latest["hosts"] if h["host"] == "a01"]
+    assert [(g["util_pct"], g["busy"], g["idle_held"]) for g in a01["gpus"]] == [(60.0, True, False),
+                                                                                (5.0, False, True)]
+    users = {r["User"]: r for r in table((site / "users.html").read_text(encoding="utf-8"), "users-now")}
+    assert (users["erin"]["of them idle"], users["frank"]["of them idle"]) == ("0", "1")
+    host = (site / "hosts" / "a01.html").read_text(encoding="utf-8")
+    assert [g["Utilization %"] for g in table(host, "gpus")] == ["60", "5"]
+    index = (site / "index.html").read_text(encoding="utf-8")
+    fig, shared_x = figure(index, "fleet"), page_data(index)["x"]
+    day = {t["name"]: t for t in fig["ranges"][0]["data"]}
+    assert day["GPUs busy"]["y"][-1] == 1.0 and day["GPU utilization"]["y"][-1] == 32.5
+    assert shared_x[day["GPUs busy"]["xs"]][-1] == "2026-11-25 09:39"  # the 3-minute bucket of 09:40
+
+
+def test_a_stale_host_is_not_up_and_its_gpus_and_users_are_not_now(site):
+    latest = json.loads((site / "data" / "latest.json").read_text(encoding="utf-8"))
+    assert (latest["summary"]["hosts_up"], latest["summary"]["hosts_total"]) == (1, 2)
+    assert latest["summary"]["gpus_total"] == 2 and latest["summary"]["users"] == ["erin", "frank"]
+    (old,) = [h for h in latest["hosts"] if h["host"] == "old01"]
+    assert old["status"] == "ok" and old["stale"] is True  # its last answer stays on record, as stale
+    users = {r["User"] for r in table((site / "users.html").read_text(encoding="utf-8"), "users-now")}
+    assert users == {"erin", "frank"}  # ivan's job was there 40 min ago: not "now"
+    (heat,) = figure((site / "index.html").read_text(encoding="utf-8"), "gpus-now")["data"]
+    assert heat["y"] == ["a01"]
