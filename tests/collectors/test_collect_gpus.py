@@ -383,3 +383,77 @@ def test_a_gpu_lost_mid_read_says_so_once_and_is_not_read_further(fake_nvml, che
         assert device["name"] is None and device["temperature_c"] is None and device["processes"] is None
     assert asked == [] and document["errors"] == []
     assert len(host_rows(as_result(document), "run-1")["gpu_samples"]) == 2
+
+
+# -- values NVML encodes: each decoded as docs/document.md says -------------------------------------------
+def test_the_cuda_version_keeps_its_minor_digit(monkeypatch, fake_nvml):
+    """NVML gives the CUDA driver version as 1000 * major + 10 * minor: 12040 is CUDA 12.4. The fake's
+    13000 reads as "13.0" whichever way the minor is taken; 12040 does not ("12.40" or "12.0" are wrong)."""
+    monkeypatch.setattr(fake_nvml, "nvmlSystemGetCudaDriverVersion", lambda: 12040)
+    document = collectors.collect(only=["host"])
+    assert document["host"]["cuda_version"] == "12.4"
+
+
+def test_an_unknown_performance_state_is_null(monkeypatch, fake_nvml, check_document, as_result):
+    """NVML answers 32 (NVML_PSTATE_UNKNOWN) when it cannot tell the P-state: not a state, so null. Stored
+    as 32 it would pass for a deeper idle state than any real one (P0..P15)."""
+    monkeypatch.setattr(fake_nvml, "nvmlDeviceGetPerformanceState", lambda h: (0, 32)[h.index])
+    document = check_document(collectors.collect(only=["gpus"]))
+    assert [d["pstate"] for d in document["gpus"]["devices"]] == [0, None]
+    assert all(d["errors"] == [] for d in document["gpus"]["devices"])
+    assert [r["pstate"] for r in host_rows(as_result(document), "run-1")["gpu_samples"]] == [0, None]
+
+
+def test_remapped_rows_pending_and_failure_are_told_apart(monkeypatch, fake_nvml):
+    """nvmlDeviceGetRemappedRows returns (correctable, uncorrectable, pending, failure): a row remap that
+    waits for the next GPU reset is pending, not a failed remap (which means the GPU needs replacing)."""
+    monkeypatch.setattr(fake_nvml, "nvmlDeviceGetRemappedRows", lambda h: ((0, 0, 0, 0), (0, 0, 1, 0))[h.index])
+    idle, pending = collectors.collect(only=["gpus"])["gpus"]["devices"]
+    assert (idle["remapped_rows_pending"], idle["remapped_rows_failure"]) == (False, False)
+    assert (pending["remapped_rows_correctable"], pending["remapped_rows_uncorrectable"]) == (0, 0)
+    assert (pending["remapped_rows_pending"], pending["remapped_rows_failure"]) == (True, False)
+
+
+@pytest.mark.parametrize("pages, expected", [
+    ({0: 2, 1: 3}, 5),  # both causes: multiple single-bit ECC errors, and a double-bit one
+    ({0: 2}, 2),  # only cause 0 answers (cause 1 not supported): its pages still count
+])
+def test_retired_pages_count_both_causes(monkeypatch, fake_nvml, pages, expected):
+    """A pre-Ampere GPU retires pages for two causes (NVML_PAGE_RETIREMENT_CAUSE_*): retired_pages is their
+    sum; a cause NVML will not answer for counts nothing, and does not make the whole count unknown."""
+    def retired(h, cause):
+        if cause not in pages:
+            raise real.NVMLError(real.NVML_ERROR_NOT_SUPPORTED)
+        return [0x1000 * (cause + 1) + i for i in range(pages[cause])]  # page addresses
+
+    monkeypatch.setattr(fake_nvml, "nvmlDeviceGetRetiredPages", retired)
+    devices = collectors.collect(only=["gpus"])["gpus"]["devices"]
+    assert [d["retired_pages"] for d in devices] == [expected, expected]
+    assert all(d["errors"] == [] for d in devices)
+
+
+def test_a_process_listed_as_compute_and_graphics_is_one_entry(monkeypatch, fake_nvml, gpu_worker, fake_module):
+    """A process using the GPU both ways (CUDA and OpenGL) is in both of NVML's lists: it is one process, of
+    type "compute+graphics", not two (which would count it and its memory twice)."""
+    def graphics(h):
+        return [fake_nvml.host._process(gpu_worker.pid, 24 * GIB)] if h.index == 1 else []
+
+    monkeypatch.setattr(fake_nvml, "nvmlDeviceGetGraphicsRunningProcesses", graphics)
+    processes = collectors.collect(only=["gpus"])["gpus"]["devices"][1]["processes"]
+    assert [(p["pid"], p["type"]) for p in processes] == [
+        (gpu_worker.pid, "compute+graphics"), (fake_module.MISSING_PID + 1, "compute")]
+    assert processes[0]["gpu_mem_bytes"] == 24 * GIB and processes[0]["user"] == pwd.getpwuid(os.getuid()).pw_name
+
+
+def test_the_accounting_since_filter_keeps_a_process_that_ended_after_since(fake_nvml, gpu_worker):
+    """``since`` is the host's previous collection: a process that started before it but ended after it ran
+    (in part) since then and has not been reported ended yet; it is kept. One that ended before ``since`` was
+    reported by an earlier collection and is left out. It is the end (start + time) that decides."""
+    now = fake_nvml.host.now
+    since = now - 3600
+    fake_nvml.host.accounting[31003] = (70, 20, GIB, since - 600, 660_000, 0)  # ended 60 s after since
+    fake_nvml.host.accounting[31004] = (70, 20, GIB, since - 600, 540_000, 0)  # ended 60 s before since
+    records = collectors.collect(only="gpus", accounting_since=iso(since))["gpus"]["devices"][1]["accounting"]
+    assert [r["pid"] for r in records] == [31002, gpu_worker.pid, 31003]
+    kept = records[2]
+    assert (kept["started_at"], kept["duration_s"], kept["running"]) == (iso(since - 600), 660.0, False)
