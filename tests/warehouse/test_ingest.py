@@ -14,6 +14,7 @@ from fleetscope.warehouse import IngestError, connect, ingest_pending
 from tests import docfactory as f
 
 T0 = datetime(2026, 11, 23, 9, 0)
+GIB = f.GIB
 
 
 def count(data_dir, sql):
@@ -128,6 +129,63 @@ def test_inventory_is_stored_when_it_changes(tmp_path):
         ingest_pending(tmp_path)
     assert count(tmp_path, "SELECT kernel FROM hosts ORDER BY ts") == [("6.1.0-18-amd64",), ("6.1.0-21-amd64",)]
     assert count(tmp_path, "SELECT count(*) FROM host_samples") == [(3,)]
+
+
+def test_inventory_that_changes_back_is_stored_again(tmp_path):
+    """Facts A, B, A, B: each run is a change from what was last stored (the latest row by time), so each
+    gets its own row. Compared with any other stored row (the first, or the greatest hash), the host would look
+    unchanged and the hosts table would go on saying it runs the kernel it no longer runs. Four runs, not
+    three: whichever of the two hashes sorts first, a comparison by hash order misses one of them."""
+    kernels = ["6.1.0-18-amd64", "6.1.0-21-amd64", "6.1.0-18-amd64", "6.1.0-21-amd64"]
+    for i, kernel in enumerate(kernels):
+        at = T0 + timedelta(minutes=5 * i)
+        doc = f.document("cpu01", at)
+        doc["host"]["kernel"] = kernel
+        f.spool_run(tmp_path, at, [f.ok("cpu01", at, doc)])
+        ingest_pending(tmp_path)
+    assert count(tmp_path, "SELECT kernel FROM hosts ORDER BY ts") == [(k,) for k in kernels]
+
+
+def test_a_document_without_its_gpus_tells_no_inventory(tmp_path):
+    """The gpus subsystem failed (or ran out of time) but host did not: the document says nothing about the
+    GPUs, so its 0 GPUs are not a change of inventory (nor is the next good run's 2 a change back)."""
+    at = [T0 + timedelta(minutes=5 * i) for i in range(3)]
+    docs = [f.document("gpu01", t, gpus=[f.gpu(0), f.gpu(1)]) for t in at]
+    docs[1]["gpus"] = None
+    docs[1]["errors"] = [{"subsystem": "gpus", "type": "NVMLError_Unknown", "message": "Unknown Error"}]
+    for t, doc in zip(at, docs):
+        f.spool_run(tmp_path, t, [f.ok("gpu01", t, doc)])
+    assert not ingest_pending(tmp_path).rejected
+    assert count(tmp_path, "SELECT ts, gpu_count FROM hosts") == [(at[0], 2)]
+    assert count(tmp_path, "SELECT gpu_count FROM host_samples ORDER BY ts") == [(2,), (None,), (2,)]
+
+
+def test_iowait_counts_as_idle_cpu_time(tmp_path):
+    """A CPU waiting for I/O is not busy: cpu_idle_jiffies is idle + iowait (docs/sql.md), and CPU use
+    (total - idle) leaves iowait out. docfactory's hosts never wait for I/O; this one does."""
+    doc = f.document("cpu01", T0)
+    doc["cpu"]["jiffies"] = {"user": 600, "nice": 100, "system": 200, "idle": 5000, "iowait": 700, "irq": 30,
+                             "softirq": 20, "steal": 50}
+    f.spool_run(tmp_path, T0, [f.ok("cpu01", T0, doc)])
+    ingest_pending(tmp_path)
+    assert count(tmp_path, "SELECT cpu_user_jiffies, cpu_system_jiffies, cpu_idle_jiffies, cpu_iowait_jiffies, "
+                           "cpu_steal_jiffies, cpu_total_jiffies FROM host_samples") == [
+        (700, 250, 5700, 700, 50, 6700)]
+
+
+def test_the_fullest_filesystem_is_the_one_reported(tmp_path):
+    """Among several filesystems the fullest by share is reported, with its mount: not the first, not the
+    biggest, not the one with the most bytes used."""
+    doc = f.document("cpu01", T0)
+    doc["disks"]["filesystems"] = [
+        {"mount": "/", "total_bytes": 1000 * GIB, "used_bytes": 100 * GIB},  # 10 %, most bytes used
+        {"mount": "/scratch", "total_bytes": 100 * GIB, "used_bytes": 90 * GIB},  # 90 %
+        {"mount": "/home", "total_bytes": 200 * GIB, "used_bytes": 100 * GIB},  # 50 %
+    ]
+    f.spool_run(tmp_path, T0, [f.ok("cpu01", T0, doc)])
+    ingest_pending(tmp_path)
+    assert count(tmp_path, "SELECT fs_max_used_pct, fs_max_used_mount, fs_total_bytes, fs_used_bytes "
+                           "FROM host_samples") == [(90.0, "/scratch", 1300 * GIB, 290 * GIB)]
 
 
 def test_an_empty_warehouse_answers_with_typed_empty_tables(tmp_path):

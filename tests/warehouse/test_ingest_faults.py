@@ -54,11 +54,23 @@ def assert_only_bad_refused(data, report, why: str):
     ({"document.gpus.devices.0.utilization_gpu_pct": 4294967295}, "must be <= 100"),
     ({"status": "weird"}, "'status'"),
     ({"document.time.collected_at": "0001-01-01T00:00:00Z"}, "not a time between 1970 and 2200"),
+    # the first time past the last year the warehouse takes (rows.LAST_YEAR), refused naming its field
+    ({"document.time.collected_at": "2201-01-01T00:00:00Z"},
+     "field 'time.collected_at': not a time between 1970 and 2200"),
 ])
 def test_a_document_the_warehouse_cannot_hold_is_refused_alone(tmp_path, changes, why):
     f.spool_run(tmp_path, T0, good_and(bad_host(**changes)))
     report = ingest_pending(tmp_path)
     assert_only_bad_refused(tmp_path, report, why)
+
+
+def test_a_time_in_the_last_year_the_warehouse_takes_is_stored(tmp_path):
+    """Times from 1970 to 2200 are taken, 2200 included (its last second): only later ones are refused."""
+    result = bad_host(**{"document.time.collected_at": "2200-12-31T23:59:59Z"})
+    f.spool_run(tmp_path, T0, good_and(result))
+    assert not ingest_pending(tmp_path).refused
+    assert rows(tmp_path, "SELECT host_ts FROM host_samples WHERE host = 'bad01'") == [
+        (datetime(2200, 12, 31, 23, 59, 59),)]
 
 
 def test_rows_duckdb_refuses_cost_only_their_host_whatever_the_checks_let_through(tmp_path, monkeypatch):
