@@ -150,6 +150,86 @@ def test_daily_equals_the_same_figures_computed_from_raw_samples(warehouse, sett
     con.close()
 
 
+def test_one_gpu_hour_computed_by_hand(warehouse):
+    """The test above checks the rollup against gpu_intervals.sql, the SQL the rollup itself runs; this one
+    against figures worked out by hand. Day 1, 09:00-10:00, GPU 0: six samples (09:00 .. 09:50), each for
+    the 600 s before it, all busy at 90 %, 4 GiB held by alice and bob, drawing 400 W at 70 degrees C."""
+    (row,) = q(warehouse, "SELECT samples, seconds, active_s, idle_held_s, unmeasured_s, free_s, util_s, util_min, "
+                          "util_max, mem_used_byte_s, energy_j, energy_s, energy_resets, temp_max FROM gpu_hourly "
+                          "WHERE gpu_index = 0 AND ts = ?", [DAY1 + timedelta(hours=9)])
+    assert row == pytest.approx((6, 3600, 3600, 0, 0, 0, 90 * 3600, 90, 90, 4 * GIB * 3600, 400 * 3600, 3600, 0, 70))
+
+
+def test_utilization_and_memory_exactly_at_their_thresholds_are_not_enough(tmp_path, settings):
+    """docs/sql.md: active is utilization *above* report.busy_threshold_pct (5 %), held is *more than*
+    rollup.held_mem_mib (1024 MiB) used, or a process. A GPU exactly at both is free; just above either is
+    not. Three samples 600 s apart: 1200 s counted per GPU."""
+    gpus = [f.gpu(0, util=5.0, mem_used_bytes=1024 * 1024**2),  # at both thresholds: free
+            f.gpu(1, util=5.5, mem_used_bytes=0),  # just above the utilization threshold: active
+            f.gpu(2, util=5.0, mem_used_bytes=1024 * 1024**2 + 1)]  # one byte over the memory one: idle-held
+    data = tmp_path / "data"
+    store(data, [(t, f.document("gpu01", t, gpus=gpus)) for t in (DAY1 + timedelta(seconds=s) for s in (0, 600, 1200))])
+    rollup(data, settings, now=DAY1 + timedelta(days=1, hours=1))
+    assert q(data, "SELECT gpu_index, seconds, active_s, idle_held_s, unmeasured_s, free_s FROM gpu_daily "
+                   "ORDER BY 1") == [(0, 1200, 0, 0, 0, 1200), (1, 1200, 1200, 0, 0, 0), (2, 1200, 0, 1200, 0, 0)]
+
+
+RATES = {"rx_bytes": 1000, "tx_bytes": 2000, "read_bytes": 3000, "write_bytes": 5000}  # bytes/s, each its own
+
+
+@pytest.fixture
+def counter_host(tmp_path, settings):
+    """A host without GPUs sampled every 10 min on day 1 from 00:00 to 03:50, whose network and disk counters
+    each grow at their own rate (RATES); down from 01:00 to 02:00 (the 02:00 sample spans 4200 s); from 03:00 on
+    its boot_time reads one second later (kernel jitter, no reboot). Rolled up; host_hourly by hour."""
+    docs = []
+    for k in range(4 * 3600 // STEP):
+        t = DAY1 + timedelta(seconds=k * STEP)
+        if t.hour == 1:
+            continue
+        doc = f.document("gpu01", t, cpu_busy=0.5)
+        up = (t - f.BOOT).total_seconds()
+        doc["network"]["interfaces"][0].update(rx_bytes=int(RATES["rx_bytes"] * up),
+                                               tx_bytes=int(RATES["tx_bytes"] * up))
+        doc["disks"]["io"][0].update(read_bytes=int(RATES["read_bytes"] * up),
+                                     write_bytes=int(RATES["write_bytes"] * up))
+        if t.hour >= 3:
+            doc["host"]["boot_time"] = f.iso_z(f.BOOT + timedelta(seconds=1))
+        docs.append((t, doc))
+    data = tmp_path / "data"
+    store(data, docs)
+    rollup(data, settings, now=DAY1 + timedelta(days=1, hours=1))
+    columns = ("seconds", "counter_resets", "cpu_busy_jiffies", "cpu_total_jiffies", "net_rx_bytes", "net_tx_bytes",
+               "disk_read_bytes", "disk_write_bytes")
+    return {r[0].hour: dict(zip(columns, r[1:])) for r in q(
+        data, f"SELECT ts, {', '.join(columns)} FROM host_hourly ORDER BY ts")}
+
+
+def test_network_and_disk_counters_are_each_their_own_rate_and_a_gap_scales_them_all(counter_host):
+    """Each counter's hourly sum is its own rate times the seconds counted, read and write, received and sent
+    alike. In the hour after the outage the first interval spans 4200 s and counts 600: every counter's delta
+    is scaled to the 600 s, as the CPU's is (test_host_counters_survive_a_reboot_and_a_gap), not kept whole."""
+    assert sorted(counter_host) == [0, 2, 3]
+    for hour in (0, 2, 3):
+        row, seconds = counter_host[hour], (3000 if hour == 0 else 3600)  # the first sample ever counts nothing
+        assert row["seconds"] == seconds
+        for counter, rate in RATES.items():
+            column = {"rx_bytes": "net_rx_bytes", "tx_bytes": "net_tx_bytes", "read_bytes": "disk_read_bytes",
+                      "write_bytes": "disk_write_bytes"}[counter]
+            assert row[column] == pytest.approx(rate * seconds, rel=1e-9), (hour, column)
+        assert row["cpu_total_jiffies"] == pytest.approx(16 * 100 * seconds, rel=1e-6)
+
+
+def test_a_boot_time_that_moves_by_a_second_is_not_a_reboot(counter_host):
+    """Some kernels report boot_time with a second of jitter: a reboot is a move of more than 5 s. At 03:00
+    it moves by 1 s: no counter reset, and the interval's CPU, network and disk deltas are counted."""
+    jitter = counter_host[3]
+    assert sum(row["counter_resets"] for row in counter_host.values()) == 0
+    assert jitter["cpu_total_jiffies"] == pytest.approx(16 * 100 * 3600, rel=1e-6)
+    assert jitter["cpu_busy_jiffies"] == pytest.approx(0.5 * 16 * 100 * 3600, rel=1e-6)
+    assert jitter["net_rx_bytes"] == pytest.approx(RATES["rx_bytes"] * 3600, rel=1e-9)
+
+
 def test_energy_is_exact_and_resets_and_gaps_do_not_inflate_it(warehouse):
     rows = {(r[0].day, r[1]): r[2:] for r in q(
         warehouse, "SELECT ts, gpu_index, energy_j, energy_s, energy_resets FROM gpu_daily")}
