@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from fleetscope.collect import Progress, classify
+from fleetscope.collect import Progress, classify, host_result
 
 
 class Tty(io.StringIO):
@@ -45,3 +45,30 @@ def test_a_failed_hosts_message_quotes_a_bounded_part_of_its_output():
     junk = "x" * 5000
     status, message = classify("runner_on_failed", {"msg": "the collector failed", "module_stdout": junk})
     assert status == "failed" and message == "the collector failed: " + "x" * 300 + "…"
+
+
+def test_a_task_timeout_said_only_in_its_message_is_a_timeout():
+    """Ansible before the `timedout` result key (ansible-core 2.19 sets it) said a task's timeout only in its
+    message: such a host is `timeout` (it hung), not `failed` (it broke)."""
+    msg = "The command action failed to execute in the expected time frame (20) and was terminated"
+    assert classify("runner_on_failed", {"msg": msg}) == ("timeout", msg)
+
+
+def event(name: str, action: str, host: str = "gpu01", res: dict | None = None) -> dict:
+    return {"event": name, "event_data": {"task_action": action, "host": host, "res": res or {}}}
+
+
+def test_only_the_collect_tasks_ok_is_a_hosts_answer():
+    """A playbook may add tasks of its own (a debug line): their ok is no answer (it has no document, and would
+    fail a host whose collect task has not run yet), while a failure or unreachable at any task is the host's
+    result (the collect task will not run after it)."""
+    document = {"document": {"schema_version": 1}}
+    assert host_result(event("runner_on_ok", "ansible.builtin.debug", res={"msg": "hello"})) is None
+    assert host_result(event("runner_on_ok", "fleetscope_collect", res=document)) == ("gpu01", "runner_on_ok", document)
+    assert host_result(event("runner_on_failed", "ansible.builtin.debug", res={"msg": "x"})) == (
+        "gpu01", "runner_on_failed", {"msg": "x"})
+    assert host_result(event("runner_on_unreachable", "ansible.builtin.debug")) == (
+        "gpu01", "runner_on_unreachable", {})
+    assert host_result(event("runner_on_start", "fleetscope_collect")) is None
+    # admin's answers come from its own module: collect's is no answer there
+    assert host_result(event("runner_on_ok", "fleetscope_collect"), "fleetscope_admin") is None
