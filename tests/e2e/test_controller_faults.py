@@ -334,6 +334,46 @@ def test_a_run_whose_inventory_hangs_stops_at_its_start_limit(tmp_path, monkeypa
     assert time.monotonic() - began < 30
 
 
+def test_hosts_without_a_result_at_the_runs_time_limit_are_timeout(tmp_path, monkeypatch):
+    """The run's own limit, the backstop should Ansible not end a host's task: Ansible is stopped there, each
+    host that has not answered is `timeout` with "no result before the run's time limit" (not `failed`, nor
+    the run an error), and the host that answered keeps its document.
+
+    The limit is waves x (connect + host timeout + 20 s) + 30 s after the play starts, always later than the
+    task's own bound (host timeout + 15 s), which a real host hits first; it is brought forward here to 8 s
+    after the play starts (a wave of -1 with 1 s timeouts), before the hung host's task bound (16 s)."""
+    from types import SimpleNamespace
+
+    from fleetscope import collect
+    from fleetscope.settings import Settings
+    from tests import faults
+
+    stalled = faults.interpreter(tmp_path / "faults", "stall", sys.executable)
+    inventory = tmp_path / "inv.ini"
+    inventory.write_text(f"[local]\nfast ansible_connection=local ansible_python_interpreter={sys.executable}\n"
+                         f"stuck ansible_connection=local ansible_python_interpreter={stalled}\n")
+    settings = Settings()
+    settings.values["storage"]["data_dir"] = str(tmp_path / "data")
+    settings.values["collect"]["host_timeout_s"] = 1
+    settings.values["collect"]["connect_timeout_s"] = 1
+    monkeypatch.setattr(collect, "math", SimpleNamespace(ceil=lambda _: -1))
+    began = time.monotonic()
+    try:
+        summary = collect.run_collect(settings, inventory=inventory)
+    finally:
+        end(tmp_path / "faults" / "stall" / "pid")
+    took = time.monotonic() - began
+    assert summary.status == {"fast": "ok", "stuck": "timeout"}, summary.messages
+    assert summary.messages["stuck"] == "no result before the run's time limit"
+    assert summary.runner_status == "timeout"
+    assert took < 16 + 10  # stopped at the run's limit, not by the task's bound after it (plus Ansible's start)
+    run, unreadable = Spool(tmp_path / "data").read(summary.run_id)
+    results = {r["host"]: r for r in run.results}
+    assert not unreadable and run.meta["runner_status"] == "timeout"
+    assert results["stuck"]["status"] == "timeout" and results["stuck"]["document"] is None
+    assert results["fast"]["document"]["schema_version"]
+
+
 def test_sigterm_after_the_hosts_answered_interrupts_storing_and_the_rest(tmp_path):
     """Once Ansible was done, SIGTERM and SIGINT did nothing: the handlers that stop Ansible stayed in place,
     so a calendar that never answers (bookings) held the run for its whole timeout, and it exited 0."""
