@@ -100,6 +100,14 @@ def test_kill_check_refuse_and_do(admin, victim, run_fleetscope):
     assert wrong.returncode == 1 and "refusing" in wrong.stdout, wrong.stdout + wrong.stderr
     assert victim.poll() is None
 
+    # the right user, but the pid runs another command than the report showed: refused as well
+    other = command.replace("victim-", "other-")
+    wrong_command = admin("kill", "node1", str(victim.pid), "--user", user, "--command", other, "--yes")
+    assert wrong_command.returncode == 1 and "refusing" in wrong_command.stdout, (
+        wrong_command.stdout + wrong_command.stderr)
+    assert f"not {other!r} as {user}" in wrong_command.stdout, wrong_command.stdout
+    assert victim.poll() is None
+
     done = admin("kill", "node1", str(victim.pid), "--user", user, "--command", command, "--yes")
     assert done.returncode == 0 and "it ended" in done.stdout, done.stdout + done.stderr
     assert victim.wait(5) is not None
@@ -107,11 +115,11 @@ def test_kill_check_refuse_and_do(admin, victim, run_fleetscope):
     rows = sql_json(run_fleetscope, admin.data,
                     "SELECT action, target, check_mode, status, changed FROM admin_actions ORDER BY ts")
     assert [(r["check_mode"], r["status"], r["changed"]) for r in rows] == [
-        (True, "ok", True), (False, "failed", False), (False, "ok", True)]
+        (True, "ok", True), (False, "failed", False), (False, "failed", False), (False, "ok", True)]
     assert {r["target"] for r in rows} == {f"pid {victim.pid}"}
     # the DuckDB CLI's file sees the table's first rows at once, not after the next collect's ingest
     with duckdb.connect(str(admin.data / "fleet.duckdb"), read_only=True) as con:
-        assert con.execute("SELECT count(*) FROM admin_actions").fetchone() == (3,)
+        assert con.execute("SELECT count(*) FROM admin_actions").fetchone() == (4,)
 
 
 def test_gpu_actions_on_a_host_without_a_driver_say_so(admin):
@@ -327,7 +335,15 @@ def test_kill_refuses_a_process_that_started_at_another_time(admin, victim, run_
                   "--yes")
     assert wrong.returncode == 1 and "refusing" in wrong.stdout and "started at" in wrong.stdout, wrong.stdout
     assert victim.poll() is None
+    # a start two hours after this process's (a time mistyped, or another process's): refused too, as the
+    # earlier one was; only the minute shown (and seconds either side) matches
+    later = (started + datetime.timedelta(hours=2)).strftime("%Y-%m-%d %H:%M")
+    too_late = admin("kill", "node1", str(victim.pid), "--user", user, "--command", command, "--started", later,
+                     "--yes")
+    assert too_late.returncode == 1 and "refusing" in too_late.stdout and f"not {later}" in too_late.stdout, (
+        too_late.stdout + too_late.stderr)
+    assert victim.poll() is None
     done = admin("kill", "node1", str(victim.pid), "--user", user, "--command", command, "--started", shown,
                  "--yes")
     assert done.returncode == 0 and "it ended" in done.stdout, done.stdout + done.stderr
-    assert [r[3] for r in recorded(run_fleetscope, admin.data)] == ["failed", "ok"]
+    assert [r[3] for r in recorded(run_fleetscope, admin.data)] == ["failed", "failed", "ok"]
