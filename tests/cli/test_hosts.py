@@ -66,6 +66,33 @@ def test_removing_an_unknown_host_is_refused(inventory):
     assert inventory.read_text() == INVENTORY
 
 
+def test_a_groups_children_and_vars_are_no_host_lines(inventory):
+    """[x:children] lists groups and [x:vars] variables, not hosts: a host named as a child group ("gpu") is
+    not in the inventory until added, and adding or removing it leaves those sections as they are."""
+    text = INVENTORY + "\n[all_gpu:children]\ngpu\n"
+    inventory.write_text(text)
+    assert [h.name for h in host_lines(text)] == ["gpu01.lab", "gpu02.lab", "cpu01.lab"]
+    with pytest.raises(HostsError, match="gpu is not in"):
+        remove_host(inventory, "gpu")
+    assert inventory.read_text() == text
+    add_host(inventory, "gpu", "cpu")
+    edited = inventory.read_text()
+    assert edited.endswith("owner=ml-team\n\n[all_gpu:children]\ngpu\n") and "[cpu]\ncpu01.lab\ngpu\n" in edited
+    assert remove_host(inventory, "gpu") == 1
+    assert inventory.read_text() == text
+
+
+def test_a_host_in_two_groups_is_removed_from_both(run_fleetscope, inventory):
+    """A host listed under two groups is one host to Ansible: remove takes every line of it (else it would
+    still be collected through the other group), and says how many lines went."""
+    inventory.write_text(INVENTORY.replace("[cpu]\ncpu01.lab\n", "[cpu]\ncpu01.lab\ngpu02.lab\n"))
+    removed = run_fleetscope("hosts", "remove", "gpu02.lab", "-i", str(inventory))
+    assert removed.returncode == 0 and "removed gpu02.lab" in removed.stdout and "(2 lines)" in removed.stdout, (
+        removed.stdout + removed.stderr)
+    assert inventory.read_text() == INVENTORY.replace("gpu02.lab ansible_user=monitor\n", "")
+    assert "gpu02.lab" not in {h["host"] for h in list_hosts(inventory)}
+
+
 def test_the_cli_adds_lists_and_removes(run_fleetscope, inventory):
     add = run_fleetscope("hosts", "add", "gpu09.lab", "-i", str(inventory), "-g", "gpu", "--var", "owner=bob")
     assert add.returncode == 0 and "added to [gpu]" in add.stdout
