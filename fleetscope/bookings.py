@@ -223,7 +223,9 @@ def parse(source: str, data: bytes, hosts: set[str], start: dt.datetime,
                 unmatched += 1
                 continue
             begin = _utc(event.decoded("DTSTART"))
-            finish = _utc(event.decoded("DTEND")) if event.get("DTEND") else begin + dt.timedelta(hours=1)
+            finish = _utc(event.decoded("DTEND")) if event.get("DTEND") else begin
+            if finish == begin:  # no end (nor DURATION): an hour. recurring_ical_events gives every occurrence
+                finish = begin + dt.timedelta(hours=1)  # a DTEND: RFC 5545's, its start, which books nothing
         except Exception as e:  # noqa: BLE001 - one event that cannot be taken costs only itself
             skipped.append(f"{source}: event {str(event.get('UID', '?'))[:80]!r} ({summary[:60]!r}) skipped: "
                            f"{e if isinstance(e, EventError) else f'{type(e).__name__}: {e}'}")
