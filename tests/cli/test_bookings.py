@@ -178,10 +178,16 @@ def test_the_bookings_command_and_its_rules(run_fleetscope, tmp_path):
     assert unset.returncode == 2 and "no [bookings] sources" in unset.stderr
 
 
-def event(uid: str, location: str, start: str = "20261123T080000Z", end: str = "20261123T100000Z",
-          extra: str = "") -> bytes:
-    return (f"BEGIN:VEVENT\nUID:{uid}\nDTSTART:{start}\nDTEND:{end}\nSUMMARY:@dave {uid}\n"
+def event(uid: str, location: str, start: str = "20261123T080000Z", end: str | None = "20261123T100000Z",
+          extra: str = "", summary: str | None = None) -> bytes:
+    """A VEVENT; ``end`` None: no DTEND; ``summary`` by default "@dave <uid>"."""
+    return (f"BEGIN:VEVENT\nUID:{uid}\nDTSTART:{start}\n{f'DTEND:{end}' + chr(10) if end else ''}"
+            f"SUMMARY:{f'@dave {uid}' if summary is None else summary}\n"
             f"LOCATION:{location}\n{extra}END:VEVENT\n").encode()
+
+
+def calendar_of(*events: bytes) -> bytes:
+    return b"BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//t//EN\n" + b"".join(events) + b"END:VCALENDAR\n"
 
 
 def test_an_event_that_cannot_be_taken_costs_only_itself():
@@ -295,3 +301,49 @@ def test_a_booking_for_decades_is_one_booking_read_quickly_and_an_endless_expans
     assert [(b.host, b.user, b.start) for b in report.bookings] == [("gpu02", "proj", dt.datetime(2026, 11, 1))]
     assert report.failed == {str(ancient)}, report.errors
     assert "could not be expanded within 3 s" in report.errors[0] or "more than 10000" in report.errors[0]
+
+
+def test_what_an_event_books_when_it_says_little_or_two_things():
+    """An event without an end books an hour from its start (as bookings.parse says; an all-day one, its day);
+    a cancelled one books nothing whatever the case of its STATUS (calendars write `cancelled` too); the
+    location decides what is booked, and a host the title names as well ("moved from gpu02") is not booked."""
+    calendar = calendar_of(
+        event("open", "gpu01:0", end=None),
+        b"BEGIN:VEVENT\nUID:allday\nDTSTART;VALUE=DATE:20261124\nSUMMARY:@dave allday\nLOCATION:gpu01:1\nEND:VEVENT\n",
+        event("lower", "gpu02", extra="STATUS:cancelled\n"),
+        event("moved", "gpu01:2", summary="@dave moved from gpu02"),
+    )
+    bookings, unmatched, skipped = parse("lab.ics", calendar, HOSTS, NOW - dt.timedelta(days=1),
+                                         NOW + dt.timedelta(days=2))
+    assert unmatched == 0 and skipped == []
+    assert sorted((b.uid.split("@")[0], b.host, b.gpu_index, b.start, b.end) for b in bookings) == [
+        ("allday", "gpu01", 1, dt.datetime(2026, 11, 24), dt.datetime(2026, 11, 25)),
+        ("moved", "gpu01", 2, dt.datetime(2026, 11, 23, 8), dt.datetime(2026, 11, 23, 10)),
+        ("open", "gpu01", 0, dt.datetime(2026, 11, 23, 8), dt.datetime(2026, 11, 23, 9)),
+    ]
+
+
+def test_bookings_at_the_rules_limits_break_nothing(tmp_path):
+    """The rules are "more than": back-to-back bookings (GPUs 0-1 until 10:00, GPUs 2-3 from 10:00) never
+    hold four GPUs at one instant, and an event of exactly max_hours is not too long. The same bookings one
+    minute longer break both rules, so the limits are where the rules are checked, not rules never met."""
+    from fleetscope.bookings import describe_break, store
+    from fleetscope.warehouse import connect
+
+    calendar = tmp_path / "lab.ics"
+    calendar.write_bytes(calendar_of(
+        event("first", "gpu01:0-1", "20261123T080000Z", "20261123T100000Z"),
+        event("then", "gpu01:2-3", "20261123T100000Z", "20261123T120000Z"),
+        event("long", "gpu02:0-1", "20261123T080000Z", "20261123T100100Z", summary="@erin long"),
+        event("next", "gpu02:2-3", "20261123T100000Z", "20261123T120000Z", summary="@erin next"),
+    ))
+    store(tmp_path / "data", sync([str(calendar)], HOSTS, NOW), NOW, [str(calendar)])
+    con = connect(tmp_path / "data")
+    try:
+        rows = rule_breaks(con, max_gpus_per_user=2, max_hours=2, since=dt.datetime(2026, 11, 23))
+    finally:
+        con.close()
+    assert [describe_break(r, 2, 2) for r in rows] == [
+        "erin: 4 GPUs booked at once at 2026-11-23 10:00 (gpu02:0,1,2,3), over 2",
+        "erin: gpu02:0,1 booked 2 h from 2026-11-23 08:00 ('@erin long'), over 2 h",
+    ]
