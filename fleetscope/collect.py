@@ -238,6 +238,13 @@ def callers_signal_handlers():
             signal.signal(number, signal.SIG_DFL if handler is None else handler)
 
 
+def run_limit_s(hosts: int, forks: int, connect_timeout: int, host_timeout: int) -> float:
+    """Seconds the run may take once its play has started, a backstop behind each host task's own bound: hosts
+    go in waves of `forks`, each costing at most a connection and the host timeout (and a margin)."""
+    waves = math.ceil(hosts / min(forks, max(1, hosts)))
+    return waves * (connect_timeout + host_timeout + 20) + 30
+
+
 def _run_collect(settings: Settings, inventory: Path | None, limit: str | None,
                  progress: bool | None) -> RunSummary:
     from ansible_runner.interface import init_runner
@@ -419,9 +426,7 @@ def _run_collect(settings: Settings, inventory: Path | None, limit: str | None,
     hosts = summary.hosts
     if not hosts:
         stop["why"] = "no hosts"
-    # Hosts go in waves of `forks`; each wave costs at most a connection plus the host timeout.
-    waves = math.ceil(len(hosts) / min(forks, max(1, len(hosts))))
-    stop["deadline"] = time.monotonic() + waves * (connect_timeout + host_timeout + 20) + 30
+    stop["deadline"] = time.monotonic() + run_limit_s(len(hosts), forks, connect_timeout, host_timeout)
     bar = Progress(len(hosts), enabled=progress)
     bar.update(summary.counts())
     hosts_known.set()

@@ -219,8 +219,9 @@ def _gather(con, cfg: Mapping[str, Any], generated: datetime, inventory_vars: Ma
         "user_windows": user_windows,
         "week_hour_since": end - timedelta(days=365),
         "week_hour": fetch(con, "fleet_week_hour", {"since": end - timedelta(days=365)}),
-        "problems": _problems(con, cfg, end, problem_since, busy, held_bytes, retired),
+        "problems": _problems(con, cfg, end, problem_since, busy, held_bytes, retired, now_hosts),
         "problem_since": problem_since,
+        "now_hosts": sorted(now_hosts),
     }
 
 
@@ -253,7 +254,8 @@ def _fleet_ranges(con, end: datetime, max_points: int, busy: float) -> List[tupl
 
 
 def _problems(con, cfg: Mapping[str, Any], end: datetime, since: datetime, busy: float,
-              held_bytes: int, retired: frozenset | set = frozenset()) -> Dict[str, List[Dict[str, Any]]]:
+              held_bytes: int, retired: frozenset | set = frozenset(),
+              now_hosts: frozenset | set = frozenset()) -> Dict[str, List[Dict[str, Any]]]:
     """The rows of each section of the problems page; the thresholds come from the settings. A retired host
     (gone from the inventory) is no host down."""
     return {
@@ -262,7 +264,7 @@ def _problems(con, cfg: Mapping[str, Any], end: datetime, since: datetime, busy:
             "since": since, "hot_c": float(cfg["hot_gpu_c"]), "reasons": [str(r) for r in cfg["throttle_reasons"]]}),
         "ecc": fetch(con, "problems_ecc"),
         "idle_held": fetch(con, "problems_idle_held", {
-            "since": end - HELD_LOOKBACK, "busy_pct": busy, "held_bytes": held_bytes,
+            "since": end - HELD_LOOKBACK, "busy_pct": busy, "held_bytes": held_bytes, "hosts": sorted(now_hosts),
             "min_held_s": float(cfg["idle_held_minutes"]) * 60.0, "max_interval_s": float(cfg["max_interval_s"])}),
         "clock": fetch(con, "problems_clock", {"max_skew_s": float(cfg["clock_skew_s"])}),
         "disk": fetch(con, "problems_disk", {"full_pct": float(cfg["disk_full_pct"])}),
@@ -296,7 +298,7 @@ def _bookings(con, cfg: Mapping[str, Any], rules: Mapping[str, Any], generated: 
             "since_7d": windows["since_7d"], "since_30d": windows["since_30d"],
             "busy_pct": float(cfg["busy_threshold_pct"]), "max_interval_s": float(cfg["max_interval_s"]),
             "held_bytes": int(cfg["held_mem_mib"]) * 1024 * 1024})
-        unbooked = fetch(con, "problems_unbooked")
+        unbooked = fetch(con, "problems_unbooked", {"hosts": model["now_hosts"]})
         breaks = fetch(con, "bookings_rule_breaks", {"since": model["problem_since"], **rules})
     model["problems"]["unbooked"] = unbooked
     model["problems"]["booking_rules"] = breaks

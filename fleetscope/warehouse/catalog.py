@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -171,6 +172,8 @@ def connect(data_dir: Path, tables=None, unreadable: list[str] | None = None) ->
 
 #: What DuckDB's error says when a write hits a full disk.
 NO_SPACE = "No space left on device"
+#: What it says when this user may not open the file for writing.
+PERMISSION = re.compile(r"Permission denied|Operation not permitted")
 
 
 def refresh_catalog_file(data_dir: Path) -> str | None:
@@ -193,6 +196,9 @@ def refresh_catalog_file(data_dir: Path) -> str | None:
     except duckdb.Error as e:
         if "Could not set lock" in str(e):
             return f"could not update {path} (in use by another process?): {e}"
+        if (existed and not os.access(path, os.W_OK)) or PERMISSION.search(str(e)):
+            # another user's file (collect under cron, admin by an operator): not damaged, only not ours
+            return f"could not update {path}, which this user may not write: {first_line(e)}; the next collect does"
         if not existed or NO_SPACE in str(e):  # not a damaged file: one this call could not write (a full disk)
             if not existed:
                 for f in (path, path.with_name(path.name + ".wal")):
@@ -218,7 +224,7 @@ def refresh_catalog_file(data_dir: Path) -> str | None:
     finally:
         con.close()
     try:
-        write_atomic(stamp, _catalog_stamp(path, digest).encode())
+        write_atomic(stamp, _catalog_stamp(path, digest).encode(), keep_mode=True)  # readable as the file is
     except OSError as e:  # the views are written; the next run only writes them again
         stamp.unlink(missing_ok=True)
         return f"could not note the views written to {path} in {stamp}: {e}"
@@ -253,5 +259,5 @@ def _catalog_stamp(path: Path, digest: str) -> str:
 def _read(path: Path) -> str | None:
     try:
         return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except OSError:  # not there, or another user's (admin run by an operator, collect by cron): write again
         return None

@@ -16,7 +16,7 @@ g AS (
            100.0 * sum(mem_used_byte_s) / nullif(sum(mem_byte_s), 0) AS gpu_mem_pct,
            -- per second the bucket has samples for (its most covered GPU's seconds): the bucket still
            -- being filled, or one collection began or paused in, is not read as GPUs gone idle
-           sum(active_s) / nullif(least(max(seconds), $bucket_s), 0) AS gpus_busy,
+           sum(active_s) / nullif(max(seconds), 0) AS gpus_busy,
            count(DISTINCT gpu_uuid) AS gpus
     FROM per_gpu
     GROUP BY ts

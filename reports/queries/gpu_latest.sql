@@ -1,6 +1,6 @@
 -- Every GPU of each host at the host's latest sample (report_gpus, _prepare.sql): the "now" of the fleet
--- page's GPU heat-map, the host pages' GPU table and data/latest.json. `host_up` says whether the host
--- answered its latest run; `users` are the users with a running process on the GPU; `maintenance`: the GPU is
+-- page's GPU heat-map, the host pages' GPU table and data/latest.json (site.py adds whether its host is up).
+-- `util_pct` is NVML's ~15 s mean, else the current reading, as everywhere; `users` are the users with a running process on the GPU; `maintenance`: the GPU is
 -- in maintenance (report_maintenance), since `maint_ts`, by `maint_by`.
 WITH users AS (
     SELECT host, gpu_uuid, list(DISTINCT "user" ORDER BY "user") AS users
@@ -9,7 +9,6 @@ WITH users AS (
     GROUP BY ALL
 )
 SELECT g.host,
-       coalesce(s.status = 'ok', false) AS host_up,
        g.ts,
        g.gpu_index,
        g.gpu_uuid,
@@ -40,7 +39,6 @@ SELECT g.host,
        m.ts AS maint_ts,
        m.operator AS maint_by
 FROM report_gpus AS g
-LEFT JOIN report_status AS s ON s.host = g.host
 LEFT JOIN users AS u ON u.host = g.host AND u.gpu_uuid IS NOT DISTINCT FROM g.gpu_uuid
 LEFT JOIN report_maintenance AS m ON m.host = g.host AND m.gpu_index = g.gpu_index
 ORDER BY g.host, g.gpu_index

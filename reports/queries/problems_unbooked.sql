@@ -1,18 +1,19 @@
 -- Who is running on a GPU right now without a booking: per host, GPU and user, the processes running at the
--- host's latest sample (hosts that answered their latest run) when no booking of that user holds that GPU
+-- host's latest sample (hosts that are up: $hosts, those that answered their latest run, not stale) when no booking of that user holds that GPU
 -- (or the whole host) at the sample's time: start <= ts < end. Users match case-insensitively.
 -- Only hosts the calendars book at all (named by any row of the bookings table, 35 days back to 35 ahead)
 -- are checked, so a lab or a host that does not use bookings is not flagged; processes whose user the
 -- collector could not tell are left out (no booking can name them). `booked_by`: the users who have that
 -- GPU booked at that time instead. Reads the report_* temp tables (_prepare.sql).
+-- Parameters: $hosts.
 WITH booked_hosts AS (
     SELECT DISTINCT host FROM bookings
 ),
 running AS (
     SELECT p.host, p.gpu_index, p."user", p.ts, p.pid, p.command, p.gpu_mem_bytes
     FROM report_processes AS p
-    JOIN report_status AS s ON s.host = p.host AND s.status = 'ok'
     WHERE p."user" IS NOT NULL AND p.host IN (SELECT host FROM booked_hosts)
+      AND p.host IN (SELECT unnest($hosts::VARCHAR[]))
 ),
 flagged AS (
     SELECT r.host, r.gpu_index, r."user", any_value(r.ts) AS ts,

@@ -324,6 +324,10 @@ def test_ssh_that_broke_the_pipe_before_saying_why_is_asked_once_more_for_its_re
     module, action = _action_with(conn := _Connection(early, {"rc": 0, "stdout": "{}"}))
     assert action._execute("python3", 45, b"") == {"rc": 0, "stdout": "{}"}
     assert conn.commands == [module.host_command("python3", 45)] * 2
+    older = AnsibleConnectionFailure('Data could not be sent to remote host "127.0.0.4". Make sure this host can '
+                                     "be reached over ssh: [Errno 32] Broken pipe")  # ansible-core before 2.19
+    module, action = _action_with(conn := _Connection(older, {"rc": 0, "stdout": "{}"}))
+    assert action._execute("python3", 45, b"")["rc"] == 0 and len(conn.commands) == 2
     module, action = _action_with(conn := _Connection(why, {"rc": 0, "stdout": "{}"}))
     with pytest.raises(AnsibleConnectionFailure, match="Host key verification failed"):
         action._execute("python3", 45, b"")

@@ -15,7 +15,8 @@ from tests.docfactory import GIB, document, gpu, gpu_process, ok, spool_run
 from tests.reports.pages import figure, page_data, table
 
 T0 = datetime(2026, 11, 25, 9, 0)
-LATER = T0 + timedelta(minutes=40)  # past stale_minutes (30): old01 is stale at the latest run
+EARLIER = [T0 + timedelta(minutes=30 * i) for i in range(3)]  # 09:00, 09:30, 10:00: both hosts
+LATER = EARLIER[-1] + timedelta(minutes=40)  # 10:40, a01 only: old01 is past stale_minutes (30)
 NOW = LATER + timedelta(minutes=1)
 
 
@@ -32,12 +33,14 @@ def _a01(at: datetime) -> dict:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     data = tmp_path_factory.mktemp("now-data")
-    old = document("old01", T0, gpus=[gpu(0, util=90, processes=[gpu_process(20, "ivan", "python old.py", GIB)])])
-    spool_run(data, T0, [ok("a01", T0, _a01(T0)), ok("old01", T0, old)])
+    for at in EARLIER:  # old01: ivan's idle notebook holds its GPU
+        old = document("old01", at, gpus=[gpu(0, util=0, processes=[gpu_process(20, "ivan", "jupyter", GIB)])])
+        spool_run(data, at, [ok("a01", at, _a01(at)), ok("old01", at, old)])
     spool_run(data, LATER, [ok("a01", LATER, _a01(LATER))])  # old01 no longer in the runs (--limit, say)
     assert not ingest_pending(data).rejected
     with contextlib.closing(connect(data)) as con:
-        return build_site(con, tmp_path_factory.mktemp("now-site") / "site", now=NOW).parent
+        return build_site(con, tmp_path_factory.mktemp("now-site") / "site", now=NOW,
+                          settings={"idle_held_minutes": 10}).parent
 
 
 def test_busy_and_idle_by_the_15_s_mean_on_every_page(site):
@@ -55,7 +58,7 @@ def test_busy_and_idle_by_the_15_s_mean_on_every_page(site):
     fig, shared_x = figure(index, "fleet"), page_data(index)["x"]
     day = {t["name"]: t for t in fig["ranges"][0]["data"]}
     assert day["GPUs busy"]["y"][-1] == 1.0 and day["GPU utilization"]["y"][-1] == 32.5
-    assert shared_x[day["GPUs busy"]["xs"]][-1] == "2026-11-25 09:39"  # the 3-minute bucket of 09:40
+    assert shared_x[day["GPUs busy"]["xs"]][-1] == "2026-11-25 10:39"  # the 3-minute bucket of 10:40
 
 
 def test_a_stale_host_is_not_up_and_its_gpus_and_users_are_not_now(site):
@@ -68,3 +71,6 @@ def test_a_stale_host_is_not_up_and_its_gpus_and_users_are_not_now(site):
     assert users == {"erin", "frank"}  # ivan's job was there 40 min ago: not "now"
     (heat,) = figure((site / "index.html").read_text(encoding="utf-8"), "gpus-now")["data"]
     assert heat["y"] == ["a01"]
+    # nor is it held "now" on the problems page: only frank's GPU, held at every run (3 x 10 min counted)
+    held = table((site / "problems.html").read_text(encoding="utf-8"), "problems-idle-held")
+    assert [(r["Host"], r["GPU"], r["Held by"]) for r in held] == [("a01", "1", "frank")]

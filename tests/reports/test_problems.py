@@ -72,9 +72,14 @@ def problems_data(tmp_path_factory):
     return data
 
 
+#: A sample stands for the 30 minutes since the one before, as rollup.max_interval_s says where hosts are
+#: collected every half hour (the idle-held durations are counted as the rollups count them).
+HALF_HOUR = {"max_interval_s": 1800}
+
+
 def build(data, out, **settings) -> str:
     with contextlib.closing(connect(data)) as con:
-        index = build_site(con, out, now=NOW, settings=settings)
+        index = build_site(con, out, now=NOW, settings={**HALF_HOUR, **settings})
     return (index.parent / "problems.html").read_text(encoding="utf-8")
 
 
@@ -119,8 +124,12 @@ def test_thresholds_come_from_the_settings(problems_data, tmp_path):
     held = {(r["Host"], r["GPU"]): r["Idle and held for"] for r in table(html, "problems-idle-held")}
     assert set(held) == {("held01", "0"), ("held01", "1")}
     # GPU 1 was busy at 08:30, held at 09:00 and 09:30: as the rollups count it, the 09:00 sample stands for
-    # the time since 08:30 too, up to max_interval_s (600 s): 30 + 10 min (it read 30 min, one interval short)
-    assert held[("held01", "1")] == "40 min"
+    # the time since 08:30 too (it read 30 min, one interval short)
+    assert held[("held01", "1")] == "60 min"
+    # and a gap in the samples counts no more than max_interval_s, as in the rollups: 2 x 10 min
+    short = build(problems_data, tmp_path / "short", idle_held_minutes=20, max_interval_s=600)
+    held = {(r["Host"], r["GPU"]): r["Idle and held for"] for r in table(short, "problems-idle-held")}
+    assert held == {("held01", "0"): "at least 30 min", ("held01", "1"): "20 min"}
     assert not has_table(html, "problems-clock") and "within 60.0 s" in html
     assert not has_table(html, "problems-disk")
 
@@ -142,7 +151,8 @@ def test_ecc_errors_and_remapped_rows(problems_html):
 
 
 def test_gpus_idle_but_holding_memory_longer_than_the_threshold(problems_html):
-    (row,) = table(problems_html, "problems-idle-held")
+    row, second = table(problems_html, "problems-idle-held")
+    assert (second["GPU"], second["Idle and held for"], second["Held by"]) == ("1", "60 min", "erin")  # 09:00-09:30
     assert (row["Host"], row["GPU"], row["Held by"]) == ("held01", "0", "dave")
     assert row["Idle and held for"] == "at least 1.5 h"  # held at every sample there is
     assert row["Memory used"] == "20.0 GiB / 80.0 GiB"
@@ -157,7 +167,7 @@ def test_clock_skew_and_full_disks(problems_html):
 
 def test_problem_count_is_on_every_page(problems_data, tmp_path):
     with contextlib.closing(connect(problems_data)) as con:
-        site = build_site(con, tmp_path / "site", now=NOW).parent
-    # down01, flaky01, partial01, hot01 GPU 0, ecc01 GPU 0, held01 GPU 0, skew01, full01
+        site = build_site(con, tmp_path / "site", now=NOW, settings=HALF_HOUR).parent
+    # down01, flaky01, partial01, hot01 GPU 0, ecc01 GPU 0, held01 GPU 0 and 1, skew01, full01
     for page in ("index.html", "users.html", "problems.html", "hosts/fine01.html"):
-        assert '<span class="count">8</span>' in (site / page).read_text(encoding="utf-8"), page
+        assert '<span class="count">9</span>' in (site / page).read_text(encoding="utf-8"), page

@@ -397,3 +397,29 @@ def test_a_catalog_file_begun_on_a_full_disk_is_not_kept_as_damaged(tmp_path, mo
     monkeypatch.undo()
     assert catalog.refresh_catalog_file(tmp_path) is None  # the next run: written, nothing moved aside
     assert not list(tmp_path.glob("fleet.duckdb.damaged-*")) and (tmp_path / "fleet.duckdb").exists()
+
+
+def test_a_catalog_file_of_another_user_is_not_taken_for_damaged(tmp_path, monkeypatch):
+    """`admin` run by an operator refreshes the views too, in a data folder cron's collect owns: DuckDB cannot
+    open cron's fleet.duckdb for writing ("Permission denied"). That is no damaged file: it stays where it is,
+    the operator gets a warning, and the next collect refreshes it. (It was moved aside as damaged and rebuilt
+    as the operator's, and the next collect did the same the other way round.)"""
+    import duckdb
+
+    from fleetscope.warehouse import catalog
+
+    f.spool_run(tmp_path, T0, [f.ok("good01", T0, f.document("good01", T0))])
+    ingest_pending(tmp_path)
+    before = (tmp_path / "fleet.duckdb").read_bytes()
+    (tmp_path / ".fleet.duckdb.views").unlink()  # the views to write again (as after another table's first file)
+    real_connect = duckdb.connect
+
+    def connect(path=":memory:", *args, **kwargs):
+        if str(path).endswith("fleet.duckdb"):
+            raise duckdb.IOException(f'IO Error: Cannot open file "{path}": Permission denied')
+        return real_connect(path, *args, **kwargs)
+
+    monkeypatch.setattr(catalog.duckdb, "connect", connect)
+    warning = catalog.refresh_catalog_file(tmp_path)
+    assert "may not write" in warning and "Permission denied" in warning
+    assert (tmp_path / "fleet.duckdb").read_bytes() == before and not list(tmp_path.glob("fleet.duckdb.damaged-*"))

@@ -58,6 +58,9 @@ ROLE_VARIABLES = {"top_n": "collect_top_n", "timeout": "collect_host_timeout",
 TASK_MARGIN_S = 15
 #: How Ansible's ssh connection begins the failure it raises where the pipe to ssh broke (Action._send).
 DATA_NOT_SENT = "Data could not be sent to remote host"
+#: How it ends when ssh had said nothing yet (ansible-core 2.19; before it), unlike the failure that carries
+#: ssh's own words ("... over ssh: Host key verification failed."), which is not sent again.
+SSH_SAID_NOTHING = ("over SSH.", "over ssh: [Errno 32] Broken pipe")
 #: The longest `timeout` (SIGALRM's limit, less the margin).
 MAX_TIMEOUT_S = 100_000_000 - TASK_MARGIN_S
 ARGUMENT_SPEC = {
@@ -269,7 +272,7 @@ class ActionModule(ActionBase):
         try:
             return self._low_level_execute_command(command, in_data=stdin)
         except AnsibleConnectionFailure as e:
-            if not str(e).startswith(DATA_NOT_SENT) or "over SSH." not in str(e):
+            if not str(e).startswith(DATA_NOT_SENT) or not any(end in str(e) for end in SSH_SAID_NOTHING):
                 raise
             Display().vvv(f"{e}: once more, for ssh's reason")
         return self._low_level_execute_command(command, in_data=stdin)
