@@ -323,13 +323,14 @@ def user_host_heatmap(title: str, rows: Sequence[Dict[str, Any]], suffix: str, t
         return {"data": [], "layout": _empty(layout, "No GPU use by any user in this range.")}
     z, active_h = [], []
     for user in users:
-        z.append([round(sum(cells[(user, h)]), 1) if (user, h) in cells else None for h in hosts])
-        active_h.append([round(cells[(user, h)][0], 1) if (user, h) in cells else None for h in hosts])
+        # two decimals, as the users table shows GPU-hours: 0.25 h is not 0.2 on one and 0.25 on the other
+        z.append([round(sum(cells[(user, h)]), 2) if (user, h) in cells else None for h in hosts])
+        active_h.append([round(cells[(user, h)][0], 2) if (user, h) in cells else None for h in hosts])
     return {"data": [{
         "type": "heatmap", "x": [plotly_text(h) for h in hosts], "y": [plotly_text(u) for u in users],
         "z": z, "customdata": active_h, "colorscale": [[0, "#e8eef9"], [1, "#1d3f8f"]], "zmin": 0,
         "xgap": 1, "ygap": 1, "colorbar": {"title": {"text": "GPU-h"}},
-        "hovertemplate": "%{y} on %{x}<br>%{z:.1f} GPU-hours, %{customdata:.1f} of them active<extra></extra>",
+        "hovertemplate": "%{y} on %{x}<br>%{z:.2f} GPU-hours, %{customdata:.2f} of them active<extra></extra>",
     }], "layout": layout}
 
 

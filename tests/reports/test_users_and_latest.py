@@ -43,8 +43,9 @@ def test_users_figures_switch_between_ranges(fleet_site):
     assert active["y"] == ["alice", "bob"] and active["x"] == [0.17, 0.0] and held["x"] == [0.0, 0.08]
     heat = figure(html, "user-hosts")
     (trace,) = heat["ranges"][2]["data"]
-    assert trace["x"] == ["gpu01"] and trace["y"] == ["alice", "bob"] and trace["z"] == [[0.2], [0.1]]
-    assert trace["customdata"] == [[0.2], [0.0]]  # active hours: the hover text splits the total
+    # GPU-hours to two decimals, as in the users table (0.17 h active, 0.08 h held)
+    assert trace["x"] == ["gpu01"] and trace["y"] == ["alice", "bob"] and trace["z"] == [[0.17], [0.08]]
+    assert trace["customdata"] == [[0.17], [0.0]]  # active hours: the hover text splits the total
     (week,) = figure(html, "week-hour")["data"]
     assert week["y"][0] == "Mon" and week["x"][9] == "09"
     # 2026-11-23 is a Monday: GPU 0 active for 600 s, GPU 1 held for 600 s, of 1200 GPU-seconds counted.
