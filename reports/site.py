@@ -51,7 +51,7 @@ DATA_FILE, DATA_SPOOL = "fleet.duckdb", "spool"
 #: Keys of the [report] settings section that are not about rendering (the caller uses them).
 IGNORED_SETTINGS = frozenset({"out_dir"})
 
-KNOWN_STATUSES = ("ok", "unreachable", "failed", "timeout")
+KNOWN_STATUSES = ("ok", "unreachable", "failed", "timeout", "stale")
 #: The fleet page's ranges: label, query, seconds back, the tier's own resolution (s), what the tier is.
 FLEET_RANGES = (
     ("24 h", "fleet_timeline", 86400, 60, "raw samples"),
@@ -219,7 +219,8 @@ def _gather(con, cfg: Mapping[str, Any], generated: datetime, inventory_vars: Ma
         "user_windows": user_windows,
         "week_hour_since": end - timedelta(days=365),
         "week_hour": fetch(con, "fleet_week_hour", {"since": end - timedelta(days=365)}),
-        "problems": _problems(con, cfg, end, problem_since, busy, held_bytes, retired, now_hosts),
+        "problems": _problems(con, cfg, end, problem_since, busy, held_bytes, retired, now_hosts,
+                              {h["host"] for h in stale}),
         "problem_since": problem_since,
         "now_hosts": sorted(now_hosts),
     }
@@ -255,11 +256,14 @@ def _fleet_ranges(con, end: datetime, max_points: int, busy: float) -> List[tupl
 
 def _problems(con, cfg: Mapping[str, Any], end: datetime, since: datetime, busy: float,
               held_bytes: int, retired: frozenset | set = frozenset(),
-              now_hosts: frozenset | set = frozenset()) -> Dict[str, List[Dict[str, Any]]]:
+              now_hosts: frozenset | set = frozenset(),
+              stale: frozenset | set = frozenset()) -> Dict[str, List[Dict[str, Any]]]:
     """The rows of each section of the problems page; the thresholds come from the settings. A retired host
     (gone from the inventory) is no host down."""
     return {
-        "hosts": [p for p in fetch(con, "problems_hosts", {"since": since}) if p["host"] not in retired],
+        "hosts": [{**p, "stale": p["host"] in stale}
+                  for p in fetch(con, "problems_hosts", {"since": since, "stale": sorted(stale)})
+                  if p["host"] not in retired],
         "gpu_heat": fetch(con, "problems_gpu_heat", {
             "since": since, "hot_c": float(cfg["hot_gpu_c"]), "reasons": [str(r) for r in cfg["throttle_reasons"]]}),
         "ecc": fetch(con, "problems_ecc"),

@@ -1,7 +1,8 @@
 -- Hosts that are not ok now, or were not ok at some run since $since, or whose collector reported failed
--- subsystems at its latest run: status, since when (the first run of the current status), the last time it
+-- subsystems at its latest run, or that the fleet's runs no longer reach ($stale: ok at their last run, but
+-- that was stale_minutes and more before the fleet's latest data): status, since when (the first run of the current status), the last time it
 -- answered, runs not ok in the window and the latest of them. Reads report_status (_prepare.sql).
--- Parameters: $since.
+-- Parameters: $since, $stale.
 WITH marked AS (
     SELECT host, ts, status, message,
            status IS DISTINCT FROM lag(status) OVER (PARTITION BY host ORDER BY ts, run_id) AS starts
@@ -21,4 +22,5 @@ SELECT p.host, s.status, s.message, s.errors, s.status_ts, s.last_seen, p.runs, 
 FROM per_host AS p
 JOIN report_status AS s ON s.host = p.host
 WHERE s.status <> 'ok' OR p.bad_runs > 0 OR coalesce(s.errors, 0) > 0
+   OR p.host IN (SELECT unnest($stale::VARCHAR[]))
 ORDER BY s.status = 'ok', p.host

@@ -12,12 +12,20 @@ import pytest
 from fleetscope.warehouse import connect, ingest_pending
 from reports import build_site
 from tests.docfactory import GIB, document, gpu, gpu_process, ok, spool_run
-from tests.reports.pages import figure, page_data, table
+from tests.reports.pages import figure, hosts_table, page_data, table
 
 T0 = datetime(2026, 11, 25, 9, 0)
 EARLIER = [T0 + timedelta(minutes=30 * i) for i in range(3)]  # 09:00, 09:30, 10:00: both hosts
 LATER = EARLIER[-1] + timedelta(minutes=40)  # 10:40, a01 only: old01 is past stale_minutes (30)
 NOW = LATER + timedelta(minutes=1)
+
+
+def text_of(page) -> str:
+    """The page's text as a reader sees it: tags out, whitespace as one space."""
+    import html
+    import re
+
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page.read_text(encoding="utf-8"))).split())
 
 
 def _a01(at: datetime) -> dict:
@@ -72,5 +80,13 @@ def test_a_stale_host_is_not_up_and_its_gpus_and_users_are_not_now(site):
     (heat,) = figure((site / "index.html").read_text(encoding="utf-8"), "gpus-now")["data"]
     assert heat["y"] == ["a01"]
     # nor is it held "now" on the problems page: only frank's GPU, held at every run (3 x 10 min counted)
-    held = table((site / "problems.html").read_text(encoding="utf-8"), "problems-idle-held")
+    problems = (site / "problems.html").read_text(encoding="utf-8")
+    held = table(problems, "problems-idle-held")
     assert [(r["Host"], r["GPU"], r["Held by"]) for r in held] == [("a01", "1", "frank")]
+    # it is a problem of its own: silent, and shown as stale rather than "ok" wherever its status is
+    (silent,) = table(problems, "problems-hosts")
+    assert (silent["Host"], silent["Status now"]) == ("old01", "stale")
+    assert silent["Message"] == "no run has reached it since 2026-11-25 10:00 UTC (ok then)"
+    rows = hosts_table(site / "index.html")
+    assert (rows["old01"]["Status"], rows["a01"]["Status"]) == ("stale", "ok")
+    assert "status: stale (ok at its last run" in text_of(site / "hosts" / "old01.html")
