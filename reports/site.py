@@ -202,7 +202,7 @@ def _gather(con, cfg: Mapping[str, Any], generated: datetime, inventory_vars: Ma
         "end": end,
         "gpus": gpus,
         "mig": mig,
-        "fleet_ranges": _fleet_ranges(con, end, max_points, busy),
+        "fleet_ranges": _fleet_ranges(con, end, max_points, busy, float(cfg["max_interval_s"])),
         "heatmap": fetch(con, "fleet_gpu_heatmap", {"since": since, "bucket_s": heat_bucket_s}),
         "host_timeline": _group(fetch(con, "host_timeline", {"since": since, "bucket_s": bucket_s})),
         "gpu_timeline": _group(fetch(con, "gpu_timeline", {"since": since, "bucket_s": bucket_s})),
@@ -238,7 +238,7 @@ def _inventory_host(h: Dict[str, Any], own: Mapping[str, Any]) -> None:
         h["maint_scope"] = None
 
 
-def _fleet_ranges(con, end: datetime, max_points: int, busy: float) -> List[tuple]:
+def _fleet_ranges(con, end: datetime, max_points: int, busy: float, max_interval_s: float) -> List[tuple]:
     """(label, tier, bucket seconds, rows) per range of the fleet chart, each from its tier."""
     out = []
     for label, query, back_s, unit_s, tier in FLEET_RANGES:
@@ -249,7 +249,7 @@ def _fleet_ranges(con, end: datetime, max_points: int, busy: float) -> List[tupl
                                            tz=timezone.utc).replace(tzinfo=None)
         params = {"since": start, "bucket_s": bucket_s}
         if query == "fleet_timeline":
-            params["busy_pct"] = busy
+            params.update(busy_pct=busy, max_interval_s=max_interval_s)
         out.append((label, tier, bucket_s, fetch(con, query, params)))
     return out
 

@@ -1,14 +1,16 @@
 -- Fleet utilization and memory from the raw samples (the 24 h range of the fleet page): per run, the mean
 -- GPU utilization, GPU memory used as % of GPU memory, busy GPUs, mean CPU use and host memory used as % of
--- host memory; then averaged per time bucket so the page stays light. `ts` is the bucket start.
--- Parameters: $since, $bucket_s, $busy_pct.
+-- host memory; then averaged per time bucket so the page stays light. `ts` is the bucket start. Whole runs
+-- only: a run the window's start cuts in two (some hosts sampled before $since) is left out, and each host's
+-- CPU use at the first run is measured from its sample before $since (up to $max_interval_s before it).
+-- Parameters: $since, $bucket_s, $busy_pct, $max_interval_s.
 WITH cpu_deltas AS (
     SELECT run_id, ts, mem_used_bytes, mem_total_bytes,
            cpu_total_jiffies - lag(cpu_total_jiffies) OVER w AS d_total,
            cpu_idle_jiffies - lag(cpu_idle_jiffies) OVER w AS d_idle,
            abs(epoch(boot_time) - epoch(lag(boot_time) OVER w)) AS d_boot_s
     FROM host_samples
-    WHERE ts >= $since
+    WHERE ts >= $since - to_seconds($max_interval_s)
     WINDOW w AS (PARTITION BY host ORDER BY ts)
 ),
 cpu_runs AS (
@@ -19,6 +21,7 @@ cpu_runs AS (
                AS mem_pct
     FROM cpu_deltas
     GROUP BY run_id
+    HAVING min(ts) >= $since
 ),
 gpu_runs AS (
     SELECT run_id, min(ts) AS ts,
@@ -28,8 +31,9 @@ gpu_runs AS (
            count(*) FILTER (WHERE coalesce(utilization_gpu_avg_pct, utilization_gpu_pct) > $busy_pct) AS gpus_busy,
            count(*) AS gpus
     FROM gpu_samples
-    WHERE ts >= $since
+    WHERE ts >= $since - to_seconds($max_interval_s)
     GROUP BY run_id
+    HAVING min(ts) >= $since
 ),
 per_run AS (
     SELECT coalesce(c.ts, g.ts) AS ts, c.cpu_pct, c.mem_pct, g.gpu_util_pct, g.gpu_mem_pct, g.gpus_busy, g.gpus

@@ -90,3 +90,30 @@ def test_a_stale_host_is_not_up_and_its_gpus_and_users_are_not_now(site):
     rows = hosts_table(site / "index.html")
     assert (rows["old01"]["Status"], rows["a01"]["Status"]) == ("stale", "ok")
     assert "status: stale (ok at its last run" in text_of(site / "hosts" / "old01.html")
+
+
+def test_the_24_h_chart_starts_with_a_whole_run_and_its_cpu_use(tmp_path):
+    """The 24 h window's start cut a run in two: its first point was that run's hosts sampled after the start
+    alone (a spike or a dip), and every host's CPU use was missing there, as its sample before the start was
+    left out. Now a cut run is left out, and the first whole run's CPU use is measured from the samples before."""
+    end = datetime(2026, 11, 25, 12, 0)
+    start = end - timedelta(hours=24)
+    runs = [
+        [("a01", start - timedelta(minutes=5), 0.5), ("b01", start - timedelta(minutes=5), 0.5)],
+        [("a01", start - timedelta(seconds=1), 0.5), ("b01", start + timedelta(seconds=1), 0.5)],  # cut in two
+        [("a01", start + timedelta(minutes=5), 0.5), ("b01", start + timedelta(minutes=5), 0.5)],
+        [("a01", end, 0.5), ("b01", end, 0.5)],
+    ]
+    data = tmp_path / "data"
+    for run in runs:
+        spool_run(data, run[0][1], [ok(h, at, document(h, at, cpu_busy=busy, gpus=[gpu(0, util=80)]))
+                                        for h, at, busy in run])
+    assert not ingest_pending(data).rejected
+    with contextlib.closing(connect(data)) as con:
+        index = build_site(con, tmp_path / "site", now=end + timedelta(minutes=1))
+    html = index.read_text(encoding="utf-8")
+    fig, shared_x = figure(html, "fleet"), page_data(html)["x"]
+    day = {t["name"]: t for t in fig["ranges"][0]["data"]}
+    x = shared_x[day["CPU use"]["xs"]]
+    assert x[0] == "2026-11-24 12:03"  # the whole run at 12:05 (3-minute buckets), not the half at 12:00:01
+    assert day["CPU use"]["y"][0] == pytest.approx(50.0) and day["GPUs busy"]["y"][0] == 2.0
