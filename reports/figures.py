@@ -229,11 +229,18 @@ def _aligned(rows: Sequence[Dict[str, Any]], column: str, index: Mapping[datetim
     return y
 
 
-def host_figures(host_rows: Sequence[Dict[str, Any]],
-                 gpu_rows: Sequence[Dict[str, Any]]) -> Tuple[List[Optional[str]], List[Figure]]:
+def host_figures(host_rows: Sequence[Dict[str, Any]], gpu_rows: Sequence[Dict[str, Any]],
+                 gap_s: Optional[float] = None) -> Tuple[List[Optional[str]], List[Figure]]:
     """The figures of one host page, over one shared time axis (returned first, as x values): per-GPU
-    utilization, memory, temperature, power and SM clock (one trace per GPU), then CPU use and memory."""
-    times = sorted({r["ts"] for r in host_rows} | {r["ts"] for r in gpu_rows})
+    utilization, memory, temperature, power and SM clock (one trace per GPU), then CPU use and memory.
+    Where two points are more than ``gap_s`` apart (the host down, or not collected), the lines break there,
+    rather than draw a straight line across hours without a sample."""
+    data = sorted({r["ts"] for r in host_rows} | {r["ts"] for r in gpu_rows})
+    times = []
+    for i, t in enumerate(data):
+        if gap_s and i and (t - data[i - 1]).total_seconds() > gap_s:
+            times.append(data[i - 1] + (t - data[i - 1]) / 2)  # a time without data: a break in every line
+        times.append(t)
     index = {t: i for i, t in enumerate(times)}
     n = len(times)
     mode = "lines+markers" if n < 3 else "lines"

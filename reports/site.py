@@ -205,6 +205,9 @@ def _gather(con, cfg: Mapping[str, Any], generated: datetime, inventory_vars: Ma
         "fleet_ranges": _fleet_ranges(con, end, max_points, busy, float(cfg["max_interval_s"])),
         "heatmap": fetch(con, "fleet_gpu_heatmap", {"since": since, "bucket_s": heat_bucket_s}),
         "host_timeline": _group(fetch(con, "host_timeline", {"since": since, "bucket_s": bucket_s})),
+        # host charts break their lines where points are further apart than two buckets or two collection
+        # intervals (a sample stands for up to max_interval_s): the host was down, or not collected
+        "gap_s": 2 * max(bucket_s, float(cfg["max_interval_s"])),
         "gpu_timeline": _group(fetch(con, "gpu_timeline", {"since": since, "bucket_s": bucket_s})),
         "processes": _group(fetch(con, "gpu_processes_last")),
         "host_processes": _group(fetch(con, "host_processes_last")),
@@ -355,7 +358,8 @@ def _render(env: jinja2.Environment, model: Dict[str, Any], cfg: Mapping[str, An
     (stage / "hosts").mkdir()
     for h in model["hosts"]:
         name = h["host"]
-        x, figs = figures.host_figures(model["host_timeline"].get(name, []), model["gpu_timeline"].get(name, []))
+        x, figs = figures.host_figures(model["host_timeline"].get(name, []), model["gpu_timeline"].get(name, []),
+                                       gap_s=model["gap_s"])
         has_data = name in model["host_timeline"] or name in model["gpu_timeline"]
         host_gpus = gpus.get(name, [])
         _page(env, stage / "hosts" / h["file"], "host.html", common,

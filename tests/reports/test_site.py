@@ -303,3 +303,22 @@ def test_the_first_runs_fleet_chart_spans_an_hour_not_a_millisecond(tmp_path):
     fleet = figure((site / "index.html").read_text(encoding="utf-8"), "fleet")
     raw = fleet["ranges"][0]  # last 24 h, raw samples: the run's one point
     assert raw["layout"]["xaxis"]["range"] == ["2026-11-23 08:30", "2026-11-23 09:30"], raw["layout"]["xaxis"]
+
+
+def test_host_charts_break_their_lines_where_the_host_was_not_sampled():
+    """A host down from 09:05 to 12:00 drew a straight line across those hours, as if it had been sampled:
+    each chart now breaks there (a time without data on the shared axis), and nowhere else."""
+    from datetime import datetime
+
+    from reports import figures
+
+    t = [datetime(2026, 11, 23, 9, 0), datetime(2026, 11, 23, 9, 5), datetime(2026, 11, 23, 12, 0),
+         datetime(2026, 11, 23, 12, 5)]
+    host = [{"ts": ts, "cpu_pct": 50.0, "mem_used_gib": 8.0, "mem_total_gib": 64.0} for ts in t]
+    gpu = [{"ts": ts, "gpu_index": 0, "util_pct": 90, "mem_used_gib": 1.0, "temperature_c": 40, "power_w": 300,
+            "clock_sm_mhz": 1980} for ts in t]
+    x, figs = figures.host_figures(host, gpu, gap_s=1200)
+    assert x == ["2026-11-23 09:00", "2026-11-23 09:05", "2026-11-23 10:32:30", "2026-11-23 12:00", "2026-11-23 12:05"]
+    for fig in figs:
+        assert fig["data"][0]["y"][2] is None and None not in fig["data"][0]["y"][:2] + fig["data"][0]["y"][3:]
+    assert len(figures.host_figures(host, gpu, gap_s=4 * 3600)[0]) == 4  # within the bound: no break
