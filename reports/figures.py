@@ -353,6 +353,7 @@ def week_hour_heatmap(rows: Sequence[Dict[str, Any]], since: datetime) -> Option
         util = "" if r["util_pct"] is None else f"<br>mean utilization {r['util_pct']:.0f} %"
         text[d][h] = (f"{DAYS[d]} {h:02d}:00–{h:02d}:59 UTC<br>active {z[d][h] or 0:.0f} % of GPU time"
                       f"{util}<br>over {r['days']} day(s)")
+    since = max(since, min(r["first_ts"] for r in rows))  # the data's start, where it is later than the range's
     layout = _category_layout(f"Fleet GPU use by day and hour (UTC), since {since:%Y-%m-%d}", 300)
     layout["xaxis"]["title"] = {"text": "hour of day (UTC)"}
     return {"data": [{

@@ -98,7 +98,8 @@
       row.hidden = !ok;
       if (ok) shown++;
     });
-    counter.textContent = shown === rows.length ? rows.length + " rows" : shown + " of " + rows.length + " rows";
+    var noun = rows.length === 1 ? " row" : " rows";
+    counter.textContent = shown === rows.length ? rows.length + noun : shown + " of " + rows.length + noun;
   }
 
   function addFilters(table) {

@@ -46,7 +46,9 @@ def test_users_figures_switch_between_ranges(fleet_site):
     # GPU-hours to two decimals, as in the users table (0.17 h active, 0.08 h held)
     assert trace["x"] == ["gpu01"] and trace["y"] == ["alice", "bob"] and trace["z"] == [[0.17], [0.08]]
     assert trace["customdata"] == [[0.17], [0.0]]  # active hours: the hover text splits the total
-    (week,) = figure(html, "week-hour")["data"]
+    week_fig = figure(html, "week-hour")
+    assert week_fig["layout"]["title"]["text"].endswith("since 2026-11-23")  # the data's first day, not a year back
+    (week,) = week_fig["data"]
     assert week["y"][0] == "Mon" and week["x"][9] == "09"
     # 2026-11-23 is a Monday: GPU 0 active for 600 s, GPU 1 held for 600 s, of 1200 GPU-seconds counted.
     assert week["z"][0][9] == 50.0 and week["z"][0][10] is None
