@@ -261,3 +261,32 @@ def test_top_n_beyond_the_process_count_lists_every_other_process(collect_proces
 
 def test_top_n_of_zero_lists_none(collect_processes):
     assert collect_processes(0) == {"total": 9, "top": []}
+
+
+def test_a_process_whose_uid_has_no_login_name_shows_the_uid_as_text(collect_processes, monkeypatch):
+    """A uid the password database does not know (a container's, an LDAP user while the directory is down) is
+    shown as its number, as text: the document's user is a string, and the warehouse stores it as one."""
+    import pwd
+
+    def unknown(uid):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    monkeypatch.setattr(_util, "_pw_cache", {})
+    monkeypatch.setattr(pwd, "getpwuid", unknown)
+    uid = (PROC / "811").stat().st_uid
+    assert collect_processes(1)["top"][0]["user"] == str(uid)
+
+
+def test_a_gpu_processs_owner_is_kept_when_its_command_line_cannot_be_read(fixture_proc, monkeypatch):
+    """owner_and_command serves the GPU processes, whose pids come from NVML. On a host mounting /proc with
+    hidepid=1 another user's /proc/<pid> is there (its owner known) but its cmdline is not readable: the
+    process keeps its owner, whom the GPU's hours are counted to, and only its command is unknown. A process
+    that has exited is neither."""
+    assert _util.owner_and_command(811) == (owner(), "python3 train.py --lr 0.1 --wandb-key=<redacted>")
+
+    def denied(pid):
+        raise PermissionError(13, "Permission denied", f"{PROC}/{pid}/cmdline")
+
+    monkeypatch.setattr(_util, "proc_argv", denied)
+    assert _util.owner_and_command(811) == (owner(), None)
+    assert _util.owner_and_command(99999) == (None, None)  # no such process
