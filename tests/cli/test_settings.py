@@ -45,6 +45,9 @@ def test_values_from_the_file_override_and_paths_are_relative_to_it(tmp_path, mo
     ("[colect]\n", "unknown section [colect]"),
     ("[collect]\nforks = '3'\n", "collect.forks must be int"),
     ("[storage]\nkeep_spool = 1\n", "storage.keep_spool must be bool"),
+    # Python's bool is an int: without its own check, true would be read as 1 fork and 1 s of time limit
+    ("[collect]\nforks = true\n", "collect.forks must be int, got True"),
+    ("[collect]\nhost_timeout_s = false\n", "collect.host_timeout_s must be int, got False"),
     ("[collect\n", "not valid TOML"),
     # numbers out of range: found on reading, not as every host failing or unreachable
     ("[collect]\nhost_timeout_s = -5\n", "collect.host_timeout_s must be >= 1, got -5"),
