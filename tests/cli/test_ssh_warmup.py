@@ -261,3 +261,25 @@ def test_records_someone_else_could_write_are_not_run(tmp_path):
     link.symlink_to(records)
     assert start(link, tmp_path / "opened3", 5).started == {}
     assert log.read_text() == "ran\n"
+
+
+def test_records_its_group_or_another_user_could_write_are_not_run(tmp_path, monkeypatch):
+    """A record is an ssh command line that is run (ProxyCommand runs anything): a record, an order file or a
+    records folder that the group may write (umask 002, a shared group) is as untrusted as a world-writable
+    one, and so is one another user owns."""
+    records, log = tmp_path / "records", tmp_path / "log"
+    ssh = executable(tmp_path / "ssh", f"echo ran >> {log}")
+    record(records, "n1", [ssh, *argv(f"{tmp_path}/cp/n1")[1:]])
+    keep_order(records, ["n1"])
+    for path, mode in ((host_file(records, "n1"), 0o620), (records / ORDER_FILE, 0o620), (records, 0o770)):
+        path.chmod(mode)
+        assert start(records, tmp_path / f"opened-{path.name}", 5).started == {}, path
+        path.chmod(0o700 if path == records else 0o600)
+    me = os.geteuid()
+    monkeypatch.setattr(ssh_warmup.os, "geteuid", lambda: me + 1)  # the files are another user's
+    assert start(records, tmp_path / "opened-other", 5).started == {}
+    monkeypatch.undo()
+    warmup = start(records, tmp_path / "opened", 5)  # as they were: trusted
+    assert ended(tmp_path / "opened", "n1") == "0"
+    warmup.close()
+    assert list(warmup.started) == ["n1"] and log.read_text() == "ran\n"
