@@ -90,7 +90,7 @@ gpu
 
 def test_every_host_has_an_address_and_its_groups(tmp_path):
     inventory = tmp_path / "inventory.ini"
-    inventory.write_text(GROUPED)
+    inventory.write_text("lone01\n" + GROUPED)  # a host above every group header: Ansible's "ungrouped"
     (tmp_path / "host_vars").mkdir()
     (tmp_path / "host_vars" / "gpu02.yml").write_text("ansible_host: 10.0.0.2\nowner: bob\n")
     hosts = read_hosts(inventory, ["owner"])
@@ -98,6 +98,7 @@ def test_every_host_has_an_address_and_its_groups(tmp_path):
         "gpu01": ("10.0.0.1", ["gpu", "rack7"], {}),  # a parent group counts; all and ungrouped do not
         "gpu02": ("10.0.0.2", ["gpu", "rack7"], {"owner": "bob"}),
         "cpu01": ("{{ inventory_hostname }}.lab", ["cpu"], {}),  # as written: the report does not template
+        "lone01": ("lone01", [], {}),  # in no group of its own: none shown, not Ansible's "ungrouped"
     }
     assert read_hosts(inventory) == {h: {**info, "vars": {}} for h, info in hosts.items()}
     with pytest.raises(InventoryError, match="inventory not found"):
