@@ -73,3 +73,21 @@ def test_a_host_gone_from_the_inventory_is_retired_not_down(tmp_path):
     assert "1</b> / 2 hosts up" in index and "retired" not in index
     assert "old01" in (without / "problems.html").read_text(encoding="utf-8")
 
+
+def test_a_host_missing_from_the_inventory_but_still_answering_is_not_retired(tmp_path):
+    """Retired takes both: gone from the inventory and not seen lately. A host the report's inventory does
+    not list but that answered the latest run (an inventory of another folder, a host just taken out and
+    still being collected) is current: counted as up, its problems shown, until it goes stale."""
+    import json
+
+    data = tmp_path / "data"
+    spool_run(data, T0, [booted("n01", T0, T0 - timedelta(days=1)), booted("new01", T0, T0 - timedelta(days=1))])
+    assert not ingest_pending(data).rejected
+    with contextlib.closing(connect(data)) as con:
+        site = build_site(con, tmp_path / "site", now=T0 + timedelta(minutes=5),
+                          inventory_hosts={"n01": {"address": "10.0.0.1", "groups": ["lab"]}}).parent
+    latest = json.loads((site / "data" / "latest.json").read_text())
+    assert {h["host"]: h["retired"] for h in latest["hosts"]} == {"n01": False, "new01": False}
+    assert latest["summary"]["hosts_total"] == 2 and latest["summary"]["hosts_up"] == 2
+    assert "retired" not in (site / "index.html").read_text(encoding="utf-8")
+
