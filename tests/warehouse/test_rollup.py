@@ -542,3 +542,62 @@ def test_the_extra_raw_day_is_not_rolled_up_again_without_the_day_before(warehou
     report = rollup(warehouse, settings, now=now + timedelta(hours=1))
     assert report.days_rolled == [] and report.late == ["2026-11-21"]
     assert q(warehouse, "SELECT * FROM host_daily ORDER BY ALL") == before
+
+
+def test_a_swap_cut_between_its_two_renames_is_finished_not_dropped(tmp_path, monkeypatch):
+    """A kill between swap_in's two renames leaves the old day as .old-date=D and the new one as .new-date=D,
+    no date=D: recover must put the new day in place. Dropping both (or the new one) loses the day for good
+    where it cannot be computed again: runs, hosts and admin_actions are compacted this way and kept nowhere
+    else, and a rollup past rollup.raw_days has no raw samples left to redo."""
+    final = partitions.day_dir(tmp_path, "runs", date(2026, 11, 20))
+    final.mkdir(parents=True)
+    (final / "run-1.parquet").write_bytes(b"old")
+    (partitions.staging_dir(final) / "compacted.parquet").write_bytes(b"new")
+    real_rename = os.rename
+
+    def killed_on_second_rename(src, dst):
+        if Path(src).name.startswith(partitions.NEW):
+            raise KeyboardInterrupt("killed")
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(partitions.os, "rename", killed_on_second_rename)
+    with pytest.raises(KeyboardInterrupt):
+        partitions.swap_in(final)
+    monkeypatch.setattr(partitions.os, "rename", real_rename)
+    assert not final.exists()
+    assert partitions.recover(tmp_path) == [f"finished swapping {final}"]
+    assert [(p.name, p.read_bytes()) for p in final.iterdir()] == [("compacted.parquet", b"new")]
+    assert sorted(p.name for p in final.parent.iterdir()) == [final.name]  # no hidden folder left
+
+
+def test_a_swap_puts_the_new_days_files_on_the_disk_before_the_old_day_goes(tmp_path, monkeypatch):
+    """After a power cut the day must be the old one or the new one whole: every new file and the new folder
+    are synced before the first rename, and the table's folder (the renames) after the last."""
+    final = partitions.day_dir(tmp_path, "gpu_daily", date(2026, 11, 20))
+    final.mkdir(parents=True)
+    (final / "rollup.parquet").write_bytes(b"old")
+    new = partitions.staging_dir(final)
+    for name in ("a.parquet", "b.parquet"):
+        (new / name).write_bytes(b"new")
+    events = []
+    real_rename = os.rename
+    monkeypatch.setattr(partitions, "fsync_path", lambda p: events.append(("sync", Path(p).name)))
+    monkeypatch.setattr(partitions.os, "rename",
+                        lambda src, dst: events.append(("rename", Path(src).name)) or real_rename(src, dst))
+    partitions.swap_in(final)
+    first_rename = events.index(("rename", final.name))
+    assert {("sync", "a.parquet"), ("sync", "b.parquet"), ("sync", new.name)} <= set(events[:first_rename])
+    assert events[-1] == ("sync", final.parent.name)
+    assert (final / "a.parquet").read_bytes() == b"new" and not (final / "rollup.parquet").exists()
+
+
+def test_the_extra_raw_days_marker_stays_while_its_raw_samples_do(warehouse, settings):
+    """Day 2 (11-21) is past the raw window but kept as the oldest day's day before: its .rolled marker must
+    stay as long as its raw samples do. Without it the next rollup, with nothing new, takes the day's samples
+    for late ones and warns of late samples on every run until retention takes the day."""
+    now = datetime(2026, 12, 22, 1)  # raw window from 11-22
+    rollup(warehouse, settings, now=now)
+    assert sorted(partitions.day_dirs(warehouse, "host_samples")) == [date(2026, 11, 21)]
+    assert [p.name for p in (warehouse / ROLLED_DIR).iterdir()] == ["2026-11-21"]
+    report = rollup(warehouse, settings, now=now + timedelta(hours=1))
+    assert (report.days_rolled, report.late, report.warnings()) == ([], [], [])
