@@ -6,7 +6,9 @@ Rules, applied per argument (and per word inside an argument holding spaces, as 
   ``?token=abc``) whose name looks like a secret: the value becomes ``<redacted>``;
 - ``--name value`` pairs, the short ``-p value`` and ``Name: value`` header words (``Authorization:
   Bearer x``): the next word becomes ``<redacted>``, unless it starts with ``-`` (then it is an option);
-- ``scheme://user:password@host``: the password becomes ``<redacted>``.
+- ``scheme://user:password@host``: the password becomes ``<redacted>``;
+- ``-u user:password`` and ``--user user:password`` (``--user=...``; curl, and ``-U``/``--proxy-user``):
+  what follows the first ``:`` becomes ``<redacted>`` (``python -u train.py`` holds no ``:``).
 
 A name looks like a secret when it contains pass, token, secret, key, auth or credential (any case).
 Redacting too much is the safe error. The result is capped at MAX_COMMAND characters.
@@ -25,6 +27,7 @@ MAX_INPUT = 8 * MAX_COMMAND
 SECRET_WORDS = ("pass", "token", "secret", "key", "auth", "credential")
 SHORT_SECRET_FLAGS = ("-p",)  # mysql/sshpass style; a redacted port number is harmless
 AUTH_SCHEMES = ("bearer", "basic", "token", "digest")
+USER_FLAGS = ("-u", "--user", "-U", "--proxy-user")  # curl's user:password
 
 _secret_pattern = []  # re.compile("pass|token|...", re.IGNORECASE), compiled for the first non-ASCII name
 
@@ -65,6 +68,7 @@ def looks_secret(name):
 def _redact_words(words):
     out = []
     pending = False  # the previous word asked for its value to be hidden
+    user = False  # the previous word was -u/--user: a user:password may follow
     for word in words:
         if not word:
             out.append(word)
@@ -74,8 +78,13 @@ def _redact_words(words):
                 out.append(word)
                 continue
             out.append(REDACTED)
-            pending = False
+            pending = user = False
             continue
+        if user and ":" in word and not word.startswith("-"):
+            out.append(word.partition(":")[0] + ":" + REDACTED)
+            user = False
+            continue
+        user = word in USER_FLAGS
         pending = _is_secret_flag(word)
         out.append(word if pending else _redact_word(word))
     return out
@@ -103,9 +112,11 @@ def _flag_name(word):
 
 def _redact_word(word):
     spaced = word.split() != [word]  # any whitespace in it (word is not empty)
-    name, equals, _ = word.partition("=")
+    name, equals, value = word.partition("=")
     if equals and _is_assignment_name(name) and looks_secret(name) and (word.startswith("-") or not spaced):
         return name + "=" + REDACTED  # the whole value, commas and spaces included
+    if equals and name in USER_FLAGS and ":" in value:  # --user=alice:password
+        return name + "=" + value.partition(":")[0] + ":" + REDACTED
     if spaced:  # an argument that is itself a command line, as in sh -c "..."
         return redact_command(word, limit=None)
     if "@" in word:  # speed: most words hold neither "@" nor "="

@@ -40,6 +40,7 @@ _OLD_MAX_COMMAND = 1024
 _OLD_SECRET_NAME = re.compile(r"pass|token|secret|key|auth|credential", re.IGNORECASE)
 _OLD_SHORT_SECRET_FLAGS = ("-p",)
 _OLD_AUTH_SCHEMES = ("bearer", "basic", "token", "digest")
+_OLD_USER_FLAGS = ("-u", "--user", "-U", "--proxy-user")  # added with the string version's user:password rule
 _OLD_WHOLE_ASSIGNMENT = re.compile(r"(-{0,2}[A-Za-z_][\w.-]*)=(.*)", re.DOTALL)
 _OLD_ASSIGNMENT = re.compile(r"""([\w.-]+)=("[^"]*"|'[^']*'|[^\s&;,"']+)""")
 _OLD_URL_PASSWORD = re.compile(r"([A-Za-z][\w+.-]*://[^\s:/@]*):[^\s@/]*@")
@@ -59,7 +60,7 @@ def _old_redact_command(command, limit=_OLD_MAX_COMMAND):
 
 def _old_redact_words(words):
     out = []
-    pending = False
+    pending = user = False
     for word in words:
         if not word:
             out.append(word)
@@ -69,8 +70,13 @@ def _old_redact_words(words):
                 out.append(word)
                 continue
             out.append(_OLD_REDACTED)
-            pending = False
+            pending = user = False
             continue
+        if user and not word.startswith("-") and (m := re.fullmatch(r"([^:]*):(.*)", word, re.DOTALL)):
+            out.append(m.group(1) + ":" + _OLD_REDACTED)
+            user = False
+            continue
+        user = word in _OLD_USER_FLAGS
         pending = _old_is_secret_flag(word)
         out.append(word if pending else _old_redact_word(word))
     return out
@@ -88,6 +94,8 @@ def _old_redact_word(word):
     m = _OLD_WHOLE_ASSIGNMENT.fullmatch(word)
     if m and _OLD_SECRET_NAME.search(m.group(1)) and (word.startswith("-") or not spaced):
         return m.group(1) + "=" + _OLD_REDACTED
+    if m and m.group(1) in _OLD_USER_FLAGS and (u := re.fullmatch(r"([^:]*):(.*)", m.group(2), re.DOTALL)):
+        return m.group(1) + "=" + u.group(1) + ":" + _OLD_REDACTED
     if spaced:
         return _old_redact_command(word, limit=None)
     word = _OLD_URL_PASSWORD.sub(r"\1:" + _OLD_REDACTED + "@", word)
@@ -107,6 +115,7 @@ def _old_cap(command, limit):
 # Pieces the rules react to, so that generated command lines match them often; joined with arbitrary text.
 PIECES = [
     "--password=", "--password", "-password=", "--db-pass", "-p", "-p=", "--token", "--api-key=", "--auth",
+    "-u", "--user", "--user=", "-U", "--proxy-user", "alice:pw",
     "-x", "--", "-", "token:", "Token:", "Authorization:", "X-Auth-Token:", "Bearer", "basic", "DIGEST", "token",
     "user:pw@host", "scheme://u:p@h/x", "https://", "mongodb+srv://a:b:c@h", "://", ":", "/", "@", "?",
     "KEY=val", "API_KEY=", "aws_secret=", "credential=", "x=1", "=", '"', "'", '="a b"', "='x'", "&", ";", ",",

@@ -22,6 +22,11 @@ R = REDACTED
     (["tool", "--db-password=a,b;c d"], f"tool --db-password={R}"),
     (["tool", "--opts=x=1,auth_token=abc"], f"tool --opts=x=1,auth_token={R}"),
     (["mongo", "mongodb+srv://admin:pa:ss@cluster0/x"], f"mongo mongodb+srv://admin:{R}@cluster0/x"),
+    # curl's user:password, in its three spellings (it leaked: neither -u nor --user looks like a secret)
+    (["curl", "-u", "alice:hunter2", "https://h/"], f"curl -u alice:{R} https://h/"),
+    (["curl", "--user", "alice:hun:ter2", "-U", "proxy:pw"], f"curl --user alice:{R} -U proxy:{R}"),
+    (["curl", "--user=alice:hunter2"], f"curl --user=alice:{R}"),
+    (["sh", "-c", "curl -s -u bob:hunter2 h"], f"sh -c curl -s -u bob:{R} h"),
 ])
 def test_secrets_are_redacted(argv, expected):
     assert redact_argv(argv) == expected
@@ -32,6 +37,7 @@ def test_secrets_are_redacted(argv, expected):
     ["torchrun", "--nproc_per_node=8", "https://example.org/model.bin"],
     ["app", "--auth-required", "--port", "8080"],  # a secret-looking flag followed by another option
     ["[kworker/0:1]"],
+    ["python", "-u", "train.py", "--user", "alice"],  # -u and --user without a password
 ])
 def test_ordinary_commands_are_kept(argv):
     assert redact_argv(argv) == " ".join(argv)
