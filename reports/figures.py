@@ -122,6 +122,10 @@ def fleet_range(title: str, rows: Sequence[Dict[str, Any]], empty_text: str,
         traces = []
     else:
         _one_point_span(layout, {r["ts"] for r in rows})
+        if not any(r["gpus"] for r in rows):  # a fleet without GPUs: no GPU lines, no GPUs-busy axis
+            traces = [t for t in traces if t["name"] in ("CPU use", "host memory used")]
+            layout.pop("yaxis2")
+            layout["margin"]["r"] = 15  # as _layout has it
     return [x_time(r["ts"]) for r in rows], {"data": traces, "layout": layout}
 
 
@@ -275,6 +279,11 @@ def host_figures(host_rows: Sequence[Dict[str, Any]], gpu_rows: Sequence[Dict[st
     ]
     for figure in figures:
         _one_point_span(figure["layout"], times)
+        if all(v is None for t in figure["data"] for v in t["y"]):  # a blank box says why
+            cpu = figure["data"][0]["name"] == "CPU use"
+            _empty(figure["layout"], "CPU use is measured between two samples: it shows from the host's second "
+                   "run on." if cpu else "No values in this range.")
+            figure["data"] = []
     return [x_time(t) for t in times], figures
 
 

@@ -350,7 +350,7 @@ def _render(env: jinja2.Environment, model: Dict[str, Any], cfg: Mapping[str, An
           groups=model["groups"])
     _page(env, stage / "users.html", "users.html", common, _user_figures(model), root="", page="users",
           users=model["users"], users_now=model["users_now"], windows=model["user_windows"],
-          bookings=model["bookings"])
+          bookings=model["bookings"], any_gpus=bool(model["gpus"]))
     _page(env, stage / "problems.html", "problems.html", common, {}, root="", page="problems",
           problems=model["problems"], problem_since=model["problem_since"], cfg=cfg, bookings=model["bookings"])
 

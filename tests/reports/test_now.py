@@ -117,3 +117,19 @@ def test_the_24_h_chart_starts_with_a_whole_run_and_its_cpu_use(tmp_path):
     x = shared_x[day["CPU use"]["xs"]]
     assert x[0] == "2026-11-24 12:03"  # the whole run at 12:05 (3-minute buckets), not the half at 12:00:01
     assert day["CPU use"]["y"][0] == pytest.approx(50.0) and day["GPUs busy"]["y"][0] == 2.0
+
+
+def test_a_first_run_without_gpus_explains_its_empty_charts(tmp_path):
+    """The first `make collect` on a machine without a GPU: the fleet chart drew GPU lines and a GPUs-busy axis
+    for no GPU, the host's CPU chart was a blank box (CPU use needs two samples), and the users page said the
+    rollups had not run (review in Chromium)."""
+    data = tmp_path / "data"
+    spool_run(data, T0, [ok("solo", T0, document("solo", T0, gpus=None))])
+    assert not ingest_pending(data).rejected
+    with contextlib.closing(connect(data)) as con:
+        index = build_site(con, tmp_path / "site", now=T0 + timedelta(minutes=1))
+    fleet = figure(index.read_text(encoding="utf-8"), "fleet")["ranges"][0]
+    assert [t["name"] for t in fleet["data"]] == ["CPU use", "host memory used"] and "yaxis2" not in fleet["layout"]
+    cpu = figure((index.parent / "hosts" / "solo.html").read_text(encoding="utf-8"), "host-0")
+    assert cpu["data"] == [] and "measured between two samples" in cpu["layout"]["annotations"][0]["text"]
+    assert "No GPUs: no host of the fleet has reported one" in text_of(index.parent / "users.html")

@@ -96,7 +96,7 @@ def test_hosts_unreachable_now_or_failing_in_the_window(problems_html):
     assert "disks: PermissionError" in partial["Message"], partial
     down, flaky = rows["down01"], rows["flaky01"]
     assert down["Status now"] == "unreachable"
-    assert down["Since"] == "31 min ago"  # the first unreachable run, 09:00
+    assert down["Status since"] == "31 min ago"  # the first unreachable run, 09:00
     assert down["Last seen"] == "61 min ago"  # 08:30
     assert down["Runs not ok, 24 h"] == "2 / 4"
     assert down["Message"] == "ssh: connect to host down01 port 22: Connection timed out"
