@@ -7,7 +7,8 @@
 //   the button's data-group ("" = every row); combined with the filter boxes.
 // - #refresh (in the header): reload the page every 1, 5 or 15 min; the choice is kept in localStorage (or,
 //   where that throws, as on some browsers' file:// pages, in sessionStorage, or not at all). Before such a
-//   reload the page keeps its scroll position, filters, group and sort in sessionStorage and takes them back.
+//   reload the page keeps its scroll position, filters, group, sort and each chart's range in sessionStorage
+//   and takes them back.
 //   window.fleetscopeRefreshUnitMs (default 60000) is the length of a "minute" there, for tests.
 // - figures: drawn with Plotly from the page's JSON (<script id="page-data">); a figure with ranges gets
 //   its buttons (.range-switch) wired to swap the range in.
@@ -201,8 +202,14 @@
         group: table.getAttribute("data-group") || ""
       };
     });
-    writeKey(session, STATE_KEY, JSON.stringify({x: window.scrollX, y: window.scrollY, tables: tables}));
+    var ranges = {};  // each chart's range (24 h, 7 d, ...), by the figure's id
+    Array.prototype.forEach.call(document.querySelectorAll("[data-range][id]"), function (div) {
+      ranges[div.id] = div.getAttribute("data-range");
+    });
+    writeKey(session, STATE_KEY, JSON.stringify({x: window.scrollX, y: window.scrollY, tables: tables,
+                                                 ranges: ranges}));
   }
+  var savedRanges = {};  // restoreState's, for the figures drawn below
 
   function restoreState() {
     var text = readKey(session, STATE_KEY);
@@ -210,6 +217,7 @@
     writeKey(session, STATE_KEY, null);
     var state;
     try { state = JSON.parse(text); } catch (e) { return; }
+    savedRanges = state.ranges || {};
     (state.tables || []).forEach(function (saved, i) {
       var table = sortable[i];
       if (!table || !saved) return;
@@ -294,7 +302,9 @@
       Array.prototype.forEach.call(buttons, function (b) {
         b.addEventListener("click", function () { show(parseInt(b.getAttribute("data-range"), 10)); });
       });
-      show(fig.selected || 0);
+      var label = savedRanges[fig.id], start = fig.selected || 0;
+      fig.ranges.forEach(function (r, i) { if (r.label === label) start = i; });
+      show(start);  // the range shown before an auto-refresh, else the page's default
     }
     if (fig.links) {
       div.on("plotly_click", function (e) {

@@ -373,6 +373,29 @@ def test_auto_refresh_reloads_the_page_and_keeps_its_place(grouped_site, fresh):
         tab.close()
 
 
+def test_auto_refresh_keeps_each_charts_range(fleet_site, fresh):
+    """A wall display left on the 7 d range went back to 24 h at every refresh (review in Chromium)."""
+    tab = Tab(fresh, width=1280)
+    try:
+        tab.page.add_init_script(SHORT_MINUTE % 1500)
+        page = tab.open(fleet_site / "index.html")
+        page.wait_for_selector("#figure-fleet .main-svg")
+        page.locator('.range-switch[data-figure="figure-fleet"] button', has_text="7 d").click()
+        page.evaluate("window.beforeReload = true")
+        with page.expect_navigation(timeout=15_000):
+            page.select_option("#refresh", "1")
+        page.wait_for_load_state("load")
+        page.wait_for_selector("#figure-fleet .main-svg")
+        assert page.evaluate("window.beforeReload === undefined")  # a new document
+        assert page.get_attribute("#figure-fleet", "data-range") == "7 d"
+        pressed = page.locator('.range-switch[data-figure="figure-fleet"] button[aria-pressed="true"]')
+        assert pressed.text_content() == "7 d"
+        assert "hourly rollups" in page.locator("#figure-fleet .gtitle").text_content()
+        assert tab.errors == []
+    finally:
+        tab.close()
+
+
 def test_auto_refresh_works_where_local_storage_throws(grouped_site, fresh):
     tab = Tab(fresh, width=1280)
     try:
