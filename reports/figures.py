@@ -55,6 +55,30 @@ def _category_layout(title: str, height: int) -> Dict[str, Any]:
     return layout
 
 
+#: The longest axis label a heat map shows whole; a longer one keeps its start and end around "…".
+MAX_LABEL = 24
+
+
+def _short_ticks(axis: Dict[str, Any], names: Sequence[str]) -> None:
+    """Where a name on a heat map's category ``axis`` is longer than MAX_LABEL, shorten what the axis shows:
+    a 90-character host name took most of a chart's width (review in Chromium). The categories stay the whole
+    names (two hosts alike in their first characters stay two rows), and so does the hover text."""
+    if all(len(str(n)) <= MAX_LABEL for n in names):
+        return
+    half = (MAX_LABEL - 1) // 2
+
+    def short(name: str) -> str:
+        if len(name) <= MAX_LABEL:
+            return name
+        name = name.split(".", 1)[0] or name  # a long FQDN: its host part first, where names differ
+        return name if len(name) <= MAX_LABEL else f"{name[:half]}…{name[-half:]}"
+
+    shown = [short(str(n)) for n in names]
+    taken = {s: shown.count(s) for s in shown}
+    shown = [s if taken[s] == 1 else str(n) for s, n in zip(shown, names)]  # alike when short: whole
+    axis.update(tickmode="array", tickvals=[plotly_text(n) for n in names], ticktext=[plotly_text(s) for s in shown])
+
+
 def _empty(layout: Dict[str, Any], text: str) -> Dict[str, Any]:
     layout["annotations"] = [{"text": text, "showarrow": False, "xref": "paper", "yref": "paper",
                               "x": 0.5, "y": 0.5, "font": {"size": 13, "color": "#667085"}}]
@@ -173,6 +197,7 @@ def gpu_now_heatmap(gpus: Sequence[Dict[str, Any]], files: Mapping[str, str]) ->
             f"{g['host']} · GPU {j}", f"{util} ({state})", mem, users))
     layout = _category_layout("GPU utilization now, by host and GPU", max(220, 80 + 18 * len(hosts)))
     layout["xaxis"]["title"] = {"text": "GPU"}
+    _short_ticks(layout["yaxis"], hosts)
     return {
         "data": [{
             "type": "heatmap",
@@ -205,6 +230,7 @@ def gpu_heatmap(rows: Sequence[Dict[str, Any]]) -> Optional[Figure]:
     names = sorted(hosts)
     layout = _layout("GPU utilization by host over time", "", height=max(220, 80 + 18 * len(names)))
     layout["yaxis"] = {"automargin": True, "type": "category", "autorange": "reversed"}
+    _short_ticks(layout["yaxis"], names)
     layout["hovermode"] = "closest"
     if len(buckets) == 1:  # one column: on a time axis Plotly would draw it a millisecond wide
         layout["xaxis"]["type"] = "category"
@@ -335,6 +361,8 @@ def user_host_heatmap(title: str, rows: Sequence[Dict[str, Any]], suffix: str, t
     shown = set(users)
     hosts = sorted({host for user, host in cells if user in shown})
     layout = _category_layout(title, max(220, 110 + 16 * len(users)))
+    _short_ticks(layout["xaxis"], hosts)
+    _short_ticks(layout["yaxis"], users)
     if not cells:
         return {"data": [], "layout": _empty(layout, "No GPU use by any user in this range.")}
     z, active_h = [], []

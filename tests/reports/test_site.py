@@ -322,3 +322,25 @@ def test_host_charts_break_their_lines_where_the_host_was_not_sampled():
     for fig in figs:
         assert fig["data"][0]["y"][2] is None and None not in fig["data"][0]["y"][:2] + fig["data"][0]["y"][3:]
     assert len(figures.host_figures(host, gpu, gap_s=4 * 3600)[0]) == 4  # within the bound: no break
+
+
+def test_a_long_host_name_is_shortened_on_heat_map_axes_only():
+    """A 90-character host name took most of a heat map's width: the axis shows its start and end, while the
+    rows stay the whole names (two hosts alike in their first characters are two rows) and so does the hover."""
+    from reports import figures
+
+    long_a = "node-with-an-exceptionally-long-hostname-0001.cluster.example.org"
+    long_b = long_a.replace("0001", "0002")
+    gpus = [{"host": h, "gpu_index": 0, "util_pct": 50.0, "mem_used_bytes": None, "mem_total_bytes": None,
+             "users": [], "busy": True, "unmeasured": False, "util": 50.0} for h in (long_a, long_b, "gpu01")]
+    fig = figures.gpu_now_heatmap(gpus, {})
+    (trace,) = fig["data"]
+    assert trace["y"] == ["gpu01", long_a, long_b]
+    axis = fig["layout"]["yaxis"]
+    assert axis["tickvals"] == trace["y"] and axis["ticktext"][0] == "gpu01"
+    assert axis["ticktext"][1:] == ["node-with-a…stname-0001", "node-with-a…stname-0002"]  # the host part, cut
+    assert all(len(t) <= 24 for t in axis["ticktext"])
+    twins = [dict(gpus[0], host="a" * 30 + ".lab-one"), dict(gpus[0], host="a" * 30 + ".lab-two")]
+    assert figures.gpu_now_heatmap(twins, {})["layout"]["yaxis"]["ticktext"] == [g["host"] for g in twins]
+    assert long_a in trace["text"][1][0]  # the hover names the whole host
+    assert "tickvals" not in figures.gpu_now_heatmap(gpus[2:], {})["layout"]["yaxis"]  # short names: as they are
