@@ -38,7 +38,8 @@ def _layout(title: str, y_title: str, *, y_max: Optional[float] = None, height: 
         "title": {"text": title, "x": 0, "xanchor": "left", "font": {"size": 15}},
         "height": height,
         "margin": {"l": 55, "r": 15, "t": 40, "b": 40},
-        "xaxis": {"type": "date", "title": {"text": "UTC"}, "automargin": True},
+        # the zone in the hover, not as an axis title: the legend below the axis, wrapped on a phone, sat on it
+        "xaxis": {"type": "date", "hoverformat": "%Y-%m-%d %H:%M UTC", "automargin": True},
         "yaxis": yaxis,
         "hovermode": "x unified",
         "legend": {"orientation": "h", "y": -0.25},
