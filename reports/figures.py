@@ -60,10 +60,11 @@ def _category_layout(title: str, height: int) -> Dict[str, Any]:
 MAX_LABEL = 24
 
 
-def _short_ticks(axis: Dict[str, Any], names: Sequence[str]) -> None:
+def _short_ticks(axis: Dict[str, Any], names: Sequence[str], hosts: bool = True) -> None:
     """Where a name on a heat map's category ``axis`` is longer than MAX_LABEL, shorten what the axis shows:
     a 90-character host name took most of a chart's width (review in Chromium). The categories stay the whole
-    names (two hosts alike in their first characters stay two rows), and so does the hover text."""
+    names (two hosts alike in their first characters stay two rows), and so does the hover text. ``hosts``:
+    a long FQDN shows its host part (not for user names: alexandra.papadopoulou is not alexandra)."""
     if all(len(str(n)) <= MAX_LABEL for n in names):
         return
     half = (MAX_LABEL - 1) // 2
@@ -71,7 +72,8 @@ def _short_ticks(axis: Dict[str, Any], names: Sequence[str]) -> None:
     def short(name: str) -> str:
         if len(name) <= MAX_LABEL:
             return name
-        name = name.split(".", 1)[0] or name  # a long FQDN: its host part first, where names differ
+        if hosts:
+            name = name.split(".", 1)[0] or name  # a long FQDN: its host part first, where names differ
         return name if len(name) <= MAX_LABEL else f"{name[:half]}…{name[-half:]}"
 
     shown = [short(str(n)) for n in names]
@@ -117,7 +119,7 @@ SINGLE_POINT_SPAN = timedelta(minutes=30)
 
 
 def fleet_range(title: str, rows: Sequence[Dict[str, Any]], empty_text: str,
-                xs: str) -> Tuple[List[Optional[str]], Figure]:
+                xs: str, has_gpus: bool = True) -> Tuple[List[Optional[str]], Figure]:
     """Fleet utilization and memory over one range: GPU utilization, GPU memory, CPU use and host memory in %
     (left axis), the mean number of busy GPUs (right axis). The traces share the x values (returned first)
     as the page's array ``xs``."""
@@ -147,7 +149,7 @@ def fleet_range(title: str, rows: Sequence[Dict[str, Any]], empty_text: str,
         traces = []
     else:
         _one_point_span(layout, {r["ts"] for r in rows})
-        if not any(r["gpus"] for r in rows):  # a fleet without GPUs: no GPU lines, no GPUs-busy axis
+        if not has_gpus:  # a fleet without GPUs (not a range without GPU samples): no GPU lines, no GPUs axis
             traces = [t for t in traces if t["name"] in ("CPU use", "host memory used")]
             layout.pop("yaxis2")
             layout["margin"]["r"] = 15  # as _layout has it
@@ -274,11 +276,14 @@ def host_figures(host_rows: Sequence[Dict[str, Any]], gpu_rows: Sequence[Dict[st
         times.append(t)
     index = {t: i for i, t in enumerate(times)}
     n = len(times)
-    mode = "lines+markers" if n < 3 else "lines"
+    # markers where a point may stand alone (few points, or one between two gaps): a line needs two
+    dots = len(data) < 3 or n > len(data)
 
     def trace(name: str, rows: Sequence[Dict[str, Any]], column: str, **extra: Any) -> Dict[str, Any]:
-        t = {"type": "scatter", "mode": mode, "name": plotly_text(name), "xs": "t",
+        t = {"type": "scatter", "mode": "lines+markers" if dots else "lines", "name": plotly_text(name), "xs": "t",
              "y": _aligned(rows, column, index, n)}
+        if dots and len(data) >= 3:
+            t["marker"] = {"size": 4}
         t.update(extra)
         return t
 
@@ -308,8 +313,8 @@ def host_figures(host_rows: Sequence[Dict[str, Any]], gpu_rows: Sequence[Dict[st
         _one_point_span(figure["layout"], times)
         if all(v is None for t in figure["data"] for v in t["y"]):  # a blank box says why
             cpu = figure["data"][0]["name"] == "CPU use"
-            _empty(figure["layout"], "CPU use is measured between two samples: it shows from the host's second "
-                   "run on." if cpu else "No values in this range.")
+            _empty(figure["layout"], ("CPU use is measured between two samples: it needs two in this range."
+                                      if cpu and host_rows else "No values in this range."))
             figure["data"] = []
     return [x_time(t) for t in times], figures
 
@@ -363,7 +368,7 @@ def user_host_heatmap(title: str, rows: Sequence[Dict[str, Any]], suffix: str, t
     hosts = sorted({host for user, host in cells if user in shown})
     layout = _category_layout(title, max(220, 110 + 16 * len(users)))
     _short_ticks(layout["xaxis"], hosts)
-    _short_ticks(layout["yaxis"], users)
+    _short_ticks(layout["yaxis"], users, hosts=False)
     if not cells:
         return {"data": [], "layout": _empty(layout, "No GPU use by any user in this range.")}
     z, active_h = [], []

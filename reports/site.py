@@ -400,7 +400,7 @@ def _fleet_figures(model: Dict[str, Any], cfg: Mapping[str, Any],
         title = f"Fleet · last {label} ({tier}, per {_fmt_every(bucket_s)})"
         empty = f"No {tier} in the last {label}." + (
             " Rollups are written by `fleetscope rollup` (and by collect, hourly)." if tier != "raw samples" else "")
-        shared_x[f"r{i}"], fig = figures.fleet_range(title, rows, empty, f"r{i}")
+        shared_x[f"r{i}"], fig = figures.fleet_range(title, rows, empty, f"r{i}", has_gpus=bool(model["gpus"]))
         entries.append((label, fig))
     up = [g for g in model["gpus"] if g["host_up"]]
     any_data = any(rows for *_, rows in model["fleet_ranges"])

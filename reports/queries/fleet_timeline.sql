@@ -1,10 +1,13 @@
 -- Fleet utilization and memory from the raw samples (the 24 h range of the fleet page): per run, the mean
 -- GPU utilization, GPU memory used as % of GPU memory, busy GPUs, mean CPU use and host memory used as % of
 -- host memory; then averaged per time bucket so the page stays light. `ts` is the bucket start. Whole runs
--- only: a run the window's start cuts in two (some hosts sampled before $since) is left out, and each host's
--- CPU use at the first run is measured from its sample before $since (up to $max_interval_s before it).
+-- only: a run that started before $since (the window's start would cut it in two) is left out, and each
+-- host's CPU use at the first run is measured from its sample before $since (up to $max_interval_s before).
 -- Parameters: $since, $bucket_s, $busy_pct, $max_interval_s.
-WITH cpu_deltas AS (
+WITH whole_runs AS (
+    SELECT run_id FROM runs WHERE started_at >= $since
+),
+cpu_deltas AS (
     SELECT run_id, ts, mem_used_bytes, mem_total_bytes,
            cpu_total_jiffies - lag(cpu_total_jiffies) OVER w AS d_total,
            cpu_idle_jiffies - lag(cpu_idle_jiffies) OVER w AS d_idle,
@@ -20,8 +23,8 @@ cpu_runs AS (
            100.0 * sum(mem_used_bytes) / nullif(sum(mem_total_bytes) FILTER (WHERE mem_used_bytes IS NOT NULL), 0)
                AS mem_pct
     FROM cpu_deltas
+    WHERE run_id IN (SELECT run_id FROM whole_runs)
     GROUP BY run_id
-    HAVING min(ts) >= $since
 ),
 gpu_runs AS (
     SELECT run_id, min(ts) AS ts,
@@ -31,9 +34,8 @@ gpu_runs AS (
            count(*) FILTER (WHERE coalesce(utilization_gpu_avg_pct, utilization_gpu_pct) > $busy_pct) AS gpus_busy,
            count(*) AS gpus
     FROM gpu_samples
-    WHERE ts >= $since - to_seconds($max_interval_s)
+    WHERE ts >= $since AND run_id IN (SELECT run_id FROM whole_runs)
     GROUP BY run_id
-    HAVING min(ts) >= $since
 ),
 per_run AS (
     SELECT coalesce(c.ts, g.ts) AS ts, c.cpu_pct, c.mem_pct, g.gpu_util_pct, g.gpu_mem_pct, g.gpus_busy, g.gpus

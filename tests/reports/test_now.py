@@ -98,16 +98,17 @@ def test_the_24_h_chart_starts_with_a_whole_run_and_its_cpu_use(tmp_path):
     left out. Now a cut run is left out, and the first whole run's CPU use is measured from the samples before."""
     end = datetime(2026, 11, 25, 12, 0)
     start = end - timedelta(hours=24)
-    runs = [
-        [("a01", start - timedelta(minutes=5), 0.5), ("b01", start - timedelta(minutes=5), 0.5)],
-        [("a01", start - timedelta(seconds=1), 0.5), ("b01", start + timedelta(seconds=1), 0.5)],  # cut in two
-        [("a01", start + timedelta(minutes=5), 0.5), ("b01", start + timedelta(minutes=5), 0.5)],
-        [("a01", end, 0.5), ("b01", end, 0.5)],
+    runs = [  # a01 (no GPU) is 20 % busy, b01 80 %: the first whole run's 50 % needs both hosts' CPU use
+        [("a01", start - timedelta(minutes=5), 0.2), ("b01", start - timedelta(minutes=5), 0.8)],
+        [("a01", start - timedelta(seconds=1), 0.2), ("b01", start + timedelta(seconds=1), 0.8)],  # cut in two
+        [("a01", start + timedelta(minutes=5), 0.2), ("b01", start + timedelta(minutes=5), 0.8)],
+        [("a01", end, 0.2), ("b01", end, 0.8)],
     ]
     data = tmp_path / "data"
     for run in runs:
-        spool_run(data, run[0][1], [ok(h, at, document(h, at, cpu_busy=busy, gpus=[gpu(0, util=80)]))
-                                        for h, at, busy in run])
+        spool_run(data, run[0][1], [ok(h, at, document(h, at, cpu_busy=busy,
+                                                       gpus=None if h == "a01" else [gpu(0, util=80)]))
+                                    for h, at, busy in run])
     assert not ingest_pending(data).rejected
     with contextlib.closing(connect(data)) as con:
         index = build_site(con, tmp_path / "site", now=end + timedelta(minutes=1))
@@ -116,7 +117,8 @@ def test_the_24_h_chart_starts_with_a_whole_run_and_its_cpu_use(tmp_path):
     day = {t["name"]: t for t in fig["ranges"][0]["data"]}
     x = shared_x[day["CPU use"]["xs"]]
     assert x[0] == "2026-11-24 12:03"  # the whole run at 12:05 (3-minute buckets), not the half at 12:00:01
-    assert day["CPU use"]["y"][0] == pytest.approx(50.0) and day["GPUs busy"]["y"][0] == 2.0
+    assert day["CPU use"]["y"][0] == pytest.approx(50.0) and day["GPUs busy"]["y"][0] == 1.0
+    assert len(x) == 2  # the whole runs at 12:05 and at the end: no GPU-only half of the cut run
 
 
 def test_a_first_run_without_gpus_explains_its_empty_charts(tmp_path):
@@ -133,3 +135,18 @@ def test_a_first_run_without_gpus_explains_its_empty_charts(tmp_path):
     cpu = figure((index.parent / "hosts" / "solo.html").read_text(encoding="utf-8"), "host-0")
     assert cpu["data"] == [] and "measured between two samples" in cpu["layout"]["annotations"][0]["text"]
     assert "No GPUs: no host of the fleet has reported one" in text_of(index.parent / "users.html")
+
+
+def test_a_range_without_gpu_samples_keeps_the_gpu_lines_of_a_fleet_that_has_gpus(tmp_path):
+    """The GPU host down for the last day: the 24 h range has no GPU sample, but the fleet has GPUs, so its
+    chart keeps the GPU lines and axis (empty there) rather than look like a fleet without any."""
+    data = tmp_path / "data"
+    spool_run(data, T0, [ok("g01", T0, document("g01", T0, gpus=[gpu(0, util=80)])),
+                         ok("c01", T0, document("c01", T0, gpus=None))])
+    later = T0 + timedelta(hours=25)
+    spool_run(data, later, [ok("c01", later, document("c01", later, gpus=None))])
+    assert not ingest_pending(data).rejected
+    with contextlib.closing(connect(data)) as con:
+        index = build_site(con, tmp_path / "site", now=later + timedelta(minutes=1))
+    day = figure(index.read_text(encoding="utf-8"), "fleet")["ranges"][0]
+    assert "GPU utilization" in [t["name"] for t in day["data"]] and "yaxis2" in day["layout"]

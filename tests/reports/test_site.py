@@ -322,6 +322,11 @@ def test_host_charts_break_their_lines_where_the_host_was_not_sampled():
     for fig in figs:
         assert fig["data"][0]["y"][2] is None and None not in fig["data"][0]["y"][:2] + fig["data"][0]["y"][3:]
     assert len(figures.host_figures(host, gpu, gap_s=4 * 3600)[0]) == 4  # within the bound: no break
+    # a sample alone between two breaks is a dot: a line needs two points
+    lone = [host[0], {**host[0], "ts": t[2]}, {**host[0], "ts": t[2].replace(hour=15)}]
+    _, figs = figures.host_figures(lone, [], gap_s=1200)
+    (cpu,) = figs[0]["data"]
+    assert cpu["y"] == [50.0, None, 50.0, None, 50.0] and cpu["mode"] == "lines+markers"
 
 
 def test_a_long_host_name_is_shortened_on_heat_map_axes_only():
@@ -344,3 +349,8 @@ def test_a_long_host_name_is_shortened_on_heat_map_axes_only():
     assert figures.gpu_now_heatmap(twins, {})["layout"]["yaxis"]["ticktext"] == [g["host"] for g in twins]
     assert long_a in trace["text"][1][0]  # the hover names the whole host
     assert "tickvals" not in figures.gpu_now_heatmap(gpus[2:], {})["layout"]["yaxis"]  # short names: as they are
+    # a long user name is not cut at its first dot, as an FQDN is
+    user = "alexandra.papadopoulou-smith.research"
+    heat = figures.user_host_heatmap("t", [{"user": user, "host": "gpu01", "active_h_30d": 1.0, "held_h_30d": 0.0}],
+                                     "30d")
+    assert heat["layout"]["yaxis"]["ticktext"] == ["alexandra.p…th.research"]
