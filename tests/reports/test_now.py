@@ -150,3 +150,17 @@ def test_a_range_without_gpu_samples_keeps_the_gpu_lines_of_a_fleet_that_has_gpu
         index = build_site(con, tmp_path / "site", now=later + timedelta(minutes=1))
     day = figure(index.read_text(encoding="utf-8"), "fleet")["ranges"][0]
     assert "GPU utilization" in [t["name"] for t in day["data"]] and "yaxis2" in day["layout"]
+
+
+def test_processes_of_an_unknown_owner_are_no_user_in_the_count(tmp_path):
+    """A process whose owner the host would not tell (hidepid, a container's uid) was counted as a user named
+    "(unknown)" in the fleet's header, while the hosts table left it out."""
+    data = tmp_path / "data"
+    gpus = [gpu(0, util=80, processes=[gpu_process(1, "erin"), gpu_process(2, None)])]
+    spool_run(data, T0, [ok("a01", T0, document("a01", T0, gpus=gpus))])
+    assert not ingest_pending(data).rejected
+    with contextlib.closing(connect(data)) as con:
+        index = build_site(con, tmp_path / "site", now=T0 + timedelta(minutes=1))
+    text = text_of(index)
+    assert "1 user on GPUs (and processes whose owner is unknown)" in text
+    assert "On GPUs now: (unknown), erin." in text  # named in the list all the same
