@@ -24,7 +24,7 @@ import shutil
 import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 import jinja2
 
@@ -157,12 +157,13 @@ def _gather(con, cfg: Mapping[str, Any], generated: datetime, inventory_vars: Ma
     current = [h for h in hosts if not h["retired"]]
     retired = {h["host"] for h in hosts if h["retired"]}
 
-    now_hosts = {h["host"] for h in current if h["up"]}  # whose latest state is the fleet's "now"
+    now_hosts = sorted(h["host"] for h in current if h["up"])  # whose latest state is the fleet's "now"
+    is_now = set(now_hosts)
     gpus = fetch(con, "gpu_latest")
     mig = _group(fetch(con, "mig_latest"))
     held_bytes = int(cfg["held_mem_mib"]) * 1024 * 1024
     for g in gpus:
-        g["host_up"] = g["host"] in now_hosts
+        g["host_up"] = g["host"] in is_now
         in_use = (g["process_count"] or 0) > 0 or (g["mem_used_bytes"] or 0) > held_bytes
         util = g["util"] = g["util_pct"]  # NVML's ~15 s mean where the GPU gives it, as the rollups take it
         g["busy"] = util is not None and util > busy
@@ -171,7 +172,7 @@ def _gather(con, cfg: Mapping[str, Any], generated: datetime, inventory_vars: Ma
         g["unmeasured"] = util is None and in_use
         g["held"] = util is not None and not g["busy"] and in_use
     up_gpus = [g for g in gpus if g["host_up"]]
-    users_now = fetch(con, "users_now", {"busy_pct": busy, "hosts": sorted(now_hosts)})
+    users_now = fetch(con, "users_now", {"busy_pct": busy, "hosts": now_hosts})
     up = [h for h in current if h["up"]]
     stale = sorted((h for h in current if h["stale"]), key=lambda h: h["last_seen"] or datetime.min)  # never first
     summary = {
@@ -225,7 +226,7 @@ def _gather(con, cfg: Mapping[str, Any], generated: datetime, inventory_vars: Ma
         "problems": _problems(con, cfg, end, problem_since, busy, held_bytes, retired, now_hosts,
                               {h["host"] for h in stale}),
         "problem_since": problem_since,
-        "now_hosts": sorted(now_hosts),
+        "now_hosts": now_hosts,
     }
 
 
@@ -259,7 +260,7 @@ def _fleet_ranges(con, end: datetime, max_points: int, busy: float, max_interval
 
 def _problems(con, cfg: Mapping[str, Any], end: datetime, since: datetime, busy: float,
               held_bytes: int, retired: frozenset | set = frozenset(),
-              now_hosts: frozenset | set = frozenset(),
+              now_hosts: Sequence[str] = (),
               stale: frozenset | set = frozenset()) -> Dict[str, List[Dict[str, Any]]]:
     """The rows of each section of the problems page; the thresholds come from the settings. A retired host
     (gone from the inventory) is no host down."""
@@ -271,7 +272,7 @@ def _problems(con, cfg: Mapping[str, Any], end: datetime, since: datetime, busy:
             "since": since, "hot_c": float(cfg["hot_gpu_c"]), "reasons": [str(r) for r in cfg["throttle_reasons"]]}),
         "ecc": fetch(con, "problems_ecc"),
         "idle_held": fetch(con, "problems_idle_held", {
-            "since": end - HELD_LOOKBACK, "busy_pct": busy, "held_bytes": held_bytes, "hosts": sorted(now_hosts),
+            "since": end - HELD_LOOKBACK, "busy_pct": busy, "held_bytes": held_bytes, "hosts": list(now_hosts),
             "min_held_s": float(cfg["idle_held_minutes"]) * 60.0, "max_interval_s": float(cfg["max_interval_s"])}),
         "clock": fetch(con, "problems_clock", {"max_skew_s": float(cfg["clock_skew_s"])}),
         "disk": fetch(con, "problems_disk", {"full_pct": float(cfg["disk_full_pct"])}),
