@@ -598,7 +598,7 @@ class Host:
             "cpu": {"logical": self.cores, "jiffies": {k: int(v) for k, v in j.items()}, "user_hz": USER_HZ},
             "load": {"load1": round(self.load[0], 2), "load5": round(self.load[1], 2),
                      "load15": round(self.load[2], 2), "procs_running": max(1, int(self.load[0])),
-                     "procs_total": procs_total},
+                     "procs_total": procs_total + 30 * len(self.jobs)},  # threads: a job runs a few dozen
             "memory": {"total_bytes": self.mem_total, "available_bytes": self.mem_total - used,
                        "used_bytes": used, "buffers_bytes": 3 * GIB, "cached_bytes": cached,
                        "swap_total_bytes": 0, "swap_used_bytes": 0},
@@ -620,7 +620,7 @@ class Host:
                 {"name": name, "rx_bytes": int(n[0]), "tx_bytes": int(n[1]), "rx_packets": int(n[2]),
                  "tx_packets": int(n[3]), "rx_errors": 0, "tx_errors": 0, "rx_dropped": 0, "tx_dropped": 0}
                 for name, n in (("eth0", self.net[0]), ("ib0", self.net[1]))]},
-            "processes": None if top is None else {"total": procs_total, "top": top},
+            "processes": None if top is None else {"total": procs_total, "others_hidden": False, "top": top},
             "gpus": {"available": True, "reason": None, "devices": gpu_docs},
             "errors": errors,
         }

@@ -55,6 +55,13 @@ def read_bytes(path, size=4096, most=None):
     return b"".join(chunks)
 
 
+def unescape_mount(field):
+    """A field of /proc/self/mounts as bytes: it writes space, tab, newline and backslash as octal escapes."""
+    for code, char in ((b"\\040", b" "), (b"\\011", b"\t"), (b"\\012", b"\n"), (b"\\134", b"\\")):
+        field = field.replace(code, char)
+    return field
+
+
 def error_entry(subsystem, exc):
     """An entry of the document's errors: what failed, how."""
     return {"subsystem": subsystem, "type": type(exc).__name__, "message": text(str(exc))[:500]}

@@ -10,7 +10,7 @@ already counted on the disks below them).
 
 import os
 
-from ._util import PROC, counter, get_psutil, read_bytes, read_text, text
+from ._util import PROC, counter, get_psutil, read_bytes, read_text, text, unescape_mount
 
 SECTOR_BYTES = 512  # /proc/diskstats counts 512-byte sectors whatever the disk's real sector size
 SKIP_FSTYPES = ("squashfs", "iso9660", "udf")
@@ -39,15 +39,8 @@ def _mounts():
         # network filesystem, "fuse.sshfs", whose server may never answer statvfs)
         if len(parts) < 3 or parts[2].decode("ascii", "replace") not in local or parts[0] == b"none":
             continue
-        out.append((_unescape(parts[0]), _unescape(parts[1]), parts[2].decode("ascii", "replace")))
+        out.append((unescape_mount(parts[0]), unescape_mount(parts[1]), parts[2].decode("ascii", "replace")))
     return out
-
-
-def _unescape(field):
-    # /proc/mounts writes space, tab, newline and backslash as octal escapes
-    for code, char in ((b"\\040", b" "), (b"\\011", b"\t"), (b"\\012", b"\n"), (b"\\134", b"\\")):
-        field = field.replace(code, char)
-    return field
 
 
 def filesystems():

@@ -3,7 +3,8 @@
 The collector's own process is left out. A first pass reads only the cheap numbers of every process;
 owner, command line and state are read for the chosen few. Processes that exit in between are skipped.
 cpu_percent is over the process lifetime (cpu time / wall time since it started), the only figure one
-sample can give exactly.
+sample can give exactly. others_hidden says whether /proc hides other users' processes from the collector
+(hidepid=): then they are missing from total and top, and GPU processes of other users have no owner.
 """
 
 import os
@@ -19,7 +20,9 @@ from ._util import (
     proc_argv,
     proc_comm,
     read_bytes,
+    read_text,
     text,
+    unescape_mount,
     user_hz,
     user_name,
 )
@@ -60,7 +63,57 @@ def collect(ctx):
             "started_at": iso_z(s["started"]),
             "state": state,
         })
-    return {"total": len(every), "top": top}
+    return {"total": len(every), "others_hidden": others_hidden(), "top": top}
+
+
+# hidepid= of a proc mount (proc(5)): 1 other users' /proc/<pid> are listed but not readable, 2 not listed
+# either, 4 only the processes this one may ptrace; 0 none. Older kernels write the number, newer the name.
+_HIDEPID = {b"0": 0, b"off": 0, b"1": 1, b"noaccess": 1, b"2": 2, b"invisible": 2, b"4": 4, b"ptraceable": 4}
+CAP_SYS_PTRACE = 19
+
+
+def others_hidden():
+    """True where /proc hides other users' processes from this process, False where it shows them all, None
+    where that cannot be told (no proc mount at PROC in /proc/self/mounts, a hidepid= value not known here).
+
+    The kernel shows a process of another user under hidepid=1 or 2 to a process in the mount's gid= group
+    (group 0 where the mount names none), and under any hidepid to one that may ptrace it, which for another
+    user's process takes CAP_SYS_PTRACE (root has it, outside containers that drop it)."""
+    try:
+        mounts = read_bytes(PROC + "/self/mounts").splitlines()
+    except OSError:
+        return None
+    where = os.fsencode(PROC)
+    options = None
+    for line in mounts:  # the last proc mount at PROC: the one on top
+        parts = line.split()
+        if len(parts) >= 4 and parts[2] == b"proc" and unescape_mount(parts[1]) == where:
+            options = dict((o.split(b"=", 1) + [b""])[:2] for o in parts[3].split(b","))
+    if options is None:
+        return None
+    level = _HIDEPID.get(options.get(b"hidepid", b"0"))
+    if level is None:
+        return None
+    if level == 0 or _may_ptrace_all():
+        return False
+    if level == 4:
+        return True  # gid= does not apply to ptraceable
+    try:
+        gid = int(options.get(b"gid", b"0"))
+        return gid != os.getegid() and gid not in os.getgroups()
+    except (ValueError, OSError):
+        return None
+
+
+def _may_ptrace_all():
+    """Whether this process holds CAP_SYS_PTRACE (its effective capabilities, /proc/self/status)."""
+    try:
+        for line in read_text(PROC + "/self/status").splitlines():
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> CAP_SYS_PTRACE & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.geteuid() == 0
 
 
 def _stats_proc():

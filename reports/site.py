@@ -276,6 +276,7 @@ def _problems(con, cfg: Mapping[str, Any], end: datetime, since: datetime, busy:
             "min_held_s": float(cfg["idle_held_minutes"]) * 60.0, "max_interval_s": float(cfg["max_interval_s"])}),
         "clock": fetch(con, "problems_clock", {"max_skew_s": float(cfg["clock_skew_s"])}),
         "disk": fetch(con, "problems_disk", {"full_pct": float(cfg["disk_full_pct"])}),
+        "hidden_processes": [p for p in fetch(con, "problems_hidden_processes") if p["host"] not in retired],
     }
 
 
@@ -456,6 +457,7 @@ def _latest(model: Dict[str, Any], cfg: Mapping[str, Any], generated: datetime) 
             "load1": h["load1"],
             "mem_used_bytes": h["mem_used_bytes"],
             "mem_total_bytes": h["mem_total_bytes"],
+            "processes_hidden": h["procs_hidden"],
             "vars": {k: _plain(v) for k, v in h["vars"].items()},
             "address": h["address"],
             "groups": h["groups"],

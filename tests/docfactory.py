@@ -103,7 +103,7 @@ def document(hostname: str, at: datetime, *, cores: int = 16, cpu_busy: float = 
         },
         "cpu": {"logical": cores, "jiffies": jiffies(at, cores, cpu_busy), "user_hz": USER_HZ},
         "load": {"load1": cores * cpu_busy, "load5": cores * cpu_busy, "load15": cores * cpu_busy,
-                 "procs_running": 2, "procs_total": 400},
+                 "procs_running": 2, "procs_total": 520},  # threads
         "memory": {
             "total_bytes": mem_total_bytes, "available_bytes": mem_total_bytes - mem_used_bytes,
             "used_bytes": mem_used_bytes, "buffers_bytes": GIB, "cached_bytes": 4 * GIB,
@@ -119,7 +119,7 @@ def document(hostname: str, at: datetime, *, cores: int = 16, cpu_busy: float = 
         "network": {"interfaces": [{"name": "eth0", "rx_bytes": 10**9, "tx_bytes": 10**9, "rx_packets": 10**6,
                                     "tx_packets": 10**6, "rx_errors": 0, "tx_errors": 0, "rx_dropped": 0,
                                     "tx_dropped": 0}]},
-        "processes": {"total": 400, "top": list(top)},
+        "processes": {"total": 400, "others_hidden": False, "top": list(top)},
         "gpus": gpu_block,
         "errors": list(errors),
     }

@@ -190,6 +190,7 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
     net = r.obj(doc, "network", "network") or {}
     gpus = r.obj(doc, "gpus", "gpus") or {}
     devices = r.list(gpus, "devices", "gpus.devices")
+    procs = r.obj(doc, "processes", "processes") or {}
 
     filesystems = []
     for i, fs in enumerate(r.list(disks, "filesystems", "disks.filesystems")):
@@ -247,6 +248,8 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
         "boot_time": _iso(boot_time),
         "gpu_count": len(devices) if doc.get("gpus") is not None else None,  # gpus null: not known
         "gpu_reason": r.text(gpus, "reason", "gpus"),
+        "procs_visible": r.int32(procs, "total", "processes"),
+        "procs_hidden": r.flag(procs, "others_hidden", "processes"),  # null from collectors before it
     }]
     sample = rows["host_samples"][0]
     for key, value in sample.items():  # a sum of counters that each fit may not: that sum is unknown
@@ -328,7 +331,6 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
     rows["gpu_processes"] = proc_rows
     rows["gpu_mig"] = mig_rows
 
-    procs = r.obj(doc, "processes", "processes") or {}
     top_rows = []
     for k, p in enumerate(r.list(procs, "top", "processes.top")):
         ppath = f"processes.top[{k}]"

@@ -86,7 +86,7 @@ DISKS = {
 }
 NETWORK = {"interfaces": [dict({"name": str}, **{k: int for k in (
     "rx_bytes", "tx_bytes", "rx_packets", "tx_packets", "rx_errors", "tx_errors", "rx_dropped", "tx_dropped")})]}
-PROCESSES = {"total": int, "top": [{
+PROCESSES = {"total": int, "others_hidden": bool, "top": [{
     "pid": int, "user": str, "command": str, "cpu_time_s": NUM, "cpu_percent": NUM, "rss_bytes": int,
     "started_at": Time, "state": str}]}
 GPU_DEVICE = {

@@ -245,7 +245,7 @@ def test_top_processes_are_the_union_of_top_n_by_cpu_and_by_memory(collect_proce
 
 
 def test_top_n_of_one_takes_the_top_of_each_list(collect_processes):
-    assert collect_processes(1) == {"total": 9, "top": [ROWS[811]]}
+    assert collect_processes(1) == {"total": 9, "others_hidden": None, "top": [ROWS[811]]}  # no proc mount here
 
 
 def test_top_n_of_three(collect_processes):
@@ -260,7 +260,7 @@ def test_top_n_beyond_the_process_count_lists_every_other_process(collect_proces
 
 
 def test_top_n_of_zero_lists_none(collect_processes):
-    assert collect_processes(0) == {"total": 9, "top": []}
+    assert collect_processes(0) == {"total": 9, "others_hidden": None, "top": []}
 
 
 def test_a_process_whose_uid_has_no_login_name_shows_the_uid_as_text(collect_processes, monkeypatch):

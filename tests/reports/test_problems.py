@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from fleetscope.warehouse import connect, ingest_pending
 from reports import build_site
-from tests.docfactory import GIB, document, gpu, gpu_process, iso_z, ok, spool_run, unreachable
+from tests.docfactory import GIB, document, gpu, gpu_process, iso_z, ok, spool_run, top_process, unreachable
 from tests.reports.pages import has_table, table
 
 T0 = datetime(2026, 11, 24, 8, 0)
@@ -39,6 +41,15 @@ def _docs(i: int, at: datetime) -> list:
     full = document("full01", at)
     full["disks"]["filesystems"][0].update(mount="/scratch", used_bytes=475 * GIB, free_bytes=25 * GIB)
 
+    # hidden01: /proc hides other users' processes from the collector since the last run (hidepid=); its GPU
+    # process's owner is then unknown
+    hidden = document("hidden01", at, gpus=[gpu(0, util=90, processes=[gpu_process(30, *(
+        (None, None) if last else ("frank", "python sim.py")))])])
+    hidden["processes"].update(total=12 if last else 400, others_hidden=last, top=[top_process(31, "monitor", "bash")])
+    # old01: a collector from before others_hidden: not known, not a problem
+    old = document("old01", at)
+    del old["processes"]["others_hidden"]
+
     results = [
         ok("hot01", at, document("hot01", at, gpus=hot)),
         ok("ecc01", at, document("ecc01", at, gpus=ecc)),
@@ -46,6 +57,8 @@ def _docs(i: int, at: datetime) -> list:
         ok("skew01", at, skew),
         ok("full01", at, full),
         ok("fine01", at, document("fine01", at, gpus=[gpu(0, util=70)])),
+        ok("hidden01", at, hidden),
+        ok("old01", at, old),
         # answers, but its collector could not read the disks at the last run: the rest of it is stored
         ok("partial01", at, document("partial01", at, errors=[
             {"subsystem": "disks", "type": "PermissionError", "message": "[Errno 13] Permission denied: '/data'"}]
@@ -168,6 +181,38 @@ def test_clock_skew_and_full_disks(problems_html):
 def test_problem_count_is_on_every_page(problems_data, tmp_path):
     with contextlib.closing(connect(problems_data)) as con:
         site = build_site(con, tmp_path / "site", now=NOW, settings=HALF_HOUR).parent
-    # down01, flaky01, partial01, hot01 GPU 0, ecc01 GPU 0, held01 GPU 0 and 1, skew01, full01
+    # down01, flaky01, partial01, hot01 GPU 0, ecc01 GPU 0, held01 GPU 0 and 1, skew01, full01, hidden01
     for page in ("index.html", "users.html", "problems.html", "hosts/fine01.html"):
-        assert '<span class="count">9</span>' in (site / page).read_text(encoding="utf-8"), page
+        assert '<span class="count">10</span>' in (site / page).read_text(encoding="utf-8"), page
+
+
+def test_hosts_whose_proc_hides_other_users_processes(problems_data, problems_html, tmp_path):
+    """At each host's latest sample: hidden01 hides them since its last run; old01's collector does not say."""
+    (row,) = table(problems_html, "problems-hidden")
+    assert (row["Host"], row["Processes it could see"]) == ("hidden01", "12")
+    assert "hidepid=" in problems_html and "gid=" in problems_html
+    site = Path(problems_html_path(problems_data, tmp_path))
+    host = " ".join((site / "hosts" / "hidden01.html").read_text(encoding="utf-8").split())
+    assert "of the 12 the collector could see" in host and "hides other users' processes" in host
+    fine = " ".join((site / "hosts" / "fine01.html").read_text(encoding="utf-8").split())
+    assert "hidepid" not in fine
+    old = " ".join((site / "hosts" / "old01.html").read_text(encoding="utf-8").split())
+    assert "hidepid" not in old
+    latest = {h["host"]: h for h in json.loads((site / "data" / "latest.json").read_text())["hosts"]}
+    assert (latest["hidden01"]["processes_hidden"], latest["fine01"]["processes_hidden"],
+            latest["old01"]["processes_hidden"]) == (True, False, None)
+    assert [[p["user"] for p in g["processes"]] for g in latest["hidden01"]["gpus"]] == [[None]]
+
+
+def problems_html_path(data, tmp_path) -> Path:
+    with contextlib.closing(connect(data)) as con:
+        return build_site(con, tmp_path / "site", now=NOW, settings=HALF_HOUR).parent
+
+
+def test_no_host_hiding_processes_says_so(tmp_path):
+    """The first run alone: hidden01 did not hide them yet."""
+    spool_run(tmp_path / "data", RUNS[0], _docs(0, RUNS[0]))
+    assert not ingest_pending(tmp_path / "data").rejected
+    html = build(tmp_path / "data", tmp_path / "site")
+    assert not has_table(html, "problems-hidden")
+    assert "The collector sees every process on every host." in html

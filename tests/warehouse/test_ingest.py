@@ -300,3 +300,37 @@ def test_a_document_stopped_at_its_time_limit_tells_no_inventory(tmp_path):
     assert count(tmp_path, "SELECT gpu_count FROM host_samples ORDER BY ts") == [(1,), (None,), (1,)]
     assert count(tmp_path, "SELECT status, errors FROM host_status ORDER BY ts") == [
         ("ok", 0), ("ok", 3), ("ok", 0)]
+
+
+def test_processes_seen_and_hidden_are_stored_apart_from_the_threads(tmp_path):
+    """procs_total is the kernel's thread count (load), procs_visible the processes the collector saw, and
+    procs_hidden whether /proc hid other users' processes from it; null from a collector that does not say.
+    Files written before these columns read them as NULL beside new ones."""
+    hidden, old = f.document("gpu01", T0), f.document("cpu01", T0)
+    hidden["processes"].update(total=12, others_hidden=True)
+    del old["processes"]["others_hidden"]
+    f.spool_run(tmp_path, T0, [f.ok("gpu01", T0, hidden), f.ok("cpu01", T0, old)])
+    assert not ingest_pending(tmp_path).rejected
+    sql = "SELECT host, procs_total, procs_visible, procs_hidden FROM host_samples ORDER BY ts, host"
+    assert count(tmp_path, sql) == [("cpu01", 520, 400, None), ("gpu01", 520, 12, True)]
+
+    # as an older fleetscope wrote them: without the two columns
+    con = duckdb.connect()
+    for file in (tmp_path / "host_samples").glob("date=*/*.parquet"):
+        con.execute(f"COPY (SELECT * EXCLUDE (procs_visible, procs_hidden) FROM '{file}') TO '{file}.old' "
+                    "(FORMAT parquet)")
+        file.with_name(file.name + ".old").replace(file)
+    con.close()
+    later = T0 + timedelta(minutes=5)
+    f.spool_run(tmp_path, later, [f.ok("cpu01", later, f.document("cpu01", later))])
+    assert not ingest_pending(tmp_path).rejected
+    assert count(tmp_path, sql) == [("cpu01", 520, None, None), ("gpu01", 520, None, None),
+                                    ("cpu01", 520, 400, False)]
+
+
+def test_a_processes_hidden_flag_that_is_not_true_or_false_is_refused(tmp_path):
+    doc = f.document("cpu01", T0)
+    doc["processes"]["others_hidden"] = "yes"
+    f.spool_run(tmp_path, T0, [f.ok("cpu01", T0, doc)])
+    report = ingest_pending(tmp_path)
+    assert len(report.rejected) == 1 and "processes.others_hidden" in report.rejected[0]

@@ -66,7 +66,7 @@ CREATE TABLE host_samples (
     load1               DOUBLE,
     load5               DOUBLE,
     load15              DOUBLE,
-    procs_total         INTEGER,
+    procs_total         INTEGER,    -- threads (the kernel's scheduling entities, /proc/loadavg); processes: procs_visible
     mem_total_bytes     BIGINT,
     mem_used_bytes      BIGINT,
     mem_available_bytes BIGINT,
@@ -82,7 +82,9 @@ CREATE TABLE host_samples (
     fs_max_used_mount   VARCHAR,
     boot_time           TIMESTAMP,  -- a change means the counters restarted
     gpu_count           INTEGER,
-    gpu_reason          VARCHAR     -- why there are no GPUs (null when NVML answered)
+    gpu_reason          VARCHAR,    -- why there are no GPUs (null when NVML answered)
+    procs_visible       INTEGER,    -- processes the collector could see (all, unless procs_hidden)
+    procs_hidden        BOOLEAN     -- /proc hides other users' processes from the collector (hidepid=)
 );
 
 CREATE TABLE gpu_samples (
