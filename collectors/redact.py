@@ -8,7 +8,10 @@ Rules, applied per argument (and per word inside an argument holding spaces, as 
   Bearer x``): the next word becomes ``<redacted>``, unless it starts with ``-`` (then it is an option);
 - ``scheme://user:password@host``: the password becomes ``<redacted>``;
 - ``-u user:password`` and ``--user user:password`` (``--user=...``; curl, and ``-U``/``--proxy-user``):
-  what follows the first ``:`` becomes ``<redacted>`` (``python -u train.py`` holds no ``:``).
+  what follows the first ``:`` becomes ``<redacted>`` (``python -u train.py`` holds no ``:``), also where it
+  is written into the flag (``-ualice:password``);
+- a password written into ``-p`` (``-phunter2``) after a word naming a program that takes it so: mysql and
+  mariadb's tools, sshpass (PASSWORD_PROGRAMS); the rest of the word becomes ``<redacted>``.
 
 A name looks like a secret when it contains pass, token, secret, key, auth or credential (any case).
 Redacting too much is the safe error. The result is capped at MAX_COMMAND characters.
@@ -28,6 +31,11 @@ SECRET_WORDS = ("pass", "token", "secret", "key", "auth", "credential")
 SHORT_SECRET_FLAGS = ("-p",)  # mysql/sshpass style; a redacted port number is harmless
 AUTH_SCHEMES = ("bearer", "basic", "token", "digest")
 USER_FLAGS = ("-u", "--user", "-U", "--proxy-user")  # curl's user:password
+#: Programs whose -p takes the password written into it (mysql -phunter2, sshpass -phunter2): a word whose file
+#: name starts with one of these (mysql, mysqldump, mariadb-dump...) or is one of PASSWORD_PROGRAM_NAMES. Only
+#: after one, since elsewhere -p<text> is mostly something else (gcc -pthread, mkdir -pv).
+PASSWORD_PROGRAMS = ("mysql", "mariadb")
+PASSWORD_PROGRAM_NAMES = ("sshpass",)
 
 _secret_pattern = []  # re.compile("pass|token|...", re.IGNORECASE), compiled for the first non-ASCII name
 
@@ -69,10 +77,14 @@ def _redact_words(words):
     out = []
     pending = False  # the previous word asked for its value to be hidden
     user = False  # the previous word was -u/--user: a user:password may follow
+    program = False  # a word so far named a program whose -p takes the password written into it
     for word in words:
         if not word:
             out.append(word)
             continue
+        if not program:
+            name = word.rpartition("/")[2].lstrip("'\"")  # sh -c 'mysql ...' split on spaces: 'mysql
+            program = name.startswith(PASSWORD_PROGRAMS) or name in PASSWORD_PROGRAM_NAMES
         if pending and not word.startswith("-"):
             if word.lower() in AUTH_SCHEMES:  # "Authorization: Bearer <token>": hide the token
                 out.append(word)
@@ -84,6 +96,15 @@ def _redact_words(words):
             out.append(word.partition(":")[0] + ":" + REDACTED)
             user = False
             continue
+        if len(word) > 2 and word.split() == [word]:  # a value written into a short flag (no whitespace)
+            if word[:2] in ("-u", "-U") and ":" in word:  # curl -ualice:password
+                out.append(word.partition(":")[0] + ":" + REDACTED)
+                pending = user = False
+                continue
+            if program and word.startswith("-p"):  # mysql -phunter2
+                out.append("-p" + REDACTED)
+                pending = user = False
+                continue
         user = word in USER_FLAGS
         pending = _is_secret_flag(word)
         out.append(word if pending else _redact_word(word))

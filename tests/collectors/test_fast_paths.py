@@ -46,6 +46,7 @@ _OLD_ASSIGNMENT = re.compile(r"""([\w.-]+)=("[^"]*"|'[^']*'|[^\s&;,"']+)""")
 _OLD_URL_PASSWORD = re.compile(r"([A-Za-z][\w+.-]*://[^\s:/@]*):[^\s@/]*@")
 _OLD_SECRET_FLAG = re.compile(r"-{1,2}([A-Za-z_][\w.-]*)|([A-Za-z_][\w-]*):")
 _OLD_SPACES = re.compile(r"(\s+)")
+_OLD_PASSWORD_PROGRAM = re.compile(r"(?:.*/)?['\"]*(?:(?:mysql|mariadb)[^/]*|sshpass)", re.DOTALL)
 
 
 def _old_redact_argv(argv, limit=_OLD_MAX_COMMAND):
@@ -60,11 +61,13 @@ def _old_redact_command(command, limit=_OLD_MAX_COMMAND):
 
 def _old_redact_words(words):
     out = []
-    pending = user = False
+    pending = user = program = False
     for word in words:
         if not word:
             out.append(word)
             continue
+        # added with the string version's rules for values written into -u and -p
+        program = program or bool(_OLD_PASSWORD_PROGRAM.fullmatch(word))
         if pending and not word.startswith("-"):
             if word.lower() in _OLD_AUTH_SCHEMES:
                 out.append(word)
@@ -76,6 +79,15 @@ def _old_redact_words(words):
             out.append(m.group(1) + ":" + _OLD_REDACTED)
             user = False
             continue
+        if not any(c.isspace() for c in word):
+            if m := re.fullmatch(r"(-[uU][^:]*):(.*)", word, re.DOTALL):
+                out.append(m.group(1) + ":" + _OLD_REDACTED)
+                pending = user = False
+                continue
+            if program and re.fullmatch(r"-p.+", word, re.DOTALL):
+                out.append("-p" + _OLD_REDACTED)
+                pending = user = False
+                continue
         user = word in _OLD_USER_FLAGS
         pending = _old_is_secret_flag(word)
         out.append(word if pending else _old_redact_word(word))
@@ -116,6 +128,8 @@ def _old_cap(command, limit):
 PIECES = [
     "--password=", "--password", "-password=", "--db-pass", "-p", "-p=", "--token", "--api-key=", "--auth",
     "-u", "--user", "--user=", "-U", "--proxy-user", "alice:pw",
+    "mysql", "/usr/bin/mysqldump", "mariadb-dump", "sshpass", "x/sshpass", "mysql/x", "'mysql", "\"/bin/sshpass",
+    "-phunter2", "-p:", "-ua:b", "-U:", "-u:x", "-pthread",
     "-x", "--", "-", "token:", "Token:", "Authorization:", "X-Auth-Token:", "Bearer", "basic", "DIGEST", "token",
     "user:pw@host", "scheme://u:p@h/x", "https://", "mongodb+srv://a:b:c@h", "://", ":", "/", "@", "?",
     "KEY=val", "API_KEY=", "aws_secret=", "credential=", "x=1", "=", '"', "'", '="a b"', "='x'", "&", ";", ",",
@@ -181,6 +195,8 @@ REDACTION_EXAMPLES = [
     "---token=x --=x -_=x _: :x x::",
     "²key=1 key²=1 ٣token=x",
     "a.token: v x-token.x: v -a.token v",
+    "sh -c 'mysql -phunter2' && \"/bin/sshpass -px ssh -p22 h\" -ualice:pw -U: -u",
+    "make -C mysql/src -pj gcc -pthread mkdir -p /var/lib/mysql -pv mariadb-dump -p -p=x",
 ]
 
 

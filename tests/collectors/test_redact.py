@@ -27,6 +27,14 @@ R = REDACTED
     (["curl", "--user", "alice:hun:ter2", "-U", "proxy:pw"], f"curl --user alice:{R} -U proxy:{R}"),
     (["curl", "--user=alice:hunter2"], f"curl --user=alice:{R}"),
     (["sh", "-c", "curl -s -u bob:hunter2 h"], f"sh -c curl -s -u bob:{R} h"),
+    # a value written into the short flag: curl -ualice:password, mysql -phunter2 (they leaked)
+    (["curl", "-ualice:hunter2", "-Uproxy:pw", "https://h/"], f"curl -ualice:{R} -Uproxy:{R} https://h/"),
+    (["mysql", "-uroot", "-phunter2", "db"], f"mysql -uroot -p{R} db"),
+    (["/usr/bin/mysqldump", "-h", "db1", "-phunter2", "shop"], f"/usr/bin/mysqldump -h db1 -p{R} shop"),
+    (["mariadb-admin", "-pS3cret", "status"], f"mariadb-admin -p{R} status"),
+    (["sshpass", "-phunter2", "ssh", "-p2222", "h"], f"sshpass -p{R} ssh -p{R} h"),
+    (["env", "MYSQL_HOST=db1", "mysql", "-phunter2"], f"env MYSQL_HOST=db1 mysql -p{R}"),
+    (["bash", "-c", "mysql -phunter2 -e 'select 1'"], f"bash -c mysql -p{R} -e 'select 1'"),
 ])
 def test_secrets_are_redacted(argv, expected):
     assert redact_argv(argv) == expected
@@ -38,6 +46,10 @@ def test_secrets_are_redacted(argv, expected):
     ["app", "--auth-required", "--port", "8080"],  # a secret-looking flag followed by another option
     ["[kworker/0:1]"],
     ["python", "-u", "train.py", "--user", "alice"],  # -u and --user without a password
+    ["psql", "-Upostgres", "-dshop"],  # -U written into, without a password
+    ["gcc", "-pthread", "-pedantic", "x.c"],  # -p<text> is a password only after mysql, mariadb, sshpass
+    ["mkdir", "-pv", "/scratch/mysql"],  # mysql here names no program: it ends the command
+    ["make", "-C", "mysql-client/src", "-pj"],  # a folder of that name is not the program either
 ])
 def test_ordinary_commands_are_kept(argv):
     assert redact_argv(argv) == " ".join(argv)
@@ -45,6 +57,10 @@ def test_ordinary_commands_are_kept(argv):
 
 def test_a_command_string_keeps_its_spacing():
     assert redact_command("python  train.py --token=abc\t-x 1") == f"python  train.py --token={R}\t-x 1"
+
+
+def test_a_quoted_program_in_a_command_string_is_still_the_program():
+    assert redact_command("sh -c 'mysql -phunter2'") == f"sh -c 'mysql -p{R}"
 
 
 def test_secret_flag_at_the_end_hides_nothing_and_does_not_fail():
