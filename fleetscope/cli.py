@@ -364,7 +364,7 @@ def cmd_hosts(args) -> int:
             which = f"--limit {args.limit!r} matches no host of {path}" if args.limit else f"{path} has no hosts"
             _say(f"fleetscope hosts check: nothing checked: {which}")
             return EXIT_ANSIBLE
-        names = ["host", "status", "ssh", "python", "nvml"]
+        names = ["host", "status", "ssh", "python", "nvml", "processes"]
         print(format_table(names, [[r[n] for n in names] for r in rows]))
         for r in rows:
             if r["message"]:

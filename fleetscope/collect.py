@@ -609,7 +609,7 @@ def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | 
     host_timeout = int(settings.get("collect", "host_timeout_s"))
     private, envvars = runner_env(data_dir, None, int(settings.get("collect", "connect_timeout_s")), bundle)
     facts, cache_args = fact_cache(data_dir, envvars)  # the interpreters it discovers, for collect to use
-    rows = {h: {"host": h, "status": "timeout", "ssh": "", "python": "", "nvml": "",
+    rows = {h: {"host": h, "status": "timeout", "ssh": "", "python": "", "nvml": "", "processes": "",
                 "message": "no answer before the time limit"} for h in hosts}
 
     def on_event(event: dict) -> bool:
@@ -623,13 +623,7 @@ def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | 
         row.update(status=status, message=message, ssh="ok" if status != "unreachable" else "failed")
         doc = res.get("document") if status == "ok" else None
         if doc:
-            h, g = doc.get("host") or {}, doc.get("gpus") or {}
-            row["python"] = h.get("python") or ""
-            if g.get("available"):
-                row["nvml"] = f"{len(g.get('devices') or [])} GPU(s), driver {h.get('nvidia_driver')}"
-            else:
-                row["nvml"] = g.get("reason") or "unknown"
-            row["message"] = "; ".join(f"{e.get('subsystem')}: {e.get('message')}" for e in doc.get("errors") or [])
+            row.update(check_row(doc))
         return False
 
     ansible_runner.run(
@@ -646,6 +640,23 @@ def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | 
     except OSError:  # a check stores nothing else either
         pass
     return [rows[h] for h in hosts]
+
+
+def check_row(doc: dict) -> dict[str, str]:
+    """`hosts check`'s columns python, nvml and processes, and its message, from a host's document."""
+    h, g, p = doc.get("host") or {}, doc.get("gpus") or {}, doc.get("processes") or {}
+    if g.get("available"):
+        nvml = f"{len(g.get('devices') or [])} GPU(s), driver {h.get('nvidia_driver')}"
+    else:
+        nvml = g.get("reason") or "unknown"
+    notes = [f"{e.get('subsystem')}: {e.get('message')}" for e in doc.get("errors") or []]
+    hidden = p.get("others_hidden")
+    if hidden:
+        notes.append("processes: /proc hides other users' processes from this account (hidepid=): their processes "
+                     "and the owners of their GPU processes will be unknown; add the account to the group named by "
+                     "/proc's gid= mount option")
+    return {"python": h.get("python") or "", "nvml": nvml, "message": "; ".join(notes),
+            "processes": {True: "own only (hidepid)", False: "all"}.get(hidden, "")}
 
 
 def stage_bundle(settings: Settings, warn: Callable[[str], None] | None = None) -> tuple[Path, dict[str, dict]]:

@@ -1,10 +1,12 @@
-"""`fleetscope hosts check` against real sshd: a good host, a refused key, a host without python3."""
+"""`fleetscope hosts check` against real sshd: a good host, a refused key, a host without python3; and the
+table's columns from a host's document."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 
+from fleetscope.collect import check_row
 from tests.conftest import PROJECT, bare_python, fleetscope_bin
 
 
@@ -32,8 +34,25 @@ def test_check_reports_ssh_python_and_nvml_per_host(sshd_fleet, tmp_path):
     details = dict(line.strip().split(": ", 1) for line in lines[end + 1:])
     version = subprocess.run([bare_python(), "-c", "import platform; print(platform.python_version())"],
                              capture_output=True, text=True).stdout.strip()
-    assert rows["good"][1:5] == ["ok", "ok", version, "no NVIDIA driver loaded (no /proc/driver/nvidia/version)"]
+    assert rows["good"][1:6] == ["ok", "ok", version, "no NVIDIA driver loaded (no /proc/driver/nvidia/version)",
+                                 "all"]  # this machine's /proc hides no process
     assert rows["badkey"][1:3] == ["unreachable", "failed"] and "Permission denied" in details["badkey"]
     assert rows["nopython"][1:3] == ["failed", "ok"] and "/no/python3" in details["nopython"]
     assert "good" not in details
     assert not (tmp_path / "d" / "spool").exists(), "check stores nothing"
+
+
+def test_a_host_whose_proc_hides_other_users_processes_is_named_with_the_remedy():
+    doc = {"host": {"python": "3.11.2", "nvidia_driver": "580.65.06"},
+           "gpus": {"available": True, "devices": [{}, {}]}, "processes": {"others_hidden": True}, "errors": []}
+    row = check_row(doc)
+    assert (row["python"], row["nvml"], row["processes"]) == ("3.11.2", "2 GPU(s), driver 580.65.06",
+                                                            "own only (hidepid)")
+    assert "hidepid=" in row["message"] and "gid=" in row["message"]
+    doc["processes"]["others_hidden"] = False
+    assert check_row(doc)["processes"] == "all" and check_row(doc)["message"] == ""
+    del doc["processes"]["others_hidden"]  # a collector that cannot tell: nothing said
+    assert check_row(doc)["processes"] == "" and check_row(doc)["message"] == ""
+    doc["processes"] = None  # the subsystem failed: its error is the message
+    doc["errors"] = [{"subsystem": "processes", "message": "boom"}]
+    assert check_row(doc)["processes"] == "" and check_row(doc)["message"] == "processes: boom"
