@@ -5,7 +5,7 @@ Apart from gpus.py so that only hosts with the NVIDIA driver compile it (speed: 
 CPU, on every run). The constants, and the documented lists (THROTTLE_REASONS, DEVICE_FIELDS), stay in gpus.py.
 """
 
-from ._util import iso_z, owner_and_command, text
+from ._util import iso_z, owner, owners_and_commands, text
 from .gpus import (
     COMPUTE_MODES,
     DEVICE_FIELDS,
@@ -264,12 +264,22 @@ def _processes(reader, handle):
             if key in merged:
                 merged[key]["type"] = "compute+graphics"
                 continue
-            user, command = owner_and_command(p.pid)
-            merged[key] = {
+            merged[key] = {  # user and command: name_owners, for every GPU at once
                 "pid": int(p.pid), "type": kind, "gpu_mem_bytes": _id(getattr(p, "usedGpuMemory", None)),
-                "user": user, "command": command, "mig_gi": gi, "mig_ci": ci,
+                "user": None, "command": None, "mig_gi": gi, "mig_ci": ci,
             }
     return list(merged.values())
+
+
+def name_owners(devices):
+    """The user and command of every GPU's running processes, read once for all GPUs (a process on several
+    GPUs is read once), their command lines together (owners_and_commands: a process stuck in the kernel costs
+    a bounded wait, not the collection)."""
+    pids = sorted({p["pid"] for d in devices for p in d.get("processes") or []})
+    found = owners_and_commands(pids) if pids else {}
+    for d in devices:
+        for p in d.get("processes") or []:
+            p["user"], p["command"] = found.get(p["pid"], (None, None))
 
 
 def _accounting(reader, handle, since, now):
@@ -303,7 +313,7 @@ def _accounting_record(pid, s, since, now):
         return None
     return {
         "pid": int(pid),
-        "user": owner_and_command(pid)[0] if running else None,  # an ended pid may be reused
+        "user": owner(pid) if running else None,  # an ended pid may be reused
         "gpu_util_pct": _pct(s.gpuUtilization),
         "mem_util_pct": _pct(s.memoryUtilization),
         "max_mem_bytes": _id(s.maxMemoryUsage),

@@ -16,11 +16,12 @@ from ._util import (
     command_from_argv,
     get_psutil,
     iso_z,
+    owners_and_commands,
     page_size,
-    proc_argv,
-    proc_comm,
     read_bytes,
     read_text,
+    stuck_error,
+    stuck_reads,
     text,
     unescape_mount,
     user_hz,
@@ -46,8 +47,14 @@ def collect(ctx):
             chosen[s["pid"]] = s
     now = time.time()
     top = []
-    for s in sorted(chosen.values(), key=lambda s: (s["cpu_time_s"], s["rss_bytes"]), reverse=True):
-        details = _details_psutil(psutil, s["pid"]) if psutil is not None else _details_proc(s["pid"])
+    ordered = sorted(chosen.values(), key=lambda s: (s["cpu_time_s"], s["rss_bytes"]), reverse=True)
+    stuck = len(stuck_reads)
+    found = _details_proc([s["pid"] for s in ordered]) if psutil is None else None
+    error = stuck_error("processes.command", stuck)
+    if error is not None:
+        ctx.setdefault("errors", []).append(error)
+    for s in ordered:
+        details = _details_psutil(psutil, s["pid"]) if psutil is not None else found.get(s["pid"])
         if details is None:  # exited since the first pass
             continue
         user, command, state = details
@@ -159,21 +166,16 @@ def _rss_exact(pid, approximate):
         return approximate
 
 
-def _details_proc(pid):
-    try:
-        uid = os.stat(f"{PROC}/{pid}").st_uid
-        state = stat_fields(pid)[0].decode("utf-8", "replace")
-    except OSError:
-        return None
-    try:
-        argv = proc_argv(pid)
-        comm = proc_comm(pid) if not argv else None
-        command = command_from_argv(argv, comm)
-    except (FileNotFoundError, ProcessLookupError):  # exited since the first pass: skipped, as psutil's path
-        return None
-    except OSError:  # there, but not ours to read
-        command = None
-    return user_name(uid), command, state
+def _details_proc(pids):
+    """{pid: (user, command, state)} of the chosen processes that still run; their command lines are read
+    together, by a thread that a process stuck in the kernel cannot hold up for long (read_many)."""
+    states = {}
+    for pid in pids:
+        try:
+            states[pid] = stat_fields(pid)[0].decode("utf-8", "replace")
+        except OSError:  # exited since the first pass: skipped, as psutil's path
+            continue
+    return {pid: (user, command, states[pid]) for pid, (user, command) in owners_and_commands(list(states)).items()}
 
 
 def _stats_psutil(psutil):
