@@ -81,11 +81,15 @@ CAP_SYS_PTRACE = 19
 
 def others_hidden():
     """True where /proc hides other users' processes from this process, False where it shows them all, None
-    where that cannot be told (no proc mount at PROC in /proc/self/mounts, a hidepid= value not known here).
+    where that cannot be told (no proc mount at PROC in /proc/self/mounts; a hidepid= value not known here, to
+    a process that may ptrace every other).
 
-    The kernel shows a process of another user under hidepid=1 or 2 to a process in the mount's gid= group
-    (group 0 where the mount names none), and under any hidepid to one that may ptrace it, which for another
-    user's process takes CAP_SYS_PTRACE (root has it, outside containers that drop it)."""
+    Under hidepid= the kernel shows another user's process to a process in the mount's gid= group (not under
+    ptraceable) or one that may ptrace it, which takes CAP_SYS_PTRACE (root has it, outside containers that
+    drop it). Rather than redo that rule (in a user namespace the mount's gid= and the process's groups and
+    capabilities are not counted alike, and a security module may hide more), the kernel is asked: every host
+    runs root's processes (init, kernel threads), so one that cannot read any other user's process is kept
+    from them, unless it may ptrace every process."""
     try:
         mounts = read_bytes(PROC + "/self/mounts").splitlines()
     except OSError:
@@ -99,17 +103,29 @@ def others_hidden():
     if options is None:
         return None
     level = _HIDEPID.get(options.get(b"hidepid", b"0"))
-    if level is None:
-        return None
-    if level == 0 or _may_ptrace_all():
+    if level == 0:
         return False
-    if level == 4:
-        return True  # gid= does not apply to ptraceable
-    try:
-        gid = int(options.get(b"gid", b"0"))
-        return gid != os.getegid() and gid not in os.getgroups()
-    except (ValueError, OSError):
-        return None
+    if _reads_another_users_process():
+        return False
+    if _may_ptrace_all():  # root: another user's process would have been there to read; none runs now
+        return None if level is None else False
+    return True
+
+
+def _reads_another_users_process():
+    """Whether this process can read the /proc/<pid>/stat of a process of another user (the first it finds)."""
+    me = os.geteuid()
+    for name in os.listdir(PROC):
+        if not name.isdigit():
+            continue
+        try:
+            if os.stat(f"{PROC}/{name}").st_uid == me:
+                continue
+            read_bytes(f"{PROC}/{name}/stat")  # hidepid=noaccess lists the folder, but refuses its files
+        except OSError:
+            continue
+        return True
+    return False
 
 
 def _may_ptrace_all():

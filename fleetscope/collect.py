@@ -652,9 +652,9 @@ def check_row(doc: dict) -> dict[str, str]:
     notes = [f"{e.get('subsystem')}: {e.get('message')}" for e in doc.get("errors") or []]
     hidden = p.get("others_hidden")
     if hidden:
-        notes.append("processes: /proc hides other users' processes from this account (hidepid=): their processes "
-                     "and the owners of their GPU processes will be unknown; add the account to the group named by "
-                     "/proc's gid= mount option")
+        notes.append("processes: /proc hides other users' processes from this account (hidepid=): their processes, "
+                     "and the owners or commands of their GPU processes, will be missing; add the account to the "
+                     "group named by /proc's gid= mount option (under hidepid=ptraceable, only CAP_SYS_PTRACE helps)")
     return {"python": h.get("python") or "", "nvml": nvml, "message": "; ".join(notes),
             "processes": {True: "own only (hidepid)", False: "all"}.get(hidden, "")}
 

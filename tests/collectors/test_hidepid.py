@@ -32,37 +32,39 @@ def fake_proc(tmp_path, monkeypatch, options, capeff="0000000000000000", mount_a
         f"proc {at} proc rw,nosuid,nodev,noexec,relatime{options} 0 0\n"
         "tmpfs /run tmpfs rw 0 0\n")
     (root / "self" / "status").write_text(f"Name:\tpython3\nCapInh:\t0000000000000000\nCapEff:\t{capeff}\n")
+    (root / "1").mkdir()  # a process, this test's user's (the test's files are)
+    (root / "1" / "stat").write_text("1 (init) S 0 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0\n")
     monkeypatch.setattr(processes, "PROC", str(root))
     monkeypatch.setattr(_util, "PROC", str(root))
     return root
 
 
-@pytest.mark.parametrize(("options", "capeff", "groups", "hidden"), [
-    ("", "0000000000000000", [1000], False),                          # no hidepid
-    (",hidepid=0", "0000000000000000", [1000], False),
-    (",hidepid=off", "0000000000000000", [1000], False),
-    (",hidepid=invisible", "0000000000000000", [1000], True),
-    (",hidepid=2", "0000000000000000", [1000], True),                  # older kernels write the number
-    (",hidepid=noaccess", "0000000000000000", [1000], True),           # listed, but not readable
-    (",hidepid=1", "0000000000000000", [1000], True),
-    (",hidepid=ptraceable", "0000000000000000", [1000], True),
-    (",hidepid=4", "0000000000000000", [1000], True),
-    (",hidepid=invisible", CAP_SYS_PTRACE_ONLY, [1000], False),       # root: CAP_SYS_PTRACE
-    (",hidepid=ptraceable", CAP_SYS_PTRACE_ONLY, [1000], False),
-    (",hidepid=invisible", "000001ffffffffff", [1000], False),         # root's full set
-    (",hidepid=invisible", f"{(1 << 41) - 1 - (1 << 19):016x}", [1000], True),  # all but CAP_SYS_PTRACE
-    (",hidepid=invisible,gid=4242", "0000000000000000", [1000, 4242], False),  # in the gid= group
-    (",hidepid=noaccess,gid=4242", "0000000000000000", [4242], False),
-    (",hidepid=invisible,gid=4242", "0000000000000000", [1000, 4243], True),
-    (",hidepid=ptraceable,gid=4242", "0000000000000000", [4242], True),  # gid= does not apply to ptraceable
-    (",hidepid=invisible", "0000000000000000", [0], False),            # no gid=: group 0 is exempt
-    (",hidepid=invisible,subset=pid", "0000000000000000", [1000], True),
-    (",hidepid=7", "0000000000000000", [1000], None),                   # a value not known here
+@pytest.mark.parametrize(("options", "capeff", "others_readable", "hidden"), [
+    ("", "0000000000000000", False, False),                             # no hidepid: nothing hidden
+    (",hidepid=0", "0000000000000000", False, False),
+    (",hidepid=off", "0000000000000000", False, False),
+    (",hidepid=invisible", "0000000000000000", False, True),            # no other user's process to read
+    (",hidepid=2", "0000000000000000", False, True),                    # older kernels write the number
+    (",hidepid=noaccess", "0000000000000000", False, True),
+    (",hidepid=1", "0000000000000000", False, True),
+    (",hidepid=ptraceable", "0000000000000000", False, True),
+    (",hidepid=4", "0000000000000000", False, True),
+    (",hidepid=invisible,subset=pid", "0000000000000000", False, True),
+    (",hidepid=invisible", "0000000000000000", True, False),            # it reads one: exempt (gid=, ...)
+    (",hidepid=ptraceable,gid=4242", "0000000000000000", True, False),  # whatever the options say
+    (",hidepid=invisible", CAP_SYS_PTRACE_ONLY, False, False),          # root: it may ptrace every process
+    (",hidepid=invisible", "000001ffffffffff", False, False),           # root's full set
+    (",hidepid=invisible", f"{(1 << 41) - 1 - (1 << 19):016x}", False, True),  # all but CAP_SYS_PTRACE
+    (",hidepid=7", "0000000000000000", False, True),                    # a value not known here: the kernel
+    (",hidepid=7", "0000000000000000", True, False),
+    (",hidepid=7", CAP_SYS_PTRACE_ONLY, False, None),                   # ... or not known
 ])
-def test_the_kernels_rule(tmp_path, monkeypatch, options, capeff, groups, hidden):
+def test_the_kernels_answer(tmp_path, monkeypatch, options, capeff, others_readable, hidden):
+    """The fake /proc lists one process, whose files belong to this test's user: "another user's" is had by
+    making this process another uid."""
     fake_proc(tmp_path, monkeypatch, options, capeff)
-    monkeypatch.setattr(os, "getegid", lambda: groups[0])
-    monkeypatch.setattr(os, "getgroups", lambda: list(groups[1:]))
+    if others_readable:
+        monkeypatch.setattr(os, "geteuid", lambda: os.stat(tmp_path / "proc" / "1").st_uid + 1)
     assert processes.others_hidden() is hidden
 
 
@@ -71,8 +73,6 @@ def test_the_proc_mount_on_top_decides(tmp_path, monkeypatch):
     root = fake_proc(tmp_path, monkeypatch, "")
     mounts = root / "self" / "mounts"
     mounts.write_text(mounts.read_text() + f"proc {root} proc rw,hidepid=invisible 0 0\n")
-    monkeypatch.setattr(os, "getegid", lambda: 1000)
-    monkeypatch.setattr(os, "getgroups", lambda: [])
     assert processes.others_hidden() is True
 
 
@@ -88,8 +88,6 @@ def test_a_path_with_a_space_is_matched_unescaped(tmp_path, monkeypatch):
                                          f"proc {str(root).replace(' ', chr(92) + '040')} proc rw,hidepid=2 0 0\n")
     (root / "self" / "status").write_text("CapEff:\t0000000000000000\n")
     monkeypatch.setattr(processes, "PROC", str(root))
-    monkeypatch.setattr(os, "getegid", lambda: 1000)
-    monkeypatch.setattr(os, "getgroups", lambda: [])
     assert processes.others_hidden() is True
 
 

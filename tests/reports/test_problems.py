@@ -216,3 +216,29 @@ def test_no_host_hiding_processes_says_so(tmp_path):
     html = build(tmp_path / "data", tmp_path / "site")
     assert not has_table(html, "problems-hidden")
     assert "The collector sees every process on every host." in html
+
+
+def test_hidden_processes_are_judged_at_each_hosts_latest_sample_and_a_retired_host_is_left_out(tmp_path):
+    """hid01 hides them at its latest sample; was01 did until its latest; gone01 did at its last run, an hour
+    ago, and reports no processes (its host page says why there are none); once out of the inventory it is
+    retired and no longer a problem."""
+    data = tmp_path / "data"
+    for i, at in enumerate(RUNS):
+        last = i == len(RUNS) - 1
+        hid, was, gone = document("hid01", at), document("was01", at), document("gone01", at)
+        hid["processes"].update(others_hidden=last, top=[top_process(5, "monitor", "bash")])
+        was["processes"].update(others_hidden=not last, top=[top_process(6, "monitor", "bash")])
+        gone["processes"].update(others_hidden=True, top=[], total=1)
+        spool_run(data, at, [ok("hid01", at, hid), ok("was01", at, was)] + ([ok("gone01", at, gone)] if i < 2 else []))
+    assert not ingest_pending(data).rejected
+    listed = {r["Host"] for r in table(build(data, tmp_path / "site"), "problems-hidden")}
+    assert listed == {"hid01", "gone01"}
+    page = " ".join((tmp_path / "site" / "hosts" / "gone01.html").read_text(encoding="utf-8").split())
+    assert "No process list at the latest sample. <code>/proc</code> on this host hides other users'" in page
+    was = " ".join((tmp_path / "site" / "hosts" / "was01.html").read_text(encoding="utf-8").split())
+    assert "hidepid" not in was
+    with contextlib.closing(connect(data)) as con:
+        index = build_site(con, tmp_path / "inventory-site", now=NOW, settings=HALF_HOUR,
+                           inventory_hosts={"hid01": {}, "was01": {}})
+    html = (index.parent / "problems.html").read_text(encoding="utf-8")
+    assert {r["Host"] for r in table(html, "problems-hidden")} == {"hid01"}
