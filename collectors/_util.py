@@ -181,7 +181,10 @@ def owner(pid):
     """The user a live pid runs as, or None (exited, or hidden from us); no command line is read."""
     psutil = get_psutil()
     if psutil is not None:
-        return owner_and_command(pid)[0]
+        try:
+            return text(psutil.Process(pid).username())
+        except (psutil.NoSuchProcess, psutil.AccessDenied, KeyError):
+            return None
     try:
         return user_name(os.stat(f"{PROC}/{pid}").st_uid)
     except OSError:
@@ -236,68 +239,104 @@ def read_many(paths, most=None, wait=None):
     """[each path's bytes, or the OSError reading it raised, or None where it was not read] in order, read by a
     helper thread. For reads that can wait on another process: /proc/<pid>/cmdline takes the lock of that
     process's memory map, which a thread of it stuck in the kernel (a page fault on a hung NFS mount, a GPU
-    driver waiting on a GPU that fell off the bus) can hold for ever; `ps` hangs there too. Read here, such a
-    path costs `wait` seconds (STUCK_READ_S), is left out (None, and named in stuck_reads) and the paths after it
-    are read by a new thread; after MAX_STUCK_READS of them in the process, the rest are not tried. The stuck
-    thread stays blocked until the process ends. speed: one thread for the process and one hand-over per call
-    (a hand-over per path cost ~60 us, a tenth of a collection's CPU for 35 processes)."""
+    driver waiting on a GPU that fell off the bus) can hold for ever; `ps` hangs there too. Read here, a path
+    whose read has not finished `wait` seconds (STUCK_READ_S) after the read before it, 1-2 x `wait` after it
+    began, is left out (None, and named in stuck_reads) and the paths after it are read by a new thread; after
+    MAX_STUCK_READS of them in the process, the rest are not tried. The stuck thread stays blocked until the
+    process ends, and stops should it wake. Another exception than OSError is raised here, as a read in this
+    thread would raise it. Where no thread can be started (a host at its limit), the paths are read in this
+    thread, as before. speed: one thread for the process and one hand-over per call (a hand-over per path cost
+    ~60 us, a tenth of a collection's CPU for 35 processes)."""
     wait = STUCK_READ_S if wait is None else wait
     results = [None] * len(paths)
     first = 0
     while first < len(paths) and len(stuck_reads) < MAX_STUCK_READS:
-        if not _reader:
-            import _thread  # the bootstrap's own threads are _thread's too: no threading module to import
-
-            jobs, wake = [], _thread.allocate_lock()
-            wake.acquire()
-            _thread.start_new_thread(_read_jobs, (jobs, wake))
-            _reader[:] = [jobs, wake]
-        jobs, wake = _reader
         job = _ReadJob(paths[first:], most)
-        jobs.append(job)
-        wake.release()  # at most one job waits at a time: this caller waits for it below
-        seen = 0
-        while not job.done.acquire(timeout=wait) and job.next != seen:  # some read finished meanwhile
-            seen = job.next
-        got = job.next  # results[:got] are written (next is counted after each result)
+        stuck = None
+        if _hand_over(job):
+            seen = 0
+            while not job.done.acquire(timeout=wait):
+                if job.next == seen:  # no read finished in `wait` s: the one at `seen` is stuck
+                    job.cancelled = True  # its thread stops there, should it ever wake
+                    stuck = seen
+                    break
+                seen = job.next
+        else:
+            _read_job(job)
+        got = job.next if stuck is None else stuck  # results[:got] are written (next counts after each)
         results[first:first + got] = job.results[:got]
-        if got == len(job.paths):
+        if job.error is not None and stuck is None:
+            raise job.error
+        if stuck is None:
             break
-        stuck = first + got
-        stuck_reads.append(paths[stuck])
+        stuck_reads.append(paths[first + stuck])
         del _reader[:]  # that thread is stuck in the kernel: the next read gets another
-        first = stuck + 1
+        first += stuck + 1
     return results
 
 
 class _ReadJob:
-    __slots__ = ("paths", "most", "results", "next", "done")
+    __slots__ = ("paths", "most", "results", "next", "done", "cancelled", "error")
 
     def __init__(self, paths, most):
         import _thread
 
         self.paths, self.most, self.results, self.next = paths, most, [None] * len(paths), 0
+        self.cancelled, self.error = False, None
         self.done = _thread.allocate_lock()
-        self.done.acquire()  # released by the reader when every path is read
+        self.done.acquire()  # released by the reader when it ends the job
+
+
+def _hand_over(job):
+    """Give ``job`` to the reader thread, started first where there is none; False where none can be started."""
+    if not _reader:
+        import _thread  # the bootstrap's own threads are _thread's too: no threading module to import
+
+        jobs, wake = [], _thread.allocate_lock()
+        wake.acquire()
+        try:
+            _thread.start_new_thread(_read_jobs, (jobs, wake))
+        except RuntimeError:  # "can't start new thread"
+            return False
+        _reader[:] = [jobs, wake]
+    jobs, wake = _reader
+    jobs.append(job)
+    wake.release()  # at most one job waits at a time: its caller waits for it
+    return True
 
 
 def _read_jobs(jobs, wake):
     while True:
         wake.acquire()
         job = jobs.pop(0)
+        _read_job(job)
+        if job.cancelled:  # it was stuck, and has been replaced: this thread ends
+            return
+
+
+def _read_job(job):
+    """Read the job's paths in order, an OSError as a result; another exception ends the job for its caller to
+    raise. A job given up as stuck is not read further."""
+    try:
         for i, path in enumerate(job.paths):
+            if job.cancelled:
+                return
             try:
                 job.results[i] = read_bytes(path, most=job.most)
             except OSError as e:
                 job.results[i] = e
             job.next = i + 1
+    except BaseException as e:  # noqa: BLE001 - a defect, raised in the caller's thread
+        job.error = e
+    finally:
         job.done.release()
 
 
 def owners_and_commands(pids):
     """{pid: (user, redacted command)} for the live pids among ``pids``, as owner_and_command gives them; a
     pid that exited is left out. The command lines are read together through read_many: a process whose
-    command line is not read in time has its user and a None command."""
+    command line is not read in time has its user and a None command. With psutil (hosts without /proc) they
+    are psutil's, read one by one in this thread."""
     if get_psutil() is not None:
         out = {}
         for pid in pids:

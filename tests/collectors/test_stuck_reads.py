@@ -5,7 +5,8 @@ page fault on a hung NFS mount, a GPU driver waiting on a GPU that fell off the 
 the read with it: the collection then lost its processes and every subsystem after them (GPUs, host, disks) at
 its time limit. Such a lock cannot be made on demand here, so a read that never returns stands in for it: a
 named pipe in place of the cmdline file, whose open() waits for a writer that never comes. Each test lets its
-stuck readers go at the end (opens the pipes for writing), so that no thread is left blocked.
+stuck readers go at the end (opens the pipes for writing): none is left blocked in the kernel (checked by
+reading the threads' wchan after these tests), only idle reader threads.
 """
 
 import os
@@ -147,3 +148,54 @@ def test_a_stuck_gpu_process_costs_only_its_command(tmp_path, monkeypatch, stuck
     assert mine["user"] is not None and mine["command"] is None and mine["gpu_mem_bytes"]
     (error,) = document["errors"]
     assert error["subsystem"] == "gpus.command" and f"process {gpu_worker.pid} " in error["message"]
+
+
+def test_a_stuck_reader_that_wakes_up_stops_where_it_was_given_up(tmp_path, stuck, monkeypatch):
+    """It reads nothing after the stuck path (its batch was handed to a new thread) and its thread ends."""
+    after = tmp_path / "after"
+    after.write_bytes(b"x")
+    reads = []
+    real = _util.read_bytes
+
+    def counted(path, size=4096, most=None):
+        reads.append(path)
+        return real(path, size, most)
+
+    monkeypatch.setattr(_util, "read_bytes", counted)
+    pipe = stuck(tmp_path / "pipe")
+    assert _util.read_many([str(pipe), str(after)]) == [None, b"x"]
+    os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))  # the stuck read returns now
+    time.sleep(0.2)
+    assert reads.count(str(after)) == 1  # by the new thread only
+    assert _util.read_many([str(after)]) == [b"x"]  # the new reader still serves
+
+
+def test_an_error_that_is_not_an_os_error_is_raised_as_before(tmp_path, stuck, monkeypatch):
+    """A defect in reading is the caller's exception (its subsystem's error entry), not a process 'stuck'."""
+    good = tmp_path / "good"
+    good.write_bytes(b"g")
+
+    def broken(path, size=4096, most=None):
+        raise ValueError("a defect")
+
+    monkeypatch.setattr(_util, "read_bytes", broken)
+    began = time.monotonic()
+    with pytest.raises(ValueError, match="a defect"):
+        _util.read_many([str(good)])
+    assert time.monotonic() - began < WAIT and _util.stuck_reads == []
+
+
+def test_without_a_thread_to_start_the_paths_are_read_here(tmp_path, stuck, monkeypatch):
+    """A host at its thread limit: the reads happen in the caller's thread, as before there was a reader."""
+    import _thread
+
+    def refuse(*args):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(_thread, "start_new_thread", refuse)
+    files = [tmp_path / f"f{i}" for i in range(3)]
+    for i, f in enumerate(files):
+        f.write_bytes(bytes([65 + i]))
+    got = _util.read_many([str(f) for f in files] + [str(tmp_path / "missing")])
+    assert got[:3] == [b"A", b"B", b"C"] and isinstance(got[3], FileNotFoundError)
+    assert _util.stuck_reads == [] and _util._reader == []
