@@ -115,6 +115,14 @@ def _ingest_run(con: duckdb.DuckDBPyConnection, data_dir: Path, spool: Spool, ru
         return
     run, unreadable = spool.read(run_id)
     meta = _run_meta(run_id, run.meta)
+    if not (meta["hosts"] or run.results or unreadable or meta["finished_at"]):
+        # Killed (kill -9, a reboot) before Ansible listed its hosts: nothing was collected, and no host was
+        # asked. An interrupted run says so and leaves nothing (collect); stored, this one would be the
+        # fleet's latest run, of 0 hosts, and move the report's "last run" and its charts' end to it.
+        spool.done(run_id, keep=keep_spool)
+        report.warnings.append(f"run {run_id} was stopped before it listed its hosts: nothing was collected; "
+                               f"cleared it from the spool")
+        return
     fallback_ts = meta["started_at"]
     hosts: list[_Host] = []
     for path, error in unreadable:

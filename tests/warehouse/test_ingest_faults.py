@@ -423,3 +423,23 @@ def test_a_catalog_file_of_another_user_is_not_taken_for_damaged(tmp_path, monke
     warning = catalog.refresh_catalog_file(tmp_path)
     assert "may not write" in warning and "Permission denied" in warning
     assert (tmp_path / "fleet.duckdb").read_bytes() == before and not list(tmp_path.glob("fleet.duckdb.damaged-*"))
+
+
+def test_a_run_killed_before_it_listed_its_hosts_is_not_stored(tmp_path):
+    """A run killed (kill -9) between writing its run.json and learning its hosts collected nothing: it is
+    cleared with a warning, not stored as the fleet's latest run of 0 hosts. A run that finished with no hosts
+    (an empty inventory) is on record, as is one killed after it listed them."""
+    spool = Spool(tmp_path)
+    meta = {"started_at": "2026-11-23T09:05:00Z", "finished_at": None, "inventory": "inventory.ini",
+            "hosts": [], "fleetscope_version": "0.1.0"}
+    killed = "20261123T090500000000Z-dead"
+    spool.start_run(killed, {"run_id": killed, **meta})
+    listed = "20261123T091000000000Z-beef"
+    spool.start_run(listed, {"run_id": listed, **meta, "started_at": "2026-11-23T09:10:00Z", "hosts": ["gpu01"]})
+    empty = f.spool_run(tmp_path, T0, [])  # finished, no hosts
+    report = ingest_pending(tmp_path)
+    assert any(f"run {killed} was stopped before it listed its hosts" in w for w in report.warnings)
+    assert sorted(report.runs) == sorted([listed, empty])
+    assert rows(tmp_path, "SELECT run_id, hosts_total FROM runs ORDER BY run_id") == [(empty, 0), (listed, 1)]
+    assert rows(tmp_path, "SELECT host, status FROM host_status") == [("gpu01", "failed")]
+    assert spool.pending() == []
