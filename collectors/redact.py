@@ -9,11 +9,11 @@ Rules, applied per argument (and per word inside an argument holding spaces, as 
 - ``scheme://user:password@host``: the password becomes ``<redacted>``;
 - ``-u user:password`` and ``--user user:password`` (``--user=...``; curl, and ``-U``/``--proxy-user``):
   what follows the first ``:`` becomes ``<redacted>`` (``python -u train.py`` holds no ``:``), also where it
-  is written into the flag (``-ualice:password``);
-- a password written into ``-p`` (``-phunter2``) after a word naming a program that takes it so: mysql and
-  mariadb's tools, sshpass (PASSWORD_PROGRAMS); the rest of the word becomes ``<redacted>``.
+  is written into the flag (``-ualice:password``, not ``-url=http://h:80``);
+- after a word naming a program of PASSWORD_FLAGS, its password flag's value: written into it (``mysql
+  -phunter2``: the rest of the word) or the next word (``ipmitool -P hunter2``).
 
-A name looks like a secret when it contains pass, token, secret, key, auth or credential (any case).
+A name looks like a secret when it contains pass, token, secret, key, auth, credential or pwd (any case).
 Redacting too much is the safe error. The result is capped at MAX_COMMAND characters.
 
 Speed: the rules are written as string operations, not regular expressions, because compiling the
@@ -27,15 +27,19 @@ MAX_COMMAND = 1024
 #: MAX_COMMAND, but bounded: megabytes of arguments cost seconds and outlasted the host timeout.
 MAX_INPUT = 8 * MAX_COMMAND
 
-SECRET_WORDS = ("pass", "token", "secret", "key", "auth", "credential")
+SECRET_WORDS = ("pass", "token", "secret", "key", "auth", "credential", "pwd")
 SHORT_SECRET_FLAGS = ("-p",)  # mysql/sshpass style; a redacted port number is harmless
 AUTH_SCHEMES = ("bearer", "basic", "token", "digest")
 USER_FLAGS = ("-u", "--user", "-U", "--proxy-user")  # curl's user:password
-#: Programs whose -p takes the password written into it (mysql -phunter2, sshpass -phunter2): a word whose file
-#: name starts with one of these (mysql, mysqldump, mariadb-dump...) or is one of PASSWORD_PROGRAM_NAMES. Only
-#: after one, since elsewhere -p<text> is mostly something else (gcc -pthread, mkdir -pv).
-PASSWORD_PROGRAMS = ("mysql", "mariadb")
-PASSWORD_PROGRAM_NAMES = ("sshpass",)
+#: Programs with a short flag that takes a password, written into it (mysql -phunter2) or as the next word
+#: (ipmitool -P hunter2), and that flag. It counts only after a word naming one (its file name, exactly), since
+#: elsewhere these flags are mostly something else (gcc -pthread, mkdir -pv, scp -P 2222, rsync -P).
+PASSWORD_FLAGS = dict.fromkeys((
+    "mysql", "mysqldump", "mysqladmin", "mysqlimport", "mysqlcheck", "mysqlshow", "mysqlslap", "mysqlbinlog",
+    "mysqlpump", "mysqlsh", "mariadb", "mariadb-dump", "mariadb-admin", "mariadb-import", "mariadb-check",
+    "mariadb-show", "mariadb-slap", "mariadb-binlog", "sshpass", "7z", "7za", "7zz", "rar", "unrar",
+), "-p")
+PASSWORD_FLAGS.update({"ipmitool": "-P", "zip": "-P", "unzip": "-P", "redis-cli": "-a"})
 
 _secret_pattern = []  # re.compile("pass|token|...", re.IGNORECASE), compiled for the first non-ASCII name
 
@@ -77,14 +81,14 @@ def _redact_words(words):
     out = []
     pending = False  # the previous word asked for its value to be hidden
     user = False  # the previous word was -u/--user: a user:password may follow
-    program = False  # a word so far named a program whose -p takes the password written into it
+    flags = set()  # the password flags of the programs named so far (PASSWORD_FLAGS)
     for word in words:
         if not word:
             out.append(word)
             continue
-        if not program:
-            name = word.rpartition("/")[2].lstrip("'\"")  # sh -c 'mysql ...' split on spaces: 'mysql
-            program = name.startswith(PASSWORD_PROGRAMS) or name in PASSWORD_PROGRAM_NAMES
+        flag = PASSWORD_FLAGS.get(word.rpartition("/")[2].lstrip("'\""))  # sh -c 'mysql ...' split: 'mysql
+        if flag is not None:
+            flags.add(flag)
         if pending and not word.startswith("-"):
             if word.lower() in AUTH_SCHEMES:  # "Authorization: Bearer <token>": hide the token
                 out.append(word)
@@ -97,16 +101,17 @@ def _redact_words(words):
             user = False
             continue
         if len(word) > 2 and word.split() == [word]:  # a value written into a short flag (no whitespace)
-            if word[:2] in ("-u", "-U") and ":" in word:  # curl -ualice:password
-                out.append(word.partition(":")[0] + ":" + REDACTED)
+            head, colon, _ = word.partition(":")
+            if word[:2] in ("-u", "-U") and colon and "=" not in head:  # curl -ualice:password, not -url=h:80
+                out.append(head + ":" + REDACTED)
                 pending = user = False
                 continue
-            if program and word.startswith("-p"):  # mysql -phunter2
-                out.append("-p" + REDACTED)
+            if word[:2] in flags:  # mysql -phunter2
+                out.append(word[:2] + REDACTED)
                 pending = user = False
                 continue
         user = word in USER_FLAGS
-        pending = _is_secret_flag(word)
+        pending = _is_secret_flag(word) or word in flags
         out.append(word if pending else _redact_word(word))
     return out
 

@@ -539,7 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
         "hosts", parents=[common], help="list, add, remove or check the hosts of the inventory",
         description="Keep the inventory: `add` and `remove` edit inventory.ini in place, keeping comments and "
         "groups (the result is parsed by Ansible before it is written); `check` logs in to each host and "
-        "reports SSH, python3 and NVML.",
+        "reports SSH, python3, NVML, and whether /proc hides other users' processes from the account.",
         epilog="examples:\n  fleetscope hosts list\n"
         "  fleetscope hosts add gpu07.lab --group gpu --var ansible_user=monitor --var owner=alice\n"
         "  fleetscope hosts remove gpu07.lab\n  fleetscope hosts check --limit gpu",

@@ -589,9 +589,10 @@ def _host_key_checking() -> str:
 
 def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | None = None,
                 warn: Callable[[str], None] | None = None) -> list[dict]:
-    """For `fleetscope hosts check`: per host, can we log in and run python3, and does NVML answer.
+    """For `fleetscope hosts check`: per host, can we log in and run python3, does NVML answer, and does /proc
+    show other users' processes to the account.
 
-    Runs playbooks/check.yml (the collector's host and gpus parts only). Stores no data: only what the
+    Runs playbooks/check.yml (the collector's host, gpus and processes parts only). Stores no data: only what the
     hosts told of their Pythons (stage.update_host_pythons), which picks the bytecode the next collect
     sends them, and their interpreters, discovered afresh as a new host's would be, in the fact cache
     `collect` uses."""
@@ -654,7 +655,8 @@ def check_row(doc: dict) -> dict[str, str]:
     if hidden:
         notes.append("processes: /proc hides other users' processes from this account (hidepid=): their processes, "
                      "and the owners or commands of their GPU processes, will be missing; add the account to the "
-                     "group named by /proc's gid= mount option (under hidepid=ptraceable, only CAP_SYS_PTRACE helps)")
+                     "group named by /proc's gid= mount option, or mount /proc with a gid= naming a group it is "
+                     "in (under hidepid=ptraceable, only CAP_SYS_PTRACE helps)")
     return {"python": h.get("python") or "", "nvml": nvml, "message": "; ".join(notes),
             "processes": {True: "own only (hidepid)", False: "all"}.get(hidden, "")}
 

@@ -37,7 +37,7 @@ def outcome(function, *args):
 # The regex-based module as it was at b7a663f (collectors/redact.py), the reference for the string version.
 _OLD_REDACTED = "<redacted>"
 _OLD_MAX_COMMAND = 1024
-_OLD_SECRET_NAME = re.compile(r"pass|token|secret|key|auth|credential", re.IGNORECASE)
+_OLD_SECRET_NAME = re.compile(r"pass|token|secret|key|auth|credential|pwd", re.IGNORECASE)  # pwd: added later
 _OLD_SHORT_SECRET_FLAGS = ("-p",)
 _OLD_AUTH_SCHEMES = ("bearer", "basic", "token", "digest")
 _OLD_USER_FLAGS = ("-u", "--user", "-U", "--proxy-user")  # added with the string version's user:password rule
@@ -46,7 +46,13 @@ _OLD_ASSIGNMENT = re.compile(r"""([\w.-]+)=("[^"]*"|'[^']*'|[^\s&;,"']+)""")
 _OLD_URL_PASSWORD = re.compile(r"([A-Za-z][\w+.-]*://[^\s:/@]*):[^\s@/]*@")
 _OLD_SECRET_FLAG = re.compile(r"-{1,2}([A-Za-z_][\w.-]*)|([A-Za-z_][\w-]*):")
 _OLD_SPACES = re.compile(r"(\s+)")
-_OLD_PASSWORD_PROGRAM = re.compile(r"(?:.*/)?['\"]*(?:(?:mysql|mariadb)[^/]*|sshpass)", re.DOTALL)
+# added with the string version's rules for passwords of named programs
+_OLD_PASSWORD_FLAGS = {"ipmitool": "-P", "zip": "-P", "unzip": "-P", "redis-cli": "-a"} | dict.fromkeys((
+    "mysql", "mysqldump", "mysqladmin", "mysqlimport", "mysqlcheck", "mysqlshow", "mysqlslap", "mysqlbinlog",
+    "mysqlpump", "mysqlsh", "mariadb", "mariadb-dump", "mariadb-admin", "mariadb-import", "mariadb-check",
+    "mariadb-show", "mariadb-slap", "mariadb-binlog", "sshpass", "7z", "7za", "7zz", "rar", "unrar"), "-p")
+_OLD_PASSWORD_PROGRAM = re.compile(r"(?:.*/)?['\"]*(" + "|".join(map(re.escape, _OLD_PASSWORD_FLAGS)) + ")",
+                                   re.DOTALL)
 
 
 def _old_redact_argv(argv, limit=_OLD_MAX_COMMAND):
@@ -61,13 +67,15 @@ def _old_redact_command(command, limit=_OLD_MAX_COMMAND):
 
 def _old_redact_words(words):
     out = []
-    pending = user = program = False
+    pending = user = False
+    flags = set()
     for word in words:
         if not word:
             out.append(word)
             continue
-        # added with the string version's rules for values written into -u and -p
-        program = program or bool(_OLD_PASSWORD_PROGRAM.fullmatch(word))
+        # added with the string version's rules for values written into -u and for named programs' flags
+        if m := _OLD_PASSWORD_PROGRAM.fullmatch(word):
+            flags.add(_OLD_PASSWORD_FLAGS[m.group(1)])
         if pending and not word.startswith("-"):
             if word.lower() in _OLD_AUTH_SCHEMES:
                 out.append(word)
@@ -80,16 +88,16 @@ def _old_redact_words(words):
             user = False
             continue
         if not any(c.isspace() for c in word):
-            if m := re.fullmatch(r"(-[uU][^:]*):(.*)", word, re.DOTALL):
+            if m := re.fullmatch(r"(-[uU][^:=]*):(.*)", word, re.DOTALL):
                 out.append(m.group(1) + ":" + _OLD_REDACTED)
                 pending = user = False
                 continue
-            if program and re.fullmatch(r"-p.+", word, re.DOTALL):
-                out.append("-p" + _OLD_REDACTED)
+            if (m := re.fullmatch(r"(-[pPa]).+", word, re.DOTALL)) and m.group(1) in flags:
+                out.append(m.group(1) + _OLD_REDACTED)
                 pending = user = False
                 continue
         user = word in _OLD_USER_FLAGS
-        pending = _old_is_secret_flag(word)
+        pending = _old_is_secret_flag(word) or word in flags
         out.append(word if pending else _old_redact_word(word))
     return out
 
@@ -129,7 +137,8 @@ PIECES = [
     "--password=", "--password", "-password=", "--db-pass", "-p", "-p=", "--token", "--api-key=", "--auth",
     "-u", "--user", "--user=", "-U", "--proxy-user", "alice:pw",
     "mysql", "/usr/bin/mysqldump", "mariadb-dump", "sshpass", "x/sshpass", "mysql/x", "'mysql", "\"/bin/sshpass",
-    "-phunter2", "-p:", "-ua:b", "-U:", "-u:x", "-pthread",
+    "-phunter2", "-p:", "-ua:b", "-U:", "-u:x", "-pthread", "-url=h:1", "-u=:x", "ipmitool", "-P", "-Phunter2",
+    "redis-cli", "-a", "-apw", "/usr/bin/zip", "7z", "mysql_dump.sql", "MYSQL_PWD=", "--pwd",
     "-x", "--", "-", "token:", "Token:", "Authorization:", "X-Auth-Token:", "Bearer", "basic", "DIGEST", "token",
     "user:pw@host", "scheme://u:p@h/x", "https://", "mongodb+srv://a:b:c@h", "://", ":", "/", "@", "?",
     "KEY=val", "API_KEY=", "aws_secret=", "credential=", "x=1", "=", '"', "'", '="a b"', "='x'", "&", ";", ",",
@@ -142,7 +151,7 @@ PIECES = [
 _LOOKALIKES = {"s": "Sſ", "k": "K\u212a", "i": "Iıİ"}
 SECRET_VARIANTS = sorted({
     word[:i] + c + word[i + 1:]
-    for word in ("pass", "token", "secret", "key", "auth", "credential")
+    for word in ("pass", "token", "secret", "key", "auth", "credential", "pwd")
     for i in range(len(word))
     for c in _LOOKALIKES.get(word[i], word[i].upper())
 })
@@ -197,6 +206,8 @@ REDACTION_EXAMPLES = [
     "a.token: v x-token.x: v -a.token v",
     "sh -c 'mysql -phunter2' && \"/bin/sshpass -px ssh -p22 h\" -ualice:pw -U: -u",
     "make -C mysql/src -pj gcc -pthread mkdir -p /var/lib/mysql -pv mariadb-dump -p -p=x",
+    "ipmitool -I lanplus -H bmc -U admin -P hunter2 && redis-cli -a pw -apw zip -P z f 7z -px a -url=h:80 -u=a:b",
+    "python train.py --data /data/mysql_export.parquet -pretrained env MYSQL_PWD=x DB_PWD=y --pwd z",
 ]
 
 

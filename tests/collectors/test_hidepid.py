@@ -7,6 +7,7 @@ the collector run as `nobody`, and checked against what that account can actuall
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -123,6 +124,10 @@ def hidepid_mount():
     python = shutil.which("python3", path="/usr/bin:/bin")
     if os.geteuid() != 0 or python is None or not shutil.which("mount"):
         pytest.skip("needs root, mount(8) and /usr/bin/python3 (CI runs as root)")
+    # Before Linux 5.8 the proc mounts of a PID namespace share one superblock: hidepid= on a new mount would
+    # change this machine's /proc (3.x), or be ignored (4.x). From 5.8 on, each mount has its own options.
+    if tuple(int(n) for n in re.findall(r"\d+", os.uname().release)[:2]) < (5, 8):
+        pytest.skip(f"needs Linux 5.8 or later (per-mount proc options), this is {os.uname().release}")
     # pytest's tmp_path sits in a folder only root may enter: a folder of /tmp that nobody can
     top = Path(tempfile.mkdtemp(prefix="fleetscope-hidepid-", dir="/tmp"))
     place = top / "readable"
@@ -139,6 +144,10 @@ def hidepid_mount():
         if done.returncode != 0:
             pytest.skip(f"cannot mount proc here: {done.stderr.strip()}")
         mounted.append(where)
+        listed = [line.split()[3] for line in Path("/proc/self/mounts").read_text().splitlines()
+                  if line.split()[1] == str(where)]
+        assert listed and all(o in listed[-1].split(",") for o in options.split(",") if o.startswith("hidepid")), \
+            f"the mount at {where} does not have its own options: {listed}"
         return where
 
     def probe(where, as_nobody=True, groups=()):

@@ -35,6 +35,13 @@ R = REDACTED
     (["sshpass", "-phunter2", "ssh", "-p2222", "h"], f"sshpass -p{R} ssh -p{R} h"),
     (["env", "MYSQL_HOST=db1", "mysql", "-phunter2"], f"env MYSQL_HOST=db1 mysql -p{R}"),
     (["bash", "-c", "mysql -phunter2 -e 'select 1'"], f"bash -c mysql -p{R} -e 'select 1'"),
+    # other tools' password flags, after a word naming the tool
+    (["ipmitool", "-I", "lanplus", "-H", "bmc01", "-U", "admin", "-P", "hunter2", "power", "status"],
+     f"ipmitool -I lanplus -H bmc01 -U admin -P {R} power status"),
+    (["redis-cli", "-h", "cache", "-a", "hunter2", "ping"], f"redis-cli -h cache -a {R} ping"),
+    (["/usr/bin/zip", "-P", "hunter2", "out.zip", "f"], f"/usr/bin/zip -P {R} out.zip f"),
+    (["7z", "x", "-phunter2", "a.7z"], f"7z x -p{R} a.7z"),
+    (["env", "MYSQL_PWD=hunter2", "mysql"], f"env MYSQL_PWD={R} mysql"),  # pwd: a secret word too
 ])
 def test_secrets_are_redacted(argv, expected):
     assert redact_argv(argv) == expected
@@ -50,6 +57,10 @@ def test_secrets_are_redacted(argv, expected):
     ["gcc", "-pthread", "-pedantic", "x.c"],  # -p<text> is a password only after mysql, mariadb, sshpass
     ["mkdir", "-pv", "/scratch/mysql"],  # mysql here names no program: it ends the command
     ["make", "-C", "mysql-client/src", "-pj"],  # a folder of that name is not the program either
+    ["python", "train.py", "--data", "/data/mysql_export.parquet", "-pretrained"],  # nor a file named after it
+    ["exporter", "-url=http://10.0.0.1:9400/metrics", "-upstream=10.0.0.2:8080"],  # -u... options with '='
+    ["scp", "-P", "2222", "f", "h:"], ["rsync", "-aP", "src/", "dst/"],  # -P elsewhere: a port, progress
+    ["python", "main.py", "-a", "resnet50"],  # -a elsewhere: here the architecture
 ])
 def test_ordinary_commands_are_kept(argv):
     assert redact_argv(argv) == " ".join(argv)

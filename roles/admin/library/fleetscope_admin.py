@@ -92,7 +92,7 @@ import signal  # noqa: E402
 import time  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible.module_utils.fleetscope_collectors._util import owner_and_command  # noqa: E402
+from ansible.module_utils.fleetscope_collectors._util import owners_and_commands, stuck_reads  # noqa: E402
 from ansible.module_utils.fleetscope_collectors.gpus import driver_present, load_pynvml  # noqa: E402
 
 
@@ -151,9 +151,15 @@ def kill(module):
         module.fail_json(msg="kill needs a pid above 1")
     pidfd = _pidfd(pid)  # first: what is checked below is then the process signalled
     ticks = _start_ticks(pid)
-    user, command = owner_and_command(pid)
+    # its command line through the collector's reader: a process stuck in the kernel, the one an admin may
+    # well want ended, would hold a plain read (and this task) until its time limit
+    user, command = owners_and_commands([pid]).get(pid, (None, None))
     if user is None or ticks is None or ticks != _start_ticks(pid):
         module.exit_json(changed=False, message=f"pid {pid} is not running any more: nothing to do")
+    if stuck_reads and p["expect_command"] is not None:
+        module.fail_json(msg=f"refusing: the command line of pid {pid} ({user}) could not be read (a process stuck "
+                         f"in the kernel?), so it cannot be checked against the command given; it may not end "
+                         f"until the kernel lets it go, whatever the signal")
     if (p["expect_user"] is not None and user != p["expect_user"]) or (
             p["expect_command"] is not None and command != p["expect_command"]):
         module.fail_json(msg=f"refusing: pid {pid} now runs {command!r} as {user}, not {p['expect_command']!r} as "
