@@ -147,14 +147,6 @@ def user_name(uid):
     return _pw_cache[uid]
 
 
-def proc_argv(pid):
-    """argv of a process from /proc, as a list of str; [] for kernel threads and zombies."""
-    from .redact import MAX_INPUT
-
-    # bounded: a process may hold megabytes of arguments, and only the first MAX_COMMAND characters are shown
-    return argv_from_cmdline(read_bytes(f"{PROC}/{pid}/cmdline", most=MAX_INPUT))
-
-
 def argv_from_cmdline(raw):
     """/proc/<pid>/cmdline's bytes as a list of str; [] for kernel threads and zombies."""
     if not raw:
@@ -192,10 +184,8 @@ def owner(pid):
 
 
 def owner_and_command(pid):
-    """(user, redacted command) of a live pid, or (None, None) if it vanished or cannot be read.
-
-    Used for GPU processes and accounting records, whose pids come from NVML, not from a /proc scan.
-    """
+    """(user, redacted command) of a live pid, or (None, None) if it vanished or cannot be read: one pid of
+    owners_and_commands (its command line through the reader thread), or psutil's answer where psutil is used."""
     psutil = get_psutil()
     if psutil is not None:
         try:
@@ -212,18 +202,7 @@ def owner_and_command(pid):
         except (psutil.NoSuchProcess, psutil.AccessDenied, KeyError):
             return None, None
         return text(user), command_from_argv([text(a) for a in argv], comm)
-    try:
-        uid = os.stat(f"{PROC}/{pid}").st_uid
-    except OSError:
-        return None, None
-    try:
-        argv = proc_argv(pid)
-        comm = proc_comm(pid) if not argv else None
-    except FileNotFoundError:
-        return None, None
-    except OSError:
-        return user_name(uid), None
-    return user_name(uid), command_from_argv(argv, comm)
+    return owners_and_commands([pid]).get(pid, (None, None))
 
 
 #: How long reading one command line may take before its process is taken for one stuck in the kernel, and
@@ -372,19 +351,19 @@ def owners_and_commands(pids):
     return out
 
 
-def stuck_error(subsystem, since):
-    """An errors entry naming the command lines read_many gave up on since ``since`` (len(stuck_reads) then),
-    or None."""
+def note_stuck(ctx, subsystem, since):
+    """Add to the document's errors (ctx["errors"]) an entry naming the command lines read_many gave up on
+    since ``since`` (len(stuck_reads) then), if any."""
     stuck = [path.split("/")[-2] for path in stuck_reads[since:]]
     if not stuck:
-        return None
+        return
     which = f"the command line of process {stuck[0]}" if len(stuck) == 1 else \
         f"the command lines of processes {', '.join(stuck)}"
     message = (f"{which} could not be read in {STUCK_READ_S:g} s (a process stuck in the kernel: a hung NFS mount, "
                f"a GPU that fell off the bus?): {'its command is' if len(stuck) == 1 else 'their commands are'} null")
     if len(stuck_reads) >= MAX_STUCK_READS:
         message += f"; after {MAX_STUCK_READS} such reads no other command line is read"
-    return {"subsystem": subsystem, "type": "Timeout", "message": message}
+    ctx.setdefault("errors", []).append({"subsystem": subsystem, "type": "Timeout", "message": message})
 
 
 def python_version():

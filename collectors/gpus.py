@@ -10,7 +10,7 @@ itself is in gpu_devices.py, imported only once the driver and pynvml are there.
 import os
 import time
 
-from ._util import stuck_error, stuck_reads, text
+from ._util import note_stuck, stuck_reads, text
 
 # bit -> name of nvmlDeviceGetCurrentClocksEventReasons (formerly ...ClocksThrottleReasons)
 THROTTLE_REASONS = (
@@ -95,9 +95,7 @@ def collect(ctx):
         devices = [gpu_devices.device(nvml, i, since, now) for i in range(nvml.nvmlDeviceGetCount())]
         stuck = len(stuck_reads)
         gpu_devices.name_owners(devices)
-        error = stuck_error("gpus.command", stuck)
-        if error is not None:
-            ctx.setdefault("errors", []).append(error)
+        note_stuck(ctx, "gpus.command", stuck)
         facts["gpu_models"] = sorted({d["name"] for d in devices if d["name"]})
         return {"available": True, "reason": None, "devices": devices}
     finally:

@@ -16,11 +16,11 @@ from ._util import (
     command_from_argv,
     get_psutil,
     iso_z,
+    note_stuck,
     owners_and_commands,
     page_size,
     read_bytes,
     read_text,
-    stuck_error,
     stuck_reads,
     text,
     unescape_mount,
@@ -50,9 +50,7 @@ def collect(ctx):
     ordered = sorted(chosen.values(), key=lambda s: (s["cpu_time_s"], s["rss_bytes"]), reverse=True)
     stuck = len(stuck_reads)
     found = _details_proc([s["pid"] for s in ordered]) if psutil is None else None
-    error = stuck_error("processes.command", stuck)
-    if error is not None:
-        ctx.setdefault("errors", []).append(error)
+    note_stuck(ctx, "processes.command", stuck)
     for s in ordered:
         details = _details_psutil(psutil, s["pid"]) if psutil is not None else found.get(s["pid"])
         if details is None:  # exited since the first pass

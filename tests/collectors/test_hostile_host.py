@@ -33,7 +33,8 @@ def test_megabytes_of_arguments_are_read_and_redacted_only_as_far_as_they_are_sh
     now the first MAX_INPUT bytes are read, and the command line ends in "..." where it was cut."""
     argv = [b"python3", b"--token=hunter2"] + [b"a=;"] * 2_000_000
     (proc_copy / "1500" / "cmdline").write_bytes(b"\0".join(argv) + b"\0")
-    read = _util.proc_argv(1500)
+    (raw,) = _util.read_many([f"{_util.PROC}/1500/cmdline"], most=MAX_INPUT)  # as owners_and_commands reads it
+    read = _util.argv_from_cmdline(raw)
     assert read[:2] == ["python3", "--token=hunter2"]
     assert sum(len(a) + 1 for a in read) <= MAX_INPUT + 4096  # one read past the bound at most
     command = _util.command_from_argv(read, None)

@@ -284,9 +284,9 @@ def test_a_gpu_processs_owner_is_kept_when_its_command_line_cannot_be_read(fixtu
     that has exited is neither."""
     assert _util.owner_and_command(811) == (owner(), "python3 train.py --lr 0.1 --wandb-key=<redacted>")
 
-    def denied(pid):
-        raise PermissionError(13, "Permission denied", f"{PROC}/{pid}/cmdline")
+    def denied(paths, most=None, wait=None):
+        return [PermissionError(13, "Permission denied", path) for path in paths]
 
-    monkeypatch.setattr(_util, "proc_argv", denied)
+    monkeypatch.setattr(_util, "read_many", denied)
     assert _util.owner_and_command(811) == (owner(), None)
     assert _util.owner_and_command(99999) == (None, None)  # no such process
