@@ -4,7 +4,8 @@ The collector's own process is left out. A first pass reads only the cheap numbe
 owner, command line and state are read for the chosen few. Processes that exit in between are skipped.
 cpu_percent is over the process lifetime (cpu time / wall time since it started), the only figure one
 sample can give exactly. others_hidden says whether /proc hides other users' processes from the collector
-(hidepid=): then they are missing from total and top, and GPU processes of other users have no owner.
+(hidepid=): then they are missing from total and top, and GPU processes of other users lack an owner or a
+command.
 """
 
 import os
