@@ -219,11 +219,14 @@ def test_ending_a_master_that_is_not_there_is_quiet_and_quick(tmp_path):
 
 
 def test_wait_ends_as_the_master_comes_up(tmp_path):
+    """The wait ends because the socket came, not because a timer ran: the socket is there when it returns
+    (a lower bound on the elapsed time raced the Timer's own start, and failed CI at 0.2996 s)."""
     socket = tmp_path / "master"
-    threading.Timer(0.3, socket.write_text, ("",)).start()
     began = time.monotonic()
+    threading.Timer(0.3, socket.write_text, ("",)).start()
     assert wait(tmp_path / "opened", "n1", str(socket), 10) is None
-    assert 0.3 <= time.monotonic() - began < 5
+    assert socket.exists()
+    assert time.monotonic() - began < 5
 
 
 def test_a_host_whose_control_path_is_taken_is_left_to_ansible(tmp_path):
