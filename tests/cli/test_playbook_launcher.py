@@ -486,7 +486,7 @@ def test_collect_parses_the_inventory_at_once_when_the_play_starts_without_the_h
     began = time.monotonic()
     assert collect.play_hosts(tmp_path / "never.json", started, threading.Event(), lambda: ["parsed"]) == [
         "parsed"]
-    assert time.monotonic() - began < 1
+    assert time.monotonic() - began < 10  # at once, not after the 60 s patience
 
 
 def test_collect_stops_waiting_for_the_hosts_after_its_patience(tmp_path):

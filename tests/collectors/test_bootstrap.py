@@ -131,13 +131,13 @@ def test_a_hung_collector_answers_at_its_timeout_with_what_it_has(tmp_path, faul
     at the time limit the collector answers with every subsystem but disks, which says it timed out."""
     hung = faults.interpreter(tmp_path, fault, sys.executable)
     started = time.monotonic()
-    proc, answer = run_bootstrap(str(hung), {"timeout": 2}, tmp_path / fault, timeout=60)
-    assert time.monotonic() - started < 10  # stuck_in_c's call takes 20 s
+    proc, answer = run_bootstrap(str(hung), {"timeout": 5}, tmp_path / fault, timeout=60)
+    assert time.monotonic() - started < 15  # stuck_in_c's call takes 20 s; 5 s leaves a loaded machine room
     assert proc.returncode == 0 and "failed" not in answer, proc.stderr
     document = answer["document"]
     assert document["disks"] is None and document["errors"] == [{
         "subsystem": "disks", "type": "Timeout",
-        "message": "did not finish: the collector's time limit (2 s) was reached"}]
+        "message": "did not finish: the collector's time limit (5 s) was reached"}]
     assert document["host"]["hostname"] and document["cpu"]["jiffies"]["user"] > 0
     assert document["processes"]["total"] > 0 and document["gpus"] is not None
 

@@ -50,9 +50,11 @@ def test_top_processes_are_the_biggest(document):
 
 
 def test_every_process_is_seen_but_the_collector_itself():
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "child-of-the-test"])
+    child = subprocess.Popen([sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(60)",
+                              "child-of-the-test"], stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.2)  # exec'd: its command line is the child's own
+        assert child.stdout.readline() == "ready\n"  # exec'd: its command line is the child's own
+        time.sleep(0.05)  # and in its sleep
         before = {int(p) for p in os.listdir("/proc") if p.isdigit()}
         processes = collectors.collect(top_n=100000, only=["processes"])["processes"]  # every process
         after = {int(p) for p in os.listdir("/proc") if p.isdigit()}

@@ -294,8 +294,10 @@ def test_an_interrupted_action_exits_130_and_is_recorded_as_not_known(admin, run
     sent. It was recorded as a timeout that changed nothing, exit 1."""
     import signal
 
-    stubborn = subprocess.Popen([bare_python(), "-c", "import signal, time; signal.signal(signal.SIGTERM, "
-                                 "signal.SIG_IGN); time.sleep(300)", f"stubborn-{secrets.token_hex(4)}"])
+    termed = admin.data.parent / f"termed-{secrets.token_hex(4)}"  # written when SIGTERM reaches it
+    stubborn = subprocess.Popen([bare_python(), "-c", "import signal, sys, time; signal.signal(signal.SIGTERM, "
+                                 "lambda *_: open(sys.argv[1], 'w').close()); time.sleep(300)", str(termed),
+                                 f"stubborn-{secrets.token_hex(4)}"])
     try:
         deadline = time.monotonic() + 5
         while owner_and_command(stubborn.pid)[1] is None or "stubborn-" not in owner_and_command(stubborn.pid)[1]:
@@ -307,7 +309,11 @@ def test_an_interrupted_action_exits_130_and_is_recorded_as_not_known(admin, run
              "--wait", "60", "--yes", "-i", str(admin.data.parent / "inventory.ini"), "--data", str(admin.data),
              "--no-become"], cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env=dict(os.environ, ANSIBLE_SSH_CONTROL_PATH_DIR=str(admin.data.parent / "cp")))
-        time.sleep(8)  # connected, signal sent, waiting for the process to end
+        deadline = time.monotonic() + 60
+        while not termed.exists():  # connected, signal sent: the action now waits for the process to end
+            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        time.sleep(0.5)  # the action is in its wait by now (it polls the process after the signal)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:

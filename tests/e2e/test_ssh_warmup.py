@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -39,9 +40,13 @@ def masters(cp: Path) -> dict[str, list[str]]:
 
 def end_masters(cp: Path) -> None:
     """As ControlPersist does a minute after a run: the next run is cold."""
-    for sock in cp.iterdir() if cp.is_dir() else ():
+    socks = list(cp.iterdir()) if cp.is_dir() else []
+    for sock in socks:
         subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "any"], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, check=False, timeout=30)
+    deadline = time.monotonic() + 10  # `-O exit` returns before the master removes its socket
+    while any(sock.exists() for sock in socks) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def ansible_control_path(cp: Path, address: str, port: int, user: str) -> str:
