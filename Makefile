@@ -48,10 +48,14 @@ test: lint
 test-fast: lint
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-# Warehouse, report and collector benchmarks, then collection at 8/16/32 loopback sshd hosts (needs sshd).
+# Warehouse, report and collector benchmarks, then collection at 8/16/32 loopback sshd hosts (needs sshd), then
+# where a cold run's CPU goes, process by process (needs root and `acct`).
 bench: $(BIN)/.installed-test
 	$(BIN)/python -m benchmarks $(ARGS)
 	$(BIN)/python -m benchmarks.collect_bench --repeat 5
+	@if [ "$$(id -u)" = 0 ] && command -v accton >/dev/null && command -v dump-acct >/dev/null; then \
+		$(BIN)/python -m benchmarks.cold_cpu; \
+	else echo "benchmarks.cold_cpu skipped: it needs root and process accounting (apt-get install acct)"; fi
 
 clean:
 	rm -rf $(VENV) site .pytest_cache .ruff_cache build *.egg-info
