@@ -11,7 +11,9 @@ Rules, applied per argument (and per word inside an argument holding spaces, as 
   what follows the first ``:`` becomes ``<redacted>`` (``python -u train.py`` holds no ``:``), also where it
   is written into the flag (``-ualice:password``, not ``-url=http://h:80``);
 - after a word naming a program of PASSWORD_FLAGS, its password flag's value: written into it (``mysql
-  -phunter2``: the rest of the word) or the next word (``ipmitool -P hunter2``).
+  -phunter2``: the rest of the word) or the next word (``ipmitool -P hunter2``);
+- after a word naming a program of USER_SEPARATORS, the user flags' rule above splits at that program's
+  character too, whichever comes first (``smbclient -U alice%pw``, ``lftp -u alice,pw``).
 
 A name looks like a secret when it contains pass, token, secret, key, auth, credential or pwd (any case).
 Redacting too much is the safe error. The result is capped at MAX_COMMAND characters.
@@ -40,6 +42,11 @@ PASSWORD_FLAGS = dict.fromkeys((
     "mariadb-show", "mariadb-slap", "mariadb-binlog", "sshpass", "7z", "7za", "7zz", "rar", "unrar",
 ), "-p")
 PASSWORD_FLAGS.update({"ipmitool": "-P", "zip": "-P", "unzip": "-P", "redis-cli": "-a"})
+#: Programs whose user flag's value joins the password with another character than curl's ":" (Samba's
+#: ``-U alice%pw``, lftp's ``-u alice,pw``), and that character. Like PASSWORD_FLAGS, only after a word
+#: naming one.
+USER_SEPARATORS = dict.fromkeys(("smbclient", "rpcclient", "smbcacls", "smbcquotas", "smbget", "smbtree", "net"), "%")
+USER_SEPARATORS["lftp"] = ","
 
 _secret_pattern = []  # re.compile("pass|token|...", re.IGNORECASE), compiled for the first non-ASCII name
 
@@ -82,13 +89,18 @@ def _redact_words(words):
     pending = False  # the previous word asked for its value to be hidden
     user = False  # the previous word was -u/--user: a user:password may follow
     flags = set()  # the password flags of the programs named so far (PASSWORD_FLAGS)
+    seps = ":"  # what joins a user flag's user and password: curl's, and those of programs named so far
     for word in words:
         if not word:
             out.append(word)
             continue
-        flag = PASSWORD_FLAGS.get(word.rpartition("/")[2].lstrip("'\""))  # sh -c 'mysql ...' split: 'mysql
+        program = word.rpartition("/")[2].lstrip("'\"")  # sh -c 'mysql ...' split: 'mysql
+        flag = PASSWORD_FLAGS.get(program)
         if flag is not None:
             flags.add(flag)
+        sep = USER_SEPARATORS.get(program)
+        if sep is not None and sep not in seps:
+            seps += sep
         if pending and not word.startswith("-"):
             if word.lower() in AUTH_SCHEMES:  # "Authorization: Bearer <token>": hide the token
                 out.append(word)
@@ -96,14 +108,17 @@ def _redact_words(words):
             out.append(REDACTED)
             pending = user = False
             continue
-        if user and ":" in word and not word.startswith("-"):
-            out.append(word.partition(":")[0] + ":" + REDACTED)
-            user = False
-            continue
+        if user and not word.startswith("-"):
+            at = _find_first(word, 0, seps)
+            if at < len(word):
+                out.append(word[:at + 1] + REDACTED)
+                user = False
+                continue
         if len(word) > 2 and word.split() == [word]:  # a value written into a short flag (no whitespace)
-            head, colon, _ = word.partition(":")
-            if word[:2] in ("-u", "-U") and colon and "=" not in head:  # curl -ualice:password, not -url=h:80
-                out.append(head + ":" + REDACTED)
+            at = _find_first(word, 2, seps)
+            # curl -ualice:password, smbclient -Ualice%pw; not -url=h:80
+            if word[:2] in ("-u", "-U") and at < len(word) and "=" not in word[:at]:
+                out.append(word[:at + 1] + REDACTED)
                 pending = user = False
                 continue
             if word[:2] in flags:  # mysql -phunter2
@@ -112,7 +127,7 @@ def _redact_words(words):
                 continue
         user = word in USER_FLAGS
         pending = _is_secret_flag(word) or word in flags
-        out.append(word if pending else _redact_word(word))
+        out.append(word if pending else _redact_word(word, seps))
     return out
 
 
@@ -136,13 +151,15 @@ def _flag_name(word):
     return None
 
 
-def _redact_word(word):
+def _redact_word(word, seps=":"):
     spaced = word.split() != [word]  # any whitespace in it (word is not empty)
     name, equals, value = word.partition("=")
     if equals and _is_assignment_name(name) and looks_secret(name) and (word.startswith("-") or not spaced):
         return name + "=" + REDACTED  # the whole value, commas and spaces included
-    if equals and name in USER_FLAGS and ":" in value:  # --user=alice:password
-        return name + "=" + value.partition(":")[0] + ":" + REDACTED
+    if equals and name in USER_FLAGS:  # --user=alice:password (--user=alice%pw after smbclient)
+        at = _find_first(value, 0, seps)
+        if at < len(value):
+            return name + "=" + value[:at + 1] + REDACTED
     if spaced:  # an argument that is itself a command line, as in sh -c "..."
         return redact_command(word, limit=None)
     if "@" in word:  # speed: most words hold neither "@" nor "="

@@ -53,6 +53,11 @@ _OLD_PASSWORD_FLAGS = {"ipmitool": "-P", "zip": "-P", "unzip": "-P", "redis-cli"
     "mariadb-show", "mariadb-slap", "mariadb-binlog", "sshpass", "7z", "7za", "7zz", "rar", "unrar"), "-p")
 _OLD_PASSWORD_PROGRAM = re.compile(r"(?:.*/)?['\"]*(" + "|".join(map(re.escape, _OLD_PASSWORD_FLAGS)) + ")",
                                    re.DOTALL)
+# added with the rule for user flags of programs that join user and password with another character
+_OLD_USER_SEPARATORS = {"lftp": ","} | dict.fromkeys(
+    ("smbclient", "rpcclient", "smbcacls", "smbcquotas", "smbget", "smbtree", "net"), "%")
+_OLD_USER_PROGRAM = re.compile(r"(?:.*/)?['\"]*(" + "|".join(map(re.escape, _OLD_USER_SEPARATORS)) + ")",
+                               re.DOTALL)
 
 
 def _old_redact_argv(argv, limit=_OLD_MAX_COMMAND):
@@ -69,6 +74,7 @@ def _old_redact_words(words):
     out = []
     pending = user = False
     flags = set()
+    seps = ":"
     for word in words:
         if not word:
             out.append(word)
@@ -76,6 +82,8 @@ def _old_redact_words(words):
         # added with the string version's rules for values written into -u and for named programs' flags
         if m := _OLD_PASSWORD_PROGRAM.fullmatch(word):
             flags.add(_OLD_PASSWORD_FLAGS[m.group(1)])
+        if (m := _OLD_USER_PROGRAM.fullmatch(word)) and _OLD_USER_SEPARATORS[m.group(1)] not in seps:
+            seps += _OLD_USER_SEPARATORS[m.group(1)]
         if pending and not word.startswith("-"):
             if word.lower() in _OLD_AUTH_SCHEMES:
                 out.append(word)
@@ -83,13 +91,13 @@ def _old_redact_words(words):
             out.append(_OLD_REDACTED)
             pending = user = False
             continue
-        if user and not word.startswith("-") and (m := re.fullmatch(r"([^:]*):(.*)", word, re.DOTALL)):
-            out.append(m.group(1) + ":" + _OLD_REDACTED)
+        if user and not word.startswith("-") and (m := re.fullmatch(rf"([^{seps}]*[{seps}]).*", word, re.DOTALL)):
+            out.append(m.group(1) + _OLD_REDACTED)
             user = False
             continue
         if not any(c.isspace() for c in word):
-            if m := re.fullmatch(r"(-[uU][^:=]*):(.*)", word, re.DOTALL):
-                out.append(m.group(1) + ":" + _OLD_REDACTED)
+            if m := re.fullmatch(rf"(-[uU][^{seps}=]*[{seps}]).*", word, re.DOTALL):
+                out.append(m.group(1) + _OLD_REDACTED)
                 pending = user = False
                 continue
             if (m := re.fullmatch(r"(-[pPa]).+", word, re.DOTALL)) and m.group(1) in flags:
@@ -98,7 +106,7 @@ def _old_redact_words(words):
                 continue
         user = word in _OLD_USER_FLAGS
         pending = _old_is_secret_flag(word) or word in flags
-        out.append(word if pending else _old_redact_word(word))
+        out.append(word if pending else _old_redact_word(word, seps))
     return out
 
 
@@ -109,13 +117,13 @@ def _old_is_secret_flag(word):
     return bool(m and _OLD_SECRET_NAME.search(m.group(1) or m.group(2)))
 
 
-def _old_redact_word(word):
+def _old_redact_word(word, seps=":"):
     spaced = any(c.isspace() for c in word)
     m = _OLD_WHOLE_ASSIGNMENT.fullmatch(word)
     if m and _OLD_SECRET_NAME.search(m.group(1)) and (word.startswith("-") or not spaced):
         return m.group(1) + "=" + _OLD_REDACTED
-    if m and m.group(1) in _OLD_USER_FLAGS and (u := re.fullmatch(r"([^:]*):(.*)", m.group(2), re.DOTALL)):
-        return m.group(1) + "=" + u.group(1) + ":" + _OLD_REDACTED
+    if m and m.group(1) in _OLD_USER_FLAGS and (u := re.fullmatch(rf"([^{seps}]*[{seps}]).*", m.group(2), re.DOTALL)):
+        return m.group(1) + "=" + u.group(1) + _OLD_REDACTED
     if spaced:
         return _old_redact_command(word, limit=None)
     word = _OLD_URL_PASSWORD.sub(r"\1:" + _OLD_REDACTED + "@", word)
@@ -139,6 +147,9 @@ PIECES = [
     "mysql", "/usr/bin/mysqldump", "mariadb-dump", "sshpass", "x/sshpass", "mysql/x", "'mysql", "\"/bin/sshpass",
     "-phunter2", "-p:", "-ua:b", "-U:", "-u:x", "-pthread", "-url=h:1", "-u=:x", "ipmitool", "-P", "-Phunter2",
     "redis-cli", "-a", "-apw", "/usr/bin/zip", "7z", "mysql_dump.sql", "MYSQL_PWD=", "--pwd",
+    "smbclient", "/usr/bin/lftp", "'net", "alice%pw", "a,b", "-Ua%b", "-ua,b", "--user=a%b", "%", "-U%",
+]
+PIECES += [
     "-x", "--", "-", "token:", "Token:", "Authorization:", "X-Auth-Token:", "Bearer", "basic", "DIGEST", "token",
     "user:pw@host", "scheme://u:p@h/x", "https://", "mongodb+srv://a:b:c@h", "://", ":", "/", "@", "?",
     "KEY=val", "API_KEY=", "aws_secret=", "credential=", "x=1", "=", '"', "'", '="a b"', "='x'", "&", ";", ",",
@@ -208,6 +219,8 @@ REDACTION_EXAMPLES = [
     "make -C mysql/src -pj gcc -pthread mkdir -p /var/lib/mysql -pv mariadb-dump -p -p=x",
     "ipmitool -I lanplus -H bmc -U admin -P hunter2 && redis-cli -a pw -apw zip -P z f 7z -px a -url=h:80 -u=a:b",
     "python train.py --data /data/mysql_export.parquet -pretrained env MYSQL_PWD=x DB_PWD=y --pwd z",
+    "smbclient //s/x -U alice%pw -Ubob%pw --user=c%d && lftp -u alice,pw sftp://h -ua,b:c -U x:y%z",
+    "python -u a%b,c ls -u a,b curl -u a%b:c net ads join -U DOM\\admin%pw",
 ]
 
 

@@ -42,6 +42,13 @@ R = REDACTED
     (["/usr/bin/zip", "-P", "hunter2", "out.zip", "f"], f"/usr/bin/zip -P {R} out.zip f"),
     (["7z", "x", "-phunter2", "a.7z"], f"7z x -p{R} a.7z"),
     (["env", "MYSQL_PWD=hunter2", "mysql"], f"env MYSQL_PWD={R} mysql"),  # pwd: a secret word too
+    # user flags whose user and password another character joins, after a word naming the tool (they leaked)
+    (["smbclient", "//fs/share", "-U", "alice%hunter2"], f"smbclient //fs/share -U alice%{R}"),
+    (["/usr/bin/smbclient", "-Ualice%hunter2", "--user=bob%pw"], f"/usr/bin/smbclient -Ualice%{R} --user=bob%{R}"),
+    (["net", "ads", "join", "-U", "EXAMPLE\\admin%hunter2"], f"net ads join -U EXAMPLE\\admin%{R}"),
+    (["lftp", "-u", "alice,hunter2", "sftp://h"], f"lftp -u alice,{R} sftp://h"),
+    (["sh", "-c", "lftp -u alice,hunter2 h"], f"sh -c lftp -u alice,{R} h"),
+    (["lftp", "-u", "alice,pw:x"], f"lftp -u alice,{R}"),  # the first of the separators
 ])
 def test_secrets_are_redacted(argv, expected):
     assert redact_argv(argv) == expected
@@ -61,6 +68,8 @@ def test_secrets_are_redacted(argv, expected):
     ["exporter", "-url=http://10.0.0.1:9400/metrics", "-upstream=10.0.0.2:8080"],  # -u... options with '='
     ["scp", "-P", "2222", "f", "h:"], ["rsync", "-aP", "src/", "dst/"],  # -P elsewhere: a port, progress
     ["python", "main.py", "-a", "resnet50"],  # -a elsewhere: here the architecture
+    ["sort", "-u", "a,b"], ["du", "-u", "50%"],  # , and % join a password only after lftp and Samba's tools
+    ["smbclient", "//fs/share", "-U", "alice"],  # a user without a password
 ])
 def test_ordinary_commands_are_kept(argv):
     assert redact_argv(argv) == " ".join(argv)
