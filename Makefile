@@ -4,7 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # `make collect`/`make report` inventory; empty: the settings' collect.inventory (default inventory.ini).
 INVENTORY ?=
-# Extra arguments for the fleetscope command, e.g. `make collect ARGS="--limit gpu"`.
+# Extra arguments for the fleetscope command, e.g. `make collect ARGS="--limit gpu"`; for `make bench`, the
+# arguments of `python -m benchmarks` (the collection benchmarks after it run as they are).
 ARGS ?=
 
 .PHONY: help collect report sql test test-fast lint bench clean

@@ -566,7 +566,8 @@ def build_parser() -> argparse.ArgumentParser:
         "admin", help="terminate a process, GPU maintenance, power limit (asks first, records in admin_actions)",
         description="Admin actions through playbooks/admin.yml, one host at a time. Each asks for confirmation "
         "(or --yes), runs with become (root) unless --no-become, supports --check (report, change nothing), "
-        "and is recorded in the admin_actions table. Exit 0 done, 1 refused or failed on the host, 2 not run.",
+        "and is recorded in the admin_actions table. Exit 0 done, 1 refused or failed on the host, 2 not run, "
+        "4 done but not recorded, 130 interrupted.",
         epilog="examples:\n  fleetscope admin kill gpu01 4242 --user alice --command 'python train.py'\n"
         "  fleetscope admin maintenance gpu01 on --gpu 3 --check\n"
         "  fleetscope admin power-limit gpu01 --gpu 0 --watts 500",
@@ -586,7 +587,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--started", metavar="TIME", help="when it started, UTC, as the report's process table shows "
                    "it (e.g. '2026-11-23 09:00'): a process that started at another time (the pid reused by a "
                    "job restarted with the same command) is refused")
-    k.add_argument("--signal", default="TERM", choices=("TERM", "INT", "KILL"))
+    k.add_argument("--signal", default="TERM", choices=("TERM", "INT", "KILL"), help="signal to send (default TERM)")
     k.add_argument("--wait", type=int, default=10, help="seconds to wait for it to end (default 10)")
     k.add_argument("--force", action="store_true", help="send KILL if it is still there after --wait")
     m = asub.add_parser("maintenance", parents=[admin_common], help="GPU compute mode prohibited (on) or default")

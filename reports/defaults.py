@@ -25,7 +25,7 @@ DEFAULT_SETTINGS: Dict[str, Any] = {
     # Ansible inventory variables shown as extra columns of the hosts table (values: build_site's
     # inventory_vars, which the CLI reads from collect.inventory).
     "host_columns": [],
-    # A host whose newest data is older than this is listed as stale on every page.
+    # A host whose newest data is this much older than the fleet's newest is listed as stale on every page.
     "stale_minutes": 30,
     # How far back the problems page looks for failed runs, heat and throttling.
     "problem_hours": 24,
