@@ -1,13 +1,18 @@
 """The pynvml the collector ships to GPU hosts: nvidia-ml-py's own, with two imports made light and the
 functions and classes nobody uses left out.
 
-Every collection on a GPU host imports pynvml, and nvidia-ml-py's pynvml imports two modules it does not
+Every collection on a GPU host imports pynvml, and nvidia-ml-py's pynvml imports four modules it does not
 need there: ``ctypes.util`` (for ``find_library``, which it never calls on Linux) pulls in shutil,
 subprocess, re and enum; ``string`` (for ``string.capwords``, once, when it makes its error classes) pulls
 in re. Together they were 12-20 ms of the 30-50 ms that importing pynvml cost (an H200 host, and this
-VM; docs/benchmarks.md), in every collection on a GPU host. ``lighten`` replaces each of those two import lines,
-matched whole, with a stand-in of the same behaviour: ``find_library`` imports ``ctypes.util`` when called,
-``string.capwords`` is CPython's own one-line definition. A line it does not find (another nvidia-ml-py)
+VM; docs/benchmarks.md), in every collection on a GPU host. ``functools`` (for ``wraps``, on two
+decorators) pulls in collections, keyword, operator and reprlib, and ``threading`` (for one ``Lock``) its
+own module: 7-8 ms more of the 17 ms the pruned pynvml's import still cost over a bare interpreter (this
+VM, 2026-11-28), where nothing else of a collection imports them. ``lighten`` replaces each of those import
+lines, matched whole, with a stand-in of the same behaviour: ``find_library`` imports ``ctypes.util`` when
+called, ``string.capwords`` is CPython's own one-line definition, ``wraps`` copies what functools' does
+(name, qualified name, module, docstring, ``__dict__`` and ``__wrapped__``), ``threading.Lock`` is
+``_thread.allocate_lock``, as in the threading module. A line it does not find (another nvidia-ml-py)
 is left alone: that pynvml then runs as it is, only slower; tests/collectors/test_shipped_pynvml.py fails
 so that the replacements are brought up to date.
 
@@ -35,6 +40,23 @@ REPLACEMENTS = {
         "    @staticmethod\n"
         "    def capwords(s, sep=None):\n"
         "        return (sep or ' ').join(map(str.capitalize, s.split(sep)))\n"
+    ),
+    "from functools import wraps\n": (
+        "def wraps(wrapped):  # fleetscope: functools imports collections and more, for wraps alone; what it does\n"
+        "    def decorate(wrapper):\n"
+        "        for name in ('__module__', '__name__', '__qualname__', '__doc__'):\n"
+        "            try:\n"
+        "                setattr(wrapper, name, getattr(wrapped, name))\n"
+        "            except AttributeError:\n"
+        "                pass\n"
+        "        wrapper.__dict__.update(getattr(wrapped, '__dict__', {}))\n"
+        "        wrapper.__wrapped__ = wrapped\n"
+        "        return wrapper\n"
+        "    return decorate\n"
+    ),
+    "import threading\n": (
+        "class threading:  # fleetscope: for one Lock, the threading module (threading.Lock is this function)\n"
+        "    from _thread import allocate_lock as Lock\n"
     ),
 }
 

@@ -22,3 +22,23 @@ def test_host_cost_measures_every_contender_once(tmp_path, capsys):
     assert f"host cost ({collect_bench.PYTHON}): fleetscope_collect" in printed and "nvidia-ml-py's as it is" in printed
     assert "one subsystem alone (none: the bootstrap and the package): none " in printed and " gpus " in printed
     json.dumps(out)  # what --only-host writes
+
+
+def test_the_pynvml_probe_imports_pynvml_and_collects_nothing(tmp_path, monkeypatch):
+    """What "importing the shipped pynvml" measures: the bootstrap up to the collection, then the import.
+    After the bootstrap's last line changed, the probe ran a whole collection instead, and the benchmark
+    reported that as pynvml's import."""
+    import subprocess
+
+    from fleetscope.stage import STUB, bundle_of, collector_sources, payload
+
+    probe = collect_bench.probe_bootstrap(
+        "from fleetscope_collectors import gpus\nanswer({'pynvml': gpus.load_pynvml().__name__})\n")
+    sent = payload({"top_n": 15, "timeout": 30}, bundle_of(collector_sources()), probe.encode())
+    proc = subprocess.run([collect_bench.PYTHON, "-c", STUB], input=sent, capture_output=True, timeout=60,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"pynvml": "fleetscope_collectors.pynvml_shipped"}
+    monkeypatch.setattr(collect_bench, "COLLECTION_STARTS", "a line the bootstrap does not have")
+    with pytest.raises(RuntimeError, match="no longer has the line"):
+        collect_bench.probe_bootstrap("")
