@@ -13,7 +13,8 @@ Rules, applied per argument (and per word inside an argument holding spaces, as 
 - after a word naming a program of PASSWORD_FLAGS, its password flag's value: written into it (``mysql
   -phunter2``: the rest of the word) or the next word (``ipmitool -P hunter2``);
 - after a word naming a program of USER_SEPARATORS, the user flags' rule above splits at that program's
-  character too, whichever comes first (``smbclient -U alice%pw``, ``lftp -u alice,pw``).
+  character too, whichever comes first (``smbclient -U alice%pw``, ``lftp -u alice,pw``), also inside a
+  later argument holding spaces (``lftp -e "open -u alice,pw h"``).
 
 A name looks like a secret when it contains pass, token, secret, key, auth, credential or pwd (any case).
 Redacting too much is the safe error. The result is capped at MAX_COMMAND characters.
@@ -45,7 +46,8 @@ PASSWORD_FLAGS.update({"ipmitool": "-P", "zip": "-P", "unzip": "-P", "redis-cli"
 #: Programs whose user flag's value joins the password with another character than curl's ":" (Samba's
 #: ``-U alice%pw``, lftp's ``-u alice,pw``), and that character. Like PASSWORD_FLAGS, only after a word
 #: naming one.
-USER_SEPARATORS = dict.fromkeys(("smbclient", "rpcclient", "smbcacls", "smbcquotas", "smbget", "smbtree", "net"), "%")
+USER_SEPARATORS = dict.fromkeys(("smbclient", "rpcclient", "smbcacls", "smbcquotas", "smbget", "smbtree", "net",
+                                 "samba-tool"), "%")
 USER_SEPARATORS["lftp"] = ","
 
 _secret_pattern = []  # re.compile("pass|token|...", re.IGNORECASE), compiled for the first non-ASCII name
@@ -63,11 +65,12 @@ def redact_argv(argv, limit=MAX_COMMAND):
     return _cap(" ".join(_redact_words(words)), limit, cut=room < 0)
 
 
-def redact_command(command, limit=MAX_COMMAND):
+def redact_command(command, limit=MAX_COMMAND, seps=":"):
     """A redacted copy of a command line given as one string (split on whitespace, spacing kept); of a long
-    one, its first MAX_INPUT characters only."""
+    one, its first MAX_INPUT characters only. ``seps``: what joins a user flag's user and password, as the
+    words around it say (``lftp -e "open -u alice,pw h"``: the program is named outside the string)."""
     parts = _split_spaces(command[:MAX_INPUT])
-    parts[0::2] = _redact_words(parts[0::2])
+    parts[0::2] = _redact_words(parts[0::2], seps)
     return _cap("".join(parts), limit, cut=len(command) > MAX_INPUT)
 
 
@@ -84,12 +87,12 @@ def looks_secret(name):
     return _secret_pattern[0].search(name) is not None
 
 
-def _redact_words(words):
+def _redact_words(words, seps=":"):
     out = []
     pending = False  # the previous word asked for its value to be hidden
     user = False  # the previous word was -u/--user: a user:password may follow
     flags = set()  # the password flags of the programs named so far (PASSWORD_FLAGS)
-    seps = ":"  # what joins a user flag's user and password: curl's, and those of programs named so far
+    # seps: what joins a user flag's user and password: curl's ":", and those of the programs named so far
     for word in words:
         if not word:
             out.append(word)
@@ -161,7 +164,7 @@ def _redact_word(word, seps=":"):
         if at < len(value):
             return name + "=" + value[:at + 1] + REDACTED
     if spaced:  # an argument that is itself a command line, as in sh -c "..."
-        return redact_command(word, limit=None)
+        return redact_command(word, limit=None, seps=seps)
     if "@" in word:  # speed: most words hold neither "@" nor "="
         word = _hide_url_passwords(word)
     return _hide_assignments(word) if equals else word

@@ -55,7 +55,7 @@ _OLD_PASSWORD_PROGRAM = re.compile(r"(?:.*/)?['\"]*(" + "|".join(map(re.escape, 
                                    re.DOTALL)
 # added with the rule for user flags of programs that join user and password with another character
 _OLD_USER_SEPARATORS = {"lftp": ","} | dict.fromkeys(
-    ("smbclient", "rpcclient", "smbcacls", "smbcquotas", "smbget", "smbtree", "net"), "%")
+    ("smbclient", "rpcclient", "smbcacls", "smbcquotas", "smbget", "smbtree", "net", "samba-tool"), "%")
 _OLD_USER_PROGRAM = re.compile(r"(?:.*/)?['\"]*(" + "|".join(map(re.escape, _OLD_USER_SEPARATORS)) + ")",
                                re.DOTALL)
 
@@ -64,17 +64,16 @@ def _old_redact_argv(argv, limit=_OLD_MAX_COMMAND):
     return _old_cap(" ".join(_old_redact_words(list(argv))), limit)
 
 
-def _old_redact_command(command, limit=_OLD_MAX_COMMAND):
+def _old_redact_command(command, limit=_OLD_MAX_COMMAND, seps=":"):
     parts = _OLD_SPACES.split(command)
-    parts[0::2] = _old_redact_words(parts[0::2])
+    parts[0::2] = _old_redact_words(parts[0::2], seps)
     return _old_cap("".join(parts), limit)
 
 
-def _old_redact_words(words):
+def _old_redact_words(words, seps=":"):
     out = []
     pending = user = False
     flags = set()
-    seps = ":"
     for word in words:
         if not word:
             out.append(word)
@@ -125,7 +124,7 @@ def _old_redact_word(word, seps=":"):
     if m and m.group(1) in _OLD_USER_FLAGS and (u := re.fullmatch(rf"([^{seps}]*[{seps}]).*", m.group(2), re.DOTALL)):
         return m.group(1) + "=" + u.group(1) + _OLD_REDACTED
     if spaced:
-        return _old_redact_command(word, limit=None)
+        return _old_redact_command(word, limit=None, seps=seps)
     word = _OLD_URL_PASSWORD.sub(r"\1:" + _OLD_REDACTED + "@", word)
     return _OLD_ASSIGNMENT.sub(_old_redact_assignment, word)
 
@@ -221,6 +220,7 @@ REDACTION_EXAMPLES = [
     "python train.py --data /data/mysql_export.parquet -pretrained env MYSQL_PWD=x DB_PWD=y --pwd z",
     "smbclient //s/x -U alice%pw -Ubob%pw --user=c%d && lftp -u alice,pw sftp://h -ua,b:c -U x:y%z",
     "python -u a%b,c ls -u a,b curl -u a%b:c net ads join -U DOM\\admin%pw",
+    "lftp -e 'open -u alice,pw h' lftp -c \"open -u a,b h; ls\" samba-tool domain join -U Administrator%pw",
 ]
 
 

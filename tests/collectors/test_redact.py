@@ -49,6 +49,9 @@ R = REDACTED
     (["lftp", "-u", "alice,hunter2", "sftp://h"], f"lftp -u alice,{R} sftp://h"),
     (["sh", "-c", "lftp -u alice,hunter2 h"], f"sh -c lftp -u alice,{R} h"),
     (["lftp", "-u", "alice,pw:x"], f"lftp -u alice,{R}"),  # the first of the separators
+    (["lftp", "-e", "open -u alice,hunter2 sftp://h; mirror"], f"lftp -e open -u alice,{R} sftp://h; mirror"),
+    (["python3", "/usr/bin/samba-tool", "domain", "join", "x", "-U", "Administrator%hunter2"],
+     f"python3 /usr/bin/samba-tool domain join x -U Administrator%{R}"),
 ])
 def test_secrets_are_redacted(argv, expected):
     assert redact_argv(argv) == expected
