@@ -17,7 +17,11 @@ and, per run, the CPU seconds of each kind of process (medians over the rounds):
   fleetscope                the `fleetscope collect` process (its start, ansible-runner, spool, ingest)
   hosts                     sshd sessions and what runs under them: on loopback, the same cores
 With every process on the same cores, a run cannot end before its CPU divided by the cores: that bound,
-against the floor's wall time, is the least ratio any scheduling of the same work could reach here.
+against the floor's wall time, is the least ratio any scheduling of the same work could reach here. The
+kernel records a process's CPU time in whole 10 ms (AHZ), cut, not rounded: each record is up to 10 ms
+low, so the totals are lower bounds (by up to 10 ms times the processes counted, which are printed),
+and so is the ratio drawn from them. Wall times are those of the runs alone, as collect_bench measures
+them: the ending of the masters afterwards is not in them (its processes' CPU is).
 Results into benchmarks/out/cold-cpu.json.
 """
 
@@ -45,13 +49,12 @@ KINDS = ("ssh clients", "ansible-playbook", "ansible workers", "fleetscope", "ho
 
 
 def accounted(log: Path, run) -> tuple[float, list[dict]]:
-    """(wall seconds of ``run()``, the accounting records of the processes that ended meanwhile)."""
+    """(what ``run()`` returns: the wall seconds of the run itself, the accounting records of the processes
+    that ended while it ran, its set-up and clean-up included: the masters end in its clean-up)."""
     log.write_bytes(b"")
     subprocess.run(["accton", str(log)], check=True, capture_output=True)
     try:
-        began = time.perf_counter()
-        run()
-        wall = time.perf_counter() - began
+        wall = run()
         time.sleep(0.3)  # the masters ended by run() write their records
     finally:
         subprocess.run(["accton", "off"], check=True, capture_output=True)
@@ -108,14 +111,16 @@ def bench_size(n: int, repeat: int, work: Path) -> dict:
         command = [BIN / "fleetscope", "collect", "--config", str(config), "--data", str(work / f"data{n}"),
                    "--no-report", "--inventory", str(inventory)]
 
-        def fleetscope() -> None:
-            with cold as cp_dir:
+        def fleetscope() -> float:
+            with cold as cp_dir:  # its clean-up ends the masters, outside the time measured
+                began = time.perf_counter()
                 subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
                                env=dict(env, ANSIBLE_SSH_CONTROL_PATH_DIR=str(cp_dir)))
+                return time.perf_counter() - began
 
-        def the_floor() -> None:
+        def the_floor() -> float:
             with cold as cp_dir:
-                floor(fleet, cp_dir)
+                return floor(fleet, cp_dir)[0]
 
         fleetscope()  # its hosts' SSH command lines recorded (ssh_warmup), the warehouse created
         the_floor()
@@ -127,6 +132,7 @@ def bench_size(n: int, repeat: int, work: Path) -> dict:
                 kinds = by_kind(records)
                 runs[name]["wall"].append(wall)
                 runs[name]["cpu"].append(sum(kinds.values()))
+                runs[name]["processes"].append(len(records))
                 for kind in KINDS:
                     runs[name][kind].append(kinds.get(kind, 0.0))
         out = {"hosts": n, "cores": len(os.sched_getaffinity(0)), "repeat": repeat}
@@ -147,6 +153,8 @@ def print_size(r: dict) -> None:
     for kind in KINDS:
         print(f"  {kind:<18}{f[kind]:>8.2f}{s[kind]:>12.2f}")
     print(f"  {'all':<18}{f['cpu']:>8.2f}{s['cpu']:>12.2f}")
+    print(f"  {'processes':<18}{f['processes']:>8.0f}{s['processes']:>12.0f}   (each one's CPU recorded "
+          f"in whole 10 ms: up to 10 ms low each)")
     print(f"  {'wall s':<18}{f['wall']:>8.2f}{s['wall']:>12.2f}   fleetscope / floor: {r['ratio_floor']:.2f}")
     print(f"  fleetscope's CPU over {r['cores']} cores: at least {r['cpu_bound_s']:.2f} s, "
           f"{r['ratio_floor_cpu_bound']:.2f}x the floor's wall time however it were scheduled")
