@@ -68,8 +68,13 @@ def accounted(log: Path, run) -> tuple[float, list[dict]]:
 
 
 def by_kind(records: list[dict]) -> Counter:
-    """CPU seconds per kind of process (KINDS), by each process's name and its ancestors'."""
+    """CPU seconds per kind of process (KINDS), by each process's name and its ancestors'. Of the Pythons
+    `fleetscope` starts, ansible-playbook is the one whose children are Pythons (its workers); another (a
+    Python compiling the collector for the hosts, stage.compile_with) is "other"."""
     pids = {r["pid"]: r for r in records}
+    playbooks = {r["ppid"] for r in records if r["comm"].startswith("python")
+                 and pids.get(r["ppid"], {}).get("comm", "").startswith("python")
+                 and pids.get(pids[r["ppid"]]["ppid"], {}).get("comm") == "fleetscope"}
 
     def ancestors(r):
         seen = 0
@@ -80,16 +85,15 @@ def by_kind(records: list[dict]) -> Counter:
     out = Counter()
     for r in records:
         chain = list(ancestors(r))
-        parent = chain[1]["comm"] if len(chain) > 1 else ""
         if any(a["comm"].startswith("sshd") for a in chain):
             kind = "hosts"
         elif r["comm"] == "ssh":
             kind = "ssh clients"
         elif r["comm"] == "fleetscope":
             kind = "fleetscope"
-        elif r["comm"].startswith("python") and parent == "fleetscope":
+        elif r["pid"] in playbooks:
             kind = "ansible-playbook"
-        elif r["comm"].startswith("python") and any(a["comm"] == "fleetscope" for a in chain[1:]):
+        elif r["comm"].startswith("python") and any(a["pid"] in playbooks for a in chain[1:]):
             kind = "ansible workers"
         elif r["comm"] in ("accton", "sleep"):
             continue
