@@ -545,13 +545,26 @@ def build_parser() -> argparse.ArgumentParser:
         "  fleetscope hosts remove gpu07.lab\n  fleetscope hosts check --limit gpu",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    h.add_argument("action", choices=("list", "add", "remove", "check"))
-    h.add_argument("name", nargs="?", help="host name (add, remove)")
-    h.add_argument("-i", "--inventory", help="inventory file (default: collect.inventory, inventory.ini)")
-    h.add_argument("-g", "--group", default="ungrouped", help="group to add the host to (default: ungrouped)")
-    h.add_argument("--var", action="append", metavar="KEY=VALUE", help="a host variable (repeatable)")
-    h.add_argument("-l", "--limit", help="Ansible host pattern to check")
-    h.set_defaults(func=cmd_hosts)
+    inventory_help = "inventory file (default: collect.inventory, inventory.ini)"
+    h.add_argument("-i", "--inventory", help=inventory_help)
+    # Each action a parser of its own, with its options: `hosts add -i X -g gpu NAME` as well as `hosts add NAME
+    # -i X` (one parser with an optional NAME took it as absent at the first option, and refused it after).
+    # The options of `hosts` may come after the action too; given there, they are set only when given.
+    later = argparse.ArgumentParser(add_help=False)
+    later.add_argument("--config", default=argparse.SUPPRESS, help="settings file (as for `hosts`)")
+    later.add_argument("--data", default=argparse.SUPPRESS, help="data directory (as for `hosts`)")
+    later.add_argument("-i", "--inventory", default=argparse.SUPPRESS, help=inventory_help)
+    hsub = h.add_subparsers(dest="action", required=True, metavar="ACTION")
+    hsub.add_parser("list", parents=[later], help="the inventory's hosts: groups, address, port, user, python")
+    ha = hsub.add_parser("add", parents=[later], help="add a host to inventory.ini (comments and groups kept)")
+    ha.add_argument("name", help="host name")
+    ha.add_argument("-g", "--group", default="ungrouped", help="group to add the host to (default: ungrouped)")
+    ha.add_argument("--var", action="append", metavar="KEY=VALUE", help="a host variable (repeatable)")
+    hr = hsub.add_parser("remove", parents=[later], help="remove a host from inventory.ini")
+    hr.add_argument("name", help="host name")
+    hc = hsub.add_parser("check", parents=[later], help="log in to each host: SSH, python3, NVML, /proc visibility")
+    hc.add_argument("-l", "--limit", help="Ansible host pattern to check")
+    h.set_defaults(func=cmd_hosts, name=None, group="ungrouped", var=None, limit=None)
 
     b = sub.add_parser(
         "bookings", parents=[common], help="read the booking calendars ([bookings] sources) into the warehouse",

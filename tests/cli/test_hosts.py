@@ -104,6 +104,22 @@ def test_the_cli_adds_lists_and_removes(run_fleetscope, inventory):
     assert inventory.read_text() == INVENTORY
 
 
+def test_options_may_come_before_the_host_name_and_before_the_action(run_fleetscope, inventory):
+    """`hosts add -i X -g gpu NAME`, the order most people type, was refused ("unrecognized arguments: NAME"):
+    the name was taken as absent at the first option."""
+    add = run_fleetscope("hosts", "add", "-i", str(inventory), "-g", "gpu", "--var", "owner=bob", "gpu09.lab")
+    assert add.returncode == 0 and "added to [gpu]" in add.stdout, add.stdout + add.stderr
+    other = run_fleetscope("hosts", "-i", str(inventory), "add", "--var", "ansible_host=10.0.0.9", "gpu10.lab")
+    assert other.returncode == 0 and "added to [ungrouped]" in other.stdout, other.stdout + other.stderr
+    assert {h["host"]: h["address"] for h in list_hosts(inventory)}["gpu10.lab"] == "10.0.0.9"
+    for name in ("gpu09.lab", "gpu10.lab"):
+        removed = run_fleetscope("hosts", "remove", "-i", str(inventory), name)
+        assert removed.returncode == 0, removed.stdout + removed.stderr
+    missing = run_fleetscope("hosts", "add", "-i", str(inventory), "-g", "gpu")
+    assert missing.returncode == 2 and "required: name" in missing.stderr and "Traceback" not in missing.stderr
+    assert sorted(h["host"] for h in list_hosts(inventory)) == ["cpu01.lab", "gpu01.lab", "gpu02.lab"]
+
+
 def test_an_edit_keeps_the_files_mode_its_link_and_its_line_endings(tmp_path):
     """The edit replaced the file: a 0644 inventory became 0600 (unreadable to the user cron runs as), a
     symlink became a plain file (the target left as it was), CRLF became LF."""
