@@ -288,6 +288,9 @@ def cmd_report(args) -> int:
     settings = _settings(args)
     if _no_data(settings, "report"):
         return EXIT_USAGE
+    if args.inventory and not Path(args.inventory).exists():  # named here: a typo, not a site without groups
+        _say(f"fleetscope report: inventory not found: {Path(args.inventory).resolve()}; nothing was rendered")
+        return EXIT_USAGE
     index = _again_if_swapped(lambda: _build_report(settings, args.inventory))
     print(f"report: {index}")
     if args.open:

@@ -69,9 +69,15 @@ def test_report_shows_the_columns_chosen_in_the_settings(run_fleetscope, invento
     latest = json.loads((site / "data" / "latest.json").read_text())
     assert {h["host"]: h["vars"] for h in latest["hosts"]}["gpu01"] == {"owner": "alice", "room": "B 2.14"}
 
-    # --inventory picks another inventory; one that cannot be read costs the columns, not the report.
+    # --inventory picks another inventory; one named there that is not found is a typo: exit 2, and the
+    # site is left as it was (it was rendered again without the columns, and exit 0).
     proc = run_fleetscope("report", "--config", str(cfg), "--data", str(data), "--out", str(site),
                           "--inventory", str(tmp_path / "gone.ini"))
+    assert proc.returncode == 2 and "inventory not found" in proc.stderr and "nothing was rendered" in proc.stderr
+    assert hosts_table(site / "index.html")["gpu01"]["owner"] == "alice"
+    # The settings' inventory, gone: it costs the columns, not the report.
+    cfg.write_text('[collect]\ninventory = "gone.ini"\n[report]\nhost_columns = ["owner", "room"]\n')
+    proc = run_fleetscope("report", "--config", str(cfg), "--data", str(data), "--out", str(site))
     assert proc.returncode == 0, proc.stderr
     assert "warning: report.host_columns left empty: inventory not found" in proc.stderr
     assert hosts_table(site / "index.html")["gpu01"]["owner"] == ""
@@ -121,8 +127,9 @@ def test_report_command_passes_every_hosts_address_and_groups(tmp_path, capsys):
     assert {h: (r["Address"], r["Groups"]) for h, r in rows.items()} == {
         "cpu01": ("cpu01.lab", "cpu"), "gpu01": ("10.0.0.1", "gpu, rack7"), "gone01": ("gone01", "")}
     assert 'data-group="rack7"' in (site / "index.html").read_text(encoding="utf-8")
-    # An inventory that cannot be read: names, no groups, a warning, and the report all the same.
-    assert cli.main([*argv, "--inventory", str(tmp_path / "gone.ini")]) == 0
+    # The settings' inventory, not found: names, no groups, a warning, and the report all the same.
+    cfg.write_text(f'[collect]\ninventory = "{tmp_path / "gone.ini"}"\n')
+    assert cli.main(argv) == 0
     assert "warning: no inventory groups and addresses: inventory not found" in capsys.readouterr().err
     assert hosts_table(site / "index.html")["gpu01"]["Groups"] == ""
 
