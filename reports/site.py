@@ -209,6 +209,7 @@ def _gather(con, cfg: Mapping[str, Any], generated: datetime, inventory_vars: Ma
         # host charts break their lines where points are further apart than two buckets or two collection
         # intervals (a sample stands for up to max_interval_s): the host was down, or not collected
         "gap_s": 2 * max(bucket_s, float(cfg["max_interval_s"])),
+        "bucket_s": bucket_s,
         "gpu_timeline": _group(fetch(con, "gpu_timeline", {"since": since, "bucket_s": bucket_s})),
         "processes": _group(fetch(con, "gpu_processes_last")),
         "host_processes": _group(fetch(con, "host_processes_last")),
@@ -366,7 +367,7 @@ def _render(env: jinja2.Environment, model: Dict[str, Any], cfg: Mapping[str, An
         host_gpus = gpus.get(name, [])
         _page(env, stage / "hosts" / h["file"], "host.html", common,
               {f"host-{i}": f for i, f in enumerate(figs)} if has_data else {}, root="../", page="host",
-              shared_x={"t": x} if has_data else {},
+              shared_x={"t": x} if has_data else {}, every=_fmt_every(model["bucket_s"]),
               host=h, inventory=model["inventory"].get(name), gpus=host_gpus,
               mig=any(g["mig_mode"] for g in host_gpus), mig_instances=model["mig"].get(name, []),
               processes=model["processes"].get(name, []), status_rows=model["status"].get(name, []),

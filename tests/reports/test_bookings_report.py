@@ -235,9 +235,9 @@ def test_a_lab_without_bookings_sees_no_booking_problems(fleet_data, tmp_path):
 
 def test_the_report_command_passes_the_rules(booked_data, run_fleetscope, tmp_path):
     config = tmp_path / "fleetscope.toml"
-    config.write_text("[bookings]\nmax_hours = 99.0\n")
+    config.write_text(f"[collect]\ninventory = \"{tmp_path / 'none.ini'}\"\n[bookings]\nmax_hours = 99.0\n")
     proc = run_fleetscope("report", "--config", str(config), "--data", str(booked_data), "--out",
-                          str(tmp_path / "site"), "-i", str(tmp_path / "none.ini"))
+                          str(tmp_path / "site"))
     assert proc.returncode == 0, proc.stderr
     rows = table(_page(tmp_path / "site", "problems.html"), "problems-booking-rules")
     assert [(r["User"], r["Rule broken"]) for r in rows] == [("carol", "100 h booked, over 99.0 h")]
