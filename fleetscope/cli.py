@@ -242,7 +242,8 @@ def cmd_ingest(args) -> int:
         failed = None
     for message in report.rejected + report.warnings:
         _say(f"warning: {message}")
-    print(f"ingested {len(report.runs)} run(s): " + ", ".join(f"{n} {t}" for t, n in sorted(report.rows.items())))
+    rows = ", ".join(f"{n} {t}" for t, n in sorted(report.rows.items()))
+    print(f"ingested {len(report.runs)} run(s)" + (f": {rows}" if rows else ""))
     if failed:
         _say(f"fleetscope ingest: {failed}")
         return EXIT_STORAGE
@@ -325,6 +326,10 @@ def cmd_sql(args) -> int:
         _say_damaged(problem)
     if args.query is None:
         return repl(con, settings.data_dir)
+    if not args.query.strip(" \t\r\n;"):  # DuckDB runs nothing and answers "ok": say so instead
+        con.close()
+        _say("fleetscope sql: the query is empty (no query: the interactive prompt)")
+        return EXIT_USAGE
     current = {"con": con}
 
     def reopen() -> None:

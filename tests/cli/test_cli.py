@@ -62,6 +62,12 @@ def test_sql_error_exits_5_with_the_message(run_fleetscope, warehouse):
     assert proc.returncode == 5 and "nope" in proc.stderr
 
 
+def test_an_empty_query_is_a_usage_error_not_ok(run_fleetscope, warehouse):
+    for query in ("", "  ;\n"):
+        proc = run_fleetscope("sql", query, "--data", str(warehouse))
+        assert proc.returncode == 2 and "the query is empty" in proc.stderr and proc.stdout == "", proc.stdout
+
+
 def test_interactive_sql_prompt(run_fleetscope, warehouse):
     proc = subprocess.run([*fleetscope_bin(), "sql", "--data", str(warehouse)], cwd=PROJECT, text=True,
                           input=".tables\nSELECT count(*) AS n FROM gpu_samples;\nSELECT bad;\n.quit\n",
