@@ -291,10 +291,11 @@ class _Connection:
     """What the action's _send sees of Ansible's ssh connection: the answers, or failures, of its commands."""
 
     def __init__(self, *answers):
-        self.answers, self.commands = list(answers), []
+        self.answers, self.commands, self.sent = list(answers), [], []
 
     def __call__(self, command, in_data=None):
         self.commands.append(command)
+        self.sent.append((command, in_data))
         answer = self.answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
@@ -308,27 +309,31 @@ def _action_with(connection):
     return module, action
 
 
-def test_ssh_that_broke_the_pipe_before_saying_why_is_asked_once_more_for_its_reason():
+def test_ssh_that_broke_the_pipe_before_saying_why_is_asked_for_its_reason_with_nothing_to_send():
     """Ansible reports "Data could not be sent ... over SSH." where ssh closed its stdin and was still running
-    1 ms later, without ssh's reason (the e2e fault test saw it for a host with the wrong host key): the
-    command is sent once more, and that failure, which says why, is the host's. Other failures are not retried."""
+    1 ms later, without ssh's reason (the e2e fault test saw it for a host with the wrong host key). A second
+    try with the data raced the same way (CI, 2026-11-28): first `exit 0` with nothing on stdin, whose failure
+    says why and is the host's; where it connects, the command is sent again. Other failures are not retried."""
     from ansible.errors import AnsibleConnectionFailure
 
     early = AnsibleConnectionFailure("Data could not be sent to remote host '127.0.0.4'. "
                                      "Make sure this host can be reached over SSH.")
-    why = AnsibleConnectionFailure('Data could not be sent to remote host "127.0.0.4". Make sure this host can '
-                                   "be reached over ssh: Host key verification failed.\r\n")
-    module, action = _action_with(_Connection(early, why))
+    why = AnsibleConnectionFailure("Failed to connect to the host via ssh: Host key verification failed.\r\n")
+    module, action = _action_with(conn := _Connection(early, why))
     with pytest.raises(AnsibleConnectionFailure, match="Host key verification failed"):
-        action._execute("python3", 45, b"")
-    module, action = _action_with(conn := _Connection(early, {"rc": 0, "stdout": "{}"}))
-    assert action._execute("python3", 45, b"") == {"rc": 0, "stdout": "{}"}
-    assert conn.commands == [module.host_command("python3", 45)] * 2
+        action._execute("python3", 45, b"data")
+    assert conn.sent == [(module.host_command("python3", 45), b"data"), ("exit 0", None)]
+    module, action = _action_with(conn := _Connection(early, {"rc": 0}, {"rc": 0, "stdout": "{}"}))
+    assert action._execute("python3", 45, b"data") == {"rc": 0, "stdout": "{}"}
+    assert conn.sent == [(module.host_command("python3", 45), b"data"), ("exit 0", None),
+                         (module.host_command("python3", 45), b"data")]
     older = AnsibleConnectionFailure('Data could not be sent to remote host "127.0.0.4". Make sure this host can '
                                      "be reached over ssh: [Errno 32] Broken pipe")  # ansible-core before 2.19
-    module, action = _action_with(conn := _Connection(older, {"rc": 0, "stdout": "{}"}))
-    assert action._execute("python3", 45, b"")["rc"] == 0 and len(conn.commands) == 2
-    module, action = _action_with(conn := _Connection(why, {"rc": 0, "stdout": "{}"}))
+    module, action = _action_with(conn := _Connection(older, {"rc": 0}, {"rc": 0, "stdout": "{}"}))
+    assert action._execute("python3", 45, b"")["rc"] == 0 and len(conn.commands) == 3
+    said = AnsibleConnectionFailure('Data could not be sent to remote host "127.0.0.4". Make sure this host can '
+                                    "be reached over ssh: Host key verification failed.\r\n")
+    module, action = _action_with(conn := _Connection(said, {"rc": 0, "stdout": "{}"}))
     with pytest.raises(AnsibleConnectionFailure, match="Host key verification failed"):
         action._execute("python3", 45, b"")
     assert len(conn.commands) == 1

@@ -267,14 +267,18 @@ class ActionModule(ActionBase):
         """`command` with `stdin`, once more where ssh stopped reading its stdin before it had said why: Ansible
         then checks the ssh process 1 ms after the broken pipe and, with ssh not yet gone, reports only that
         the data could not be sent, without ssh's reason ("Host key verification failed", "Permission
-        denied"). The second try's failure says it, or is the same one. The collector only reads, so a host
-        that did run the first try's command comes to no harm from the second."""
+        denied"). Before the second try, a command with nothing on stdin (`exit 0`): Ansible then writes
+        nothing, waits for ssh to end and raises with ssh's own words where it cannot connect (a second try
+        with the data raced the same way on a loaded machine, CI 2026-11-28). Where it connects, the
+        command is sent again. The collector only reads, so a host that did run the first try's command
+        comes to no harm from the second."""
         try:
             return self._low_level_execute_command(command, in_data=stdin)
         except AnsibleConnectionFailure as e:
             if not str(e).startswith(DATA_NOT_SENT) or not any(end in str(e) for end in SSH_SAID_NOTHING):
                 raise
-            Display().vvv(f"{e}: once more, for ssh's reason")
+            Display().vvv(f"{e}: asking ssh why, with nothing to send")
+        self._low_level_execute_command("exit 0")
         return self._low_level_execute_command(command, in_data=stdin)
 
     def _warm_connection(self, host: str, opened_with: list[str] | None) -> None:
