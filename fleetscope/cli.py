@@ -572,7 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
     hr.add_argument("name", help="host name")
     hc = hsub.add_parser("check", parents=[later], help="log in to each host: SSH, python3, NVML, /proc visibility")
     hc.add_argument("-l", "--limit", help="Ansible host pattern to check")
-    h.set_defaults(func=cmd_hosts, name=None, group="ungrouped", var=None, limit=None)
+    h.set_defaults(func=cmd_hosts)
 
     b = sub.add_parser(
         "bookings", parents=[common], help="read the booking calendars ([bookings] sources) into the warehouse",
