@@ -185,24 +185,26 @@ def owner(pid):
 
 def owner_and_command(pid):
     """(user, redacted command) of a live pid, or (None, None) if it vanished or cannot be read: one pid of
-    owners_and_commands (its command line through the reader thread), or psutil's answer where psutil is used."""
-    psutil = get_psutil()
-    if psutil is not None:
-        try:
-            proc = psutil.Process(pid)
-            with proc.oneshot():
-                user = proc.username()
-                try:
-                    argv = proc.cmdline()
-                except psutil.ZombieProcess:  # exited, not yet reaped (a defunct CUDA job): its owner stays
-                    argv = []
-                except psutil.AccessDenied:
-                    return user, None
-                comm = proc.name() if not argv else None
-        except (psutil.NoSuchProcess, psutil.AccessDenied, KeyError):
-            return None, None
-        return text(user), command_from_argv([text(a) for a in argv], comm)
+    owners_and_commands."""
     return owners_and_commands([pid]).get(pid, (None, None))
+
+
+def _psutil_owner_and_command(psutil, pid):
+    """owner_and_command through psutil (hosts without /proc)."""
+    try:
+        proc = psutil.Process(pid)
+        with proc.oneshot():
+            user = proc.username()
+            try:
+                argv = proc.cmdline()
+            except psutil.ZombieProcess:  # exited, not yet reaped (a defunct CUDA job): its owner stays
+                argv = []
+            except psutil.AccessDenied:
+                return user, None
+            comm = proc.name() if not argv else None
+    except (psutil.NoSuchProcess, psutil.AccessDenied, KeyError):
+        return None, None
+    return text(user), command_from_argv([text(a) for a in argv], comm)
 
 
 #: How long reading one command line may take before its process is taken for one stuck in the kernel, and
@@ -316,10 +318,11 @@ def owners_and_commands(pids):
     pid that exited is left out. The command lines are read together through read_many: a process whose
     command line is not read in time has its user and a None command. With psutil (hosts without /proc) they
     are psutil's, read one by one in this thread."""
-    if get_psutil() is not None:
+    psutil = get_psutil()
+    if psutil is not None:
         out = {}
         for pid in pids:
-            user, command = owner_and_command(pid)
+            user, command = _psutil_owner_and_command(psutil, pid)
             if user is not None or command is not None:
                 out[pid] = user, command
         return out
