@@ -319,23 +319,6 @@ def other_python(ours: str = PYTHON) -> str | None:
     return None
 
 
-#: The bootstrap's line that starts the collection: a probe runs the bootstrap up to it, then its own code.
-COLLECTION_STARTS = "from fleetscope_collectors import Collection"
-
-
-def probe_bootstrap(code: str) -> str:
-    """The bootstrap (roles/collect/files/bootstrap.py) with ``code`` in place of the collection: the package
-    is unpacked and importable, and ``answer`` says what ``code`` found. Raises where the bootstrap no longer
-    has COLLECTION_STARTS: the probe would run a whole collection and measure that instead (it did, for a
-    day, after the bootstrap's last line changed)."""
-    from fleetscope.stage import BOOTSTRAP
-
-    text = BOOTSTRAP.read_text()
-    if text.count(COLLECTION_STARTS) != 1:
-        raise RuntimeError(f"{BOOTSTRAP} no longer has the line {COLLECTION_STARTS!r}: update COLLECTION_STARTS")
-    return text.split(COLLECTION_STARTS)[0] + code
-
-
 def host_cost(repeat: int, work: Path, other: str | None = None, python: str = PYTHON,
               subsystems: bool = False) -> dict:
     """CPU, peak memory and wall time of what runs on a host, each the median of `repeat` interleaved runs,
@@ -346,7 +329,15 @@ def host_cost(repeat: int, work: Path, other: str | None = None, python: str = P
     With `subsystems`, also the collection of each subsystem alone ("only_<name>") and of none ("only_none":
     the bootstrap and the package), what each part of a collection costs in a new process."""
     from collectors.gpus import driver_present
-    from fleetscope.stage import SHIPPED_PYNVML, STUB, bundle_of, collector_sources, for_magic, payload
+    from fleetscope.stage import (
+        SHIPPED_PYNVML,
+        STUB,
+        bundle_of,
+        collector_sources,
+        for_magic,
+        payload,
+        probe_bootstrap,
+    )
 
     shipped_sources = collector_sources()  # read once: every payload below is built from these
     unlightened, shipped = dict(shipped_sources), SHIPPED_PYNVML
@@ -366,7 +357,7 @@ def host_cost(repeat: int, work: Path, other: str | None = None, python: str = P
 
     # What a GPU host adds before NVML's own calls (all a host without the driver can show): the import of the
     # shipped pynvml, with this run's bootstrap, stopped once pynvml is imported.
-    gpu_probe = probe_bootstrap(
+    probe = probe_bootstrap(
         "from fleetscope_collectors import gpus\nanswer({'pynvml': gpus.load_pynvml().__name__})\n")
     ping_args = work / "ping.json"  # what pipelining sends on stdin after the module
     ping_args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {}}))
@@ -382,7 +373,6 @@ def host_cost(repeat: int, work: Path, other: str | None = None, python: str = P
             raise RuntimeError(f"{cmd} failed with status {status}")
         return cpu, maxrss_kib * 1024, wall
 
-    probe = gpu_probe.encode()
     contenders = [
         ("bare", [python, "-c", "pass"], None),
         # the shipped bytecode runs where the host's Python has the controller's magic number (what the action

@@ -405,3 +405,18 @@ def payload(args: dict, bundle: bytes, bootstrap: bytes | None = None) -> bytes:
     boot = BOOTSTRAP.read_bytes() if bootstrap is None else bootstrap
     encoded = json.dumps(args, separators=(",", ":")).encode()
     return b"%d\n" % len(boot) + boot + b"%d\n" % len(encoded) + encoded + bundle
+
+
+#: The bootstrap's line that starts the collection: a probe runs the bootstrap up to it, then its own code.
+COLLECTION_STARTS = "from fleetscope_collectors import Collection"
+
+
+def probe_bootstrap(code: str) -> bytes:
+    """A bootstrap for payload() (tests, benchmarks): BOOTSTRAP with ``code`` in place of the collection, the
+    package unpacked and importable, ``answer`` saying what ``code`` found. Raises where the bootstrap no longer
+    has COLLECTION_STARTS: the probe would run a whole collection instead (the benchmark's did, for a day,
+    after the bootstrap's last line changed)."""
+    text = BOOTSTRAP.read_text()
+    if text.count(COLLECTION_STARTS) != 1:
+        raise RuntimeError(f"{BOOTSTRAP} no longer has the line {COLLECTION_STARTS!r}: update COLLECTION_STARTS")
+    return (text.split(COLLECTION_STARTS)[0] + code).encode()

@@ -30,15 +30,16 @@ def test_the_pynvml_probe_imports_pynvml_and_collects_nothing(tmp_path, monkeypa
     reported that as pynvml's import."""
     import subprocess
 
-    from fleetscope.stage import STUB, bundle_of, collector_sources, payload
+    from fleetscope import stage
+    from fleetscope.stage import STUB, bundle_of, collector_sources, payload, probe_bootstrap
 
-    probe = collect_bench.probe_bootstrap(
+    probe = probe_bootstrap(
         "from fleetscope_collectors import gpus\nanswer({'pynvml': gpus.load_pynvml().__name__})\n")
-    sent = payload({"top_n": 15, "timeout": 30}, bundle_of(collector_sources()), probe.encode())
+    sent = payload({"top_n": 15, "timeout": 30}, bundle_of(collector_sources()), probe)
     proc = subprocess.run([collect_bench.PYTHON, "-c", STUB], input=sent, capture_output=True, timeout=60,
                           cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == {"pynvml": "fleetscope_collectors.pynvml_shipped"}
-    monkeypatch.setattr(collect_bench, "COLLECTION_STARTS", "a line the bootstrap does not have")
+    monkeypatch.setattr(stage, "COLLECTION_STARTS", "a line the bootstrap does not have")
     with pytest.raises(RuntimeError, match="no longer has the line"):
-        collect_bench.probe_bootstrap("")
+        probe_bootstrap("")

@@ -15,7 +15,6 @@ import zlib
 import pytest
 
 from fleetscope.stage import (
-    BOOTSTRAP,
     PACKAGE,
     STUB,
     CompileError,
@@ -31,6 +30,7 @@ from fleetscope.stage import (
     pack_code,
     pack_sources,
     payload,
+    probe_bootstrap,
     read_host_pythons,
     shipped_filename,
     split_parts,
@@ -63,11 +63,6 @@ def run_bootstrap(python, args, cwd, bootstrap=None, timeout=60, bundle=None):
     done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     done.pid = proc.pid
     return done, json.loads(out) if out.strip() else None
-
-
-def probe(code: str) -> bytes:
-    """The bootstrap with its loader set up, running `code` instead of the collector."""
-    return (BOOTSTRAP.read_text().split("from fleetscope_collectors import Collection")[0] + code).encode()
 
 
 @pytest.mark.parametrize("python", PYTHONS)
@@ -119,7 +114,7 @@ def test_the_shipped_pynvml_imports_from_the_bundle(tmp_path, python):
     """The bootstrap's loader, made to import the shipped pynvml instead of running the collector."""
     if python is None:
         pytest.skip("not on this machine")
-    proc, answer = run_bootstrap(python, {"timeout": 0}, tmp_path, bootstrap=probe(
+    proc, answer = run_bootstrap(python, {"timeout": 0}, tmp_path, bootstrap=probe_bootstrap(
         "from fleetscope_collectors import gpus\n"
         "answer({'module': gpus.load_pynvml().__name__, 'has_init': hasattr(gpus.load_pynvml(), 'nvmlInit')})\n"))
     assert answer == {"module": f"{PACKAGE}.pynvml_shipped", "has_init": True}, proc.stderr
@@ -144,7 +139,7 @@ def test_a_hung_collector_answers_at_its_timeout_with_what_it_has(tmp_path, faul
 
 def test_a_collector_hung_before_it_starts_fails_as_timed_out(tmp_path):
     """Stuck in its imports (here: the bundle's package itself never loads): nothing to answer with."""
-    proc, answer = run_bootstrap(sys.executable, {"timeout": 1}, tmp_path, timeout=30, bootstrap=probe(
+    proc, answer = run_bootstrap(sys.executable, {"timeout": 1}, tmp_path, timeout=30, bootstrap=probe_bootstrap(
         "import time\ntime.sleep(30)\n"))
     assert proc.returncode == 1
     assert answer == {"failed": True, "timed_out": True, "msg": "collector timed out after 1 s on the host"}
@@ -242,7 +237,7 @@ def test_the_bootstrap_finds_its_pythons_magic_number(tmp_path, python):
     """Where the bytecode can run, the bootstrap knows it (else every host compiles, only more slowly)."""
     if python is None:
         pytest.skip("not on this machine")
-    proc, answer = run_bootstrap(python, {"timeout": 0}, tmp_path, bootstrap=probe(
+    proc, answer = run_bootstrap(python, {"timeout": 0}, tmp_path, bootstrap=probe_bootstrap(
         "import importlib.util\nanswer({'found': MAGIC is not None and MAGIC == importlib.util.MAGIC_NUMBER})\n"))
     assert answer == {"found": True}, proc.stderr
 
@@ -260,7 +255,7 @@ def test_bytecode_compiled_by_another_python_here_runs_on_hosts_with_that_python
     package, pynvml = (code_entries(part) for part in split_parts(bundle)[1::2])
     assert list(package) == list(pynvml) and len(package) == 2 and importlib.util.MAGIC_NUMBER in package
     # on that Python every module runs from the bytecode shipped for it, the shipped pynvml included
-    proc, answer = run_bootstrap(python, {"timeout": 0}, tmp_path, bundle=bundle, bootstrap=probe(
+    proc, answer = run_bootstrap(python, {"timeout": 0}, tmp_path, bundle=bundle, bootstrap=probe_bootstrap(
         "import importlib.util\n"
         "from fleetscope_collectors import gpus\n"
         "gpus.load_pynvml()\n"
@@ -429,7 +424,7 @@ def test_a_hung_collector_whose_controller_went_away_still_ends(tmp_path):
 def test_an_answer_json_cannot_hold_fails_with_its_traceback(tmp_path):
     """A defect in a subsystem (a value JSON cannot hold) must not look like a collector that said nothing
     and succeeded (exit 0, no output): it exits 1 with the traceback, which the controller shows."""
-    proc, answer = run_bootstrap(sys.executable, {"timeout": 5}, tmp_path, bootstrap=probe(
+    proc, answer = run_bootstrap(sys.executable, {"timeout": 5}, tmp_path, bootstrap=probe_bootstrap(
         "answer({'document': {'load': {1, 2}}})\n"))
     assert proc.returncode == 1 and answer is None
     assert b"Traceback" in proc.stderr and b"set is not JSON serializable" in proc.stderr
