@@ -493,6 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"fleetscope {__version__}")
+    # Also before the command (`fleetscope --config X report`), as most tools take them; after it, they win.
+    p.add_argument("--config", dest="top_config", metavar="CONFIG", help="settings file (as after COMMAND)")
+    p.add_argument("--data", dest="top_data", metavar="DATA", help="data directory (as after COMMAND)")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", help="settings file (default: $FLEETSCOPE_CONFIG, else ./fleetscope.toml, "
                         "else the project's fleetscope.toml)")
@@ -642,6 +645,10 @@ def _terminated(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    for name in ("config", "data"):
+        top = vars(args).pop(f"top_{name}", None)
+        if getattr(args, name, None) is None:
+            setattr(args, name, top)
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminated) if main_thread else None
     try:

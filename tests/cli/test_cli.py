@@ -91,6 +91,20 @@ def test_bad_settings_exit_2(run_fleetscope, tmp_path):
     assert proc.returncode == 2 and "forkz" in proc.stderr
 
 
+def test_config_and_data_may_come_before_the_command_and_after_it_win(run_fleetscope, tmp_path, warehouse):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[collect]\nforkz = 1\n")
+    good = tmp_path / "good.toml"
+    good.write_text("")
+    before = run_fleetscope("--config", str(bad), "sql", "--data", str(warehouse), "SELECT 1")
+    assert before.returncode == 2 and "forkz" in before.stderr, before.stderr
+    overridden = run_fleetscope("--config", str(bad), "--data", str(tmp_path / "nope"),
+                                "sql", "--config", str(good), "--data", str(warehouse), "SELECT 42 AS x")
+    assert overridden.returncode == 0 and "42" in overridden.stdout, overridden.stderr
+    data_before = run_fleetscope("--data", str(warehouse), "--config", str(good), "sql", "SELECT 43 AS x")
+    assert data_before.returncode == 0 and "43" in data_before.stdout, data_before.stderr
+
+
 def test_a_second_collect_while_one_runs_exits_75_and_does_nothing(run_fleetscope, tmp_path):
     inventory = tmp_path / "inv.ini"
     inventory.write_text("[local]\nlocalhost ansible_connection=local\n")
