@@ -131,11 +131,23 @@ def _build_report(settings: Settings, inventory: str | os.PathLike | None = None
 
 
 def cmd_collect(args) -> int:
-    from .collect import CollectError, CollectInterrupted, CollectStorageError, CollectUsageError, run_collect
+    from .collect import (
+        CollectError,
+        CollectInterrupted,
+        CollectStorageError,
+        CollectUsageError,
+        run_collect,
+        usable_inventory,
+    )
     from .lock import Busy, DataLock
 
     settings = _settings(args)
     if _not_a_folder(settings, "collect"):
+        return EXIT_USAGE
+    try:
+        usable_inventory(settings, args.inventory, args.limit)
+    except CollectUsageError as e:  # before the lock, which makes the data folder: a typo leaves nothing
+        _say(f"fleetscope collect: {e}")
         return EXIT_USAGE
     try:
         with DataLock(settings.data_dir):

@@ -245,11 +245,9 @@ def run_limit_s(hosts: int, forks: int, connect_timeout: int, host_timeout: int)
     return waves * (connect_timeout + host_timeout + 20) + 30
 
 
-def _run_collect(settings: Settings, inventory: Path | None, limit: str | None,
-                 progress: bool | None) -> RunSummary:
-    from ansible_runner.interface import init_runner
-    from ansible_runner.utils import signal_handler
-
+def usable_inventory(settings: Settings, inventory: Path | None, limit: str | None) -> Path:
+    """The run's inventory, resolved; CollectUsageError where it or a --limit @file is not there (checked before
+    the data folder is locked, and so made: a typo must leave nothing behind)."""
     from .inventory import missing_limit_file
 
     inventory = Path(inventory or settings.path("collect", "inventory")).resolve()
@@ -258,6 +256,15 @@ def _run_collect(settings: Settings, inventory: Path | None, limit: str | None,
     missing = missing_limit_file(limit)
     if missing:
         raise CollectUsageError(missing)
+    return inventory
+
+
+def _run_collect(settings: Settings, inventory: Path | None, limit: str | None,
+                 progress: bool | None) -> RunSummary:
+    from ansible_runner.interface import init_runner
+    from ansible_runner.utils import signal_handler
+
+    inventory = usable_inventory(settings, inventory, limit)
     data_dir = settings.data_dir
     started, began = utcnow(), time.time()
     summary = RunSummary(new_run_id(started), iso(started), inventory=str(inventory))
@@ -336,7 +343,7 @@ def _run_collect(settings: Settings, inventory: Path | None, limit: str | None,
             ssh_warmup.keep_order(records, order)
         drop_unreadable(facts, began - 1)
         try:
-            update_host_pythons(data_dir / ".stage", seen, None if limit else summary.hosts)
+            update_host_pythons(data_dir / ".stage", seen, None if limit else order)
         except OSError as e:  # only costs the next run some bytes and the hosts some CPU
             summary.warnings.append(f"could not record the hosts' Pythons: {e}")
         summary.finished_at = iso(utcnow())
@@ -437,7 +444,12 @@ def _run_collect(settings: Settings, inventory: Path | None, limit: str | None,
         bar.close()
     if hosts and thread.is_alive():  # every host answered and Ansible is exiting: its status follows from theirs
         summary.wait_ansible = lambda: thread.join(60)
-        return finish("successful" if all(s == "ok" for s in summary.status.values()) else "failed")
+        finish("successful" if all(s == "ok" for s in summary.status.values()) else "failed")
+        if interrupted is not None and interrupted():  # ansible-runner's handler took the signal: it is ours
+            thread.join(60)
+            raise CollectInterrupted(f"interrupted: every host had answered; the {len(hosts)} host result(s) are "
+                                     f"kept in {spool.run_dir(summary.run_id)} and stored by the next run")
+        return summary
     thread.join()
     if crashed and hosts:
         drop_run_files()
@@ -457,22 +469,30 @@ def _run_collect(settings: Settings, inventory: Path | None, limit: str | None,
         runner.status = "timeout"
     late = "no result before the run's time limit" if runner.status == "timeout" else None
     stopped = interrupted is not None and interrupted()
-    answered = sum(1 for s in summary.status.values() if s != "pending")  # ok or not: each one is kept
-    for host, status in summary.status.items():
-        if status != "pending":
-            continue
+    unanswered = [host for host, status in summary.status.items() if status == "pending"]
+    if stopped:
+        # Stopped by the operator, cron or a shutdown, not by the hosts: those that had not answered are left
+        # out of the run rather than stored as failing (the problems page, "status since"). A host that hangs
+        # every run still shows: as silent, its last status ageing, or as a timeout at the run's own limit.
+        summary.hosts = [host for host in summary.hosts if host not in unanswered]
+        for host in unanswered:
+            del summary.status[host]
+    for host in [] if stopped else unanswered:
         summary.status[host] = "timeout" if late else "failed"
-        summary.messages[host] = ("the run was interrupted before this host answered" if stopped
-                                  else late or _runner_failure(runner))
+        summary.messages[host] = late or _runner_failure(runner)
         spool.put(
             summary.run_id,
             {"host": host, "status": summary.status[host], "message": summary.messages[host],
              "ts": iso(utcnow()), "document": None},
         )
     finish(runner.status)
+    if stopped and not summary.hosts:  # nothing came back: no run to store (it would be the latest, of 0 hosts)
+        shutil.rmtree(spool.run_dir(summary.run_id), ignore_errors=True)
+        raise CollectInterrupted("interrupted: Ansible stopped before any host answered: nothing was collected")
     if stopped:
-        raise CollectInterrupted(f"interrupted: Ansible stopped; the {answered} host result(s) that came back "
-                                 f"are kept in {spool.run_dir(summary.run_id)} and stored by the next run")
+        raise CollectInterrupted(f"interrupted: Ansible stopped; the {len(summary.hosts)} host result(s) that came "
+                                 f"back are kept in {spool.run_dir(summary.run_id)} and stored by the next run; "
+                                 f"the {len(unanswered)} host(s) that had not answered are left out of it")
     if runner.status not in ("successful", "failed", "timeout") and not any(
         s == "ok" for s in summary.status.values()
     ):

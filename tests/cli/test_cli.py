@@ -80,8 +80,9 @@ def test_interactive_sql_prompt(run_fleetscope, warehouse):
 
 
 def test_missing_inventory_exits_2(run_fleetscope, tmp_path):
-    proc = run_fleetscope("collect", "--data", str(tmp_path), "--inventory", str(tmp_path / "nope.ini"))
+    proc = run_fleetscope("collect", "--data", str(tmp_path / "data"), "--inventory", str(tmp_path / "nope.ini"))
     assert proc.returncode == 2 and "inventory not found" in proc.stderr
+    assert not (tmp_path / "data").exists()  # a typo leaves no data folder behind (the lock made it)
 
 
 def test_bad_settings_exit_2(run_fleetscope, tmp_path):

@@ -188,6 +188,7 @@ def test_sigterm_stops_ansible_at_once_and_keeps_what_came_back(tmp_path):
                 pass
     assert proc.returncode == 130, out + err
     assert "interrupted" in err and "1 host result(s)" in err and "Traceback" not in err
+    assert "the 1 host(s) that had not answered are left out of it" in err
     assert stopped_in < 15  # the runner asks every second whether to stop; the host timeout is 120 s
     assert not run_files(data)
     after = subprocess.run([*fleetscope_bin(), "ingest", "--data", str(data)], cwd=PROJECT,
@@ -195,10 +196,60 @@ def test_sigterm_stops_ansible_at_once_and_keeps_what_came_back(tmp_path):
     assert after.returncode == 0, after.stderr
     con = connect(data)
     try:
+        # the stuck host is not stored as failing: the run was stopped, not by it (it shows as silent)
         assert con.execute("SELECT host, status, message FROM host_status ORDER BY host").fetchall() == [
-            ("fast", "ok", None), ("stuck", "failed", "the run was interrupted before this host answered")]
+            ("fast", "ok", None)]
+        assert con.execute("SELECT hosts_total, hosts_ok, hosts_failed FROM runs").fetchall() == [(1, 1, 0)]
     finally:
         con.close()
+
+
+def test_an_interrupt_before_any_host_answered_stores_no_run(tmp_path, monkeypatch):
+    """Ctrl-C before the hosts answer: they are not the run's fault, so none is stored as failing (the problems
+    page, their "status since"), and a run of no results is not stored as the fleet's latest."""
+    from fleetscope import collect
+    from fleetscope.settings import Settings
+    from fleetscope.warehouse import ingest_pending
+
+    settings = Settings()
+    settings.values["storage"]["data_dir"] = str(tmp_path / "data")
+    sent = []
+
+    def host_result(event, *args):  # the signal at Ansible's first event of the play; no host's answer counts
+        if not sent:
+            sent.append(os.kill(os.getpid(), signal.SIGINT))  # the runner's handler notes it, the run stops
+        return None
+
+    monkeypatch.setattr(collect, "host_result", host_result)
+    with pytest.raises(collect.CollectError) as raised:
+        collect.run_collect(settings, inventory=local_inventory(tmp_path / "inv.ini", hosts=2))
+    assert sent
+    assert isinstance(raised.value, collect.CollectInterrupted), raised.value
+    assert "before any host answered: nothing was collected" in str(raised.value)
+    assert Spool(tmp_path / "data").pending() == []
+    assert ingest_pending(tmp_path / "data").runs == []
+
+
+def test_an_interrupt_as_ansible_exits_after_every_host_answered_is_not_lost(tmp_path, monkeypatch):
+    """The run returns at Ansible's last event while ansible-playbook exits; a SIGINT that came then was
+    taken by ansible-runner's handler and lost: the run was stored, the report made, exit 1 or 0."""
+    from fleetscope import collect
+    from fleetscope.settings import Settings
+
+    settings = Settings()
+    settings.values["storage"]["data_dir"] = str(tmp_path / "data")
+    real_update = collect.update_host_pythons
+
+    def update(*args, **kw):  # as the run ends
+        os.kill(os.getpid(), signal.SIGINT)
+        return real_update(*args, **kw)
+
+    monkeypatch.setattr(collect, "update_host_pythons", update)
+    with pytest.raises(collect.CollectInterrupted, match=r"the 2 host result\(s\)"):
+        collect.run_collect(settings, inventory=local_inventory(tmp_path / "inv.ini", hosts=2))
+    (run_id,) = Spool(tmp_path / "data").pending()  # kept for the next run
+    run, _ = Spool(tmp_path / "data").read(run_id)
+    assert sorted(r["host"] for r in run.results) == ["local0", "local1"]
 
 
 def run_files(data: Path) -> list[Path]:
