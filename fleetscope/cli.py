@@ -357,6 +357,16 @@ def cmd_sql(args) -> int:
     return EXIT_OK
 
 
+def _print_checks(rows: list[dict]) -> None:
+    from .sqlshell import format_table
+
+    names = ["host", "status", "ssh", "python", "nvml", "processes"]
+    print(format_table(names, [[r[n] for n in names] for r in rows]))
+    for r in rows:
+        if r["message"]:
+            print(f"  {r['host']}: {r['message']}")
+
+
 def cmd_hosts(args) -> int:
     from .hosts import HostsError, add_host, list_hosts, remove_host
     from .sqlshell import format_table
@@ -373,10 +383,14 @@ def cmd_hosts(args) -> int:
         print(format_table(names, [[r[n] for n in names] for r in rows]))
         return EXIT_OK
     if args.action == "check":
-        from .collect import CollectError, check_hosts
+        from .collect import CollectError, CollectInterrupted, check_hosts
 
         try:
             rows = check_hosts(settings, path, args.limit, warn=lambda message: _say(f"warning: {message}"))
+        except CollectInterrupted as e:  # the operator's stop, no host's fault: what was learnt, then 130
+            _print_checks(e.rows)
+            _say("fleetscope hosts check: interrupted")
+            return EXIT_INTERRUPTED
         except CollectError as e:
             _say(f"fleetscope hosts check: {e}")
             return EXIT_USAGE
@@ -384,11 +398,7 @@ def cmd_hosts(args) -> int:
             which = f"--limit {args.limit!r} matches no host of {path}" if args.limit else f"{path} has no hosts"
             _say(f"fleetscope hosts check: nothing checked: {which}")
             return EXIT_ANSIBLE
-        names = ["host", "status", "ssh", "python", "nvml", "processes"]
-        print(format_table(names, [[r[n] for n in names] for r in rows]))
-        for r in rows:
-            if r["message"]:
-                print(f"  {r['host']}: {r['message']}")
+        _print_checks(rows)
         return EXIT_OK if all(r["status"] == "ok" for r in rows) else EXIT_HOSTS
     if not args.name:
         _say(f"fleetscope hosts {args.action}: a host name is needed")

@@ -610,7 +610,8 @@ def _host_key_checking() -> str:
 def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | None = None,
                 warn: Callable[[str], None] | None = None) -> list[dict]:
     """For `fleetscope hosts check`: per host, can we log in and run python3, does NVML answer, and does /proc
-    show other users' processes to the account.
+    show other users' processes to the account. Where SIGINT or SIGTERM stopped the check: CollectInterrupted,
+    whose ``rows`` have the status "interrupted" for the hosts that had not answered.
 
     Runs playbooks/check.yml (the collector's host, gpus and processes parts only). Stores no data: only what the
     hosts told of their Pythons (stage.update_host_pythons), which picks the bytecode the next collect
@@ -647,19 +648,29 @@ def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | 
             row.update(check_row(doc))
         return False
 
-    ansible_runner.run(
-        private_data_dir=str(private), **playbook_args(PROJECT_DIR / "playbooks" / "check.yml"),
-        inventory=str(inventory), limit=limit, forks=max(1, min(int(settings.get("collect", "forks")), len(hosts))),
-        envvars=envvars, extravars={"collect_host_timeout": host_timeout}, event_handler=on_event, quiet=True,
-        timeout=math.ceil(len(hosts) / max(1, int(settings.get("collect", "forks")))) * (host_timeout + 40) + 30,
-        rotate_artifacts=max(1, int(settings.get("collect", "keep_artifacts"))),
-        **cache_args,
-    )
+    with callers_signal_handlers():  # ansible-runner's own stop the run (SIGINT, SIGTERM): said below
+        runner = ansible_runner.run(
+            private_data_dir=str(private), **playbook_args(PROJECT_DIR / "playbooks" / "check.yml"),
+            inventory=str(inventory), limit=limit,
+            forks=max(1, min(int(settings.get("collect", "forks")), len(hosts))),
+            envvars=envvars, extravars={"collect_host_timeout": host_timeout}, event_handler=on_event, quiet=True,
+            timeout=math.ceil(len(hosts) / max(1, int(settings.get("collect", "forks")))) * (host_timeout + 40) + 30,
+            rotate_artifacts=max(1, int(settings.get("collect", "keep_artifacts"))),
+            **cache_args,
+        )
+    if runner.status == "canceled":  # interrupted: the hosts that had not answered are not to blame
+        for row in rows.values():
+            if row["status"] == "timeout" and not row["ssh"]:
+                row.update(status="interrupted", message="interrupted before this host answered")
     drop_unreadable(facts, began - 1)
     try:
         update_host_pythons(data_dir / ".stage", seen)
     except OSError:  # a check stores nothing else either
         pass
+    if runner.status == "canceled":
+        stopped = CollectInterrupted("interrupted")
+        stopped.rows = [rows[h] for h in hosts]
+        raise stopped
     return [rows[h] for h in hosts]
 
 

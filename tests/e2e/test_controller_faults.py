@@ -204,6 +204,34 @@ def test_sigterm_stops_ansible_at_once_and_keeps_what_came_back(tmp_path):
         con.close()
 
 
+def test_an_interrupted_hosts_check_exits_130_and_blames_no_host(tmp_path):
+    """Ctrl-C in `hosts check` read as the stuck host's timeout, exit 1: a host was blamed for the operator's
+    stop. Now the host is "interrupted", and the command exits 130."""
+    from tests import faults
+
+    data = tmp_path / "data"
+    data.mkdir()
+    hung = faults.interpreter(tmp_path / "faults", "stall", sys.executable)
+    inventory = tmp_path / "inv.ini"
+    inventory.write_text(f"[local]\nstuck ansible_connection=local ansible_python_interpreter={hung}\n")
+    config = tmp_path / "fleetscope.toml"
+    config.write_text("[collect]\nhost_timeout_s = 120\n")
+    proc = start("hosts", "check", "--config", str(config), "--inventory", str(inventory), data=data)
+    try:
+        wait_for(lambda: (tmp_path / "faults" / "stall" / "pid").exists(), timeout=60)
+        t = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        stopped_in = time.monotonic() - t
+    finally:
+        proc.kill()
+        end(tmp_path / "faults" / "stall" / "pid")
+    assert proc.returncode == 130, out + err
+    assert "fleetscope hosts check: interrupted" in err and "Traceback" not in err
+    assert "stuck: interrupted before this host answered" in out and "time limit" not in out
+    assert stopped_in < 15
+
+
 def test_an_interrupt_before_any_host_answered_stores_no_run(tmp_path, monkeypatch):
     """Ctrl-C before the hosts answer: they are not the run's fault, so none is stored as failing (the problems
     page, their "status since"), and a run of no results is not stored as the fleet's latest."""
