@@ -5,7 +5,7 @@
 -- samples (the mean number of active GPUs while collected). `ts` is the bucket start.
 -- Parameters: $since, $bucket_s.
 WITH per_gpu AS (
-    SELECT time_bucket(to_seconds($bucket_s), ts) AS ts, gpu_uuid,
+    SELECT time_bucket(to_seconds($bucket_s), ts) AS ts, host, gpu_uuid,  -- a uuid of index:N is per host
            sum(util_s) AS util_s, sum(coalesce(util_seconds, seconds)) AS util_seconds,
            sum(mem_used_byte_s) AS mem_used_byte_s, sum(mem_total_bytes * seconds) AS mem_byte_s,
            sum(active_s) AS active_s, sum(seconds) AS seconds
@@ -20,7 +20,7 @@ g AS (
            -- per second the bucket has samples for (its most covered GPU's seconds): the bucket still
            -- being filled, or one collection began or paused in, is not read as GPUs gone idle
            sum(active_s) / nullif(max(seconds), 0) AS gpus_busy,
-           count(DISTINCT gpu_uuid) AS gpus
+           count(*) AS gpus  -- per_gpu has one row per host and GPU
     FROM per_gpu
     GROUP BY ts
 ),

@@ -1,6 +1,6 @@
 -- Fleet utilization and memory from the raw samples (the 24 h range of the fleet page): per run, the mean
--- GPU utilization, GPU memory used as % of GPU memory, busy GPUs, mean CPU use and host memory used as % of
--- host memory; then averaged per time bucket so the page stays light. `ts` is the bucket start. Whole runs
+-- GPU utilization, GPU memory used as % of GPU memory, busy GPUs, CPU use (all hosts' CPUs together) and host
+-- memory used as % of host memory; then averaged per time bucket so the page stays light. `ts` is the bucket start. Whole runs
 -- only: a run that started before $since (the window's start would cut it in two) is left out, and each
 -- host's CPU use at the first run is measured from its sample before $since (up to $max_interval_s before).
 -- Parameters: $since, $bucket_s, $busy_pct, $max_interval_s.
@@ -16,13 +16,20 @@ cpu_deltas AS (
     WHERE ts >= $since - to_seconds($max_interval_s)
     WINDOW w AS (PARTITION BY host ORDER BY ts)
 ),
+checked AS (
+    SELECT *, coalesce(d_total > 0 AND d_idle >= 0 AND d_idle <= d_total AND coalesce(d_boot_s, 0) <= 5, false)
+                  AS valid  -- not across a reboot or a counter that went back
+    FROM cpu_deltas
+),
 cpu_runs AS (
     SELECT run_id, min(ts) AS ts,
-           avg(CASE WHEN d_total > 0 AND d_idle >= 0 AND d_idle <= d_total AND coalesce(d_boot_s, 0) <= 5
-                    THEN 100.0 * (d_total - d_idle) / d_total END) AS cpu_pct,
+           -- weighted by each host's jiffies, as the hourly and daily ranges are (a 256-CPU host counts
+           -- 16 times a 16-CPU one), so that a range's switch does not change what the line means
+           100.0 * sum(d_total - d_idle) FILTER (WHERE valid) / nullif(sum(d_total) FILTER (WHERE valid), 0)
+               AS cpu_pct,
            100.0 * sum(mem_used_bytes) / nullif(sum(mem_total_bytes) FILTER (WHERE mem_used_bytes IS NOT NULL), 0)
                AS mem_pct
-    FROM cpu_deltas
+    FROM checked
     WHERE run_id IN (SELECT run_id FROM whole_runs)
     GROUP BY run_id
 ),

@@ -354,3 +354,33 @@ def test_a_long_host_name_is_shortened_on_heat_map_axes_only():
     heat = figures.user_host_heatmap("t", [{"user": user, "host": "gpu01", "active_h_30d": 1.0, "held_h_30d": 0.0}],
                                      "30d")
     assert heat["layout"]["yaxis"]["ticktext"] == ["alexandra.p…th.research"]
+
+
+def test_every_fleet_range_counts_gpus_per_host_and_cpu_over_all_cpus(tmp_path):
+    """Differential review: two hosts whose GPUs have the same uuid (`index:0`, NVML's uuid unreadable on
+    both) read as one GPU in the 7 d, 30 d and 1 y ranges (0.5 or 1 GPU busy of 2); and the 24 h range's CPU
+    use was the hosts' plain mean (a 16-CPU host at 100 % and a 256-CPU one at 1 %: 50.5 %) where the
+    other ranges count all the CPUs (6.8 %)."""
+    from fleetscope.settings import Settings
+    from fleetscope.warehouse.rollup import rollup
+
+    data = tmp_path / "data"
+    for at in RUNS:  # docfactory's GPU 0 has one uuid on every host, as two hosts' index:0 do
+        spool_run(data, at, [ok("c16", at, document("c16", at, cores=16, cpu_busy=1.0, gpus=[gpu(0, util=100)])),
+                             ok("c256", at, document("c256", at, cores=256, cpu_busy=0.01,
+                                                     gpus=[gpu(0, util=100)]))])
+    assert not ingest_pending(data).rejected
+    rollup(data, Settings(), now=NOW)
+    site = build(data, tmp_path / "site").parent
+    html = (site / "index.html").read_text(encoding="utf-8")
+    fig, shared_x = figure(html, "fleet"), page_data(html)["x"]
+    ranges = []
+    for i, r in enumerate(fig["ranges"]):
+        ranges.append({t["name"]: t for t in r["data"]})
+        assert {t.pop("xs") for t in r["data"]} == {f"r{i}"} and shared_x[f"r{i}"]
+    weighted = (16 * 100 + 256 * 1) / 272
+    for label, traces in zip(["24 h", "7 d", "30 d", "1 y"], ranges):
+        busy = [y for y in traces["GPUs busy"]["y"] if y is not None]
+        cpu = [y for y in traces["CPU use"]["y"] if y is not None]
+        assert busy and busy == pytest.approx([2.0] * len(busy)), (label, busy)
+        assert cpu and cpu == pytest.approx([weighted] * len(cpu), rel=1e-3), (label, cpu)
