@@ -2,8 +2,8 @@
 -- from the raw GPU samples and processes (kept 30 days) and the bookings table (35 days back).
 -- Time comes from the samples exactly as the rollups count it (gpu_intervals.sql): a sample stands for the
 -- interval [ts - seconds, ts) since the previous sample of the same GPU, at most $max_interval_s long (the
--- first sample read stands for nothing; the day before the window is read for predecessors, as the rollup
--- does); it belongs to a window when its ts does; it is active when its utilization is above $busy_pct,
+-- first sample read, and one after more than 24 h without a sample, stand for nothing; the day before the
+-- window is read for predecessors, as the rollup does); it belongs to a window when its ts does; it is active when its utilization is above $busy_pct,
 -- unknown where NVML gave none (MIG mode).
 -- A user's bookings of a GPU are the bookings of that GPU index or of its whole host, merged into disjoint
 -- intervals, so overlapping bookings count once. Users match case-insensitively (shown in lower case).
@@ -25,10 +25,11 @@ s AS (
                 THEN coalesce(utilization_gpu_avg_pct, utilization_gpu_pct) > $busy_pct
                 WHEN coalesce(process_count, 0) = 0 AND coalesce(mem_used_bytes, 0) <= $held_bytes THEN false
            END AS active,
-           epoch(ts) - epoch(lag(ts) OVER (PARTITION BY host, gpu_uuid ORDER BY ts)) AS dt
+           CASE WHEN epoch(ts) - epoch(lag(ts) OVER w) <= 86400 THEN epoch(ts) - epoch(lag(ts) OVER w) END AS dt
     FROM gpu_samples
     WHERE ts >= $since_30d::TIMESTAMP - INTERVAL 1 DAY
       AND host IN (SELECT host FROM booked_hosts)  -- the others can be neither booked nor unbooked
+    WINDOW w AS (PARTITION BY host, gpu_uuid ORDER BY ts)
 ),
 iv AS MATERIALIZED (
     SELECT host, gpu_uuid, gpu_index, ts, active, ts >= $since_7d AS in_7d,

@@ -19,8 +19,10 @@ history AS MATERIALIZED (
            coalesce(coalesce(s.utilization_gpu_avg_pct, s.utilization_gpu_pct) <= $busy_pct, false)
                AND (coalesce(s.process_count, 0) > 0 OR coalesce(s.mem_used_bytes, 0) > $held_bytes) AS held,
            -- as the rollups count a sample: the time since the one before, at most $max_interval_s (a gap in
-           -- the samples, the host down, counts no more); unknown for the first sample since $since
-           epoch(s.ts) - epoch(lag(s.ts) OVER (PARTITION BY s.host, s.gpu_uuid ORDER BY s.ts)) AS gap_s
+           -- the samples, the host down, counts no more; none after more than 24 h); unknown for the first
+           -- sample since $since
+           CASE WHEN epoch(s.ts) - epoch(lag(s.ts) OVER (PARTITION BY s.host, s.gpu_uuid ORDER BY s.ts)) <= 86400
+                THEN epoch(s.ts) - epoch(lag(s.ts) OVER (PARTITION BY s.host, s.gpu_uuid ORDER BY s.ts)) END AS gap_s
     FROM gpu_samples AS s
     JOIN held_now AS h ON h.host = s.host AND h.gpu_uuid = s.gpu_uuid
     WHERE s.ts >= $since AND s.ts <= h.ts

@@ -117,7 +117,8 @@ def test_the_24_h_chart_starts_with_a_whole_run_and_its_cpu_use(tmp_path):
     day = {t["name"]: t for t in fig["ranges"][0]["data"]}
     x = shared_x[day["CPU use"]["xs"]]
     assert x[0] == "2026-11-24 12:03"  # the whole run at 12:05 (3-minute buckets), not the half at 12:00:01
-    assert day["CPU use"]["y"][0] == pytest.approx(50.0) and day["GPUs busy"]["y"][0] == 1.0
+    # both hosts' CPUs together: a01's 20 % over the 301 s since its sample before, b01's 80 % over 299 s
+    assert day["CPU use"]["y"][0] == pytest.approx((20 * 301 + 80 * 299) / 600) and day["GPUs busy"]["y"][0] == 1.0
     assert len(x) == 2  # the whole runs at 12:05 and at the end: no GPU-only half of the cut run
 
 

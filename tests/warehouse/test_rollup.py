@@ -601,3 +601,36 @@ def test_the_extra_raw_days_marker_stays_while_its_raw_samples_do(warehouse, set
     assert [p.name for p in (warehouse / ROLLED_DIR).iterdir()] == ["2026-11-21"]
     report = rollup(warehouse, settings, now=now + timedelta(hours=1))
     assert (report.days_rolled, report.late, report.warnings()) == ([], [], [])
+
+
+def test_a_sample_after_more_than_24_hours_without_one_stands_for_nothing_whichever_days_the_gap_spans(
+        tmp_path, settings):
+    """Differential review: the first sample after a long gap stood for 0 s when its predecessor was two days
+    back (out of the day before, all a day's rollup reads) and for max_interval_s when it was one day back,
+    30 h earlier; and the report's raw counts (idle-held, bookings) gave it max_interval_s either way. Now
+    more than 24 h without a sample means 0 s everywhere."""
+    from reports.sql import prepared
+
+    data = tmp_path / "data"
+    held = [f.gpu_process(100, "alice", gpu_mem_bytes=3 * GIB)]
+    times = [DAY1 + timedelta(minutes=10), DAY1 + timedelta(minutes=20),  # day 1
+             DAY1 + timedelta(hours=30, minutes=20), DAY1 + timedelta(hours=30, minutes=30)]  # day 2, 30 h on
+    store(data, ((t, f.document("gpu01", t, gpus=[f.gpu(0, util=0, mem_used_bytes=3 * GIB, processes=held)]))
+                 for t in times))
+    rollup(data, settings, now=DAY1 + timedelta(days=2, hours=1))
+    # day 1: the first sample stands for nothing, the second for 600 s; day 2: the one after the gap for
+    # nothing (it was 600 s), the next for 600 s
+    assert q(data, "SELECT ts::DATE, samples, seconds, idle_held_s FROM gpu_daily ORDER BY 1") == [
+        (date(2026, 11, 20), 2, 600, 600), (date(2026, 11, 21), 2, 600, 600)]
+    assert q(data, "SELECT ts::DATE, samples, seconds FROM host_daily ORDER BY 1") == [
+        (date(2026, 11, 20), 2, 600), (date(2026, 11, 21), 2, 600)]
+    assert q(data, "SELECT sum(counter_resets) FROM host_daily") == [(0,)]  # no predecessor: no reset either
+    con = connect(data)
+    try:
+        with prepared(con):
+            (idle,) = fetch(con, "problems_idle_held", {
+                "since": DAY1, "busy_pct": 5.0, "held_bytes": 1024**3, "hosts": ["gpu01"], "min_held_s": 0.0,
+                "max_interval_s": 600.0})
+    finally:
+        con.close()
+    assert idle["held_s"] == 1200  # as the rollups count the same samples (it was 1800)

@@ -2,7 +2,9 @@
 -- Input: view gpu_src (gpu_samples of the day and the day before, for the first interval's predecessor).
 -- Parameters: $day_start, $day_end, $max_interval_s, $busy_pct, $held_bytes.
 -- A sample stands for the time since the previous sample of the same GPU, capped at $max_interval_s (a gap
--- while the host was down counts for no more than that); the first sample ever stands for nothing.
+-- while the host was down counts for no more than that); the first sample ever, and the first after more
+-- than 24 h without one, stand for nothing (the day before is all a day's rollup reads: so a gap counts the
+-- same whichever days it spans, and the report's raw queries count it alike).
 -- A sample without a utilization (MIG mode) keeps util NULL: it is left out of the utilization sums and
 -- counts (util_samples, util_seconds) and classed 'unmeasured' where something holds the GPU.
 -- Energy comes from the cumulative counter; over a capped gap it is scaled to the counted seconds (the
@@ -11,7 +13,7 @@ WITH s AS (
     SELECT *,
         coalesce(utilization_gpu_avg_pct, utilization_gpu_pct) AS util,
         coalesce(process_count, 0) > 0 OR coalesce(mem_used_bytes, 0) > $held_bytes AS held,
-        epoch(ts) - epoch(lag(ts) OVER w) AS dt,
+        CASE WHEN epoch(ts) - epoch(lag(ts) OVER w) <= 86400 THEN epoch(ts) - epoch(lag(ts) OVER w) END AS dt,
         lag(energy_mj) OVER w AS prev_energy_mj
     FROM gpu_src
     WINDOW w AS (PARTITION BY host, gpu_uuid ORDER BY ts)
@@ -31,7 +33,7 @@ SELECT
     CASE WHEN energy_mj >= prev_energy_mj AND dt > 0
         THEN (energy_mj - prev_energy_mj) / 1000.0 * least(dt, $max_interval_s) / dt END AS energy_j,
     CASE WHEN energy_mj >= prev_energy_mj AND dt > 0 THEN least(dt, $max_interval_s) END AS energy_s,
-    CASE WHEN energy_mj < prev_energy_mj THEN 1 ELSE 0 END AS energy_reset,
+    CASE WHEN dt IS NOT NULL AND energy_mj < prev_energy_mj THEN 1 ELSE 0 END AS energy_reset,
     -- throttled: any reason but gpu_idle (an idle GPU clocks down; that is not a problem)
     CASE WHEN replace(replace(',' || coalesce(throttle_reasons, '') || ',', ',gpu_idle,', ','), ',', '') <> ''
         THEN 1 ELSE 0 END AS throttled

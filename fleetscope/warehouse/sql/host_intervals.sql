@@ -3,10 +3,11 @@
 -- Parameters: $day_start, $day_end, $max_interval_s.
 -- A delta is left out (NULL, counted in counter_resets) when the counter went down or the host rebooted
 -- (boot_time moved by more than 5 s: some kernels report it with a second of jitter); over a gap longer
--- than $max_interval_s it is scaled to the counted seconds.
+-- than $max_interval_s it is scaled to the counted seconds. The first sample after more than 24 h without
+-- one stands for nothing, as a host's first does (gpu_intervals.sql).
 WITH s AS (
     SELECT *,
-        epoch(ts) - epoch(lag(ts) OVER w) AS dt,
+        CASE WHEN epoch(ts) - epoch(lag(ts) OVER w) <= 86400 THEN epoch(ts) - epoch(lag(ts) OVER w) END AS dt,
         abs(epoch(boot_time) - epoch(lag(boot_time) OVER w)) > 5 AS rebooted,
         cpu_total_jiffies - cpu_idle_jiffies AS busy,
         lag(cpu_total_jiffies - cpu_idle_jiffies) OVER w AS prev_busy,
