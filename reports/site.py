@@ -51,6 +51,8 @@ DATA_FILE, DATA_SPOOL = "fleet.duckdb", "spool"
 #: Keys of the [report] settings section that are not about rendering (the caller uses them).
 IGNORED_SETTINGS = frozenset({"out_dir"})
 
+#: What users_now.sql calls the owner of a GPU process that has none (hidden by /proc, or gone).
+UNKNOWN_USER = "(unknown)"
 KNOWN_STATUSES = ("ok", "unreachable", "failed", "timeout", "stale")
 #: The fleet page's ranges: label, query, seconds back, the tier's own resolution (s), what the tier is.
 FLEET_RANGES = (
@@ -442,7 +444,10 @@ def _latest(model: Dict[str, Any], cfg: Mapping[str, Any], generated: datetime) 
         "latest_run_at": _iso(summary["latest_run_at"]),
         "busy_threshold_pct": float(cfg["busy_threshold_pct"]),
         "summary": {k: summary[k] for k in ("hosts_up", "hosts_total", "gpus_busy", "gpus_idle", "gpus_held",
-                                            "gpus_unmeasured", "gpus_total")} | {"users": summary["users"]},
+                                            "gpus_unmeasured", "gpus_total")} | {
+            # the named users; the page's "(unknown)" (an owner /proc hid, or gone) is a flag, not a user
+            "users": [u for u in summary["users"] if u != UNKNOWN_USER],
+            "unknown_owners": UNKNOWN_USER in summary["users"]},
         "hosts": [{
             "host": h["host"],
             "status": h["status"],

@@ -165,3 +165,6 @@ def test_processes_of_an_unknown_owner_are_no_user_in_the_count(tmp_path):
     text = text_of(index)
     assert "1 user on GPUs (and processes whose owner is unknown)" in text
     assert "On GPUs now: (unknown), erin." in text  # named in the list all the same
+    # and in latest.json, a flag, not a user a script would count
+    summary = json.loads((index.parent / "data" / "latest.json").read_text(encoding="utf-8"))["summary"]
+    assert summary["users"] == ["erin"] and summary["unknown_owners"] is True
