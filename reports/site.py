@@ -266,11 +266,10 @@ def _problems(con, cfg: Mapping[str, Any], end: datetime, since: datetime, busy:
               now_hosts: Sequence[str] = (),
               stale: frozenset | set = frozenset()) -> Dict[str, List[Dict[str, Any]]]:
     """The rows of each section of the problems page; the thresholds come from the settings. A retired host
-    (gone from the inventory) is no host down."""
-    return {
+    (gone from the inventory, and stale) has no problem left to act on: none of its rows is listed."""
+    sections = {
         "hosts": [{**p, "stale": p["host"] in stale}
-                  for p in fetch(con, "problems_hosts", {"since": since, "stale": sorted(stale)})
-                  if p["host"] not in retired],
+                  for p in fetch(con, "problems_hosts", {"since": since, "stale": sorted(stale)})],
         "gpu_heat": fetch(con, "problems_gpu_heat", {
             "since": since, "hot_c": float(cfg["hot_gpu_c"]), "reasons": [str(r) for r in cfg["throttle_reasons"]]}),
         "ecc": fetch(con, "problems_ecc"),
@@ -279,8 +278,9 @@ def _problems(con, cfg: Mapping[str, Any], end: datetime, since: datetime, busy:
             "min_held_s": float(cfg["idle_held_minutes"]) * 60.0, "max_interval_s": float(cfg["max_interval_s"])}),
         "clock": fetch(con, "problems_clock", {"max_skew_s": float(cfg["clock_skew_s"])}),
         "disk": fetch(con, "problems_disk", {"full_pct": float(cfg["disk_full_pct"])}),
-        "hidden_processes": [p for p in fetch(con, "problems_hidden_processes") if p["host"] not in retired],
+        "hidden_processes": fetch(con, "problems_hidden_processes"),
     }
+    return {name: [p for p in rows if p["host"] not in retired] for name, rows in sections.items()}
 
 
 def _booking_rules(bookings: Optional[Mapping[str, Any]]) -> Dict[str, Any]:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from fleetscope.warehouse import connect, ingest_pending
 from reports import build_site
-from tests.docfactory import document, iso_z, ok, spool_run
+from tests.docfactory import GIB, document, iso_z, ok, spool_run
 from tests.reports.pages import inventory
 
 T0 = datetime(2026, 11, 25, 8, 0)
@@ -45,10 +45,14 @@ def test_a_host_gone_from_the_inventory_is_retired_not_down(tmp_path):
     listed, with its page, but counted nowhere. Without an inventory to compare with, nothing changes."""
     import json
 
-    from tests.docfactory import unreachable
+    from tests.docfactory import gpu, unreachable
     from tests.reports.pages import hosts_table
 
     data = tmp_path / "data"
+    old = document("old01", T0 - timedelta(minutes=10), gpus=[gpu(0)])  # its last answer: a full disk, ECC errors
+    old["disks"]["filesystems"][0].update(used_bytes=499 * GIB, free_bytes=GIB)
+    old["gpus"]["devices"][0]["ecc_volatile_uncorrected"] = 3
+    spool_run(data, T0 - timedelta(minutes=10), [ok("old01", T0 - timedelta(minutes=10), old)])
     spool_run(data, T0, [booted("n01", T0, T0 - timedelta(days=1)), unreachable("old01", T0)])
     for k in range(1, 7):  # old01 is no longer collected: it was taken out of the inventory
         at = T0 + timedelta(minutes=10 * k)
@@ -64,14 +68,15 @@ def test_a_host_gone_from_the_inventory_is_retired_not_down(tmp_path):
     assert "1 retired (no longer in the inventory, not counted)" in index
     assert hosts_table(with_inventory / "index.html")["old01"]["Status"] == "retired"
     assert (with_inventory / "hosts" / "old01.html").exists()  # its history stays reachable
-    assert "old01" not in (with_inventory / "problems.html").read_text(encoding="utf-8")
+    assert "old01" not in (with_inventory / "problems.html").read_text(encoding="utf-8")  # nor its disk or ECC
     latest = json.loads((with_inventory / "data" / "latest.json").read_text())
     assert latest["summary"]["hosts_total"] == 1 and latest["summary"]["hosts_up"] == 1
     assert {h["host"]: h["retired"] for h in latest["hosts"]} == {"n01": False, "old01": True}
     # without an inventory, the report cannot tell: old01 is a host that is down, as before
     index = (without / "index.html").read_text(encoding="utf-8")
     assert "1</b> / 2 hosts up" in index and "retired" not in index
-    assert "old01" in (without / "problems.html").read_text(encoding="utf-8")
+    problems = (without / "problems.html").read_text(encoding="utf-8")
+    assert "old01" in problems and problems.count("old01") >= 3  # down, its disk, its ECC errors
 
 
 def test_a_host_missing_from_the_inventory_but_still_answering_is_not_retired(tmp_path):

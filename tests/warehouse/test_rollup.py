@@ -634,3 +634,24 @@ def test_a_sample_after_more_than_24_hours_without_one_stands_for_nothing_whiche
     finally:
         con.close()
     assert idle["held_s"] == 1200  # as the rollups count the same samples (it was 1800)
+
+
+def test_a_busy_count_that_goes_back_is_a_counter_reset_like_a_total_that_does(tmp_path, settings):
+    """Differential review: where the busy jiffies fell while the total grew, the interval's CPU was left out
+    (rightly) but not counted in counter_resets, so nothing said why the hour's CPU was short."""
+    data = tmp_path / "data"
+    docs = []
+    for k in range(3):
+        t = DAY1 + timedelta(minutes=10 * (k + 1))
+        doc = f.document("gpu01", t, cpu_busy=0.5)
+        if k == 2:  # user jiffies fall by more than the 10 minutes added, idle takes them: busy went back,
+            j = doc["cpu"]["jiffies"]  # the total did not
+            j["user"], j["idle"] = j["user"] - 600_000, j["idle"] + 700_000
+        docs.append((t, doc))
+    store(data, docs)
+    rollup(data, settings, now=DAY1 + timedelta(days=1, hours=1))
+    ((samples, seconds, resets, busy, total),) = q(
+        data, "SELECT samples, seconds, counter_resets, cpu_busy_jiffies, cpu_total_jiffies FROM host_hourly")
+    assert (samples, seconds, resets) == (3, 1200, 1)
+    assert busy == pytest.approx(0.5 * 16 * 100 * 600, rel=1e-6)  # the one good interval only
+    assert total == pytest.approx(16 * 100 * 600, rel=1e-6)

@@ -33,7 +33,9 @@ SELECT
     CASE WHEN net_tx_bytes >= prev_tx THEN (net_tx_bytes - prev_tx) * scale END AS net_tx,
     CASE WHEN disk_read_bytes >= prev_read THEN (disk_read_bytes - prev_read) * scale END AS disk_read,
     CASE WHEN disk_write_bytes >= prev_write THEN (disk_write_bytes - prev_write) * scale END AS disk_write,
-    CASE WHEN dt IS NOT NULL AND (coalesce(rebooted, false) OR cpu_total_jiffies < prev_total)
+    -- a busy count that went back (user or system jiffies fell, or iowait, which some kernels let go back,
+    -- jumped into idle) loses the interval's CPU as a total that went back does: counted alike
+    CASE WHEN dt IS NOT NULL AND (coalesce(rebooted, false) OR cpu_total_jiffies < prev_total OR busy < prev_busy)
         THEN 1 ELSE 0 END AS counter_reset
 FROM f
 WHERE ts >= $day_start AND ts < $day_end
