@@ -31,7 +31,7 @@ from pathlib import Path
 
 from . import __version__
 from .settings import Settings, SettingsError, load
-from .text import first_line
+from .text import first_line, one_line
 
 EXIT_OK, EXIT_HOSTS, EXIT_USAGE, EXIT_ANSIBLE, EXIT_STORAGE, EXIT_SQL, EXIT_REPORT = 0, 1, 2, 3, 4, 5, 6
 EXIT_BUSY = 75
@@ -215,7 +215,7 @@ def cmd_collect(args) -> int:
     print(f"run {summary.run_id}: {len(summary.hosts)} hosts: {line or 'none'}")
     for host in summary.hosts:
         if summary.status[host] != "ok":
-            print(f"  {host}: {summary.status[host]}: {summary.messages.get(host, '')}")
+            print(f"  {host}: {summary.status[host]}: {one_line(summary.messages.get(host, ''))}")
     if not summary.hosts:  # under cron, a run that reaches no host must not pass for a good one
         which = f"--limit {args.limit!r} matches no host of {summary.inventory}" if args.limit else \
             f"{summary.inventory} has no hosts, or Ansible could not parse it (its warnings, above, say why)"
@@ -364,7 +364,7 @@ def _print_checks(rows: list[dict]) -> None:
     print(format_table(names, [[r[n] for n in names] for r in rows]))
     for r in rows:
         if r["message"]:
-            print(f"  {r['host']}: {r['message']}")
+            print(f"  {r['host']}: {one_line(r['message'])}")
 
 
 def cmd_hosts(args) -> int:

@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -145,11 +146,18 @@ def play_hosts(path: Path, started: threading.Event, ended: threading.Event, par
 MESSAGE_DETAIL = 300
 
 
+#: Ansible's words where the pipe to ssh broke and ssh then said why (the action's _send), for what its
+#: connection says where ssh fails before any data: one failure, one message (GROUP BY message, problems).
+DATA_NOT_SENT = re.compile(r'Data could not be sent to remote host "[^"]*"\. Make sure this host can be reached '
+                           r"over ssh: (?!\[Errno 32\])")
+
+
 def classify(event: str, res: dict) -> tuple[str, str]:
     """(status, message) of one runner_on_* event."""
     msg = str(res.get("msg") or "").strip()
     if event == "runner_on_unreachable":
-        return "unreachable", msg or "unreachable"
+        return "unreachable", DATA_NOT_SENT.sub("Failed to connect to the host via ssh: ", msg, count=1) or \
+            "unreachable"
     if event == "runner_on_ok":
         if isinstance(res.get("document"), dict):
             return "ok", ""

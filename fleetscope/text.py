@@ -19,6 +19,12 @@ def clean_text(value: str) -> str:
     return value.translate(BIDI_CONTROLS)
 
 
+def one_line(message: str) -> str:
+    """A message of several lines (ssh's, a module's) on one, its lines joined by " / ": a log of one line per
+    host stays one (cron's mail, grep)."""
+    return " / ".join(line.strip() for line in str(message).splitlines() if line.strip())
+
+
 def first_line(error: BaseException) -> str:
     """An error's first line (DuckDB's and Ansible's go on with context and carets), or its type's name."""
     lines = str(error).strip().splitlines()

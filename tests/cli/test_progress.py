@@ -31,6 +31,15 @@ def test_progress_is_silent_under_cron():
 def test_events_are_classified_with_their_message():
     assert classify("runner_on_unreachable", {"msg": "ssh: connect to host x port 22: Connection refused"}) == (
         "unreachable", "ssh: connect to host x port 22: Connection refused")
+    # one failure, one message: where the pipe to ssh broke first and ssh then said why, as where it failed first
+    refused = "ssh: connect to host 127.0.0.9 port 2222: Connection refused"
+    assert classify("runner_on_unreachable", {"msg": f'Task failed: Data could not be sent to remote host '
+                                                     f'"127.0.0.9". Make sure this host can be reached over ssh: '
+                                                     f'{refused}'}) == (
+        "unreachable", f"Task failed: Failed to connect to the host via ssh: {refused}")
+    said_nothing = ('Data could not be sent to remote host "h". Make sure this host can be reached over ssh: '
+                    '[Errno 32] Broken pipe')  # ssh's reason is not known: kept as Ansible said it
+    assert classify("runner_on_unreachable", {"msg": said_nothing}) == ("unreachable", said_nothing)
     assert classify("runner_on_ok", {"document": {"schema_version": 1}}) == ("ok", "")
     assert classify("runner_on_ok", {}) == ("failed", "the module returned no document")
     assert classify("runner_on_failed", {"msg": "collector timed out after 30 s on the host", "timed_out": True})[0] \

@@ -90,6 +90,16 @@ def test_the_run_ends_in_bounded_time_with_exit_1(fault_run):
     assert elapsed < HOST_TIMEOUT + 15 + CONNECT_TIMEOUT + 30, elapsed
 
 
+def test_the_output_has_one_line_per_host_that_is_not_ok(fault_run):
+    """The tarpit's ssh said two lines ("... during banner exchange", "Connection to ... timed out"): the
+    second stood alone in the output, a line of no host (cron's mail, grep)."""
+    _, proc, _ = fault_run
+    lines = proc.stdout.splitlines()
+    hosts = [line.split(":")[0].strip() for line in lines if line.startswith("  ")]
+    assert sorted(hosts) == sorted(h for h, status in EXPECTED.items() if status != "ok"), proc.stdout
+    assert all(line.startswith(("run ", "  ", "report: ", "rollup: ")) for line in lines), proc.stdout
+
+
 def test_every_host_gets_the_right_status(fault_run, run_fleetscope):
     root, proc, _ = fault_run
     rows = sql_json(run_fleetscope, root / "data", "SELECT host, status, message, errors FROM host_status")
