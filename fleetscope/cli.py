@@ -531,8 +531,8 @@ def build_parser() -> argparse.ArgumentParser:
         "render the report.",
         epilog="examples:\n  fleetscope collect\n  fleetscope collect --inventory lab.ini --limit gpu\n"
         "cron, every five minutes (README: make only sets up the venv; fleetscope's exit code is kept):\n"
-        "  */5 * * * * cd /path/to/fleetscope && mkdir -p data && { make -s .venv/bin/.installed && "
-        ".venv/bin/fleetscope collect; } >> data/collect.log 2>&1",
+        "  */5 * * * * cd /path/to/fleetscope && mkdir -p data && { date -u -Iseconds; make -s "
+        ".venv/bin/.installed && .venv/bin/fleetscope collect; } >> data/collect.log 2>&1",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     c.add_argument("-i", "--inventory", help="Ansible inventory (default: collect.inventory, inventory.ini)")

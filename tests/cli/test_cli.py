@@ -38,6 +38,14 @@ def test_every_subcommand_has_help(run_fleetscope, command):
     assert proc.returncode == 0 and "usage: fleetscope " + command in proc.stdout
 
 
+def test_collect_help_gives_the_readmes_cron_line(run_fleetscope):
+    """The help's cron line had drifted from the README's (no date before each run in collect.log)."""
+    readme = (PROJECT / "README.md").read_text(encoding="utf-8")
+    (cron,) = [line for line in readme.splitlines() if line.startswith("*/5 * * * *")]
+    help_text = run_fleetscope("collect", "--help").stdout
+    assert cron in " ".join(help_text.split()), help_text
+
+
 def test_top_level_help_documents_exit_codes(run_fleetscope):
     proc = run_fleetscope("--help")
     for code in ("0 ", "1 ", "2 ", "3 ", "4 ", "5 ", "6 ", "75 ", "130 "):
