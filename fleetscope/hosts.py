@@ -61,12 +61,20 @@ def host_lines(text: str) -> list[HostLine]:
 
 
 def _parse_check(path: Path, text: str) -> None:
-    """Parse `text` as an inventory with Ansible; raise HostsError if Ansible refuses it."""
+    """Parse `text` as an inventory with Ansible; raise HostsError if Ansible refuses it. An inventory that
+    does not parse as it is, before the edit, is said to be so (the edit is not to blame), under its own name."""
     import tempfile
 
     from .inventory import open_inventory
 
-    with tempfile.NamedTemporaryFile("w", suffix=".ini", dir=path.parent, delete=True) as tmp:
+    if path.exists():
+        try:
+            open_inventory(path)[0].get_hosts("all")
+        except Exception as e:  # noqa: BLE001 - as below
+            raise HostsError(f"{path} does not parse as it is, before this edit: {e}; fix it by hand first "
+                             f"(nothing was changed)") from e
+    with tempfile.NamedTemporaryFile("w", prefix=f".{path.name}.edited-", suffix=".ini", dir=path.parent,
+                                     delete=True) as tmp:
         tmp.write(text)
         tmp.flush()
         try:
@@ -141,8 +149,12 @@ def add_host(path: Path, name: str, group: str = "ungrouped", variables: dict[st
 
 def _add(path: Path, name: str, group: str, variables: dict[str, str] | None) -> str:
     text = path.read_bytes().decode("utf-8") if path.exists() else ""  # bytes: CRLF stays to be seen
-    if any(h.name == name for h in host_lines(text)):
-        raise HostsError(f"{name} is already in {path}")
+    groups = [h.group for h in host_lines(text) if h.name == name]
+    if group in groups or (groups and group == "ungrouped"):  # ungrouped: no group asked for
+        raise HostsError(f"{name} is already in [{'], ['.join(groups)}] of {path}")
+    if groups and variables:  # a second line with variables would split them over two places
+        raise HostsError(f"{name} is already in {path} ([{'], ['.join(groups)}]): to put it in [{group}] too, "
+                         f"add it without --var (its variables stay on its line in [{groups[0]}])")
     parts = [name]
     for key, value in (variables or {}).items():
         if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
@@ -169,13 +181,35 @@ def _add(path: Path, name: str, group: str, variables: dict[str, str] | None) ->
 
 
 def remove_host(path: Path, name: str) -> int:
-    """Remove every host line of `name`; returns how many. Its [name:vars] or host_vars stay untouched."""
+    """Remove every host line of `name`; returns how many. A group header left with nothing under it goes too
+    (one with a comment stays); its [group:vars], [group:children] and host_vars stay untouched."""
     with _editing(path) as real:
         text = real.read_bytes().decode("utf-8")
         gone = {h.line for h in host_lines(text) if h.name == name}
         if not gone:
             raise HostsError(f"{name} is not in {path}")
-        lines = [line for i, line in enumerate(text.splitlines()) if i not in gone]
+        lines = text.splitlines()
+        sections = _sections(lines)
+        # groups Ansible needs declared: with vars or children of their own, or a child of another group
+        needed = {name.split(":")[0] for name, _, _ in sections if ":" in name} | {
+            lines[i].split()[0] for name, start, end in sections if name.endswith(":children")
+            for i in range(start, end) if lines[i].strip() and not lines[i].lstrip().startswith(("#", ";"))}
+        emptied = set()  # a group left with no host: its header goes too, with a blank line before it
+        for name, start, end in sections:
+            if name in needed:
+                continue
+            removed = [i for i in range(start, end) if i in gone]
+            left = [i for i in range(start, end) if i not in gone and lines[i].strip()]
+            if not start or not removed or any(not lines[i].lstrip().startswith(("#", ";")) for i in left):
+                continue  # the lines before the first section, a group not edited, or one with hosts left
+            if any(i < removed[0] for i in left):
+                continue  # a comment under the header, before its hosts: the group's own, kept with it
+            emptied.add(start - 1)  # comments after its hosts belong to the next section: they stay
+            if start >= 2 and not lines[start - 2].strip():
+                emptied.add(start - 2)
+            elif start == 1:  # the file's first line: the blank lines it leaves would begin the file
+                emptied.update(i for i in range(start, end) if not lines[i].strip())
+        lines = [line for i, line in enumerate(lines) if i not in gone and i not in emptied]
         new_text = _joined(lines, text)
         _parse_check(real, new_text)
         _write(real, new_text)

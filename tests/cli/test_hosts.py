@@ -195,3 +195,48 @@ def test_another_users_inventory_keeps_its_owner(tmp_path, monkeypatch):
     assert (after.st_ino, after.st_uid, after.st_gid, after.st_mode) == (
         before.st_ino, before.st_uid, before.st_gid, before.st_mode)
     assert "gpu04.lab" in inventory.read_text() and "# our lab" in inventory.read_text()
+
+
+def test_a_host_may_be_added_to_a_second_group_without_variables(inventory):
+    """Walkthrough: `hosts add gpu01.lab -g cpu` was refused as "already in", though Ansible takes a host in
+    several groups. Without --var it is added; with one, or to a group it is in, it is refused."""
+    assert add_host(inventory, "gpu01.lab", "cpu") == "gpu01.lab"
+    hosts = {h["host"]: h for h in list_hosts(inventory)}
+    assert hosts["gpu01.lab"]["groups"] == "cpu,gpu" and hosts["gpu01.lab"]["user"] == "monitor"
+    edited = inventory.read_text()
+    with pytest.raises(HostsError, match=r"already in \[gpu\], \[cpu\]"):
+        add_host(inventory, "gpu01.lab", "cpu")
+    with pytest.raises(HostsError, match=r"add it without --var"):
+        add_host(inventory, "gpu01.lab", "bigmem", {"ansible_user": "root"})
+    assert inventory.read_text() == edited
+
+
+def test_removing_a_groups_last_host_removes_its_empty_header(inventory):
+    """Walkthrough: removing the only host of [cpu] left "[cpu]" with nothing under it. A group with a comment
+    left in it keeps its header; [gpu:vars] stays."""
+    assert remove_host(inventory, "cpu01.lab") == 1
+    assert inventory.read_text() == INVENTORY.replace("[cpu]\ncpu01.lab\n", "")  # the comment is the person's
+    inventory.write_text(INVENTORY.replace("[cpu]\n", "[cpu]\n# cpu02 comes back in May\n"))
+    remove_host(inventory, "cpu01.lab")
+    assert "[cpu]\n# cpu02 comes back in May\n" in inventory.read_text()
+    remove_host(inventory, "gpu01.lab")
+    remove_host(inventory, "gpu02.lab")
+    # [gpu] stays: Ansible refuses [gpu:vars] of a group not declared (as a child of another group too)
+    assert inventory.read_text() == "# our lab\n[gpu]\n\n; cpu boxes\n[cpu]\n# cpu02 comes back in May\n\n" \
+                                    "[gpu:vars]\nowner=ml-team\n"
+    inventory.write_text("[a]\nh1\n\n[b]\nh2\n\n[c]\nh3\n\n[all_b:children]\nb\n")
+    for host in ("h1", "h2", "h3"):
+        remove_host(inventory, host)
+    assert inventory.read_text() == "[b]\n\n[all_b:children]\nb\n"  # [a] and [c] went, [b] is a child
+
+
+def test_an_inventory_that_does_not_parse_before_the_edit_is_named_not_the_edit(run_fleetscope, tmp_path):
+    """Walkthrough: on an inventory already broken, `hosts remove` blamed "the edited inventory" and named a
+    temporary file. It now says the file does not parse as it is, and changes nothing."""
+    broken = tmp_path / "lab.ini"
+    text = "[gpu\nnode1\n[cpu]\nnode2\n"
+    broken.write_text(text)
+    proc = run_fleetscope("hosts", "remove", "node2", "-i", str(broken))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"{broken} does not parse as it is, before this edit" in proc.stderr and "fix it by hand" in proc.stderr
+    assert "tmp" not in proc.stderr.replace(str(tmp_path), "") and broken.read_text() == text
