@@ -134,7 +134,11 @@
 
   document.querySelectorAll("table.sortable").forEach(function (table) {
     if (!table.tHead || !table.tBodies.length) return;
-    headers(table).forEach(function (th) {
+    var first = table.tBodies[0].rows[0];
+    headers(table).forEach(function (th, col) {
+      // a column of numbers (right-aligned cells) gets its header over them, not at the column's left edge
+      var cell = first && first.cells.length === headers(table).length ? first.cells[col] : null;
+      if (cell && cell.classList.contains("num")) th.classList.add("num");
       th.tabIndex = 0;
       th.addEventListener("click", function () { sortBy(table, th); });
       th.addEventListener("keydown", function (e) {

@@ -123,6 +123,20 @@ def test_clicking_a_header_sorts_the_hosts_table(fleet_site, tab):
     assert tab.errors == []
 
 
+def test_a_column_of_numbers_has_its_header_over_them(fleet_site, tab):
+    """Walkthrough: headers sat at a column's left edge and its numbers at its right, under the next header
+    (the host page's "By user" table). Each column's header now aligns as its cells do."""
+    page = tab.without_charts().open(fleet_site / "hosts" / "gpu01.html")
+    table = page.locator("table.process-users")
+    aligned = table.evaluate("""t => Array.from(t.tHead.rows[0].cells).map((th, i) => [th.textContent.trim(),
+        getComputedStyle(th).textAlign, getComputedStyle(t.tBodies[0].rows[0].cells[i]).textAlign])""")
+    assert [name for name, _, _ in aligned][:3] == ["User", "Processes", "CPU %"]
+    for name, header, cell in aligned:
+        assert header == cell, (name, header, cell)
+    assert dict((n, h) for n, h, _ in aligned)["Processes"] == "right"
+    assert tab.errors == []
+
+
 def test_filter_boxes_filter_the_hosts_table_by_any_column(fleet_site, tab):
     page = tab.without_charts().open(fleet_site / "index.html")
     filters = page.locator("table.hosts tr.filters input")
