@@ -168,3 +168,27 @@ def test_processes_of_an_unknown_owner_are_no_user_in_the_count(tmp_path):
     # and in latest.json, a flag, not a user a script would count
     summary = json.loads((index.parent / "data" / "latest.json").read_text(encoding="utf-8"))["summary"]
     assert summary["users"] == ["erin"] and summary["unknown_owners"] is True
+
+
+def test_a_host_that_is_down_shows_its_last_figures_as_such(tmp_path):
+    """Walkthrough: a host unreachable at the latest run showed "CPU % 79.2" in the fleet table and "CPU: 79.2 %"
+    on its page, as if measured now. Its figures are now greyed in the table, with when they are from, and its
+    page says "as of its last answer"; a host that is up shows neither."""
+    from tests.docfactory import unreachable
+
+    data = tmp_path / "data"
+    first, at, later = T0 - timedelta(minutes=5), T0, T0 + timedelta(minutes=5)
+    for t in (first, at):  # two samples: a CPU % between them
+        spool_run(data, t, [ok("a01", t, document("a01", t)), ok("b01", t, document("b01", t))])
+    spool_run(data, later, [ok("a01", later, document("a01", later)), unreachable("b01", later)])
+    assert not ingest_pending(data).rejected
+    with contextlib.closing(connect(data)) as con:
+        index = build_site(con, tmp_path / "site", now=later + timedelta(minutes=1))
+    html = index.read_text(encoding="utf-8")
+    (down_row,) = [line for line in html.splitlines() if "<tr" in line and 'class="down"' in line]
+    assert "b01" in html[html.index(down_row):].split("</tr>")[0]
+    assert 'title="not up: its figures are from its last answer, 2026-11-25 09:00 UTC"' in html
+    assert html.count('class="down"') == 1  # not a01's row
+    b01 = text_of(index.parent / "hosts" / "b01.html")
+    assert "as of its last answer, 2026-11-25 09:00 UTC" in b01 and "CPU: 25.0 %" in b01
+    assert "as of its last answer" not in text_of(index.parent / "hosts" / "a01.html")
