@@ -493,7 +493,7 @@ def cmd_admin(args) -> int:
     except AdminError as e:
         _say(f"fleetscope admin: {e}")
         return EXIT_USAGE
-    print(f"{args.host}: {result.status}{' (check mode)' if args.check else ''}: {result.message}")
+    print(f"{args.host}: {result.status}{' (check mode)' if args.check else ''}: {one_line(result.message)}")
     if result.warning:
         _say(f"warning: {result.warning}")
     if result.unrecorded:

@@ -450,7 +450,9 @@ def _run_collect(settings: Settings, inventory: Path | None, limit: str | None,
             pass
     finally:
         bar.close()
-    if hosts and thread.is_alive():  # every host answered and Ansible is exiting: its status follows from theirs
+    # every host answered and Ansible is exiting: its status follows from theirs (not a runner thread still
+    # alive after an interrupt or a crash, with hosts pending: that is the path below)
+    if hosts and thread.is_alive() and "pending" not in summary.status.values():
         summary.wait_ansible = lambda: thread.join(60)
         finish("successful" if all(s == "ok" for s in summary.status.values()) else "failed")
         if interrupted is not None and interrupted():  # ansible-runner's handler took the signal: it is ours
@@ -501,6 +503,9 @@ def _run_collect(settings: Settings, inventory: Path | None, limit: str | None,
         raise CollectInterrupted(f"interrupted: Ansible stopped; the {len(summary.hosts)} host result(s) that came "
                                  f"back are kept in {spool.run_dir(summary.run_id)} and stored by the next run; "
                                  f"the {len(unanswered)} host(s) that had not answered are left out of it")
+    if interrupted is not None and interrupted():  # as the run ended (ansible-runner's handler took it): ours
+        raise CollectInterrupted(f"interrupted: the run had ended; the {len(summary.hosts)} host result(s) are "
+                                 f"kept in {spool.run_dir(summary.run_id)} and stored by the next run")
     if runner.status not in ("successful", "failed", "timeout") and not any(
         s == "ok" for s in summary.status.values()
     ):
@@ -626,8 +631,9 @@ def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | 
     sends them, and their interpreters, discovered afresh as a new host's would be, in the fact cache
     `collect` uses."""
     import ansible_runner
+    from ansible_runner.utils import signal_handler
 
-    inventory = Path(inventory or settings.path("collect", "inventory")).resolve()
+    inventory = usable_inventory(settings, inventory, limit)  # before local_temp makes the data folder
     data_dir = settings.data_dir
     began = time.time()
     local_temp(data_dir)
@@ -657,7 +663,9 @@ def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | 
         return False
 
     with callers_signal_handlers():  # ansible-runner's own stop the run (SIGINT, SIGTERM): said below
+        interrupted = signal_handler()  # as ansible_runner.run() would install it, but ours to ask after
         runner = ansible_runner.run(
+            cancel_callback=interrupted,
             private_data_dir=str(private), **playbook_args(PROJECT_DIR / "playbooks" / "check.yml"),
             inventory=str(inventory), limit=limit,
             forks=max(1, min(int(settings.get("collect", "forks")), len(hosts))),
@@ -675,7 +683,7 @@ def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | 
         update_host_pythons(data_dir / ".stage", seen)
     except OSError:  # a check stores nothing else either
         pass
-    if runner.status == "canceled":
+    if runner.status == "canceled" or (interrupted is not None and interrupted()):  # also as the run ended
         stopped = CollectInterrupted("interrupted")
         stopped.rows = [rows[h] for h in hosts]
         raise stopped

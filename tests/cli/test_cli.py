@@ -91,6 +91,9 @@ def test_missing_inventory_exits_2(run_fleetscope, tmp_path):
     proc = run_fleetscope("collect", "--data", str(tmp_path / "data"), "--inventory", str(tmp_path / "nope.ini"))
     assert proc.returncode == 2 and "inventory not found" in proc.stderr
     assert not (tmp_path / "data").exists()  # a typo leaves no data folder behind (the lock made it)
+    check = run_fleetscope("hosts", "check", "--data", str(tmp_path / "data"), "-i", str(tmp_path / "nope.ini"))
+    assert check.returncode == 2 and "inventory not found" in check.stderr, check.stderr
+    assert not (tmp_path / "data").exists()  # nor does hosts check's (Ansible's temporary folder made it)
 
 
 def test_bad_settings_exit_2(run_fleetscope, tmp_path):
@@ -103,15 +106,17 @@ def test_bad_settings_exit_2(run_fleetscope, tmp_path):
 def test_config_and_data_may_come_before_the_command_and_after_it_win(run_fleetscope, tmp_path, warehouse):
     bad = tmp_path / "bad.toml"
     bad.write_text("[collect]\nforkz = 1\n")
-    good = tmp_path / "good.toml"
+    good = tmp_path / "cfg" / "good.toml"  # its own default data folder, cfg/data, is not there
+    good.parent.mkdir()
     good.write_text("")
     before = run_fleetscope("--config", str(bad), "sql", "--data", str(warehouse), "SELECT 1")
     assert before.returncode == 2 and "forkz" in before.stderr, before.stderr
     overridden = run_fleetscope("--config", str(bad), "--data", str(tmp_path / "nope"),
                                 "sql", "--config", str(good), "--data", str(warehouse), "SELECT 42 AS x")
     assert overridden.returncode == 0 and "42" in overridden.stdout, overridden.stderr
-    data_before = run_fleetscope("--data", str(warehouse), "--config", str(good), "sql", "SELECT 43 AS x")
-    assert data_before.returncode == 0 and "43" in data_before.stdout, data_before.stderr
+    data_before = run_fleetscope("--data", str(warehouse), "--config", str(good), "sql",
+                                 "SELECT count(*) AS n FROM host_status")
+    assert data_before.returncode == 0 and "2" in data_before.stdout, data_before.stderr  # gpu01 and lost01
 
 
 def test_a_second_collect_while_one_runs_exits_75_and_does_nothing(run_fleetscope, tmp_path):

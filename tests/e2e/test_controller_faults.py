@@ -243,8 +243,8 @@ def test_an_interrupt_before_any_host_answered_stores_no_run(tmp_path, monkeypat
     settings.values["storage"]["data_dir"] = str(tmp_path / "data")
     sent = []
 
-    def host_result(event, *args):  # the signal at Ansible's first event of the play; no host's answer counts
-        if not sent:
+    def host_result(event, *args):  # the signal as the play starts (its hosts known); no host's answer counts
+        if not sent and event.get("event") == "playbook_on_play_start":
             sent.append(os.kill(os.getpid(), signal.SIGINT))  # the runner's handler notes it, the run stops
         return None
 
@@ -258,15 +258,28 @@ def test_an_interrupt_before_any_host_answered_stores_no_run(tmp_path, monkeypat
     assert ingest_pending(tmp_path / "data").runs == []
 
 
-def test_an_interrupt_as_ansible_exits_after_every_host_answered_is_not_lost(tmp_path, monkeypatch):
-    """The run returns at Ansible's last event while ansible-playbook exits; a SIGINT that came then was
-    taken by ansible-runner's handler and lost: the run was stored, the report made, exit 1 or 0."""
+@pytest.mark.parametrize("ansible", ["exiting", "gone"])
+def test_an_interrupt_as_the_run_ends_after_every_host_answered_is_not_lost(tmp_path, monkeypatch, ansible):
+    """The run returns at Ansible's last event while ansible-playbook exits ("exiting"), or once it is gone;
+    a SIGINT that came as it ended was taken by ansible-runner's handler and lost: the run was stored, the
+    report made, exit 1 or 0."""
+    import threading
+
     from fleetscope import collect
     from fleetscope.settings import Settings
 
     settings = Settings()
     settings.values["storage"]["data_dir"] = str(tmp_path / "data")
-    real_update = collect.update_host_pythons
+    real_update, real_close = collect.update_host_pythons, collect.Progress.close
+
+    def close(self):  # as the wait for the hosts ends: "gone" waits for the runner, so the end takes that path
+        real_close(self)
+        if ansible == "gone":
+            for thread in threading.enumerate():
+                if thread.name == "ansible-runner":
+                    thread.join(60)
+
+    monkeypatch.setattr(collect.Progress, "close", close)
 
     def update(*args, **kw):  # as the run ends
         os.kill(os.getpid(), signal.SIGINT)
