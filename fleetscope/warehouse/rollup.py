@@ -51,11 +51,12 @@ STATE_FILE = ".rollup.json"
 #: day's "rolled up at". The hourly file alone said so before the daily ones were written: a crash between
 #: them lost host_daily for good once retention took the raw day.
 ROLLED_DIR = ".rolled"
-#: what the marker holds: the version of the rollup tables' columns it was written with. Raised when the
-#: rollup SQL gains a column, so that days whose raw samples are still kept are rolled up again, once, and get
-#: it (2: unmeasured_s, util_samples, util_seconds). Days past rollup.raw_days keep their rows, the new
-#: columns NULL (docs/sql.md says how queries read them).
-ROLLUP_FORMAT = "2"
+#: what the marker holds: the version of the rollup rules and columns it was written with. Raised when the
+#: rollup SQL gains a column or changes what a value counts, so that days whose raw samples are still kept are
+#: rolled up again, once, and get it (2: unmeasured_s, util_samples, util_seconds; 3: a sample after more
+#: than 24 h without one stands for 0 s, a busy CPU count that went back is a counter reset). Days past
+#: rollup.raw_days keep their rows as they were (new columns NULL: docs/sql.md says how queries read them).
+ROLLUP_FORMAT = "3"
 
 
 @dataclass

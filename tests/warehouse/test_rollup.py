@@ -440,6 +440,16 @@ def test_an_upgrade_rolls_up_again_the_days_whose_raw_samples_are_kept(warehouse
     assert rollup(warehouse, settings, now=DAY1 + timedelta(days=2, hours=3)).days_rolled == []  # once
 
 
+def test_days_rolled_up_under_the_rules_before_are_rolled_up_again(warehouse, settings):
+    """Format 3 changed what values count (24 h gaps, busy counts that go back): days a format-2 rollup
+    wrote, whose raw samples are kept, are rolled up again once, so the report's raw counts agree with them."""
+    for marker in (warehouse / ROLLED_DIR).iterdir():
+        marker.write_text("2\n")
+    report = rollup(warehouse, settings, now=DAY1 + timedelta(days=2, hours=2))
+    assert report.days_rolled == ["2026-11-20", "2026-11-21"] and ROLLUP_FORMAT == "3"
+    assert {m.read_text().strip() for m in (warehouse / ROLLED_DIR).iterdir()} == {"3"}
+
+
 def test_an_upgrade_keeps_the_rows_of_a_day_it_cannot_roll_up_whole(warehouse, settings):
     """Day 1's raw samples are gone (retention): day 1 keeps its rows, and so does day 2, whose first
     interval reaches back into day 1 (rolled up again, it would lose those seconds). Their new columns stay
@@ -615,8 +625,18 @@ def test_a_sample_after_more_than_24_hours_without_one_stands_for_nothing_whiche
     held = [f.gpu_process(100, "alice", gpu_mem_bytes=3 * GIB)]
     times = [DAY1 + timedelta(minutes=10), DAY1 + timedelta(minutes=20),  # day 1
              DAY1 + timedelta(hours=30, minutes=20), DAY1 + timedelta(hours=30, minutes=30)]  # day 2, 30 h on
-    store(data, ((t, f.document("gpu01", t, gpus=[f.gpu(0, util=0, mem_used_bytes=3 * GIB, processes=held)]))
-                 for t in times))
+    def doc(t, after_gap):  # rebooted during the gap: counters restarted, energy too
+        d = f.document("gpu01", t, gpus=[f.gpu(0, util=0, mem_used_bytes=3 * GIB, processes=held,
+                                               energy_mj=(t - times[1]).seconds * 100_000 if after_gap else
+                                               10**9 + (t - DAY1).seconds * 100_000)])
+        if after_gap:
+            boot = times[1] + timedelta(hours=29)
+            d["host"]["boot_time"] = f.iso_z(boot)
+            d["cpu"]["jiffies"] = {k: v * (t - boot).total_seconds() // (t - f.BOOT).total_seconds()
+                                   for k, v in f.jiffies(t, 16, 0.25).items()}
+        return d
+
+    store(data, ((t, doc(t, i >= 2)) for i, t in enumerate(times)))
     rollup(data, settings, now=DAY1 + timedelta(days=2, hours=1))
     # day 1: the first sample stands for nothing, the second for 600 s; day 2: the one after the gap for
     # nothing (it was 600 s), the next for 600 s
@@ -624,7 +644,11 @@ def test_a_sample_after_more_than_24_hours_without_one_stands_for_nothing_whiche
         (date(2026, 11, 20), 2, 600, 600), (date(2026, 11, 21), 2, 600, 600)]
     assert q(data, "SELECT ts::DATE, samples, seconds FROM host_daily ORDER BY 1") == [
         (date(2026, 11, 20), 2, 600), (date(2026, 11, 21), 2, 600)]
-    assert q(data, "SELECT sum(counter_resets) FROM host_daily") == [(0,)]  # no predecessor: no reset either
+    # no predecessor, so no reset either, though the counters went down across the gap; day 2's CPU is its
+    # one interval's, 600 s of 16 CPUs
+    assert q(data, "SELECT ts::DATE, counter_resets, cpu_total_jiffies FROM host_daily ORDER BY 1") == [
+        (date(2026, 11, 20), 0, 16 * 100 * 600), (date(2026, 11, 21), 0, 16 * 100 * 600)]
+    assert q(data, "SELECT sum(energy_resets) FROM gpu_daily") == [(0,)]
     con = connect(data)
     try:
         with prepared(con):
@@ -636,17 +660,22 @@ def test_a_sample_after_more_than_24_hours_without_one_stands_for_nothing_whiche
     assert idle["held_s"] == 1200  # as the rollups count the same samples (it was 1800)
 
 
-def test_a_busy_count_that_goes_back_is_a_counter_reset_like_a_total_that_does(tmp_path, settings):
+@pytest.mark.parametrize("back", ["busy", "idle"])
+def test_a_busy_count_that_goes_back_is_a_counter_reset_like_a_total_that_does(tmp_path, settings, back):
     """Differential review: where the busy jiffies fell while the total grew, the interval's CPU was left out
-    (rightly) but not counted in counter_resets, so nothing said why the hour's CPU was short."""
+    (rightly) but not counted in counter_resets, so nothing said why the hour's CPU was short. Where the idle
+    count (with iowait) went back, the interval's busy CPU exceeded its total (over 100 %)."""
     data = tmp_path / "data"
     docs = []
     for k in range(3):
         t = DAY1 + timedelta(minutes=10 * (k + 1))
         doc = f.document("gpu01", t, cpu_busy=0.5)
-        if k == 2:  # user jiffies fall by more than the 10 minutes added, idle takes them: busy went back,
-            j = doc["cpu"]["jiffies"]  # the total did not
-            j["user"], j["idle"] = j["user"] - 600_000, j["idle"] + 700_000
+        if k == 2:
+            j = doc["cpu"]["jiffies"]
+            if back == "busy":  # user jiffies fall by more than the 10 minutes added, idle takes them: busy went
+                j["user"], j["idle"] = j["user"] - 600_000, j["idle"] + 700_000  # back, the total did not
+            else:  # iowait went back by more than the interval's idle: busy grew more than the total
+                j["user"], j["idle"] = j["user"] + 700_000, j["idle"] - 600_000
         docs.append((t, doc))
     store(data, docs)
     rollup(data, settings, now=DAY1 + timedelta(days=1, hours=1))

@@ -480,7 +480,7 @@ def test_cpu_per_host(rolled):
     assert {h: r["cpu_pct"] for h, r in rows.items()} == {h: 100 * b for h, b in CPU_BUSY.items()}
     assert {h: r["busy_cpus"] for h, r in rows.items()} == {h: CORES[h] * b for h, b in CPU_BUSY.items()}
     assert {h: r["load1_mean"] for h, r in rows.items()} == {h: CORES[h] * b for h, b in CPU_BUSY.items()}
-    assert {h: r["reboots"] for h, r in rows.items()} == {"gpu01": 0, "cpu01": 1, "gpu02": 0}
+    assert {h: r["counter_resets"] for h, r in rows.items()} == {"gpu01": 0, "cpu01": 1, "gpu02": 0}
 
 
 def test_network_per_host_and_day(rolled):

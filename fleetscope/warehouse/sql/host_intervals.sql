@@ -21,21 +21,22 @@ WITH s AS (
 ), f AS (
     SELECT *,
         CASE WHEN dt IS NULL THEN 0 ELSE least(dt, $max_interval_s) END AS seconds,  -- least() skips NULLs
-        CASE WHEN dt > 0 AND NOT coalesce(rebooted, false) THEN least(dt, $max_interval_s) / dt END AS scale
+        CASE WHEN dt > 0 AND NOT coalesce(rebooted, false) THEN least(dt, $max_interval_s) / dt END AS scale,
+        busy >= prev_busy AND cpu_total_jiffies >= prev_total
+            AND busy - prev_busy <= cpu_total_jiffies - prev_total AS cpu_ok  -- NULL without a predecessor
     FROM s
 )
 SELECT
     ts, host, cpu_logical, load1, mem_used_bytes, mem_total_bytes, swap_used_bytes, fs_max_used_pct, seconds,
-    CASE WHEN busy >= prev_busy AND cpu_total_jiffies >= prev_total THEN (busy - prev_busy) * scale END AS cpu_busy,
-    CASE WHEN busy >= prev_busy AND cpu_total_jiffies >= prev_total
-        THEN (cpu_total_jiffies - prev_total) * scale END AS cpu_total,
+    CASE WHEN cpu_ok THEN (busy - prev_busy) * scale END AS cpu_busy,
+    CASE WHEN cpu_ok THEN (cpu_total_jiffies - prev_total) * scale END AS cpu_total,
     CASE WHEN net_rx_bytes >= prev_rx THEN (net_rx_bytes - prev_rx) * scale END AS net_rx,
     CASE WHEN net_tx_bytes >= prev_tx THEN (net_tx_bytes - prev_tx) * scale END AS net_tx,
     CASE WHEN disk_read_bytes >= prev_read THEN (disk_read_bytes - prev_read) * scale END AS disk_read,
     CASE WHEN disk_write_bytes >= prev_write THEN (disk_write_bytes - prev_write) * scale END AS disk_write,
-    -- a busy count that went back (user or system jiffies fell, or iowait, which some kernels let go back,
-    -- jumped into idle) loses the interval's CPU as a total that went back does: counted alike
-    CASE WHEN dt IS NOT NULL AND (coalesce(rebooted, false) OR cpu_total_jiffies < prev_total OR busy < prev_busy)
+    -- CPU counters that went back (the total; the busy count, or the idle one, with iowait, which some kernels
+    -- let go back: either way not a share of the total) lose the interval's CPU, as a reboot does: counted
+    CASE WHEN dt IS NOT NULL AND (coalesce(rebooted, false) OR NOT coalesce(cpu_ok, true))
         THEN 1 ELSE 0 END AS counter_reset
 FROM f
 WHERE ts >= $day_start AND ts < $day_end
