@@ -11,22 +11,26 @@ cpu_deltas AS (
     SELECT run_id, ts, mem_used_bytes, mem_total_bytes,
            cpu_total_jiffies - lag(cpu_total_jiffies) OVER w AS d_total,
            cpu_idle_jiffies - lag(cpu_idle_jiffies) OVER w AS d_idle,
-           abs(epoch(boot_time) - epoch(lag(boot_time) OVER w)) AS d_boot_s
+           abs(epoch(boot_time) - epoch(lag(boot_time) OVER w)) AS d_boot_s,
+           epoch(ts) - epoch(lag(ts) OVER w) AS dt
     FROM host_samples
     WHERE ts >= $since - to_seconds($max_interval_s)
     WINDOW w AS (PARTITION BY host ORDER BY ts)
 ),
 checked AS (
-    SELECT *, coalesce(d_total > 0 AND d_idle >= 0 AND d_idle <= d_total AND coalesce(d_boot_s, 0) <= 5, false)
-                  AS valid  -- not across a reboot or a counter that went back
+    SELECT *, coalesce(d_total > 0 AND d_idle >= 0 AND d_idle <= d_total AND coalesce(d_boot_s, 0) <= 5
+                       AND dt > 0 AND dt <= 86400, false) AS valid,  -- not across a reboot, a counter that
+           -- went back, or more than a day; a host back after a gap counts no more than $max_interval_s of it,
+           -- as in the rollups (host_intervals.sql), not hours of jiffies that would outweigh the others
+           least(dt, $max_interval_s) / dt AS scale
     FROM cpu_deltas
 ),
 cpu_runs AS (
     SELECT run_id, min(ts) AS ts,
            -- weighted by each host's jiffies, as the hourly and daily ranges are (a 256-CPU host counts
            -- 16 times a 16-CPU one), so that a range's switch does not change what the line means
-           100.0 * sum(d_total - d_idle) FILTER (WHERE valid) / nullif(sum(d_total) FILTER (WHERE valid), 0)
-               AS cpu_pct,
+           100.0 * sum((d_total - d_idle) * scale) FILTER (WHERE valid)
+               / nullif(sum(d_total * scale) FILTER (WHERE valid), 0) AS cpu_pct,
            100.0 * sum(mem_used_bytes) / nullif(sum(mem_total_bytes) FILTER (WHERE mem_used_bytes IS NOT NULL), 0)
                AS mem_pct
     FROM checked

@@ -192,3 +192,33 @@ def test_a_host_that_is_down_shows_its_last_figures_as_such(tmp_path):
     b01 = text_of(index.parent / "hosts" / "b01.html")
     assert "as of its last answer, 2026-11-25 09:00 UTC" in b01 and "CPU: 25.0 %" in b01
     assert "as of its last answer" not in text_of(index.parent / "hosts" / "a01.html")
+
+
+def test_a_host_back_after_a_gap_does_not_outweigh_the_fleet_in_the_24_h_cpu_line(tmp_path):
+    """Review: the 24 h CPU line weighted each host by its jiffies since its previous sample, uncapped: a
+    2 %-busy host back after 2 hours outweighed a 90 %-busy one sampled 5 minutes before (5.5 % for the run).
+    Its interval counts max_interval_s (600 s) now, as in the rollups."""
+    data = tmp_path / "data"
+    start = T0 - timedelta(hours=3)
+    for k in range(31):
+        at = start + timedelta(minutes=5 * k)
+        results = [ok("a01", at, document("a01", at, cpu_busy=0.9))]
+        if k < 2 or k >= 26:  # b01 away from k = 2 to 25: back 2 h 5 min after its last sample
+            results.append(ok("b01", at, document("b01", at, cpu_busy=0.02)))
+        spool_run(data, at, results)
+    assert not ingest_pending(data).rejected
+    with contextlib.closing(connect(data)) as con:
+        index = build_site(con, tmp_path / "site", now=start + timedelta(minutes=5 * 30, seconds=30))
+    html = index.read_text(encoding="utf-8")
+    fig, shared_x = figure(html, "fleet"), page_data(html)["x"]
+    day = {t["name"]: t for t in fig["ranges"][0]["data"]}
+    cpu = dict(zip(shared_x[day["CPU use"]["xs"]], day["CPU use"]["y"]))
+
+    def point(k):  # the run's 3-minute bucket
+        at = start + timedelta(minutes=5 * k)
+        return (at - timedelta(minutes=at.minute % 3)).strftime("%Y-%m-%d %H:%M")
+
+    back, both, alone = point(26), point(27), point(10)
+    assert cpu[back] == pytest.approx(100 * (0.9 * 300 + 0.02 * 600) / 900, abs=0.05), cpu  # was 5.5
+    assert cpu[both] == pytest.approx(46.0, abs=0.05)
+    assert cpu[alone] == pytest.approx(90.0, abs=0.05)
