@@ -317,7 +317,7 @@ def cmd_report(args) -> int:
 def cmd_sql(args) -> int:
     import duckdb
 
-    from .sqlshell import format_result, repl
+    from .sqlshell import answer, repl
     from .warehouse import connect
 
     settings = _settings(args)
@@ -348,8 +348,8 @@ def cmd_sql(args) -> int:
         current["con"].close()
         current["con"] = opened()[0]
 
-    try:  # rows are fetched inside: an error can come with them (a cast on row 3,000,001)
-        text = _again_if_swapped(lambda: format_result(current["con"].execute(args.query), args.format), reopen)
+    try:  # rows are fetched inside: an error can come with them (a cast on row 3,000,001); Ctrl-C: exit 130
+        text = _again_if_swapped(lambda: answer(current["con"], args.query, args.format), reopen)
     except duckdb.Error as e:
         _say(f"fleetscope sql: {e}")
         return EXIT_SQL

@@ -68,6 +68,22 @@ def _unique(names: list[str]) -> list[str]:
     return out
 
 
+def answer(con, statement: str, fmt: str = "table") -> str:
+    """`statement`'s result, formatted; a query stopped by Ctrl-C raises KeyboardInterrupt. (DuckDB stops it
+    and raises RuntimeError("Query interrupted"), or InterruptException: read as an SQL error, the command
+    exited 1 with a traceback, and the prompt ended.) Rows are fetched inside: an error can come with them."""
+    import duckdb
+
+    try:
+        return format_result(con.execute(statement), fmt)
+    except duckdb.InterruptException:
+        raise KeyboardInterrupt from None
+    except RuntimeError as e:
+        if str(e).startswith("Query interrupted"):
+            raise KeyboardInterrupt from None
+        raise
+
+
 def format_result(cursor, fmt: str = "table") -> str:
     if cursor is None or cursor.description is None:  # a statement that returns no rows, or none at all
         return "ok"
@@ -156,7 +172,11 @@ def repl(con, data_dir: Path, stdin=None, stdout=None) -> int:
             continue
         statement, buffer = "\n".join(buffer), []
         try:
-            print(format_result(con.execute(statement)), file=stdout)
+            print(answer(con, statement), file=stdout)
+        except KeyboardInterrupt:  # the statement stops; a person at the prompt goes on, a script stops
+            print("interrupted", file=sys.stderr)
+            if not interactive:
+                raise
         except duckdb.Error as e:
             print(f"error: {e}", file=sys.stderr)
             # A script piped in that hit an error exits 5, like `fleetscope sql QUERY`; a person at the

@@ -87,6 +87,47 @@ def test_interactive_sql_prompt(run_fleetscope, warehouse):
     assert 'column "bad" was not found' in proc.stderr
 
 
+LONG_QUERY = "SELECT count(*) FROM range(100000000000) AS a"  # minutes: it is stopped long before
+
+
+def test_ctrl_c_stops_a_query_with_exit_130_not_a_traceback(warehouse):
+    """Walkthrough: Ctrl-C during `fleetscope sql QUERY` printed DuckDB's RuntimeError("Query interrupted") as
+    a traceback and exited 1."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([*fleetscope_bin(), "sql", "--data", str(warehouse), LONG_QUERY], cwd=PROJECT,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(3)  # the query runs (the command's start takes well under that)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+
+
+def test_ctrl_c_at_the_prompt_stops_the_statement_and_the_prompt_goes_on(warehouse):
+    """Walkthrough: at the prompt, Ctrl-C during a statement ended the session with a traceback; it now stops
+    the statement and the next one runs."""
+
+    from fleetscope.sqlshell import repl
+    from fleetscope.warehouse import connect
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    out = io.StringIO()
+    con = connect(warehouse)
+    sender = subprocess.Popen(["sh", "-c", f"sleep 1.5; kill -INT {os.getpid()}"])  # Ctrl-C, from outside
+    try:
+        status = repl(con, warehouse, stdin=Terminal(f"{LONG_QUERY};\nSELECT 42 AS after;\n"), stdout=out)
+    finally:
+        sender.kill()
+        sender.wait()
+        con.close()
+    assert status == 0 and "   42\n(1 row)" in out.getvalue(), out.getvalue()
+
+
 def test_missing_inventory_exits_2(run_fleetscope, tmp_path):
     proc = run_fleetscope("collect", "--data", str(tmp_path / "data"), "--inventory", str(tmp_path / "nope.ini"))
     assert proc.returncode == 2 and "inventory not found" in proc.stderr
