@@ -243,6 +243,29 @@ def test_the_latest_maintenance_action_decides_per_host_and_gpu(two_gpu_host, tm
     assert set(gpus.values()) == {f"maintenance since {later} by lee"}
 
 
+def test_whole_host_maintenance_keeps_the_gpus_a_latest_sample_without_gpus_does_not_name(two_gpu_host, tmp_path):
+    """Walkthrough: GPU 1 on, the whole host on, GPU 1 off, while the host's latest sample had no GPU (NVML
+    failing on the broken host put in maintenance): GPU 0, still in maintenance, was shown nowhere. The
+    GPUs the host had around its whole-host action (gpu_hourly) count as "all" too."""
+    from fleetscope.settings import Settings
+    from fleetscope.warehouse.rollup import rollup
+
+    data = two_gpu_host
+    rollup(data, Settings(), now=RUNS[1] + timedelta(minutes=1))  # GPUs 0 and 1 in gpu_hourly
+    at = RUNS[2]
+    spool_run(data, at, [ok("gpu02", at, document("gpu02", at, gpus=None))])  # NVML gone at the latest run
+    assert not ingest_pending(data).rejected
+    on = {"action": "maintenance", "state": "on", "gpu": None}
+    admin_action(data, at + timedelta(minutes=1), "gpu02", {**on, "gpu": 1}, operator="ops")
+    admin_action(data, at + timedelta(minutes=2), "gpu02", on, operator="ops")
+    admin_action(data, at + timedelta(minutes=3), "gpu02", {**on, "state": "off", "gpu": 1}, operator="ops")
+    index = build(data, tmp_path / "site")
+    (host,) = json.loads((index.parent / "data" / "latest.json").read_text())["hosts"]
+    assert host["maintenance"] is not None and host["maintenance"]["gpus"] == [0], host["maintenance"]
+    stamp = (at + timedelta(minutes=2)).strftime("%Y-%m-%d %H:%M")
+    assert hosts_table(index)["gpu02"]["Maintenance"] == f"maintenance GPU 0 since {stamp} by ops"
+
+
 def test_a_warehouse_without_admin_actions_or_process_lists_still_builds(tmp_path):
     data = tmp_path / "data"
     for at in RUNS[:2]:
