@@ -180,6 +180,20 @@ def match(text: str, hosts: set[str]) -> list[tuple[str, int | None]]:
     return found
 
 
+def _ends_before_it_starts(calendar) -> dict[str, str]:
+    """{UID: its DTEND} of the events whose DTEND is before their DTSTART, as the file has them (a typo in a
+    calendar made by hand or by a script)."""
+    found = {}
+    for component in calendar.walk("VEVENT"):
+        try:
+            if component.get("DTEND") and \
+                    _utc(component.decoded("DTEND")) < _utc(component.decoded("DTSTART")):
+                found[str(component.get("UID", ""))] = str(component.get("DTEND").to_ical().decode())
+        except Exception:  # noqa: BLE001, S112 - an event that cannot be read is said so where it is taken
+            continue
+    return found
+
+
 def parse(source: str, data: bytes, hosts: set[str], start: dt.datetime,
           end: dt.datetime, stop: threading.Event | None = None) -> tuple[list[Booking], int, list[str]]:
     """Bookings of one calendar between start and end (UTC), recurring events expanded; the count of events
@@ -189,6 +203,7 @@ def parse(source: str, data: bytes, hosts: set[str], start: dt.datetime,
 
     try:
         calendar = icalendar.Calendar.from_ical(data)
+        backwards = _ends_before_it_starts(calendar)
         query = recurring_ical_events.of(calendar)
         events, seen, since = [], set(), start
         # A week at a time, so that a calendar of too many occurrences (an event that recurs every minute)
@@ -218,6 +233,8 @@ def parse(source: str, data: bytes, hosts: set[str], start: dt.datetime,
         if str(event.get("STATUS", "")).upper() == "CANCELLED":  # Google exports cancelled occurrences so
             continue
         try:
+            if str(event.get("UID", "")) in backwards:  # recurring_ical_events swaps them: an hour nobody booked
+                raise EventError(f"it ends ({backwards[str(event.get('UID', ''))]}) before it starts")
             targets = match(str(event.get("LOCATION", "")), hosts) or match(summary, hosts)
             if not targets:
                 unmatched += 1

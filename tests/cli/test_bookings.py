@@ -323,6 +323,18 @@ def test_what_an_event_books_when_it_says_little_or_two_things():
     ]
 
 
+def test_an_event_that_ends_before_it_starts_is_skipped_not_turned_around():
+    """Walkthrough: DTSTART 18:00, DTEND 17:00 was stored as a booking of 17:00 to 18:00, an hour nobody
+    booked, without a word. It is skipped, and says why; the others are taken."""
+    calendar = calendar_of(event("backwards", "gpu01:0", start="20261123T180000Z", end="20261123T170000Z"),
+                           event("fine", "gpu01:1"))
+    bookings, unmatched, skipped = parse("lab.ics", calendar, HOSTS, NOW - dt.timedelta(days=1),
+                                         NOW + dt.timedelta(days=2))
+    assert [(b.uid.split("@")[0], b.gpu_index) for b in bookings] == [("fine", 1)]
+    assert unmatched == 0 and len(skipped) == 1
+    assert "'backwards'" in skipped[0] and "it ends (20261123T170000Z) before it starts" in skipped[0], skipped
+
+
 def test_bookings_at_the_rules_limits_break_nothing(tmp_path):
     """The rules are "more than": back-to-back bookings (GPUs 0-1 until 10:00, GPUs 2-3 from 10:00) never
     hold four GPUs at one instant, and an event of exactly max_hours is not too long. The same bookings one
