@@ -117,6 +117,10 @@ def read_source(source: str, timeout_s: float = 10.0) -> bytes:
     within ``timeout_s``: a server that sends a byte a second, or a file on a network filesystem that
     stopped answering, would otherwise hold the run (and the data lock) as long as it likes."""
     try:
+        scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", source)
+        if scheme and scheme.group(1).lower() not in ("http", "https", "file"):
+            raise ValueError(f"{scheme.group(1)}:// is not a source fleetscope reads (http://, https://, "
+                             f"file:// or a file path)")
         if source.startswith(("http://", "https://")):
             def read() -> bytes:
                 return _fetch(source, timeout_s)

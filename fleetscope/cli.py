@@ -454,16 +454,44 @@ def cmd_bookings(args) -> int:
     return EXIT_OK if not report.errors else EXIT_HOSTS
 
 
+def _admin_usage(args) -> str | None:
+    """Why the action's arguments cannot be right whatever the host, or None (the host checks the rest)."""
+    import datetime
+    import math
+
+    if args.action == "kill":
+        if args.pid <= 1:
+            return "the pid must be above 1"
+        if args.wait < 0:
+            return "--wait must be >= 0"
+        if args.started is not None:  # the forms the host takes (roles/admin/library/fleetscope_admin.py)
+            value = args.started.strip().replace("T", " ").rstrip("Z").strip()
+            for form in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"):
+                try:
+                    datetime.datetime.strptime(value, form)
+                    break
+                except ValueError:
+                    continue
+            else:
+                return f"--started is not a time as the report shows it (2026-11-23 09:00): {args.started!r}"
+    if getattr(args, "gpu", None) is not None and args.gpu < 0:
+        return f"--gpu is a GPU index, 0 or more, not {args.gpu}"
+    if args.action == "power-limit" and not (math.isfinite(args.watts) and args.watts > 0):
+        return f"--watts must be a positive number of watts, not {args.watts:g}"
+    return None
+
+
 def cmd_admin(args) -> int:
     from .admin import AdminError, describe, run_action
 
     settings = _settings(args)
     if _no_data(settings, "admin"):  # a typo in --data must not put the action on record elsewhere
         return EXIT_USAGE
+    refused = _admin_usage(args)
+    if refused:  # refused here, before any connection: nothing to record, no host to blame (exit 2, not 1)
+        _say(f"fleetscope admin {args.action}: {refused}")
+        return EXIT_USAGE
     if args.action == "kill":
-        if args.pid <= 1 or args.wait < 0:  # refused here, before any connection: nothing to record
-            _say("fleetscope admin kill: " + ("the pid must be above 1" if args.pid <= 1 else "--wait must be >= 0"))
-            return EXIT_USAGE
         module_args = {"action": "kill", "pid": args.pid, "expect_user": args.user, "expect_command": args.command,
                        "expect_started": args.started, "signal": args.signal, "force": args.force,
                        "wait": args.wait}
@@ -474,7 +502,9 @@ def cmd_admin(args) -> int:
     else:
         module_args = {"action": "power_limit", "gpu": args.gpu, "watts": args.watts}
         what = f"set the power limit to {args.watts:g} W"
-    what += f" on {args.host}, {describe(module_args['action'], module_args)}"
+    what += f" on {args.host}"
+    if args.action != "kill":  # a kill's says its pid again
+        what += f", {describe(module_args['action'], module_args)}"
     if not args.check and not args.yes:
         if sys.stdin is None or not sys.stdin.isatty():  # None: started with stdin closed
             _say(f"fleetscope admin: not confirmed; to {what}, run it at a terminal or add --yes")

@@ -33,7 +33,9 @@ def format_table(names: list[str], rows: list[tuple]) -> str:
 
     out = [line(names), "-+-".join("-" * w for w in widths)]
     out += [line(r) for r in cells]
-    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    cut = any(c.endswith("…") and len(c) == MAX_CELL for r in cells for c in r)
+    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''}"
+               f"{f'; cells cut at {MAX_CELL} characters: --format csv or json has them whole' if cut else ''})")
     return "\n".join(out)
 
 

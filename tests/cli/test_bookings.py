@@ -86,9 +86,11 @@ def test_a_bad_source_costs_only_itself(tmp_path, http_calendar):
     local = tmp_path / "room.ics"
     local.write_bytes(ICS)
     sources = [str(local), f"{http_calendar}/lab.ics", f"{http_calendar}/broken.ics", str(tmp_path / "missing.ics"),
-               "http://127.0.0.1:9/down.ics"]
+               "http://127.0.0.1:9/down.ics", "ftp://lab/cal.ics"]
     report = sync(sources, HOSTS, NOW, timeout_s=3)
-    assert len(report.errors) == 3
+    assert len(report.errors) == 4
+    # a scheme it does not read is named as such, not read as the file "ftp:/lab/cal.ics"
+    assert any("ftp://lab/cal.ics" in e and "ftp:// is not a source fleetscope reads" in e for e in report.errors)
     assert any("broken.ics" in e and "not a valid iCalendar" in e for e in report.errors)
     assert any("missing.ics" in e and "cannot read" in e for e in report.errors)
     assert any("down.ics" in e and "cannot read" in e for e in report.errors)

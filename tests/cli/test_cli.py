@@ -463,3 +463,12 @@ def test_a_report_that_fails_to_render_exits_6_with_its_traceback(tmp_path, monk
     assert "Traceback" in err and err.strip().splitlines()[-1] == (
         "fleetscope report: rendering the report failed: MemoryError: heat map; any previous report stays in place")
     assert (out / "index.html").read_text() == "the previous report"
+
+
+def test_a_table_that_cuts_a_cell_says_so_and_where_to_get_it_whole(run_fleetscope, warehouse):
+    """Walkthrough: the table format cut cells at 60 characters with "…", without saying so."""
+    long = run_fleetscope("sql", "--data", str(warehouse), f"SELECT '{'x' * 80}' AS message")
+    assert long.returncode == 0 and "x…" in long.stdout
+    assert "(1 row; cells cut at 60 characters: --format csv or json has them whole)" in long.stdout
+    short = run_fleetscope("sql", "--data", str(warehouse), "SELECT 'short' AS message")
+    assert short.stdout.rstrip().endswith("(1 row)")

@@ -91,6 +91,7 @@ def test_kill_check_refuse_and_do(admin, victim, run_fleetscope):
 
     not_asked = admin("kill", "node1", str(victim.pid), "--user", user, "--command", command)
     assert not_asked.returncode == 2 and "not confirmed" in not_asked.stderr
+    assert not_asked.stderr.count(f"pid {victim.pid}") == 1, not_asked.stderr  # said once
 
     check = admin("kill", "node1", str(victim.pid), "--user", user, "--command", command, "--check")
     assert check.returncode == 0 and "would send SIGTERM" in check.stdout, check.stdout + check.stderr
@@ -138,7 +139,8 @@ def test_a_signal_sent_to_a_process_that_stays_is_recorded_as_a_change(admin, ru
         assert stubborn.stdout.readline() == "ready\n"
         user, command = owner_and_command(stubborn.pid)
         proc = admin("kill", "node1", str(stubborn.pid), "--user", user, "--command", command, "--wait", "1", "--yes")
-        assert proc.returncode == 1 and "still running after 1 s" in proc.stdout, proc.stdout + proc.stderr
+        assert proc.returncode == 1 and "still running after 1 s (add --force to send SIGKILL)" in proc.stdout, (
+            proc.stdout + proc.stderr)
         assert stubborn.poll() is None
         assert recorded(run_fleetscope, admin.data) == [("kill", f"pid {stubborn.pid}", False, "failed", True)]
     finally:
@@ -151,6 +153,21 @@ def test_a_signal_sent_to_a_process_that_stays_is_recorded_as_a_change(admin, ru
 def test_a_kill_that_cannot_be_meant_is_refused_before_anything_runs(admin, args, why):
     proc = admin("kill", "node1", *args, "--user", "root", "--command", "x", "--yes")
     assert proc.returncode == 2 and why in proc.stderr and not (admin.data / "admin_actions").exists()
+
+
+@pytest.mark.parametrize("args, why", [
+    (("kill", "node1", "4242", "--user", "root", "--command", "x", "--started", "garbage"),
+     "--started is not a time as the report shows it"),
+    (("maintenance", "node1", "on", "--gpu", "-1"), "--gpu is a GPU index, 0 or more, not -1"),
+    (("power-limit", "node1", "--gpu", "0", "--watts", "-5"), "--watts must be a positive number of watts, not -5"),
+    (("power-limit", "node1", "--gpu", "0", "--watts", "nan"), "not nan"),
+    (("power-limit", "node1", "--gpu", "0", "--watts", "inf"), "not inf"),
+])
+def test_arguments_no_host_could_take_are_a_usage_error_not_a_hosts_failure(admin, args, why):
+    """Walkthrough: these went to the host, failed there, exited 1 and were recorded as the host's failure."""
+    proc = admin(*args, "--yes")
+    assert proc.returncode == 2 and why in proc.stderr, proc.stdout + proc.stderr
+    assert not (admin.data / "admin_actions").exists()
 
 
 def test_no_confirmation_from_a_closed_stdin_is_a_no(admin):

@@ -202,7 +202,8 @@ def kill(module):
             module.exit_json(changed=True, message="sent " + what + "; it ended")
         time.sleep(0.2)
         module.exit_json(changed=True, message="sent " + what + f", then SIGKILL after {p['wait']} s")
-    module.fail_json(msg="sent " + what + f", but it is still running after {p['wait']} s (use force)",
+    module.fail_json(msg="sent " + what + f", but it is still running after {p['wait']} s "
+                         "(add --force to send SIGKILL)",
                      changed=True)  # the signal was delivered: that is a change, whatever came of it
 
 
