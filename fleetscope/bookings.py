@@ -113,19 +113,23 @@ def _read_file(path: str) -> bytes:
 
 
 def read_source(source: str, timeout_s: float = 10.0) -> bytes:
-    """The bytes of a calendar: an http(s) URL, a file:// URL or a file path. The whole of it must come
-    within ``timeout_s``: a server that sends a byte a second, or a file on a network filesystem that
-    stopped answering, would otherwise hold the run (and the data lock) as long as it likes."""
+    """The bytes of a calendar: an http(s) URL (webcal://, a calendar's "subscribe" link, is https://), a
+    file:// URL or a file path. The whole of it must come within ``timeout_s``: a server that sends a byte a
+    second, or a file on a network filesystem that stopped answering, would otherwise hold the run (and the
+    data lock) as long as it likes."""
     try:
         scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", source)
-        if scheme and scheme.group(1).lower() not in ("http", "https", "file"):
+        kind = scheme.group(1).lower() if scheme else ""
+        if kind and kind not in ("http", "https", "webcal", "file"):
             raise ValueError(f"{scheme.group(1)}:// is not a source fleetscope reads (http://, https://, "
-                             f"file:// or a file path)")
-        if source.startswith(("http://", "https://")):
+                             f"webcal://, file:// or a file path)")
+        if kind in ("http", "https", "webcal"):
+            url = ("https" if kind == "webcal" else kind) + source[len(kind):]
+
             def read() -> bytes:
-                return _fetch(source, timeout_s)
+                return _fetch(url, timeout_s)
         else:
-            path = source[len("file://"):] if source.startswith("file://") else source
+            path = source[len("file://"):] if kind == "file" else source
 
             def read() -> bytes:
                 return _read_file(path)
@@ -184,18 +188,28 @@ def match(text: str, hosts: set[str]) -> list[tuple[str, int | None]]:
     return found
 
 
-def _ends_before_it_starts(calendar) -> dict[str, str]:
-    """{UID: its DTEND} of the events whose DTEND is before their DTSTART, as the file has them (a typo in a
-    calendar made by hand or by a script)."""
-    found = {}
-    for component in calendar.walk("VEVENT"):
+#: Set by parse on an event of the file whose end comes before its start; its occurrences carry it (each
+#: is a copy of the event): recurring_ical_events turns such an event around, into a span nobody booked.
+BACKWARDS = "X-FLEETSCOPE-ENDS-BEFORE-IT-STARTS"
+
+
+def _mark_backwards(calendar) -> None:
+    """Mark each VEVENT of the file (a series, or one of its overrides) whose DTEND, or DTSTART + DURATION,
+    is before its DTSTART (a typo in a calendar made by hand or by a script) with BACKWARDS: its end."""
+    for number, component in enumerate(calendar.walk("VEVENT")):
         try:
-            if component.get("DTEND") and \
-                    _utc(component.decoded("DTEND")) < _utc(component.decoded("DTSTART")):
-                found[str(component.get("UID", ""))] = str(component.get("DTEND").to_ical().decode())
+            start = component.decoded("DTSTART")
+            if component.get("DTEND"):
+                end, said = component.decoded("DTEND"), component.get("DTEND").to_ical().decode()
+            elif component.get("DURATION"):
+                end = start + component.decoded("DURATION")
+                said = f"DURATION {component.get('DURATION').to_ical().decode()}"
+            else:
+                continue
+            if _utc(end) < _utc(start):
+                component.add(BACKWARDS, f"{number}:{said}")  # the number: one warning per event, not per day
         except Exception:  # noqa: BLE001, S112 - an event that cannot be read is said so where it is taken
             continue
-    return found
 
 
 def parse(source: str, data: bytes, hosts: set[str], start: dt.datetime,
@@ -207,7 +221,7 @@ def parse(source: str, data: bytes, hosts: set[str], start: dt.datetime,
 
     try:
         calendar = icalendar.Calendar.from_ical(data)
-        backwards = _ends_before_it_starts(calendar)
+        _mark_backwards(calendar)
         query = recurring_ical_events.of(calendar)
         events, seen, since = [], set(), start
         # A week at a time, so that a calendar of too many occurrences (an event that recurs every minute)
@@ -231,18 +245,22 @@ def parse(source: str, data: bytes, hosts: set[str], start: dt.datetime,
         raise
     except Exception as e:  # noqa: BLE001 - a malformed calendar is this source's failure only
         raise BookingSourceError(source, f"not a valid iCalendar file: {type(e).__name__}: {e}") from e
-    bookings, unmatched, skipped = [], 0, []
+    bookings, unmatched, skipped, warned = [], 0, [], set()
     for event in events:
         summary = str(event.get("SUMMARY", ""))
         if str(event.get("STATUS", "")).upper() == "CANCELLED":  # Google exports cancelled occurrences so
             continue
         try:
-            if str(event.get("UID", "")) in backwards:  # recurring_ical_events swaps them: an hour nobody booked
-                raise EventError(f"it ends ({backwards[str(event.get('UID', ''))]}) before it starts")
             targets = match(str(event.get("LOCATION", "")), hosts) or match(summary, hosts)
             if not targets:
                 unmatched += 1
                 continue
+            if event.get(BACKWARDS):  # recurring_ical_events turned it around: a span nobody booked
+                which, _, end = str(event.get(BACKWARDS)).partition(":")
+                if which in warned:
+                    continue
+                warned.add(which)
+                raise EventError(f"it ends ({end}) before it starts")
             begin = _utc(event.decoded("DTSTART"))
             finish = _utc(event.decoded("DTEND")) if event.get("DTEND") else begin
             if finish == begin:  # no end (nor DURATION): an hour. recurring_ical_events gives every occurrence

@@ -464,7 +464,8 @@ def _admin_usage(args) -> str | None:
             return "the pid must be above 1"
         if args.wait < 0:
             return "--wait must be >= 0"
-        if args.started is not None:  # the forms the host takes (roles/admin/library/fleetscope_admin.py)
+        # the forms the host takes (roles/admin/library/fleetscope_admin.py); empty: no check, as there
+        if args.started and args.started.strip():
             value = args.started.strip().replace("T", " ").rstrip("Z").strip()
             for form in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"):
                 try:

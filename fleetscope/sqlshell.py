@@ -8,6 +8,7 @@ import decimal
 import io
 import json
 import sys
+import threading
 from pathlib import Path
 
 MAX_CELL = 60
@@ -22,8 +23,16 @@ def _cell(value) -> str:
     return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
 
 
-def format_table(names: list[str], rows: list[tuple]) -> str:
+#: How to see a cut cell whole, after `fleetscope sql QUERY`'s table and at the prompt.
+WHOLE = "--format csv or json has them whole"
+WHOLE_AT_PROMPT = "`fleetscope sql --format csv QUERY` has them whole"
+
+
+def format_table(names: list[str], rows: list[tuple], whole: str | None = None) -> str:
+    """A text table; a cell longer than MAX_CELL is cut (with "…"), and the row count says so, with `whole`
+    (how to see them whole) where the caller has a way."""
     cells = [[_cell(v) for v in row] for row in rows]
+    cut = any(v is not None and not isinstance(v, float) and len(str(v)) > MAX_CELL for row in rows for v in row)
     widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
     numeric = [all(isinstance(r[i], (int, float, decimal.Decimal)) or r[i] is None for r in rows) and rows
                for i in range(len(names))]
@@ -33,9 +42,8 @@ def format_table(names: list[str], rows: list[tuple]) -> str:
 
     out = [line(names), "-+-".join("-" * w for w in widths)]
     out += [line(r) for r in cells]
-    cut = any(c.endswith("…") and len(c) == MAX_CELL for r in cells for c in r)
-    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''}"
-               f"{f'; cells cut at {MAX_CELL} characters: --format csv or json has them whole' if cut else ''})")
+    note = f"; cells cut at {MAX_CELL} characters" + (f": {whole}" if whole else "") if cut else ""
+    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''}{note})")
     return "\n".join(out)
 
 
@@ -70,14 +78,14 @@ def _unique(names: list[str]) -> list[str]:
     return out
 
 
-def answer(con, statement: str, fmt: str = "table") -> str:
+def answer(con, statement: str, fmt: str = "table", whole: str = WHOLE) -> str:
     """`statement`'s result, formatted; a query stopped by Ctrl-C raises KeyboardInterrupt. (DuckDB stops it
     and raises RuntimeError("Query interrupted"), or InterruptException: read as an SQL error, the command
     exited 1 with a traceback, and the prompt ended.) Rows are fetched inside: an error can come with them."""
     import duckdb
 
     try:
-        return format_result(con.execute(statement), fmt)
+        return format_result(con.execute(statement), fmt, whole)
     except duckdb.InterruptException:
         raise KeyboardInterrupt from None
     except RuntimeError as e:
@@ -86,7 +94,7 @@ def answer(con, statement: str, fmt: str = "table") -> str:
         raise
 
 
-def format_result(cursor, fmt: str = "table") -> str:
+def format_result(cursor, fmt: str = "table", whole: str | None = WHOLE) -> str:
     if cursor is None or cursor.description is None:  # a statement that returns no rows, or none at all
         return "ok"
     names = [d[0] for d in cursor.description]
@@ -101,7 +109,7 @@ def format_result(cursor, fmt: str = "table") -> str:
         keys = _unique(names)
         return "\n".join(json.dumps({k: _json_value(v) for k, v in zip(keys, r)}, default=_json_default,
                                     ensure_ascii=False, allow_nan=False) for r in rows)
-    return format_table(names, rows)
+    return format_table(names, rows, whole)
 
 
 HELP = """Statements end with ';'. Commands:
@@ -114,12 +122,32 @@ HELP = """Statements end with ';'. Commands:
 def repl(con, data_dir: Path, stdin=None, stdout=None) -> int:
     """A small SQL prompt: multi-line statements, history when readline is there, errors do not exit.
 
-    Returns 0, or 5 when statements were read from a pipe and one of them failed.
+    Returns 0, or 5 when statements were read from a pipe and one of them failed. Ctrl-C at a terminal drops
+    the statement being typed or stops the one running, and the prompt goes on; from a pipe it stops the
+    script (KeyboardInterrupt, exit 130), as SIGTERM stops either.
     """
-    import duckdb
+    import signal
 
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
     interactive = stdin.isatty()
+    terminated = []
+    main = threading.current_thread() is threading.main_thread()
+
+    def on_sigterm(signum, frame):  # as the command's own handler (KeyboardInterrupt), but told from Ctrl-C
+        terminated.append(signum)
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGTERM, on_sigterm) if main else None
+    try:
+        return _repl(con, data_dir, stdin, stdout, interactive, lambda: bool(terminated) or not interactive)
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
+
+
+def _repl(con, data_dir: Path, stdin, stdout, interactive: bool, stop_on_interrupt) -> int:
+    import duckdb
+
     if interactive:
         try:
             import readline  # noqa: F401 - line editing and history for input()
@@ -143,6 +171,8 @@ def repl(con, data_dir: Path, stdin=None, stdout=None) -> int:
         except EOFError:
             break
         except KeyboardInterrupt:
+            if stop_on_interrupt():
+                raise
             buffer = []
             print(file=stdout)
             continue
@@ -174,11 +204,11 @@ def repl(con, data_dir: Path, stdin=None, stdout=None) -> int:
             continue
         statement, buffer = "\n".join(buffer), []
         try:
-            print(answer(con, statement), file=stdout)
+            print(answer(con, statement, whole=WHOLE_AT_PROMPT), file=stdout)
         except KeyboardInterrupt:  # the statement stops; a person at the prompt goes on, a script stops
-            print("interrupted", file=sys.stderr)
-            if not interactive:
+            if stop_on_interrupt():
                 raise
+            print("interrupted", file=sys.stderr)
         except duckdb.Error as e:
             print(f"error: {e}", file=sys.stderr)
             # A script piped in that hit an error exits 5, like `fleetscope sql QUERY`; a person at the

@@ -63,8 +63,8 @@ JOIN report_latest AS l ON l.host = p.host AND l.ts = p.ts AND l.run_id = p.run_
 -- What is in maintenance now (`fleetscope admin maintenance`, admin_actions): the actions that took effect
 -- (status ok, not check mode), the latest one deciding. An action without `gpu` in its arguments covers every
 -- GPU of the host; a later one for one GPU overrides it for that GPU. One row per GPU in maintenance (the
--- GPUs of the host's latest sample, those named in actions, and those gpu_hourly has of it since the day
--- before its latest whole-host action), plus a row with gpu_index NULL when the
+-- GPUs of the host's latest sample, those named in actions, and, where its latest sample has none, those
+-- of its last hour in gpu_hourly up to its latest whole-host action), plus a row with gpu_index NULL when the
 -- host's latest whole-host action turned maintenance on and no GPU has been taken out of it since.
 -- `ts`, `operator`: the action that put it there.
 CREATE OR REPLACE TEMP TABLE report_maintenance AS
@@ -85,11 +85,14 @@ gpus AS (
     SELECT host, gpu_index FROM report_gpus WHERE host IN (SELECT host FROM actions) AND gpu_index IS NOT NULL
     UNION
     SELECT host, gpu_index FROM actions WHERE gpu_index IS NOT NULL
-    UNION  -- the GPUs it had since the day before its whole-host action: its latest sample may have none (NVML
-    SELECT h.host, h.gpu_index  -- failing on the broken host that was put in maintenance), and "all" is those
-    FROM gpu_hourly AS h
-    JOIN whole AS w ON w.host = h.host
-    WHERE h.ts >= w.ts - INTERVAL 1 DAY AND h.gpu_index IS NOT NULL
+    UNION  -- a host whose latest sample has no GPU (NVML failing on the broken host put in maintenance): the
+    SELECT host, gpu_index FROM (  -- GPUs of its last hour with GPUs up to its whole-host action, "all" then
+        SELECT h.host, h.gpu_index, h.ts, max(h.ts) OVER (PARTITION BY h.host) AS last_ts
+        FROM gpu_hourly AS h
+        JOIN whole AS w ON w.host = h.host
+        WHERE h.ts <= w.ts AND h.gpu_index IS NOT NULL AND h.host NOT IN (SELECT host FROM report_gpus)
+    )
+    WHERE ts = last_ts
 ),
 per_gpu AS (
     SELECT g.host, g.gpu_index, a.state, a.ts, a.operator

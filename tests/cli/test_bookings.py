@@ -86,15 +86,19 @@ def test_a_bad_source_costs_only_itself(tmp_path, http_calendar):
     local = tmp_path / "room.ics"
     local.write_bytes(ICS)
     sources = [str(local), f"{http_calendar}/lab.ics", f"{http_calendar}/broken.ics", str(tmp_path / "missing.ics"),
-               "http://127.0.0.1:9/down.ics", "ftp://lab/cal.ics"]
+               "http://127.0.0.1:9/down.ics", "ftp://lab/cal.ics", "WEBCAL://127.0.0.1:9/sub.ics",
+               f"FILE://{local}"]
     report = sync(sources, HOSTS, NOW, timeout_s=3)
-    assert len(report.errors) == 4
+    assert len(report.errors) == 5
+    # webcal:// is read as https:// (a calendar's subscribe link), whatever the scheme's case; FILE:// as file://
+    assert any("WEBCAL://127.0.0.1:9/sub.ics" in e and "cannot read" in e and "FileNotFoundError" not in e
+               for e in report.errors), report.errors
     # a scheme it does not read is named as such, not read as the file "ftp:/lab/cal.ics"
     assert any("ftp://lab/cal.ics" in e and "ftp:// is not a source fleetscope reads" in e for e in report.errors)
     assert any("broken.ics" in e and "not a valid iCalendar" in e for e in report.errors)
     assert any("missing.ics" in e and "cannot read" in e for e in report.errors)
     assert any("down.ics" in e and "cannot read" in e for e in report.errors)
-    assert {b.source for b in report.bookings} == {str(local), f"{http_calendar}/lab.ics"}
+    assert {b.source for b in report.bookings} == {str(local), f"{http_calendar}/lab.ics", f"FILE://{local}"}
 
 
 def test_rule_breaks_come_from_the_stored_bookings(tmp_path):
@@ -327,14 +331,30 @@ def test_what_an_event_books_when_it_says_little_or_two_things():
 
 def test_an_event_that_ends_before_it_starts_is_skipped_not_turned_around():
     """Walkthrough: DTSTART 18:00, DTEND 17:00 was stored as a booking of 17:00 to 18:00, an hour nobody
-    booked, without a word. It is skipped, and says why; the others are taken."""
+    booked, without a word. It is skipped, and says why, once (a daily series too), whether its end is a
+    DTEND or a negative DURATION; the others are taken: events without a UID, a series' good override of a
+    bad series, and one that names no host is counted as such, not warned about."""
+    no_uid = (b"BEGIN:VEVENT\nDTSTART:20261123T180000Z\nDTEND:20261123T170000Z\nSUMMARY:@dave x\n"
+              b"LOCATION:gpu01:2\nEND:VEVENT\n"
+              b"BEGIN:VEVENT\nDTSTART:20261123T090000Z\nDTEND:20261123T110000Z\nSUMMARY:@dave y\n"
+              b"LOCATION:gpu01:3\nEND:VEVENT\n")
+    series = event("daily", "gpu02", start="20261123T180000Z", end="20261123T170000Z", extra="RRULE:FREQ=DAILY\n")
+    override = event("daily", "gpu02", start="20261124T080000Z", end="20261124T090000Z",
+                     extra="RECURRENCE-ID:20261124T180000Z\n")
     calendar = calendar_of(event("backwards", "gpu01:0", start="20261123T180000Z", end="20261123T170000Z"),
-                           event("fine", "gpu01:1"))
+                           event("fine", "gpu01:1"), no_uid, series, override,
+                           event("negative", "cpu01", end=None, extra="DURATION:-PT1H\n"),
+                           event("lunch", "the canteen", start="20261123T130000Z", end="20261123T120000Z"))
     bookings, unmatched, skipped = parse("lab.ics", calendar, HOSTS, NOW - dt.timedelta(days=1),
-                                         NOW + dt.timedelta(days=2))
-    assert [(b.uid.split("@")[0], b.gpu_index) for b in bookings] == [("fine", 1)]
-    assert unmatched == 0 and len(skipped) == 1
-    assert "'backwards'" in skipped[0] and "it ends (20261123T170000Z) before it starts" in skipped[0], skipped
+                                         NOW + dt.timedelta(days=3))
+    assert sorted((b.host, b.gpu_index, b.start.strftime("%d %H:%M"), b.end.strftime("%d %H:%M"))
+                  for b in bookings) == [("gpu01", 1, "23 08:00", "23 10:00"), ("gpu01", 3, "23 09:00", "23 11:00"),
+                                         ("gpu02", None, "24 08:00", "24 09:00")]
+    assert unmatched == 1  # the lunch: no host, no warning
+    assert len(skipped) == 4, skipped  # backwards, the UID-less one, the series (once), negative
+    assert any("'backwards'" in line and "it ends (20261123T170000Z) before it starts" in line for line in skipped)
+    assert any("'negative'" in line and "it ends (DURATION -PT1H) before it starts" in line for line in skipped)
+    assert sum("'daily'" in line for line in skipped) == 1
 
 
 def test_bookings_at_the_rules_limits_break_nothing(tmp_path):

@@ -90,6 +90,12 @@ def test_interactive_sql_prompt(run_fleetscope, warehouse):
 LONG_QUERY = "SELECT count(*) FROM range(100000000000) AS a"  # minutes: it is stopped long before
 
 
+def cpu_seconds(pid: int) -> float:
+    """The CPU time a process has used (utime + stime), from /proc."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def test_ctrl_c_stops_a_query_with_exit_130_not_a_traceback(warehouse):
     """Walkthrough: Ctrl-C during `fleetscope sql QUERY` printed DuckDB's RuntimeError("Query interrupted") as
     a traceback and exited 1."""
@@ -98,34 +104,80 @@ def test_ctrl_c_stops_a_query_with_exit_130_not_a_traceback(warehouse):
 
     proc = subprocess.Popen([*fleetscope_bin(), "sql", "--data", str(warehouse), LONG_QUERY], cwd=PROJECT,
                             text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(3)  # the query runs (the command's start takes well under that)
+    deadline = time.monotonic() + 60
+    # the query is running once the command has used more CPU than its whole start does (about 0.5 s)
+    while proc.poll() is None and cpu_seconds(proc.pid) < 2.0 and time.monotonic() < deadline:
+        time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
 
 
-def test_ctrl_c_at_the_prompt_stops_the_statement_and_the_prompt_goes_on(warehouse):
-    """Walkthrough: at the prompt, Ctrl-C during a statement ended the session with a traceback; it now stops
-    the statement and the next one runs."""
+def test_a_query_stopped_by_duckdb_is_an_interrupt_and_other_errors_stay_errors():
+    import duckdb
+
+    from fleetscope.sqlshell import answer
+
+    class Stopped:
+        def __init__(self, error):
+            self.error = error
+
+        def execute(self, statement):
+            raise self.error
+
+    for error in (RuntimeError("Query interrupted"), duckdb.InterruptException("INTERRUPT Error")):
+        with pytest.raises(KeyboardInterrupt):
+            answer(Stopped(error), "SELECT 1")
+    with pytest.raises(RuntimeError, match="something else"):
+        answer(Stopped(RuntimeError("something else")), "SELECT 1")
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def prompt_with_a_signal(warehouse, signal_name: str, statements: str):
+    """repl at a "terminal" over the warehouse, sent `signal_name` from outside 1.5 s in: (status or the
+    exception it raised, its output)."""
+    import signal
 
     from fleetscope.sqlshell import repl
     from fleetscope.warehouse import connect
 
-    class Terminal(io.StringIO):
-        def isatty(self):
-            return True
+    def terminated(signum, frame):  # as `fleetscope`'s main() has it: SIGTERM as Ctrl-C
+        raise KeyboardInterrupt
 
     out = io.StringIO()
     con = connect(warehouse)
-    sender = subprocess.Popen(["sh", "-c", f"sleep 1.5; kill -INT {os.getpid()}"])  # Ctrl-C, from outside
+    before = signal.signal(signal.SIGTERM, terminated)  # never pytest's own death, whatever repl does
+    sender = subprocess.Popen(["sh", "-c", f"sleep 1.5; kill -{signal_name} {os.getpid()}"])
     try:
-        status = repl(con, warehouse, stdin=Terminal(f"{LONG_QUERY};\nSELECT 42 AS after;\n"), stdout=out)
+        try:
+            result = repl(con, warehouse, stdin=Terminal(statements), stdout=out)
+        except KeyboardInterrupt as e:  # not out of the test: pytest would stop the whole session
+            result = e
     finally:
         sender.kill()
         sender.wait()
+        signal.signal(signal.SIGTERM, before)
         con.close()
-    assert status == 0 and "   42\n(1 row)" in out.getvalue(), out.getvalue()
+    return result, out.getvalue()
+
+
+def test_ctrl_c_at_the_prompt_stops_the_statement_and_the_prompt_goes_on(warehouse, capsys):
+    """Walkthrough: at the prompt, Ctrl-C during a statement ended the session with a traceback; it now stops
+    the statement and the next one runs."""
+    status, out = prompt_with_a_signal(warehouse, "INT", f"{LONG_QUERY};\nSELECT 42 AS after;\n")
+    assert status == 0 and "   42\n(1 row)" in out, (status, out)
+    assert "interrupted" in capsys.readouterr().err  # the long statement was stopped, not finished
+
+
+def test_sigterm_at_the_prompt_ends_the_session(warehouse):
+    """Review: with Ctrl-C going on at the prompt, SIGTERM (a shutdown, `kill`) did too: it ends it (130)."""
+    result, out = prompt_with_a_signal(warehouse, "TERM", f"{LONG_QUERY};\nSELECT 42 AS after;\n")
+    assert isinstance(result, KeyboardInterrupt) and "after" not in out, (result, out)
 
 
 def test_missing_inventory_exits_2(run_fleetscope, tmp_path):
@@ -472,3 +524,8 @@ def test_a_table_that_cuts_a_cell_says_so_and_where_to_get_it_whole(run_fleetsco
     assert "(1 row; cells cut at 60 characters: --format csv or json has them whole)" in long.stdout
     short = run_fleetscope("sql", "--data", str(warehouse), "SELECT 'short' AS message")
     assert short.stdout.rstrip().endswith("(1 row)")
+    exact = run_fleetscope("sql", "--data", str(warehouse), f"SELECT '{'y' * 59}…' AS message")  # not cut
+    assert exact.stdout.rstrip().endswith("(1 row)"), exact.stdout
+    from fleetscope.sqlshell import format_table  # hosts check's table has no --format to point at
+
+    assert format_table(["reason"], [("z" * 70,)]).endswith("(1 row; cells cut at 60 characters)")

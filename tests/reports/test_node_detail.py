@@ -251,18 +251,25 @@ def test_whole_host_maintenance_keeps_the_gpus_a_latest_sample_without_gpus_does
     from fleetscope.warehouse.rollup import rollup
 
     data = two_gpu_host
-    rollup(data, Settings(), now=RUNS[1] + timedelta(minutes=1))  # GPUs 0 and 1 in gpu_hourly
+    # gpu05 had a third GPU, taken out before its latest sample: "every GPU" is its latest sample's two
+    spool_run(data, RUNS[0], [ok("gpu05", RUNS[0], document("gpu05", RUNS[0], gpus=[gpu(0), gpu(1), gpu(2)]))])
+    spool_run(data, RUNS[1], [ok("gpu05", RUNS[1], document("gpu05", RUNS[1], gpus=[gpu(0), gpu(1)]))])
+    assert not ingest_pending(data).rejected
+    rollup(data, Settings(), now=RUNS[1] + timedelta(minutes=1))  # GPUs 0 and 1 (and gpu05's 2) in gpu_hourly
     at = RUNS[2]
     spool_run(data, at, [ok("gpu02", at, document("gpu02", at, gpus=None))])  # NVML gone at the latest run
     assert not ingest_pending(data).rejected
     on = {"action": "maintenance", "state": "on", "gpu": None}
-    admin_action(data, at + timedelta(minutes=1), "gpu02", {**on, "gpu": 1}, operator="ops")
-    admin_action(data, at + timedelta(minutes=2), "gpu02", on, operator="ops")
-    admin_action(data, at + timedelta(minutes=3), "gpu02", {**on, "state": "off", "gpu": 1}, operator="ops")
+    later = at + timedelta(days=3)  # NVML failed on Friday, the host was put in maintenance on Monday
+    for host in ("gpu02", "gpu05"):
+        admin_action(data, later + timedelta(minutes=1), host, {**on, "gpu": 1}, operator="ops")
+        admin_action(data, later + timedelta(minutes=2), host, on, operator="ops")
+        admin_action(data, later + timedelta(minutes=3), host, {**on, "state": "off", "gpu": 1}, operator="ops")
     index = build(data, tmp_path / "site")
-    (host,) = json.loads((index.parent / "data" / "latest.json").read_text())["hosts"]
-    assert host["maintenance"] is not None and host["maintenance"]["gpus"] == [0], host["maintenance"]
-    stamp = (at + timedelta(minutes=2)).strftime("%Y-%m-%d %H:%M")
+    hosts = {h["host"]: h for h in json.loads((index.parent / "data" / "latest.json").read_text())["hosts"]}
+    assert hosts["gpu02"]["maintenance"] is not None and hosts["gpu02"]["maintenance"]["gpus"] == [0], hosts
+    assert hosts["gpu05"]["maintenance"]["gpus"] == [0]  # not GPU 2, which it no longer has
+    stamp = (later + timedelta(minutes=2)).strftime("%Y-%m-%d %H:%M")
     assert hosts_table(index)["gpu02"]["Maintenance"] == f"maintenance GPU 0 since {stamp} by ops"
 
 
