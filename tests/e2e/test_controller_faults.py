@@ -170,10 +170,7 @@ def test_sigterm_stops_ansible_at_once_and_keeps_what_came_back(tmp_path):
     try:
         wait_for(lambda: list((data / "spool").glob("*/fast.json")), timeout=60)
         wait_for(lambda: (tmp_path / "faults" / "hang" / "pid").exists(), timeout=30)
-        t = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-        stopped_in = time.monotonic() - t
+        out, err, stopped_in = stop(proc, signal.SIGTERM)
         # nothing of the run outlives it: Ansible's worker for the stuck host (which had left ansible-playbook's
         # process group, which ansible-runner kills) ran on to the host timeout, and its command with it
         hung = int((tmp_path / "faults" / "hang" / "pid").read_text())
@@ -219,10 +216,7 @@ def test_an_interrupted_hosts_check_exits_130_and_blames_no_host(tmp_path):
     proc = start("hosts", "check", "--config", str(config), "--inventory", str(inventory), data=data)
     try:
         wait_for(lambda: (tmp_path / "faults" / "stall" / "pid").exists(), timeout=60)
-        t = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-        stopped_in = time.monotonic() - t
+        out, err, stopped_in = stop(proc, signal.SIGINT)
     finally:
         proc.kill()
         end(tmp_path / "faults" / "stall" / "pid")
@@ -380,6 +374,14 @@ def hanging_inventory(tmp_path: Path) -> tuple[Path, Path]:
     return script, pid
 
 
+def stop(proc: subprocess.Popen, sig: int) -> tuple[str, str, float]:
+    """Send `sig` to the running command: its (stdout, stderr) and the seconds it took to end."""
+    t = time.monotonic()
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    return out, err, time.monotonic() - t
+
+
 def end(pid_file: Path) -> None:
     if pid_file.exists():
         try:
@@ -396,10 +398,7 @@ def test_sigterm_while_the_inventory_hangs_stops_the_run_at_once(tmp_path):
     proc = start("collect", "--inventory", str(script), "--no-report", data=data)
     try:
         wait_for(pid.exists, timeout=60)
-        t = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-        stopped_in = time.monotonic() - t
+        out, err, stopped_in = stop(proc, signal.SIGTERM)
     finally:
         proc.kill()
         end(pid)
@@ -481,10 +480,7 @@ def test_sigterm_after_the_hosts_answered_interrupts_storing_and_the_rest(tmp_pa
     try:
         server.settimeout(60)
         conn, _ = server.accept()  # collect is reading the calendar: the hosts are stored by now
-        t = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-        stopped_in = time.monotonic() - t
+        out, err, stopped_in = stop(proc, signal.SIGTERM)
         conn.close()
     finally:
         proc.kill()
