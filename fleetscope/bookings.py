@@ -188,15 +188,27 @@ def match(text: str, hosts: set[str]) -> list[tuple[str, int | None]]:
     return found
 
 
-#: Set by parse on an event of the file whose end comes before its start; its occurrences carry it (each
-#: is a copy of the event): recurring_ical_events turns such an event around, into a span nobody booked.
+#: Set by parse on each event of the file: its number there. Its occurrences carry it (each is a copy of the
+#: event): with their start, it tells occurrences apart where the UID does not (events without one).
+NUMBER = "X-FLEETSCOPE-EVENT"
+#: Set by parse on an event of the file whose end comes before its start: recurring_ical_events turns such an
+#: event around, into a span nobody booked.
 BACKWARDS = "X-FLEETSCOPE-ENDS-BEFORE-IT-STARTS"
 
 
-def _mark_backwards(calendar) -> None:
-    """Mark each VEVENT of the file (a series, or one of its overrides) whose DTEND, or DTSTART + DURATION,
-    is before its DTSTART (a typo in a calendar made by hand or by a script) with BACKWARDS: its end."""
+def _mark_events(calendar) -> None:
+    """Number each VEVENT of the file (a series, or one of its overrides: NUMBER), and mark those whose DTEND,
+    or DTSTART + DURATION, is before their DTSTART (a typo in a calendar made by hand or by a script) with
+    BACKWARDS: their end. Compared as recurring_ical_events compares them (a floating time or a date takes
+    the other one's zone); the calendar's X-WR-TIMEZONE is applied first, as it applies it."""
+    try:
+        from recurring_ical_events.util import make_comparable
+    except ImportError:  # an older recurring-ical-events: UTC for a floating time, midnight UTC for a date
+        def make_comparable(times):
+            return [_utc(t) for t in times]
+
     for number, component in enumerate(calendar.walk("VEVENT")):
+        component.add(NUMBER, str(number))
         try:
             start = component.decoded("DTSTART")
             if component.get("DTEND"):
@@ -206,8 +218,9 @@ def _mark_backwards(calendar) -> None:
                 said = f"DURATION {component.get('DURATION').to_ical().decode()}"
             else:
                 continue
-            if _utc(end) < _utc(start):
-                component.add(BACKWARDS, f"{number}:{said}")  # the number: one warning per event, not per day
+            start, end = make_comparable((start, end))
+            if end < start:
+                component.add(BACKWARDS, said)
         except Exception:  # noqa: BLE001, S112 - an event that cannot be read is said so where it is taken
             continue
 
@@ -218,10 +231,11 @@ def parse(source: str, data: bytes, hosts: set[str], start: dt.datetime,
     naming no known host; a line per event skipped (cancelled events are left out without one)."""
     import icalendar
     import recurring_ical_events
+    import x_wr_timezone
 
     try:
-        calendar = icalendar.Calendar.from_ical(data)
-        _mark_backwards(calendar)
+        calendar = x_wr_timezone.to_standard(icalendar.Calendar.from_ical(data))
+        _mark_events(calendar)
         query = recurring_ical_events.of(calendar)
         events, seen, since = [], set(), start
         # A week at a time, so that a calendar of too many occurrences (an event that recurs every minute)
@@ -230,8 +244,8 @@ def parse(source: str, data: bytes, hosts: set[str], start: dt.datetime,
         while since < end and not (stop is not None and stop.is_set()):
             until = min(since + WEEK, end)
             for event in query.between(since, until):
-                key = (str(event.get("UID", "")), str(event.get("DTSTART").to_ical() if event.get("DTSTART")
-                                                        else ""))
+                key = (str(event.get(NUMBER, "")), str(event.get("DTSTART").to_ical() if event.get("DTSTART")
+                                                         else ""))
                 if key in seen:
                     continue
                 seen.add(key)
@@ -256,11 +270,10 @@ def parse(source: str, data: bytes, hosts: set[str], start: dt.datetime,
                 unmatched += 1
                 continue
             if event.get(BACKWARDS):  # recurring_ical_events turned it around: a span nobody booked
-                which, _, end = str(event.get(BACKWARDS)).partition(":")
-                if which in warned:
+                if str(event.get(NUMBER)) in warned:  # once per event of the file, not per occurrence
                     continue
-                warned.add(which)
-                raise EventError(f"it ends ({end}) before it starts")
+                warned.add(str(event.get(NUMBER)))
+                raise EventError(f"it ends ({event.get(BACKWARDS)}) before it starts")
             begin = _utc(event.decoded("DTSTART"))
             finish = _utc(event.decoded("DTEND")) if event.get("DTEND") else begin
             if finish == begin:  # no end (nor DURATION): an hour. recurring_ical_events gives every occurrence

@@ -494,8 +494,9 @@ def cmd_admin(args) -> int:
         return EXIT_USAGE
     if args.action == "kill":
         module_args = {"action": "kill", "pid": args.pid, "expect_user": args.user, "expect_command": args.command,
-                       "expect_started": args.started, "signal": args.signal, "force": args.force,
-                       "wait": args.wait}
+                       # blank: no check of the start, on both sides (the host's reads "  " as a time)
+                       "expect_started": (args.started or "").strip() or None,
+                       "signal": args.signal, "force": args.force, "wait": args.wait}
         what = f"send SIG{args.signal} to pid {args.pid} ({args.user}, {args.command!r})"
     elif args.action == "maintenance":
         module_args = {"action": "maintenance", "state": args.state, "gpu": args.gpu}

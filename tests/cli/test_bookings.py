@@ -381,3 +381,33 @@ def test_bookings_at_the_rules_limits_break_nothing(tmp_path):
         "erin: 4 GPUs booked at once at 2026-11-23 10:00 (gpu02:0,1,2,3), over 2",
         "erin: gpu02:0,1 booked 2 h from 2026-11-23 08:00 ('@erin long'), over 2 h",
     ]
+
+
+def test_events_without_a_uid_at_one_start_are_each_booked_and_zones_are_read_as_the_expansion_reads_them():
+    """Review: two UID-less events starting at the same time were one (the second dropped without a word); a
+    floating start in a calendar whose X-WR-TIMEZONE is Europe/Berlin (10:00 there, 09:00 UTC) with a UTC
+    end at 09:30 was taken for one that ends before it starts (its start read as 10:00 UTC)."""
+    calendar = (b"BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//t//EN\nX-WR-TIMEZONE:Europe/Berlin\n"
+                b"BEGIN:VEVENT\nDTSTART:20261123T100000Z\nDTEND:20261123T110000Z\nSUMMARY:@dave a\n"
+                b"LOCATION:gpu01\nEND:VEVENT\n"
+                b"BEGIN:VEVENT\nDTSTART:20261123T100000Z\nDTEND:20261123T120000Z\nSUMMARY:@erin b\n"
+                b"LOCATION:gpu02\nEND:VEVENT\n"
+                b"BEGIN:VEVENT\nUID:floating\nDTSTART:20261123T100000\nDTEND:20261123T093000Z\nSUMMARY:@dave c\n"
+                b"LOCATION:cpu01\nEND:VEVENT\nEND:VCALENDAR\n")
+    bookings, unmatched, skipped = parse("lab.ics", calendar, HOSTS, NOW - dt.timedelta(days=1),
+                                         NOW + dt.timedelta(days=2))
+    assert skipped == [] and unmatched == 0
+    assert sorted((b.host, b.user, b.start.strftime("%H:%M"), b.end.strftime("%H:%M")) for b in bookings) == [
+        ("cpu01", "dave", "09:00", "09:30"), ("gpu01", "dave", "10:00", "11:00"), ("gpu02", "erin", "10:00", "12:00")]
+
+
+def test_a_backwards_event_in_a_calendar_of_too_many_bookings_fails_its_source_not_the_sync(monkeypatch):
+    """Review: the backwards event's end was read into the name of the window's end, and the too-many-rows
+    message then failed on it (ValueError, out of sync: every source's bookings stale)."""
+    import fleetscope.bookings as bookings_module
+
+    monkeypatch.setattr(bookings_module, "MAX_ROWS", 2)
+    calendar = calendar_of(event("backwards", "gpu01:0", start="20261123T180000Z", end="20261123T170000Z"),
+                           event("many", "gpu01:0-3"))
+    with pytest.raises(bookings_module.BookingSourceError, match="more than 2 bookings"):
+        parse("lab.ics", calendar, HOSTS, NOW - dt.timedelta(days=1), NOW + dt.timedelta(days=2))

@@ -354,6 +354,9 @@ def test_kill_refuses_a_process_that_started_at_another_time(admin, victim, run_
     started = datetime.datetime.fromtimestamp(boot_time() + ticks / user_hz(), datetime.timezone.utc)
     shown = started.strftime("%Y-%m-%d %H:%M")  # as the report's process table shows it
     earlier = (started - datetime.timedelta(hours=2)).strftime("%Y-%m-%d %H:%M")
+    blank = admin("kill", "node1", str(victim.pid), "--user", user, "--command", command, "--started", "  ",
+                  "--check")  # blank: no check of the start, here and on the host (which read "  " as a time)
+    assert blank.returncode == 0 and "would send SIGTERM" in blank.stdout, blank.stdout + blank.stderr
     wrong = admin("kill", "node1", str(victim.pid), "--user", user, "--command", command, "--started", earlier,
                   "--yes")
     assert wrong.returncode == 1 and "refusing" in wrong.stdout and "started at" in wrong.stdout, wrong.stdout
@@ -369,4 +372,4 @@ def test_kill_refuses_a_process_that_started_at_another_time(admin, victim, run_
     done = admin("kill", "node1", str(victim.pid), "--user", user, "--command", command, "--started", shown,
                  "--yes")
     assert done.returncode == 0 and "it ended" in done.stdout, done.stdout + done.stderr
-    assert [r[3] for r in recorded(run_fleetscope, admin.data)] == ["failed", "failed", "ok"]
+    assert [r[3] for r in recorded(run_fleetscope, admin.data)] == ["ok", "failed", "failed", "ok"]  # the blank check first
