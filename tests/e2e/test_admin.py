@@ -372,4 +372,5 @@ def test_kill_refuses_a_process_that_started_at_another_time(admin, victim, run_
     done = admin("kill", "node1", str(victim.pid), "--user", user, "--command", command, "--started", shown,
                  "--yes")
     assert done.returncode == 0 and "it ended" in done.stdout, done.stdout + done.stderr
-    assert [r[3] for r in recorded(run_fleetscope, admin.data)] == ["ok", "failed", "failed", "ok"]  # the blank check first
+    # the blank --check first, then the two refused, then the one done
+    assert [r[3] for r in recorded(run_fleetscope, admin.data)] == ["ok", "failed", "failed", "ok"]
