@@ -316,8 +316,19 @@ def test_ssh_that_broke_the_pipe_before_saying_why_is_asked_for_its_reason_with_
     says why and is the host's; where it connects, the command is sent again. Other failures are not retried."""
     from ansible.errors import AnsibleConnectionFailure
 
-    early = AnsibleConnectionFailure("Data could not be sent to remote host '127.0.0.4'. "
-                                     "Make sure this host can be reached over SSH.")
+    def broken_pipe(message):  # as ansible-core 2.19's ssh connection raises it: from the BrokenPipeError
+        try:
+            try:
+                raise BrokenPipeError(32, "Broken pipe")
+            except OSError as ex:
+                raise AnsibleConnectionFailure(message) from ex
+        except AnsibleConnectionFailure as e:
+            return e
+
+    early = broken_pipe("Data could not be sent to remote host '127.0.0.4'. Make sure this host can be reached "
+                        "over SSH.")
+    # its words are the cause's too: the CI of 2026-11-28 saw this one left unretried (matched case-sensitively)
+    assert str(early).endswith("over SSH: [Errno 32] Broken pipe")
     why = AnsibleConnectionFailure("Failed to connect to the host via ssh: Host key verification failed.\r\n")
     module, action = _action_with(conn := _Connection(early, why))
     with pytest.raises(AnsibleConnectionFailure, match="Host key verification failed"):

@@ -58,9 +58,11 @@ ROLE_VARIABLES = {"top_n": "collect_top_n", "timeout": "collect_host_timeout",
 TASK_MARGIN_S = 15
 #: How Ansible's ssh connection begins the failure it raises where the pipe to ssh broke (Action._send).
 DATA_NOT_SENT = "Data could not be sent to remote host"
-#: How it ends when ssh had said nothing yet (ansible-core 2.19; before it), unlike the failure that carries
-#: ssh's own words ("... over ssh: Host key verification failed."), which is not sent again.
-SSH_SAID_NOTHING = ("over SSH.", "over ssh: [Errno 32] Broken pipe")
+#: How it ends when ssh had said nothing yet, lower-cased: ansible-core 2.19 raises "... over SSH." from the
+#: BrokenPipeError, and its str() then ends "over SSH: [Errno 32] Broken pipe" (the cause's words); before
+#: 2.19, "over ssh: [Errno 32] Broken pipe". Unlike the failure that carries ssh's own words ("... over ssh:
+#: Host key verification failed."), which is not sent again.
+SSH_SAID_NOTHING = ("over ssh.", "over ssh: [errno 32] broken pipe")
 #: The longest `timeout` (SIGALRM's limit, less the margin).
 MAX_TIMEOUT_S = 100_000_000 - TASK_MARGIN_S
 ARGUMENT_SPEC = {
@@ -275,7 +277,9 @@ class ActionModule(ActionBase):
         try:
             return self._low_level_execute_command(command, in_data=stdin)
         except AnsibleConnectionFailure as e:
-            if not str(e).startswith(DATA_NOT_SENT) or not any(end in str(e) for end in SSH_SAID_NOTHING):
+            said = str(e).lower()
+            if not str(e).startswith(DATA_NOT_SENT) or not (
+                    isinstance(e.__cause__, BrokenPipeError) or any(end in said for end in SSH_SAID_NOTHING)):
                 raise
             Display().vvv(f"{e}: asking ssh why, with nothing to send")
         self._low_level_execute_command("exit 0")
