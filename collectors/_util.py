@@ -371,3 +371,20 @@ def note_stuck(ctx, subsystem, since):
 
 def python_version():
     return "{}.{}.{}".format(*sys.version_info[:3])
+
+
+def shown_utc_span(text):
+    """(earliest, latest) POSIX seconds a start shown as ``text`` can be: a time to the minute stands for that
+    whole minute; a few seconds of slack either way for the host's boot time, which the clock's adjustments
+    move (the start is boot time + ticks). ValueError where it is no such time. Here, not in the admin module
+    alone: `fleetscope admin` checks --started with it before connecting (fleetscope/cli.py)."""
+    import datetime
+
+    value = text.strip().replace("T", " ").rstrip("Z").strip()
+    for form, span in (("%Y-%m-%d %H:%M:%S", 1), ("%Y-%m-%d %H:%M", 60)):
+        try:
+            t = datetime.datetime.strptime(value, form).replace(tzinfo=datetime.timezone.utc).timestamp()
+        except ValueError:
+            continue
+        return t - 5, t + span + 5
+    raise ValueError(f"not a time as the report shows it (2026-11-23 09:00): {text!r}")

@@ -456,7 +456,6 @@ def cmd_bookings(args) -> int:
 
 def _admin_usage(args) -> str | None:
     """Why the action's arguments cannot be right whatever the host, or None (the host checks the rest)."""
-    import datetime
     import math
 
     if args.action == "kill":
@@ -464,17 +463,13 @@ def _admin_usage(args) -> str | None:
             return "the pid must be above 1"
         if args.wait < 0:
             return "--wait must be >= 0"
-        # the forms the host takes (roles/admin/library/fleetscope_admin.py); empty: no check, as there
-        if args.started and args.started.strip():
-            value = args.started.strip().replace("T", " ").rstrip("Z").strip()
-            for form in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"):
-                try:
-                    datetime.datetime.strptime(value, form)
-                    break
-                except ValueError:
-                    continue
-            else:
-                return f"--started is not a time as the report shows it (2026-11-23 09:00): {args.started!r}"
+        if args.started and args.started.strip():  # as the host reads it; empty: no check, as there
+            from collectors._util import shown_utc_span
+
+            try:
+                shown_utc_span(args.started)
+            except ValueError as e:
+                return f"--started is {e}"
     if getattr(args, "gpu", None) is not None and args.gpu < 0:
         return f"--gpu is a GPU index, 0 or more, not {args.gpu}"
     if args.action == "power-limit" and not (math.isfinite(args.watts) and args.watts > 0):

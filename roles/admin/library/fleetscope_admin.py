@@ -92,7 +92,11 @@ import signal  # noqa: E402
 import time  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible.module_utils.fleetscope_collectors._util import owners_and_commands, stuck_reads  # noqa: E402
+from ansible.module_utils.fleetscope_collectors._util import (  # noqa: E402
+    owners_and_commands,
+    shown_utc_span,
+    stuck_reads,
+)
 from ansible.module_utils.fleetscope_collectors.gpus import driver_present, load_pynvml  # noqa: E402
 
 
@@ -110,22 +114,6 @@ def _started_at(ticks):
     from ansible.module_utils.fleetscope_collectors._util import boot_time, user_hz
 
     return boot_time() + ticks / user_hz()
-
-
-def _parse_utc(text):
-    """(earliest, latest) POSIX seconds a start shown as ``text`` can be: a time to the minute stands for that
-    whole minute; a few seconds of slack either way for the host's boot time, which the clock's adjustments
-    move (the start is boot time + ticks)."""
-    import datetime
-
-    value = text.strip().replace("T", " ").rstrip("Z").strip()
-    for form, span in (("%Y-%m-%d %H:%M:%S", 1), ("%Y-%m-%d %H:%M", 60)):
-        try:
-            t = datetime.datetime.strptime(value, form).replace(tzinfo=datetime.timezone.utc).timestamp()
-        except ValueError:
-            continue
-        return t - 5, t + span + 5
-    raise ValueError(f"not a time as the report shows it (2026-11-23 09:00): {text!r}")
 
 
 def _pidfd(pid):
@@ -166,7 +154,7 @@ def kill(module):
                          f"{p['expect_user']} (the report is out of date or the pid was reused)")
     if p["expect_started"]:
         try:
-            earliest, latest = _parse_utc(p["expect_started"])
+            earliest, latest = shown_utc_span(p["expect_started"])
         except ValueError as e:
             module.fail_json(msg=str(e))
         started = _started_at(ticks)
