@@ -181,22 +181,15 @@ def _repl(con, data_dir: Path, stdin, stdout, interactive: bool, stop_on_interru
             word, _, arg = stripped.partition(" ")
             if word in (".quit", ".exit"):
                 break
-            if word == ".help":
-                print(HELP, file=stdout)
-            elif word == ".tables":
-                rows = con.execute("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall()
-                print("\n".join(r[0] for r in rows), file=stdout)
-            elif word == ".schema" and arg:
-                rows = con.execute(
-                    "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
-                    "ORDER BY ordinal_position", [arg.strip()]).fetchall()
-                if rows:
-                    print(format_table(["column_name", "data_type"], rows), file=stdout)
-                else:
-                    print(f"error: no table {arg.strip()!r}; .tables lists them", file=sys.stderr)
-                    status = 0 if interactive else 5
-            else:
-                print(f"error: unknown command {word!r}; .help lists them", file=sys.stderr)
+            try:
+                error = _dot_command(con, word, arg.strip(), stdout)
+            except KeyboardInterrupt:  # as a statement's: a person at the prompt goes on, a script stops
+                if stop_on_interrupt():
+                    raise
+                print("interrupted", file=sys.stderr)
+                continue
+            if error:
+                print(f"error: {error}", file=sys.stderr)
                 status = 0 if interactive else 5
             continue
         buffer.append(line)
@@ -215,3 +208,22 @@ def _repl(con, data_dir: Path, stdin, stdout, interactive: bool, stop_on_interru
             # prompt just reads the error and goes on.
             status = 0 if interactive else 5
     return status
+
+
+def _dot_command(con, word: str, arg: str, stdout) -> str | None:
+    """Runs a prompt command (.help, .tables, .schema TABLE); returns what was wrong, or None."""
+    if word == ".help":
+        print(HELP, file=stdout)
+    elif word == ".tables":
+        rows = con.execute("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall()
+        print("\n".join(r[0] for r in rows), file=stdout)
+    elif word == ".schema" and arg:
+        rows = con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
+            "ORDER BY ordinal_position", [arg]).fetchall()
+        if not rows:
+            return f"no table {arg!r}; .tables lists them"
+        print(format_table(["column_name", "data_type"], rows), file=stdout)
+    else:
+        return f"unknown command {word!r}; .help lists them"
+    return None

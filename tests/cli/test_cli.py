@@ -174,6 +174,32 @@ def test_ctrl_c_at_the_prompt_stops_the_statement_and_the_prompt_goes_on(warehou
     assert "interrupted" in capsys.readouterr().err  # the long statement was stopped, not finished
 
 
+def test_ctrl_c_during_a_prompt_command_is_read_as_during_a_statement(warehouse, capsys):
+    """Review: Ctrl-C landing in .tables or .schema ended the prompt with a traceback; as for a statement, the
+    command stops and the prompt goes on at a terminal, a script piped in stops."""
+    from fleetscope.sqlshell import repl
+    from fleetscope.warehouse import connect
+
+    class CtrlCOnTables:  # the catalog query of .tables is where the Ctrl-C lands
+        def __init__(self, con):
+            self.con = con
+
+        def execute(self, statement, *args):
+            if "information_schema.tables" in statement:
+                raise KeyboardInterrupt
+            return self.con.execute(statement, *args)
+
+    con = connect(warehouse)
+    try:
+        out = io.StringIO()
+        assert repl(CtrlCOnTables(con), warehouse, stdin=Terminal(".tables\nSELECT 42 AS after;\n"), stdout=out) == 0
+        assert "   42\n(1 row)" in out.getvalue() and "interrupted" in capsys.readouterr().err
+        with pytest.raises(KeyboardInterrupt):  # from a pipe: the script stops (exit 130 in main)
+            repl(CtrlCOnTables(con), warehouse, stdin=io.StringIO(".tables\nSELECT 42;\n"), stdout=io.StringIO())
+    finally:
+        con.close()
+
+
 def test_sigterm_at_the_prompt_ends_the_session(warehouse):
     """Review: with Ctrl-C going on at the prompt, SIGTERM (a shutdown, `kill`) did too: it ends it (130)."""
     result, out = prompt_with_a_signal(warehouse, "TERM", f"{LONG_QUERY};\nSELECT 42 AS after;\n")
