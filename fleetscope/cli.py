@@ -183,13 +183,16 @@ def cmd_collect(args) -> int:
             storing_failed = not stored
             # not while a run stays in the spool: compaction must not merge a day that run belongs to
             if stored and rollup_due(settings.data_dir, settings):
+                progress = _progress_line(args.progress)  # days of it after an upgrade or a long pause
                 try:
-                    rolled = rollup(settings.data_dir, settings)
+                    rolled = rollup(settings.data_dir, settings, progress=progress)
                 except Exception as e:  # noqa: BLE001 - the run is stored; the next rollup redoes the work
                     _say(f"fleetscope collect: rollup failed (the run is stored; the next rollup retries): "
                          f"{type(e).__name__}: {e}")
                     storing_failed = True
                 else:
+                    if progress and rolled.days_rolled:
+                        print(file=sys.stderr)
                     print(f"rollup: {rolled.summary()}")
                     for message in rolled.warnings():
                         _say(f"warning: {message}")
@@ -262,6 +265,14 @@ def cmd_ingest(args) -> int:
     return EXIT_HOSTS if report.refused else EXIT_OK
 
 
+def _progress_line(enabled: bool | None):
+    """A function that shows one line of progress in place on stderr; None where it is not wanted (`enabled`
+    False, or None, the default, and stderr is not a terminal: cron's log gets the summary lines only)."""
+    if not (sys.stderr.isatty() if enabled is None else enabled):
+        return None
+    return lambda line: print("\r\033[K" + line, end="", file=sys.stderr, flush=True)
+
+
 def cmd_rollup(args) -> int:
     from .lock import Busy, DataLock
     from .warehouse import IngestError, ingest_pending
@@ -270,8 +281,7 @@ def cmd_rollup(args) -> int:
     settings = _settings(args)
     if _no_data(settings, "rollup"):
         return EXIT_USAGE
-    progress = (lambda line: print("\r\033[K" + line, end="", file=sys.stderr, flush=True)) \
-        if sys.stderr.isatty() else None
+    progress = _progress_line(None)
     try:
         with DataLock(settings.data_dir):
             # Runs left in the spool first: compaction must not merge a day a pending run still belongs to.
@@ -287,7 +297,7 @@ def cmd_rollup(args) -> int:
             _say(f"warning: {message}")
         _say(f"fleetscope rollup: storing the spool failed, so nothing was rolled up: {e}")
         return EXIT_STORAGE
-    if progress:
+    if progress and report.days_rolled:  # ends the progress line
         print(file=sys.stderr)
     for line in report.recovered:
         _say(f"recovered: {line}")
@@ -568,7 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "beside the settings file, or in the project)")
     c.add_argument("--no-report", action="store_true", help="store the run but do not render the report")
     c.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="show hosts done/total while running (default: only on a terminal)")
+                   help="show hosts done/total, then the rollup's days, while running (default: only on a terminal)")
     c.set_defaults(func=cmd_collect)
 
     i = sub.add_parser("ingest", parents=[common], help="store runs left in the spool (after a crash)",

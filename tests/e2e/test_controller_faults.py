@@ -527,3 +527,31 @@ def test_a_full_disk_while_results_arrive_stops_the_run_and_keeps_what_was_writt
     finally:
         con.close()
     assert sorted(statuses.values()) == ["failed", "failed", "ok"], statuses  # the two unwritten: no result
+
+
+def test_a_long_rollup_in_collect_shows_its_days_with_progress_and_not_in_cron_s_log(tmp_path):
+    """Review: the first collect after an upgrade re-rolls up to 30 days (about 21 s for 100 hosts x 8 GPUs) with
+    nothing on the screen, where `fleetscope rollup` shows each day. With --progress (a terminal's default) it
+    shows them too; without it, as under cron, the log gets the summary line only."""
+    from datetime import datetime, timedelta
+
+    import tests.docfactory as f
+
+    data = tmp_path / "data"
+    days = [datetime(2026, 11, 20, 9, 0), datetime(2026, 11, 21, 9, 0)]
+    for t in days:
+        f.spool_run(data, t, [f.ok("gpu01", t, f.document("gpu01", t, gpus=[f.gpu(0, util=50)]))])
+    inventory = local_inventory(tmp_path / "inv.ini", hosts=1)
+    args = [*fleetscope_bin(), "collect", "--inventory", str(inventory), "--no-report", "--data", str(data)]
+    shown = subprocess.run([*args, "--progress"], cwd=PROJECT, capture_output=True, text=True, timeout=120,
+                           env=site_beside(data))
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    for i, t in enumerate(days, 1):
+        assert f"rollup: {t.date()} ({i}/" in shown.stderr, shown.stderr
+    assert "day(s) rolled up" in shown.stdout
+    (data / ".rollup.json").unlink()  # due again; the days come back with the next sample's day
+    t = days[-1] + timedelta(days=1)
+    f.spool_run(data, t, [f.ok("gpu01", t, f.document("gpu01", t, gpus=[f.gpu(0, util=50)]))])
+    quiet = subprocess.run(args, cwd=PROJECT, capture_output=True, text=True, timeout=120, env=site_beside(data))
+    assert quiet.returncode == 0 and "rollup: 0 day" not in quiet.stdout, quiet.stdout + quiet.stderr  # days rolled
+    assert "rollup: 2026-" not in quiet.stderr and "\r" not in quiet.stderr, quiet.stderr
