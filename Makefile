@@ -11,12 +11,14 @@ ARGS ?=
 .PHONY: help collect report sql test test-fast lint bench clean
 
 help:
-	@echo "make collect [INVENTORY=lab.ini]        collect from every host, store the run, render site/"
-	@echo "make report [INVENTORY=lab.ini]         render site/ from the stored data"
+	@echo "make collect [INVENTORY=lab.ini]        collect from every host, store the run, render the report (site/)"
+	@echo "make report [INVENTORY=lab.ini]         render the report (site/) from the stored data"
 	@echo "make sql                                interactive SQL on the warehouse"
 	@echo "make test                               ruff + ansible-lint + the whole pytest suite"
 	@echo "make test-fast                          the same without tests marked slow"
 	@echo "make bench                              benchmarks (numbers in benchmarks/out/, docs/benchmarks.md)"
+	@echo "make lint                               ruff + ansible-lint (make test runs them first)"
+	@echo "make clean                              remove the venv, site/ and caches (data/ is kept)"
 
 # The venv is rebuilt when pyproject.toml changes. The base install serves collect/report;
 # the test extras (pytest, ruff, ansible-lint) come on top for the test targets.

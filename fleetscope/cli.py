@@ -3,7 +3,8 @@
 Exit codes (docs/operations.md):
   0   done; every host ok
   1   done, but at least one host was not ok (unreachable, failed, timeout, or its document refused by the
-      warehouse): its status is stored
+      warehouse): its status is stored; also `hosts check` (a host not ok), `admin` (the host refused or
+      failed the action), `bookings sync` (a source could not be read)
   2   usage or settings error (bad option, unreadable or out-of-range settings, missing inventory or data
       folder, an inventory Ansible cannot parse for `hosts`)
   3   nothing collected: Ansible could not run, or the run reached no host (empty or unparsable inventory,
@@ -607,9 +608,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     h = sub.add_parser(
         "hosts", parents=[common], help="list, add, remove or check the hosts of the inventory",
-        description="Keep the inventory: `add` and `remove` edit inventory.ini in place, keeping comments and "
-        "groups (the result is parsed by Ansible before it is written); `check` logs in to each host and "
-        "reports SSH, python3, NVML, and whether /proc hides other users' processes from the account.",
+        description="Keep the inventory: `add` and `remove` edit the inventory file (-i, else collect.inventory) "
+        "in place, keeping comments and groups (the result is parsed by Ansible before it is written); `check` "
+        "logs in to each host and reports SSH, python3, NVML, and whether /proc hides other users' processes "
+        "from the account.",
         epilog="examples:\n  fleetscope hosts list\n"
         "  fleetscope hosts add gpu07.lab --group gpu --var ansible_user=monitor --var owner=alice\n"
         "  fleetscope hosts remove gpu07.lab\n  fleetscope hosts check --limit gpu",
@@ -625,12 +627,13 @@ def build_parser() -> argparse.ArgumentParser:
     later.add_argument("--data", default=argparse.SUPPRESS, help="data directory (as for `hosts`)")
     later.add_argument("-i", "--inventory", default=argparse.SUPPRESS, help=inventory_help)
     hsub = h.add_subparsers(dest="action", required=True, metavar="ACTION")
-    hsub.add_parser("list", parents=[later], help="the inventory's hosts: groups, address, port, user, python")
-    ha = hsub.add_parser("add", parents=[later], help="add a host to inventory.ini (comments and groups kept)")
+    hsub.add_parser("list", parents=[later],
+                    help="the inventory's hosts: groups, address, port, user, connection, python")
+    ha = hsub.add_parser("add", parents=[later], help="add a host to the inventory (comments and groups kept)")
     ha.add_argument("name", help="host name")
     ha.add_argument("-g", "--group", default="ungrouped", help="group to add the host to (default: ungrouped)")
     ha.add_argument("--var", action="append", metavar="KEY=VALUE", help="a host variable (repeatable)")
-    hr = hsub.add_parser("remove", parents=[later], help="remove a host from inventory.ini")
+    hr = hsub.add_parser("remove", parents=[later], help="remove a host from the inventory")
     hr.add_argument("name", help="host name")
     hc = hsub.add_parser("check", parents=[later], help="log in to each host: SSH, python3, NVML, /proc visibility")
     hc.add_argument("-l", "--limit", help="Ansible host pattern to check")
