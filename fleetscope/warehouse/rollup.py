@@ -189,11 +189,14 @@ def _has_raw(data_dir: Path, day: dt.date) -> bool:
 def _can_roll_again(con, data_dir: Path, day: dt.date) -> bool:
     """Whether a day past the raw window can be rolled up again and be whole: its raw samples are all there
     (_raw_is_whole), and so are the day before's, where its first intervals start (or that day has none to
-    lose). A raw file that cannot be read counts as not whole: the day keeps its rollups."""
+    lose). The day before's folder alone does not say so: a late run of that day, ingested in the same pass,
+    makes it again with that run's samples, whose last would then stand before the day's first intervals.
+    A raw file that cannot be read counts as not whole: the day keeps its rollups."""
     before = day - dt.timedelta(days=1)
-    if _has_rollups(data_dir, before) and not _has_raw(data_dir, before):
-        return False
     try:
+        if _has_rollups(data_dir, before) and not (_has_raw(data_dir, before)
+                                                   and _raw_is_whole(con, data_dir, before)):
+            return False
         return _raw_is_whole(con, data_dir, day)
     except duckdb.Error:
         return False

@@ -554,6 +554,23 @@ def test_the_extra_raw_day_is_not_rolled_up_again_without_the_day_before(warehou
     assert q(warehouse, "SELECT * FROM host_daily ORDER BY ALL") == before
 
 
+def test_the_extra_raw_day_is_not_rolled_up_again_with_a_late_run_of_the_day_before(warehouse, settings):
+    """Review (retention replay): as above, with a late sample of day 1 too, in the same pass. Day 1's folder
+    was then there again, holding that run's samples alone: day 2 was rolled up again with the late sample as
+    its first intervals' predecessor (an hour of 3,900 s, energy and jiffies counted from it), in the daily
+    tier, which is kept forever. Both days keep their rollups and are reported late."""
+    now = datetime(2026, 12, 22, 1)
+    rollup(warehouse, settings, now=now)
+    before = q(warehouse, "SELECT * FROM host_daily ORDER BY ALL")
+    hourly = q(warehouse, "SELECT * FROM host_hourly ORDER BY ALL")
+    late_sample(warehouse, DAY1 + timedelta(hours=12), host="late01")
+    late_sample(warehouse, DAY1 + timedelta(days=1, hours=9), host="late01")
+    report = rollup(warehouse, settings, now=now + timedelta(hours=1))
+    assert report.days_rolled == [] and sorted(report.late) == ["2026-11-20", "2026-11-21"]
+    assert q(warehouse, "SELECT * FROM host_daily ORDER BY ALL") == before
+    assert q(warehouse, "SELECT * FROM host_hourly ORDER BY ALL") == hourly
+
+
 def test_a_swap_cut_between_its_two_renames_is_finished_not_dropped(tmp_path, monkeypatch):
     """A kill between swap_in's two renames leaves the old day as .old-date=D and the new one as .new-date=D,
     no date=D: recover must put the new day in place. Dropping both (or the new one) loses the day for good
