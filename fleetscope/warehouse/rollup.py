@@ -223,10 +223,23 @@ def days_due(con, data_dir: Path, raw_cutoff: dt.date | None = None,
                     outdated.add(day)
     # An outdated day is rolled up again only where the day before still has its raw samples too (or never
     # had rollups): else its first interval would lose its predecessor, and the day seconds it had counted.
+    # Before the raw window, that is the day before the oldest (kept whole for this), not a late run's alone.
     one = dt.timedelta(days=1)
-    outdated = {day for day in outdated - changed
-                if (_has_raw(data_dir, day - one) and (raw_cutoff is None or day - one >= raw_cutoff))
-                or not _has_rollups(data_dir, day - one)}
+
+    def whole_before(day: dt.date) -> bool:
+        before = day - one
+        if not _has_rollups(data_dir, before):
+            return True
+        if not _has_raw(data_dir, before):
+            return False
+        if raw_cutoff is None or before >= raw_cutoff:
+            return True
+        try:
+            return _raw_is_whole(con, data_dir, before)
+        except duckdb.Error:
+            return False
+
+    outdated = {day for day in outdated - changed if whole_before(day)}
     due = set()
     for day in changed | outdated:
         if (raw_cutoff is not None and day < raw_cutoff and _has_rollups(data_dir, day)

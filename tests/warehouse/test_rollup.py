@@ -17,6 +17,7 @@ from fleetscope.warehouse.catalog import sql_file
 from fleetscope.warehouse.ingest import write_table
 from fleetscope.warehouse.rollup import (
     ROLLED_DIR,
+    ROLLUP_FILE,
     ROLLUP_FORMAT,
     RollupReport,
     _source_view,
@@ -448,6 +449,33 @@ def test_days_rolled_up_under_the_rules_before_are_rolled_up_again(warehouse, se
     report = rollup(warehouse, settings, now=DAY1 + timedelta(days=2, hours=2))
     assert report.days_rolled == ["2026-11-20", "2026-11-21"] and ROLLUP_FORMAT == "3"
     assert {m.read_text().strip() for m in (warehouse / ROLLED_DIR).iterdir()} == {"3"}
+
+
+def test_an_upgrade_rolls_up_again_the_oldest_day_of_the_raw_window(warehouse, settings):
+    """Review (retention replay): the oldest day of the raw window kept its old format although the day
+    before it, kept whole for its first intervals, was there: only days whose day before was in the window
+    were rolled up again. Here day 2 is the oldest, day 1 the day kept before it, and the day before day 1
+    has rollups and no raw samples (retention took them): day 1 keeps its rollups, day 2 is rolled again."""
+    day0 = date(2026, 11, 19)
+    con = duckdb.connect()
+    try:  # day 1's daily rows, a day earlier: the day before day 1, rolled up, its raw samples gone
+        for table in ("gpu_daily", "host_daily"):
+            (src,) = partitions.parquet_files(partitions.day_dir(warehouse, table, DAY1.date()))
+            folder = partitions.day_dir(warehouse, table, day0)
+            folder.mkdir(parents=True)
+            con.execute(f"COPY (SELECT * REPLACE (ts - INTERVAL 1 DAY AS ts) FROM '{src}') "
+                        f"TO '{folder / ROLLUP_FILE}' (FORMAT parquet)")
+    finally:
+        con.close()
+    for marker in (warehouse / ROLLED_DIR).iterdir():
+        marker.write_text("2\n")
+    (warehouse / ROLLED_DIR / day0.isoformat()).write_text("2\n")
+    before = q(warehouse, DAILY_FIGURES)
+    report = rollup(warehouse, settings, now=datetime(2026, 12, 21, 1))  # raw window from day 2, 11-21
+    assert report.days_rolled == ["2026-11-21"]
+    assert {d: (warehouse / ROLLED_DIR / d).read_text().strip() for d in ("2026-11-20", "2026-11-21")} == {
+        "2026-11-20": "2", "2026-11-21": ROLLUP_FORMAT}
+    assert q(warehouse, DAILY_FIGURES) == before  # this fleet's figures are the same under either format
 
 
 def test_an_upgrade_keeps_the_rows_of_a_day_it_cannot_roll_up_whole(warehouse, settings):
