@@ -116,6 +116,7 @@ def _build_report(settings: Settings, inventory: str | os.PathLike | None = None
     report = dict(settings.values["report"])
     report["held_mem_mib"] = settings.get("rollup", "held_mem_mib")  # one rule for idle-held, rollups and report
     report["max_interval_s"] = settings.get("rollup", "max_interval_s")  # what a sample stands for, likewise
+    report["hourly_days"] = settings.get("rollup", "hourly_days")  # what the 30 d and 1 y hourly views can show
     inventory_hosts = None
     path = Path(inventory) if inventory else settings.path("collect", "inventory")
     try:

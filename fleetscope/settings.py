@@ -17,6 +17,9 @@ import tomllib
 
 from reports.defaults import DEFAULT_SETTINGS as REPORT_DEFAULTS
 
+#: Keys of the report's defaults that are [rollup]'s settings, passed to the report by the CLI.
+FROM_ROLLUP = ("held_mem_mib", "max_interval_s", "hourly_days")
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 # Every key with its default; docs/settings.md documents each one (a test keeps the two in step).
@@ -44,10 +47,9 @@ DEFAULTS: dict[str, dict] = {
         "held_mem_mib": 1024,
         "every_minutes": 60,
     },
-    # The report's own keys live with the report (reports/defaults.py); held_mem_mib and max_interval_s come
-    # from [rollup].
-    "report": {"out_dir": "site",
-               **{k: v for k, v in REPORT_DEFAULTS.items() if k not in ("held_mem_mib", "max_interval_s")}},
+    # The report's own keys live with the report (reports/defaults.py); held_mem_mib, max_interval_s and
+    # hourly_days come from [rollup].
+    "report": {"out_dir": "site", **{k: v for k, v in REPORT_DEFAULTS.items() if k not in FROM_ROLLUP}},
     "bookings": {
         "sources": [],
         "timeout_s": 10,

@@ -44,5 +44,8 @@ DEFAULT_SETTINGS: Dict[str, Any] = {
     # The longest time one sample stands for (s): rollup.max_interval_s, passed in by the CLI (the users page's
     # bookings hours count time from the raw samples as the rollups do).
     "max_interval_s": 600,
+    # Days the hourly rollups are kept (0: forever): rollup.hourly_days, passed in by the CLI. Where it is
+    # shorter than a range that reads them (30 d, the week x hour map's year), the range's caption says so.
+    "hourly_days": 365,
 }
 

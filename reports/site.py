@@ -205,7 +205,8 @@ def _gather(con, cfg: Mapping[str, Any], generated: datetime, inventory_vars: Ma
         "end": end,
         "gpus": gpus,
         "mig": mig,
-        "fleet_ranges": _fleet_ranges(con, end, max_points, busy, float(cfg["max_interval_s"])),
+        "fleet_ranges": _fleet_ranges(con, end, max_points, busy, float(cfg["max_interval_s"]),
+                                      int(cfg["hourly_days"])),
         "heatmap": fetch(con, "fleet_gpu_heatmap", {"since": since, "bucket_s": heat_bucket_s}),
         "host_timeline": _group(fetch(con, "host_timeline", {"since": since, "bucket_s": bucket_s})),
         # host charts break their lines where points are further apart than two buckets or two collection
@@ -225,6 +226,7 @@ def _gather(con, cfg: Mapping[str, Any], generated: datetime, inventory_vars: Ma
         "users_now": users_now,
         "user_windows": user_windows,
         "week_hour_since": end - timedelta(days=365),
+        "hourly_days": int(cfg["hourly_days"]),
         "week_hour": fetch(con, "fleet_week_hour", {"since": end - timedelta(days=365)}),
         "problems": _problems(con, cfg, end, problem_since, busy, held_bytes, retired, now_hosts,
                               {h["host"] for h in stale}),
@@ -245,10 +247,14 @@ def _inventory_host(h: Dict[str, Any], own: Mapping[str, Any]) -> None:
         h["maint_scope"] = None
 
 
-def _fleet_ranges(con, end: datetime, max_points: int, busy: float, max_interval_s: float) -> List[tuple]:
-    """(label, tier, bucket seconds, rows) per range of the fleet chart, each from its tier."""
+def _fleet_ranges(con, end: datetime, max_points: int, busy: float, max_interval_s: float,
+                  hourly_days: int = 0) -> List[tuple]:
+    """(label, tier, bucket seconds, rows) per range of the fleet chart, each from its tier; the tier says how
+    long it is kept where that is shorter than the range (rollup.hourly_days under 30)."""
     out = []
     for label, query, back_s, unit_s, tier in FLEET_RANGES:
+        if query == "fleet_hourly" and 0 < hourly_days * 86400 < back_s:
+            tier = f"{tier}, kept {hourly_days} d: rollup.hourly_days"
         bucket_s = _bucket(back_s, max_points, unit_s)
         start = end - timedelta(seconds=back_s)
         if unit_s > 60:  # rollup rows start on the hour or day: take whole buckets
@@ -355,7 +361,7 @@ def _render(env: jinja2.Environment, model: Dict[str, Any], cfg: Mapping[str, An
           groups=model["groups"])
     _page(env, stage / "users.html", "users.html", common, _user_figures(model), root="", page="users",
           users=model["users"], users_now=model["users_now"], windows=model["user_windows"],
-          bookings=model["bookings"], any_gpus=bool(model["gpus"]))
+          bookings=model["bookings"], any_gpus=bool(model["gpus"]), hourly_days=model["hourly_days"])
     _page(env, stage / "problems.html", "problems.html", common, {}, root="", page="problems",
           problems=model["problems"], problem_since=model["problem_since"], cfg=cfg, bookings=model["bookings"])
 

@@ -61,6 +61,28 @@ def test_index_summary_and_fleet_figures(fleet_site):
     assert [f["id"] for f in page_data(html)["figures"]] == ["figure-gpus-now", "figure-fleet", "figure-heatmap"]
 
 
+def test_a_range_longer_than_the_hourly_rollups_are_kept_says_so(fleet_data, tmp_path):
+    """Review (retention replay): with rollup.hourly_days at 20, the "last 30 d" chart and the users page's
+    week x hour map of "the last year" showed 20 days without a word. Their captions now say how long the
+    hourly rollups are kept; the default (365) leaves them as they were."""
+    from reports import build_site
+
+    with contextlib.closing(connect(fleet_data)) as con:
+        short = build_site(con, tmp_path / "short", now=NOW, settings={"hourly_days": 20}).parent
+        forever = build_site(con, tmp_path / "forever", now=NOW, settings={"hourly_days": 0}).parent
+
+    def titles(site):
+        fleet = figure((site / "index.html").read_text("utf-8"), "fleet")
+        return [r["layout"]["title"]["text"] for r in fleet["ranges"]]
+
+    assert "(hourly rollups, per hour)" in titles(short)[1]  # 7 d: within the 20 days
+    assert "(hourly rollups, kept 20 d: rollup.hourly_days, per 2 hours)" in titles(short)[2]
+    users = (short / "users.html").read_text("utf-8")
+    assert "of the last year: 20 days, as long as they are kept" in " ".join(users.split())
+    assert "(hourly rollups, per 2 hours)" in titles(forever)[2]
+    assert "as long as they are kept" not in (forever / "users.html").read_text("utf-8")
+
+
 def test_gpu_heatmap_now_has_a_cell_per_gpu_that_links_to_its_host(fleet_site):
     fig = figure((fleet_site / "index.html").read_text(encoding="utf-8"), "gpus-now")
     (trace,) = fig["data"]
@@ -275,10 +297,10 @@ def test_report_section_of_the_settings_file_is_accepted_as_is(fleet_data, tmp_p
 def test_every_report_key_of_the_settings_file_is_understood(fleet_data, tmp_path):
     from fleetscope.settings import DEFAULTS
 
-    # What fleetscope.cli passes: the [report] section with its defaults, plus rollup.held_mem_mib and
-    # rollup.max_interval_s.
-    section = {**DEFAULTS["report"], "held_mem_mib": DEFAULTS["rollup"]["held_mem_mib"],
-               "max_interval_s": DEFAULTS["rollup"]["max_interval_s"]}
+    # What fleetscope.cli passes: the [report] section with its defaults, plus rollup.held_mem_mib,
+    # rollup.max_interval_s and rollup.hourly_days.
+    section = {**DEFAULTS["report"], **{k: DEFAULTS["rollup"][k] for k in ("held_mem_mib", "max_interval_s",
+                                                                           "hourly_days")}}
     assert set(section) - {"out_dir"} == set(reports.site.DEFAULT_SETTINGS)
     assert {k: v for k, v in section.items() if k != "out_dir"} == reports.site.DEFAULT_SETTINGS
     assert build(fleet_data, tmp_path / "site", settings=section).is_file()
