@@ -121,9 +121,9 @@ def _build_report(settings: Settings, inventory: str | os.PathLike | None = None
     path = Path(inventory) if inventory else settings.path("collect", "inventory")
     try:
         inventory_hosts = read_hosts(path, report["host_columns"])  # address, groups and the columns' vars
-    except InventoryError as e:
+    except Exception as e:  # noqa: BLE001 - InventoryError, or whatever else Ansible raised: the report goes on
         what = "report.host_columns left empty" if report["host_columns"] else "no inventory groups and addresses"
-        _say(f"warning: {what}: {e}")
+        _say(f"warning: {what}: {e if isinstance(e, InventoryError) else f'{type(e).__name__}: {e}'}")
     con = connect(settings.data_dir)
     try:
         return reports.build_site(con, settings.out_dir, settings=report, inventory_hosts=inventory_hosts,
@@ -721,7 +721,19 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
+#: The commands that run Ansible (with fleetscope's ansible.cfg, not the user's).
+RUNS_ANSIBLE = ("collect", "hosts", "admin")
+
+
 def _run(args) -> int:
+    if args.command in RUNS_ANSIBLE:
+        from .inventory import foreign_ansible_config
+
+        foreign = foreign_ansible_config()
+        if foreign:  # else a setting made there (remote_user, private_key_file) is lost without a word
+            _say(f"warning: ANSIBLE_CONFIG={foreign} is not read: fleetscope runs Ansible with its own "
+                 f"ansible.cfg; give your settings as ANSIBLE_* environment variables or inventory variables "
+                 f"(docs/operations.md)")
     try:
         return args.func(args)
     except SettingsError as e:

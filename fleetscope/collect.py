@@ -29,6 +29,7 @@ from typing import Callable
 
 from . import __version__, playbook_launcher, ssh_warmup
 from .files import remove_stale
+from .inventory import ANSIBLE_CFG, with_vault_hint
 from .playbook_launcher import CACHE_ENV
 from .settings import PROJECT_DIR, Settings
 from .spool import Spool
@@ -36,7 +37,6 @@ from .stage import bytecode_pythons, host_file, read_host_pythons, update_host_p
 
 STATUSES = ("ok", "unreachable", "failed", "timeout")
 PLAYBOOK = PROJECT_DIR / "playbooks" / "collect.yml"
-ANSIBLE_CFG = PROJECT_DIR / "ansible.cfg"
 MODULE = "fleetscope_collect"
 
 
@@ -316,6 +316,7 @@ def _run_collect(settings: Settings, inventory: Path | None, limit: str | None,
         if host not in summary.status or summary.status[host] != "pending":
             return False
         status, message = classify(name, res)
+        message = with_vault_hint(message)  # an encrypted ansible_user, say: Ansible fails the host for it
         seen_python(seen, host, res)
         if unwritable:  # the run is being stopped: nothing more can be kept
             return False
@@ -487,6 +488,13 @@ def _run_collect(settings: Settings, inventory: Path | None, limit: str | None,
         summary.hosts = [host for host in summary.hosts if host not in unanswered]
         for host in unanswered:
             del summary.status[host]
+    if not stopped and not late and unanswered and len(unanswered) == len(summary.hosts):
+        # Ansible ended before any host's task did (a vault secret missing, a playbook error): no host was
+        # reached, so none is stored as failing (the problems page, "status since"); the run collected nothing
+        drop_run_files()
+        shutil.rmtree(spool.run_dir(summary.run_id), ignore_errors=True)
+        raise CollectError(f"Ansible stopped before any of the {len(unanswered)} host(s) answered: "
+                           f"{with_vault_hint(_runner_failure(runner))}")
     for host in [] if stopped else unanswered:
         summary.status[host] = "timeout" if late else "failed"
         summary.messages[host] = late or _runner_failure(runner)
@@ -654,6 +662,7 @@ def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | 
             return True
         host, name, res = answer
         status, message = classify(name, res)
+        message = with_vault_hint(message)  # an encrypted ansible_user, say: Ansible fails the host for it
         seen_python(seen, host, res)
         row = rows[host]
         row.update(status=status, message=message, ssh="ok" if status != "unreachable" else "failed")
@@ -678,6 +687,12 @@ def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | 
         for row in rows.values():
             if row["status"] == "timeout" and not row["ssh"]:
                 row.update(status="interrupted", message="interrupted before this host answered")
+    elif runner.status != "timeout":  # Ansible ended before their task did (a vault secret missing): its words
+        failure = None
+        for row in rows.values():
+            if row["status"] == "timeout" and not row["ssh"]:
+                failure = failure or with_vault_hint(_runner_failure(runner))
+                row.update(status="failed", message=failure)
     drop_unreadable(facts, began - 1)
     try:
         update_host_pythons(data_dir / ".stage", seen)

@@ -83,6 +83,31 @@ def _parse_check(path: Path, text: str) -> None:
             raise HostsError(f"the edited inventory would not parse: {str(e).replace(tmp.name, str(path))}") from e
 
 
+def _looks_ini(path: Path) -> bool:
+    """Whether an inventory file without a telling suffix reads as INI: not a script (executable, or #!), and
+    its first line that is not blank or a comment is no YAML or JSON (``---``, ``{``, ``all:``, ``plugin: x``;
+    an INI host line's ``name:port`` has no ``: `` before its variables)."""
+    try:
+        if path.is_file() and os.access(path, os.X_OK):
+            return False
+        with open(path, "rb") as f:
+            head = f.read(65536).decode("utf-8", "replace")
+    except FileNotFoundError:
+        return True  # a new inventory: add writes INI
+    except OSError:
+        return True  # said by the edit itself (not writable, ...)
+    if head.startswith("#!"):
+        return False
+    for line in head.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        before_vars = line.split("=", 1)[0]
+        return not (line == "---" or line.startswith(("{", "[{", "- ")) or line.endswith(":")
+                    or ": " in before_vars)
+    return True
+
+
 @contextlib.contextmanager
 def _editing(path: Path, must_exist: bool = True):
     """The inventory file to edit (a symlink's target: the link stays), held against other `hosts add` and
@@ -90,9 +115,9 @@ def _editing(path: Path, must_exist: bool = True):
     one's change). Refuses what cannot be edited as INI text, and a file this user may not write (the
     rename that replaces it would go through all the same)."""
     real = Path(os.path.realpath(path))
-    if real.is_dir() or real.suffix.lower() in (".yml", ".yaml", ".json"):
-        raise HostsError(f"{path}: only an INI inventory file can be edited (edit YAML inventories and "
-                         f"inventory folders by hand)")
+    if real.is_dir() or real.suffix.lower() in (".yml", ".yaml", ".json") or not _looks_ini(real):
+        raise HostsError(f"{path}: only an INI inventory file can be edited (edit YAML inventories, inventory "
+                         f"scripts and folders by hand)")
     if not real.exists():
         if must_exist:
             raise HostsError(f"inventory not found: {path}")
@@ -217,26 +242,30 @@ def remove_host(path: Path, name: str) -> int:
 
 
 def list_hosts(path: Path) -> list[dict]:
-    """Each host as Ansible resolves it: name, groups, address, port, user, python."""
-    from ansible.vars.manager import VariableManager
-
-    from .inventory import InventoryError, open_inventory
+    """Each host as Ansible resolves it (templates, vault-encrypted values where the password is given): name,
+    groups, address, port, user, connection, python."""
+    from .inventory import InventoryError, _plain, host_variables, open_inventory, resolved
 
     try:
         manager, loader = open_inventory(path)
+        hosts = host_variables(path, manager, loader, sorted(manager.get_hosts("all"), key=lambda h: h.name))
     except InventoryError as e:
         raise HostsError(str(e)) from e
-    variables = VariableManager(loader=loader, inventory=manager)
+    defaults = {"ansible_host": None, "ansible_port": "", "ansible_user": "", "ansible_connection": "ssh",
+                "ansible_python_interpreter": "auto"}
     out = []
-    for host in sorted(manager.get_hosts("all"), key=lambda h: h.name):
-        v = variables.get_vars(host=host, include_hostvars=False)
+    for host, v, templar in hosts:
+        shown = {}
+        for name, default in defaults.items():
+            value = resolved(v.get(name, default if default is not None else host.name), templar)
+            shown[name] = "" if value is None else str(_plain(value))
         out.append({
             "host": host.name,
             "groups": ",".join(sorted(g.name for g in host.get_groups() if g.name not in ("all", "ungrouped"))),
-            "address": str(v.get("ansible_host", host.name)),
-            "port": str(v.get("ansible_port", "")),
-            "user": str(v.get("ansible_user", "")),
-            "connection": str(v.get("ansible_connection", "ssh")),
-            "python": str(v.get("ansible_python_interpreter", "auto")),
+            "address": shown["ansible_host"],
+            "port": shown["ansible_port"],
+            "user": shown["ansible_user"],
+            "connection": shown["ansible_connection"],
+            "python": shown["ansible_python_interpreter"],
         })
     return out

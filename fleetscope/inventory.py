@@ -9,14 +9,82 @@ Ansible's own parser, so every inventory form works.
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 from .text import clean_text, first_line
+
+#: fleetscope's Ansible settings: ansible-playbook runs with them (collect.runner_env), and so does this
+#: process's own reading of the inventory, so that the two agree (inventory plugins enabled, vault settings).
+ANSIBLE_CFG = Path(__file__).resolve().parent.parent / "ansible.cfg"
+
+#: Where a vault-encrypted value cannot be read; said with every such error.
+VAULT_HINT = ("vault-encrypted variables need their password: set ANSIBLE_VAULT_PASSWORD_FILE (or "
+              "ANSIBLE_VAULT_IDENTITY_LIST) in fleetscope's environment, e.g. on the cron line; fleetscope runs "
+              "Ansible with its own ansible.cfg, so a vault_password_file set in yours is not read")
 
 
 class InventoryError(RuntimeError):
     """The inventory could not be read."""
+
+
+def with_vault_hint(message: str) -> str:
+    """``message``, with VAULT_HINT where it is Ansible's word that a vault secret is missing."""
+    lowered = message.lower()
+    if "vault" in lowered and ("secret" in lowered or "password" in lowered) and VAULT_HINT not in message:
+        return f"{message} ({VAULT_HINT})"
+    return message
+
+
+def foreign_ansible_config() -> Optional[str]:
+    """The user's ANSIBLE_CONFIG where it names another file than fleetscope's, which Ansible then does not
+    read (collect.runner_env), else None."""
+    given = os.environ.get("ANSIBLE_CONFIG")
+    if not given or Path(os.path.expanduser(given)).resolve() == ANSIBLE_CFG:
+        return None
+    return given
+
+
+#: The vault secrets read once per process ([(vault id, secret)]), or the error reading them raised.
+_vault: List[Any] = []
+
+
+def _prepare_ansible(loader) -> None:
+    """Sets Ansible up in this process as ansible-playbook sets itself up, once: its plugin loader (an
+    inventory plugin named in full, ``ansible.builtin.constructed``, loads) and the vault secrets its settings
+    name (ANSIBLE_VAULT_PASSWORD_FILE, ANSIBLE_VAULT_IDENTITY_LIST), given to ``loader``. Without them such an
+    inventory lost its groups and addresses, and an encrypted value failed the report. A password file that
+    cannot be read raises InventoryError, as it stops ansible-playbook."""
+    import ansible.constants as C
+    from ansible.errors import AnsibleError
+
+    if not _vault:
+        try:
+            from ansible.plugins.loader import init_plugin_loader
+        except ImportError:  # ansible-core before 2.15 set its loader up at import
+            pass
+        else:
+            init_plugin_loader()
+        from ansible.cli import CLI
+
+        try:  # 2.19 reads encrypted values through a context, set once per process
+            from ansible.parsing.vault import VaultSecretsContext
+        except ImportError:
+            context = {}
+        else:
+            context = {"initialize_context": VaultSecretsContext.current(optional=True) is None}
+        try:
+            secrets = CLI.setup_vault_secrets(loader, vault_ids=list(C.DEFAULT_VAULT_IDENTITY_LIST),
+                                              auto_prompt=False, **context)
+        except AnsibleError as e:
+            _vault.append(InventoryError(f"the vault password could not be read: {first_line(e)}"))
+        else:
+            _vault.append(secrets)
+    if isinstance(_vault[0], InventoryError):
+        raise _vault[0]
+    loader.set_vault_secrets(_vault[0])
 
 
 def missing_limit_file(limit: Optional[str]) -> Optional[str]:
@@ -37,6 +105,8 @@ def open_inventory(inventory: Path, limit: Optional[str] = None):
     missing = missing_limit_file(limit)
     if missing:
         raise InventoryError(missing)
+    if "ansible.constants" not in sys.modules:  # its settings are read once, at import: fleetscope's
+        os.environ["ANSIBLE_CONFIG"] = str(ANSIBLE_CFG)
     import ansible.constants as C
     from ansible.errors import AnsibleError
     from ansible.inventory.manager import InventoryManager
@@ -48,13 +118,16 @@ def open_inventory(inventory: Path, limit: Optional[str] = None):
     C.INVENTORY_UNPARSED_IS_FAILED = True
     try:
         loader = DataLoader()
+        _prepare_ansible(loader)
         manager = InventoryManager(loader=loader, sources=[str(inventory)])
         if limit:
             manager.subset(limit)
     except AnsibleError as e:
-        what = first_line(e)
+        what = with_vault_hint(first_line(e))
         raise InventoryError(f"{inventory}: {what} (Ansible's warnings above say why)"
                              if "parse" in what else f"{inventory}: {what}") from e
+    except InventoryError as e:
+        raise InventoryError(f"{inventory}: {e}") from e
     finally:
         C.INVENTORY_UNPARSED_IS_FAILED = strict
     return manager, loader
@@ -82,11 +155,27 @@ def _plain(value: Any) -> Any:
         return int(value)
     if isinstance(value, float):
         return float(value)
-    if isinstance(value, str):
-        return clean_text(str(value))
-    if isinstance(value, (list, tuple)):
-        return ", ".join(str(_plain(v)) for v in value)
-    return str(value)
+    try:
+        if isinstance(value, str):
+            return clean_text(str(value))  # a vault-encrypted value is decrypted here
+        if isinstance(value, (list, tuple)):
+            return ", ".join(str(_plain(v)) for v in value)
+        return str(value)
+    except Exception:  # noqa: BLE001 - its secret missing or wrong (AnsibleError, or ReferenceError in 2.19)
+        return ENCRYPTED
+
+
+#: What a vault-encrypted value that cannot be decrypted reads as.
+ENCRYPTED = "(vault-encrypted)"
+
+
+def resolved(value: Any, templar) -> Any:
+    """``value`` with its Jinja2 templates resolved as Ansible resolves them for the host (``templar`` holds
+    the host's variables: ``ansible_host: "10.0.0.{{ n }}"``), else as it is."""
+    try:
+        return templar.template(value) if isinstance(value, str) and templar.is_possibly_template(value) else value
+    except Exception:  # noqa: BLE001 - an undefined variable, an error in the template: shown as written
+        return value
 
 
 def host_vars(inventory: Path, names: Iterable[str]) -> Dict[str, Dict[str, Any]]:
@@ -107,22 +196,33 @@ def read_hosts(inventory: Path, names: Iterable[str] = ()) -> Dict[str, Dict[str
     ``group_names``), sorted; ``vars`` holds the variables ``names`` the host has (as ``host_vars``)."""
     wanted = [str(n) for n in names]
     inventory = Path(inventory)
+    manager, loader = open_inventory(inventory)
+    out: Dict[str, Dict[str, Any]] = {}
+    for host, values, templar in host_variables(inventory, manager, loader):
+        address = resolved(values.get("ansible_host"), templar)
+        groups = sorted({g.name for g in host.get_groups()} - {"all", "ungrouped"})
+        out[host.name] = {
+            "address": str(_plain(address)) if address not in (None, "") else clean_text(host.name),
+            "groups": [clean_text(g) for g in groups],
+            "vars": {n: _plain(resolved(values[n], templar)) for n in wanted if n in values},
+        }
+    return out
+
+
+def host_variables(inventory: Path, manager, loader, hosts=None):
+    """(host, its variables, a Templar over them) for each host of ``manager`` (or ``hosts``), sorted as
+    Ansible lists them. InventoryError where Ansible cannot give them (a group_vars file it cannot read or
+    decrypt), with VAULT_HINT where a vault secret is missing."""
     from ansible.errors import AnsibleError
+    from ansible.template import Templar
     from ansible.vars.manager import VariableManager
 
-    manager, loader = open_inventory(inventory)
     try:
         variables = VariableManager(loader=loader, inventory=manager)
-        out: Dict[str, Dict[str, Any]] = {}
-        for host in manager.get_hosts("all"):
+        out = []
+        for host in manager.get_hosts("all") if hosts is None else hosts:
             values = variables.get_vars(host=host, include_hostvars=False)
-            address = values.get("ansible_host")
-            groups = sorted({g.name for g in host.get_groups()} - {"all", "ungrouped"})
-            out[host.name] = {
-                "address": str(_plain(address)) if address not in (None, "") else clean_text(host.name),
-                "groups": [clean_text(g) for g in groups],
-                "vars": {n: _plain(values[n]) for n in wanted if n in values},
-            }
+            out.append((host, values, Templar(loader=loader, variables=values)))
         return out
     except AnsibleError as e:
-        raise InventoryError(f"{inventory}: {e}") from e
+        raise InventoryError(f"{inventory}: {with_vault_hint(first_line(e))}") from e

@@ -103,7 +103,7 @@ def test_every_host_has_an_address_and_its_groups(tmp_path):
     assert {h: (info["address"], info["groups"], info["vars"]) for h, info in hosts.items()} == {
         "gpu01": ("10.0.0.1", ["gpu", "rack7"], {}),  # a parent group counts; all and ungrouped do not
         "gpu02": ("10.0.0.2", ["gpu", "rack7"], {"owner": "bob"}),
-        "cpu01": ("{{ inventory_hostname }}.lab", ["cpu"], {}),  # as written: the report does not template
+        "cpu01": ("cpu01.lab", ["cpu"], {}),  # templated, as Ansible connects to it (it was shown as written)
         "lone01": ("lone01", [], {}),  # in no group of its own: none shown, not Ansible's "ungrouped"
     }
     assert read_hosts(inventory) == {h: {**info, "vars": {}} for h, info in hosts.items()}

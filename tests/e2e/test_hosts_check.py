@@ -23,7 +23,10 @@ def test_check_reports_ssh_python_and_nvml_per_host(sshd_fleet, tmp_path):
         # would never present its key (the test failed now and then when good's master came up first)
         f"badkey {base} ansible_ssh_private_key_file={wrong_key} ansible_python_interpreter={bare_python()} "
         f"ansible_control_path=%(directory)s/badkey\n"
-        f"nopython {base} ansible_ssh_private_key_file={sshd_fleet.key} ansible_python_interpreter=/no/python3\n")
+        f"nopython {base} ansible_ssh_private_key_file={sshd_fleet.key} ansible_python_interpreter=/no/python3\n"
+        # become set for other playbooks (real-setups review: collect and check tried sudo on every such host)
+        f"becomes {base} ansible_ssh_private_key_file={sshd_fleet.key} ansible_python_interpreter={bare_python()} "
+        f"ansible_become=true ansible_become_user=nobody ansible_become_exe=/no/sudo\n")
     proc = subprocess.run([*fleetscope_bin(), "hosts", "check", "-i", str(inventory), "--data", str(tmp_path / "d")],
                           cwd=PROJECT, capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, ANSIBLE_SSH_CONTROL_PATH_DIR=str(tmp_path / "cp")))
@@ -38,6 +41,7 @@ def test_check_reports_ssh_python_and_nvml_per_host(sshd_fleet, tmp_path):
                                  "all"]  # this machine's /proc hides no process
     assert rows["badkey"][1:3] == ["unreachable", "failed"] and "Permission denied" in details["badkey"]
     assert rows["nopython"][1:3] == ["failed", "ok"] and "/no/python3" in details["nopython"]
+    assert rows["becomes"][1:3] == ["ok", "ok"], details.get("becomes")
     assert "good" not in details
     assert not (tmp_path / "d" / "spool").exists(), "check stores nothing"
 
