@@ -3,20 +3,37 @@
 Rules, applied per argument (and per word inside an argument holding spaces, as in ``sh -c "..."``):
 
 - ``--name=value``, ``-name=value`` and environment-style ``NAME=value`` (also inside a URL query,
-  ``?token=abc``) whose name looks like a secret: the value becomes ``<redacted>``;
+  ``?token=abc``, and inside another's value, ``--env=HF_TOKEN=abc``) whose name looks like a secret: the
+  value becomes ``<redacted>``;
 - ``--name value`` pairs, the short ``-p value`` and ``Name: value`` header words (``Authorization:
-  Bearer x``): the next word becomes ``<redacted>``, unless it starts with ``-`` (then it is an option);
-- ``scheme://user:password@host``: the password becomes ``<redacted>``;
+  Bearer x``; also written into an option or setting, ``-HAuthorization:``, ``http.extraHeader=
+  Authorization:``, and ending in the scheme, ``Authorization:Bearer x``): the next word becomes
+  ``<redacted>``, unless it starts with ``-`` (then it is an option); after ``-H`` or ``--header``, and
+  written into them, a header's value written right after its colon (``-H X-Api-Key:abc``);
+- ``scheme://user:password@host``: the password becomes ``<redacted>``; of ``http(s)://user@host`` (no
+  password), the user, mostly a token (``git clone https://ghp_x@github.com/o/r``);
 - ``-u user:password`` and ``--user user:password`` (``--user=...``; curl, and ``-U``/``--proxy-user``):
   what follows the first ``:`` becomes ``<redacted>`` (``python -u train.py`` holds no ``:``), also where it
   is written into the flag (``-ualice:password``, not ``-url=http://h:80``);
-- after a word naming a program of PASSWORD_FLAGS, its password flag's value: written into it (``mysql
-  -phunter2``: the rest of the word) or the next word (``ipmitool -P hunter2``);
+- after a word naming a program of PASSWORD_FLAGS, its password flags' value: written into it (``mysql
+  -phunter2``: the rest of the word) or the next word (``ipmitool -P hunter2``); after one of
+  PASSWORD_OPTIONS, the next word only (``openssl enc -k pw``, not ``-keyout``);
 - after a word naming a program of USER_SEPARATORS, the user flags' rule above splits at that program's
   character too, whichever comes first (``smbclient -U alice%pw``, ``lftp -u alice,pw``), also inside a
-  later argument holding spaces (``lftp -e "open -u alice,pw h"``).
+  later argument holding spaces (``lftp -e "open -u alice,pw h"``), and applies to its flags of
+  PROGRAM_USER_FLAGS too (``wbinfo -a alice%pw``);
+- after a word naming a program of SECRET_ARGUMENTS and then one of its words there (``wandb login``,
+  ``htpasswd -b``, a short flag counting inside a cluster: ``-nb``), every later word that does not start
+  with ``-``, up to a shell operator (``wandb login KEY``, ``aws configure set aws_secret_access_key X``);
+- a program counts named also right after a shell operator or ``(`` in its word (``cd /x&&mysql``,
+  ``$(mysql``, ``|sshpass``), and a flag also after the quote that opens its word (``mysql "-phunter2"``,
+  ``'--token' x``; not ``-p"``, where the quote closes a string);
+- inside an argument holding spaces, a hidden value that opens a quote (``TOKEN='abc def'``, ``--token
+  "a b"``; not ``'TOKEN=x cmd'``, opened before the value) hides the words up to the one that closes it
+  (each of ' and " counted apart).
 
-A name looks like a secret when it contains pass, token, secret, key, auth, credential or pwd (any case).
+A name looks like a secret when it contains pass, token, secret, key, auth, credential, pwd or cookie (any
+case), or is one of SECRET_NAMES (a signed URL's ``sig=``/``Signature=``).
 Redacting too much is the safe error. The result is capped at MAX_COMMAND characters.
 
 Speed: the rules are written as string operations, not regular expressions, because compiling the
@@ -30,27 +47,69 @@ MAX_COMMAND = 1024
 #: MAX_COMMAND, but bounded: megabytes of arguments cost seconds and outlasted the host timeout.
 MAX_INPUT = 8 * MAX_COMMAND
 
-SECRET_WORDS = ("pass", "token", "secret", "key", "auth", "credential", "pwd")
+SECRET_WORDS = ("pass", "token", "secret", "key", "auth", "credential", "pwd", "cookie")
+#: Names that are secrets only as a whole (any case): the signature of a signed URL (Azure's SAS ?sig=,
+#: S3's X-Amz-Signature, CloudFront's Signature=), too short or too common a word to look for inside names.
+SECRET_NAMES = ("sig", "signature", "x-amz-signature", "x-goog-signature")
 SHORT_SECRET_FLAGS = ("-p",)  # mysql/sshpass style; a redacted port number is harmless
 AUTH_SCHEMES = ("bearer", "basic", "token", "digest")
 USER_FLAGS = ("-u", "--user", "-U", "--proxy-user")  # curl's user:password
+HEADER_FLAGS = ("-H", "--header")  # curl's and wget's: a header "Name: value" follows
+#: A program named right after one of these in a word still counts (cd /x&&mysql, true;mysql, $(mysql, |sshpass)
+SHELL_OPERATORS = ";&|(`"
 #: Programs with a short flag that takes a password, written into it (mysql -phunter2) or as the next word
-#: (ipmitool -P hunter2), and that flag. It counts only after a word naming one (its file name, exactly), since
-#: elsewhere these flags are mostly something else (gcc -pthread, mkdir -pv, scp -P 2222, rsync -P).
+#: (ipmitool -P hunter2), and those flags. They count only after a word naming one (its file name, exactly),
+#: since elsewhere these flags are mostly something else (gcc -pthread, mkdir -pv, scp -P 2222, rsync -P).
 PASSWORD_FLAGS = dict.fromkeys((
     "mysql", "mysqldump", "mysqladmin", "mysqlimport", "mysqlcheck", "mysqlshow", "mysqlslap", "mysqlbinlog",
     "mysqlpump", "mysqlsh", "mariadb", "mariadb-dump", "mariadb-admin", "mariadb-import", "mariadb-check",
-    "mariadb-show", "mariadb-slap", "mariadb-binlog", "sshpass", "7z", "7za", "7zz", "rar", "unrar",
-), "-p")
-PASSWORD_FLAGS.update({"ipmitool": "-P", "zip": "-P", "unzip": "-P", "redis-cli": "-a"})
+    "mariadb-show", "mariadb-slap", "mariadb-binlog", "sshpass", "7z", "7za", "7zz", "rar", "unrar", "racadm",
+), ("-p",))
+PASSWORD_FLAGS.update(dict.fromkeys((
+    "zip", "unzip", "sqlcmd", "bcp", "mosquitto_pub", "mosquitto_sub", "mosquitto_rr", "p4",
+), ("-P",)))
+PASSWORD_FLAGS.update(dict.fromkeys((  # OpenLDAP's bind password
+    "ldapsearch", "ldapmodify", "ldapadd", "ldapdelete", "ldapmodrdn", "ldapcompare", "ldapwhoami", "ldapexop",
+    "ldapvc",
+), ("-w",)))
+PASSWORD_FLAGS.update(dict.fromkeys((  # net-snmp's v3 passphrases and v1/v2c community
+    "snmpwalk", "snmpbulkwalk", "snmpget", "snmpgetnext", "snmpbulkget", "snmpset", "snmptable", "snmptrap",
+    "snmpinform", "snmpdelta", "snmpdf", "snmpstatus", "snmptest", "snmpusm", "snmpvacm", "snmpnetstat",
+), ("-A", "-X", "-c")))
+PASSWORD_FLAGS.update(dict.fromkeys((  # FreeIPMI's password and K_g key
+    "ipmi-sensors", "ipmi-sel", "ipmi-chassis", "ipmi-config", "ipmi-fru", "ipmi-oem", "ipmi-raw", "ipmi-dcmi",
+    "ipmi-power", "ipmipower", "ipmiconsole", "ipmi-console", "ipmi-pet", "bmc-info", "bmc-device",
+), ("-p", "-k")))
+PASSWORD_FLAGS.update(dict.fromkeys(("xfreerdp", "xfreerdp3", "wlfreerdp"), ("/p:", "/gp:")))
+PASSWORD_FLAGS.update({
+    "ipmitool": ("-P", "-k", "-y"), "redis-cli": ("-a",), "ldappasswd": ("-w", "-a", "-s"),
+    "ssh-keygen": ("-N", "-P"),
+})
+#: Programs with an option whose next word is a password but never written into it (openssl's options are
+#: words of their own: -k hunter2, while -keyout is another option), and those options. As PASSWORD_FLAGS.
+PASSWORD_OPTIONS = {"openssl": ("-k", "-K")}
 #: Programs whose user flag's value joins the password with another character than curl's ":" (Samba's
 #: ``-U alice%pw``, lftp's ``-u alice,pw``), and that character. Like PASSWORD_FLAGS, only after a word
 #: naming one.
-USER_SEPARATORS = dict.fromkeys(("smbclient", "rpcclient", "smbcacls", "smbcquotas", "smbget", "smbtree", "net",
-                                 "samba-tool"), "%")
+USER_SEPARATORS = dict.fromkeys((
+    "smbclient", "rpcclient", "smbcacls", "smbcquotas", "smbget", "smbtree", "net", "samba-tool", "wbinfo",
+    "winexe", "smbtorture", "mdsearch", "ldbsearch", "ldbmodify", "ldbadd", "ldbdel", "ldbedit", "ldbrename",
+), "%")
 USER_SEPARATORS["lftp"] = ","
+#: Programs with user flags of their own (user%password; USER_SEPARATORS gives the character), and those
+#: flags: Samba's wbinfo -a alice%pw. Its --authenticate and --krb5auth look like secrets already.
+PROGRAM_USER_FLAGS = {"wbinfo": ("-a", "-K", "--pam-logon", "--ccache-save")}
+#: Programs that take secrets as plain arguments after one of their words (a subcommand, or a short flag,
+#: also inside a cluster: htpasswd -nb user pw), and those words. Like PASSWORD_FLAGS, only after a word
+#: naming one.
+SECRET_ARGUMENTS = {
+    "wandb": ("login",), "vault": ("login",), "htpasswd": ("-b",), "aws": ("set",),
+    "rclone": ("create", "update", "password"), "rabbitmqctl": ("add_user", "change_password", "authenticate_user"),
+}
+_PROGRAMS = frozenset().union(PASSWORD_FLAGS, PASSWORD_OPTIONS, USER_SEPARATORS, SECRET_ARGUMENTS)
+_ENDINGS = frozenset(name[-2:] for name in _PROGRAMS)  # how their names end
 
-_secret_pattern = []  # re.compile("pass|token|...", re.IGNORECASE), compiled for the first non-ASCII name
+_secret_pattern = []  # re.compile("pass|token|...|\A(?:sig|...)\Z", re.IGNORECASE), for the first non-ASCII name
 
 
 def redact_argv(argv, limit=MAX_COMMAND):
@@ -65,73 +124,144 @@ def redact_argv(argv, limit=MAX_COMMAND):
     return _cap(" ".join(_redact_words(words)), limit, cut=room < 0)
 
 
-def redact_command(command, limit=MAX_COMMAND, seps=":"):
+def redact_command(command, limit=MAX_COMMAND, seps=":", users=USER_FLAGS):
     """A redacted copy of a command line given as one string (split on whitespace, spacing kept); of a long
-    one, its first MAX_INPUT characters only. ``seps``: what joins a user flag's user and password, as the
-    words around it say (``lftp -e "open -u alice,pw h"``: the program is named outside the string)."""
+    one, its first MAX_INPUT characters only. ``seps``: what joins a user flag's user and password, and
+    ``users``: the user flags, as the words around it say (``lftp -e "open -u alice,pw h"``: the program is
+    named outside the string)."""
     parts = _split_spaces(command[:MAX_INPUT])
-    parts[0::2] = _redact_words(parts[0::2], seps)
+    parts[0::2] = _redact_words(parts[0::2], seps, users, spans=True)
     return _cap("".join(parts), limit, cut=len(command) > MAX_INPUT)
 
 
 def looks_secret(name):
-    """Whether name contains a secret word in any case: re.search("pass|token|...", name, re.IGNORECASE)."""
+    """Whether name contains a secret word in any case, or is a secret name:
+    re.search("pass|token|...|\\A(?:sig|...)\\Z", name, re.IGNORECASE)."""
     if name.isascii():
         name = name.lower()
-        return any(word in name for word in SECRET_WORDS)
+        return any(word in name for word in SECRET_WORDS) or name in SECRET_NAMES
     # beyond ASCII, re's case-insensitive match differs from str.lower() (it takes "ſ" for "s", "K" for "k")
     if not _secret_pattern:
         import re
 
-        _secret_pattern.append(re.compile("|".join(SECRET_WORDS), re.IGNORECASE))
+        pattern = "|".join(SECRET_WORDS) + r"|\A(?:" + "|".join(SECRET_NAMES) + r")\Z"
+        _secret_pattern.append(re.compile(pattern, re.IGNORECASE))
     return _secret_pattern[0].search(name) is not None
 
 
-def _redact_words(words, seps=":"):
+def _redact_words(words, seps=":", users=USER_FLAGS, spans=False):
+    """The words redacted. ``spans``: they are the words of one command line (split on whitespace), where a
+    quote opened by a hidden value hides the words up to the one that closes it."""
     out = []
     pending = False  # the previous word asked for its value to be hidden
-    user = False  # the previous word was -u/--user: a user:password may follow
-    flags = set()  # the password flags of the programs named so far (PASSWORD_FLAGS)
+    user = False  # the previous word was a user flag (-u/--user): a user:password may follow
+    header = False  # the previous word was -H/--header: a Name:value header may follow
+    rest = False  # a program's word of SECRET_ARGUMENTS was seen: the later words are hidden (not options)
+    flags = set()  # the password flags and options of the programs named so far (PASSWORD_FLAGS/_OPTIONS)
+    glued = ()  # their password flags that may be written into (PASSWORD_FLAGS)
+    triggers = ()  # their words of SECRET_ARGUMENTS
+    letters = ""  # the letters of those that are short flags
+    named = ()  # the programs of those tables named so far
     # seps: what joins a user flag's user and password: curl's ":", and those of the programs named so far
+    # users: the user flags: USER_FLAGS, and those of the programs named so far (PROGRAM_USER_FLAGS)
+    span = ""  # spans: the quote that a hidden value opened: the words are hidden until it closes
     for word in words:
         if not word:
             out.append(word)
             continue
-        program = word.rpartition("/")[2].lstrip("'\"")  # sh -c 'mysql ...' split: 'mysql
-        flag = PASSWORD_FLAGS.get(program)
-        if flag is not None:
-            flags.add(flag)
-        sep = USER_SEPARATORS.get(program)
-        if sep is not None and sep not in seps:
-            seps += sep
+        if span:
+            out.append(REDACTED)
+            if word.count(span) % 2:  # closes it
+                span = ""
+            continue
+        bare = word  # the word without the quotes that open it (and close it): '--token', "-phunter2"
+        if word[0] in "'\"":  # not -p" (the quote closes a string: its value is not the next word)
+            bare = word.strip("'\"") or word
+        program = bare.rpartition("/")[2]  # sh -c 'mysql ...' split: 'mysql
+        if program[-2:] not in _ENDINGS:  # speed: most words end as no program's name does
+            pass
+        elif program not in _PROGRAMS:
+            for op in SHELL_OPERATORS:  # cd /x&&mysql, $(mysql
+                if op in program:
+                    program = program.rpartition(op)[2]
+            program = program.lstrip("'\"")
+        if program in _PROGRAMS and program not in named:
+            named += (program,)
+            flags.update(PASSWORD_FLAGS.get(program, ()), PASSWORD_OPTIONS.get(program, ()))
+            glued += PASSWORD_FLAGS.get(program, ())
+            users += PROGRAM_USER_FLAGS.get(program, ())
+            for trigger in SECRET_ARGUMENTS.get(program, ()):
+                triggers += (trigger,)
+                if trigger[0] == "-" and len(trigger) == 2:  # a short flag: also inside a cluster (-nb)
+                    letters += trigger[1]
+            sep = USER_SEPARATORS.get(program)
+            if sep is not None and sep not in seps:
+                seps += sep
+        new = None
+        start = 0  # where in word the value that new hides starts (a quote it opens hides more words)
         if pending and not word.startswith("-"):
             if word.lower() in AUTH_SCHEMES:  # "Authorization: Bearer <token>": hide the token
                 out.append(word)
                 continue
-            out.append(REDACTED)
-            pending = user = False
-            continue
-        if user and not word.startswith("-"):
+            new = REDACTED
+            pending = user = header = False
+        elif rest and not word.startswith("-"):
+            new = REDACTED
+            at = _find_first(word, 0, ";&|)`")
+            if at < len(word):  # a shell operator ends the command: KEY;next, KEY), &&
+                rest = False
+                new = (new if at else "") + word[at:]
+        elif user and not word.startswith("-"):
             at = _find_first(word, 0, seps)
             if at < len(word):
-                out.append(word[:at + 1] + REDACTED)
-                user = False
-                continue
-        if len(word) > 2 and word.split() == [word]:  # a value written into a short flag (no whitespace)
-            at = _find_first(word, 2, seps)
-            # curl -ualice:password, smbclient -Ualice%pw; not -url=h:80
-            if word[:2] in ("-u", "-U") and at < len(word) and "=" not in word[:at]:
-                out.append(word[:at + 1] + REDACTED)
-                pending = user = False
-                continue
-            if word[:2] in flags:  # mysql -phunter2
-                out.append(word[:2] + REDACTED)
-                pending = user = False
-                continue
-        user = word in USER_FLAGS
-        pending = _is_secret_flag(word) or word in flags
-        out.append(word if pending else _redact_word(word, seps))
+                new = word[:at + 1] + REDACTED
+                user = header = False
+        head = bare[:2]
+        # a value written into a flag (and no whitespace): speed: only words that may hold one are looked at
+        if new is None and len(bare) > 2 and (header or glued or head[0] == "-" and (
+                head in users or head == "-H" or bare.startswith("--header="))) and word.split() == [word]:
+            lead = len(word) - len(word.lstrip("'\""))  # the quotes before bare
+            at = _find_first(bare, 2, seps) if head in users else len(bare)
+            skip = 0 if header else 2 if head == "-H" else 9 if bare.startswith("--header=") else -1
+            value = _header_value(bare, skip) if skip >= 0 else -1
+            # curl -ualice:password, smbclient -Ualice%pw, wbinfo -aalice%pw; not -url=h:80
+            if at < len(bare) and "=" not in bare[:at]:
+                new = word[:lead + at + 1] + REDACTED
+                start = lead + 2
+                pending = user = header = False
+            elif value > 0 and bare[value:].lower() not in AUTH_SCHEMES:  # -H X-Api-Key:abc
+                start = lead + value
+                new = word[:start] + REDACTED
+                pending = user = header = False
+            else:
+                for flag in glued:
+                    if bare.startswith(flag) and len(bare) > len(flag):  # mysql -phunter2
+                        start = lead + len(flag)
+                        new = word[:start] + REDACTED
+                        pending = user = header = False
+                        break
+        if new is None:
+            user = bare in users
+            header = bare in HEADER_FLAGS
+            pending = _is_secret_flag(bare) or bare in flags
+            new = _redact_word(word, seps, users)
+            start = -1  # after the first "=": TOKEN='a b', not 'TOKEN=x cmd' (there the quote holds a command)
+            if triggers and not rest:
+                rest = bare in triggers or head[:1] == "-" and head != "--" and any(c in bare for c in letters)
+        out.append(new)
+        if spans and new != word and ("'" in word or '"' in word):
+            span = _opened_quote(words, len(out) - 1, start if start >= 0 else word.find("=") + 1)
     return out
+
+
+def _opened_quote(words, i, start):
+    """The quote (' or ") that words[i] opens from its index start on (it holds an odd number of it, the
+    words before it an even one, each of ' and " counted apart), else ""."""
+    word = words[i]
+    for quote in "'\"":
+        if word.count(quote) % 2 and word.rfind(quote) >= start and not sum(w.count(quote) for w in words[:i]) % 2:
+            return quote
+    return ""
 
 
 def _is_secret_flag(word):
@@ -142,29 +272,51 @@ def _is_secret_flag(word):
 
 
 def _flag_name(word):
-    r"""The name of an option ("--name", "-name") or header ("Name:") word, else None.
+    r"""The name of an option ("--name", "-name") or header ("Name:") word, else None; a header may be
+    written into an option or setting (-HAuthorization:, --header=X-Api-Key:, http.extraHeader=Authorization:)
+    and end in an auth scheme (Authorization:Bearer: its token follows).
 
-    -{1,2}([A-Za-z_][\w.-]*)|([A-Za-z_][\w-]*):  (the whole word)
+    -{1,2}([A-Za-z_][\w.-]*)|(?:-H)?(?:.*=)?([A-Za-z_][\w-]*):(?:AUTH_SCHEMES)?  (the whole word; a scheme in
+    any case)
     """
     if word.startswith("-"):
         name = word[2:] if word.startswith("--") else word[1:]
-        return name if _starts_name(name) and _only_word_chars(name[1:], "_.-") else None
-    if word.endswith(":") and _starts_name(word) and _only_word_chars(word[1:-1], "_-"):
-        return word[:-1]
-    return None
+        if _starts_name(name) and _only_word_chars(name[1:], "_.-"):
+            return name
+        if word.startswith("-H"):
+            word = word[2:]
+    if not word.endswith(":"):
+        if ":" not in word:  # speed: most words
+            return None
+        head, colon, scheme = word.rpartition(":")
+        if scheme.lower() not in AUTH_SCHEMES:
+            return None
+        word = head + colon
+    word = word.rpartition("=")[2]
+    return word[:-1] if _starts_name(word) and _only_word_chars(word[1:-1], "_-") else None
 
 
-def _redact_word(word, seps=":"):
+def _header_value(text, i):
+    r"""Where the value of a header "Name:value" written from text[i] on starts, if Name looks like a secret,
+    else -1: ([A-Za-z_][\w-]*):.+ from i (the rest of text)."""
+    colon = text.find(":", i)
+    if colon < 0 or colon + 1 == len(text):
+        return -1
+    name = text[i:colon]
+    return colon + 1 if _starts_name(name) and _only_word_chars(name[1:], "_-") and looks_secret(name) else -1
+
+
+def _redact_word(word, seps=":", users=USER_FLAGS):
     spaced = word.split() != [word]  # any whitespace in it (word is not empty)
     name, equals, value = word.partition("=")
     if equals and _is_assignment_name(name) and looks_secret(name) and (word.startswith("-") or not spaced):
         return name + "=" + REDACTED  # the whole value, commas and spaces included
-    if equals and name in USER_FLAGS:  # --user=alice:password (--user=alice%pw after smbclient)
+    if equals and name.lstrip("'\"") in users:  # --user=alice:password (--user=alice%pw after smbclient)
         at = _find_first(value, 0, seps)
         if at < len(value):
             return name + "=" + value[:at + 1] + REDACTED
     if spaced:  # an argument that is itself a command line, as in sh -c "..."
-        return redact_command(word, limit=None, seps=seps)
+        return redact_command(word, limit=None, seps=seps, users=users)
     if "@" in word:  # speed: most words hold neither "@" nor "="
         word = _hide_url_passwords(word)
     return _hide_assignments(word) if equals else word
@@ -177,7 +329,9 @@ def _is_assignment_name(name):
 
 
 def _hide_url_passwords(word):
-    r"""Every ([A-Za-z][\w+.-]*://[^\s:/@]*):[^\s@/]*@ becomes \1:<redacted>@, left to right.
+    r"""Every ([A-Za-z][\w+.-]*://[^\s:/@]*):[^\s@/]*@ becomes \1:<redacted>@, left to right; and where the
+    scheme ends in http or https (any case), every scheme://([^\s:/@?#]+)@ (a user, no password) becomes
+    scheme://<redacted>@.
 
     Here and in _hide_assignments, word holds no whitespace (_redact_word sends those to redact_command).
     """
@@ -192,6 +346,11 @@ def _hide_url_passwords(word):
         colon = _find_first(word, sep + 3, ":/@")  # past the user
         at = _find_first(word, colon + 1, "@/")  # past the password
         found = any(_is_ascii_letter(c) for c in word[scheme:sep])
+        if found and word[colon:colon + 1] == "@" and colon > sep + 3 and _find_first(
+                word, sep + 3, "?#") > colon and word[scheme:sep].lower().endswith(("http", "https")):
+            out += [word[copied:sep + 3], REDACTED]  # https://<token>@github.com
+            copied, start = colon, colon + 1
+            continue
         if not (found and word[colon:colon + 1] == ":" and word[at:at + 1] == "@"):
             start = sep + 1
             continue
@@ -202,8 +361,10 @@ def _hide_url_passwords(word):
 
 
 def _hide_assignments(word):
-    r"""([\w.-]+)=("[^"]*"|'[^']*'|[^\s&;,"']+), left to right: the value becomes <redacted> where the
-    name looks like a secret."""
+    r"""Every ([\w.-]+)=("[^"]*"|'[^']*'|[^\s&;,"']+|['"].*) whose name looks like a secret: the value becomes
+    <redacted>, left to right; a value that opens a quote and does not close it goes to the end of word. An
+    assignment whose name does not look like one is not skipped: one may be inside its value
+    (--env=HF_TOKEN=abc)."""
     out, copied, start = [], 0, 0
     while True:
         equals = word.find("=", start)
@@ -213,23 +374,21 @@ def _hide_assignments(word):
         while name > start and _is_word_char(word[name - 1], "_.-"):
             name -= 1
         end = _value_end(word, equals + 1)
-        if name == equals or end is None:
+        if name == equals or end is None or not looks_secret(word[name:equals]):
             start = equals + 1
             continue
-        if looks_secret(word[name:equals]):
-            out += [word[copied:equals + 1], REDACTED]
-            copied = end
-        start = end
+        out += [word[copied:equals + 1], REDACTED]
+        copied = start = end
     out.append(word[copied:])
     return "".join(out)
 
 
 def _value_end(word, i):
-    r"""Where "[^"]*"|'[^']*'|[^\s&;,"']+ starting at word[i] ends, or None when it does not match."""
+    r"""Where "[^"]*"|'[^']*'|[^\s&;,"']+|['"].* starting at word[i] ends, or None when it does not match."""
     quote = word[i:i + 1]
     if quote in ('"', "'"):
         close = word.find(quote, i + 1)
-        return close + 1 if close >= 0 else None
+        return close + 1 if close >= 0 else len(word)
     end = _find_first(word, i, "&;,\"'")
     return end if end > i else None
 

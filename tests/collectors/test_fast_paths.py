@@ -19,7 +19,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from collectors import _util, host, parse_time, processes
+from collectors import _util, host, parse_time, processes, redact
 from collectors.redact import redact_argv, redact_command
 
 REDACTION = settings(max_examples=400, deadline=None)  # the whole file runs in a few seconds
@@ -34,103 +34,163 @@ def outcome(function, *args):
 
 
 # -- 1. redaction -----------------------------------------------------------------------------------------
-# The regex-based module as it was at b7a663f (collectors/redact.py), the reference for the string version.
+# The regex-based module as it was at b7a663f (collectors/redact.py), the reference for the string version,
+# with each rule added since written the regex way too (the programs' tables are the module's own).
 _OLD_REDACTED = "<redacted>"
 _OLD_MAX_COMMAND = 1024
-_OLD_SECRET_NAME = re.compile(r"pass|token|secret|key|auth|credential|pwd", re.IGNORECASE)  # pwd: added later
+# pwd, cookie and the whole names (a signed URL's signature): added later
+_OLD_SECRET_NAME = re.compile(r"pass|token|secret|key|auth|credential|pwd|cookie"
+                              r"|\A(?:sig|signature|x-amz-signature|x-goog-signature)\Z", re.IGNORECASE)
 _OLD_SHORT_SECRET_FLAGS = ("-p",)
 _OLD_AUTH_SCHEMES = ("bearer", "basic", "token", "digest")
 _OLD_USER_FLAGS = ("-u", "--user", "-U", "--proxy-user")  # added with the string version's user:password rule
 _OLD_WHOLE_ASSIGNMENT = re.compile(r"(-{0,2}[A-Za-z_][\w.-]*)=(.*)", re.DOTALL)
-_OLD_ASSIGNMENT = re.compile(r"""([\w.-]+)=("[^"]*"|'[^']*'|[^\s&;,"']+)""")
-_OLD_URL_PASSWORD = re.compile(r"([A-Za-z][\w+.-]*://[^\s:/@]*):[^\s@/]*@")
-_OLD_SECRET_FLAG = re.compile(r"-{1,2}([A-Za-z_][\w.-]*)|([A-Za-z_][\w-]*):")
+_OLD_ASSIGNMENT_NAME = re.compile(r"([\w.-]+)=")
+# a value that opens a quote and does not close it goes to the end of the word: added later
+_OLD_ASSIGNMENT_VALUE = re.compile(r"""("[^"]*"|'[^']*'|[^\s&;,"']+|['"].*)""", re.DOTALL)
+# a user with no password, in an http(s) URL: added later (the scheme is checked in _old_hide_url)
+_OLD_URL = re.compile(r"([A-Za-z][\w+.-]*://)(?:([^\s:/@?#]+)@|([^\s:/@]*):[^\s@/]*@)")
+_OLD_SECRET_FLAG = re.compile(r"-{1,2}([A-Za-z_][\w.-]*)")
+# a header written into an option or setting, or ending in an auth scheme (its case checked apart): added later
+_OLD_HEADER_WORD = re.compile(r"(?:-H)?(?:.*=)?([A-Za-z_][\w-]*):([^:]*)", re.DOTALL)
 _OLD_SPACES = re.compile(r"(\s+)")
-# added with the string version's rules for passwords of named programs
-_OLD_PASSWORD_FLAGS = {"ipmitool": "-P", "zip": "-P", "unzip": "-P", "redis-cli": "-a"} | dict.fromkeys((
-    "mysql", "mysqldump", "mysqladmin", "mysqlimport", "mysqlcheck", "mysqlshow", "mysqlslap", "mysqlbinlog",
-    "mysqlpump", "mysqlsh", "mariadb", "mariadb-dump", "mariadb-admin", "mariadb-import", "mariadb-check",
-    "mariadb-show", "mariadb-slap", "mariadb-binlog", "sshpass", "7z", "7za", "7zz", "rar", "unrar"), "-p")
-_OLD_PASSWORD_PROGRAM = re.compile(r"(?:.*/)?['\"]*(" + "|".join(map(re.escape, _OLD_PASSWORD_FLAGS)) + ")",
-                                   re.DOTALL)
-# added with the rule for user flags of programs that join user and password with another character
-_OLD_USER_SEPARATORS = {"lftp": ","} | dict.fromkeys(
-    ("smbclient", "rpcclient", "smbcacls", "smbcquotas", "smbget", "smbtree", "net", "samba-tool"), "%")
-_OLD_USER_PROGRAM = re.compile(r"(?:.*/)?['\"]*(" + "|".join(map(re.escape, _OLD_USER_SEPARATORS)) + ")",
-                               re.DOTALL)
+# added with the string version's rules for passwords of named programs, and extended since: a program named
+# right after a shell operator in its word, after a quote that opens it
+_OLD_PROGRAMS = set(redact.PASSWORD_FLAGS) | set(redact.PASSWORD_OPTIONS) | set(redact.USER_SEPARATORS) | set(
+    redact.SECRET_ARGUMENTS)
+_OLD_PROGRAM = re.compile(r"(?:.*[/;&|(`])?['\"]*(" + "|".join(map(re.escape, _OLD_PROGRAMS)) + ")", re.DOTALL)
 
 
 def _old_redact_argv(argv, limit=_OLD_MAX_COMMAND):
     return _old_cap(" ".join(_old_redact_words(list(argv))), limit)
 
 
-def _old_redact_command(command, limit=_OLD_MAX_COMMAND, seps=":"):
+def _old_redact_command(command, limit=_OLD_MAX_COMMAND, seps=":", users=_OLD_USER_FLAGS):
     parts = _OLD_SPACES.split(command)
-    parts[0::2] = _old_redact_words(parts[0::2], seps)
+    parts[0::2] = _old_redact_words(parts[0::2], seps, users, spans=True)
     return _old_cap("".join(parts), limit)
 
 
-def _old_redact_words(words, seps=":"):
+def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False):
     out = []
-    pending = user = False
-    flags = set()
+    pending = user = header = rest = False
+    flags, glued, users, triggers, letters = set(), set(), set(users), set(), set()
+    # added with quoted values holding spaces: the quotes open before each word, ' and " counted apart
+    parity = {"'": 0, '"': 0}
+    span = ""
     for word in words:
+        before = dict(parity)
+        for quote in parity:
+            parity[quote] ^= word.count(quote) % 2
         if not word:
             out.append(word)
             continue
+        if span:
+            out.append(_OLD_REDACTED)
+            if not parity[span]:
+                span = ""
+            continue
+        bare = word  # added with quoted flags
+        if m := re.fullmatch(r"['\"]+(.*?)['\"]*", word, re.DOTALL):
+            bare = m.group(1) or word
         # added with the string version's rules for values written into -u and for named programs' flags
-        if m := _OLD_PASSWORD_PROGRAM.fullmatch(word):
-            flags.add(_OLD_PASSWORD_FLAGS[m.group(1)])
-        if (m := _OLD_USER_PROGRAM.fullmatch(word)) and _OLD_USER_SEPARATORS[m.group(1)] not in seps:
-            seps += _OLD_USER_SEPARATORS[m.group(1)]
+        if m := _OLD_PROGRAM.fullmatch(bare):
+            program = m.group(1)
+            flags |= set(redact.PASSWORD_FLAGS.get(program, ())) | set(redact.PASSWORD_OPTIONS.get(program, ()))
+            glued |= set(redact.PASSWORD_FLAGS.get(program, ()))
+            users |= set(redact.PROGRAM_USER_FLAGS.get(program, ()))
+            triggers |= set(redact.SECRET_ARGUMENTS.get(program, ()))
+            letters |= {t[1] for t in redact.SECRET_ARGUMENTS.get(program, ()) if re.fullmatch("-.", t)}
+            if program in redact.USER_SEPARATORS and redact.USER_SEPARATORS[program] not in seps:
+                seps += redact.USER_SEPARATORS[program]
+        new, start = None, 0
+        lead = re.match(r"['\"]*", word).group() if bare is not word else ""
         if pending and not word.startswith("-"):
             if word.lower() in _OLD_AUTH_SCHEMES:
                 out.append(word)
                 continue
-            out.append(_OLD_REDACTED)
-            pending = user = False
-            continue
-        if user and not word.startswith("-") and (m := re.fullmatch(rf"([^{seps}]*[{seps}]).*", word, re.DOTALL)):
-            out.append(m.group(1) + _OLD_REDACTED)
-            user = False
-            continue
-        if not any(c.isspace() for c in word):
-            if m := re.fullmatch(rf"(-[uU][^{seps}=]*[{seps}]).*", word, re.DOTALL):
-                out.append(m.group(1) + _OLD_REDACTED)
-                pending = user = False
-                continue
-            if (m := re.fullmatch(r"(-[pPa]).+", word, re.DOTALL)) and m.group(1) in flags:
-                out.append(m.group(1) + _OLD_REDACTED)
-                pending = user = False
-                continue
-        user = word in _OLD_USER_FLAGS
-        pending = _old_is_secret_flag(word) or word in flags
-        out.append(word if pending else _old_redact_word(word, seps))
+            new = _OLD_REDACTED
+            pending = user = header = False
+        elif rest and not word.startswith("-"):  # added with secrets as plain arguments
+            m = re.fullmatch(r"([^;&|)`]*)(.*)", word, re.DOTALL)
+            new = (_OLD_REDACTED if m.group(1) else "") + m.group(2)
+            rest = not m.group(2)
+        elif user and not word.startswith("-") and (m := re.fullmatch(rf"([^{seps}]*[{seps}]).*", word, re.DOTALL)):
+            new = m.group(1) + _OLD_REDACTED
+            user = header = False
+        if new is None and not any(c.isspace() for c in word):
+            shorts = "|".join(re.escape(u) for u in users if len(u) == 2)
+            prefix = "" if header else "-H" if bare.startswith("-H") else "--header=" if bare.startswith(
+                "--header=") else None
+            h = prefix is not None and re.fullmatch(rf"({re.escape(prefix)}([A-Za-z_][\w-]*):)(.+)", bare, re.DOTALL)
+            if m := re.fullmatch(rf"((?:{shorts})[^{seps}=]*[{seps}]).*", bare, re.DOTALL):
+                new, start = lead + m.group(1) + _OLD_REDACTED, len(lead) + 2
+                pending = user = header = False
+            elif h and _OLD_SECRET_NAME.search(h.group(2)) and h.group(3).lower() not in _OLD_AUTH_SCHEMES:
+                new, start = lead + h.group(1) + _OLD_REDACTED, len(lead + h.group(1))  # added with headers
+                pending = user = header = False
+            elif glued and (m := re.fullmatch("(" + "|".join(map(re.escape, glued)) + ").+", bare, re.DOTALL)):
+                new, start = lead + m.group(1) + _OLD_REDACTED, len(lead + m.group(1))
+                pending = user = header = False
+        if new is None:
+            user = bare in users
+            header = bare in ("-H", "--header")
+            pending = _old_is_secret_flag(bare) or bare in flags
+            new, start = _old_redact_word(word, seps, users), None
+            if triggers and not rest:
+                rest = bare in triggers or bool(re.match(r"-(?!-)", bare) and any(c in bare for c in letters))
+        out.append(new)
+        if spans and new != word:  # a hidden value that opens a quote hides the words up to where it closes
+            for quote in "'\"":
+                if not before[quote] and parity[quote] and word.rfind(quote) >= (
+                        start if start is not None else word.find("=") + 1):
+                    span = quote
+                    break
     return out
 
 
 def _old_is_secret_flag(word):
     if word in _OLD_SHORT_SECRET_FLAGS:
         return True
-    m = _OLD_SECRET_FLAG.fullmatch(word)
-    return bool(m and _OLD_SECRET_NAME.search(m.group(1) or m.group(2)))
+    if m := _OLD_SECRET_FLAG.fullmatch(word):
+        return bool(_OLD_SECRET_NAME.search(m.group(1)))
+    m = _OLD_HEADER_WORD.fullmatch(word)
+    return bool(m and m.group(2).lower() in ("",) + _OLD_AUTH_SCHEMES and _OLD_SECRET_NAME.search(m.group(1)))
 
 
-def _old_redact_word(word, seps=":"):
+def _old_redact_word(word, seps=":", users=_OLD_USER_FLAGS):
     spaced = any(c.isspace() for c in word)
     m = _OLD_WHOLE_ASSIGNMENT.fullmatch(word)
     if m and _OLD_SECRET_NAME.search(m.group(1)) and (word.startswith("-") or not spaced):
         return m.group(1) + "=" + _OLD_REDACTED
-    if m and m.group(1) in _OLD_USER_FLAGS and (u := re.fullmatch(rf"([^{seps}]*[{seps}]).*", m.group(2), re.DOTALL)):
-        return m.group(1) + "=" + u.group(1) + _OLD_REDACTED
+    n = re.fullmatch(r"(['\"]*([^=]*))=(.*)", word, re.DOTALL)
+    if n and n.group(2) in users and (u := re.fullmatch(rf"([^{seps}]*[{seps}]).*", n.group(3), re.DOTALL)):
+        return n.group(1) + "=" + u.group(1) + _OLD_REDACTED
     if spaced:
-        return _old_redact_command(word, limit=None, seps=seps)
-    word = _OLD_URL_PASSWORD.sub(r"\1:" + _OLD_REDACTED + "@", word)
-    return _OLD_ASSIGNMENT.sub(_old_redact_assignment, word)
+        return _old_redact_command(word, None, seps, users)
+    word = _OLD_URL.sub(_old_hide_url, word)
+    return _old_hide_assignments(word)
 
 
-def _old_redact_assignment(m):
-    return m.group(1) + "=" + _OLD_REDACTED if _OLD_SECRET_NAME.search(m.group(1)) else m.group(0)
+def _old_hide_url(m):
+    if m.group(2) is None:
+        return m.group(1) + m.group(3) + ":" + _OLD_REDACTED + "@"
+    http = m.group(1)[:-3].lower().endswith(("http", "https"))  # added later
+    return m.group(1) + (_OLD_REDACTED if http else m.group(2)) + "@"
+
+
+def _old_hide_assignments(word):
+    """Every name=value left to right, a value that looks like a secret hidden; a name that does not is
+    passed, not its value (one may be inside: --env=HF_TOKEN=x; added later)."""
+    out, copied, pos = [], 0, 0
+    while m := _OLD_ASSIGNMENT_NAME.search(word, pos):
+        v = _OLD_ASSIGNMENT_VALUE.match(word, m.end())
+        if v and _OLD_SECRET_NAME.search(m.group(1)):
+            out += [word[copied:m.end()], _OLD_REDACTED]
+            copied = pos = v.end()
+        else:
+            pos = m.end()
+    return "".join(out) + word[copied:]
 
 
 def _old_cap(command, limit):
@@ -155,6 +215,13 @@ PIECES += [
     ".", "_", "+", " ", "  ", "\t", "\n", "\x0b", "\x0c", "\r", "\x1c", "\x85", "\u3000", "\xa0", "\u2028",
     "ſ", "\u212a", "İ", "ı", "é", "ß", "\u0130", "paſs", "\u212aey", "PAſſ", "Ωkey", "0", "9", "²", "٣", "",
     "pass", "PASS", "secret", "key", "auth", "credential", "a", "Z",
+]
+PIECES += [  # added with the rules for wbinfo, shell operators, quotes, headers, URLs' users, programs' arguments
+    "wbinfo", "-a", "-aa%b", "-K", "--pam-logon=", "&&", "|", "(", "$(", "`", ")", "cd /x&&mysql", "x;lftp",
+    "'-p", '"-pa b"', "'--token'", "'-u", "'-Ua%b'", "TOKEN='a", "b'", "-H", "--header", "-HAuthorization:",
+    "--header=", "X-Api-Key:", "Authorization:Bearer", "http.extraHeader=", "https://tok@h", "git+https://",
+    "HTTP://", "--env=", "HF_TOKEN=", "sig", "Signature", "cookie", "openssl", "-k", "-K", "ldapsearch", "-w",
+    "snmpwalk", "-c", "xfreerdp", "/p:", "ipmi-sensors", "wandb", "login", "htpasswd", "-nb", "-b", "aws", "set",
 ]
 # The secret words with one letter in another case, or swapped for a character that re's IGNORECASE takes for
 # it but str.lower() does not (ſ for s, ı and İ for i, the Kelvin sign for k): looks_secret must agree with re.
@@ -221,6 +288,16 @@ REDACTION_EXAMPLES = [
     "smbclient //s/x -U alice%pw -Ubob%pw --user=c%d && lftp -u alice,pw sftp://h -ua,b:c -U x:y%z",
     "python -u a%b,c ls -u a,b curl -u a%b:c net ads join -U DOM\\admin%pw",
     "lftp -e 'open -u alice,pw h' lftp -c \"open -u a,b h; ls\" samba-tool domain join -U Administrator%pw",
+    "wbinfo -a alice%pw -Kb%c --pam-logon=d%e --pam-logon f%g -u a:b wbinfo -U 1000",
+    "cd /x&&mysql -phunter2; true;sshpass -pw (redis-cli -a pw) $(ldapsearch -wpw) `7z x -pz` |zip -P q",
+    "mysql \"-phunter2\" '--token' x '-ualice:pw' \"--password=a b\" export TOKEN='abc def' -p\" x it's",
+    "sh -c \"export TOKEN='a b' && run\" x 'TOKEN=x cmd arg' app --token 'never closed",
+    "curl -H X-Api-Key:abc -HAuthorization: Bearer x --header=Private-Token:y -H Authorization:Bearer z -H a:b",
+    "git -c http.extraHeader=Authorization: Basic x clone https://tok@github.com/o/r git+HTTPS://t@h ftp://u@h",
+    "docker run --env=HF_TOKEN=abc --export=A=1,TOKEN=x,B x=\"token=y\" k='unclosed",
+    "azcopy https://a/c?sv=1&sig=abc&Signature=x&X-Amz-Signature=y --sigma=1 Cookie: s=1",
+    "openssl enc -k pw -K hex -keyout f ipmitool -k kg -y hex snmpwalk -c public -Cc xfreerdp /p:pw /gp:x",
+    "wandb login KEY && python x htpasswd -nbB a b;ls aws configure set aws_secret_access_key X rclone config",
 ]
 
 

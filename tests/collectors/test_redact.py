@@ -52,6 +52,79 @@ R = REDACTED
     (["lftp", "-e", "open -u alice,hunter2 sftp://h; mirror"], f"lftp -e open -u alice,{R} sftp://h; mirror"),
     (["python3", "/usr/bin/samba-tool", "domain", "join", "x", "-U", "Administrator%hunter2"],
      f"python3 /usr/bin/samba-tool domain join x -U Administrator%{R}"),
+    # wbinfo's own user%password flags (they leaked; its --authenticate= and --krb5auth= look like secrets)
+    (["wbinfo", "-a", "alice%hunter2"], f"wbinfo -a alice%{R}"),
+    (["wbinfo", "-aalice%hunter2", "-K", "bob%pw", "--pam-logon=carol%pw"],
+     f"wbinfo -aalice%{R} -K bob%{R} --pam-logon=carol%{R}"),
+    (["winexe", "-U", "DOM/admin%hunter2", "//h", "cmd"], f"winexe -U DOM/admin%{R} //h cmd"),
+    # a program named right after a shell operator in its word (they leaked: the word was /x&&mysql)
+    (["sh", "-c", "cd /x&&mysql -phunter2 db"], f"sh -c cd /x&&mysql -p{R} db"),
+    (["bash", "-c", "true;mysql -phunter2"], f"bash -c true;mysql -p{R}"),
+    (["sh", "-c", "(mysql -phunter2)"], f"sh -c (mysql -p{R}"),
+    (["sh", "-c", "echo $(mysql -phunter2 -e 'select 1')"], f"sh -c echo $(mysql -p{R} -e 'select 1')"),
+    (["sh", "-c", "x|sshpass -phunter2 ssh h"], f"sh -c x|sshpass -p{R} ssh h"),
+    (["sh", "-c", "cd /tmp;lftp -u alice,hunter2 h"], f"sh -c cd /tmp;lftp -u alice,{R} h"),
+    (["sh", "-c", "cd /s&&smbclient //fs/x -U alice%hunter2"], f"sh -c cd /s&&smbclient //fs/x -U alice%{R}"),
+    # flags in quotes inside one argument, and quoted values holding spaces (they leaked)
+    (["sh", "-c", "mysql \"-phunter2\" db"], f"sh -c mysql \"-p{R} db"),
+    (["sh", "-c", "curl '-ualice:hunter2' h"], f"sh -c curl '-ualice:{R} h"),
+    (["sh", "-c", "smbclient //fs/x '-Ualice%hunter2'"], f"sh -c smbclient //fs/x '-Ualice%{R}"),
+    (["sh", "-c", "app '--token' abc"], f"sh -c app '--token' {R}"),
+    (["sh", "-c", "export TOKEN='abc def' && run"], f"sh -c export TOKEN={R} {R} && run"),
+    (["sh", "-c", "app --password=\"a b c\" -v"], f"sh -c app --password={R} {R} {R} -v"),
+    (["sh", "-c", "app --token 'abc def' h"], f"sh -c app --token {R} {R} h"),
+    (["sh", "-c", "curl -u 'alice:pw with space' h"], f"sh -c curl -u 'alice:{R} {R} {R} h"),
+    (["sh", "-c", "mysql -p'a b' db"], f"sh -c mysql -p{R} {R} db"),
+    (["sh", "-c", "curl --header 'Authorization: Bearer abc' h"], f"sh -c curl --header 'Authorization: Bearer {R} h"),
+    (["sh", "-c", "curl -H \"X-Api-Key: abc\" h"], f"sh -c curl -H \"X-Api-Key: {R} h"),
+    # headers written into an option or setting, or with no space after the colon (they leaked)
+    (["curl", "-HAuthorization: Bearer abc", "h"], f"curl -HAuthorization: Bearer {R} h"),
+    (["curl", "--header=Private-Token: abc", "h"], f"curl --header=Private-Token: {R} h"),
+    (["git", "-c", "http.extraHeader=Authorization: Basic abc", "fetch"],
+     f"git -c http.extraHeader=Authorization: Basic {R} fetch"),
+    (["curl", "-H", "X-Api-Key:abc", "-H", "Authorization:Bearer xyz", "h"],
+     f"curl -H X-Api-Key:{R} -H Authorization:Bearer {R} h"),
+    (["curl", "-HAuthorization:token", "xyz", "h"], f"curl -HAuthorization:token {R} h"),
+    (["curl", "-H", "Cookie: session=abc", "h"], f"curl -H Cookie: {R} h"),  # cookie: a secret word too
+    # http(s) URLs whose user is a token, with no password (they leaked)
+    (["git", "clone", "https://ghp_abc123@github.com/o/r"], f"git clone https://{R}@github.com/o/r"),
+    (["pip", "install", "git+https://tok@gitlab.example/o/r.git@v1"], f"pip install git+https://{R}@gitlab.example/o/r.git@v1"),
+    # a secret assignment inside another's value (they leaked)
+    (["docker", "run", "--env=HF_TOKEN=abc", "img"], f"docker run --env=HF_TOKEN={R} img"),
+    (["sbatch", "--export=HF_TOKEN=abc,ALL", "job.sh"], f"sbatch --export=HF_TOKEN={R},ALL job.sh"),
+    (["kubectl", "create", "secret", "generic", "s", "--from-literal=password=pw"],
+     f"kubectl create secret generic s --from-literal=password={R}"),
+    # a signed URL's signature (Azure SAS, S3, CloudFront) (they leaked)
+    (["azcopy", "copy", "https://a.blob.core.windows.net/c?sv=2022-11-02&sr=c&sig=abc%2Bd", "/data"],
+     f"azcopy copy https://a.blob.core.windows.net/c?sv=2022-11-02&sr=c&sig={R} /data"),
+    (["wget", "https://b.s3.amazonaws.com/x?X-Amz-Date=1&X-Amz-Signature=abc"],
+     f"wget https://b.s3.amazonaws.com/x?X-Amz-Date=1&X-Amz-Signature={R}"),
+    # more programs' password flags (they leaked)
+    (["ldapsearch", "-x", "-D", "cn=admin,dc=x", "-w", "hunter2", "-b", "dc=x"],
+     f"ldapsearch -x -D cn=admin,dc=x -w {R} -b dc=x"),
+    (["ldapmodify", "-whunter2"], f"ldapmodify -w{R}"),
+    (["ldappasswd", "-w", "pw", "-a", "old", "-s", "new", "uid=a"], f"ldappasswd -w {R} -a {R} -s {R} uid=a"),
+    (["snmpwalk", "-v3", "-u", "mon", "-A", "authpw", "-X", "privpw", "pdu1"],
+     f"snmpwalk -v3 -u mon -A {R} -X {R} pdu1"),
+    (["snmpget", "-v2c", "-c", "s3cret", "sw1", "sysUpTime.0"], f"snmpget -v2c -c {R} sw1 sysUpTime.0"),
+    (["ipmi-sensors", "-h", "bmc1", "-u", "admin", "-phunter2"], f"ipmi-sensors -h bmc1 -u admin -p{R}"),
+    (["ipmitool", "-I", "lanplus", "-k", "gkey", "-P", "pw"], f"ipmitool -I lanplus -k {R} -P {R}"),
+    (["racadm", "-r", "idrac1", "-u", "root", "-pcalvin", "getsysinfo"], f"racadm -r idrac1 -u root -p{R} getsysinfo"),
+    (["sqlcmd", "-S", "db1", "-U", "sa", "-P", "hunter2"], f"sqlcmd -S db1 -U sa -P {R}"),
+    (["mosquitto_sub", "-h", "mq", "-u", "u", "-P", "hunter2", "-t", "x"], f"mosquitto_sub -h mq -u u -P {R} -t x"),
+    (["ssh-keygen", "-p", "-P", "old", "-N", "new", "-f", "k"], f"ssh-keygen -p -P {R} -N {R} -f k"),
+    (["xfreerdp", "/u:alice", "/p:hunter2", "/v:h"], f"xfreerdp /u:alice /p:{R} /v:h"),
+    (["openssl", "enc", "-aes-256-cbc", "-k", "hunter2", "-in", "f"], f"openssl enc -aes-256-cbc -k {R} -in f"),
+    # secrets given as plain arguments after a program's word (they leaked)
+    (["wandb", "login", "0123abcd"], f"wandb login {R}"),
+    (["wandb", "login", "--relogin", "0123abcd"], f"wandb login --relogin {R}"),
+    (["htpasswd", "-b", "/etc/htpasswd", "alice", "hunter2"], f"htpasswd -b {R} {R} {R}"),
+    (["htpasswd", "-nbB", "alice", "hunter2"], f"htpasswd -nbB {R} {R}"),
+    (["aws", "configure", "set", "aws_secret_access_key", "abc"], f"aws configure set {R} {R}"),
+    (["vault", "login", "s.abc"], f"vault login {R}"),
+    (["rabbitmqctl", "change_password", "alice", "hunter2"], f"rabbitmqctl change_password {R} {R}"),
+    (["sh", "-c", "wandb login abc && python train.py"], f"sh -c wandb login {R} && python train.py"),
+    (["sh", "-c", "wandb login abc;python train.py"], f"sh -c wandb login {R};python train.py"),
 ])
 def test_secrets_are_redacted(argv, expected):
     assert redact_argv(argv) == expected
@@ -73,6 +146,20 @@ def test_secrets_are_redacted(argv, expected):
     ["python", "main.py", "-a", "resnet50"],  # -a elsewhere: here the architecture
     ["sort", "-u", "a,b"], ["du", "-u", "50%"],  # , and % join a password only after lftp and Samba's tools
     ["smbclient", "//fs/share", "-U", "alice"],  # a user without a password
+    ["wbinfo", "-u"], ["wbinfo", "-U", "1000"],  # list users, uid to sid: no %
+    ["sh", "-c", "cd /scratch/run && make -j8 && ./train;echo done"],  # a shell operator before no program
+    ["sh", "-c", "echo it's 'a b' \"c d\" && ls -la"],  # quotes around no secret
+    ["sh", "-c", "(cd /x && zip -r out.zip .)"],
+    ["git", "clone", "https://github.com/o/r.git"], ["git", "clone", "ssh://git@github.com/o/r"],
+    ["pip", "install", "git+https://github.com/o/r@v1.0"],  # @ after the host: a revision
+    ["curl", "-H", "Accept: application/json", "-H", "Content-Type:text/plain", "https://h/"],
+    ["dockerd", "-H", "unix:///var/run/docker.sock"],
+    ["docker", "run", "--env=CUDA_VISIBLE_DEVICES=0", "-e", "NCCL_DEBUG=INFO", "img"],
+    ["python", "train.py", "--sigma=0.5", "--signal", "x"],  # sig counts only as a whole name
+    ["openssl", "req", "-new", "-nodes", "-kdf", "x"],  # openssl's -k is an option of its own
+    ["htpasswd", "-c", "/etc/htpasswd", "alice"],  # without -b the password is asked for
+    ["ldapsearch", "-x", "-b", "dc=x", "uid=alice"], ["snmpwalk", "-v2c", "-Cc", "h"],
+    ["wandb", "agent", "team/proj/sweep"], ["aws", "s3", "cp", "s3://b/keys.json", "/data/"],
 ])
 def test_ordinary_commands_are_kept(argv):
     assert redact_argv(argv) == " ".join(argv)
@@ -84,6 +171,14 @@ def test_a_command_string_keeps_its_spacing():
 
 def test_a_quoted_program_in_a_command_string_is_still_the_program():
     assert redact_command("sh -c 'mysql -phunter2'") == f"sh -c 'mysql -p{R}"
+
+
+def test_a_quoted_value_is_hidden_up_to_its_closing_quote_only():
+    """A hidden value that opens a quote hides the words up to the one that closes it (each kind of quote
+    counted apart, so a ' inside "..." counts too), and a quote that a hidden value closes hides nothing more."""
+    assert redact_command("sh -c \"export TOKEN='a b  c' && run\" x") == f"sh -c \"export TOKEN={R} {R}  {R} && run\" x"
+    assert redact_command("sh -c 'mysql -phunter2' && ls -l") == f"sh -c 'mysql -p{R} && ls -l"
+    assert redact_command("app --token 'never closed") == f"app --token {R} {R}"
 
 
 def test_secret_flag_at_the_end_hides_nothing_and_does_not_fail():
