@@ -29,7 +29,7 @@ from typing import Callable
 
 from . import __version__, playbook_launcher, ssh_warmup
 from .files import remove_stale
-from .inventory import ANSIBLE_CFG, with_vault_hint
+from .inventory import ANSIBLE_CFG, not_found, with_vault_hint
 from .playbook_launcher import CACHE_ENV
 from .settings import PROJECT_DIR, Settings
 from .spool import Spool
@@ -106,7 +106,7 @@ def inventory_hosts(inventory: Path, limit: str | None = None, ordered: bool = F
     from .inventory import InventoryError, host_names, open_inventory
 
     if not inventory.exists():
-        raise CollectUsageError(f"inventory not found: {inventory}")
+        raise CollectUsageError(not_found(inventory))
     try:
         manager, _ = open_inventory(inventory, limit)
     except InventoryError as e:
@@ -260,7 +260,7 @@ def usable_inventory(settings: Settings, inventory: Path | None, limit: str | No
 
     inventory = Path(inventory or settings.path("collect", "inventory")).resolve()
     if not inventory.exists():
-        raise CollectUsageError(f"inventory not found: {inventory}")
+        raise CollectUsageError(not_found(inventory))
     missing = missing_limit_file(limit)
     if missing:
         raise CollectUsageError(missing)

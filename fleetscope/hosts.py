@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .files import write_atomic
+from .inventory import not_found
 
 SECTION = re.compile(r"^\s*\[([^\]]+)\]\s*(?:[#;].*)?$")
 NAME_OK = re.compile(r"^[A-Za-z0-9_.:\[\]-]+$")  # a host name or pattern-free address, as Ansible reads it
@@ -120,7 +121,7 @@ def _editing(path: Path, must_exist: bool = True):
                          f"scripts and folders by hand)")
     if not real.exists():
         if must_exist:
-            raise HostsError(f"inventory not found: {path}")
+            raise HostsError(not_found(path))
     elif not os.access(real, os.W_OK):
         raise HostsError(f"{real} is not writable by this user")
     # the lock is on the folder: no lock file to create, own, or be led elsewhere by a symlink

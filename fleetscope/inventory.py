@@ -87,6 +87,15 @@ def _prepare_ansible(loader) -> None:
     loader.set_vault_secrets(_vault[0])
 
 
+def not_found(inventory) -> str:
+    """What to say of an inventory path that is not there; a comma-separated host list (``-i 'gpu01,gpu02,'``,
+    which ansible-playbook takes) is named as such: fleetscope keeps per-inventory state, and takes files."""
+    said = f"inventory not found: {inventory}"
+    if "," in Path(inventory).name:
+        said += " (a comma-separated host list is not taken: put the hosts in an inventory file, or use --limit)"
+    return said
+
+
 def missing_limit_file(limit: Optional[str]) -> Optional[str]:
     """Why a ``--limit @file`` cannot be read (Ansible's own message names the inventory and shows the path
     as bytes), or None."""
@@ -101,7 +110,7 @@ def open_inventory(inventory: Path, limit: Optional[str] = None):
     an empty inventory) or the limit cannot be read (``@file``)."""
     inventory = Path(inventory)
     if not inventory.exists():
-        raise InventoryError(f"inventory not found: {inventory}")
+        raise InventoryError(not_found(inventory))
     missing = missing_limit_file(limit)
     if missing:
         raise InventoryError(missing)

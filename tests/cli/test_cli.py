@@ -213,6 +213,8 @@ def test_missing_inventory_exits_2(run_fleetscope, tmp_path):
     check = run_fleetscope("hosts", "check", "--data", str(tmp_path / "data"), "-i", str(tmp_path / "nope.ini"))
     assert check.returncode == 2 and "inventory not found" in check.stderr, check.stderr
     assert not (tmp_path / "data").exists()  # nor does hosts check's (Ansible's temporary folder made it)
+    listed = run_fleetscope("collect", "--data", str(tmp_path / "data"), "-i", "gpu01,gpu02,")  # as -i takes it
+    assert listed.returncode == 2 and "a comma-separated host list is not taken" in listed.stderr, listed.stderr
 
 
 def test_bad_settings_exit_2(run_fleetscope, tmp_path):
