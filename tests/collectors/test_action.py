@@ -352,3 +352,14 @@ def test_ssh_that_broke_the_pipe_before_saying_why_is_asked_for_its_reason_with_
     module, action = _action_with(conn := _Connection({"rc": 127, "stdout": ""}, {"rc": 0, "stdout": "{}"}))
     assert action._execute("python3", 45, b"")["rc"] == 0
     assert conn.commands == [module.host_command("python3", 45), module.host_command("python3", None)]
+
+
+def test_exit_127_names_python_only_where_the_shell_says_it_is_python_that_is_missing():
+    """Real-setups review: a missing sudo (become set in the inventory) read "/usr/bin/python3 not found on the
+    host: /bin/sh: 1: sudo: not found"."""
+    answer = _action_module()._answer
+    said = answer("/usr/bin/python3", {"rc": 127, "stdout": "", "stderr": "/bin/sh: 1: /usr/bin/python3: not found\n"})
+    assert said["msg"] == "/usr/bin/python3 not found on the host: /bin/sh: 1: /usr/bin/python3: not found"
+    said = answer("/usr/bin/python3", {"rc": 127, "stdout": "", "stderr": "/bin/sh: 1: sudo: not found\n"})
+    assert said["msg"] == "a command was not found on the host (exit 127): /bin/sh: 1: sudo: not found"
+    assert answer("/usr/bin/python3", {"rc": 127})["msg"] == "/usr/bin/python3 not found on the host"

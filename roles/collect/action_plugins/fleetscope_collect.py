@@ -428,7 +428,9 @@ def _answer(python: str, res: dict) -> dict:
                 f"the host printed lines besides the collector's answer: {shown!r}")
         return answer
     last = (stderr.strip().splitlines() or [""])[-1]
-    if rc == 127:
+    if rc == 127 and last and python not in last:  # another command: a become or wrapper program, say
+        msg = f"a command was not found on the host (exit 127): {last}"
+    elif rc == 127:
         msg = f"{python} not found on the host: {last}" if last else f"{python} not found on the host"
     elif stdout.strip():
         msg = f"the collector's output is not a JSON result (rc {rc}): {stdout.strip()[:200]!r}"
