@@ -85,27 +85,27 @@ def _parse_check(path: Path, text: str) -> None:
 
 
 def _looks_ini(path: Path) -> bool:
-    """Whether an inventory file without a telling suffix reads as INI: not a script (executable, or #!), and
-    its first line that is not blank or a comment is no YAML or JSON (``---``, ``{``, ``all:``, ``plugin: x``;
-    an INI host line's ``name:port`` has no ``: `` before its variables)."""
+    """Whether an inventory file reads as INI: a ``.ini`` file does; another is no script (``#!``, or a
+    program) and its first line that is not blank or a comment is no YAML or JSON (``---``, ``{``, ``all:``,
+    ``plugin: x``), comments after it left out (``[gpu]  # rack: 7``; an INI host line's ``name:port`` has no
+    ``: `` before its variables). The execute bit says nothing: a file copied from a share may have it."""
+    if path.suffix.lower() == ".ini":
+        return True
     try:
-        if path.is_file() and os.access(path, os.X_OK):
-            return False
         with open(path, "rb") as f:
-            head = f.read(65536).decode("utf-8", "replace")
-    except FileNotFoundError:
-        return True  # a new inventory: add writes INI
-    except OSError:
-        return True  # said by the edit itself (not writable, ...)
-    if head.startswith("#!"):
+            head = f.read(65536)
+    except OSError:  # a new inventory (add writes INI), or said by the edit itself (not writable, ...)
+        return True
+    if head.startswith((b"#!", b"\x7fELF")):
         return False
-    for line in head.splitlines():
-        line = line.strip()
+    for raw in head.decode("utf-8", "replace").splitlines():
+        line = raw.strip()
         if not line or line.startswith(("#", ";")):
             continue
+        line = re.split(r"\s[#;]", line, maxsplit=1)[0].rstrip()  # an INI comment after the line's content
         before_vars = line.split("=", 1)[0]
-        return not (line == "---" or line.startswith(("{", "[{", "- ")) or line.endswith(":")
-                    or ": " in before_vars)
+        return not (line == "---" or line.startswith(("{", "[{", "- ")) or (line.endswith(":") and "[" not in line
+                    and line.count(":") == 1) or ": " in before_vars)
     return True
 
 
@@ -245,7 +245,7 @@ def remove_host(path: Path, name: str) -> int:
 def list_hosts(path: Path) -> list[dict]:
     """Each host as Ansible resolves it (templates, vault-encrypted values where the password is given): name,
     groups, address, port, user, connection, python."""
-    from .inventory import InventoryError, _plain, host_variables, open_inventory, resolved
+    from .inventory import TEMPLATE_BUDGET_S, InventoryError, _plain, host_variables, open_inventory, resolved
 
     try:
         manager, loader = open_inventory(path)
@@ -255,10 +255,11 @@ def list_hosts(path: Path) -> list[dict]:
     defaults = {"ansible_host": None, "ansible_port": "", "ansible_user": "", "ansible_connection": "ssh",
                 "ansible_python_interpreter": "auto"}
     out = []
+    budget = [TEMPLATE_BUDGET_S]
     for host, v, templar in hosts:
         shown = {}
         for name, default in defaults.items():
-            value = resolved(v.get(name, default if default is not None else host.name), templar)
+            value = resolved(v.get(name, default if default is not None else host.name), templar, budget)
             shown[name] = "" if value is None else str(_plain(value))
         out.append({
             "host": host.name,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
@@ -42,9 +43,12 @@ def foreign_ansible_config() -> Optional[str]:
     """The user's ANSIBLE_CONFIG where it names another file than fleetscope's, which Ansible then does not
     read (collect.runner_env), else None."""
     given = os.environ.get("ANSIBLE_CONFIG")
-    if not given or Path(os.path.expanduser(given)).resolve() == ANSIBLE_CFG:
+    if not given:
         return None
-    return given
+    path = Path(os.path.expanduser(given))
+    if path.is_dir():  # Ansible reads its ansible.cfg
+        path = path / "ansible.cfg"
+    return None if path.resolve() == ANSIBLE_CFG else given
 
 
 #: The vault secrets read once per process ([(vault id, secret)]), or the error reading them raised.
@@ -53,12 +57,19 @@ _loader_ready: List[bool] = []  # the collections' plugin loader is set up in th
 
 
 def _names_a_plugin(inventory: Path, most: int = 200) -> bool:
-    """Whether a file of ``inventory`` (the file, or those of the folder, group_vars/ and host_vars/ left out)
-    configures an inventory plugin: a line that starts with ``plugin:`` in its first 4 KiB."""
-    files = [inventory] if not inventory.is_dir() else [
-        f for f in sorted(inventory.rglob("*"))[:most * 5]
-        if f.is_file() and not {"group_vars", "host_vars"} & set(f.relative_to(inventory).parts)][:most]
-    for path in files:
+    """Whether a file of ``inventory`` (the file, or the YAML files of the folder and its subfolders, leaving
+    out group_vars/, host_vars/ and hidden folders such as .git/) configures an inventory plugin: a line that
+    starts with ``plugin:`` in its first 4 KiB. At most ``most`` files are read."""
+    if not inventory.is_dir():
+        files = [inventory]
+    else:
+        files = []
+        for top, folders, names in os.walk(inventory):
+            folders[:] = sorted(f for f in folders if f not in ("group_vars", "host_vars") and not f.startswith("."))
+            files += [Path(top, n) for n in sorted(names) if n.endswith((".yml", ".yaml", ".config"))]
+            if len(files) >= most:
+                break
+    for path in files[:most]:
         try:
             with open(path, "rb") as f:
                 head = f.read(4096)
@@ -205,13 +216,33 @@ def _plain(value: Any) -> Any:
 ENCRYPTED = "(vault-encrypted)"
 
 
-def resolved(value: Any, templar) -> Any:
+#: Templates that call out (a lookup: a command, a secret store, DNS) are shown as written: a report must not
+#: run them, without a time limit, every time it is built.
+CALLS_OUT = ("lookup(", "query(", "q(")
+#: The most seconds one reading of an inventory spends resolving templates (0.9 ms each with ansible-core
+#: 2.19: 3,000 hosts with a templated address and column took 8 s more); the rest are shown as written.
+TEMPLATE_BUDGET_S = 2.0
+
+
+def resolved(value: Any, templar, budget: Optional[List[float]] = None) -> Any:
     """``value`` with its Jinja2 templates resolved as Ansible resolves them for the host (``templar`` holds
-    the host's variables: ``ansible_host: "10.0.0.{{ n }}"``), else as it is."""
+    the host's variables: ``ansible_host: "10.0.0.{{ n }}"``), else as it is: where it calls out (CALLS_OUT),
+    fails (an undefined variable), or ``budget`` ([seconds left], shared by the caller's values) is spent."""
+    if not isinstance(value, str) or (budget is not None and budget[0] <= 0):
+        return value
     try:
-        return templar.template(value) if isinstance(value, str) and templar.is_possibly_template(value) else value
+        if not templar.is_possibly_template(value) or any(call in value for call in CALLS_OUT):
+            return value
+    except Exception:  # noqa: BLE001 - a vault-encrypted value, say: _plain says so
+        return value
+    began = time.monotonic()
+    try:
+        return templar.template(value)
     except Exception:  # noqa: BLE001 - an undefined variable, an error in the template: shown as written
         return value
+    finally:
+        if budget is not None:
+            budget[0] -= time.monotonic() - began
 
 
 def host_vars(inventory: Path, names: Iterable[str]) -> Dict[str, Dict[str, Any]]:
@@ -234,13 +265,14 @@ def read_hosts(inventory: Path, names: Iterable[str] = ()) -> Dict[str, Dict[str
     inventory = Path(inventory)
     manager, loader = open_inventory(inventory)
     out: Dict[str, Dict[str, Any]] = {}
+    budget = [TEMPLATE_BUDGET_S]
     for host, values, templar in host_variables(inventory, manager, loader):
-        address = resolved(values.get("ansible_host"), templar)
+        address = _plain(resolved(values.get("ansible_host"), templar, budget))  # no comparison before: 2.19 decrypts
         groups = sorted({g.name for g in host.get_groups()} - {"all", "ungrouped"})
         out[host.name] = {
-            "address": str(_plain(address)) if address not in (None, "") else clean_text(host.name),
+            "address": str(address) if address not in (None, "") else clean_text(host.name),
             "groups": [clean_text(g) for g in groups],
-            "vars": {n: _plain(resolved(values[n], templar)) for n in wanted if n in values},
+            "vars": {n: _plain(resolved(values[n], templar, budget)) for n in wanted if n in values},
         }
     return out
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import decimal
@@ -82,10 +83,18 @@ def answer(con, statement: str, fmt: str = "table", whole: str = WHOLE) -> str:
     """`statement`'s result, formatted; a query stopped by Ctrl-C raises KeyboardInterrupt. (DuckDB stops it
     and raises RuntimeError("Query interrupted"), or InterruptException: read as an SQL error, the command
     exited 1 with a traceback, and the prompt ended.) Rows are fetched inside: an error can come with them."""
+    with _interruptible():
+        return format_result(con.execute(statement), fmt, whole)
+
+
+@contextlib.contextmanager
+def _interruptible():
+    """DuckDB's word that Ctrl-C stopped a query (InterruptException, or RuntimeError("Query interrupted")) as
+    the KeyboardInterrupt it is."""
     import duckdb
 
     try:
-        return format_result(con.execute(statement), fmt, whole)
+        yield
     except duckdb.InterruptException:
         raise KeyboardInterrupt from None
     except RuntimeError as e:
@@ -182,12 +191,15 @@ def _repl(con, data_dir: Path, stdin, stdout, interactive: bool, stop_on_interru
             if word in (".quit", ".exit"):
                 break
             try:
-                error = _dot_command(con, word, arg.strip(), stdout)
+                with _interruptible():
+                    error = _dot_command(con, word, arg.strip(), stdout)
             except KeyboardInterrupt:  # as a statement's: a person at the prompt goes on, a script stops
                 if stop_on_interrupt():
                     raise
                 print("interrupted", file=sys.stderr)
                 continue
+            except duckdb.Error as e:
+                error = str(e)
             if error:
                 print(f"error: {error}", file=sys.stderr)
                 status = 0 if interactive else 5

@@ -82,6 +82,9 @@ def test_an_inline_vault_value_never_fails_the_report(run_fleetscope, tmp_path):
     encrypted = subprocess.run([ANSIBLE_VAULT, "encrypt_string", "--vault-password-file", str(password), "alice",
                                 "--name", "owner"], check=True, capture_output=True, text=True, cwd=PROJECT).stdout
     owner = "".join(f"          {line}\n" for line in encrypted.strip().splitlines())
+    address = subprocess.run([ANSIBLE_VAULT, "encrypt_string", "--vault-password-file", str(password), "localhost",
+                              "--name", "ansible_host"], check=True, capture_output=True, text=True, cwd=PROJECT)
+    owner += "".join(f"          {line}\n" for line in address.stdout.strip().splitlines())  # review: 2.19
     inventory = tmp_path / "inv.yml"
     inventory.write_text("all:\n  children:\n    gpu:\n      hosts:\n" + local("node1", owner))
     config = tmp_path / "fleetscope.toml"
@@ -93,6 +96,7 @@ def test_an_inline_vault_value_never_fails_the_report(run_fleetscope, tmp_path):
     assert ">alice<" in (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
     report = run_fleetscope("report", "--config", str(config), "-i", str(inventory), "--data", str(data))
     assert report.returncode == 0 and "Traceback" not in report.stderr, report.stderr
+    assert "warning" not in report.stderr, report.stderr  # the other hosts' groups and columns are all there
     page = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
     assert "(vault-encrypted)" in page and "alice" not in page
 
@@ -107,11 +111,18 @@ def test_templated_addresses_and_plugins_named_in_full_read_as_ansible_reads_the
     (inventory / "group_vars" / "gpu.yml").write_text("ansible_host: \"10.0.0.{{ n }}\"\n")
     (inventory / "z.constructed.yml").write_text(
         "plugin: ansible.builtin.constructed\nstrict: false\nkeyed_groups:\n  - key: rack\n    prefix: rack\n")
+    (inventory / "host_vars").mkdir()  # a folder that sorts before the plugin's file, and is large (review)
+    for i in range(1001):
+        (inventory / "host_vars" / f"other{i:04}.yml").write_text("x: 1\n")
+    marker = tmp_path / "ran"  # a lookup is shown as written, never run by a report or a listing
+    (inventory / "a.ini").write_text(f"[gpu]\nnode1 n=7 rack=r1\nnode2 n=8 rack=r2 "
+                                     f"ansible_user=\"{{{{ lookup('pipe', 'touch {marker}') }}}}\"\n")
     listed = run_fleetscope("hosts", "list", "-i", str(inventory))
     assert listed.returncode == 0, listed.stderr
     rows = {line.split("|")[0].strip(): [c.strip() for c in line.split("|")] for line in listed.stdout.splitlines()}
     assert rows["node1"][1:3] == ["gpu,rack_r1", "10.0.0.7"] and rows["node2"][1:3] == ["gpu,rack_r2", "10.0.0.8"]
     assert "Error loading plugin" not in listed.stderr, listed.stderr
+    assert rows["node2"][4].startswith("{{ lookup('pipe'") and not marker.exists()
 
 
 def test_a_yaml_inventory_without_a_suffix_is_not_edited_as_ini(run_fleetscope, tmp_path):
@@ -132,6 +143,12 @@ def test_a_yaml_inventory_without_a_suffix_is_not_edited_as_ini(run_fleetscope, 
     ini.write_text("gpu01:2222 comment='rack: top'\n[gpu]\n")
     assert run_fleetscope("hosts", "add", "gpu02", "-g", "gpu", "-i", str(ini)).returncode == 0  # INI, no suffix
     assert ini.read_text() == "gpu01:2222 comment='rack: top'\n[gpu]\ngpu02\n"
+    # review: INI files the first heuristic refused: a comment holding ": " on the first line, an execute bit
+    commented = tmp_path / "lab2"
+    commented.write_text("[gpu]   # GPU nodes: rack 7\ngpu01  # owner: alice\n")
+    commented.chmod(0o755)  # copied from a share: Ansible reads it as INI all the same
+    assert run_fleetscope("hosts", "add", "gpu02", "-g", "gpu", "-i", str(commented)).returncode == 0
+    assert commented.read_text().endswith("gpu01  # owner: alice\ngpu02\n")
 
 
 def test_a_users_ansible_config_is_named_as_not_read(run_fleetscope, tmp_path):
