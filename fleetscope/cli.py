@@ -189,6 +189,8 @@ def cmd_collect(args) -> int:
                 try:
                     rolled = rollup(settings.data_dir, settings, progress=progress)
                 except Exception as e:  # noqa: BLE001 - the run is stored; the next rollup redoes the work
+                    if progress:  # ends the progress line, if one was shown
+                        print(file=sys.stderr)
                     _say(f"fleetscope collect: rollup failed (the run is stored; the next rollup retries): "
                          f"{type(e).__name__}: {e}")
                     storing_failed = True
@@ -290,7 +292,12 @@ def cmd_rollup(args) -> int:
             stored = ingest_pending(settings.data_dir, keep_spool=settings.get("storage", "keep_spool"))
             for message in stored.rejected + stored.warnings:
                 _say(f"warning: {message}")
-            report = rollup(settings.data_dir, settings, progress=progress)
+            try:
+                report = rollup(settings.data_dir, settings, progress=progress)
+            except BaseException:
+                if progress:  # the error goes on a line of its own, not after the progress line's day
+                    print(file=sys.stderr)
+                raise
     except Busy as e:
         _say(f"fleetscope rollup: {e}; nothing done")
         return EXIT_BUSY
