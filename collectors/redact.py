@@ -130,7 +130,9 @@ def redact_command(command, limit=MAX_COMMAND, seps=":", users=USER_FLAGS):
     ``users``: the user flags, as the words around it say (``lftp -e "open -u alice,pw h"``: the program is
     named outside the string)."""
     parts = _split_spaces(command[:MAX_INPUT])
-    parts[0::2] = _redact_words(parts[0::2], seps, users, spans=True)
+    # the words a line break comes before: a script's next line is another command
+    breaks = frozenset(i // 2 + 1 for i in range(1, len(parts), 2) if "\n" in parts[i])
+    parts[0::2] = _redact_words(parts[0::2], seps, users, spans=True, breaks=breaks)
     return _cap("".join(parts), limit, cut=len(command) > MAX_INPUT)
 
 
@@ -149,10 +151,12 @@ def looks_secret(name):
     return _secret_pattern[0].search(name) is not None
 
 
-def _redact_words(words, seps=":", users=USER_FLAGS, spans=False):
+def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozenset()):
     """The words redacted. ``spans``: they are the words of one command line (split on whitespace), where a
-    quote opened by a hidden value hides the words up to the one that closes it."""
+    quote opened by a hidden value hides the words up to the one that closes it. ``breaks``: the indexes of
+    the words that begin a line (a program's plain secret arguments end there)."""
     out = []
+    single = double = 0  # the parity of the ' and " of the words before this one (speed: kept as it goes)
     pending = False  # the previous word asked for its value to be hidden
     user = False  # the previous word was a user flag (-u/--user): a user:password may follow
     header = False  # the previous word was -H/--header: a Name:value header may follow
@@ -165,7 +169,13 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False):
     # seps: what joins a user flag's user and password: curl's ":", and those of the programs named so far
     # users: the user flags: USER_FLAGS, and those of the programs named so far (PROGRAM_USER_FLAGS)
     span = ""  # spans: the quote that a hidden value opened: the words are hidden until it closes
-    for word in words:
+    for i, word in enumerate(words):
+        before = single, double
+        if spans and ("'" in word or '"' in word):
+            single ^= word.count("'") & 1
+            double ^= word.count('"') & 1
+        if rest and (i in breaks or word[:1] == "-" and _find_first(word, 0, ";&|)`") < len(word)):
+            rest = False  # a new line, or an option that ends with a shell operator (set -x;): another command
         if not word:
             out.append(word)
             continue
@@ -250,16 +260,15 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False):
                 rest = bare in triggers or head[:1] == "-" and head != "--" and any(c in bare for c in letters)
         out.append(new)
         if spans and new != word and ("'" in word or '"' in word):
-            span = _opened_quote(words, len(out) - 1, start if start >= 0 else word.find("=") + 1)
+            span = _opened_quote(word, before, start if start >= 0 else word.find("=") + 1)
     return out
 
 
-def _opened_quote(words, i, start):
-    """The quote (' or ") that words[i] opens from its index start on (it holds an odd number of it, the
-    words before it an even one, each of ' and " counted apart), else ""."""
-    word = words[i]
-    for quote in "'\"":
-        if word.count(quote) % 2 and word.rfind(quote) >= start and not sum(w.count(quote) for w in words[:i]) % 2:
+def _opened_quote(word, before, start):
+    """The quote (' or ") that word opens from its index start on (it holds an odd number of it, the words
+    before it an even one: ``before``, their parities of ' and ", counted apart), else ""."""
+    for quote, odd in zip("'\"", before):
+        if word.count(quote) % 2 and word.rfind(quote) >= start and not odd:
             return quote
     return ""
 
@@ -276,8 +285,8 @@ def _flag_name(word):
     written into an option or setting (-HAuthorization:, --header=X-Api-Key:, http.extraHeader=Authorization:)
     and end in an auth scheme (Authorization:Bearer: its token follows).
 
-    -{1,2}([A-Za-z_][\w.-]*)|(?:-H)?(?:.*=)?([A-Za-z_][\w-]*):(?:AUTH_SCHEMES)?  (the whole word; a scheme in
-    any case)
+    -{1,2}([A-Za-z_][\w.-]*)|(?:-H)?(?:.*=)?['"]*([A-Za-z_][\w-]*):(?:AUTH_SCHEMES)?  (the whole word; a scheme
+    in any case)
     """
     if word.startswith("-"):
         name = word[2:] if word.startswith("--") else word[1:]
@@ -292,7 +301,7 @@ def _flag_name(word):
         if scheme.lower() not in AUTH_SCHEMES:
             return None
         word = head + colon
-    word = word.rpartition("=")[2]
+    word = word.rpartition("=")[2].lstrip("'\"")  # in a command string: --header="Authorization: x", -H'X-Key: x'
     return word[:-1] if _starts_name(word) and _only_word_chars(word[1:-1], "_-") else None
 
 

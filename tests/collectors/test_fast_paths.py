@@ -52,7 +52,7 @@ _OLD_ASSIGNMENT_VALUE = re.compile(r"""("[^"]*"|'[^']*'|[^\s&;,"']+|['"].*)""", 
 _OLD_URL = re.compile(r"([A-Za-z][\w+.-]*://)(?:([^\s:/@?#]+)@|([^\s:/@]*):[^\s@/]*@)")
 _OLD_SECRET_FLAG = re.compile(r"-{1,2}([A-Za-z_][\w.-]*)")
 # a header written into an option or setting, or ending in an auth scheme (its case checked apart): added later
-_OLD_HEADER_WORD = re.compile(r"(?:-H)?(?:.*=)?([A-Za-z_][\w-]*):([^:]*)", re.DOTALL)
+_OLD_HEADER_WORD = re.compile(r"(?:-H)?(?:.*=)?['\"]*([A-Za-z_][\w-]*):([^:]*)", re.DOTALL)
 _OLD_SPACES = re.compile(r"(\s+)")
 # added with the string version's rules for passwords of named programs, and extended since: a program named
 # right after a shell operator in its word, after a quote that opens it
@@ -67,21 +67,25 @@ def _old_redact_argv(argv, limit=_OLD_MAX_COMMAND):
 
 def _old_redact_command(command, limit=_OLD_MAX_COMMAND, seps=":", users=_OLD_USER_FLAGS):
     parts = _OLD_SPACES.split(command)
-    parts[0::2] = _old_redact_words(parts[0::2], seps, users, spans=True)
+    # added with plain secret arguments ending at a line break: the words that begin a line
+    breaks = {i // 2 + 1 for i in range(1, len(parts), 2) if "\n" in parts[i]}
+    parts[0::2] = _old_redact_words(parts[0::2], seps, users, spans=True, breaks=breaks)
     return _old_cap("".join(parts), limit)
 
 
-def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False):
+def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, breaks=()):
     out = []
     pending = user = header = rest = False
     flags, glued, users, triggers, letters = set(), set(), set(users), set(), set()
     # added with quoted values holding spaces: the quotes open before each word, ' and " counted apart
     parity = {"'": 0, '"': 0}
     span = ""
-    for word in words:
+    for i, word in enumerate(words):
         before = dict(parity)
         for quote in parity:
             parity[quote] ^= word.count(quote) % 2
+        if rest and (i in breaks or re.match(r"-.*[;&|)`]", word, re.DOTALL)):
+            rest = False  # added: a new line, or an option ending with a shell operator, is another command
         if not word:
             out.append(word)
             continue

@@ -194,3 +194,26 @@ def test_commands_are_capped():
 def test_redaction_happens_before_the_cap():
     out = redact_argv(["a" * (MAX_COMMAND - 20), "--password=" + "s" * 100])
     assert "s" * 5 not in out
+
+
+def test_plain_secret_arguments_end_with_their_command():
+    """Review: after `wandb login` or `aws ... set`, every later word was hidden up to a shell operator: a
+    script's next line, or an option glued to one (`set -x;`), hid the training command the report is for."""
+    assert redact_argv(["bash", "-c", "aws s3 sync s3://b /data; set -x; python train.py --epochs 10"]) == (
+        "bash -c aws s3 sync s3://b /data; set -x; python train.py --epochs 10")
+    assert redact_argv(["bash", "-c", "wandb login KEY\npython train.py --epochs 10"]) == (
+        "bash -c wandb login <redacted>\npython train.py --epochs 10")
+    assert redact_argv(["wandb", "login", "KEY", "OTHER"]) == "wandb login <redacted> <redacted>"
+
+
+@pytest.mark.parametrize("command", [
+    "curl --header=\"Authorization: token X\" h",
+    "wget --header='Authorization: token X' h",
+    "git -c http.extraHeader=\"Authorization: Bearer X\" clone r",
+    "curl -H\"Authorization: Bearer X\" h",
+])
+def test_a_header_quoted_after_its_option_in_a_command_string_is_hidden(command):
+    """Review: in `sh -c` strings (the shell has not taken the quotes off), a quote after `=` or `-H` hid the
+    header's name, and the token went out as written."""
+    said = redact_argv(["sh", "-c", command])
+    assert "X" not in said.replace("X-", "") and REDACTED in said, said
