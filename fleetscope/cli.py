@@ -728,12 +728,13 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
-#: The commands that run Ansible (with fleetscope's ansible.cfg, not the user's).
-RUNS_ANSIBLE = ("collect", "hosts", "admin")
+#: The commands that run Ansible, or read the inventory through it (with fleetscope's ansible.cfg, not the
+#: user's).
+USES_ANSIBLE = ("collect", "hosts", "admin", "report")
 
 
 def _run(args) -> int:
-    if args.command in RUNS_ANSIBLE:
+    if args.command in USES_ANSIBLE:
         from .inventory import foreign_ansible_config
 
         foreign = foreign_ansible_config()

@@ -283,13 +283,15 @@ def host_variables(inventory: Path, manager, loader, hosts=None):
     decrypt), with VAULT_HINT where a vault secret is missing."""
     from ansible.errors import AnsibleError
     from ansible.template import Templar
+    from ansible.vars.hostvars import HostVars
     from ansible.vars.manager import VariableManager
 
     try:
         variables = VariableManager(loader=loader, inventory=manager)
+        HostVars(manager, variables, loader)  # hostvars[...] in a template, as a play has it (it sets itself up)
         out = []
         for host in manager.get_hosts("all") if hosts is None else hosts:
-            values = variables.get_vars(host=host, include_hostvars=False)
+            values = variables.get_vars(host=host, include_hostvars=True)  # hostvars[...] in templates: no cost
             out.append((host, values, Templar(loader=loader, variables=values)))
         return out
     except AnsibleError as e:

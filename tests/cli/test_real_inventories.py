@@ -116,13 +116,15 @@ def test_templated_addresses_and_plugins_named_in_full_read_as_ansible_reads_the
         (inventory / "host_vars" / f"other{i:04}.yml").write_text("x: 1\n")
     marker = tmp_path / "ran"  # a lookup is shown as written, never run by a report or a listing
     (inventory / "a.ini").write_text(f"[gpu]\nnode1 n=7 rack=r1\nnode2 n=8 rack=r2 "
-                                     f"ansible_user=\"{{{{ lookup('pipe', 'touch {marker}') }}}}\"\n")
+                                     f"ansible_user=\"{{{{ lookup('pipe', 'touch {marker}') }}}}\"\n"
+                                     "node3 ansible_host=\"{{ hostvars['node1'].ansible_host }}\"\n")
     listed = run_fleetscope("hosts", "list", "-i", str(inventory))
     assert listed.returncode == 0, listed.stderr
     rows = {line.split("|")[0].strip(): [c.strip() for c in line.split("|")] for line in listed.stdout.splitlines()}
     assert rows["node1"][1:3] == ["gpu,rack_r1", "10.0.0.7"] and rows["node2"][1:3] == ["gpu,rack_r2", "10.0.0.8"]
     assert "Error loading plugin" not in listed.stderr, listed.stderr
     assert rows["node2"][4].startswith("{{ lookup('pipe'") and not marker.exists()
+    assert rows["node3"][2] == "10.0.0.7"  # through hostvars, as a play resolves it
 
 
 def test_a_yaml_inventory_without_a_suffix_is_not_edited_as_ini(run_fleetscope, tmp_path):
@@ -162,5 +164,8 @@ def test_a_users_ansible_config_is_named_as_not_read(run_fleetscope, tmp_path):
                           env={"ANSIBLE_CONFIG": str(theirs)})
     assert proc.returncode == 0 and "1 hosts: 1 ok" in proc.stdout, proc.stdout + proc.stderr
     assert f"warning: ANSIBLE_CONFIG={theirs} is not read" in proc.stderr
+    report = run_fleetscope("report", "-i", str(inventory), "--data", str(tmp_path / "data"),
+                            env={"ANSIBLE_CONFIG": str(theirs)})  # it reads the inventory with fleetscope's too
+    assert report.returncode == 0 and f"warning: ANSIBLE_CONFIG={theirs} is not read" in report.stderr
     same = run_fleetscope("hosts", "list", "-i", str(inventory), env={"ANSIBLE_CONFIG": str(PROJECT / "ansible.cfg")})
     assert same.returncode == 0 and "warning" not in same.stderr, same.stderr
