@@ -74,7 +74,8 @@ def _parse_check(path: Path, text: str) -> None:
         except Exception as e:  # noqa: BLE001 - as below
             raise HostsError(f"{path} does not parse as it is, before this edit: {e}; fix it by hand first "
                              f"(nothing was changed)") from e
-    with tempfile.NamedTemporaryFile("w", prefix=f".{path.name}.edited-", suffix=".ini", dir=path.parent,
+    # its own suffix, which picks Ansible's parser as the file itself gets it (none: .ini)
+    with tempfile.NamedTemporaryFile("w", prefix=f".{path.name}.edited-", suffix=path.suffix or ".ini", dir=path.parent,
                                      delete=True) as tmp:
         tmp.write(text)
         tmp.flush()
@@ -104,8 +105,8 @@ def _looks_ini(path: Path) -> bool:
             continue
         line = re.split(r"\s[#;]", line, maxsplit=1)[0].rstrip()  # an INI comment after the line's content
         before_vars = line.split("=", 1)[0]
-        return not (line == "---" or line.startswith(("{", "[{", "- ")) or (line.endswith(":") and "[" not in line
-                    and line.count(":") == 1) or ": " in before_vars)
+        return not (line == "---" or line.startswith(("{", "[{", "- ")) or (before_vars.endswith(":") and "[" not in
+                    line and line.count(":") == 1) or ": " in before_vars)
     return True
 
 
@@ -116,7 +117,7 @@ def _editing(path: Path, must_exist: bool = True):
     one's change). Refuses what cannot be edited as INI text, and a file this user may not write (the
     rename that replaces it would go through all the same)."""
     real = Path(os.path.realpath(path))
-    if real.is_dir() or real.suffix.lower() in (".yml", ".yaml", ".json") or not _looks_ini(real):
+    if real.is_dir() or real.suffix.lower() in (".yml", ".yaml", ".json", ".toml") or not _looks_ini(real):
         raise HostsError(f"{path}: only an INI inventory file can be edited (edit YAML inventories, inventory "
                          f"scripts and folders by hand)")
     if not real.exists():

@@ -217,7 +217,8 @@ ENCRYPTED = "(vault-encrypted)"
 
 
 #: Templates that call out (a lookup: a command, a secret store, DNS) are shown as written: a report must not
-#: run them, without a time limit, every time it is built.
+#: run them, without a time limit, every time it is built. These are seen at once; a lookup anywhere else (in a
+#: variable the template names, written with a space) fails when the template asks the loader for it.
 CALLS_OUT = ("lookup(", "query(", "q(")
 #: The most seconds one reading of an inventory spends resolving templates (0.9 ms each with ansible-core
 #: 2.19: 3,000 hosts with a templated address and column took 8 s more); the rest are shown as written.
@@ -235,12 +236,19 @@ def resolved(value: Any, templar, budget: Optional[List[float]] = None) -> Any:
             return value
     except Exception:  # noqa: BLE001 - a vault-encrypted value, say: _plain says so
         return value
+    from ansible.plugins.loader import lookup_loader
+
+    def refuse(name, *args, **kwargs):
+        raise InventoryError(f"lookup {name!r} not run")
+
     began = time.monotonic()
+    lookup_loader.get = refuse  # a lookup anywhere in it, nested variables included, fails the template
     try:
         return templar.template(value)
-    except Exception:  # noqa: BLE001 - an undefined variable, an error in the template: shown as written
+    except Exception:  # noqa: BLE001 - a lookup, an undefined variable, an error in the template: as written
         return value
     finally:
+        del lookup_loader.get  # the loader's own method again
         if budget is not None:
             budget[0] -= time.monotonic() - began
 

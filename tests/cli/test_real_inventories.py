@@ -117,7 +117,10 @@ def test_templated_addresses_and_plugins_named_in_full_read_as_ansible_reads_the
     marker = tmp_path / "ran"  # a lookup is shown as written, never run by a report or a listing
     (inventory / "a.ini").write_text(f"[gpu]\nnode1 n=7 rack=r1\nnode2 n=8 rack=r2 "
                                      f"ansible_user=\"{{{{ lookup('pipe', 'touch {marker}') }}}}\"\n"
-                                     "node3 ansible_host=\"{{ hostvars['node1'].ansible_host }}\"\n")
+                                     "node3 ansible_host=\"{{ hostvars['node1'].ansible_host }}\"\n"
+                                     # second review: a lookup in a variable the template names ran all the same
+                                     f"node4 ansible_host=\"{{{{ addr }}}}\" "
+                                     f"addr=\"{{{{ lookup ('pipe', 'touch {marker}2') }}}}\"\n")
     listed = run_fleetscope("hosts", "list", "-i", str(inventory))
     assert listed.returncode == 0, listed.stderr
     rows = {line.split("|")[0].strip(): [c.strip() for c in line.split("|")] for line in listed.stdout.splitlines()}
@@ -125,6 +128,7 @@ def test_templated_addresses_and_plugins_named_in_full_read_as_ansible_reads_the
     assert "Error loading plugin" not in listed.stderr, listed.stderr
     assert rows["node2"][4].startswith("{{ lookup('pipe'") and not marker.exists()
     assert rows["node3"][2] == "10.0.0.7"  # through hostvars, as a play resolves it
+    assert rows["node4"][2] == "{{ addr }}" and not Path(f"{marker}2").exists()
 
 
 def test_a_yaml_inventory_without_a_suffix_is_not_edited_as_ini(run_fleetscope, tmp_path):
@@ -136,8 +140,10 @@ def test_a_yaml_inventory_without_a_suffix_is_not_edited_as_ini(run_fleetscope, 
     script = tmp_path / "dynamic"
     script.write_text("#!/bin/sh\necho '{}'\n")
     script.chmod(0o755)
+    toml = tmp_path / "inv.toml"  # second review: add appended an INI group to it, which Ansible then refused
+    toml.write_text("[gpu.hosts]\ngpu01 = {}\n")
     for args in (("add", "gpu02"), ("remove", "gpu01")):
-        for path in (inventory, script):
+        for path in (inventory, script, toml):
             proc = run_fleetscope("hosts", *args, "-i", str(path))
             assert proc.returncode == 2 and "only an INI inventory file can be edited" in proc.stderr, proc.stderr
     assert inventory.read_text() == text
