@@ -131,7 +131,9 @@ def redact_command(command, limit=MAX_COMMAND, seps=":", users=USER_FLAGS):
     named outside the string)."""
     parts = _split_spaces(command[:MAX_INPUT])
     # the words a line break comes before: a script's next line is another command
-    breaks = frozenset(i // 2 + 1 for i in range(1, len(parts), 2) if "\n" in parts[i])
+    # (not after a backslash that continues the line: an odd number of them ends the word before)
+    breaks = frozenset(i // 2 + 1 for i in range(1, len(parts), 2) if "\n" in parts[i]
+                       and (len(parts[i - 1]) - len(parts[i - 1].rstrip("\\"))) % 2 == 0)
     parts[0::2] = _redact_words(parts[0::2], seps, users, spans=True, breaks=breaks)
     return _cap("".join(parts), limit, cut=len(command) > MAX_INPUT)
 
@@ -169,12 +171,16 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
     # seps: what joins a user flag's user and password: curl's ":", and those of the programs named so far
     # users: the user flags: USER_FLAGS, and those of the programs named so far (PROGRAM_USER_FLAGS)
     span = ""  # spans: the quote that a hidden value opened: the words are hidden until it closes
+    heredoc = False  # a here-document began while secret arguments were hidden: lines do not end them
     for i, word in enumerate(words):
         before = single, double
         if spans and ("'" in word or '"' in word):
             single ^= word.count("'") & 1
             double ^= word.count('"') & 1
-        if rest and (i in breaks or word[:1] == "-" and _find_first(word, 0, ";&|)`") < len(word)):
+        if rest and word[:2] == "<<":
+            heredoc = True  # vault login - <<EOF: the lines after it are the secret, not the next commands
+        if rest and spans and (i in breaks and not heredoc
+                               or word[:1] == "-" and _find_first(word, 0, ";&|)`") < len(word)):
             rest = False  # a new line, or an option that ends with a shell operator (set -x;): another command
         if not word:
             out.append(word)
@@ -217,7 +223,7 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
             pending = user = header = False
         elif rest and not word.startswith("-"):
             new = REDACTED
-            at = _find_first(word, 0, ";&|)`")
+            at = _find_first(word, 0, ";&|)`") if spans else len(word)  # argv: a character of the secret
             if at < len(word):  # a shell operator ends the command: KEY;next, KEY), &&
                 rest = False
                 new = (new if at else "") + word[at:]

@@ -68,7 +68,8 @@ def _old_redact_argv(argv, limit=_OLD_MAX_COMMAND):
 def _old_redact_command(command, limit=_OLD_MAX_COMMAND, seps=":", users=_OLD_USER_FLAGS):
     parts = _OLD_SPACES.split(command)
     # added with plain secret arguments ending at a line break: the words that begin a line
-    breaks = {i // 2 + 1 for i in range(1, len(parts), 2) if "\n" in parts[i]}
+    breaks = {i // 2 + 1 for i in range(1, len(parts), 2)
+              if "\n" in parts[i] and not re.search(r"(?<!\\)(?:\\\\)*\\\Z", parts[i - 1])}  # not after \
     parts[0::2] = _old_redact_words(parts[0::2], seps, users, spans=True, breaks=breaks)
     return _old_cap("".join(parts), limit)
 
@@ -80,11 +81,13 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
     # added with quoted values holding spaces: the quotes open before each word, ' and " counted apart
     parity = {"'": 0, '"': 0}
     span = ""
+    heredoc = False
     for i, word in enumerate(words):
         before = dict(parity)
         for quote in parity:
             parity[quote] ^= word.count(quote) % 2
-        if rest and (i in breaks or re.match(r"-.*[;&|)`]", word, re.DOTALL)):
+        heredoc = heredoc or (rest and word.startswith("<<"))  # added: the lines after it are the secret
+        if rest and spans and ((i in breaks and not heredoc) or re.match(r"-.*[;&|)`]", word, re.DOTALL)):
             rest = False  # added: a new line, or an option ending with a shell operator, is another command
         if not word:
             out.append(word)
@@ -116,7 +119,7 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
             new = _OLD_REDACTED
             pending = user = header = False
         elif rest and not word.startswith("-"):  # added with secrets as plain arguments
-            m = re.fullmatch(r"([^;&|)`]*)(.*)", word, re.DOTALL)
+            m = re.fullmatch(r"([^;&|)`]*)(.*)" if spans else r"(.*)()", word, re.DOTALL)  # argv: no operators
             new = (_OLD_REDACTED if m.group(1) else "") + m.group(2)
             rest = not m.group(2)
         elif user and not word.startswith("-") and (m := re.fullmatch(rf"([^{seps}]*[{seps}]).*", word, re.DOTALL)):

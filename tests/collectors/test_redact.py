@@ -217,3 +217,14 @@ def test_a_header_quoted_after_its_option_in_a_command_string_is_hidden(command)
     header's name, and the token went out as written."""
     said = redact_argv(["sh", "-c", command])
     assert "X" not in said.replace("X-", "") and REDACTED in said, said
+
+
+def test_plain_secret_arguments_go_on_past_a_continued_line_a_here_document_and_argv_operators():
+    """Second review of the line rule: a backslash continues the command onto the next line; a here-document's
+    lines are its input (`vault login -` reads the token there); in argv, `;&|)` are a secret's characters."""
+    assert redact_argv(["bash", "-c", "aws configure set aws_secret_access_key \\\n  SECRET2"]) == (
+        "bash -c aws configure set <redacted> <redacted>\n  <redacted>")  # the backslash too: the safe error
+    assert "SECRETTOKEN" not in redact_argv(["bash", "-c", "vault login - <<EOF\nhvs.SECRETTOKEN\nEOF"])
+    assert redact_argv(["wandb", "login", "--host=https://h/?a=1&b=2", "KEY"]).endswith(" <redacted>")
+    assert redact_argv(["aws", "configure", "set", "aws_secret_access_key", "SEC;RET"]) == (
+        "aws configure set <redacted> <redacted>")
