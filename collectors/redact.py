@@ -388,8 +388,9 @@ def _hide_assignments(word):
         name = equals  # the name: the [\w.-] characters before "=" (from start on), at least one
         while name > start and _is_word_char(word[name - 1], "_.-"):
             name -= 1
-        end = _value_end(word, equals + 1)
-        if name == equals or end is None or not looks_secret(word[name:equals]):
+        # speed: the value's end only for a secret's name (x=x=x=...: each value runs to the word's end)
+        end = None if name == equals or not looks_secret(word[name:equals]) else _value_end(word, equals + 1)
+        if end is None:
             start = equals + 1
             continue
         out += [word[copied:equals + 1], REDACTED]
