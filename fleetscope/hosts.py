@@ -244,31 +244,21 @@ def remove_host(path: Path, name: str) -> int:
 
 
 def list_hosts(path: Path) -> list[dict]:
-    """Each host as Ansible resolves it (templates, vault-encrypted values where the password is given): name,
-    groups, address, port, user, connection, python."""
-    from .inventory import TEMPLATE_BUDGET_S, InventoryError, _plain, host_variables, open_inventory, resolved
+    """Each host as Ansible resolves it (inventory.read_hosts: templates, vault-encrypted values where the
+    password is given): name, groups, address, port, user, connection, python."""
+    from .inventory import InventoryError, read_hosts
 
+    columns = {"port": ("ansible_port", ""), "user": ("ansible_user", ""), "connection": ("ansible_connection", "ssh"),
+               "python": ("ansible_python_interpreter", "auto")}
     try:
-        manager, loader = open_inventory(path)
-        hosts = host_variables(path, manager, loader, sorted(manager.get_hosts("all"), key=lambda h: h.name))
+        hosts = read_hosts(path, [var for var, _ in columns.values()])
     except InventoryError as e:
         raise HostsError(str(e)) from e
-    defaults = {"ansible_host": None, "ansible_port": "", "ansible_user": "", "ansible_connection": "ssh",
-                "ansible_python_interpreter": "auto"}
     out = []
-    budget = [TEMPLATE_BUDGET_S]
-    for host, v, templar in hosts:
-        shown = {}
-        for name, default in defaults.items():
-            value = resolved(v.get(name, default if default is not None else host.name), templar, budget)
-            shown[name] = "" if value is None else str(_plain(value))
-        out.append({
-            "host": host.name,
-            "groups": ",".join(sorted(g.name for g in host.get_groups() if g.name not in ("all", "ungrouped"))),
-            "address": shown["ansible_host"],
-            "port": shown["ansible_port"],
-            "user": shown["ansible_user"],
-            "connection": shown["ansible_connection"],
-            "python": shown["ansible_python_interpreter"],
-        })
+    for name, info in sorted(hosts.items()):
+        row = {"host": name, "groups": ",".join(info["groups"]), "address": info["address"]}
+        for column, (var, default) in columns.items():
+            value = info["vars"].get(var, default)
+            row[column] = "" if value is None else str(value)
+        out.append(row)
     return out

@@ -285,9 +285,9 @@ def read_hosts(inventory: Path, names: Iterable[str] = ()) -> Dict[str, Dict[str
     return out
 
 
-def host_variables(inventory: Path, manager, loader, hosts=None):
-    """(host, its variables, a Templar over them) for each host of ``manager`` (or ``hosts``), sorted as
-    Ansible lists them. InventoryError where Ansible cannot give them (a group_vars file it cannot read or
+def host_variables(inventory: Path, manager, loader):
+    """(host, its variables, a Templar over them) for each host of ``manager``, in the order Ansible lists
+    them. InventoryError where Ansible cannot give them (a group_vars file it cannot read or
     decrypt), with VAULT_HINT where a vault secret is missing."""
     from ansible.errors import AnsibleError
     from ansible.template import Templar
@@ -298,7 +298,7 @@ def host_variables(inventory: Path, manager, loader, hosts=None):
         variables = VariableManager(loader=loader, inventory=manager)
         HostVars(manager, variables, loader)  # hostvars[...] in a template, as a play has it (it sets itself up)
         out = []
-        for host in manager.get_hosts("all") if hosts is None else hosts:
+        for host in manager.get_hosts("all"):
             values = variables.get_vars(host=host, include_hostvars=True)  # hostvars[...] in templates: no cost
             out.append((host, values, Templar(loader=loader, variables=values)))
         return out
