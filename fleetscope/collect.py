@@ -172,7 +172,7 @@ def classify(event: str, res: dict) -> tuple[str, str]:
         last = detail[-1].strip()
         last = last if len(last) <= MESSAGE_DETAIL else last[:MESSAGE_DETAIL] + "…"  # a line of junk, bounded
         msg = f"{msg}: {last}" if msg else last
-    return "failed", msg or "failed"
+    return "failed", with_vault_hint(msg) or "failed"  # an encrypted ansible_user: Ansible fails the host for it
 
 
 def host_result(event: dict, module: str = MODULE) -> tuple[str, str, dict] | None:
@@ -316,7 +316,6 @@ def _run_collect(settings: Settings, inventory: Path | None, limit: str | None,
         if host not in summary.status or summary.status[host] != "pending":
             return False
         status, message = classify(name, res)
-        message = with_vault_hint(message)  # an encrypted ansible_user, say: Ansible fails the host for it
         seen_python(seen, host, res)
         if unwritable:  # the run is being stopped: nothing more can be kept
             return False
@@ -494,7 +493,7 @@ def _run_collect(settings: Settings, inventory: Path | None, limit: str | None,
         drop_run_files()
         shutil.rmtree(spool.run_dir(summary.run_id), ignore_errors=True)
         raise CollectError(f"Ansible stopped before any of the {len(unanswered)} host(s) answered: "
-                           f"{with_vault_hint(_runner_failure(runner))}")
+                           f"{_runner_failure(runner)}")
     for host in [] if stopped else unanswered:
         summary.status[host] = "timeout" if late else "failed"
         summary.messages[host] = late or _runner_failure(runner)
@@ -662,7 +661,6 @@ def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | 
             return True
         host, name, res = answer
         status, message = classify(name, res)
-        message = with_vault_hint(message)  # an encrypted ansible_user, say: Ansible fails the host for it
         seen_python(seen, host, res)
         row = rows[host]
         row.update(status=status, message=message, ssh="ok" if status != "unreachable" else "failed")
@@ -691,7 +689,7 @@ def check_hosts(settings: Settings, inventory: Path | None = None, limit: str | 
         failure = None
         for row in rows.values():
             if row["status"] == "timeout" and not row["ssh"]:
-                failure = failure or with_vault_hint(_runner_failure(runner))
+                failure = failure or _runner_failure(runner)
                 row.update(status="failed", message=failure)
     drop_unreadable(facts, began - 1)
     try:
@@ -802,14 +800,15 @@ def accounting_since(data_dir: Path) -> dict[str, str]:
 
 
 def _runner_failure(runner) -> str:
-    """The last useful line Ansible printed, for hosts that got no event at all."""
+    """The last useful line Ansible printed, for hosts that got no event at all (with the vault hint where it
+    says a secret is missing)."""
     try:
         lines = [ln.strip() for ln in runner.stdout.read().splitlines() if ln.strip()]
     except Exception:  # noqa: BLE001 - best effort: this only enriches a message
         lines = []
     for line in reversed(lines):
         if "ERROR" in line or "error" in line:
-            return line[:500]
+            return with_vault_hint(line[:500])
     return f"no result from Ansible (runner status {runner.status}, rc {runner.rc})"
 
 
