@@ -120,7 +120,8 @@ def _build_report(settings: Settings, inventory: str | os.PathLike | None = None
     inventory_hosts = None
     path = Path(inventory) if inventory else settings.path("collect", "inventory")
     try:
-        inventory_hosts = read_hosts(path, report["host_columns"])  # address, groups and the columns' vars
+        inventory_hosts = read_hosts(path, report["host_columns"],  # address, groups and the columns' vars
+                                     warn=lambda m: _say(f"warning: {m}"))
     except Exception as e:  # noqa: BLE001 - InventoryError, or whatever else Ansible raised: the report goes on
         what = "report.host_columns left empty" if report["host_columns"] else "no inventory groups and addresses"
         _say(f"warning: {what}: {e if isinstance(e, InventoryError) else f'{type(e).__name__}: {e}'}")

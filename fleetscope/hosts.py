@@ -14,6 +14,7 @@ import fcntl
 import os
 import re
 import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -251,7 +252,8 @@ def list_hosts(path: Path) -> list[dict]:
     columns = {"port": ("ansible_port", ""), "user": ("ansible_user", ""), "connection": ("ansible_connection", "ssh"),
                "python": ("ansible_python_interpreter", "auto")}
     try:
-        hosts = read_hosts(path, [var for var, _ in columns.values()])
+        hosts = read_hosts(path, [var for var, _ in columns.values()],
+                           warn=lambda m: print(f"warning: {m}", file=sys.stderr))
     except InventoryError as e:
         raise HostsError(str(e)) from e
     out = []

@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from .text import clean_text, first_line
 
@@ -228,13 +228,17 @@ TEMPLATE_BUDGET_S = 2.0
 def resolved(value: Any, templar, budget: Optional[List[float]] = None) -> Any:
     """``value`` with its Jinja2 templates resolved as Ansible resolves them for the host (``templar`` holds
     the host's variables: ``ansible_host: "10.0.0.{{ n }}"``), else as it is: where it calls out (CALLS_OUT),
-    fails (an undefined variable), or ``budget`` ([seconds left], shared by the caller's values) is spent."""
-    if not isinstance(value, str) or (budget is not None and budget[0] <= 0):
+    fails (an undefined variable), or ``budget`` ([seconds left, templates left as written], shared by the
+    caller's values) is spent; those are counted in ``budget[1]``."""
+    if not isinstance(value, str):
         return value
     try:
         if not templar.is_possibly_template(value) or any(call in value for call in CALLS_OUT):
             return value
     except Exception:  # noqa: BLE001 - a vault-encrypted value, say: _plain says so
+        return value
+    if budget is not None and budget[0] <= 0:
+        budget[1] += 1
         return value
     from ansible.plugins.loader import lookup_loader
 
@@ -263,17 +267,19 @@ def host_vars(inventory: Path, names: Iterable[str]) -> Dict[str, Dict[str, Any]
     return {host: info["vars"] for host, info in read_hosts(inventory, wanted).items()}
 
 
-def read_hosts(inventory: Path, names: Iterable[str] = ()) -> Dict[str, Dict[str, Any]]:
+def read_hosts(inventory: Path, names: Iterable[str] = (),
+               warn: Optional[Callable[[str], None]] = None) -> Dict[str, Dict[str, Any]]:
     """{host: {"address": ..., "groups": [...], "vars": {name: value}}} for every host of ``inventory``.
 
     ``address`` is the host's ``ansible_host`` as Ansible resolves it, else its inventory name; ``groups`` are
     the groups it is in, parents of its groups included, without ``all`` and ``ungrouped`` (Ansible's
-    ``group_names``), sorted; ``vars`` holds the variables ``names`` the host has (as ``host_vars``)."""
+    ``group_names``), sorted; ``vars`` holds the variables ``names`` the host has (as ``host_vars``).
+    ``warn`` is told how many templates were left as written when TEMPLATE_BUDGET_S ran out."""
     wanted = [str(n) for n in names]
     inventory = Path(inventory)
     manager, loader = open_inventory(inventory)
     out: Dict[str, Dict[str, Any]] = {}
-    budget = [TEMPLATE_BUDGET_S]
+    budget: List[float] = [TEMPLATE_BUDGET_S, 0]
     for host, values, templar in host_variables(inventory, manager, loader):
         address = _plain(resolved(values.get("ansible_host"), templar, budget))  # no comparison before: 2.19 decrypts
         groups = sorted({g.name for g in host.get_groups()} - {"all", "ungrouped"})
@@ -282,6 +288,9 @@ def read_hosts(inventory: Path, names: Iterable[str] = ()) -> Dict[str, Dict[str
             "groups": [clean_text(g) for g in groups],
             "vars": {n: _plain(resolved(values[n], templar, budget)) for n in wanted if n in values},
         }
+    if budget[1] and warn is not None:
+        warn(f"{inventory}: {budget[1]:.0f} templated values are shown as written: resolving templates stops after "
+             f"{TEMPLATE_BUDGET_S:g} s per reading of the inventory; give those hosts plain values")
     return out
 
 

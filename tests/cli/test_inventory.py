@@ -111,6 +111,23 @@ def test_every_host_has_an_address_and_its_groups(tmp_path):
         read_hosts(tmp_path / "nope.ini")
 
 
+def test_templates_left_as_written_when_the_budget_runs_out_are_said(tmp_path, monkeypatch):
+    """Leftover: when the templating budget ran out (thousands of templated hosts), the rest showed as written
+    without a word."""
+    from fleetscope import inventory as inv
+
+    path = tmp_path / "inventory.ini"
+    path.write_text("[gpu]\n" + "".join(f'gpu{i:02} n={i} ansible_host="10.0.0.{{{{ n }}}}" owner="x{{{{ n }}}}"\n'
+                                         for i in range(3)))
+    said = []
+    hosts = read_hosts(path, ["owner"], warn=said.append)
+    assert [h["address"] for h in hosts.values()] == ["10.0.0.0", "10.0.0.1", "10.0.0.2"] and said == []
+    monkeypatch.setattr(inv, "TEMPLATE_BUDGET_S", 0)
+    hosts = read_hosts(path, ["owner"], warn=said.append)
+    assert hosts["gpu01"]["address"] == "10.0.0.{{ n }}" and hosts["gpu01"]["vars"] == {"owner": "x{{ n }}"}
+    assert len(said) == 1 and "6 templated values are shown as written" in said[0] and str(path) in said[0]
+
+
 def test_report_command_passes_every_hosts_address_and_groups(tmp_path, capsys):
     data, site = tmp_path / "data", tmp_path / "site"
     at = datetime(2026, 11, 23, 9, 0)
