@@ -58,14 +58,21 @@ _loader_ready: List[bool] = []  # the collections' plugin loader is set up in th
 
 def _names_a_plugin(inventory: Path, most: int = 200) -> bool:
     """Whether a file of ``inventory`` (the file, or the YAML files of the folder and its subfolders, leaving
-    out group_vars/, host_vars/ and hidden folders such as .git/) configures an inventory plugin: a line that
-    starts with ``plugin:`` in its first 4 KiB. At most ``most`` files are read."""
+    out group_vars/, host_vars/ and hidden folders such as .git/; symlinked folders followed, as Ansible follows
+    them, each once) configures an inventory plugin: a line that starts with ``plugin:`` in its first 4 KiB.
+    At most ``most`` files are read."""
     if not inventory.is_dir():
         files = [inventory]
     else:
         files = []
-        for top, folders, names in os.walk(inventory):
+        seen = {os.path.realpath(inventory)}
+        for top, folders, names in os.walk(inventory, followlinks=True):
             folders[:] = sorted(f for f in folders if f not in ("group_vars", "host_vars") and not f.startswith("."))
+            for folder in list(folders):  # a link back up (or to a folder already read) is read once
+                real = os.path.realpath(os.path.join(top, folder))
+                if real in seen:
+                    folders.remove(folder)
+                seen.add(real)
             files += [Path(top, n) for n in sorted(names) if n.endswith((".yml", ".yaml", ".config"))]
             if len(files) >= most:
                 break

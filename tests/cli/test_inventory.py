@@ -169,3 +169,19 @@ def test_an_inventory_with_bytes_that_are_not_utf8_or_bidi_controls_still_render
     assert proc.returncode == 0, proc.stderr
     row = hosts_table(site / "index.html")["gpu01"]
     assert (row["owner"], row["room"]) == ("caf\ufffd", "B\ufffd2")
+
+
+def test_a_plugin_file_in_a_symlinked_subfolder_is_found_and_link_loops_end(tmp_path):
+    """Leftover: a plugin file inside a symlinked subfolder of an inventory folder was not looked for, while
+    Ansible follows the link (its groups were then lost to the report). A link back up is read once."""
+    from fleetscope.inventory import _names_a_plugin
+
+    shared, inventory = tmp_path / "shared", tmp_path / "inv"
+    shared.mkdir()
+    (shared / "groups.yml").write_text("plugin: ansible.builtin.constructed\n")
+    (inventory / "sub").mkdir(parents=True)
+    (inventory / "hosts.ini").write_text("[gpu]\nnode1\n")
+    (inventory / "sub" / "up").symlink_to(inventory)  # a loop
+    assert not _names_a_plugin(inventory)
+    (inventory / "sub" / "shared").symlink_to(shared)
+    assert _names_a_plugin(inventory)
