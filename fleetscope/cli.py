@@ -220,7 +220,8 @@ def cmd_collect(args) -> int:
         _say(f"warning: {message}")
     counts = summary.counts()
     line = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-    print(f"run {summary.run_id}: {len(summary.hosts)} hosts: {line or 'none'}")
+    hosts = len(summary.hosts)
+    print(f"run {summary.run_id}: {hosts} host{'' if hosts == 1 else 's'}: {line or 'none'}")
     for host in summary.hosts:
         if summary.status[host] != "ok":
             print(f"  {host}: {summary.status[host]}: {one_line(summary.messages.get(host, ''))}")

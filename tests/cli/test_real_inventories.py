@@ -168,7 +168,7 @@ def test_a_users_ansible_config_is_named_as_not_read(run_fleetscope, tmp_path):
     inventory.write_text("all:\n  hosts:\n" + local("node1")[4:])
     proc = run_fleetscope("collect", "-i", str(inventory), "--data", str(tmp_path / "data"), "--no-report",
                           env={"ANSIBLE_CONFIG": str(theirs)})
-    assert proc.returncode == 0 and "1 hosts: 1 ok" in proc.stdout, proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "1 host: 1 ok" in proc.stdout, proc.stdout + proc.stderr
     assert f"warning: ANSIBLE_CONFIG={theirs} is not read" in proc.stderr
     report = run_fleetscope("report", "-i", str(inventory), "--data", str(tmp_path / "data"),
                             env={"ANSIBLE_CONFIG": str(theirs)})  # it reads the inventory with fleetscope's too
