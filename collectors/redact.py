@@ -55,8 +55,12 @@ SHORT_SECRET_FLAGS = ("-p",)  # mysql/sshpass style; a redacted port number is h
 AUTH_SCHEMES = ("bearer", "basic", "token", "digest")
 USER_FLAGS = ("-u", "--user", "-U", "--proxy-user")  # curl's user:password
 HEADER_FLAGS = ("-H", "--header")  # curl's and wget's: a header "Name: value" follows
-#: A program named right after one of these in a word still counts (cd /x&&mysql, true;mysql, $(mysql, |sshpass)
-SHELL_OPERATORS = ";&|(`"
+#: A program named right after one of these in a word still counts (cd /x&&mysql, true;mysql, $(mysql, |sshpass,
+#: and an option's value: sbatch --wrap=mysql)
+SHELL_OPERATORS = ";&|(`="
+#: What may open a word before a flag's or program's name: quotes, and quotes escaped inside a shell string
+#: (ssh h 'bash -c "curl -H \\"X-Api-Key: k\\""', shlex.quote's '\\'')
+QUOTES = "'\"\\"
 #: Programs with a short flag that takes a password, written into it (mysql -phunter2) or as the next word
 #: (ipmitool -P hunter2), and those flags. They count only after a word naming one (its file name, exactly),
 #: since elsewhere these flags are mostly something else (gcc -pthread, mkdir -pv, scp -P 2222, rsync -P).
@@ -117,11 +121,12 @@ def redact_argv(argv, limit=MAX_COMMAND):
     characters only (then "...")."""
     words, room = [], MAX_INPUT
     for word in argv:
-        if room <= 0:
+        if len(word) > room:  # the word the cut goes through is left out: its rules need its end (://user:pw@)
+            words += [_whole_words(word, room)] if room > 0 and word[:room].split() != [word[:room]] else []
             return _cap(" ".join(_redact_words(words)), limit, cut=True)
-        words.append(word[:room])
+        words.append(word)
         room -= len(word) + 1
-    return _cap(" ".join(_redact_words(words)), limit, cut=room < 0)
+    return _cap(" ".join(_redact_words(words)), limit)
 
 
 def redact_command(command, limit=MAX_COMMAND, seps=":", users=USER_FLAGS):
@@ -129,7 +134,7 @@ def redact_command(command, limit=MAX_COMMAND, seps=":", users=USER_FLAGS):
     one, its first MAX_INPUT characters only. ``seps``: what joins a user flag's user and password, and
     ``users``: the user flags, as the words around it say (``lftp -e "open -u alice,pw h"``: the program is
     named outside the string)."""
-    parts = _split_spaces(command[:MAX_INPUT])
+    parts = _split_spaces(_whole_words(command, MAX_INPUT))
     # the words a line break comes before: a script's next line is another command
     # (not after a backslash that continues the line: an odd number of them ends the word before)
     breaks = frozenset(i // 2 + 1 for i in range(1, len(parts), 2) if "\n" in parts[i]
@@ -158,11 +163,16 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
     quote opened by a hidden value hides the words up to the one that closes it. ``breaks``: the indexes of
     the words that begin a line (a program's plain secret arguments end there)."""
     out = []
-    single = double = 0  # the parity of the ' and " of the words before this one (speed: kept as it goes)
+    # the parity of the ' and " of the words before this one (not escaped ones), and of \' and \" (speed: kept
+    # as it goes)
+    single = double = escaped_single = escaped_double = 0
     pending = False  # the previous word asked for its value to be hidden
     user = False  # the previous word was a user flag (-u/--user): a user:password may follow
     header = False  # the previous word was -H/--header: a Name:value header may follow
     rest = False  # a program's word of SECRET_ARGUMENTS was seen: the later words are hidden (not options)
+    depth = 0  # the ( opened since then and not closed: $(cat f) does not end them
+    assigning = False  # argv: the previous word was -e, --env, env or export (or an assignment after them)
+    held = ""  # spans: the quote a pending flag's word opened ("Cookie: a=1; b=2"): the value runs to its close
     flags = set()  # the password flags and options of the programs named so far (PASSWORD_FLAGS/_OPTIONS)
     glued = ()  # their password flags that may be written into (PASSWORD_FLAGS)
     triggers = ()  # their words of SECRET_ARGUMENTS
@@ -171,36 +181,42 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
     # seps: what joins a user flag's user and password: curl's ":", and those of the programs named so far
     # users: the user flags: USER_FLAGS, and those of the programs named so far (PROGRAM_USER_FLAGS)
     span = ""  # spans: the quote that a hidden value opened: the words are hidden until it closes
+    opened = ""  # spans: the quote a hidden value left open (held): span, after this word
     heredoc = False  # a here-document began while secret arguments were hidden: lines do not end them
     for i, word in enumerate(words):
-        before = single, double
+        before = single, double, escaped_single, escaped_double
         if spans and ("'" in word or '"' in word):
-            single ^= word.count("'") & 1
-            double ^= word.count('"') & 1
+            single ^= _quotes(word, "'") & 1
+            double ^= _quotes(word, '"') & 1
+            if "\\" in word:
+                escaped_single ^= word.count("\\'") & 1
+                escaped_double ^= word.count('\\"') & 1
         if rest and word[:2] == "<<":
             heredoc = True  # vault login - <<EOF: the lines after it are the secret, not the next commands
-        if rest and spans and (i in breaks and not heredoc
-                               or word[:1] == "-" and _find_first(word, 0, ";&|)`") < len(word)):
-            rest = False  # a new line, or an option that ends with a shell operator (set -x;): another command
+        if rest and spans and i in breaks and not heredoc:
+            rest = False  # a new line: another command
+        elif rest and spans and word[:1] == "-":
+            at, depth = _command_end(word, depth)
+            rest = at == len(word)  # an option that ends with a shell operator (set -x;): another command
         if not word:
             out.append(word)
             continue
         if span:
             out.append(REDACTED)
-            if word.count(span) % 2:  # closes it
+            if (word.count(span) if len(span) == 2 else _quotes(word, span)) % 2:  # closes it
                 span = ""
             continue
-        bare = word  # the word without the quotes that open it (and close it): '--token', "-phunter2"
-        if word[0] in "'\"":  # not -p" (the quote closes a string: its value is not the next word)
-            bare = word.strip("'\"") or word
-        program = bare.rpartition("/")[2]  # sh -c 'mysql ...' split: 'mysql
+        bare = word  # the word without the quotes that open it (and close it): '--token', "-phunter2", \"-p\"
+        if word[0] in QUOTES:  # not -p" (the quote closes a string: its value is not the next word)
+            bare = word.strip(QUOTES) or word
+        program = bare.rpartition("/")[2].rstrip(QUOTES)  # sh -c 'mysql ...' split: 'mysql; --wrap="mysql"
         if program[-2:] not in _ENDINGS:  # speed: most words end as no program's name does
             pass
         elif program not in _PROGRAMS:
             for op in SHELL_OPERATORS:  # cd /x&&mysql, $(mysql
                 if op in program:
                     program = program.rpartition(op)[2]
-            program = program.lstrip("'\"")
+            program = program.lstrip(QUOTES)
         if program in _PROGRAMS and program not in named:
             named += (program,)
             flags.update(PASSWORD_FLAGS.get(program, ()), PASSWORD_OPTIONS.get(program, ()))
@@ -221,9 +237,12 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
                 continue
             new = REDACTED
             pending = user = header = False
+            if held and not _quotes(word, held) % 2:  # the header's quote is not closed here: hide up to it
+                opened = held
+            held = ""
         elif rest and not word.startswith("-"):
             new = REDACTED
-            at = _find_first(word, 0, ";&|)`") if spans else len(word)  # argv: a character of the secret
+            at, depth = _command_end(word, depth) if spans else (len(word), 0)  # argv: a character of the secret
             if at < len(word):  # a shell operator ends the command: KEY;next, KEY), &&
                 rest = False
                 new = (new if at else "") + word[at:]
@@ -234,9 +253,19 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
                 user = header = False
         head = bare[:2]
         # a value written into a flag (and no whitespace): speed: only words that may hold one are looked at
+        if new is None and header and word.split() != [word]:  # argv: -H "Cookie: a=1; b=2", a header whole
+            colon = word.find(":")
+            if colon > 0 and _starts_name(word) and _only_word_chars(word[1:colon], "_-") and looks_secret(
+                    word[:colon]):
+                keep, value = _after_spaces(word[:colon + 1], word[colon + 1:])
+                scheme = value.split(None, 1)[0] if value.strip() else ""
+                if scheme.lower() in AUTH_SCHEMES:  # Authorization: Bearer x: the token goes
+                    keep, value = _after_spaces(keep + scheme, value[len(scheme):])
+                new = keep + REDACTED
+                pending = user = header = False
         if new is None and len(bare) > 2 and (header or glued or head[0] == "-" and (
                 head in users or head == "-H" or bare.startswith("--header="))) and word.split() == [word]:
-            lead = len(word) - len(word.lstrip("'\""))  # the quotes before bare
+            lead = len(word) - len(word.lstrip(QUOTES))  # the quotes before bare
             at = _find_first(bare, 2, seps) if head in users else len(bare)
             skip = 0 if header else 2 if head == "-H" else 9 if bare.startswith("--header=") else -1
             value = _header_value(bare, skip) if skip >= 0 else -1
@@ -260,23 +289,38 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
             user = bare in users
             header = bare in HEADER_FLAGS
             pending = _is_secret_flag(bare) or bare in flags
-            new = _redact_word(word, seps, users)
+            held = _opened_quote(word, before, 0) if pending and spans and ("'" in word or '"' in word) else ""
+            new = _redact_word(word, seps, users, whole=assigning)
             start = -1  # after the first "=": TOKEN='a b', not 'TOKEN=x cmd' (there the quote holds a command)
             if triggers and not rest:
                 rest = bare in triggers or head[:1] == "-" and head != "--" and any(c in bare for c in letters)
+                depth = 0
+        if not spans:  # docker run -e 'HF_TOKEN=a b', env A=1 'TOKEN=a b' cmd: each a value, spaces and all
+            assigning = word in ("-e", "--env", "env", "export") or assigning and "=" in word
         out.append(new)
         if spans and new != word and ("'" in word or '"' in word):
             span = _opened_quote(word, before, start if start >= 0 else word.find("=") + 1)
+        if opened:
+            span, opened = opened, ""
     return out
 
 
 def _opened_quote(word, before, start):
-    """The quote (' or ") that word opens from its index start on (it holds an odd number of it, the words
-    before it an even one: ``before``, their parities of ' and ", counted apart), else ""."""
+    """The quote (\\', \\", ' or ") that word opens from its index start on (it holds an odd number of it, and
+    so does word[start:], the words before it an even one: ``before``, their parities of ', ", \\' and \\",
+    counted apart), else ""."""
+    for quote, odd in zip(("\\'", '\\"'), before[2:]):  # escaped: sh -c "export TOKEN=\\"a b\\""
+        if word.count(quote) % 2 and word.count(quote, max(start - 1, 0)) % 2 and not odd:
+            return quote
     for quote, odd in zip("'\"", before):
-        if word.count(quote) % 2 and word.rfind(quote) >= start and not odd:
+        if _quotes(word, quote) % 2 and _quotes(word[start:], quote) % 2 and not odd:
             return quote
     return ""
+
+
+def _quotes(word, quote):
+    """How many of quote word holds, not counting those escaped (\\' and \\")."""
+    return word.count(quote) - word.count("\\" + quote)
 
 
 def _is_secret_flag(word):
@@ -307,7 +351,7 @@ def _flag_name(word):
         if scheme.lower() not in AUTH_SCHEMES:
             return None
         word = head + colon
-    word = word.rpartition("=")[2].lstrip("'\"")  # in a command string: --header="Authorization: x", -H'X-Key: x'
+    word = word.rpartition("=")[2].lstrip(QUOTES)  # in a command string: --header="Authorization: x", -H'X-Key: x'
     return word[:-1] if _starts_name(word) and _only_word_chars(word[1:-1], "_-") else None
 
 
@@ -321,10 +365,13 @@ def _header_value(text, i):
     return colon + 1 if _starts_name(name) and _only_word_chars(name[1:], "_-") and looks_secret(name) else -1
 
 
-def _redact_word(word, seps=":", users=USER_FLAGS):
+def _redact_word(word, seps=":", users=USER_FLAGS, whole=False):
+    """word redacted (an argument). ``whole``: a NAME=value word is an assignment even with spaces in it
+    (docker run -e 'TOKEN=a b'), not a command line ('TOKEN=x cmd' after sh -c)."""
     spaced = word.split() != [word]  # any whitespace in it (word is not empty)
     name, equals, value = word.partition("=")
-    if equals and _is_assignment_name(name) and looks_secret(name) and (word.startswith("-") or not spaced):
+    if equals and _is_assignment_name(name) and looks_secret(name) and (word.startswith("-") or not spaced
+                                                                         or whole):
         return name + "=" + REDACTED  # the whole value, commas and spaces included
     if equals and name.lstrip("'\"") in users:  # --user=alice:password (--user=alice%pw after smbclient)
         at = _find_first(value, 0, seps)
@@ -400,13 +447,43 @@ def _hide_assignments(word):
 
 
 def _value_end(word, i):
-    r"""Where "[^"]*"|'[^']*'|[^\s&;,"']+|['"].* starting at word[i] ends, or None when it does not match."""
-    quote = word[i:i + 1]
-    if quote in ('"', "'"):
-        close = word.find(quote, i + 1)
-        return close + 1 if close >= 0 else len(word)
+    r"""Where ([\\'"]*['"])(?:.*?\1|.*)|[^\s&;,"']+ starting at word[i] ends, or None when it does not match: a
+    quoted value runs to its quote again, a quote being what opens it: ' or ", or quotes escaped inside a
+    quoted string, at any depth (\"abc\", \\\"abc\\\", shlex.quote's '\''abc'\''), to the end of word if the
+    same does not come again."""
+    end = i
+    while word[end:end + 1] in ("'", '"', "\\"):
+        end += 1
+    while end > i and word[end - 1] == "\\":  # a backslash before something else than a quote
+        end -= 1
+    if end > i:
+        close = word.find(word[i:end], end)
+        return close + end - i if close >= 0 else len(word)
     end = _find_first(word, i, "&;,\"'")
     return end if end > i else None
+
+
+def _after_spaces(kept, text):
+    """(kept and the whitespace text starts with, the rest of text)."""
+    rest = text.lstrip()
+    return kept + text[:len(text) - len(rest)], rest
+
+
+def _command_end(word, depth):
+    """Where a shell operator (;&|` or a ")" closing no "(" of the ``depth`` open before word) ends the command in
+    word, len(word) if none, and the ( open after it: an operator inside $(...) does not end it."""
+    i = 0
+    while True:
+        at = _find_first(word, i, ";&|)`(")
+        if at == len(word):
+            return at, depth
+        if word[at] == "(":
+            depth += 1
+        elif depth:
+            depth -= word[at] == ")"
+        else:
+            return at, depth
+        i = at + 1
 
 
 def _find_first(word, i, chars):
@@ -457,6 +534,15 @@ def _only_word_chars(text, extra):
 
 def _cap(command, limit, cut=False):
     """At most ``limit`` characters, ending in "..." where something was left out (``cut``: before this)."""
-    if limit is not None and len(command) > limit:
+    if limit is not None and len(command) > limit - 3 * cut:
         return command[: limit - 3] + "..."
     return command + "..." if cut else command
+
+
+def _whole_words(text, most):
+    """text's first ``most`` characters, less the word they cut through (back to the whitespace before it)."""
+    head = text[:most]
+    if len(text) <= most or text[most].isspace() or not head or head[-1].isspace():
+        return head
+    words = head.split()
+    return head[:len(head) - len(words[-1])] if words else head

@@ -46,19 +46,21 @@ _OLD_AUTH_SCHEMES = ("bearer", "basic", "token", "digest")
 _OLD_USER_FLAGS = ("-u", "--user", "-U", "--proxy-user")  # added with the string version's user:password rule
 _OLD_WHOLE_ASSIGNMENT = re.compile(r"(-{0,2}[A-Za-z_][\w.-]*)=(.*)", re.DOTALL)
 _OLD_ASSIGNMENT_NAME = re.compile(r"([\w.-]+)=")
-# a value that opens a quote and does not close it goes to the end of the word: added later
-_OLD_ASSIGNMENT_VALUE = re.compile(r"""("[^"]*"|'[^']*'|[^\s&;,"']+|['"].*)""", re.DOTALL)
+# a value that opens a quote and does not close it goes to the end of the word: added later; and a value in
+# escaped quotes (\"abc\", and shlex.quote's '\''abc'\'' inside a quoted string), later still
+_OLD_ASSIGNMENT_VALUE = re.compile(r"""(([\\'"]*['"])(?:.*?\2|.*)|[^\s&;,"']+)""", re.DOTALL)
 # a user with no password, in an http(s) URL: added later (the scheme is checked in _old_hide_url)
 _OLD_URL = re.compile(r"([A-Za-z][\w+.-]*://)(?:([^\s:/@?#]+)@|([^\s:/@]*):[^\s@/]*@)")
 _OLD_SECRET_FLAG = re.compile(r"-{1,2}([A-Za-z_][\w.-]*)")
 # a header written into an option or setting, or ending in an auth scheme (its case checked apart): added later
-_OLD_HEADER_WORD = re.compile(r"(?:-H)?(?:.*=)?['\"]*([A-Za-z_][\w-]*):([^:]*)", re.DOTALL)
+_OLD_HEADER_WORD = re.compile(r"(?:-H)?(?:.*=)?[\\'\"]*([A-Za-z_][\w-]*):([^:]*)", re.DOTALL)  # \" added later
 _OLD_SPACES = re.compile(r"(\s+)")
 # added with the string version's rules for passwords of named programs, and extended since: a program named
-# right after a shell operator in its word, after a quote that opens it
+# right after a shell operator in its word, after a quote that opens it; after an = and an escaped quote, later
 _OLD_PROGRAMS = set(redact.PASSWORD_FLAGS) | set(redact.PASSWORD_OPTIONS) | set(redact.USER_SEPARATORS) | set(
     redact.SECRET_ARGUMENTS)
-_OLD_PROGRAM = re.compile(r"(?:.*[/;&|(`])?['\"]*(" + "|".join(map(re.escape, _OLD_PROGRAMS)) + ")", re.DOTALL)
+_OLD_PROGRAM = re.compile(r"(?:.*[/;&|(`=])?[\\'\"]*(" + "|".join(map(re.escape, _OLD_PROGRAMS)) + r")[\\'\"]*",
+                          re.DOTALL)
 
 
 def _old_redact_argv(argv, limit=_OLD_MAX_COMMAND):
@@ -78,17 +80,24 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
     out = []
     pending = user = header = rest = False
     flags, glued, users, triggers, letters = set(), set(), set(users), set(), set()
-    # added with quoted values holding spaces: the quotes open before each word, ' and " counted apart
-    parity = {"'": 0, '"': 0}
+    # added with quoted values holding spaces: the quotes open before each word, ' and " counted apart; not
+    # those escaped, which are counted apart too (added later)
+    parity = {"'": 0, '"': 0, "\\'": 0, '\\"': 0}
     span = ""
     heredoc = False
+    depth = 0  # added later: the ( opened since a program's secret arguments began
+    assigning = False  # added later: argv, after -e/--env/env/export: NAME=a b is an assignment
+    held = opened = ""  # added later: the quote a pending flag's word opened, hiding its value up to the close
     for i, word in enumerate(words):
         before = dict(parity)
         for quote in parity:
-            parity[quote] ^= word.count(quote) % 2
+            parity[quote] ^= _old_quotes(word, quote) % 2
         heredoc = heredoc or (rest and word.startswith("<<"))  # added: the lines after it are the secret
-        if rest and spans and ((i in breaks and not heredoc) or re.match(r"-.*[;&|)`]", word, re.DOTALL)):
-            rest = False  # added: a new line, or an option ending with a shell operator, is another command
+        if rest and spans and i in breaks and not heredoc:
+            rest = False  # added: a new line is another command
+        elif rest and spans and word.startswith("-"):
+            ended, depth = _old_command_end(word, depth)
+            rest = not ended  # added: an option ending with a shell operator is another command
         if not word:
             out.append(word)
             continue
@@ -98,7 +107,7 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
                 span = ""
             continue
         bare = word  # added with quoted flags
-        if m := re.fullmatch(r"['\"]+(.*?)['\"]*", word, re.DOTALL):
+        if m := re.fullmatch(r"[\\'\"]+(.*?)[\\'\"]*", word, re.DOTALL):
             bare = m.group(1) or word
         # added with the string version's rules for values written into -u and for named programs' flags
         if m := _OLD_PROGRAM.fullmatch(bare):
@@ -111,20 +120,31 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
             if program in redact.USER_SEPARATORS and redact.USER_SEPARATORS[program] not in seps:
                 seps += redact.USER_SEPARATORS[program]
         new, start = None, 0
-        lead = re.match(r"['\"]*", word).group() if bare is not word else ""
+        lead = re.match(r"[\\'\"]*", word).group() if bare is not word else ""
         if pending and not word.startswith("-"):
             if word.lower() in _OLD_AUTH_SCHEMES:
                 out.append(word)
                 continue
             new = _OLD_REDACTED
             pending = user = header = False
+            if held and not _old_quotes(word, held) % 2:
+                opened = held
+            held = ""
         elif rest and not word.startswith("-"):  # added with secrets as plain arguments
-            m = re.fullmatch(r"([^;&|)`]*)(.*)" if spans else r"(.*)()", word, re.DOTALL)  # argv: no operators
-            new = (_OLD_REDACTED if m.group(1) else "") + m.group(2)
-            rest = not m.group(2)
+            ended, depth = _old_command_end(word, depth) if spans else (None, 0)  # argv: no operators
+            new = (_OLD_REDACTED if ended is None or ended.start() else "") + (word[ended.start():] if ended else "")
+            rest = not ended
         elif user and not word.startswith("-") and (m := re.fullmatch(rf"([^{seps}]*[{seps}]).*", word, re.DOTALL)):
             new = m.group(1) + _OLD_REDACTED
             user = header = False
+        h = re.fullmatch(r"([A-Za-z_][\w-]*):(\s*)(.*)", word, re.DOTALL)  # added later: argv, a header after -H
+        if new is None and header and any(c.isspace() for c in word) and h and _OLD_SECRET_NAME.search(h.group(1)):
+            new = h.group(1) + ":" + h.group(2)  # with spaces, whole
+            if (scheme := re.fullmatch(r"(\S+)(\s*).*", h.group(3), re.DOTALL)) and scheme.group(
+                    1).lower() in _OLD_AUTH_SCHEMES:
+                new += scheme.group(1) + scheme.group(2)
+            new += _OLD_REDACTED
+            pending = user = header = False
         if new is None and not any(c.isspace() for c in word):
             shorts = "|".join(re.escape(u) for u in users if len(u) == 2)
             prefix = "" if header else "-H" if bare.startswith("-H") else "--header=" if bare.startswith(
@@ -143,17 +163,45 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
             user = bare in users
             header = bare in ("-H", "--header")
             pending = _old_is_secret_flag(bare) or bare in flags
-            new, start = _old_redact_word(word, seps, users), None
+            held = _old_opened(word, before, parity, 0) if pending and spans else ""
+            new, start = _old_redact_word(word, seps, users, whole=assigning), None
             if triggers and not rest:
                 rest = bare in triggers or bool(re.match(r"-(?!-)", bare) and any(c in bare for c in letters))
+                depth = 0
+        if not spans:
+            assigning = word in ("-e", "--env", "env", "export") or (assigning and "=" in word)
         out.append(new)
         if spans and new != word:  # a hidden value that opens a quote hides the words up to where it closes
-            for quote in "'\"":
-                if not before[quote] and parity[quote] and word.rfind(quote) >= (
-                        start if start is not None else word.find("=") + 1):
-                    span = quote
-                    break
+            span = _old_opened(word, before, parity, start if start is not None else word.find("=") + 1)
+        if opened:
+            span, opened = opened, ""
     return out
+
+
+def _old_quotes(word, quote):
+    """How many of quote (', ", \\' or \\") word holds; a lone quote not escaped."""
+    return len(re.findall(r"(?<!\\)" + re.escape(quote) if len(quote) == 1 else re.escape(quote), word))
+
+
+def _old_opened(word, before, parity, start):
+    """The quote a word opens in its part from start on: escaped ones first (added later)."""
+    for quote in ("\\'", '\\"', "'", '"'):
+        if not before[quote] and parity[quote] and _old_quotes(word[max(start - len(quote) + 1, 0):], quote) % 2:
+            return quote
+    return ""
+
+
+def _old_command_end(word, depth):
+    """The shell operator that ends the command in word (None if none), and the ( left open: ones inside
+    $(...) do not end it (added later)."""
+    for m in re.finditer(r"[;&|)`(]", word):
+        if m.group() == "(":
+            depth += 1
+        elif depth:
+            depth -= m.group() == ")"
+        else:
+            return m, depth
+    return None, depth
 
 
 def _old_is_secret_flag(word):
@@ -165,10 +213,10 @@ def _old_is_secret_flag(word):
     return bool(m and m.group(2).lower() in ("",) + _OLD_AUTH_SCHEMES and _OLD_SECRET_NAME.search(m.group(1)))
 
 
-def _old_redact_word(word, seps=":", users=_OLD_USER_FLAGS):
+def _old_redact_word(word, seps=":", users=_OLD_USER_FLAGS, whole=False):
     spaced = any(c.isspace() for c in word)
     m = _OLD_WHOLE_ASSIGNMENT.fullmatch(word)
-    if m and _OLD_SECRET_NAME.search(m.group(1)) and (word.startswith("-") or not spaced):
+    if m and _OLD_SECRET_NAME.search(m.group(1)) and (word.startswith("-") or not spaced or whole):
         return m.group(1) + "=" + _OLD_REDACTED
     n = re.fullmatch(r"(['\"]*([^=]*))=(.*)", word, re.DOTALL)
     if n and n.group(2) in users and (u := re.fullmatch(rf"([^{seps}]*[{seps}]).*", n.group(3), re.DOTALL)):
@@ -229,6 +277,10 @@ PIECES += [  # added with the rules for wbinfo, shell operators, quotes, headers
     "--header=", "X-Api-Key:", "Authorization:Bearer", "http.extraHeader=", "https://tok@h", "git+https://",
     "HTTP://", "--env=", "HF_TOKEN=", "sig", "Signature", "cookie", "openssl", "-k", "-K", "ldapsearch", "-w",
     "snmpwalk", "-c", "xfreerdp", "/p:", "ipmi-sensors", "wandb", "login", "htpasswd", "-nb", "-b", "aws", "set",
+]
+PIECES += [  # added with escaped quotes, programs after =, $(...) in secret arguments, assignments with spaces
+    '\\"', "\\'", "'\\''", '\\"-p', "\\'TOKEN=", "=\\\"", "--wrap=", "--wrap=mysql", "$(cat", "h)", "$(", "-e",
+    "env", "export", "--env", "Cookie: a=1; b=2", "Authorization: Bearer x", "Authorization:Basic  y", " x)",
 ]
 # The secret words with one letter in another case, or swapped for a character that re's IGNORECASE takes for
 # it but str.lower() does not (ſ for s, ı and İ for i, the Kelvin sign for k): looks_secret must agree with re.
@@ -305,6 +357,11 @@ REDACTION_EXAMPLES = [
     "azcopy https://a/c?sv=1&sig=abc&Signature=x&X-Amz-Signature=y --sigma=1 Cookie: s=1",
     "openssl enc -k pw -K hex -keyout f ipmitool -k kg -y hex snmpwalk -c public -Cc xfreerdp /p:pw /gp:x",
     "wandb login KEY && python x htpasswd -nbB a b;ls aws configure set aws_secret_access_key X rclone config",
+    "ssh h 'curl -H \\\"Authorization: Bearer x\\\" https://h' \\\"-pS\\\" mysql \\\"-pS\\\" -H '\\''X-Key: k'\\''",
+    "bash -c 'HF_TOKEN='\\''a b'\\'' python t.py' x \\\"export TOKEN=\\\"a b\\\" && run\\\" api_key=\\\"k\\\" m=1",
+    "sbatch --wrap=mysql -pS --wrap='sshpass -pS' wandb login --host=$(cat h) KEY && run; wandb login $(a; b) K;x",
+    "curl -H 'Cookie: a=1; sid=S' h --header=\"X-Token: a b\" c docker run -e TOKEN=a -e 'TOKEN=a b' env 'A=1 2'",
+    r"""k=''a token='\''\'\'''\''S'\''\'\'''\'' x token=\\\"S\\\" y token="\a" --wrap="rclone" create S""",
 ]
 
 

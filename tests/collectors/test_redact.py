@@ -2,7 +2,7 @@
 
 import pytest
 
-from collectors.redact import MAX_COMMAND, REDACTED, redact_argv, redact_command
+from collectors.redact import MAX_COMMAND, MAX_INPUT, REDACTED, redact_argv, redact_command
 
 R = REDACTED
 
@@ -125,6 +125,44 @@ R = REDACTED
     (["rabbitmqctl", "change_password", "alice", "hunter2"], f"rabbitmqctl change_password {R} {R}"),
     (["sh", "-c", "wandb login abc && python train.py"], f"sh -c wandb login {R} && python train.py"),
     (["sh", "-c", "wandb login abc;python train.py"], f"sh -c wandb login {R};python train.py"),
+    # oracle review (planted secrets in generated command lines): escaped quotes in a shell string, as ssh's
+    # remote command and shlex.quote write them, hid nothing
+    (["ssh", "h", 'bash -c "curl -H \\"Authorization: Bearer S\\" https://h/"'],
+     f'ssh h bash -c "curl -H \\"Authorization: Bearer {R} https://h/"'),
+    (["ssh", "h", "bash -c 'curl -H '\\''X-Api-Key: S'\\'' https://h/'"],
+     f"ssh h bash -c 'curl -H '\\''X-Api-Key: {R} https://h/'"),
+    (["ssh", "h", 'bash -c "wget -q \\"-ualice:S\\""'], f'ssh h bash -c "wget -q \\"-ualice:{R}'),
+    (["ssh", "h", 'bash -c "mysql -u root \\"-pS\\""'], f'ssh h bash -c "mysql -u root \\"-p{R}'),
+    (["ssh", "h", "bash -c 'HF_TOKEN='\\''S'\\'' python t.py'"], f"ssh h bash -c 'HF_TOKEN={R} python t.py'"),
+    (["ssh", "h", "bash -c 'HF_TOKEN='\\''S T'\\'' python t.py'"], f"ssh h bash -c 'HF_TOKEN={R} {R} python t.py'"),
+    (["ssh", "h", 'bash -c "+logger.wandb.api_key=\\"S\\" model=m"'],
+     f'ssh h bash -c "+logger.wandb.api_key={R} model=m"'),
+    # ... two levels deep
+    (["sh", "-c", r'ssh n "ssh m \"PGPASSWORD=\\\"S\\\" psql\""'],
+     r'sh -c ssh n "ssh m \"PGPASSWORD=<redacted> psql\""'),
+    (["sh", "-c", r"su - u -c 'x '\''--token='\''\'\'''\''S'\''\'\'''\'' y'"],
+     r"sh -c su - u -c 'x '\''--token=<redacted> y'"),
+    # a quoted program in --wrap=
+    (["sh", "-c", 'sbatch --wrap="rclone" config create r s3 secret_access_key S'],
+     f'sh -c sbatch --wrap="rclone" config create {R} {R} {R} {R}'),
+    (["ssh", "h", 'bash -c "export HF_TOKEN=\\"S T\\" && run"'], f'ssh h bash -c "export HF_TOKEN={R} {R} && run"'),
+    (["ssh", "h", 'bash -c "DB=\\"postgresql://u:S@db/x\\" python t.py"'],
+     f'ssh h bash -c "DB=\\"postgresql://u:{R}@db/x\\" python t.py"'),
+    # a program named in an option's value: Slurm's --wrap
+    (["sbatch", "--wrap=mysql -u root -pS"], f"sbatch --wrap=mysql -u root -p{R}"),
+    (["sbatch", "--wrap=redis-cli -h db -a S ping"], f"sbatch --wrap=redis-cli -h db -a {R} ping"),
+    # a header with spaces, whole (leftover: a cookie's second value showed)
+    (["curl", "-H", "Cookie: a=1; sid=S", "https://h/"], f"curl -H Cookie: {R} https://h/"),
+    (["curl", "-H", "Authorization:Bearer S", "h"], f"curl -H Authorization:Bearer {R} h"),
+    (["sh", "-c", "curl --header='Cookie: a=1; sid=S' https://h/ && run"],
+     f"sh -c curl --header='Cookie: {R} {R} https://h/ && run"),
+    (["sh", "-c", 'curl -H "X-Api-Key: a b" https://h/'], f'sh -c curl -H "X-Api-Key: {R} {R} https://h/'),
+    # $(...) among a program's secret arguments does not end them (leftover: KEY showed)
+    (["sh", "-c", "wandb login --host=$(cat h) KEY && run"], f"sh -c wandb login --host=$(cat {R} {R} && run"),
+    (["sh", "-c", "wandb login $(cat f; echo) KEY; run x"], f"sh -c wandb login {R} {R} {R} {R}; run x"),
+    # an assignment with spaces given to -e, --env, env or export is a value, not a command line
+    (["docker", "run", "-e", "HF_TOKEN=S T", "img"], f"docker run -e HF_TOKEN={R} img"),
+    (["env", "A=1", "HF_TOKEN=S T", "python", "t.py"], f"env A=1 HF_TOKEN={R} python t.py"),
 ])
 def test_secrets_are_redacted(argv, expected):
     assert redact_argv(argv) == expected
@@ -189,6 +227,20 @@ def test_commands_are_capped():
     out = redact_argv(["python"] + [f"--arg{i}=value" for i in range(500)])
     assert len(out) == MAX_COMMAND and out.endswith("...")
     assert redact_argv(["x" * 10], limit=5) == "xx..."
+
+
+def test_the_8_kib_read_leaves_out_the_word_it_cuts_and_the_cap_holds_with_its_dots():
+    """Oracle review: the cut at MAX_INPUT went through a URL's password, which then lost its "@" and showed;
+    a cut line came out 3 characters over MAX_COMMAND ("..." added after the cap)."""
+    url = "https://alice:S3CR3T_abcdefghijklmnop@github.com/o/r.git"
+    filler = "A" * (MAX_INPUT - len("python x.py --credentials=") - len(url) + 24)
+    for out in (redact_argv(["python", "x.py", "--credentials=" + filler, url]),
+                redact_command(f"python x.py --credentials={filler} {url}")):
+        assert "S3CR3T" not in out and out.endswith("...") and out.startswith("python x.py --credentials=<r")
+    for n in range(7170, 7190):
+        assert len(redact_argv(["x", "--token=" + "A" * n, "k" * 2000])) <= MAX_COMMAND
+        assert len(redact_command("x --token=" + "A" * n + " " + "k" * 2000)) <= MAX_COMMAND
+    assert redact_argv(["sh", "-c", "echo " * 3000]).endswith("echo echo ...")  # cut between words: kept whole
 
 
 def test_redaction_happens_before_the_cap():
