@@ -8,7 +8,8 @@ Rules, applied per argument (and per word inside an argument holding spaces, as 
 - ``--name value`` pairs, the short ``-p value`` and ``Name: value`` header words (``Authorization:
   Bearer x``; also written into an option or setting, ``-HAuthorization:``, ``http.extraHeader=
   Authorization:``, and ending in the scheme, ``Authorization:Bearer x``): the next word becomes
-  ``<redacted>``, unless it starts with ``-`` (then it is an option); after ``-H`` or ``--header``, and
+  ``<redacted>``, unless it starts with ``-`` (then it is an option), and where the flag's word opens a
+  quote, the words up to its close; after ``-H`` or ``--header``, and
   written into them, a header's value written right after its colon (``-H X-Api-Key:abc``);
 - ``scheme://user:password@host``: the password becomes ``<redacted>``; of ``http(s)://user@host`` (no
   password), the user, mostly a token (``git clone https://ghp_x@github.com/o/r``);
@@ -24,10 +25,14 @@ Rules, applied per argument (and per word inside an argument holding spaces, as 
   PROGRAM_USER_FLAGS too (``wbinfo -a alice%pw``);
 - after a word naming a program of SECRET_ARGUMENTS and then one of its words there (``wandb login``,
   ``htpasswd -b``, a short flag counting inside a cluster: ``-nb``), every later word that does not start
-  with ``-``, up to a shell operator (``wandb login KEY``, ``aws configure set aws_secret_access_key X``);
-- a program counts named also right after a shell operator or ``(`` in its word (``cd /x&&mysql``,
-  ``$(mysql``, ``|sshpass``), and a flag also after the quote that opens its word (``mysql "-phunter2"``,
-  ``'--token' x``; not ``-p"``, where the quote closes a string);
+  with ``-``, up to a shell operator outside ``$(...)`` (``wandb login KEY``, ``aws configure set
+  aws_secret_access_key X``);
+- a program counts named also right after a shell operator, ``(`` or ``=`` in its word (``cd /x&&mysql``,
+  ``$(mysql``, ``|sshpass``, ``--wrap=mysql``), and a flag also after the quote that opens its word (``mysql
+  "-phunter2"``, ``'--token' x``; not ``-p"``, where the quote closes a string);
+- quotes escaped inside a quoted string count as quotes (``\\"``, ``\\\\\\"``, shlex.quote's ``'\\''``);
+- after -H or --header, a header given as one argument holding spaces, whole (``Cookie: a=1; b=2``);
+  an argument NAME=value holding spaces after -e, --env, env or export, whole;
 - inside an argument holding spaces, a hidden value that opens a quote (``TOKEN='abc def'``, ``--token
   "a b"``; not ``'TOKEN=x cmd'``, opened before the value) hides the words up to the one that closes it
   (each of ' and " counted apart).
