@@ -11,6 +11,8 @@ Rules, applied per argument (and per word inside an argument holding spaces, as 
   ``<redacted>``, unless it starts with ``-`` (then it is an option), and where the flag's word opens a
   quote, the words up to its close; after ``-H`` or ``--header``, and
   written into them, a header's value written right after its colon (``-H X-Api-Key:abc``);
+- a key and its value in JSON or a Python dict written into an argument (JSON_PAIR): the value, where the
+  key looks like a secret (``{"api_key": "x"}``, ``{\\"token\\":\\"x\\"}``);
 - ``scheme://user:password@host``: the password becomes ``<redacted>``; of ``http(s)://user@host`` (no
   password), the user, mostly a token (``git clone https://ghp_x@github.com/o/r``);
 - ``-u user:password`` and ``--user user:password`` (``--user=...``; curl, and ``-U``/``--proxy-user``):
@@ -118,6 +120,11 @@ SECRET_ARGUMENTS = {
 _PROGRAMS = frozenset().union(PASSWORD_FLAGS, PASSWORD_OPTIONS, USER_SEPARATORS, SECRET_ARGUMENTS)
 _ENDINGS = frozenset(name[-2:] for name in _PROGRAMS)  # how their names end
 
+#: A key and its value in JSON or a Python dict written into an argument (--config='{"api_key":"x"}', quotes
+#: escaped too): its value is hidden where its key looks like a secret; a value that is an object or a list is
+#: not, its own keys are looked at.
+JSON_PAIR = r"""(\\*["'])([A-Za-z_][\w.-]*)\1:(([\\'"]*['"])(?:.*?\4|.*)|[^,}\]{\[]*)"""
+_json_pattern = []  # re.compile(JSON_PAIR, re.DOTALL), for the first word that may hold one
 _secret_pattern = []  # re.compile("pass|token|...|\A(?:sig|...)\Z", re.IGNORECASE), for the first non-ASCII name
 
 
@@ -340,8 +347,8 @@ def _flag_name(word):
     written into an option or setting (-HAuthorization:, --header=X-Api-Key:, http.extraHeader=Authorization:)
     and end in an auth scheme (Authorization:Bearer: its token follows).
 
-    -{1,2}([A-Za-z_][\w.-]*)|(?:-H)?(?:.*=)?['"]*([A-Za-z_][\w-]*):(?:AUTH_SCHEMES)?  (the whole word; a scheme
-    in any case)
+    -{1,2}([A-Za-z_][\w.-]*)|(?:-H)?(?:.*[=,{\[])?[\\'"]*([A-Za-z_][\w-]*)[\\'"]*:(?:AUTH_SCHEMES)?  (the whole
+    word; a scheme in any case); a JSON key too ({"api_key": x)
     """
     if word.startswith("-"):
         name = word[2:] if word.startswith("--") else word[1:]
@@ -356,8 +363,10 @@ def _flag_name(word):
         if scheme.lower() not in AUTH_SCHEMES:
             return None
         word = head + colon
-    word = word.rpartition("=")[2].lstrip(QUOTES)  # in a command string: --header="Authorization: x", -H'X-Key: x'
-    return word[:-1] if _starts_name(word) and _only_word_chars(word[1:-1], "_-") else None
+    # in a command string: --header="Authorization: x", -H'X-Key: x', {"api_key": x}
+    word = word[max(word.rfind(c) for c in "=,{[") + 1:].lstrip(QUOTES)
+    name = word[:-1].rstrip(QUOTES)
+    return name if _starts_name(name) and _only_word_chars(name[1:], "_-") else None
 
 
 def _header_value(text, i):
@@ -386,7 +395,25 @@ def _redact_word(word, seps=":", users=USER_FLAGS, whole=False):
         return redact_command(word, limit=None, seps=seps, users=users)
     if "@" in word:  # speed: most words hold neither "@" nor "="
         word = _hide_url_passwords(word)
+    if ":" in word and ('"' in word or "'" in word):  # speed: likewise
+        word = _hide_json_values(word)
     return _hide_assignments(word) if equals else word
+
+
+def _hide_json_values(word):
+    """Every JSON_PAIR of word whose key looks like a secret: its value becomes <redacted>, left to right
+    (a regular expression, compiled for the first word that may hold one: few do)."""
+    if not _json_pattern:
+        import re
+
+        _json_pattern.append(re.compile(JSON_PAIR, re.DOTALL))
+
+    def hide(pair):
+        if not pair.group(3) or not looks_secret(pair.group(2)):
+            return pair.group()
+        return pair.group()[:pair.start(3) - pair.start()] + REDACTED
+
+    return _json_pattern[0].sub(hide, word)
 
 
 def _is_assignment_name(name):

@@ -53,7 +53,10 @@ _OLD_ASSIGNMENT_VALUE = re.compile(r"""(([\\'"]*['"])(?:.*?\2|.*)|[^\s&;,"']+)""
 _OLD_URL = re.compile(r"([A-Za-z][\w+.-]*://)(?:([^\s:/@?#]+)@|([^\s:/@]*):[^\s@/]*@)")
 _OLD_SECRET_FLAG = re.compile(r"-{1,2}([A-Za-z_][\w.-]*)")
 # a header written into an option or setting, or ending in an auth scheme (its case checked apart): added later
-_OLD_HEADER_WORD = re.compile(r"(?:-H)?(?:.*=)?[\\'\"]*([A-Za-z_][\w-]*):([^:]*)", re.DOTALL)  # \" added later
+# \", and a JSON key ({"api_key": x), added later
+_OLD_HEADER_WORD = re.compile(r"(?:-H)?(?:.*[=,{\[])?[\\'\"]*([A-Za-z_][\w-]*)[\\'\"]*:([^:]*)", re.DOTALL)
+# added later: a key and its value in JSON or a Python dict written into an argument
+_OLD_JSON_PAIR = re.compile(r"""(\\*["'])([A-Za-z_][\w.-]*)\1:(([\\'"]*['"])(?:.*?\4|.*)|[^,}\]{\[]*)""", re.DOTALL)
 _OLD_SPACES = re.compile(r"(\s+)")
 # added with the string version's rules for passwords of named programs, and extended since: a program named
 # right after a shell operator in its word, after a quote that opens it; after an = and an escaped quote, later
@@ -224,6 +227,8 @@ def _old_redact_word(word, seps=":", users=_OLD_USER_FLAGS, whole=False):
     if spaced:
         return _old_redact_command(word, None, seps, users)
     word = _OLD_URL.sub(_old_hide_url, word)
+    word = _OLD_JSON_PAIR.sub(lambda m: m.group()[:m.start(3) - m.start()] + _OLD_REDACTED
+                              if m.group(3) and _OLD_SECRET_NAME.search(m.group(2)) else m.group(), word)
     return _old_hide_assignments(word)
 
 
@@ -278,6 +283,7 @@ PIECES += [  # added with the rules for wbinfo, shell operators, quotes, headers
     "HTTP://", "--env=", "HF_TOKEN=", "sig", "Signature", "cookie", "openssl", "-k", "-K", "ldapsearch", "-w",
     "snmpwalk", "-c", "xfreerdp", "/p:", "ipmi-sensors", "wandb", "login", "htpasswd", "-nb", "-b", "aws", "set",
 ]
+PIECES += ['{"', '":"', '":', "':'", "{'", '"}', ',"', '\\":\\"', '":{"', '":[', "pass", '"token"']  # JSON
 PIECES += [  # added with escaped quotes, programs after =, $(...) in secret arguments, assignments with spaces
     '\\"', "\\'", "'\\''", '\\"-p', "\\'TOKEN=", "=\\\"", "--wrap=", "--wrap=mysql", "$(cat", "h)", "$(", "-e",
     "env", "export", "--env", "Cookie: a=1; b=2", "Authorization: Bearer x", "Authorization:Basic  y", " x)",

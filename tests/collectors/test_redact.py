@@ -142,6 +142,15 @@ R = REDACTED
      r'sh -c ssh n "ssh m \"PGPASSWORD=<redacted> psql\""'),
     (["sh", "-c", r"su - u -c 'x '\''--token='\''\'\'''\''S'\''\'\'''\'' y'"],
      r"sh -c su - u -c 'x '\''--token=<redacted> y'"),
+    # JSON and Python dicts written into an argument (undocumented before: shown whole)
+    (["python", "t.py", "--config", '{"api_key": "S", "model": "m"}'],
+     f'python t.py --config {{"api_key": {R} "model": "m"}}'),
+    (["x", '--hf_config={"token":"S"}'], f'x --hf_config={{"token":{R}}}'),
+    (["x", "--cfg", "{'token': 'S T'}"], f"x --cfg {{'token': {R} {R}"),
+    (["curl", "-d", '{"password":"S","user":"u"}', "h"], f'curl -d {{"password":{R},"user":"u"}} h'),
+    (["sh", "-c", r'wget -d "{\"password\":\"S\"}"'], f'sh -c wget -d "{{\\"password\\":{R}}}"'),
+    (["x", '{"a":{"token":"S"},"auth":{"user":"u","pass":"S"}}'],
+     f'x {{"a":{{"token":{R}}},"auth":{{"user":"u","pass":{R}}}}}'),
     # a quoted program in --wrap=
     (["sh", "-c", 'sbatch --wrap="rclone" config create r s3 secret_access_key S'],
      f'sh -c sbatch --wrap="rclone" config create {R} {R} {R} {R}'),
