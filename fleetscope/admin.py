@@ -27,6 +27,7 @@ from .collect import (
     playbook_args,
     runner_env,
 )
+from .interrupts import query_interrupted
 from .settings import Settings
 from .stage import stage_module_utils
 
@@ -111,7 +112,11 @@ def run_action(settings: Settings, host: str, args: dict, *, inventory: Path | N
 
     try:
         record(data_dir, result, args)
-    except (OSError, duckdb.Error) as e:  # the action ran: say so, and that it is not on record
+    except Exception as e:  # the action ran: say so, and that it is not on record
+        if not isinstance(e, (OSError, duckdb.Error)) and not query_interrupted(e):
+            raise
+        if query_interrupted(e):  # Ctrl-C while it was written: said as such
+            e = OSError(f"interrupted while it was written ({str(e).strip().splitlines()[0]})")
         where = f" ({e.filename})" if isinstance(e, OSError) and e.filename else ""
         result.unrecorded = f"{getattr(e, 'strerror', None) or str(e).strip().splitlines()[0]}{where}"
     else:  # the table's first file changes its view in the DuckDB CLI's file

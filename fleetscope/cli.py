@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from . import __version__
+from .interrupts import query_interrupted, reraise
 from .settings import Settings, SettingsError, load
 from .text import first_line, one_line
 
@@ -175,6 +176,7 @@ def cmd_collect(args) -> int:
                 _say(f"fleetscope collect: storing failed: {e}")
                 report, stored = e.report, False
             except Exception as e:  # noqa: BLE001 - whatever broke storing, the spool keeps the data
+                reraise(e)
                 _say(f"fleetscope collect: storing failed, the results stay in {settings.data_dir / 'spool'}: "
                      f"{type(e).__name__}: {e}")
                 return EXIT_STORAGE
@@ -192,6 +194,7 @@ def cmd_collect(args) -> int:
                 except Exception as e:  # noqa: BLE001 - the run is stored; the next rollup redoes the work
                     if progress:  # ends the progress line, if one was shown
                         print(file=sys.stderr)
+                    reraise(e)
                     _say(f"fleetscope collect: rollup failed (the run is stored; the next rollup retries): "
                          f"{type(e).__name__}: {e}")
                     storing_failed = True
@@ -207,6 +210,7 @@ def cmd_collect(args) -> int:
                 try:
                     booked, breaks = sync_and_store(settings, Path(summary.inventory))
                 except Exception as e:  # noqa: BLE001 - calendars are extra: the run is stored either way
+                    reraise(e)
                     _say(f"fleetscope collect: reading the bookings failed: {type(e).__name__}: {e}")
                 else:
                     for error in booked.errors + booked.skipped + booked.warnings:
@@ -234,6 +238,7 @@ def cmd_collect(args) -> int:
         try:
             index = _build_report(settings, args.inventory)
         except Exception as e:  # noqa: BLE001 - the run is stored; only the pages are missing
+            reraise(e)
             stored_or_not = "runs that could not be stored stay in the spool" if not stored else "the run is stored"
             _say(f"fleetscope collect: {stored_or_not}, but rendering the report failed: {type(e).__name__}: {e}")
             return EXIT_STORAGE if storing_failed else EXIT_REPORT
@@ -761,6 +766,9 @@ def _run(args) -> int:
              f"{_kept(args.command)}")
         return FAILED.get(args.command, EXIT_STORAGE)
     except Exception as e:
+        if query_interrupted(e):  # a signal that stopped a query no handler above read as one
+            _say("fleetscope: interrupted")
+            return EXIT_INTERRUPTED
         duckdb = sys.modules.get("duckdb")
         if (duckdb is None or not isinstance(e, duckdb.Error)) and args.command == "report":
             import traceback  # a defect, or a report too large for this machine's memory: the documented status

@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 
 from ..files import write_atomic
+from ..interrupts import reraise
 from ..text import first_line
 
 SQL_DIR = Path(__file__).parent / "sql"
@@ -145,6 +146,7 @@ def create_views(con: duckdb.DuckDBPyConnection, data_dir: Path, temp: bool = Fa
         except duckdb.Error as e:
             if unreadable is None:
                 raise
+            reraise(e)
             first = first_line(e)
             unreadable.append(f"{table}: {first}")
             columns = ", ".join(f'CAST(NULL AS {t}) AS "{c}"' for c, t in schemas()[table])
@@ -194,6 +196,7 @@ def refresh_catalog_file(data_dir: Path) -> str | None:
     try:
         con = duckdb.connect(str(path))
     except duckdb.Error as e:
+        reraise(e)  # not a damaged file to move aside
         if "Could not set lock" in str(e):
             return f"could not update {path} (in use by another process?): {e}"
         if (existed and not os.access(path, os.W_OK)) or PERMISSION.search(str(e)):
@@ -217,6 +220,7 @@ def refresh_catalog_file(data_dir: Path) -> str | None:
             create_view(con, Path(data_dir), table)
     except duckdb.Error as e:  # a damaged Parquet file: the data is stored; the views wait for the next run
         con.close()
+        reraise(e)
         if not existed and NO_SPACE in str(e):  # a file begun on a full disk is not one to keep as damaged
             for f in (path, path.with_name(path.name + ".wal")):
                 f.unlink(missing_ok=True)
@@ -237,6 +241,7 @@ def refresh_catalog_quietly(data_dir: Path) -> str | None:
     try:
         return refresh_catalog_file(data_dir)
     except Exception as e:  # noqa: BLE001 - see above
+        reraise(e)
         return f"could not update {Path(data_dir) / CATALOG_FILE}: {type(e).__name__}: {e}"
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 
 from ..files import fsync_path
+from ..interrupts import reraise
 from ..spool import RUN_META, Spool, result_file
 from ..text import first_line
 from . import partitions
@@ -306,6 +307,7 @@ def ingest_pending(data_dir: Path, keep_spool: bool = False) -> IngestReport:
         try:
             ingest_run(data_dir, spool, run_id, report, keep_spool=keep_spool)
         except Exception as e:  # noqa: BLE001 - this run stays in the spool; the next runs are stored
+            reraise(e)  # Ctrl-C in a query: the run stays in the spool, and the next ones are not begun
             failed.append(f"run {run_id}: {type(e).__name__}: {first_line(e)}")
     if report.runs or not (data_dir / "fleet.duckdb").exists():
         warning = refresh_catalog_quietly(data_dir)

@@ -27,6 +27,7 @@ from pathlib import Path
 import duckdb
 
 from ..files import write_json_atomic
+from ..interrupts import reraise
 from . import partitions
 from .catalog import (
     create_typed_view,
@@ -198,7 +199,8 @@ def _can_roll_again(con, data_dir: Path, day: dt.date) -> bool:
                                                    and _raw_is_whole(con, data_dir, before)):
             return False
         return _raw_is_whole(con, data_dir, day)
-    except duckdb.Error:
+    except duckdb.Error as e:
+        reraise(e)
         return False
 
 
@@ -236,7 +238,8 @@ def days_due(con, data_dir: Path, raw_cutoff: dt.date | None = None,
             return True
         try:
             return _raw_is_whole(con, data_dir, before)
-        except duckdb.Error:
+        except duckdb.Error as e:
+            reraise(e)
             return False
 
     outdated = {day for day in outdated - changed if whole_before(day)}

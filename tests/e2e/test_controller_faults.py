@@ -555,3 +555,83 @@ def test_a_long_rollup_in_collect_shows_its_days_with_progress_and_not_in_cron_s
     quiet = subprocess.run(args, cwd=PROJECT, capture_output=True, text=True, timeout=120, env=site_beside(data))
     assert quiet.returncode == 0 and "rollup: 0 day" not in quiet.stdout, quiet.stdout + quiet.stderr  # days rolled
     assert "rollup: 2026-" not in quiet.stderr and "\r" not in quiet.stderr, quiet.stderr
+
+
+#: A query that runs for many seconds, and on one thread, so that DuckDB reads a signal within a few ms (on several
+#: threads it noticed one only after 5-25 s); a real query, stopped by a real signal.
+LONG_QUERY = "SET threads = 1; SELECT count(*) FROM range(3000000000) t(i) WHERE i % 7 = 3"
+
+
+def _query_stopped_by(sig, con):
+    """Runs LONG_QUERY on con with ``sig`` sent to this process 0.3 s in, as Ctrl-C or a kill would come."""
+    import threading
+
+    threading.Timer(0.3, os.kill, (os.getpid(), sig)).start()
+    con.execute(LONG_QUERY).fetchall()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_the_rollup_of_a_collect_stops_it_as_an_interrupt(tmp_path, monkeypatch, capsys, sig):
+    """Upgrade review: a signal while DuckDB ran one of the rollup's queries came back as RuntimeError("Query
+    interrupted"), which collect took for a failed rollup: it said so, went on to build the report and exited 4.
+    Now: exit 130, "interrupted", no report; the run was stored before the rollup began."""
+    from fleetscope import cli
+    from fleetscope.warehouse import rollup
+
+    calls = []
+
+    def rollup_day(con, *args, **kwargs):
+        calls.append(args)
+        _query_stopped_by(sig, con)
+
+    monkeypatch.setattr(rollup, "rollup_day", rollup_day)
+    monkeypatch.setenv("FLEETSCOPE_OUT", str(tmp_path / "site"))
+    data = tmp_path / "data"
+    status = cli.main(["collect", "--inventory", str(local_inventory(tmp_path / "inv.ini", hosts=1)),
+                       "--data", str(data)])
+    out, err = capsys.readouterr()
+    assert calls and status == 130, out + err
+    assert "interrupted" in err and "rollup failed" not in err and "Traceback" not in err, err
+    assert not (tmp_path / "site").exists() and "report:" not in out
+    con = connect(data)
+    try:
+        assert con.execute("SELECT host, status FROM host_status").fetchall() == [("local0", "ok")]
+    finally:
+        con.close()
+
+
+def test_a_signal_during_a_query_of_the_report_or_of_storing_is_an_interrupt(tmp_path, monkeypatch, capsys):
+    """Upgrade review: `report` interrupted in a query exited 6 with a traceback; storing went on to the next
+    spooled run after Ctrl-C, and called the run it was writing one that could not be stored."""
+    from datetime import datetime
+
+    import reports
+    import tests.docfactory as f
+    from fleetscope import cli
+    from fleetscope.warehouse import ingest, ingest_pending
+
+    data = tmp_path / "data"
+    t = datetime(2026, 11, 20, 9, 0)
+    f.spool_run(data, t, [f.ok("gpu01", t, f.document("gpu01", t))])
+    ingest_pending(data)
+    monkeypatch.setattr(reports, "build_site", lambda con, *a, **k: _query_stopped_by(signal.SIGTERM, con))
+    status = cli.main(["report", "--data", str(data), "--out", str(tmp_path / "site")])
+    err = capsys.readouterr().err
+    assert status == 130 and "interrupted" in err and "Traceback" not in err, err
+
+    for hour in (10, 11):
+        f.spool_run(data, t.replace(hour=hour), [f.ok("gpu01", t.replace(hour=hour), f.document("gpu01", t))])
+    written = []
+    real = ingest._write_tables
+
+    def write_tables(con, *args, **kwargs):
+        written.append(args[1])
+        _query_stopped_by(signal.SIGINT, con)
+        return real(con, *args, **kwargs)
+
+    monkeypatch.setattr(ingest, "_write_tables", write_tables)
+    with pytest.raises(KeyboardInterrupt):
+        ingest_pending(data)
+    assert len(written) == 1 and len(Spool(data).pending()) == 2  # the second run was not begun; both kept
+    monkeypatch.setattr(ingest, "_write_tables", real)
+    assert len(ingest_pending(data).runs) == 2
