@@ -183,6 +183,14 @@ def _raw_is_whole(con, data_dir: Path, day: dt.date) -> bool:
     return True
 
 
+def _rollups_whole(data_dir: Path, day: dt.date) -> bool:
+    """Whether ``day`` has the hourly and daily rollups of each kind of raw sample it has (a host's, a GPU's):
+    written whole by an earlier rollup, not cut short by a crash between two tables."""
+    return _has_rollups(data_dir, day) and all(
+        all((partitions.day_dir(data_dir, table, day) / ROLLUP_FILE).exists() for table in tiers)
+        for raw, tiers in COUNTED if partitions.parquet_files(partitions.day_dir(data_dir, raw, day)))
+
+
 def _has_raw(data_dir: Path, day: dt.date) -> bool:
     return any(partitions.day_dir(data_dir, table, day).is_dir() for table in SOURCES["gpu"] + SOURCES["host"])
 
@@ -242,6 +250,13 @@ def days_due(con, data_dir: Path, raw_cutoff: dt.date | None = None,
             reraise(e)
             return False
 
+    # Rollups written before the markers (an upgrade from such a version): no marker makes every raw day look
+    # newer than them. Whole, they are outdated ones (format ""), rolled up again only where the day before is
+    # whole; else the oldest raw day lost its first intervals' seconds for good, without a word (upgrade review).
+    for day in sorted(changed):
+        if _rolled_format(data_dir, day) is None and _rollups_whole(data_dir, day) and not whole_before(day):
+            changed.discard(day)
+            _mark_rolled(data_dir, day, "")
     outdated = {day for day in outdated - changed if whole_before(day)}
     due = set()
     for day in changed | outdated:

@@ -4,6 +4,7 @@ active / idle-held / unmeasured / free split, per-user shares, idempotence and c
 from __future__ import annotations
 
 import os
+import shutil
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -476,6 +477,24 @@ def test_an_upgrade_rolls_up_again_the_oldest_day_of_the_raw_window(warehouse, s
     assert {d: (warehouse / ROLLED_DIR / d).read_text().strip() for d in ("2026-11-20", "2026-11-21")} == {
         "2026-11-20": "2", "2026-11-21": ROLLUP_FORMAT}
     assert q(warehouse, DAILY_FIGURES) == before  # this fleet's figures are the same under either format
+
+
+def test_an_upgrade_from_before_the_markers_keeps_the_oldest_raw_days_rollups(warehouse, settings):
+    """Upgrade review: a warehouse from before .rolled/ markers (75ce660) had every raw day rolled up again,
+    the oldest of the raw window too, whose day before retention had taken: its first intervals lost their
+    predecessor, for good (-1,800 s and -0.034 kWh of gpu_daily for 6 GPUs there), without a word."""
+    shutil.rmtree(warehouse / ROLLED_DIR)
+    for table in ("gpu_samples", "gpu_processes", "host_samples"):  # day 1's raw samples: retention took them
+        partitions.remove_day(partitions.day_dir(warehouse, table, date(2026, 11, 20)))
+    before = q(warehouse, DAILY_FIGURES)
+    now = datetime(2026, 12, 21, 1)  # the raw window from day 2 (11-21) on: it is the oldest raw day
+    assert rollup(warehouse, settings, now=now).days_rolled == []
+    assert q(warehouse, DAILY_FIGURES) == before
+    assert (warehouse / ROLLED_DIR / "2026-11-21").read_text() == ""  # as an older fleetscope wrote it
+    assert rollup(warehouse, settings, now=now + timedelta(hours=1)).days_rolled == []  # and it stays so
+    (partitions.day_dir(warehouse, "host_daily", date(2026, 11, 21)) / ROLLUP_FILE).unlink()
+    (warehouse / ROLLED_DIR / "2026-11-21").unlink()  # a crash between two tables, no marker: rolled again
+    assert rollup(warehouse, settings, now=now + timedelta(hours=2)).days_rolled == ["2026-11-21"]
 
 
 def test_an_upgrade_keeps_the_rows_of_a_day_it_cannot_roll_up_whole(warehouse, settings):
