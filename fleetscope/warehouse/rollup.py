@@ -68,6 +68,8 @@ class RollupReport:
     recovered: list[str] = field(default_factory=list)
     #: days before the raw window that got late samples (a run kept in the spool): not in their rollups
     late: list[str] = field(default_factory=list)
+    #: days rolled up again because their rollups were written in an older ROLLUP_FORMAT (after an upgrade)
+    upgraded: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def warnings(self) -> list[str]:
@@ -76,6 +78,8 @@ class RollupReport:
 
     def summary(self) -> str:
         parts = [f"{len(self.days_rolled)} day(s) rolled up"]
+        if self.upgraded:
+            parts[0] += f" ({len(self.upgraded)} again, once, for this version's rollup format)"
         if self.compacted:
             parts.append(f"{sum(self.compacted.values())} files compacted")
         if self.deleted:
@@ -213,7 +217,7 @@ def _can_roll_again(con, data_dir: Path, day: dt.date) -> bool:
 
 
 def days_due(con, data_dir: Path, raw_cutoff: dt.date | None = None,
-             late: list[str] | None = None) -> list[dt.date]:
+             late: list[str] | None = None, upgraded: list[str] | None = None) -> list[dt.date]:
     """Days whose raw samples are newer than their rollups (or that have no rollup yet), and the day after
     each (its first interval's predecessor is in the day before: late data at the end of a day changes it).
 
@@ -222,7 +226,7 @@ def days_due(con, data_dir: Path, raw_cutoff: dt.date | None = None,
     replace the whole day's rollups with that run's; the day goes on ``late`` instead, and its late samples
     are left to retention. One whose raw samples are all still there (rollups paused past raw_days) is.
     A day in the raw window whose rollups were written with another ROLLUP_FORMAT is due too (an upgrade
-    adds columns)."""
+    adds columns); such days go on ``upgraded``."""
     changed, outdated = set(), set()
     for sources in SOURCES.values():
         for table in sources:
@@ -253,11 +257,14 @@ def days_due(con, data_dir: Path, raw_cutoff: dt.date | None = None,
     # Rollups written before the markers (an upgrade from such a version): no marker makes every raw day look
     # newer than them. Whole, they are outdated ones (format ""), rolled up again only where the day before is
     # whole; else the oldest raw day lost its first intervals' seconds for good, without a word (upgrade review).
-    for day in sorted(changed):
-        if _rolled_format(data_dir, day) is None and _rollups_whole(data_dir, day) and not whole_before(day):
+    unmarked = {day for day in changed if _rolled_format(data_dir, day) is None and _rollups_whole(data_dir, day)}
+    for day in sorted(unmarked):
+        if not whole_before(day):
             changed.discard(day)
             _mark_rolled(data_dir, day, "")
     outdated = {day for day in outdated - changed if whole_before(day)}
+    if upgraded is not None:
+        upgraded += [day.isoformat() for day in sorted(outdated | (unmarked & changed))]
     due = set()
     for day in changed | outdated:
         if (raw_cutoff is not None and day < raw_cutoff and _has_rollups(data_dir, day)
@@ -372,7 +379,8 @@ def rollup(data_dir: Path, settings, now: dt.datetime | None = None, progress=No
         compact(con, data_dir, today, report)
         params = rollup_params(settings)
         raw_days = int(settings.get("rollup", "raw_days"))
-        due = days_due(con, data_dir, today - dt.timedelta(days=raw_days) if raw_days > 0 else None, report.late)
+        due = days_due(con, data_dir, today - dt.timedelta(days=raw_days) if raw_days > 0 else None, report.late,
+                       report.upgraded)
         for i, day in enumerate(due, 1):
             if progress:
                 progress(f"rollup: {day} ({i}/{len(due)})")

@@ -449,6 +449,8 @@ def test_days_rolled_up_under_the_rules_before_are_rolled_up_again(warehouse, se
         marker.write_text("2\n")
     report = rollup(warehouse, settings, now=DAY1 + timedelta(days=2, hours=2))
     assert report.days_rolled == ["2026-11-20", "2026-11-21"] and ROLLUP_FORMAT == "3"
+    assert report.upgraded == report.days_rolled and "(2 again, once, for this version's rollup format)" in \
+        report.summary()
     assert {m.read_text().strip() for m in (warehouse / ROLLED_DIR).iterdir()} == {"3"}
 
 
@@ -494,7 +496,8 @@ def test_an_upgrade_from_before_the_markers_keeps_the_oldest_raw_days_rollups(wa
     assert rollup(warehouse, settings, now=now + timedelta(hours=1)).days_rolled == []  # and it stays so
     (partitions.day_dir(warehouse, "host_daily", date(2026, 11, 21)) / ROLLUP_FILE).unlink()
     (warehouse / ROLLED_DIR / "2026-11-21").unlink()  # a crash between two tables, no marker: rolled again
-    assert rollup(warehouse, settings, now=now + timedelta(hours=2)).days_rolled == ["2026-11-21"]
+    again = rollup(warehouse, settings, now=now + timedelta(hours=2))
+    assert again.days_rolled == ["2026-11-21"] and again.upgraded == []  # not an upgrade: a day half written
 
 
 def test_an_upgrade_keeps_the_rows_of_a_day_it_cannot_roll_up_whole(warehouse, settings):
