@@ -134,7 +134,8 @@ def redact_argv(argv, limit=MAX_COMMAND):
     words, room = [], MAX_INPUT
     for word in argv:
         if len(word) > room:  # the word the cut goes through is left out: its rules need its end (://user:pw@)
-            words += [_whole_words(word, room)] if room > 0 and word[:room].split() != [word[:room]] else []
+            head = _whole_words(word, max(room, 0))
+            words += [head] if head.strip() else [] if words else [word[:room]]  # but for the only one
             return _cap(" ".join(_redact_words(words)), limit, cut=True)
         words.append(word)
         room -= len(word) + 1
@@ -146,7 +147,8 @@ def redact_command(command, limit=MAX_COMMAND, seps=":", users=USER_FLAGS):
     one, its first MAX_INPUT characters only. ``seps``: what joins a user flag's user and password, and
     ``users``: the user flags, as the words around it say (``lftp -e "open -u alice,pw h"``: the program is
     named outside the string)."""
-    parts = _split_spaces(_whole_words(command, MAX_INPUT))
+    head = _whole_words(command, MAX_INPUT)
+    parts = _split_spaces(head if head.strip() else command[:MAX_INPUT])  # the only word: kept, cut
     # the words a line break comes before: a script's next line is another command
     # (not after a backslash that continues the line: an odd number of them ends the word before)
     breaks = frozenset(i // 2 + 1 for i in range(1, len(parts), 2) if "\n" in parts[i]
@@ -572,7 +574,8 @@ def _cap(command, limit, cut=False):
 
 
 def _whole_words(text, most):
-    """text's first ``most`` characters, less the word they cut through (back to the whitespace before it)."""
+    """text's first ``most`` characters, less the word they cut through (back to the whitespace before it;
+    all of them where they hold no whitespace)."""
     head = text[:most]
     if len(text) <= most or text[most].isspace() or not head or head[-1].isspace():
         return head
