@@ -217,8 +217,8 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
             continue
         if span:
             out.append(REDACTED)
-            if (word.count(span) if len(span) == 2 else _quotes(word, span)) % 2:  # closes it
-                span = ""
+            if (word.count(span) if len(span) == 2 else _quotes(word, span)) % 2:  # closes it (and a header's)
+                span = held = ""
             continue
         bare = word  # the word without the quotes that open it (and close it): '--token', "-phunter2", \"-p\"
         if word[0] in QUOTES:  # not -p" (the quote closes a string: its value is not the next word)

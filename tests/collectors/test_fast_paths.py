@@ -107,7 +107,7 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
         if span:
             out.append(_OLD_REDACTED)
             if not parity[span]:
-                span = ""
+                span = held = ""  # added later: a pending flag's quote is closed too
             continue
         bare = word  # added with quoted flags
         if m := re.fullmatch(r"[\\'\"]+(.*?)[\\'\"]*", word, re.DOTALL):
@@ -367,6 +367,7 @@ REDACTION_EXAMPLES = [
     "bash -c 'HF_TOKEN='\\''a b'\\'' python t.py' x \\\"export TOKEN=\\\"a b\\\" && run\\\" api_key=\\\"k\\\" m=1",
     "sbatch --wrap=mysql -pS --wrap='sshpass -pS' wandb login --host=$(cat h) KEY && run; wandb login $(a; b) K;x",
     "curl -H 'Cookie: a=1; sid=S' h --header=\"X-Token: a b\" c docker run -e TOKEN=a -e 'TOKEN=a b' env 'A=1 2'",
+    "Auth='Cookie: a=1; b=2Auth='Auth=a bAuth Bearer x",
     r"""k=''a token='\''\'\'''\''S'\''\'\'''\'' x token=\\\"S\\\" y token="\a" --wrap="rclone" create S""",
 ]
 
