@@ -177,9 +177,9 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
     quote opened by a hidden value hides the words up to the one that closes it. ``breaks``: the indexes of
     the words that begin a line (a program's plain secret arguments end there)."""
     out = []
-    # the parity of the ' and " of the words before this one (not escaped ones), and of \' and \" (speed: kept
-    # as it goes)
-    single = double = escaped_single = escaped_double = 0
+    # spans: the parity of each quote of the words before this one, ' and " counted apart, and apart again by
+    # how deep they are escaped (', \', \\\', ...: _quote_tokens); kept as it goes (speed)
+    parity = {}
     pending = False  # the previous word asked for its value to be hidden
     user = False  # the previous word was a user flag (-u/--user): a user:password may follow
     header = False  # the previous word was -H/--header: a Name:value header may follow
@@ -198,13 +198,11 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
     opened = ""  # spans: the quote a hidden value left open (held): span, after this word
     heredoc = False  # a here-document began while secret arguments were hidden: lines do not end them
     for i, word in enumerate(words):
-        before = single, double, escaped_single, escaped_double
+        before = parity
         if spans and ("'" in word or '"' in word):
-            single ^= _quotes(word, "'") & 1
-            double ^= _quotes(word, '"') & 1
-            if "\\" in word:
-                escaped_single ^= word.count("\\'") & 1
-                escaped_double ^= word.count('\\"') & 1
+            parity = dict(parity)
+            for token, n in _quote_tokens(word).items():
+                parity[token] = parity.get(token, 0) ^ (n & 1)
         if rest and word[:2] == "<<":
             heredoc = True  # vault login - <<EOF: the lines after it are the secret, not the next commands
         if rest and spans and i in breaks and not heredoc:
@@ -217,7 +215,7 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
             continue
         if span:
             out.append(REDACTED)
-            if (word.count(span) if len(span) == 2 else _quotes(word, span)) % 2:  # closes it (and a header's)
+            if _quote_tokens(word).get(span, 0) % 2:  # closes it (and a header's)
                 span = held = ""
             continue
         bare = word  # the word without the quotes that open it (and close it): '--token', "-phunter2", \"-p\"
@@ -251,7 +249,7 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
                 continue
             new = REDACTED
             pending = user = header = False
-            if held and not _quotes(word, held) % 2:  # the header's quote is not closed here: hide up to it
+            if held and not _quote_tokens(word).get(held, 0) % 2:  # the header's quote is not closed: hide to it
                 opened = held
             held = ""
         elif rest and not word.startswith("-"):
@@ -320,21 +318,31 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
 
 
 def _opened_quote(word, before, start):
-    """The quote (\\', \\", ' or ") that word opens from its index start on (it holds an odd number of it, and
-    so does word[start:], the words before it an even one: ``before``, their parities of ', ", \\' and \\",
-    counted apart), else ""."""
-    for quote, odd in zip(("\\'", '\\"'), before[2:]):  # escaped: sh -c "export TOKEN=\\"a b\\""
-        if word.count(quote) % 2 and word.count(quote, max(start - 1, 0)) % 2 and not odd:
-            return quote
-    for quote, odd in zip("'\"", before):
-        if _quotes(word, quote) % 2 and _quotes(word[start:], quote) % 2 and not odd:
+    """The quote (a token of _quote_tokens: ', \\", \\\\\\'...) that word opens from its index start on (it holds
+    an odd number of it, and so do its quotes from start on, the words before it an even one: ``before``,
+    their parities), else ""; the most escaped first (sh -c "export TOKEN=\\"a b\\""), ' before "."""
+    tokens = _quote_tokens(word)
+    for quote in sorted(tokens, key=lambda t: (-len(t), t[-1] != "'")):
+        if tokens[quote] % 2 and not before.get(quote) and _quote_tokens(word, start).get(quote, 0) % 2:
             return quote
     return ""
 
 
-def _quotes(word, quote):
-    """How many of quote word holds, not counting those escaped (\\' and \\")."""
-    return word.count(quote) - word.count("\\" + quote)
+def _quote_tokens(word, start=0):
+    r"""{quote: how many}: each ' and " of word from index start on, with the backslashes right before it:
+    \\*['"]. So ", \" and \\\" count apart: a quote, one escaped inside a quoted string, one escaped inside a
+    quoted string in that."""
+    out = {}
+    for quote in "'\"":
+        i = word.find(quote, start)
+        while i >= 0:
+            k = i
+            while k and word[k - 1] == "\\":
+                k -= 1
+            token = word[k:i + 1]
+            out[token] = out.get(token, 0) + 1
+            i = word.find(quote, i + 1)
+    return out
 
 
 def _is_secret_flag(word):

@@ -14,6 +14,7 @@ import os
 import re
 import socket
 import time
+from collections import Counter, defaultdict
 
 import pytest
 from hypothesis import example, given, settings
@@ -83,18 +84,18 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
     out = []
     pending = user = header = rest = False
     flags, glued, users, triggers, letters = set(), set(), set(users), set(), set()
-    # added with quoted values holding spaces: the quotes open before each word, ' and " counted apart; not
-    # those escaped, which are counted apart too (added later)
-    parity = {"'": 0, '"': 0, "\\'": 0, '\\"': 0}
+    # added with quoted values holding spaces: the quotes open before each word, ' and " counted apart; and
+    # apart by the backslashes before them (added later: \" inside a quoted string, \\\" inside one in that)
+    parity = defaultdict(int)
     span = ""
     heredoc = False
     depth = 0  # added later: the ( opened since a program's secret arguments began
     assigning = False  # added later: argv, after -e/--env/env/export: NAME=a b is an assignment
     held = opened = ""  # added later: the quote a pending flag's word opened, hiding its value up to the close
     for i, word in enumerate(words):
-        before = dict(parity)
-        for quote in parity:
-            parity[quote] ^= _old_quotes(word, quote) % 2
+        before = defaultdict(int, parity)
+        for quote, n in _old_tokens(word).items():
+            parity[quote] ^= n % 2
         heredoc = heredoc or (rest and word.startswith("<<"))  # added: the lines after it are the secret
         if rest and spans and i in breaks and not heredoc:
             rest = False  # added: a new line is another command
@@ -130,7 +131,7 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
                 continue
             new = _OLD_REDACTED
             pending = user = header = False
-            if held and not _old_quotes(word, held) % 2:
+            if held and not _old_tokens(word).get(held, 0) % 2:
                 opened = held
             held = ""
         elif rest and not word.startswith("-"):  # added with secrets as plain arguments
@@ -181,15 +182,15 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
     return out
 
 
-def _old_quotes(word, quote):
-    """How many of quote (', ", \\' or \\") word holds; a lone quote not escaped."""
-    return len(re.findall(r"(?<!\\)" + re.escape(quote) if len(quote) == 1 else re.escape(quote), word))
+def _old_tokens(word, start=0):
+    """{quote with the backslashes before it: how many} of word's quotes at index start or later (added later)."""
+    return Counter(m.group() for m in re.finditer(r"\\*['\"]", word) if m.end() > start)
 
 
 def _old_opened(word, before, parity, start):
-    """The quote a word opens in its part from start on: escaped ones first (added later)."""
-    for quote in ("\\'", '\\"', "'", '"'):
-        if not before[quote] and parity[quote] and _old_quotes(word[max(start - len(quote) + 1, 0):], quote) % 2:
+    """The quote a word opens in its part from start on: the most escaped first, ' before " (added later)."""
+    for quote in sorted(_old_tokens(word), key=lambda q: (-len(q), q[-1] == '"')):
+        if not before[quote] and parity[quote] and _old_tokens(word, start)[quote] % 2:
             return quote
     return ""
 

@@ -151,6 +151,11 @@ R = REDACTED
     (["sh", "-c", r'wget -d "{\"password\":\"S\"}"'], f'sh -c wget -d "{{\\"password\\":{R}}}"'),
     (["x", '{"a":{"token":"S"},"auth":{"user":"u","pass":"S"}}'],
      f'x {{"a":{{"token":{R}}},"auth":{{"user":"u","pass":{R}}}}}'),
+    # ... two levels deep, a value with a space (diff review: \" inside \\\" was counted as one level up)
+    (["sh", "-c", r'ssh h "sh -c \"python x.py --api-key \\\"a b\\\" --lr 0.1\""'],
+     r'sh -c ssh h "sh -c \"python x.py --api-key <redacted> <redacted> --lr 0.1\""'),
+    (["sh", "-c", r'ssh n "ssh m \"curl -u \\\"alice:pw S2\\\" https://x\""'],
+     r'sh -c ssh n "ssh m \"curl -u \\\"alice:<redacted> <redacted> https://x\""'),
     # a quoted program in --wrap=
     (["sh", "-c", 'sbatch --wrap="rclone" config create r s3 secret_access_key S'],
      f'sh -c sbatch --wrap="rclone" config create {R} {R} {R} {R}'),
