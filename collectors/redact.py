@@ -123,7 +123,8 @@ _ENDINGS = frozenset(name[-2:] for name in _PROGRAMS)  # how their names end
 #: A key and its value in JSON or a Python dict written into an argument (--config='{"api_key":"x"}', quotes
 #: escaped too): its value is hidden where its key looks like a secret; a value that is an object or a list is
 #: not, its own keys are looked at.
-JSON_PAIR = r"""(\\*["'])([A-Za-z_][\w.-]*)\1:(([\\'"]*['"])(?:.*?\4|.*)|[^,}\]{\[]*)"""
+JSON_PAIR = (r"""(?<!\\)(\\*["'])([A-Za-z_][\w.-]*)\1:("""
+             r""""(?:[^"\\]|\\.)*(?:"|\Z)|'(?:[^'\\]|\\.)*(?:'|\Z)|(\\+["'])(?:.*?\4|.*)|[^,}\]{\[]*)""")
 _json_pattern = []  # re.compile(JSON_PAIR, re.DOTALL), for the first word that may hold one
 _secret_pattern = []  # re.compile("pass|token|...|\A(?:sig|...)\Z", re.IGNORECASE), for the first non-ASCII name
 
@@ -133,9 +134,9 @@ def redact_argv(argv, limit=MAX_COMMAND):
     characters only (then "...")."""
     words, room = [], MAX_INPUT
     for word in argv:
-        if len(word) > room:  # the word the cut goes through is left out: its rules need its end (://user:pw@)
-            head = _whole_words(word, max(room, 0))
-            words += [head] if head.strip() else [] if words else [word[:room]]  # but for the only one
+        if len(word) > room:
+            head = _cut(word, max(room, 0))
+            words += [head] if head.strip() else [] if words else [word[:room]]  # the only word: cut all the same
             return _cap(" ".join(_redact_words(words)), limit, cut=True)
         words.append(word)
         room -= len(word) + 1
@@ -147,7 +148,7 @@ def redact_command(command, limit=MAX_COMMAND, seps=":", users=USER_FLAGS):
     one, its first MAX_INPUT characters only. ``seps``: what joins a user flag's user and password, and
     ``users``: the user flags, as the words around it say (``lftp -e "open -u alice,pw h"``: the program is
     named outside the string)."""
-    head = _whole_words(command, MAX_INPUT)
+    head = _cut(command, MAX_INPUT)
     parts = _split_spaces(head if head.strip() else command[:MAX_INPUT])  # the only word: kept, cut
     # the words a line break comes before: a script's next line is another command
     # (not after a backslash that continues the line: an odd number of them ends the word before)
@@ -265,15 +266,17 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
                 user = header = False
         head = bare[:2]
         # a value written into a flag (and no whitespace): speed: only words that may hold one are looked at
-        if new is None and header and word.split() != [word]:  # argv: -H "Cookie: a=1; b=2", a header whole
-            colon = word.find(":")
-            if colon > 0 and _starts_name(word) and _only_word_chars(word[1:colon], "_-") and looks_secret(
-                    word[:colon]):
+        if new is None and word.split() != [word] and (header or word.startswith(("-H", "--header="))):
+            # argv: -H "Cookie: a=1; b=2", --header="Cookie: ...", -H"Cookie: ...": a header whole
+            skip = 0 if header else 2 if word.startswith("-H") else 9
+            colon = word.find(":", skip)
+            if colon > skip and _starts_name(word[skip:]) and _only_word_chars(word[skip + 1:colon], "_-") and \
+                    looks_secret(word[skip:colon]):
                 keep, value = _after_spaces(word[:colon + 1], word[colon + 1:])
                 scheme = value.split(None, 1)[0] if value.strip() else ""
                 if scheme.lower() in AUTH_SCHEMES:  # Authorization: Bearer x: the token goes
                     keep, value = _after_spaces(keep + scheme, value[len(scheme):])
-                new = keep + REDACTED
+                new = keep + REDACTED if value.strip() else word  # Authorization: Bearer, alone, holds none
                 pending = user = header = False
         if new is None and len(bare) > 2 and (header or glued or head[0] == "-" and (
                 head in users or head == "-H" or bare.startswith("--header="))) and word.split() == [word]:
@@ -302,7 +305,10 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
             header = bare in HEADER_FLAGS
             pending = _is_secret_flag(bare) or bare in flags
             held = _opened_quote(word, before, 0) if pending and spans and ("'" in word or '"' in word) else ""
-            new = _redact_word(word, seps, users, whole=assigning)
+            if not spans and word.startswith("--env=") and word.split() != [word]:  # --env='TOKEN=a b', whole
+                new = "--env=" + _redact_word(word[6:], seps, users, whole=True)
+            else:
+                new = _redact_word(word, seps, users, whole=assigning)
             start = -1  # after the first "=": TOKEN='a b', not 'TOKEN=x cmd' (there the quote holds a command)
             if triggers and not rest:
                 rest = bare in triggers or head[:1] == "-" and head != "--" and any(c in bare for c in letters)
@@ -581,11 +587,11 @@ def _cap(command, limit, cut=False):
     return command + "..." if cut else command
 
 
-def _whole_words(text, most):
-    """text's first ``most`` characters, less the word they cut through (back to the whitespace before it;
-    all of them where they hold no whitespace)."""
+def _cut(text, most):
+    """text's first ``most`` characters; where they end inside a URL (a word holding "://", whose password
+    shows once its "@" is cut away), back to the whitespace before it."""
     head = text[:most]
     if len(text) <= most or text[most].isspace() or not head or head[-1].isspace():
         return head
     words = head.split()
-    return head[:len(head) - len(words[-1])] if words else head
+    return head[:len(head) - len(words[-1])] if words and "://" in words[-1] else head

@@ -57,7 +57,9 @@ _OLD_SECRET_FLAG = re.compile(r"-{1,2}([A-Za-z_][\w.-]*)")
 # \", and a JSON key ({"api_key": x), added later
 _OLD_HEADER_WORD = re.compile(r"(?:-H)?(?:.*[=,{\[])?[\\'\"]*([A-Za-z_][\w-]*)[\\'\"]*:([^:]*)", re.DOTALL)
 # added later: a key and its value in JSON or a Python dict written into an argument
-_OLD_JSON_PAIR = re.compile(r"""(\\*["'])([A-Za-z_][\w.-]*)\1:(([\\'"]*['"])(?:.*?\4|.*)|[^,}\]{\[]*)""", re.DOTALL)
+_OLD_JSON_PAIR = re.compile(r"""(?<!\\)(\\*["'])([A-Za-z_][\w.-]*)\1:("""
+                            r""""(?:[^"\\]|\\.)*(?:"|\Z)|'(?:[^'\\]|\\.)*(?:'|\Z)|(\\+["'])(?:.*?\4|.*)|[^,}\]{\[]*)""",
+                            re.DOTALL)
 _OLD_SPACES = re.compile(r"(\s+)")
 # added with the string version's rules for passwords of named programs, and extended since: a program named
 # right after a shell operator in its word, after a quote that opens it; after an = and an escaped quote, later
@@ -141,13 +143,16 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
         elif user and not word.startswith("-") and (m := re.fullmatch(rf"([^{seps}]*[{seps}]).*", word, re.DOTALL)):
             new = m.group(1) + _OLD_REDACTED
             user = header = False
-        h = re.fullmatch(r"([A-Za-z_][\w-]*):(\s*)(.*)", word, re.DOTALL)  # added later: argv, a header after -H
-        if new is None and header and any(c.isspace() for c in word) and h and _OLD_SECRET_NAME.search(h.group(1)):
-            new = h.group(1) + ":" + h.group(2)  # with spaces, whole
-            if (scheme := re.fullmatch(r"(\S+)(\s*).*", h.group(3), re.DOTALL)) and scheme.group(
+        # added later: argv, a header with spaces after -H or written into it, whole
+        into = "" if header else next((f for f in ("-H", "--header=") if word.startswith(f)), None)
+        h = into is not None and re.fullmatch(re.escape(into) + r"([A-Za-z_][\w-]*):(\s*)(.*)", word, re.DOTALL)
+        if new is None and any(c.isspace() for c in word) and h and _OLD_SECRET_NAME.search(h.group(1)):
+            new = into + h.group(1) + ":" + h.group(2)
+            value = h.group(3)
+            if (scheme := re.fullmatch(r"(\S+)(\s*)(.*)", value, re.DOTALL)) and scheme.group(
                     1).lower() in _OLD_AUTH_SCHEMES:
-                new += scheme.group(1) + scheme.group(2)
-            new += _OLD_REDACTED
+                new, value = new + scheme.group(1) + scheme.group(2), scheme.group(3)
+            new = new + _OLD_REDACTED if value.strip() else word
             pending = user = header = False
         if new is None and not any(c.isspace() for c in word):
             shorts = "|".join(re.escape(u) for u in users if len(u) == 2)
@@ -169,6 +174,8 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
             pending = _old_is_secret_flag(bare) or bare in flags
             held = _old_opened(word, before, parity, 0) if pending and spans else ""
             new, start = _old_redact_word(word, seps, users, whole=assigning), None
+            if not spans and word.startswith("--env=") and any(c.isspace() for c in word):  # added later
+                new = "--env=" + _old_redact_word(word[6:], seps, users, whole=True)
             if triggers and not rest:
                 rest = bare in triggers or bool(re.match(r"-(?!-)", bare) and any(c in bare for c in letters))
                 depth = 0
@@ -288,6 +295,7 @@ PIECES += ['{"', '":"', '":', "':'", "{'", '"}', ',"', '\\":\\"', '":{"', '":[',
 PIECES += [  # added with escaped quotes, programs after =, $(...) in secret arguments, assignments with spaces
     '\\"', "\\'", "'\\''", '\\"-p', "\\'TOKEN=", "=\\\"", "--wrap=", "--wrap=mysql", "$(cat", "h)", "$(", "-e",
     "env", "export", "--env", "Cookie: a=1; b=2", "Authorization: Bearer x", "Authorization:Basic  y", " x)",
+    "--env=TOKEN=a b", "-HCookie: a b", "--header=Cookie: a", "Authorization: Bearer", '""', '\\\\"',
 ]
 # The secret words with one letter in another case, or swapped for a character that re's IGNORECASE takes for
 # it but str.lower() does not (ſ for s, ı and İ for i, the Kelvin sign for k): looks_secret must agree with re.
@@ -369,6 +377,7 @@ REDACTION_EXAMPLES = [
     "sbatch --wrap=mysql -pS --wrap='sshpass -pS' wandb login --host=$(cat h) KEY && run; wandb login $(a; b) K;x",
     "curl -H 'Cookie: a=1; sid=S' h --header=\"X-Token: a b\" c docker run -e TOKEN=a -e 'TOKEN=a b' env 'A=1 2'",
     "Auth='Cookie: a=1; b=2Auth='Auth=a bAuth Bearer x",
+    'x {"user":"","password":"S2"} {\'a\':\'\',\'token\':\'S\'} {"password":"p\\"S2"} {"a":{"token":"S"},"b":1}',
     r"""k=''a token='\''\'\'''\''S'\''\'\'''\'' x token=\\\"S\\\" y token="\a" --wrap="rclone" create S""",
 ]
 

@@ -156,6 +156,14 @@ R = REDACTED
      r'sh -c ssh h "sh -c \"python x.py --api-key <redacted> <redacted> --lr 0.1\""'),
     (["sh", "-c", r'ssh n "ssh m \"curl -u \\\"alice:pw S2\\\" https://x\""'],
      r'sh -c ssh n "ssh m \"curl -u \\\"alice:<redacted> <redacted> https://x\""'),
+    # diff review: an empty string before a secret pair, a quote escaped inside a value, a header written into
+    # its flag with spaces, --env= with spaces
+    (["x", '{"user":"","password":"S2"}'], f'x {{"user":"","password":{R}}}'),
+    (["x", "{'a':'','token':'S2'}"], f"x {{'a':'','token':{R}}}"),
+    (["x", r'{"password":"p\"S2"}'], f"x {{\"password\":{R}}}"),
+    (["wget", "--header=Cookie: a=1; sid=S2"], f"wget --header=Cookie: {R}"),
+    (["curl", "-HCookie: a=1; sid=S2"], f"curl -HCookie: {R}"),
+    (["docker", "run", "--env=TOKEN=a S2"], f"docker run --env=TOKEN={R}"),
     # a quoted program in --wrap=
     (["sh", "-c", 'sbatch --wrap="rclone" config create r s3 secret_access_key S'],
      f'sh -c sbatch --wrap="rclone" config create {R} {R} {R} {R}'),
@@ -255,6 +263,12 @@ def test_the_8_kib_read_leaves_out_the_word_it_cuts_and_the_cap_holds_with_its_d
         assert len(redact_argv(["x", "--token=" + "A" * n, "k" * 2000])) <= MAX_COMMAND
         assert len(redact_command("x --token=" + "A" * n + " " + "k" * 2000)) <= MAX_COMMAND
     assert redact_argv(["sh", "-c", "echo " * 3000]).endswith("echo echo ...")  # cut between words: kept whole
+    # diff review: only a URL's word is left out; a long classpath stays, cut (a Spark job's command line)
+    classpath = ":".join(f"/opt/spark/jars/lib{i:04d}-1.2.3.jar" for i in range(400))
+    out = redact_argv(["java", "-Xmx8g", "-cp", classpath, "org.apache.spark.deploy.SparkSubmit"])
+    assert out.startswith("java -Xmx8g -cp /opt/spark/jars/lib0000") and len(out) == MAX_COMMAND
+    assert redact_argv(["x" * (MAX_INPUT + 10)], limit=None) == "x" * MAX_INPUT + "..."
+    assert redact_command("y " + "x" * MAX_INPUT, limit=None) == "y " + "x" * (MAX_INPUT - 2) + "..."
 
 
 def test_redaction_happens_before_the_cap():
