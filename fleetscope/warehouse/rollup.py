@@ -187,12 +187,23 @@ def _raw_is_whole(con, data_dir: Path, day: dt.date) -> bool:
     return True
 
 
-def _rollups_whole(data_dir: Path, day: dt.date) -> bool:
-    """Whether ``day`` has the hourly and daily rollups of each kind of raw sample it has (a host's, a GPU's):
-    written whole by an earlier rollup, not cut short by a crash between two tables."""
-    return _has_rollups(data_dir, day) and all(
-        all((partitions.day_dir(data_dir, table, day) / ROLLUP_FILE).exists() for table in tiers)
-        for raw, tiers in COUNTED if partitions.parquet_files(partitions.day_dir(data_dir, raw, day)))
+def _rolled_before_markers(data_dir: Path, day: dt.date) -> bool:
+    """Whether ``day``'s rollups look written whole by a fleetscope from before the .rolled markers, after its
+    raw samples: it has no marker, and the daily rollup of each kind of raw sample it has (a host's, a GPU's;
+    the daily tier is written last of each, and kept longest), none of them older than its raw samples. A
+    day cut short by a crash between two tables, or with samples newer than its rollups, is not."""
+    if _rolled_format(data_dir, day) is not None:
+        return False
+    written = []
+    for raw, tiers in COUNTED:
+        if partitions.parquet_files(partitions.day_dir(data_dir, raw, day)):
+            daily = partitions.day_dir(data_dir, tiers[0], day) / ROLLUP_FILE
+            if not daily.exists():
+                return False
+            written.append(daily.stat().st_mtime)
+    newest_raw = max(partitions.newest_mtime(partitions.day_dir(data_dir, t, day))
+                     for sources in SOURCES.values() for t in sources)
+    return bool(written) and newest_raw <= min(written)
 
 
 def _has_raw(data_dir: Path, day: dt.date) -> bool:
@@ -255,9 +266,12 @@ def days_due(con, data_dir: Path, raw_cutoff: dt.date | None = None,
             return False
 
     # Rollups written before the markers (an upgrade from such a version): no marker makes every raw day look
-    # newer than them. Whole, they are outdated ones (format ""), rolled up again only where the day before is
-    # whole; else the oldest raw day lost its first intervals' seconds for good, without a word (upgrade review).
-    unmarked = {day for day in changed if _rolled_format(data_dir, day) is None and _rollups_whole(data_dir, day)}
+    # newer than them. In the raw window, whole and newer than their samples, they are outdated ones (format
+    # ""), rolled up again only where the day before is whole; else the oldest raw day lost its first
+    # intervals' seconds for good, without a word (upgrade review). (Before the window, a day without a marker
+    # is a late run's: retention took the marker with the raw samples; the late rule below says so.)
+    unmarked = {day for day in changed
+                if (raw_cutoff is None or day >= raw_cutoff) and _rolled_before_markers(data_dir, day)}
     for day in sorted(unmarked):
         if not whole_before(day):
             changed.discard(day)

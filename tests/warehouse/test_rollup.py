@@ -500,6 +500,32 @@ def test_an_upgrade_from_before_the_markers_keeps_the_oldest_raw_days_rollups(wa
     assert again.days_rolled == ["2026-11-21"] and again.upgraded == []  # not an upgrade: a day half written
 
 
+def test_a_late_run_for_a_day_retention_took_is_still_said_after_the_upgrade_rule(warehouse, settings):
+    """Diff review: retention deletes a day's marker with its raw samples, so a late run for day 2 found it
+    unmarked with whole rollups, and the rule for warehouses from before the markers took it: no warning."""
+    rollup(warehouse, settings, now=DAY1 + timedelta(days=40))
+    late_sample(warehouse, DAY1 + timedelta(days=1, hours=9), host="late01")
+    report = rollup(warehouse, settings, now=DAY1 + timedelta(days=40, hours=1))
+    assert report.late == ["2026-11-21"] and "late samples for 2026-11-21" in report.warnings()[0]
+
+
+def test_an_upgrade_from_before_the_markers_with_a_short_hourly_tier_keeps_the_oldest_raw_day(tmp_path,
+                                                                                             warehouse):
+    """Diff review: with rollup.hourly_days under raw_days (allowed), the day's hourly files are gone, and the
+    rule asked for them: the oldest raw day was rolled up again, losing its first intervals."""
+    cfg = tmp_path / "short.toml"
+    cfg.write_text("[rollup]\nmax_interval_s = 600\nheld_mem_mib = 1024\nhourly_days = 7\n")
+    short = load(cfg)
+    shutil.rmtree(warehouse / ROLLED_DIR)
+    for table in ("gpu_samples", "gpu_processes", "host_samples"):
+        partitions.remove_day(partitions.day_dir(warehouse, table, date(2026, 11, 20)))
+    for table in ("gpu_hourly", "host_hourly"):
+        partitions.remove_day(partitions.day_dir(warehouse, table, date(2026, 11, 21)))
+    before = q(warehouse, DAILY_FIGURES)
+    assert rollup(warehouse, short, now=datetime(2026, 12, 21, 1)).days_rolled == []
+    assert q(warehouse, DAILY_FIGURES) == before
+
+
 def test_an_upgrade_keeps_the_rows_of_a_day_it_cannot_roll_up_whole(warehouse, settings):
     """Day 1's raw samples are gone (retention): day 1 keeps its rows, and so does day 2, whose first
     interval reaches back into day 1 (rolled up again, it would lose those seconds). Their new columns stay
