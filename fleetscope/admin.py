@@ -106,6 +106,12 @@ def run_action(settings: Settings, host: str, args: dict, *, inventory: Path | N
     if result.status == "timeout" and runner.status == "canceled":  # SIGINT or SIGTERM stopped it
         result.status = "interrupted"
         result.message = "interrupted before the host answered: whether it acted is not known"
+    return _on_record(data_dir, result, args)
+
+
+def _on_record(data_dir: Path, result: AdminResult, args: dict) -> AdminResult:
+    """``result`` recorded in admin_actions; where it cannot be (a full disk, Ctrl-C as it is written), said in
+    ``result.unrecorded``: the action ran all the same. The DuckDB CLI's views refreshed after (a warning)."""
     import duckdb
 
     from .warehouse.catalog import refresh_catalog_quietly
@@ -120,7 +126,10 @@ def run_action(settings: Settings, host: str, args: dict, *, inventory: Path | N
         where = f" ({e.filename})" if isinstance(e, OSError) and e.filename else ""
         result.unrecorded = f"{getattr(e, 'strerror', None) or str(e).strip().splitlines()[0]}{where}"
     else:  # the table's first file changes its view in the DuckDB CLI's file
-        result.warning = refresh_catalog_quietly(data_dir)
+        try:
+            result.warning = refresh_catalog_quietly(data_dir)
+        except KeyboardInterrupt:  # the action ran and is on record: its result is said all the same
+            result.warning = "interrupted while the DuckDB CLI's views were refreshed; the next collect does"
     return result
 
 

@@ -93,3 +93,32 @@ def test_kill_refuses_a_process_whose_command_line_cannot_be_read(admin_module, 
     assert not thread.is_alive(), "kill() waited on the command line"
     assert result.get("failed") and "could not be read" in result["msg"], result
     assert stuck_child.poll() is None  # not signalled
+
+
+def test_ctrl_c_while_an_action_is_recorded_or_its_views_refreshed_still_says_what_ran(tmp_path, monkeypatch):
+    """Diff review: Ctrl-C during the views' refresh, after the action ran and was recorded, ended the command
+    before it said the action's result. A query that Ctrl-C stops while the record is written (DuckDB's
+    RuntimeError) was a traceback: it is said as not recorded, the action having run."""
+    import duckdb
+
+    from fleetscope import admin
+    from fleetscope.warehouse import catalog
+
+    def result():
+        return admin.AdminResult("node1", "kill", "pid 7", "ok", True, "killed", False)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(catalog, "refresh_catalog_quietly", interrupted)
+    said = admin._on_record(tmp_path, result(), {"pid": 7})
+    assert said.unrecorded is None and "interrupted" in said.warning
+    assert duckdb.sql(f"SELECT host, status FROM '{tmp_path}/admin_actions/*/*.parquet'").fetchall() == [
+        ("node1", "ok")]
+
+    def stopped(*args, **kwargs):
+        raise RuntimeError("Query interrupted")
+
+    monkeypatch.setattr(admin, "record", stopped)
+    said = admin._on_record(tmp_path, result(), {"pid": 7})
+    assert said.unrecorded.startswith("interrupted while it was written")
