@@ -296,8 +296,9 @@ def read_hosts(inventory: Path, names: Iterable[str] = (),
             "vars": {n: _plain(resolved(values[n], templar, budget)) for n in wanted if n in values},
         }
     if budget[1] and warn is not None:
-        warn(f"{inventory}: {budget[1]:.0f} templated values are shown as written: resolving templates stops after "
-             f"{TEMPLATE_BUDGET_S:g} s per reading of the inventory; give those hosts plain values")
+        many = f"{budget[1]:.0f} templated value{' is' if budget[1] == 1 else 's are'}"
+        warn(f"{inventory}: {many} shown as written: resolving templates stops after {TEMPLATE_BUDGET_S:g} s "
+             f"per reading of the inventory; give those hosts plain values")
     return out
 
 
