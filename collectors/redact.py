@@ -39,8 +39,8 @@ Rules, applied per argument (and per word inside an argument holding spaces, as 
   "a b"``; not ``'TOKEN=x cmd'``, opened before the value) hides the words up to the one that closes it
   (each of ' and " counted apart).
 
-A name looks like a secret when it contains pass, token, secret, key, auth, credential, pwd or cookie (any
-case), or is one of SECRET_NAMES (a signed URL's ``sig=``/``Signature=``).
+A name looks like a secret when it contains pass, token, secret, key, auth, credential, pwd, cookie, jwt or
+bearer (any case), or is one of SECRET_NAMES (a signed URL's ``sig=``/``Signature=``).
 Redacting too much is the safe error. The result is capped at MAX_COMMAND characters.
 
 Speed: the rules are written as string operations, not regular expressions, because compiling the
@@ -54,7 +54,7 @@ MAX_COMMAND = 1024
 #: MAX_COMMAND, but bounded: megabytes of arguments cost seconds and outlasted the host timeout.
 MAX_INPUT = 8 * MAX_COMMAND
 
-SECRET_WORDS = ("pass", "token", "secret", "key", "auth", "credential", "pwd", "cookie")
+SECRET_WORDS = ("pass", "token", "secret", "key", "auth", "credential", "pwd", "cookie", "jwt", "bearer")
 #: Names that are secrets only as a whole (any case): the signature of a signed URL (Azure's SAS ?sig=,
 #: S3's X-Amz-Signature, CloudFront's Signature=), too short or too common a word to look for inside names.
 SECRET_NAMES = ("sig", "signature", "x-amz-signature", "x-goog-signature")
@@ -121,9 +121,10 @@ _PROGRAMS = frozenset().union(PASSWORD_FLAGS, PASSWORD_OPTIONS, USER_SEPARATORS,
 _ENDINGS = frozenset(name[-2:] for name in _PROGRAMS)  # how their names end
 
 #: A key and its value in JSON or a Python dict written into an argument (--config='{"api_key":"x"}', quotes
-#: escaped too): its value is hidden where its key looks like a secret; a value that is an object or a list is
+#: escaped too), or set by Python code (os.environ['HF_TOKEN']='x'): its value is hidden where its key looks
+#: like a secret; a value that is an object or a list is
 #: not, its own keys are looked at.
-JSON_PAIR = (r"""(?<!\\)(\\*["'])([A-Za-z_][\w.-]*)\1:("""
+JSON_PAIR = (r"""(?<!\\)(\\*["'])([A-Za-z_][\w.-]*)\1(?::|\]=)("""
              r""""(?:[^"\\]|\\.)*(?:"|\Z)|'(?:[^'\\]|\\.)*(?:'|\Z)|(\\+["'])(?:.*?\4|.*)|[^,}\]{\[]*)""")
 _json_pattern = []  # re.compile(JSON_PAIR, re.DOTALL), for the first word that may hold one
 _secret_pattern = []  # re.compile("pass|token|...|\A(?:sig|...)\Z", re.IGNORECASE), for the first non-ASCII name
@@ -411,7 +412,7 @@ def _redact_word(word, seps=":", users=USER_FLAGS, whole=False):
         return redact_command(word, limit=None, seps=seps, users=users)
     if "@" in word:  # speed: most words hold neither "@" nor "="
         word = _hide_url_passwords(word)
-    if ":" in word and ('"' in word or "'" in word):  # speed: likewise
+    if (":" in word or "]=" in word) and ('"' in word or "'" in word):  # speed: likewise
         word = _hide_json_values(word)
     return _hide_assignments(word) if equals else word
 

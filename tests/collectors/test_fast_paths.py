@@ -40,7 +40,7 @@ def outcome(function, *args):
 _OLD_REDACTED = "<redacted>"
 _OLD_MAX_COMMAND = 1024
 # pwd, cookie and the whole names (a signed URL's signature): added later
-_OLD_SECRET_NAME = re.compile(r"pass|token|secret|key|auth|credential|pwd|cookie"
+_OLD_SECRET_NAME = re.compile(r"pass|token|secret|key|auth|credential|pwd|cookie|jwt|bearer"
                               r"|\A(?:sig|signature|x-amz-signature|x-goog-signature)\Z", re.IGNORECASE)
 _OLD_SHORT_SECRET_FLAGS = ("-p",)
 _OLD_AUTH_SCHEMES = ("bearer", "basic", "token", "digest")
@@ -57,7 +57,7 @@ _OLD_SECRET_FLAG = re.compile(r"-{1,2}([A-Za-z_][\w.-]*)")
 # \", and a JSON key ({"api_key": x), added later
 _OLD_HEADER_WORD = re.compile(r"(?:-H)?(?:.*[=,{\[])?[\\'\"]*([A-Za-z_][\w-]*)[\\'\"]*:([^:]*)", re.DOTALL)
 # added later: a key and its value in JSON or a Python dict written into an argument
-_OLD_JSON_PAIR = re.compile(r"""(?<!\\)(\\*["'])([A-Za-z_][\w.-]*)\1:("""
+_OLD_JSON_PAIR = re.compile(r"""(?<!\\)(\\*["'])([A-Za-z_][\w.-]*)\1(?::|\]=)("""
                             r""""(?:[^"\\]|\\.)*(?:"|\Z)|'(?:[^'\\]|\\.)*(?:'|\Z)|(\\+["'])(?:.*?\4|.*)|[^,}\]{\[]*)""",
                             re.DOTALL)
 _OLD_SPACES = re.compile(r"(\s+)")
@@ -302,7 +302,7 @@ PIECES += [  # added with escaped quotes, programs after =, $(...) in secret arg
 _LOOKALIKES = {"s": "Sſ", "k": "K\u212a", "i": "Iıİ"}
 SECRET_VARIANTS = sorted({
     word[:i] + c + word[i + 1:]
-    for word in ("pass", "token", "secret", "key", "auth", "credential", "pwd")
+    for word in ("pass", "token", "secret", "key", "auth", "credential", "pwd", "jwt", "bearer")
     for i in range(len(word))
     for c in _LOOKALIKES.get(word[i], word[i].upper())
 })

@@ -164,6 +164,11 @@ R = REDACTED
     (["wget", "--header=Cookie: a=1; sid=S2"], f"wget --header=Cookie: {R}"),
     (["curl", "-HCookie: a=1; sid=S2"], f"curl -HCookie: {R}"),
     (["docker", "run", "--env=TOKEN=a S2"], f"docker run --env=TOKEN={R}"),
+    # the oracle review's forms the docs did not cover: flag names of JWTs and bearer tokens, Python setting
+    # the environment
+    (["x", "--jwt=S", "--bearer", "S"], f"x --jwt={R} --bearer {R}"),
+    (["python", "-c", "import os; os.environ['HF_TOKEN']='S'; run()"],
+     f"python -c import os; os.environ['HF_TOKEN']={R}; run()"),
     # a quoted program in --wrap=
     (["sh", "-c", 'sbatch --wrap="rclone" config create r s3 secret_access_key S'],
      f'sh -c sbatch --wrap="rclone" config create {R} {R} {R} {R}'),
