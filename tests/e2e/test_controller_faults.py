@@ -562,6 +562,14 @@ def test_a_long_rollup_in_collect_shows_its_days_with_progress_and_not_in_cron_s
 LONG_QUERY = "SET threads = 1; SELECT count(*) FROM range(3000000000) t(i) WHERE i % 7 = 3"
 
 
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT as at a terminal, KeyboardInterrupt: a shell starts a background job (make test &) with it ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _query_stopped_by(sig, con):
     """Runs LONG_QUERY on con with ``sig`` sent to this process 0.3 s in, as Ctrl-C or a kill would come."""
     import threading
@@ -571,7 +579,8 @@ def _query_stopped_by(sig, con):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_during_the_rollup_of_a_collect_stops_it_as_an_interrupt(tmp_path, monkeypatch, capsys, sig):
+def test_a_signal_during_the_rollup_of_a_collect_stops_it_as_an_interrupt(tmp_path, monkeypatch, capsys, sig,
+                                                                           ctrl_c_raises):
     """Upgrade review: a signal while DuckDB ran one of the rollup's queries came back as RuntimeError("Query
     interrupted"), which collect took for a failed rollup: it said so, went on to build the report and exited 4.
     Now: exit 130, "interrupted", no report; the run was stored before the rollup began."""
@@ -600,7 +609,8 @@ def test_a_signal_during_the_rollup_of_a_collect_stops_it_as_an_interrupt(tmp_pa
         con.close()
 
 
-def test_a_signal_during_a_query_of_the_report_or_of_storing_is_an_interrupt(tmp_path, monkeypatch, capsys):
+def test_a_signal_during_a_query_of_the_report_or_of_storing_is_an_interrupt(tmp_path, monkeypatch, capsys,
+                                                                             ctrl_c_raises):
     """Upgrade review: `report` interrupted in a query exited 6 with a traceback; storing went on to the next
     spooled run after Ctrl-C, and called the run it was writing one that could not be stored."""
     from datetime import datetime
