@@ -299,3 +299,23 @@ def test_every_page_has_the_auto_refresh_control(fleet_site):
 def test_cpu_time_is_written_as_ps_does():
     assert [_fmt_cputime(s) for s in (None, 0, 65, 4920, 3 * 86400 + 7200 + 5)] == [
         "", "0:00:00", "0:01:05", "1:22:00", "3-02:00:05"]
+
+
+def test_host_timelines_are_read_host_by_host_not_the_whole_fleet_at_once(monkeypatch):
+    """1,000-host review: the whole fleet's timelines as Python rows were 3.7 GB of the report's 3.85 GB. Rows
+    are now taken host by host from a query in host order: a host's rows whole, one with none read no further
+    than the next host's, and no more than the chunk being read kept waiting."""
+    import duckdb
+
+    from reports import site
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT 'h' || (i // 3) AS host, i AS v FROM range(15) r(i) WHERE i // 3 <> 2")
+    monkeypatch.setattr(site._HostRows, "CHUNK", 2)
+    stream = site._HostRows(con.cursor(), "SELECT host, v FROM t ORDER BY host, v", {})
+    seen = []
+    for host in ("h0", "h1", "h2", "h3", "h4"):  # h2 has no rows
+        seen.append([r["v"] for r in stream.take(host)])
+        assert len(stream.ahead) <= 1, stream.ahead  # at most the host the last chunk ended in
+    assert seen == [[0, 1, 2], [3, 4, 5], [], [9, 10, 11], [12, 13, 14]]
+    stream.close()
