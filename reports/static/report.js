@@ -24,6 +24,10 @@
   function headers(table) { return Array.prototype.slice.call(table.tHead.rows[0].cells); }
   function bodyRows(table) { return Array.prototype.slice.call(table.tBodies[0].rows); }
 
+  // text sorts as people read it: gpu9 before gpu10 (numeric), any case (base)
+  var NATURAL = typeof Intl !== "undefined" && Intl.Collator ?
+    new Intl.Collator(undefined, {numeric: true, sensitivity: "base"}) : null;
+
   function sortBy(table, th) {
     var col = th.cellIndex;
     var numeric = th.getAttribute("data-type") === "num";
@@ -31,7 +35,7 @@
     function key(row) {
       var raw = cellKey(row, col);
       if (raw === "") return null;
-      if (!numeric) return raw.toLowerCase();
+      if (!numeric) return NATURAL ? raw : raw.toLowerCase();
       var n = parseFloat(raw);
       return isNaN(n) ? null : n;
     }
@@ -39,7 +43,7 @@
     var rows = bodyRows(table).map(function (row, i) { return {row: row, key: key(row), i: i}; });
     rows.sort(function (a, b) {
       if (a.key === null || b.key === null) return a.key === b.key ? a.i - b.i : (a.key === null ? 1 : -1);
-      var c = a.key < b.key ? -1 : (a.key > b.key ? 1 : 0);
+      var c = !numeric && NATURAL ? NATURAL.compare(a.key, b.key) : (a.key < b.key ? -1 : (a.key > b.key ? 1 : 0));
       return (ascending ? c : -c) || a.i - b.i;
     });
     rows.forEach(function (r) { body.appendChild(r.row); });

@@ -120,6 +120,13 @@ def test_clicking_a_header_sorts_the_hosts_table(fleet_site, tab):
     assert header.get_attribute("aria-sort") == "descending"
     page.locator("table.hosts thead tr").first.locator("th", has_text="Host").click()
     assert host_order(page) == ["cpu01", "gpu01", "lost01"]
+    # 1,000-host review: names sorted as text (gpu100, gpu1000, gpu101); as people read them now, any case
+    page.evaluate("""() => Array.from(document.querySelectorAll('table.hosts tbody tr')).forEach((tr, i) => {
+        tr.cells[0].textContent = ['gpu10', 'GPU9', 'gpu100'][i]; tr.cells[0].removeAttribute('data-sort'); })""")
+    host = page.locator("table.hosts thead tr").first.locator("th", has_text="Host")
+    host.click()
+    host.click()
+    assert host.get_attribute("aria-sort") == "ascending" and host_order(page) == ["GPU9", "gpu10", "gpu100"]
     assert tab.errors == []
 
 
