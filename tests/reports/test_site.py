@@ -59,6 +59,11 @@ def test_index_summary_and_fleet_figures(fleet_site):
     # GPUs now (host x GPU), the fleet over a range, the host x time heat-map.
     assert html.count('class="figure"') == 3
     assert [f["id"] for f in page_data(html)["figures"]] == ["figure-gpus-now", "figure-fleet", "figure-heatmap"]
+    # 1,000-host review: the fleet chart was 50,000 px down the page; a line at the top leads to each section
+    contents = re.search(r'<p class="note contents">(.*?)</p>', html, re.S).group(1)
+    anchors = re.findall(r'href="#([\w-]+)"', contents)
+    assert anchors == ["hosts", "gpus-now", "utilization", "by-host"]
+    assert all(f'<h2 id="{a}">' in html for a in anchors)
 
 
 def test_a_range_longer_than_the_hourly_rollups_are_kept_says_so(fleet_data, tmp_path):
