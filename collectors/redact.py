@@ -267,7 +267,7 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
                 user = header = False
         head = bare[:2]
         # a value written into a flag (and no whitespace): speed: only words that may hold one are looked at
-        if new is None and word.split() != [word] and (header or word.startswith(("-H", "--header="))):
+        if new is None and (header or word.startswith(("-H", "--header="))) and word.split() != [word]:
             # argv: -H "Cookie: a=1; b=2", --header="Cookie: ...", -H"Cookie: ...": a header whole
             skip = 0 if header else 2 if word.startswith("-H") else 9
             colon = word.find(":", skip)
