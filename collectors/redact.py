@@ -404,7 +404,7 @@ def _redact_word(word, seps=":", users=USER_FLAGS, whole=False):
     if equals and _is_assignment_name(name) and looks_secret(name) and (word.startswith("-") or not spaced
                                                                          or whole):
         return name + "=" + REDACTED  # the whole value, commas and spaces included
-    if equals and name.lstrip("'\"") in users:  # --user=alice:password (--user=alice%pw after smbclient)
+    if equals and name.lstrip(QUOTES) in users:  # --user=alice:password (--user=alice%pw after smbclient)
         at = _find_first(value, 0, seps)
         if at < len(value):
             return name + "=" + value[:at + 1] + REDACTED

@@ -229,7 +229,7 @@ def _old_redact_word(word, seps=":", users=_OLD_USER_FLAGS, whole=False):
     m = _OLD_WHOLE_ASSIGNMENT.fullmatch(word)
     if m and _OLD_SECRET_NAME.search(m.group(1)) and (word.startswith("-") or not spaced or whole):
         return m.group(1) + "=" + _OLD_REDACTED
-    n = re.fullmatch(r"(['\"]*([^=]*))=(.*)", word, re.DOTALL)
+    n = re.fullmatch(r"([\\'\"]*([^=]*))=(.*)", word, re.DOTALL)  # \\ added later
     if n and n.group(2) in users and (u := re.fullmatch(rf"([^{seps}]*[{seps}]).*", n.group(3), re.DOTALL)):
         return n.group(1) + "=" + u.group(1) + _OLD_REDACTED
     if spaced:

@@ -169,6 +169,7 @@ R = REDACTED
     (["x", "--jwt=S", "--bearer", "S"], f"x --jwt={R} --bearer {R}"),
     (["python", "-c", "import os; os.environ['HF_TOKEN']='S'; run()"],
      f"python -c import os; os.environ['HF_TOKEN']={R}; run()"),
+    (["bash", "-c", r"bash -c 'wget -q '\''--user=u:S'\'''"], r"bash -c bash -c 'wget -q '\''--user=u:<redacted>"),
     # a quoted program in --wrap=
     (["sh", "-c", 'sbatch --wrap="rclone" config create r s3 secret_access_key S'],
      f'sh -c sbatch --wrap="rclone" config create {R} {R} {R} {R}'),
