@@ -269,11 +269,9 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
         # a value written into a flag (and no whitespace): speed: only words that may hold one are looked at
         if new is None and (header or word.startswith(("-H", "--header="))) and word.split() != [word]:
             # argv: -H "Cookie: a=1; b=2", --header="Cookie: ...", -H"Cookie: ...": a header whole
-            skip = 0 if header else 2 if word.startswith("-H") else 9
-            colon = word.find(":", skip)
-            if colon > skip and _starts_name(word[skip:]) and _only_word_chars(word[skip + 1:colon], "_-") and \
-                    looks_secret(word[skip:colon]):
-                keep, value = _after_spaces(word[:colon + 1], word[colon + 1:])
+            at = _header_value(word, 0 if header else 2 if word.startswith("-H") else 9)
+            if at > 0:
+                keep, value = _after_spaces(word[:at], word[at:])
                 scheme = value.split(None, 1)[0] if value.strip() else ""
                 if scheme.lower() in AUTH_SCHEMES:  # Authorization: Bearer x: the token goes
                     keep, value = _after_spaces(keep + scheme, value[len(scheme):])
