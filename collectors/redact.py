@@ -201,9 +201,10 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
     heredoc = False  # a here-document began while secret arguments were hidden: lines do not end them
     for i, word in enumerate(words):
         before = parity
-        if spans and ("'" in word or '"' in word):
+        tokens = _quote_tokens(word) if spans and ("'" in word or '"' in word) else {}  # read once per word
+        if tokens:
             parity = dict(parity)
-            for token, n in _quote_tokens(word).items():
+            for token, n in tokens.items():
                 parity[token] = parity.get(token, 0) ^ (n & 1)
         if rest and word[:2] == "<<":
             heredoc = True  # vault login - <<EOF: the lines after it are the secret, not the next commands
@@ -217,7 +218,7 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
             continue
         if span:
             out.append(REDACTED)
-            if _quote_tokens(word).get(span, 0) % 2:  # closes it (and a header's)
+            if tokens.get(span, 0) % 2:  # closes it (and a header's)
                 span = held = ""
             continue
         bare = word  # the word without the quotes that open it (and close it): '--token', "-phunter2", \"-p\"
@@ -251,7 +252,7 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
                 continue
             new = REDACTED
             pending = user = header = False
-            if held and not _quote_tokens(word).get(held, 0) % 2:  # the header's quote is not closed: hide to it
+            if held and not tokens.get(held, 0) % 2:  # the header's quote is not closed: hide to it
                 opened = held
             held = ""
         elif rest and not word.startswith("-"):
@@ -303,7 +304,7 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
             user = bare in users
             header = bare in HEADER_FLAGS
             pending = _is_secret_flag(bare) or bare in flags
-            held = _opened_quote(word, before, 0) if pending and spans and ("'" in word or '"' in word) else ""
+            held = _opened_quote(word, before, 0, tokens) if pending and tokens else ""
             if not spans and word.startswith("--env=") and word.split() != [word]:  # --env='TOKEN=a b', whole
                 new = "--env=" + _redact_word(word[6:], seps, users, whole=True)
             else:
@@ -315,18 +316,18 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
         if not spans:  # docker run -e 'HF_TOKEN=a b', env A=1 'TOKEN=a b' cmd: each a value, spaces and all
             assigning = word in ("-e", "--env", "env", "export") or assigning and "=" in word
         out.append(new)
-        if spans and new != word and ("'" in word or '"' in word):
-            span = _opened_quote(word, before, start if start >= 0 else word.find("=") + 1)
+        if tokens and new != word:
+            span = _opened_quote(word, before, start if start >= 0 else word.find("=") + 1, tokens)
         if opened:
             span, opened = opened, ""
     return out
 
 
-def _opened_quote(word, before, start):
+def _opened_quote(word, before, start, tokens):
     """The quote (a token of _quote_tokens: ', \\", \\\\\\'...) that word opens from its index start on (it holds
     an odd number of it, and so do its quotes from start on, the words before it an even one: ``before``,
-    their parities), else ""; the most escaped first (sh -c "export TOKEN=\\"a b\\""), ' before "."""
-    tokens = _quote_tokens(word)
+    their parities), else ""; the most escaped first (sh -c "export TOKEN=\\"a b\\""), ' before ".
+    ``tokens``: _quote_tokens(word)."""
     for quote in sorted(tokens, key=lambda t: (-len(t), t[-1] != "'")):
         if tokens[quote] % 2 and not before.get(quote) and _quote_tokens(word, start).get(quote, 0) % 2:
             return quote
