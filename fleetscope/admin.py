@@ -119,10 +119,10 @@ def _on_record(data_dir: Path, result: AdminResult, args: dict) -> AdminResult:
     try:
         record(data_dir, result, args)
     except Exception as e:  # the action ran: say so, and that it is not on record
-        if not isinstance(e, (OSError, duckdb.Error)) and not query_interrupted(e):
-            raise
         if query_interrupted(e):  # Ctrl-C while it was written: said as such
             e = OSError(f"interrupted while it was written ({str(e).strip().splitlines()[0]})")
+        elif not isinstance(e, (OSError, duckdb.Error)):
+            raise
         where = f" ({e.filename})" if isinstance(e, OSError) and e.filename else ""
         result.unrecorded = f"{getattr(e, 'strerror', None) or str(e).strip().splitlines()[0]}{where}"
     else:  # the table's first file changes its view in the DuckDB CLI's file
