@@ -12,6 +12,7 @@ labels and hover text.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
@@ -48,12 +49,36 @@ def _layout(title: str, y_title: str, *, y_max: Optional[float] = None, height: 
     }
 
 
-def _category_layout(title: str, height: int) -> Dict[str, Any]:
+#: Plotly's tick labels (12 px): about this many pixels per character, and the plot's width on a laptop.
+LABEL_PX, PLOT_PX = 7, 900
+#: Chromium draws no canvas over 32,767 px: a heat map's rows get thinner rather than pass it.
+MAX_FIGURE_PX = 30_000
+
+
+def _category_layout(title: str, height: int, columns: Sequence[str] = (), x_title: str = "") -> Dict[str, Any]:
+    """A heat map's layout; a tall one has its x axis (``columns``, titled ``x_title``) on top, in view."""
     layout = _layout(title, "", height=height)
-    layout["xaxis"] = {"type": "category", "automargin": True, "side": "top" if height > 500 else "bottom"}
+    layout["xaxis"] = {"type": "category", "automargin": True}
+    if x_title:
+        layout["xaxis"]["title"] = {"text": x_title}
+    longest = max((min(len(str(c)), MAX_LABEL) for c in columns), default=1)
+    rotated = len(columns) * (LABEL_PX * longest + 10) > PLOT_PX  # Plotly turns crowded labels upright
+    _axis_on_top(layout, LABEL_PX * longest if rotated else 16)
     layout["yaxis"] = {"type": "category", "automargin": True, "autorange": "reversed"}
     layout["hovermode"] = "closest"
     return layout
+
+
+def _axis_on_top(layout: Dict[str, Any], labels_px: int) -> None:
+    """Over 500 px high, a figure's x axis goes on top, where it is in view; its labels are ``labels_px`` high.
+    Plotly grows the top margin for the labels or for the title, not for both: the labels printed over the
+    title (review at 100 hosts). The title then goes at the very top, with the labels' room below it."""
+    if layout["height"] <= 500:
+        layout["xaxis"]["side"] = "bottom"
+        return
+    layout["xaxis"]["side"] = "top"
+    layout["title"].update(yref="container", y=1, yanchor="top", pad={"t": 8})
+    layout["margin"]["t"] = 56 + labels_px + (22 if layout["xaxis"].get("title") else 0)
 
 
 #: The longest axis label a heat map shows whole; a longer one keeps its start and end around "…".
@@ -171,24 +196,43 @@ def ranges(fig_id: str, entries: Sequence[Tuple[str, Figure]], selected: int = 0
             "ranges": [{"label": label, "data": f["data"], "layout": f["layout"]} for label, f in entries]}
 
 
+#: Past WRAP_HOSTS hosts the map of GPUs now puts several hosts on a row, in name order, a free column between
+#: them: a row per host made it 18 px a host, 18,000 px at 1,000 hosts (review). About WRAP_ROWS rows, at most
+#: WRAP_COLUMNS cells a row.
+WRAP_HOSTS, WRAP_ROWS, WRAP_COLUMNS = 40, 25, 100
+
+
+def hosts_per_row(hosts: int, columns: int) -> int:
+    """How many hosts of ``columns`` GPUs each a row of the map of GPUs now holds."""
+    if hosts <= WRAP_HOSTS:
+        return 1
+    return max(1, min(WRAP_COLUMNS // (columns + 1), math.ceil(hosts / WRAP_ROWS)))
+
+
 def gpu_now_heatmap(gpus: Sequence[Dict[str, Any]], files: Mapping[str, str]) -> Optional[Figure]:
     """Hosts x GPU index, colour = utilization at the host's latest run; hover: memory, users and the GPU's
     class (busy, idle, in use with no utilization, free: ``busy`` and ``unmeasured`` as site.py sets them). A
-    click on a cell opens the host's page (``links``: one page per row). None without GPUs."""
+    click on a cell opens the host's page (``links``: one page per row; per cell, rows of them, when a row
+    holds several hosts: ``hosts_per_row``, each row then named by its first host). None without GPUs."""
     if not gpus:
         return None
     hosts = sorted({g["host"] for g in gpus})
     # a column per index some host has (not every number up to the largest: one document's index does not
     # size the chart)
     indices = sorted({g["gpu_index"] for g in gpus if g["gpu_index"] is not None}) or [0]
+    per = hosts_per_row(len(hosts), len(indices))
+    span = len(indices) + (1 if per > 1 else 0)  # a host's columns, with the free one after it
+    width = per * span - (1 if per > 1 else 0)
+    place = {h: divmod(i, per) for i, h in enumerate(hosts)}  # host -> (row, place in the row)
+    rows = math.ceil(len(hosts) / per)
     column = {index: k for k, index in enumerate(indices)}
-    row = {h: i for i, h in enumerate(hosts)}
-    z: List[List[Optional[float]]] = [[None] * len(indices) for _ in hosts]
-    text: List[List[str]] = [[""] * len(indices) for _ in hosts]
+    z: List[List[Optional[float]]] = [[None] * width for _ in range(rows)]
+    text: List[List[str]] = [[""] * width for _ in range(rows)]
     for g in gpus:
         if g["gpu_index"] is None:
             continue
-        i, j, k = row[g["host"]], g["gpu_index"], column[g["gpu_index"]]
+        (i, b), j = place[g["host"]], g["gpu_index"]
+        k = b * span + column[j]
         z[i][k] = g["util_pct"]
         mem = (f"{g['mem_used_bytes'] / GIB:.1f} / {g['mem_total_bytes'] / GIB:.0f} GiB"
                if g["mem_used_bytes"] is not None and g["mem_total_bytes"] else "memory unknown")
@@ -198,14 +242,25 @@ def gpu_now_heatmap(gpus: Sequence[Dict[str, Any]], files: Mapping[str, str]) ->
         state = "busy" if g["busy"] else "in use" if g["unmeasured"] else "free" if g["util"] is None else "idle"
         text[i][k] = "<br>".join(plotly_text(s) for s in (
             f"{g['host']} · GPU {j}", f"{util} ({state})", mem, users))
-    layout = _category_layout("GPU utilization now, by host and GPU", max(220, 80 + 18 * len(hosts)))
-    layout["xaxis"]["title"] = {"text": "GPU"}
-    _short_ticks(layout["yaxis"], hosts)
+    names = hosts[::per]  # each row's first host
+    if per == 1:
+        x = [str(j) for j in indices]
+        layout = _category_layout("GPU utilization now, by host and GPU", max(220, 80 + 18 * rows), x, "GPU")
+        links: List[Any] = [files.get(h) for h in hosts]
+    else:
+        x = [f"{b}:{j}" for b in range(per) for j in [*indices, ""]][:width]
+        layout = _category_layout(f"GPU utilization now: {per} hosts a row, each host's GPUs side by side",
+                                  max(220, 80 + 18 * rows))
+        layout["xaxis"].update(showticklabels=False, showgrid=False, ticks="")
+        links = [[None] * width for _ in range(rows)]
+        for h, (i, b) in place.items():
+            links[i][b * span:b * span + len(indices)] = [files.get(h)] * len(indices)
+    _short_ticks(layout["yaxis"], names)
     return {
         "data": [{
             "type": "heatmap",
-            "x": [str(j) for j in indices],
-            "y": [plotly_text(h) for h in hosts],
+            "x": x,
+            "y": [plotly_text(h) for h in names],
             "z": z,
             "text": text,
             "zmin": 0,
@@ -217,7 +272,8 @@ def gpu_now_heatmap(gpus: Sequence[Dict[str, Any]], files: Mapping[str, str]) ->
             "hovertemplate": "%{text}<extra></extra>",
         }],
         "layout": layout,
-        "links": [files.get(h) for h in hosts],
+        "links": links,
+        "per_row": per,
     }
 
 
@@ -231,12 +287,15 @@ def gpu_heatmap(rows: Sequence[Dict[str, Any]]) -> Optional[Figure]:
     for r in rows:
         hosts.setdefault(r["host"], [None] * len(buckets))[column[r["bucket"]]] = r["gpu_util_pct"]
     names = sorted(hosts)
-    layout = _layout("GPU utilization by host over time", "", height=max(220, 80 + 18 * len(names)))
+    # 18 px a host; thinner past MAX_FIGURE_PX, which Chromium cannot draw (the page boxes a tall one)
+    row_px = min(18, max(3, MAX_FIGURE_PX // len(names)))
+    layout = _layout("GPU utilization by host over time", "", height=max(220, 80 + row_px * len(names)))
     layout["yaxis"] = {"automargin": True, "type": "category", "autorange": "reversed"}
     _short_ticks(layout["yaxis"], names)
     layout["hovermode"] = "closest"
     if len(buckets) == 1:  # one column: on a time axis Plotly would draw it a millisecond wide
         layout["xaxis"]["type"] = "category"
+    _axis_on_top(layout, 64)  # dates: two lines, the date above the time
     return {
         "data": [{
             "type": "heatmap",
@@ -366,7 +425,7 @@ def user_host_heatmap(title: str, rows: Sequence[Dict[str, Any]], suffix: str, t
     users = sorted(totals, key=lambda u: (-totals[u], u))[:top]
     shown = set(users)
     hosts = sorted({host for user, host in cells if user in shown})
-    layout = _category_layout(title, max(220, 110 + 16 * len(users)))
+    layout = _category_layout(title, max(220, 110 + 16 * len(users)), hosts)
     _short_ticks(layout["xaxis"], hosts)
     _short_ticks(layout["yaxis"], users, hosts=False)
     if not cells:
@@ -397,8 +456,8 @@ def week_hour_heatmap(rows: Sequence[Dict[str, Any]], since: datetime) -> Option
         text[d][h] = (f"{DAYS[d]} {h:02d}:00–{h:02d}:59 UTC<br>active {z[d][h] or 0:.0f} % of GPU time"
                       f"{util}<br>over {r['days']} day(s)")
     since = max(since, min(r["first_ts"] for r in rows))  # the data's start, where it is later than the range's
-    layout = _category_layout(f"Fleet GPU use by day and hour (UTC), since {since:%Y-%m-%d}", 300)
-    layout["xaxis"]["title"] = {"text": "hour of day (UTC)"}
+    layout = _category_layout(f"Fleet GPU use by day and hour (UTC), since {since:%Y-%m-%d}", 300, (),
+                              "hour of day (UTC)")
     return {"data": [{
         "type": "heatmap", "x": [f"{h:02d}" for h in range(24)], "y": list(DAYS), "z": z, "text": text,
         "zmin": 0, "zmax": 100, "colorscale": "Viridis", "xgap": 1, "ygap": 1,

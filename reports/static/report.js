@@ -317,8 +317,9 @@
     if (fig.links) {
       div.on("plotly_click", function (e) {
         var point = e.points && e.points[0];
-        var row = point && (Array.isArray(point.pointIndex) ? point.pointIndex[0] : point.pointIndex);
-        var link = row !== undefined ? fig.links[row] : null;
+        var at = point && (Array.isArray(point.pointIndex) ? point.pointIndex : [point.pointIndex]);
+        var link = at && at[0] !== undefined ? fig.links[at[0]] : null;
+        if (Array.isArray(link)) link = link[at[1]];  // a row of several hosts: a link per cell
         if (link) window.location.href = link;
       });
     }

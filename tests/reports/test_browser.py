@@ -439,3 +439,83 @@ def test_auto_refresh_works_where_local_storage_throws(grouped_site, fresh):
         assert tab.errors == []
     finally:
         tab.close()
+
+
+# -- a larger fleet: the pages stay short, the maps readable --------------------------------------------------
+
+@pytest.fixture(scope="module")
+def large_site(tmp_path_factory):
+    """60 hosts x 4 GPUs for half a day (benchmarks/fleetgen.py), rolled up: 27 users, so that the users page's
+    user x host map is tall enough for its axis to go on top, and the GPUs-now map puts 3 hosts on a row."""
+    import datetime as dt
+
+    from benchmarks.fleetgen import generate
+
+    data = tmp_path_factory.mktemp("large") / "data"
+    gen = generate(data, hosts=60, gpus=4, days=0.5, seed=5, workers=1)
+    now = gen.end + dt.timedelta(minutes=2)
+    rollup(data, Settings(), now=now)
+    with contextlib.closing(connect(data)) as con:
+        return build_site(con, data.parent / "site", now=now).parent
+
+
+def test_a_long_hosts_table_scrolls_in_its_box_with_its_header_in_view(large_site, tab):
+    """At 1,000 hosts the table alone was 30,000 px: what came after it (the GPUs, the fleet chart) was far
+    down the page. It now scrolls in a box of 80 % of the window, its header and filter boxes in view."""
+    page = tab.without_charts().open(large_site / "index.html")
+    box = page.locator("#hosts-table").locator("xpath=..")
+    assert page.evaluate("el => el.scrollHeight > el.clientHeight * 2", box.element_handle())
+    gap = page.evaluate("document.getElementById('gpus-now').getBoundingClientRect().top"
+                        " - document.getElementById('hosts').getBoundingClientRect().top")
+    assert gap < 0.8 * 900 + 250, gap  # the box and the note under it
+    box.evaluate("el => { el.scrollTop = 1500; }")
+    head = page.locator("#hosts-table thead").bounding_box()
+    assert abs(head["y"] - box.bounding_box()["y"]) <= 1
+    assert page.get_by_label("filter Host").is_visible()
+    page.get_by_label("filter Host").fill("gpu059")  # the filter works from there, as before
+    assert host_order(page) == ["gpu059"]
+    assert tab.errors == []
+
+
+def test_each_cell_of_a_gpu_map_with_several_hosts_a_row_opens_its_own_host(large_site, tab):
+    page = tab.open(large_site / "index.html")
+    page.wait_for_selector("#figure-gpus-now .main-svg")
+    fig = page.evaluate("""() => JSON.parse(document.getElementById('page-data').textContent)
+        .figures.find(f => f.id === 'figure-gpus-now')""")
+    assert fig["per_row"] == 3 and len(fig["links"]) == 20
+    row, col = 6, 2 * 5 + 3  # the third host of the seventh row (4 GPUs and a free column a host), GPU 3
+    assert fig["links"][row][col] == "hosts/gpu021.html"
+    assert "gpu021 · GPU 3" in fig["data"][0]["text"][row][col]
+    point = page.evaluate("""([row, col]) => {
+        const div = document.getElementById('figure-gpus-now'), l = div._fullLayout;
+        div.scrollIntoView();
+        const r = div.querySelector('.main-svg').getBoundingClientRect();
+        return [r.left + l.xaxis._offset + l.xaxis.l2p(col), r.top + l.yaxis._offset + l.yaxis.l2p(row)]; }""",
+                          [row, col])
+    page.mouse.click(*point)
+    page.wait_for_url("**/hosts/gpu021.html")
+    assert tab.errors == []
+
+
+def test_heat_map_titles_stay_clear_of_their_axis_labels(large_site, context):
+    """An axis on top of a tall map printed its labels over the figure's title (the user x host map, whose
+    host names stand upright at 100 hosts)."""
+    for width in (1280, 390):
+        view = Tab(context, width=width)
+        try:
+            for name in ("index.html", "users.html"):
+                page = view.open(large_site / name)
+                page.wait_for_function("Array.from(document.querySelectorAll('.figure'))"
+                                       ".every(div => div.querySelector('.main-svg'))", timeout=20_000)
+                clashes = page.evaluate("""() => Array.from(document.querySelectorAll('.figure')).map(div => {
+                    const t = div.querySelector('.gtitle').getBoundingClientRect();
+                    const labels = Array.from(div.querySelectorAll('.xtick text, .g-xtitle text'))
+                        .map(x => x.getBoundingClientRect()).filter(b => b.width > 0);
+                    return [div.id, labels.length, labels.filter(b => b.bottom > t.top && b.top < t.bottom
+                        && b.right > t.left && b.left < t.right).length]; })""")
+                assert all(n == 0 for _, _, n in clashes), (width, name, clashes)
+                on_top = {"index.html": "figure-heatmap", "users.html": "figure-user-hosts"}[name]
+                assert dict((i, n) for i, n, _ in clashes)[on_top] > 3, clashes  # labels were drawn
+            assert view.errors == []
+        finally:
+            view.close()

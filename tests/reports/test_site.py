@@ -356,6 +356,59 @@ def test_host_charts_break_their_lines_where_the_host_was_not_sampled():
     assert cpu["y"] == [50.0, None, 50.0, None, 50.0] and cpu["mode"] == "lines+markers"
 
 
+def test_many_hosts_share_the_rows_of_the_gpu_map_and_every_cell_keeps_its_host():
+    """Past 40 hosts the GPUs-now map puts several hosts on a row (at 1,000 hosts it was 18,000 px high): each
+    GPU is in one cell, hovering and linking to its own host, with a free column between hosts."""
+    from reports import figures
+
+    def gpus(hosts: int, count: int) -> list:
+        return [{"host": f"n{h:04d}", "gpu_index": i, "util_pct": float(h % 100), "mem_used_bytes": None,
+                 "mem_total_bytes": None, "users": [], "busy": False, "unmeasured": False, "util": 1.0}
+                for h in range(hosts) for i in range(count) if (h, i) != (7, 1)]  # n0007 lacks its GPU 1
+
+    assert figures.hosts_per_row(40, 8) == 1 and figures.hosts_per_row(41, 8) == 2
+    assert figures.hosts_per_row(1000, 8) == 11 and figures.hosts_per_row(1000, 1) == 40
+    assert figures.hosts_per_row(5000, 200) == 1  # a row could not hold two such hosts: one a row
+    few = figures.gpu_now_heatmap(gpus(40, 2), {"n0003": "hosts/n0003.html"})
+    assert few["per_row"] == 1 and few["links"][3] == "hosts/n0003.html" and few["data"][0]["x"] == ["0", "1"]
+    files = {f"n{h:04d}": f"hosts/n{h:04d}.html" for h in range(1000)}
+    fig = figures.gpu_now_heatmap(gpus(1000, 8), files)
+    (trace,) = fig["data"]
+    assert fig["per_row"] == 11 and len(trace["y"]) == len(fig["links"]) == 91  # ceil(1000 / 11)
+    assert trace["y"][:2] == ["n0000", "n0011"] and fig["layout"]["height"] == 80 + 18 * 91
+    assert len(trace["x"]) == len(set(trace["x"])) == 11 * 9 - 1
+    seen = {}
+    for i, (z_row, text_row, link_row) in enumerate(zip(trace["z"], trace["text"], fig["links"])):
+        assert len(z_row) == len(text_row) == len(link_row) == 98
+        for k, text in enumerate(text_row):
+            if k % 9 == 8:  # the free column between two hosts
+                assert text == "" and link_row[k] is None and z_row[k] is None
+            elif text:
+                host, index = text.split("<br>")[0].split(" · GPU ")
+                seen[(host, int(index))] = (i, k)
+                assert link_row[k] == f"hosts/{host}.html" and z_row[k] == float(int(host[1:]) % 100)
+    assert len(seen) == 8000 - 1 and ("n0007", 1) not in seen
+    assert seen[("n0012", 3)] == (1, 9 + 3)  # the second host of the second row, its fourth column
+    assert fig["links"][0][9 + 1] == "hosts/n0001.html"  # a missing GPU's cell still opens its host
+
+
+def test_a_tall_heat_map_has_its_axis_on_top_with_room_for_its_title():
+    """Plotly grows the top margin for the axis labels or for the title, not both: the labels printed over the
+    title. A tall map's title sits at the very top and the margin holds both (in Chromium: test_browser)."""
+    from reports import figures
+
+    rows = [{"user": f"u{u}", "host": f"host-{h:03d}", "active_h_30d": 1.0, "held_h_30d": 0.0}
+            for u in range(30) for h in range(100)]
+    tall = figures.user_host_heatmap("t", rows, "30d")["layout"]
+    assert tall["xaxis"]["side"] == "top" and tall["title"]["yref"] == "container"
+    assert tall["margin"]["t"] >= 56 + 7 * len("host-000")  # the upright host names' room
+    short = figures.user_host_heatmap("t", [r for r in rows if r["user"] in ("u1", "u2")], "30d")["layout"]
+    assert short["xaxis"]["side"] == "bottom" and "yref" not in short["title"]
+    hosts = figures.gpu_heatmap([{"host": f"h{h}", "bucket": RUNS[0], "gpu_util_pct": 5.0} for h in range(3000)])
+    assert hosts["layout"]["xaxis"]["side"] == "top"
+    assert hosts["layout"]["height"] <= figures.MAX_FIGURE_PX + 80  # Chromium draws no taller canvas
+
+
 def test_a_long_host_name_is_shortened_on_heat_map_axes_only():
     """A 90-character host name took most of a heat map's width: the axis shows its start and end, while the
     rows stay the whole names (two hosts alike in their first characters are two rows) and so does the hover."""
