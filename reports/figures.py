@@ -415,7 +415,8 @@ def user_bars(title: str, rows: Sequence[Dict[str, Any]], suffix: str, top: int 
 def user_host_heatmap(title: str, rows: Sequence[Dict[str, Any]], suffix: str, top: int = 30) -> Figure:
     """The ``top`` users x hosts, colour = GPU-hours (active + idle-held + held with the utilization unknown)
     over one range; hover gives the active part (``customdata``: active hours, so a cell costs two numbers,
-    not a sentence)."""
+    not a sentence). Past WRAP_HOSTS hosts in ``rows`` (any range: every range the same way) the hosts are
+    the rows and the users the columns: across, 1,000 hosts were a pixel each (review)."""
     active, held, unmeasured = f"active_h_{suffix}", f"held_h_{suffix}", f"unmeasured_h_{suffix}"
     cells = {(r["user"], r["host"]): (r[active] or 0, (r[held] or 0) + (r.get(unmeasured) or 0)) for r in rows
              if (r[active] or 0) + (r[held] or 0) + (r.get(unmeasured) or 0) > 0}
@@ -425,9 +426,16 @@ def user_host_heatmap(title: str, rows: Sequence[Dict[str, Any]], suffix: str, t
     users = sorted(totals, key=lambda u: (-totals[u], u))[:top]
     shown = set(users)
     hosts = sorted({host for user, host in cells if user in shown})
-    layout = _category_layout(title, max(220, 110 + 16 * len(users)), hosts)
-    _short_ticks(layout["xaxis"], hosts)
-    _short_ticks(layout["yaxis"], users, hosts=False)
+    down = len({r["host"] for r in rows}) > WRAP_HOSTS  # hosts down the side, users across
+    if down:
+        row_px = min(16, max(3, MAX_FIGURE_PX // max(1, len(hosts))))
+        layout = _category_layout(title, max(220, 110 + row_px * len(hosts)), users)
+        _short_ticks(layout["xaxis"], users, hosts=False)
+        _short_ticks(layout["yaxis"], hosts)
+    else:
+        layout = _category_layout(title, max(220, 110 + 16 * len(users)), hosts)
+        _short_ticks(layout["xaxis"], hosts)
+        _short_ticks(layout["yaxis"], users, hosts=False)
     if not cells:
         return {"data": [], "layout": _empty(layout, "No GPU use by any user in this range.")}
     z, active_h = [], []
@@ -435,11 +443,15 @@ def user_host_heatmap(title: str, rows: Sequence[Dict[str, Any]], suffix: str, t
         # two decimals, as the users table shows GPU-hours: 0.25 h is not 0.2 on one and 0.25 on the other
         z.append([round(sum(cells[(user, h)]), 2) if (user, h) in cells else None for h in hosts])
         active_h.append([round(cells[(user, h)][0], 2) if (user, h) in cells else None for h in hosts])
+    x, y, who = [plotly_text(h) for h in hosts], [plotly_text(u) for u in users], "%{y} on %{x}"
+    if down:
+        x, y, who = y, x, "%{x} on %{y}"
+        z, active_h = [list(c) for c in zip(*z)], [list(c) for c in zip(*active_h)]
     return {"data": [{
-        "type": "heatmap", "x": [plotly_text(h) for h in hosts], "y": [plotly_text(u) for u in users],
+        "type": "heatmap", "x": x, "y": y,
         "z": z, "customdata": active_h, "colorscale": [[0, "#e8eef9"], [1, "#1d3f8f"]], "zmin": 0,
         "xgap": 1, "ygap": 1, "colorbar": {"title": {"text": "GPU-h"}},
-        "hovertemplate": "%{y} on %{x}<br>%{z:.2f} GPU-hours, %{customdata:.2f} of them active<extra></extra>",
+        "hovertemplate": who + "<br>%{z:.2f} GPU-hours, %{customdata:.2f} of them active<extra></extra>",
     }], "layout": layout}
 
 

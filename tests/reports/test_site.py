@@ -397,13 +397,22 @@ def test_a_tall_heat_map_has_its_axis_on_top_with_room_for_its_title():
     title. A tall map's title sits at the very top and the margin holds both (in Chromium: test_browser)."""
     from reports import figures
 
-    rows = [{"user": f"u{u}", "host": f"host-{h:03d}", "active_h_30d": 1.0, "held_h_30d": 0.0}
-            for u in range(30) for h in range(100)]
+    rows = [{"user": f"u{u}", "host": f"host-{h:03d}", "active_h_30d": 1.0 + h, "held_h_30d": 0.0}
+            for u in range(30) for h in range(40)]
     tall = figures.user_host_heatmap("t", rows, "30d")["layout"]
     assert tall["xaxis"]["side"] == "top" and tall["title"]["yref"] == "container"
     assert tall["margin"]["t"] >= 56 + 7 * len("host-000")  # the upright host names' room
     short = figures.user_host_heatmap("t", [r for r in rows if r["user"] in ("u1", "u2")], "30d")["layout"]
     assert short["xaxis"]["side"] == "bottom" and "yref" not in short["title"]
+    # past 40 hosts, hosts down the side and users across: 1,000 hosts across were a pixel each
+    many = rows + [dict(rows[0], host="host-zzz", user="u1", active_h_30d=7.0)]
+    fig = figures.user_host_heatmap("t", many, "30d")
+    (trace,) = fig["data"]
+    assert trace["y"] == [f"host-{h:03d}" for h in range(40)] + ["host-zzz"] and len(trace["x"]) == 30
+    assert trace["z"][40][trace["x"].index("u1")] == 7.0 and trace["z"][40][trace["x"].index("u2")] is None
+    assert trace["z"][3][trace["x"].index("u7")] == 4.0 == trace["customdata"][3][trace["x"].index("u7")]
+    assert trace["hovertemplate"].startswith("%{x} on %{y}")
+    assert fig["layout"]["height"] == 110 + 16 * 41 and fig["layout"]["xaxis"]["side"] == "top"
     hosts = figures.gpu_heatmap([{"host": f"h{h}", "bucket": RUNS[0], "gpu_util_pct": 5.0} for h in range(3000)])
     assert hosts["layout"]["xaxis"]["side"] == "top"
     assert hosts["layout"]["height"] <= figures.MAX_FIGURE_PX + 80  # Chromium draws no taller canvas
