@@ -15,6 +15,9 @@ Rules, applied per argument (and per word inside an argument holding spaces, as 
   key looks like a secret (``{"api_key": "x"}``, ``{\\"token\\":\\"x\\"}``);
 - ``scheme://user:password@host``: the password becomes ``<redacted>``; of ``http(s)://user@host`` (no
   password), the user, mostly a token (``git clone https://ghp_x@github.com/o/r``);
+- a webhook's or a bot's secret in a URL's path: of a host holding ``hook``, the path
+  (``https://hooks.slack.com/<redacted>``); else after a path segment holding ``hook``, the rest
+  (``/api/webhooks/<redacted>``); else a Telegram bot's token (``/bot<redacted>/sendMessage``);
 - ``-u user:password`` and ``--user user:password`` (``--user=...``; curl, and ``-U``/``--proxy-user``):
   what follows the first ``:`` becomes ``<redacted>`` (``python -u train.py`` holds no ``:``), also where it
   is written into the flag (``-ualice:password``, not ``-url=http://h:80``);
@@ -411,6 +414,8 @@ def _redact_word(word, seps=":", users=USER_FLAGS, whole=False):
         return redact_command(word, limit=None, seps=seps, users=users)
     if "@" in word:  # speed: most words hold neither "@" nor "="
         word = _hide_url_passwords(word)
+    if "://" in word and ("/bot" in word or "hook" in word.lower()):  # speed: the URL path rule's only words
+        word = _hide_url_paths(word)
     if (":" in word or "]=" in word) and ('"' in word or "'" in word):  # speed: likewise
         word = _hide_json_values(word)
     return _hide_assignments(word) if equals else word
@@ -466,6 +471,56 @@ def _hide_url_passwords(word):
             continue
         out += [word[copied:colon + 1], REDACTED]
         copied, start = at, at + 1
+    out.append(word[copied:])
+    return "".join(out)
+
+
+#: Where a URL ends: ?, #, and what closes it in JSON, a list or a quoted string.
+URL_ENDS = "?#,\"'\\"
+
+
+def _hide_url_paths(word):
+    r"""The secret a webhook or a bot carries in its URL's path, in every scheme://host/path of word (the scheme:
+    the [\w+.-] characters before "://", holding an ASCII letter; host and path end at URL_ENDS): where the
+    host holds "hook" (any case; the part after its last "@": hooks.slack.com, x.webhook.office.com), the
+    whole path after its first "/"; else, after the first path segment holding "hook" (/api/webhooks/,
+    /hooks/), the rest of the path where there is some; else in every segment bot<digits>:... (Telegram),
+    what follows "bot".
+    Each becomes <redacted> where it is not empty. Word holds no whitespace."""
+    out, copied, start = [], 0, 0
+    while True:
+        sep = word.find("://", start)
+        if sep < 0:
+            break
+        scheme = sep
+        while scheme > start and _is_word_char(word[scheme - 1], "_+.-"):
+            scheme -= 1
+        if not any(_is_ascii_letter(c) for c in word[scheme:sep]):  # not a scheme: a URL may start after it
+            start = sep + 3
+            continue
+        end = _find_first(word, sep + 3, URL_ENDS)
+        start = max(end, sep + 3)
+        slash = word.find("/", sep + 3, end)
+        if slash < 0:
+            continue
+        host, segments = word[sep + 3:slash].rpartition("@")[2], word[slash + 1:end].split("/")
+        hook = next((i for i, part in enumerate(segments) if "hook" in part.lower()), len(segments))
+        after = slash + 1 + sum(len(part) + 1 for part in segments[:hook + 1])  # past the hook segment's "/"
+        if "hook" in host.lower():
+            hidden = [(slash + 1, end)]
+        elif after < end:
+            hidden = [(after, end)]
+        else:
+            hidden, at = [], slash + 1
+            for part in segments:
+                digits = part[3:].partition(":")  # bot123456:AAF...
+                if part.startswith("bot") and digits[1] and digits[0].isdigit() and digits[0].isascii():
+                    hidden.append((at + 3, at + len(part)))
+                at += len(part) + 1
+        for a, b in hidden:
+            if b > a:
+                out += [word[copied:a], REDACTED]
+                copied = b
     out.append(word[copied:])
     return "".join(out)
 

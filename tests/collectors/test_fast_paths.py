@@ -235,6 +235,7 @@ def _old_redact_word(word, seps=":", users=_OLD_USER_FLAGS, whole=False):
     if spaced:
         return _old_redact_command(word, None, seps, users)
     word = _OLD_URL.sub(_old_hide_url, word)
+    word = _OLD_URL_PATH.sub(_old_hide_url_path, word)  # added later
     word = _OLD_JSON_PAIR.sub(lambda m: m.group()[:m.start(3) - m.start()] + _OLD_REDACTED
                               if m.group(3) and _OLD_SECRET_NAME.search(m.group(2)) else m.group(), word)
     return _old_hide_assignments(word)
@@ -245,6 +246,23 @@ def _old_hide_url(m):
         return m.group(1) + m.group(3) + ":" + _OLD_REDACTED + "@"
     http = m.group(1)[:-3].lower().endswith(("http", "https"))  # added later
     return m.group(1) + (_OLD_REDACTED if http else m.group(2)) + "@"
+
+
+# a webhook's or a bot's secret in a URL's path: added later
+_OLD_URL_PATH = re.compile(r"""(?<![\w+.-])([\w+.-]*[A-Za-z][\w+.-]*://)([^/?#,"'\\]*)(/[^?#,"'\\]*)?""")
+
+
+def _old_hide_url_path(m):
+    path = m.group(3)
+    if not path:
+        return m.group()
+    if re.search("hook", m.group(2).rpartition("@")[2], re.IGNORECASE):
+        path = re.sub(r"\A/.+", "/" + _OLD_REDACTED, path, flags=re.DOTALL)
+    elif h := re.match(r"(/(?:[^/]*/)*?[^/]*hook[^/]*/)(.+)", path, re.IGNORECASE | re.DOTALL):
+        path = h.group(1) + _OLD_REDACTED
+    else:
+        path = re.sub(r"(?<=/bot)[0-9]+:[^/]*", _OLD_REDACTED, path)
+    return m.group(1) + m.group(2) + path
 
 
 def _old_hide_assignments(word):
@@ -292,6 +310,7 @@ PIECES += [  # added with the rules for wbinfo, shell operators, quotes, headers
     "snmpwalk", "-c", "xfreerdp", "/p:", "ipmi-sensors", "wandb", "login", "htpasswd", "-nb", "-b", "aws", "set",
 ]
 PIECES += ['{"', '":"', '":', "':'", "{'", '"}', ',"', '\\":\\"', '":{"', '":[', "pass", '"token"']  # JSON
+PIECES += ["hooks.x.com/", "/webhooks/", "/hook", "HOOK", "hoo", "k/", "/bot12:", "bot1:a", "/bot", "1:", "#"]  # paths
 PIECES += [  # added with escaped quotes, programs after =, $(...) in secret arguments, assignments with spaces
     '\\"', "\\'", "'\\''", '\\"-p', "\\'TOKEN=", "=\\\"", "--wrap=", "--wrap=mysql", "$(cat", "h)", "$(", "-e",
     "env", "export", "--env", "Cookie: a=1; b=2", "Authorization: Bearer x", "Authorization:Basic  y", " x)",
@@ -379,6 +398,9 @@ REDACTION_EXAMPLES = [
     "Auth='Cookie: a=1; b=2Auth='Auth=a bAuth Bearer x",
     'x {"user":"","password":"S2"} {\'a\':\'\',\'token\':\'S\'} {"password":"p\\"S2"} {"a":{"token":"S"},"b":1}',
     r"""k=''a token='\''\'\'''\''S'\''\'\'''\'' x token=\\\"S\\\" y token="\a" --wrap="rclone" create S""",
+    "curl https://hooks.slack.com/services/T/B/S https://discord.com/api/webhooks/1/S?wait=1 https://h/hooks/",
+    'x https://api.telegram.org/bot1:S/send,1a://h/HOOK/S 1://a.b://hooks.c/S {"u":"https://u:p@hooks.c/S"}',
+    "https://h/bot1:S/hooks/ https://h/a/hooks//bot2:S/x https://h/robot1:x/bot:y/bot1x:z https://h",
 ]
 
 

@@ -191,6 +191,16 @@ R = REDACTED
     # an assignment with spaces given to -e, --env, env or export is a value, not a command line
     (["docker", "run", "-e", "HF_TOKEN=S T", "img"], f"docker run -e HF_TOKEN={R} img"),
     (["env", "A=1", "HF_TOKEN=S T", "python", "t.py"], f"env A=1 HF_TOKEN={R} python t.py"),
+    # a webhook's or a bot's secret in a URL's path (leftover: the whole URL showed)
+    (["curl", "-d", "{}", "https://hooks.slack.com/services/T0/B0/S"], f"curl -d {{}} https://hooks.slack.com/{R}"),
+    (["curl", "https://discord.com/api/webhooks/1234/S?wait=true"], f"curl https://discord.com/api/webhooks/{R}?wait=true"),
+    (["python", "n.py", "--url=https://acme.webhook.office.com/webhookb2/a@b/IncomingWebhook/S"],
+     f"python n.py --url=https://acme.webhook.office.com/{R}"),
+    (["curl", "https://api.telegram.org/bot123456:AAS-x_y/sendMessage"], f"curl https://api.telegram.org/bot{R}/sendMessage"),
+    (["curl", "-d", '{"text":"x","hook":"https://hooks.zapier.com/hooks/catch/1/S/"}', "h"],
+     f'curl -d {{"text":"x","hook":"https://hooks.zapier.com/{R}"}} h'),
+    (["sh", "-c", "curl -X POST https://gitlab.example.org/api/v4/projects/1/hooks/S && echo ok"],
+     f"sh -c curl -X POST https://gitlab.example.org/api/v4/projects/1/hooks/{R} && echo ok"),
 ])
 def test_secrets_are_redacted(argv, expected):
     assert redact_argv(argv) == expected
@@ -226,6 +236,8 @@ def test_secrets_are_redacted(argv, expected):
     ["htpasswd", "-c", "/etc/htpasswd", "alice"],  # without -b the password is asked for
     ["ldapsearch", "-x", "-b", "dc=x", "uid=alice"], ["snmpwalk", "-v2c", "-Cc", "h"],
     ["wandb", "agent", "team/proj/sweep"], ["aws", "s3", "cp", "s3://b/keys.json", "/data/"],
+    ["git", "clone", "https://github.com/o/git-hooks"], ["curl", "https://api.github.com/repos/o/r/hooks"],
+    ["pre-commit", "run", "--hook-stage", "manual"], ["curl", "https://h/robot/bot/status"],  # no URL, no token
 ])
 def test_ordinary_commands_are_kept(argv):
     assert redact_argv(argv) == " ".join(argv)
