@@ -43,7 +43,8 @@ Rules, applied per argument (and per word inside an argument holding spaces, as 
   (each of ' and " counted apart).
 
 A name looks like a secret when it contains pass, token, secret, key, auth, credential, pwd, cookie, jwt or
-bearer (any case), or is one of SECRET_NAMES (a signed URL's ``sig=``/``Signature=``).
+bearer (any case), or is one of SECRET_NAMES (a signed URL's ``sig=``/``Signature=``), or ends in one of
+SECRET_ENDS (``GITHUB_PAT``, ``--hf_pat``).
 Redacting too much is the safe error. The result is capped at MAX_COMMAND characters.
 
 Speed: the rules are written as string operations, not regular expressions, because compiling the
@@ -61,6 +62,9 @@ SECRET_WORDS = ("pass", "token", "secret", "key", "auth", "credential", "pwd", "
 #: Names that are secrets only as a whole (any case): the signature of a signed URL (Azure's SAS ?sig=,
 #: S3's X-Amz-Signature, CloudFront's Signature=), too short or too common a word to look for inside names.
 SECRET_NAMES = ("sig", "signature", "x-amz-signature", "x-goog-signature")
+#: Name endings that are secrets: a personal access token (GITHUB_PAT, --hf_pat; not --compat, --path, and
+#: not a bare -pat, which may be a cluster of short flags).
+SECRET_ENDS = ("_pat", "-pat", ".pat")
 SHORT_SECRET_FLAGS = ("-p",)  # mysql/sshpass style; a redacted port number is harmless
 AUTH_SCHEMES = ("bearer", "basic", "token", "digest")
 USER_FLAGS = ("-u", "--user", "-U", "--proxy-user")  # curl's user:password
@@ -163,16 +167,17 @@ def redact_command(command, limit=MAX_COMMAND, seps=":", users=USER_FLAGS):
 
 
 def looks_secret(name):
-    """Whether name contains a secret word in any case, or is a secret name:
-    re.search("pass|token|...|\\A(?:sig|...)\\Z", name, re.IGNORECASE)."""
+    """Whether name contains a secret word in any case, is a secret name or ends in SECRET_ENDS:
+    re.search("pass|token|...|\\A(?:sig|...)\\Z|[_.-]pat\\Z", name, re.IGNORECASE)."""
     if name.isascii():
         name = name.lower()
-        return any(word in name for word in SECRET_WORDS) or name in SECRET_NAMES
+        return (any(word in name for word in SECRET_WORDS) or name in SECRET_NAMES
+                or name.endswith(SECRET_ENDS))
     # beyond ASCII, re's case-insensitive match differs from str.lower() (it takes "ſ" for "s", "K" for "k")
     if not _secret_pattern:
         import re
 
-        pattern = "|".join(SECRET_WORDS) + r"|\A(?:" + "|".join(SECRET_NAMES) + r")\Z"
+        pattern = "|".join(SECRET_WORDS) + r"|\A(?:" + "|".join(SECRET_NAMES) + r")\Z|[_.-]pat\Z"
         _secret_pattern.append(re.compile(pattern, re.IGNORECASE))
     return _secret_pattern[0].search(name) is not None
 

@@ -41,7 +41,8 @@ _OLD_REDACTED = "<redacted>"
 _OLD_MAX_COMMAND = 1024
 # pwd, cookie and the whole names (a signed URL's signature): added later
 _OLD_SECRET_NAME = re.compile(r"pass|token|secret|key|auth|credential|pwd|cookie|jwt|bearer"
-                              r"|\A(?:sig|signature|x-amz-signature|x-goog-signature)\Z", re.IGNORECASE)
+                              r"|\A(?:sig|signature|x-amz-signature|x-goog-signature)\Z"
+                              r"|[_.-]pat\Z", re.IGNORECASE)  # pat: added later
 _OLD_SHORT_SECRET_FLAGS = ("-p",)
 _OLD_AUTH_SCHEMES = ("bearer", "basic", "token", "digest")
 _OLD_USER_FLAGS = ("-u", "--user", "-U", "--proxy-user")  # added with the string version's user:password rule
@@ -310,6 +311,7 @@ PIECES += [  # added with the rules for wbinfo, shell operators, quotes, headers
     "snmpwalk", "-c", "xfreerdp", "/p:", "ipmi-sensors", "wandb", "login", "htpasswd", "-nb", "-b", "aws", "set",
 ]
 PIECES += ['{"', '":"', '":', "':'", "{'", '"}', ',"', '\\":\\"', '":{"', '":[', "pass", '"token"']  # JSON
+PIECES += ["_pat", "-PAT", ".pat", "pat", "compat"]  # personal access tokens
 PIECES += ["hooks.x.com/", "/webhooks/", "/hook", "HOOK", "hoo", "k/", "/bot12:", "bot1:a", "/bot", "1:", "#"]  # paths
 PIECES += [  # added with escaped quotes, programs after =, $(...) in secret arguments, assignments with spaces
     '\\"', "\\'", "'\\''", '\\"-p', "\\'TOKEN=", "=\\\"", "--wrap=", "--wrap=mysql", "$(cat", "h)", "$(", "-e",

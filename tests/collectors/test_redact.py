@@ -191,6 +191,9 @@ R = REDACTED
     # an assignment with spaces given to -e, --env, env or export is a value, not a command line
     (["docker", "run", "-e", "HF_TOKEN=S T", "img"], f"docker run -e HF_TOKEN={R} img"),
     (["env", "A=1", "HF_TOKEN=S T", "python", "t.py"], f"env A=1 HF_TOKEN={R} python t.py"),
+    # a personal access token's name (the oracle's most frequent leak not covered: --hf_pat x)
+    (["python", "up.py", "--hf_pat", "S", "--gh-Pat=S"], f"python up.py --hf_pat {R} --gh-Pat={R}"),
+    (["docker", "run", "-e", "GITHUB_PAT=S", "img"], f"docker run -e GITHUB_PAT={R} img"),
     # a webhook's or a bot's secret in a URL's path (leftover: the whole URL showed)
     (["curl", "-d", "{}", "https://hooks.slack.com/services/T0/B0/S"], f"curl -d {{}} https://hooks.slack.com/{R}"),
     (["curl", "https://discord.com/api/webhooks/1234/S?wait=true"], f"curl https://discord.com/api/webhooks/{R}?wait=true"),
@@ -237,7 +240,8 @@ def test_secrets_are_redacted(argv, expected):
     ["ldapsearch", "-x", "-b", "dc=x", "uid=alice"], ["snmpwalk", "-v2c", "-Cc", "h"],
     ["wandb", "agent", "team/proj/sweep"], ["aws", "s3", "cp", "s3://b/keys.json", "/data/"],
     ["git", "clone", "https://github.com/o/git-hooks"], ["curl", "https://api.github.com/repos/o/r/hooks"],
-    ["pre-commit", "run", "--hook-stage", "manual"], ["curl", "https://h/robot/bot/status"],  # no URL, no token
+    ["pre-commit", "run", "--hook-stage", "manual"], ["pip", "install", "--compat", "x"],
+    ["tar", "-pat", "f"], ["curl", "https://h/robot/bot/status"],  # no URL, no token
 ])
 def test_ordinary_commands_are_kept(argv):
     assert redact_argv(argv) == " ".join(argv)
