@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 import jinja2
+import markupsafe
 
 from reports import figures
 from reports.defaults import DEFAULT_SETTINGS
@@ -600,8 +601,16 @@ def _environment(generated: datetime) -> jinja2.Environment:
         sortkey=_sort_key,
         script_json=json_for_html,
     )
-    env.globals["status_class"] = _status_class
+    env.globals.update(status_class=_status_class, num_cell=_num_cell)
     return env
+
+
+def _num_cell(value: Any, text: Any = None) -> markupsafe.Markup:
+    """A table's number cell: ``<td class="num" data-sort="{value | sortkey}">{text, else value}</td>``. A
+    function, not a macro: a Jinja macro call cost ~25 us, and a host page makes ~150 of them (a sixth of
+    the whole report's CPU at 300 hosts)."""
+    shown = text if text is not None else (value if value is not None else "")
+    return markupsafe.Markup('<td class="num" data-sort="{}">{}</td>').format(_sort_key(value), shown)
 
 
 # -- formatting (presentation only; the numbers come from SQL) --------------------------------------------
