@@ -212,8 +212,9 @@ def hosts_per_row(hosts: int, columns: int) -> int:
 def gpu_now_heatmap(gpus: Sequence[Dict[str, Any]], files: Mapping[str, str]) -> Optional[Figure]:
     """Hosts x GPU index, colour = utilization at the host's latest run; hover: memory, users and the GPU's
     class (busy, idle, in use with no utilization, free: ``busy`` and ``unmeasured`` as site.py sets them). A
-    click on a cell opens the host's page (``links``: one page per row; per cell, rows of them, when a row
-    holds several hosts: ``hosts_per_row``, each row then named by its first host). None without GPUs."""
+    click on a cell opens the host's page (``links``: one page per row; when a row holds several hosts
+    (``hosts_per_row``, each row then named by its first host), a list per row, a page per ``span`` columns,
+    the last of them free). None without GPUs."""
     if not gpus:
         return None
     hosts = sorted({g["host"] for g in gpus})
@@ -252,9 +253,7 @@ def gpu_now_heatmap(gpus: Sequence[Dict[str, Any]], files: Mapping[str, str]) ->
         layout = _category_layout(f"GPU utilization now: {per} hosts a row, each host's GPUs side by side",
                                   max(220, 80 + 18 * rows))
         layout["xaxis"].update(showticklabels=False, showgrid=False, ticks="")
-        links = [[None] * width for _ in range(rows)]
-        for h, (i, b) in place.items():
-            links[i][b * span:b * span + len(indices)] = [files.get(h)] * len(indices)
+        links = [[files.get(h) for h in hosts[i:i + per]] for i in range(0, len(hosts), per)]  # report.js: / span
     _short_ticks(layout["yaxis"], names)
     return {
         "data": [{
@@ -274,6 +273,9 @@ def gpu_now_heatmap(gpus: Sequence[Dict[str, Any]], files: Mapping[str, str]) ->
         "layout": layout,
         "links": links,
         "per_row": per,
+        "span": span,
+        # a row of several hosts keeps cells of 6 px on a narrow screen: its box scrolls sideways there
+        "min_width": 90 + 6 * width if per > 1 else 0,
     }
 
 

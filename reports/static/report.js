@@ -214,9 +214,12 @@
     Array.prototype.forEach.call(document.querySelectorAll("[data-range][id]"), function (div) {
       ranges[div.id] = div.getAttribute("data-range");
     });
+    var boxes = boxList().map(function (box) { return [box.scrollLeft, box.scrollTop]; });
     writeKey(session, STATE_KEY, JSON.stringify({x: window.scrollX, y: window.scrollY, tables: tables,
-                                                 ranges: ranges}));
+                                                 ranges: ranges, boxes: boxes}));
   }
+  // the boxes that scroll on their own (a long table, a tall heat map), in page order
+  function boxList() { return Array.prototype.slice.call(document.querySelectorAll(".scroll, .figure-box, .wide")); }
   var savedRanges = {};  // restoreState's, for the figures drawn below
 
   function restoreState() {
@@ -240,7 +243,13 @@
         if (saved.sort[1] === "descending") sortBy(table, th);
       }
     });
-    window.addEventListener("load", function () { window.scrollTo(state.x || 0, state.y || 0); });
+    window.addEventListener("load", function () {
+      window.scrollTo(state.x || 0, state.y || 0);
+      var boxes = state.boxes || [];
+      boxList().forEach(function (box, i) {  // a box's figure is drawn by now (Plotly draws before load ends)
+        if (boxes[i]) { box.scrollLeft = boxes[i][0]; box.scrollTop = boxes[i][1]; }
+      });
+    });
   }
 
   var refresh = document.getElementById("refresh");
@@ -292,6 +301,24 @@
     return data;
   }
 
+  // An axis on top leaves its labels room under the title (figures.py), guessed for a laptop's width; on a
+  // narrower screen Plotly may turn them upright, and they would print over the title: the margin grows.
+  function clearTitle(div) {
+    var layout = div.layout, title = div.querySelector(".gtitle");
+    if (!title || !layout || !layout.xaxis || layout.xaxis.side !== "top") return;
+    var t = title.getBoundingClientRect(), top = Infinity;
+    Array.prototype.forEach.call(div.querySelectorAll(".xtick text, .g-xtitle text"), function (label) {
+      var b = label.getBoundingClientRect();
+      if (b.width > 0 && b.right > t.left && b.left < t.right) top = Math.min(top, b.top);
+    });
+    var overlap = Math.ceil(t.bottom + 4 - top);
+    div.titleRoom = div.titleRoom || 0;
+    if (overlap > 0 && div.titleRoom < 600) {  // bounded: never a loop of relayouts
+      div.titleRoom += overlap;
+      Plotly.relayout(div, {"margin.t": layout.margin.t + overlap});
+    }
+  }
+
   page.figures.forEach(function (fig) {
     var div = document.getElementById(fig.id);
     if (!div) return;
@@ -319,9 +346,13 @@
         var point = e.points && e.points[0];
         var at = point && (Array.isArray(point.pointIndex) ? point.pointIndex : [point.pointIndex]);
         var link = at && at[0] !== undefined ? fig.links[at[0]] : null;
-        if (Array.isArray(link)) link = link[at[1]];  // a row of several hosts: a link per cell
+        if (Array.isArray(link)) {  // a row of several hosts: a link per host, fig.span columns each, the last free
+          link = at[1] % fig.span === fig.span - 1 ? null : link[Math.floor(at[1] / fig.span)];
+        }
         if (link) window.location.href = link;
       });
     }
+    div.on("plotly_afterplot", function () { clearTitle(div); });
+    clearTitle(div);
   });
 })();

@@ -482,9 +482,9 @@ def test_each_cell_of_a_gpu_map_with_several_hosts_a_row_opens_its_own_host(larg
     page.wait_for_selector("#figure-gpus-now .main-svg")
     fig = page.evaluate("""() => JSON.parse(document.getElementById('page-data').textContent)
         .figures.find(f => f.id === 'figure-gpus-now')""")
-    assert fig["per_row"] == 3 and len(fig["links"]) == 20
+    assert fig["per_row"] == 3 and len(fig["links"]) == 20 and fig["span"] == 5
     row, col = 6, 2 * 5 + 3  # the third host of the seventh row (4 GPUs and a free column a host), GPU 3
-    assert fig["links"][row][col] == "hosts/gpu021.html"
+    assert fig["links"][row] == ["hosts/gpu019.html", "hosts/gpu020.html", "hosts/gpu021.html"]
     assert "gpu021 · GPU 3" in fig["data"][0]["text"][row][col]
     point = page.evaluate("""([row, col]) => {
         const div = document.getElementById('figure-gpus-now'), l = div._fullLayout;
@@ -516,6 +516,98 @@ def test_heat_map_titles_stay_clear_of_their_axis_labels(large_site, context):
                 assert all(n == 0 for _, _, n in clashes), (width, name, clashes)
                 on_top = {"index.html": "figure-heatmap", "users.html": "figure-user-hosts"}[name]
                 assert dict((i, n) for i, n, _ in clashes)[on_top] > 3, clashes  # labels were drawn
+            assert view.errors == []
+        finally:
+            view.close()
+
+
+def figure_page(tmp_path, fig: dict) -> Path:
+    """A page of one figure, drawn by the report's own report.js and Plotly, with the macro's wrapping."""
+    from reports import site
+    from reports.safe import json_for_html
+
+    env = site._environment(NOW)
+    macro = env.from_string('{% from "_macros.html" import figure %}{{ figure(fig) }}')
+    fig = {**fig, "id": "figure-t"}
+    (tmp_path / "t.html").write_text(
+        f'<!doctype html><link rel="stylesheet" href="style.css">{macro.render(fig=fig)}'
+        f'<script type="application/json" id="page-data">{json_for_html({"x": {}, "figures": [fig]})}</script>'
+        f'<script src="plotly.min.js"></script><script src="report.js"></script>', encoding="utf-8")
+    for name in ("report.js", "style.css"):
+        (tmp_path / name).write_bytes((Path(site.__file__).parent / "static" / name).read_bytes())
+    site._copy_plotly_js(tmp_path / "plotly.min.js")
+    return tmp_path / "t.html"
+
+
+def test_a_gpu_map_with_several_hosts_a_row_scrolls_sideways_on_a_phone(tmp_path, context):
+    """11 hosts of 8 GPUs a row were 2 px a cell on a phone (review): the map keeps 6 px cells in a box that
+    scrolls sideways; the page itself does not."""
+    from reports import figures
+
+    gpus = [{"host": f"gpu{h:03d}", "gpu_index": i, "util_pct": 50.0, "mem_used_bytes": None,
+             "mem_total_bytes": None, "users": [], "busy": True, "unmeasured": False, "util": 50.0}
+            for h in range(300) for i in range(8)]
+    fig = figures.gpu_now_heatmap(gpus, {})
+    assert fig["per_row"] == 11 and fig["min_width"] == 90 + 6 * (11 * 9 - 1)
+    page_file = figure_page(tmp_path, fig)
+    for width, scrolls in ((390, True), (1280, False)):
+        view = Tab(context, width=width)
+        try:
+            page = view.open(page_file)
+            page.wait_for_selector("#figure-t .main-svg")
+            box = page.locator("#figure-t").locator("xpath=..")
+            inner, whole = page.evaluate("el => [el.clientWidth, el.scrollWidth]", box.element_handle())
+            assert (whole > inner) is scrolls and whole >= fig["min_width"], (width, inner, whole)
+            plot = page.evaluate("document.getElementById('figure-t')._fullLayout._size.w")
+            assert plot / (11 * 9 - 1) >= 5, (width, plot)  # cells of ~6 px, gaps included
+            assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+            assert view.errors == []
+        finally:
+            view.close()
+
+
+def test_auto_refresh_keeps_the_place_in_each_scrolling_box(large_site, fresh):
+    """A long table scrolls in its own box now: the reload comes back to where it was in the box too."""
+    tab = Tab(fresh, width=1280)
+    try:
+        tab.page.add_init_script(SHORT_MINUTE % 400)
+        page = tab.without_charts().open(large_site / "index.html")
+        box = page.locator("#hosts-table").locator("xpath=..")
+        box.evaluate("el => { el.scrollTop = 700; }")
+        page.evaluate("window.scrollTo(0, 200)")
+        with page.expect_navigation(timeout=15_000):
+            page.select_option("#refresh", "1")
+        page.wait_for_load_state("load")
+        page.wait_for_function("window.scrollY > 0", timeout=5_000)
+        assert page.evaluate("window.name") == "test.loads=2"
+        assert abs(box.evaluate("el => el.scrollTop") - 700) <= 2
+        assert abs(page.evaluate("window.scrollY") - 200) <= 2
+        assert tab.errors == []
+    finally:
+        tab.close()
+
+
+def test_an_axis_on_top_makes_room_for_upright_labels_on_a_phone(tmp_path, context):
+    """figures.py guesses the labels' room for a laptop's width; on a phone Plotly turns long labels upright
+    (review: 5 hosts of 20-character names under a 30-user map printed over its title): report.js grows
+    the margin after drawing."""
+    from reports import figures
+
+    rows = [{"user": f"user{u:02d}", "host": f"gpu-node-{h:03d}-rack7-x", "active_h_30d": 1.0, "held_h_30d": 0.0}
+            for u in range(30) for h in range(5)]
+    page_file = figure_page(tmp_path, figures.user_host_heatmap("GPU-hours per user and host", rows, "30d"))
+    for width in (1280, 390):
+        view = Tab(context, width=width)
+        try:
+            page = view.open(page_file)
+            page.wait_for_selector("#figure-t .main-svg")
+            page.wait_for_timeout(300)  # the relayout, where one is needed
+            clash = page.evaluate("""() => { const div = document.getElementById('figure-t');
+                const t = div.querySelector('.gtitle').getBoundingClientRect();
+                return Array.from(div.querySelectorAll('.xtick text')).map(x => x.getBoundingClientRect())
+                    .filter(b => b.width > 0 && b.bottom > t.top && b.top < t.bottom && b.right > t.left
+                            && b.left < t.right).length; }""")
+            assert clash == 0, width
             assert view.errors == []
         finally:
             view.close()
