@@ -15,8 +15,8 @@ Rules, applied per argument (and per word inside an argument holding spaces, as 
   key looks like a secret (``{"api_key": "x"}``, ``{\\"token\\":\\"x\\"}``);
 - ``scheme://user:password@host``: the password becomes ``<redacted>``; of ``http(s)://user@host`` (no
   password), the user, mostly a token (``git clone https://ghp_x@github.com/o/r``);
-- a webhook's or a bot's secret in a URL's path: of a host holding ``hook``, the path
-  (``https://hooks.slack.com/<redacted>``); else after a path segment holding ``hook``, the rest
+- a webhook's or a bot's secret in a URL's path: of a host named hook(s) or webhook..., the path
+  (``https://hooks.slack.com/<redacted>``); else after a path segment so named, the rest
   (``/api/webhooks/<redacted>``); else a Telegram bot's token (``/bot<redacted>/sendMessage``);
 - ``-u user:password`` and ``--user user:password`` (``--user=...``; curl, and ``-U``/``--proxy-user``):
   what follows the first ``:`` becomes ``<redacted>`` (``python -u train.py`` holds no ``:``), also where it
@@ -61,9 +61,9 @@ MAX_INPUT = 8 * MAX_COMMAND
 SECRET_WORDS = ("pass", "token", "secret", "key", "auth", "credential", "pwd", "cookie", "jwt", "bearer")
 #: Names that are secrets only as a whole (any case): the signature of a signed URL (Azure's SAS ?sig=,
 #: S3's X-Amz-Signature, CloudFront's Signature=), too short or too common a word to look for inside names.
-SECRET_NAMES = ("sig", "signature", "x-amz-signature", "x-goog-signature")
-#: Name endings that are secrets: a personal access token (GITHUB_PAT, --hf_pat; not --compat, --path, and
-#: not a bare -pat, which may be a cluster of short flags).
+#: And a personal access token: ``--pat`` (GitHub's runner ``config.sh --pat``), ``PAT=``.
+SECRET_NAMES = ("sig", "signature", "x-amz-signature", "x-goog-signature", "pat")
+#: Name endings that are secrets: a personal access token's (GITHUB_PAT, --hf_pat; not --compat, --path).
 SECRET_ENDS = ("_pat", "-pat", ".pat")
 SHORT_SECRET_FLAGS = ("-p",)  # mysql/sshpass style; a redacted port number is harmless
 AUTH_SCHEMES = ("bearer", "basic", "token", "digest")
@@ -419,7 +419,7 @@ def _redact_word(word, seps=":", users=USER_FLAGS, whole=False):
         return redact_command(word, limit=None, seps=seps, users=users)
     if "@" in word:  # speed: most words hold neither "@" nor "="
         word = _hide_url_passwords(word)
-    if "://" in word and ("/bot" in word or "hook" in word.lower()):  # speed: the URL path rule's only words
+    if "://" in word and ("/bot" in word or "hook" in word.casefold()):  # speed: the URL path rule's only words
         word = _hide_url_paths(word)
     if (":" in word or "]=" in word) and ('"' in word or "'" in word):  # speed: likewise
         word = _hide_json_values(word)
@@ -480,18 +480,23 @@ def _hide_url_passwords(word):
     return "".join(out)
 
 
-#: Where a URL ends: ?, #, and what closes it in JSON, a list or a quoted string.
-URL_ENDS = "?#,\"'\\"
+#: Where a URL ends: ?, #, what closes it in JSON, a list or a quoted string, and a shell operator.
+URL_ENDS = "?#,\"'\\|;&<>()`"
+
+
+def _is_hook(name):
+    """Whether a host's label or a path's segment names a webhook: hook, hooks, webhook... (any case)."""
+    name = name.casefold()
+    return name in ("hook", "hooks") or name.startswith("webhook")
 
 
 def _hide_url_paths(word):
     r"""The secret a webhook or a bot carries in its URL's path, in every scheme://host/path of word (the scheme:
-    the [\w+.-] characters before "://", holding an ASCII letter; host and path end at URL_ENDS): where the
-    host holds "hook" (any case; the part after its last "@": hooks.slack.com, x.webhook.office.com), the
-    whole path after its first "/"; else, after the first path segment holding "hook" (/api/webhooks/,
-    /hooks/), the rest of the path where there is some; else in every segment bot<digits>:... (Telegram),
-    what follows "bot".
-    Each becomes <redacted> where it is not empty. Word holds no whitespace."""
+    the [\w+.-] characters before "://", holding an ASCII letter; host and path end at URL_ENDS): where a
+    label of the host (after its last "@") _is_hook (hooks.slack.com, x.webhook.office.com), the whole path
+    after its first "/"; else, after the first path segment that _is_hook (/api/webhooks/, /hooks/; not
+    /pre-commit-hooks/), the rest of the path where there is some; else in every segment bot<digits>:...
+    (Telegram), what follows "bot". Each becomes <redacted> where it is not empty. Word holds no whitespace."""
     out, copied, start = [], 0, 0
     while True:
         sep = word.find("://", start)
@@ -509,9 +514,9 @@ def _hide_url_paths(word):
         if slash < 0:
             continue
         host, segments = word[sep + 3:slash].rpartition("@")[2], word[slash + 1:end].split("/")
-        hook = next((i for i, part in enumerate(segments) if "hook" in part.lower()), len(segments))
+        hook = next((i for i, part in enumerate(segments) if _is_hook(part)), len(segments))
         after = slash + 1 + sum(len(part) + 1 for part in segments[:hook + 1])  # past the hook segment's "/"
-        if "hook" in host.lower():
+        if any(_is_hook(label) for label in host.split(".")):
             hidden = [(slash + 1, end)]
         elif after < end:
             hidden = [(after, end)]

@@ -41,7 +41,7 @@ _OLD_REDACTED = "<redacted>"
 _OLD_MAX_COMMAND = 1024
 # pwd, cookie and the whole names (a signed URL's signature): added later
 _OLD_SECRET_NAME = re.compile(r"pass|token|secret|key|auth|credential|pwd|cookie|jwt|bearer"
-                              r"|\A(?:sig|signature|x-amz-signature|x-goog-signature)\Z"
+                              r"|\A(?:sig|signature|x-amz-signature|x-goog-signature|pat)\Z"
                               r"|[_.-]pat\Z", re.IGNORECASE)  # pat: added later
 _OLD_SHORT_SECRET_FLAGS = ("-p",)
 _OLD_AUTH_SCHEMES = ("bearer", "basic", "token", "digest")
@@ -250,16 +250,16 @@ def _old_hide_url(m):
 
 
 # a webhook's or a bot's secret in a URL's path: added later
-_OLD_URL_PATH = re.compile(r"""(?<![\w+.-])([\w+.-]*[A-Za-z][\w+.-]*://)([^/?#,"'\\]*)(/[^?#,"'\\]*)?""")
+_OLD_URL_PATH = re.compile(r"""(?<![\w+.-])([\w+.-]*[A-Za-z][\w+.-]*://)([^/?#,"'\\|;&<>()`]*)(/[^?#,"'\\|;&<>()`]*)?""")
 
 
 def _old_hide_url_path(m):
     path = m.group(3)
     if not path:
         return m.group()
-    if re.search("hook", m.group(2).rpartition("@")[2], re.IGNORECASE):
+    if re.search(r"(?:\A|\.)(?:hooks?|webhook[^.]*)(?:\.|\Z)", m.group(2).rpartition("@")[2], re.IGNORECASE):
         path = re.sub(r"\A/.+", "/" + _OLD_REDACTED, path, flags=re.DOTALL)
-    elif h := re.match(r"(/(?:[^/]*/)*?[^/]*hook[^/]*/)(.+)", path, re.IGNORECASE | re.DOTALL):
+    elif h := re.match(r"(/(?:[^/]*/)*?(?:hooks?|webhook[^/]*)/)(.+)", path, re.IGNORECASE | re.DOTALL):
         path = h.group(1) + _OLD_REDACTED
     else:
         path = re.sub(r"(?<=/bot)[0-9]+:[^/]*", _OLD_REDACTED, path)
@@ -403,6 +403,7 @@ REDACTION_EXAMPLES = [
     "curl https://hooks.slack.com/services/T/B/S https://discord.com/api/webhooks/1/S?wait=1 https://h/hooks/",
     'x https://api.telegram.org/bot1:S/send,1a://h/HOOK/S 1://a.b://hooks.c/S {"u":"https://u:p@hooks.c/S"}',
     "https://h/bot1:S/hooks/ https://h/a/hooks//bot2:S/x https://h/robot1:x/bot:y/bot1x:z https://h",
+    "sh -c curl https://hooks.x.com/S|tee b;x https://h/hooks/S&&y https://h/pre-commit-hooks/a Webhook.h/s --pat S",
 ]
 
 

@@ -194,6 +194,11 @@ R = REDACTED
     # a personal access token's name (the oracle's most frequent leak not covered: --hf_pat x)
     (["python", "up.py", "--hf_pat", "S", "--gh-Pat=S"], f"python up.py --hf_pat {R} --gh-Pat={R}"),
     (["docker", "run", "-e", "GITHUB_PAT=S", "img"], f"docker run -e GITHUB_PAT={R} img"),
+    (["./config.sh", "--url", "https://github.com/o/r", "--pat", "S"],
+     f"./config.sh --url https://github.com/o/r --pat {R}"),
+    # a shell operator ends the URL: the rest of the command stays
+    (["sh", "-c", "curl https://hooks.slack.com/services/T/B/S|tee x;echo ok"],
+     f"sh -c curl https://hooks.slack.com/{R}|tee x;echo ok"),
     # a webhook's or a bot's secret in a URL's path (leftover: the whole URL showed)
     (["curl", "-d", "{}", "https://hooks.slack.com/services/T0/B0/S"], f"curl -d {{}} https://hooks.slack.com/{R}"),
     (["curl", "https://discord.com/api/webhooks/1234/S?wait=true"], f"curl https://discord.com/api/webhooks/{R}?wait=true"),
@@ -241,7 +246,9 @@ def test_secrets_are_redacted(argv, expected):
     ["wandb", "agent", "team/proj/sweep"], ["aws", "s3", "cp", "s3://b/keys.json", "/data/"],
     ["git", "clone", "https://github.com/o/git-hooks"], ["curl", "https://api.github.com/repos/o/r/hooks"],
     ["pre-commit", "run", "--hook-stage", "manual"], ["pip", "install", "--compat", "x"],
-    ["tar", "-pat", "f"], ["curl", "https://h/robot/bot/status"],  # no URL, no token
+    ["pip", "download", "https://github.com/pre-commit/pre-commit-hooks/archive/v4.tar.gz"],
+    ["aws", "s3", "cp", "s3://bucket/githooks/a.json", "."],  # hooks inside a name: not a webhook
+    ["curl", "https://h/robot/bot/status"],  # no token
 ])
 def test_ordinary_commands_are_kept(argv):
     assert redact_argv(argv) == " ".join(argv)
