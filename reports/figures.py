@@ -77,8 +77,16 @@ def _axis_on_top(layout: Dict[str, Any], labels_px: int) -> None:
         layout["xaxis"]["side"] = "bottom"
         return
     layout["xaxis"]["side"] = "top"
+    layout["margin"]["b"] = 10  # no axis below
     layout["title"].update(yref="container", y=1, yanchor="top", pad={"t": 8})
     layout["margin"]["t"] = 56 + labels_px + (22 if layout["xaxis"].get("title") else 0)
+
+
+def _fit_rows(layout: Dict[str, Any], rows: int, row_px: int) -> None:
+    """A heat map's height, so that each of its ``rows`` is ``row_px`` high whatever its margins (the room an
+    axis on top takes made rows thinner than planned); the side of the axis stays as chosen."""
+    if layout["xaxis"].get("side") == "top":
+        layout["height"] = max(220, layout["margin"]["t"] + layout["margin"]["b"] + row_px * rows)
 
 
 #: The longest axis label a heat map shows whole; a longer one keeps its start and end around "…".
@@ -253,7 +261,10 @@ def gpu_now_heatmap(gpus: Sequence[Dict[str, Any]], files: Mapping[str, str]) ->
         layout = _category_layout(f"GPU utilization now: {per} hosts a row, each host's GPUs side by side",
                                   max(220, 80 + 18 * rows))
         layout["xaxis"].update(showticklabels=False, showgrid=False, ticks="")
+        if layout["xaxis"]["side"] == "top":
+            layout["margin"]["t"] -= 16  # no labels
         links = [[files.get(h) for h in hosts[i:i + per]] for i in range(0, len(hosts), per)]  # report.js: / span
+    _fit_rows(layout, rows, 18)
     _short_ticks(layout["yaxis"], names)
     return {
         "data": [{
@@ -298,6 +309,7 @@ def gpu_heatmap(rows: Sequence[Dict[str, Any]]) -> Optional[Figure]:
     if len(buckets) == 1:  # one column: on a time axis Plotly would draw it a millisecond wide
         layout["xaxis"]["type"] = "category"
     _axis_on_top(layout, 64)  # dates: two lines, the date above the time
+    _fit_rows(layout, len(names), row_px)
     return {
         "data": [{
             "type": "heatmap",
@@ -432,10 +444,12 @@ def user_host_heatmap(title: str, rows: Sequence[Dict[str, Any]], suffix: str, t
     if down:
         row_px = min(16, max(3, MAX_FIGURE_PX // max(1, len(hosts))))
         layout = _category_layout(title, max(220, 110 + row_px * len(hosts)), users)
+        _fit_rows(layout, len(hosts), row_px)
         _short_ticks(layout["xaxis"], users, hosts=False)
         _short_ticks(layout["yaxis"], hosts)
     else:
         layout = _category_layout(title, max(220, 110 + 16 * len(users)), hosts)
+        _fit_rows(layout, len(users), 16)
         _short_ticks(layout["xaxis"], hosts)
         _short_ticks(layout["yaxis"], users, hosts=False)
     if not cells:
