@@ -251,6 +251,10 @@ def gpu_now_heatmap(gpus: Sequence[Dict[str, Any]], files: Mapping[str, str]) ->
         state = "busy" if g["busy"] else "in use" if g["unmeasured"] else "free" if g["util"] is None else "idle"
         text[i][k] = "<br>".join(plotly_text(s) for s in (
             f"{g['host']} · GPU {j}", f"{util} ({state})", mem, users))
+    if per > 1:  # a host whose GPUs gave no index has no cell of its own: its first says who it is
+        for h, (i, b) in place.items():
+            if not any(text[i][b * span:b * span + len(indices)]):
+                text[i][b * span] = plotly_text(f"{h} · its GPUs gave no index")
     names = hosts[::per]  # each row's first host
     if per == 1:
         x = [str(j) for j in indices]
