@@ -208,6 +208,8 @@ def ranges(fig_id: str, entries: Sequence[Tuple[str, Figure]], selected: int = 0
 #: them: a row per host made it 18 px a host, 18,000 px at 1,000 hosts (review). About WRAP_ROWS rows, at most
 #: WRAP_COLUMNS cells a row.
 WRAP_HOSTS, WRAP_ROWS, WRAP_COLUMNS = 40, 25, 100
+#: A GPU without a utilization (MIG mode, or no index) on the map of GPUs now.
+UNKNOWN_GREY = "#b8bcc4"
 
 
 def hosts_per_row(hosts: int, columns: int) -> int:
@@ -270,21 +272,17 @@ def gpu_now_heatmap(gpus: Sequence[Dict[str, Any]], files: Mapping[str, str]) ->
         links = [[files.get(h) for h in hosts[i:i + per]] for i in range(0, len(hosts), per)]  # report.js: / span
     _fit_rows(layout, rows, 18)
     _short_ticks(layout["yaxis"], names)
+    y = [plotly_text(h) for h in names]
+    cell = {"type": "heatmap", "x": x, "y": y, "text": text, "xgap": 2, "ygap": 2, "hoverongaps": False,
+            "hovertemplate": "%{text}<extra></extra>"}  # no hover where there is no GPU (a free column)
+    data = [{**cell, "z": z, "zmin": 0, "zmax": 100, "colorscale": "Viridis", "colorbar": {"title": {"text": "%"}}}]
+    # a GPU without a utilization (MIG mode) in grey, with its hover: as a gap it looked like no GPU at all
+    grey = [[0 if text[i][k] and z[i][k] is None else None for k in range(width)] for i in range(rows)]
+    if any(v is not None for r in grey for v in r):
+        data.append({**cell, "z": grey, "zmin": 0, "zmax": 1, "showscale": False, "name": "utilization unknown",
+                     "colorscale": [[0, UNKNOWN_GREY], [1, UNKNOWN_GREY]]})
     return {
-        "data": [{
-            "type": "heatmap",
-            "x": x,
-            "y": [plotly_text(h) for h in names],
-            "z": z,
-            "text": text,
-            "zmin": 0,
-            "zmax": 100,
-            "xgap": 2,
-            "ygap": 2,
-            "colorscale": "Viridis",
-            "colorbar": {"title": {"text": "%"}},
-            "hovertemplate": "%{text}<extra></extra>",
-        }],
+        "data": data,
         "layout": layout,
         "links": links,
         "per_row": per,

@@ -611,3 +611,41 @@ def test_an_axis_on_top_makes_room_for_upright_labels_on_a_phone(tmp_path, conte
             assert view.errors == []
         finally:
             view.close()
+
+
+def test_a_gpu_without_utilization_is_grey_with_its_hover_and_a_free_column_has_none(tmp_path, context):
+    """A GPU in MIG mode (no utilization) was a gap like a free column, and every gap showed an empty hover
+    label: it is now a grey cell with its hover and its link, and gaps show nothing."""
+    from reports import figures
+
+    gpus = [{"host": f"n{h:02d}", "gpu_index": i, "util_pct": None if (h, i) == (3, 1) else 50.0,
+             "mem_used_bytes": None, "mem_total_bytes": None, "users": [], "busy": False,
+             "unmeasured": (h, i) == (3, 1), "util": None if (h, i) == (3, 1) else 50.0}
+            for h in range(45) for i in range(2)]
+    (tmp_path / "n03.html").write_text("<!doctype html><title>n03</title>", encoding="utf-8")
+    fig = figures.gpu_now_heatmap(gpus, {"n03": "n03.html"})
+    assert fig["per_row"] == 2 and len(fig["data"]) == 2
+    view = Tab(context)
+    try:
+        page = view.open(figure_page(tmp_path, fig))
+        page.wait_for_selector("#figure-t .main-svg")
+
+        def cell(row, col):
+            return page.evaluate("""([row, col]) => {
+                const div = document.getElementById('figure-t'), l = div._fullLayout;
+                const r = div.querySelector('.main-svg').getBoundingClientRect();
+                return [r.left + l.xaxis._offset + l.xaxis.l2p(col), r.top + l.yaxis._offset + l.yaxis.l2p(row)]; }""",
+                                 [row, col])
+
+        page.mouse.move(*cell(1, 2))  # the free column between n02 and n03
+        page.wait_for_timeout(300)
+        assert page.locator("#figure-t .hovertext").count() == 0
+        page.mouse.move(*cell(1, 3 + 1))  # n03's GPU 1, grey
+        page.wait_for_selector("#figure-t .hovertext")
+        assert "n03 · GPU 1" in page.locator("#figure-t .hovertext").text_content()
+        assert "utilization unknown (in use)" in page.locator("#figure-t .hovertext").text_content()
+        page.mouse.click(*cell(1, 3 + 1))
+        page.wait_for_url("**/n03.html")
+        assert view.errors == []
+    finally:
+        view.close()

@@ -393,8 +393,10 @@ def test_many_hosts_share_the_rows_of_the_gpu_map_and_every_cell_keeps_its_host(
     assert fig["span"] == 9 and fig["links"][0][(9 + 1) // 9] == "hosts/n0001.html"  # a missing GPU's cell too
     # a host whose GPUs gave no index (a row of its own names it when one host a row): its first cell does
     mig = gpus(45, 2) + [dict(gpus(1, 1)[0], host="n9999", gpu_index=None)]
-    (trace,) = figures.gpu_now_heatmap(mig, {})["data"]
+    trace, grey = figures.gpu_now_heatmap(mig, {})["data"]
     assert trace["text"][-1][3] == "n9999 · its GPUs gave no index" and trace["z"][-1][3] is None
+    assert grey["z"][-1][3] == 0 and grey["text"] is trace["text"]  # drawn grey, its hover with it
+    assert sum(v is not None for row in grey["z"] for v in row) == 1 and grey["showscale"] is False
 
 
 def test_a_tall_heat_map_has_its_axis_on_top_with_room_for_its_title():

@@ -155,5 +155,8 @@ def test_now_a_mig_gpu_in_use_is_neither_idle_nor_idle_held(site):
     assert (mig["util_pct"], mig["busy"], mig["idle_held"], mig["unmeasured"]) == (None, False, False, True)
     index = (site / "index.html").read_text(encoding="utf-8")
     assert "1 in use, utilization unknown (MIG)" in index
-    (now,) = figure(index, "gpus-now")["data"]
-    assert "utilization unknown (in use)" in now["text"][now["y"].index("mig01")][0]
+    now, grey = figure(index, "gpus-now")["data"]
+    row = now["y"].index("mig01")
+    assert "utilization unknown (in use)" in now["text"][row][0]
+    assert now["z"][row][0] is None and grey["z"][row][0] == 0  # drawn grey: as a gap it looked like no GPU
+    assert grey["text"][row][0] == now["text"][row][0] and now["hoverongaps"] is False
