@@ -222,3 +222,17 @@ def test_a_host_back_after_a_gap_does_not_outweigh_the_fleet_in_the_24_h_cpu_lin
     assert cpu[back] == pytest.approx(100 * (0.9 * 300 + 0.02 * 600) / 900, abs=0.05), cpu  # was 5.5
     assert cpu[both] == pytest.approx(46.0, abs=0.05)
     assert cpu[alone] == pytest.approx(90.0, abs=0.05)
+
+
+def test_the_fleet_page_names_the_first_40_users_on_gpus_and_counts_the_rest(tmp_path):
+    """At a thousand hosts a few hundred names made a wall of text at the top of the fleet page."""
+    data = tmp_path / "data"
+    gpus = [gpu(i, util=80, processes=[gpu_process(100 + i, f"user{i:02d}")]) for i in range(45)]
+    spool_run(data, T0, [ok("a01", T0, document("a01", T0, gpus=gpus))])
+    assert not ingest_pending(data).rejected
+    with contextlib.closing(connect(data)) as con:
+        index = build_site(con, tmp_path / "site", now=T0 + timedelta(minutes=1))
+    text = text_of(index)
+    names = ", ".join(f"user{i:02d}" for i in range(40))
+    assert f"On GPUs now: {names} and 5 more (" in text
+    assert "user40" not in text.split("On GPUs now:")[1].split("On this page")[0]
