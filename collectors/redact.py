@@ -12,7 +12,8 @@ Rules, applied per argument (and per word inside an argument holding spaces, as 
   quote, the words up to its close; after ``-H`` or ``--header``, and
   written into them, a header's value written right after its colon (``-H X-Api-Key:abc``);
 - a key and its value in JSON or a Python dict written into an argument (JSON_PAIR): the value, where the
-  key looks like a secret (``{"api_key": "x"}``, ``{\\"token\\":\\"x\\"}``);
+  key looks like a secret (``{"api_key": "x"}``, ``{\\"token\\":\\"x\\"}``), also where the key's colon is a word of
+  its own or begins the value's (``{ "token" : "x" }``, ``"token" :"x"``);
 - ``scheme://user:password@host``: the password becomes ``<redacted>``; of ``http(s)://user@host`` (no
   password), the user, mostly a token (``git clone https://ghp_x@github.com/o/r``);
 - a webhook's or a bot's secret in a URL's path: of a host named hook(s) or webhook..., the path
@@ -207,7 +208,9 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
     span = ""  # spans: the quote that a hidden value opened: the words are hidden until it closes
     opened = ""  # spans: the quote a hidden value left open (held): span, after this word
     heredoc = False  # a here-document began while secret arguments were hidden: lines do not end them
+    keyed = False  # the previous word was a secret JSON key before its colon ({"token" : "x"})
     for i, word in enumerate(words):
+        was_keyed, keyed = keyed, False
         before = parity
         tokens = _quote_tokens(word) if spans and ("'" in word or '"' in word) else {}  # read once per word
         if tokens:
@@ -308,10 +311,16 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
                         new = word[:start] + REDACTED
                         pending = user = header = False
                         break
+        if new is None and was_keyed and word[0] == ":":  # {"token" : "x"}, {"token" :"x"}
+            if word == ":":
+                new, pending = word, True
+            else:
+                new, start = ":" + REDACTED, 1
         if new is None:
             user = bare in users
             header = bare in HEADER_FLAGS
             pending = _is_secret_flag(bare) or bare in flags
+            keyed = not pending and word[-1:] in ("'", '"') and _is_json_key(word)  # speed: few end in a quote
             held = _opened_quote(word, before, 0, tokens) if pending and tokens else ""
             if not spans and word.startswith("--env=") and word.split() != [word]:  # --env='TOKEN=a b', whole
                 new = "--env=" + _redact_word(word[6:], seps, users, whole=True)
@@ -329,6 +338,23 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
         if opened:
             span, opened = opened, ""
     return out
+
+
+def _is_json_key(word):
+    r"""Whether word ends in a quoted key whose name looks like a secret, its colon in a later word:
+    (?<!\\)(\\*["'])([A-Za-z_][\w.-]*)\1\Z (the name as JSON_PAIR's), as in '{"token" : "x"}'."""
+    if word[-1:] not in ("'", '"'):
+        return False
+    closer = len(word) - 1  # the quote at the end and the backslashes before it
+    while closer > 0 and word[closer - 1] == "\\":
+        closer -= 1
+    name = closer
+    while name > 0 and _is_word_char(word[name - 1], "_.-"):
+        name -= 1
+    quote = word[closer:]
+    opener = name - len(quote)
+    return (name < closer and _starts_name(word[name:closer]) and word[opener:name] == quote and opener >= 0
+            and not (opener and word[opener - 1] == "\\") and looks_secret(word[name:closer]))
 
 
 def _opened_quote(word, before, start, tokens):

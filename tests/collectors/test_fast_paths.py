@@ -95,7 +95,9 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
     depth = 0  # added later: the ( opened since a program's secret arguments began
     assigning = False  # added later: argv, after -e/--env/env/export: NAME=a b is an assignment
     held = opened = ""  # added later: the quote a pending flag's word opened, hiding its value up to the close
+    keyed = False  # added later: the previous word was a secret JSON key before a spaced colon
     for i, word in enumerate(words):
+        was_keyed, keyed = keyed, False
         before = defaultdict(int, parity)
         for quote, n in _old_tokens(word).items():
             parity[quote] ^= n % 2
@@ -169,10 +171,14 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
             elif glued and (m := re.fullmatch("(" + "|".join(map(re.escape, glued)) + ").+", bare, re.DOTALL)):
                 new, start = lead + m.group(1) + _OLD_REDACTED, len(lead + m.group(1))
                 pending = user = header = False
+        if new is None and was_keyed and word.startswith(":"):  # added later: {"token" : "x"}
+            new, pending, start = (word, True, None) if word == ":" else (":" + _OLD_REDACTED, pending, 1)
         if new is None:
             user = bare in users
             header = bare in ("-H", "--header")
             pending = _old_is_secret_flag(bare) or bare in flags
+            key = re.search(r"""(?<!\\)(\\*["'])([A-Za-z_][\w.-]*)\1\Z""", word)
+            keyed = not pending and bool(key) and bool(_OLD_SECRET_NAME.search(key.group(2)))
             held = _old_opened(word, before, parity, 0) if pending and spans else ""
             new, start = _old_redact_word(word, seps, users, whole=assigning), None
             if not spans and word.startswith("--env=") and any(c.isspace() for c in word):  # added later
@@ -312,6 +318,7 @@ PIECES += [  # added with the rules for wbinfo, shell operators, quotes, headers
 ]
 PIECES += ['{"', '":"', '":', "':'", "{'", '"}', ',"', '\\":\\"', '":{"', '":[', "pass", '"token"']  # JSON
 PIECES += ["_pat", "-PAT", ".pat", "pat", "compat"]  # personal access tokens
+PIECES += [" : ", " :", ' :"', "'token'", '\\"key\\"', '{"pwd"', ',"auth"', "x'", ' : "a b", ']  # spaced colons
 PIECES += ["hooks.x.com/", "/webhooks/", "/hook", "HOOK", "hoo", "k/", "/bot12:", "bot1:a", "/bot", "1:", "#"]  # paths
 PIECES += [  # added with escaped quotes, programs after =, $(...) in secret arguments, assignments with spaces
     '\\"', "\\'", "'\\''", '\\"-p', "\\'TOKEN=", "=\\\"", "--wrap=", "--wrap=mysql", "$(cat", "h)", "$(", "-e",
@@ -404,6 +411,7 @@ REDACTION_EXAMPLES = [
     'x https://api.telegram.org/bot1:S/send,1a://h/HOOK/S 1://a.b://hooks.c/S {"u":"https://u:p@hooks.c/S"}',
     "https://h/bot1:S/hooks/ https://h/a/hooks//bot2:S/x https://h/robot1:x/bot:y/bot1x:z https://h",
     "sh -c curl https://hooks.x.com/S|tee b;x https://h/hooks/S&&y https://h/pre-commit-hooks/a Webhook.h/s --pat S",
+    """x '{"token" : "S", "a" : 1, "password" :"S"}' {\\"key\\" : \\"S\\"} \\\\"key" : S 'pwd' : "a b" c""",
 ]
 
 

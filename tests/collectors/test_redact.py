@@ -191,6 +191,10 @@ R = REDACTED
     # an assignment with spaces given to -e, --env, env or export is a value, not a command line
     (["docker", "run", "-e", "HF_TOKEN=S T", "img"], f"docker run -e HF_TOKEN={R} img"),
     (["env", "A=1", "HF_TOKEN=S T", "python", "t.py"], f"env A=1 HF_TOKEN={R} python t.py"),
+    # a JSON key and its colon apart (leftover: {"token" : "x"} showed x)
+    (["curl", "-d", '{ "token" : "S", "n" : 1 }', "h"], f'curl -d {{ "token" : {R} "n" : 1 }} h'),
+    (["python", "-c", 'cfg = {"api_key" :"S", "lr" : 0.1}'], f'python -c cfg = {{"api_key" :{R} "lr" : 0.1}}'),
+    (["sh", "-c", "curl -d '{\"password\" : \"a b\"}' h"], f"sh -c curl -d '{{\"password\" : {R} {R} h"),
     # a personal access token's name (the oracle's most frequent leak not covered: --hf_pat x)
     (["python", "up.py", "--hf_pat", "S", "--gh-Pat=S"], f"python up.py --hf_pat {R} --gh-Pat={R}"),
     (["docker", "run", "-e", "GITHUB_PAT=S", "img"], f"docker run -e GITHUB_PAT={R} img"),
@@ -249,6 +253,7 @@ def test_secrets_are_redacted(argv, expected):
     ["pip", "download", "https://github.com/pre-commit/pre-commit-hooks/archive/v4.tar.gz"],
     ["aws", "s3", "cp", "s3://bucket/githooks/a.json", "."],  # hooks inside a name: not a webhook
     ["curl", "https://h/robot/bot/status"],  # no token
+    ["curl", "-d", '{ "name" : "S", "lr" : 0.1 }'], ["echo", '"token"', "is", ":", "x"],  # no secret key, no colon next
 ])
 def test_ordinary_commands_are_kept(argv):
     assert redact_argv(argv) == " ".join(argv)
