@@ -209,6 +209,7 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
     opened = ""  # spans: the quote a hidden value left open (held): span, after this word
     heredoc = False  # a here-document began while secret arguments were hidden: lines do not end them
     keyed = False  # the previous word was a secret JSON key before its colon ({"token" : "x"})
+    colon = False  # the previous word was that key's colon, alone: this word is its value
     for i, word in enumerate(words):
         was_keyed, keyed = keyed, False
         before = parity
@@ -257,7 +258,10 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
                 seps += sep
         new = None
         start = 0  # where in word the value that new hides starts (a quote it opens hides more words)
-        if pending and not word.startswith("-"):
+        valued, colon = colon, False
+        if valued and word.lstrip(QUOTES)[:1] in ("{", "["):  # an object or a list: its own keys are looked at
+            pending = False
+        if pending and (valued or not word.startswith("-")):  # a key's value may start with - ({"pin" : -1})
             if word.lower() in AUTH_SCHEMES:  # "Authorization: Bearer <token>": hide the token
                 out.append(word)
                 continue
@@ -313,8 +317,8 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
                         break
         if new is None and was_keyed and word[0] == ":":  # {"token" : "x"}, {"token" :"x"}
             if word == ":":
-                new, pending = word, True
-            else:
+                new, pending, colon = word, True, True
+            elif word[1:].lstrip(QUOTES)[:1] not in ("{", "["):  # :{"password": x} has keys of its own
                 new, start = ":" + REDACTED, 1
         if new is None:
             user = bare in users

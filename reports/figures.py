@@ -253,10 +253,9 @@ def gpu_now_heatmap(gpus: Sequence[Dict[str, Any]], files: Mapping[str, str]) ->
         state = "busy" if g["busy"] else "in use" if g["unmeasured"] else "free" if g["util"] is None else "idle"
         text[i][k] = "<br>".join(plotly_text(s) for s in (
             f"{g['host']} · GPU {j}", f"{util} ({state})", mem, users))
-    if per > 1:  # a host whose GPUs gave no index has no cell of its own: its first says who it is
-        for h, (i, b) in place.items():
-            if not any(text[i][b * span:b * span + len(indices)]):
-                text[i][b * span] = plotly_text(f"{h} · its GPUs gave no index")
+    for h, (i, b) in place.items():  # a host whose GPUs gave no index has no cell: its first says who it is
+        if not any(text[i][b * span:b * span + len(indices)]):
+            text[i][b * span] = plotly_text(f"{h} · its GPUs gave no index")
     names = hosts[::per]  # each row's first host
     if per == 1:
         x = [str(j) for j in indices]
@@ -279,8 +278,9 @@ def gpu_now_heatmap(gpus: Sequence[Dict[str, Any]], files: Mapping[str, str]) ->
     # a GPU without a utilization (MIG mode) in grey, with its hover: as a gap it looked like no GPU at all
     grey = [[0 if text[i][k] and z[i][k] is None else None for k in range(width)] for i in range(rows)]
     if any(v is not None for r in grey for v in r):
-        data.append({**cell, "z": grey, "zmin": 0, "zmax": 1, "showscale": False, "name": "utilization unknown",
-                     "colorscale": [[0, UNKNOWN_GREY], [1, UNKNOWN_GREY]]})
+        grey_text = [[t if v is not None else "" for t, v in zip(tr, gr)] for tr, gr in zip(text, grey)]
+        data.append({**cell, "z": grey, "text": grey_text, "zmin": 0, "zmax": 1, "showscale": False,
+                     "name": "utilization unknown", "colorscale": [[0, UNKNOWN_GREY], [1, UNKNOWN_GREY]]})
     return {
         "data": data,
         "layout": layout,

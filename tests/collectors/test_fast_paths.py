@@ -95,7 +95,7 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
     depth = 0  # added later: the ( opened since a program's secret arguments began
     assigning = False  # added later: argv, after -e/--env/env/export: NAME=a b is an assignment
     held = opened = ""  # added later: the quote a pending flag's word opened, hiding its value up to the close
-    keyed = False  # added later: the previous word was a secret JSON key before a spaced colon
+    keyed = colon = False  # added later: the previous word was a secret JSON key before a spaced colon; its colon
     for i, word in enumerate(words):
         was_keyed, keyed = keyed, False
         before = defaultdict(int, parity)
@@ -130,7 +130,10 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
                 seps += redact.USER_SEPARATORS[program]
         new, start = None, 0
         lead = re.match(r"[\\'\"]*", word).group() if bare is not word else ""
-        if pending and not word.startswith("-"):
+        valued, colon = colon, False  # added later: a key's value; an object or a list is looked into
+        if valued and re.match(r"[\\'\"]*[{\[]", word):
+            pending = False
+        if pending and (valued or not word.startswith("-")):
             if word.lower() in _OLD_AUTH_SCHEMES:
                 out.append(word)
                 continue
@@ -171,8 +174,10 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
             elif glued and (m := re.fullmatch("(" + "|".join(map(re.escape, glued)) + ").+", bare, re.DOTALL)):
                 new, start = lead + m.group(1) + _OLD_REDACTED, len(lead + m.group(1))
                 pending = user = header = False
-        if new is None and was_keyed and word.startswith(":"):  # added later: {"token" : "x"}
-            new, pending, start = (word, True, None) if word == ":" else (":" + _OLD_REDACTED, pending, 1)
+        if new is None and was_keyed and word == ":":  # added later: {"token" : "x"}
+            new, pending, colon = word, True, True
+        elif new is None and was_keyed and re.match(r":(?![\\'\"]*[{\[])", word):
+            new, start = ":" + _OLD_REDACTED, 1
         if new is None:
             user = bare in users
             header = bare in ("-H", "--header")

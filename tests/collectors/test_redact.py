@@ -195,6 +195,11 @@ R = REDACTED
     (["curl", "-d", '{ "token" : "S", "n" : 1 }', "h"], f'curl -d {{ "token" : {R} "n" : 1 }} h'),
     (["python", "-c", 'cfg = {"api_key" :"S", "lr" : 0.1}'], f'python -c cfg = {{"api_key" :{R} "lr" : 0.1}}'),
     (["sh", "-c", "curl -d '{\"password\" : \"a b\"}' h"], f"sh -c curl -d '{{\"password\" : {R} {R} h"),
+    # its value an object or a list: its own keys are looked at (review: the inner password showed)
+    (["curl", "-d", '{"auth" : {"password": "S"}}'], f'curl -d {{"auth" : {{"password": {R}'),
+    (["curl", "-d", '{"auth" :{"password": "S"}, "n" : 1}'], f'curl -d {{"auth" :{{"password": {R} "n" : 1}}'),
+    (["curl", "-d", '{"keys" : ["a", {"secret" : "S"}]}'], f'curl -d {{"keys" : ["a", {{"secret" : {R}'),
+    (["curl", "-d", '{"token" : -1234, "n" : 1}'], f'curl -d {{"token" : {R} "n" : 1}}'),  # a value may start with -
     # a personal access token's name (the oracle's most frequent leak not covered: --hf_pat x)
     (["python", "up.py", "--hf_pat", "S", "--gh-Pat=S"], f"python up.py --hf_pat {R} --gh-Pat={R}"),
     (["docker", "run", "-e", "GITHUB_PAT=S", "img"], f"docker run -e GITHUB_PAT={R} img"),

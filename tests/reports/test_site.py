@@ -395,7 +395,12 @@ def test_many_hosts_share_the_rows_of_the_gpu_map_and_every_cell_keeps_its_host(
     mig = gpus(45, 2) + [dict(gpus(1, 1)[0], host="n9999", gpu_index=None)]
     trace, grey = figures.gpu_now_heatmap(mig, {})["data"]
     assert trace["text"][-1][3] == "n9999 · its GPUs gave no index" and trace["z"][-1][3] is None
-    assert grey["z"][-1][3] == 0 and grey["text"] is trace["text"]  # drawn grey, its hover with it
+    assert grey["z"][-1][3] == 0 and grey["text"][-1][3] == trace["text"][-1][3]  # drawn grey, its hover with it
+    assert sum(bool(t) for row in grey["text"] for t in row) == 1  # the grey trace carries its cells' text only
+    # one host a row: the same (its row had a label, but no cell to hover or click)
+    trace, grey = figures.gpu_now_heatmap(gpus(3, 2) + [dict(gpus(1, 1)[0], host="n9999", gpu_index=None)],
+                                          {})["data"]
+    assert trace["text"][3][0] == "n9999 · its GPUs gave no index" and grey["z"][3] == [0, None]
     assert sum(v is not None for row in grey["z"] for v in row) == 1 and grey["showscale"] is False
 
 

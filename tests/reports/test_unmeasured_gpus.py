@@ -160,3 +160,5 @@ def test_now_a_mig_gpu_in_use_is_neither_idle_nor_idle_held(site):
     assert "utilization unknown (in use)" in now["text"][row][0]
     assert now["z"][row][0] is None and grey["z"][row][0] == 0  # drawn grey: as a gap it looked like no GPU
     assert grey["text"][row][0] == now["text"][row][0] and now["hoverongaps"] is False
+    # the grey trace carries its own cells' text only, not the whole map's again
+    assert [[bool(t) for t in r] for r in grey["text"]] == [[v is not None for v in r] for r in grey["z"]]
