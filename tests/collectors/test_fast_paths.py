@@ -182,6 +182,7 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
             user = bare in users
             header = bare in ("-H", "--header")
             pending = _old_is_secret_flag(bare) or bare in flags
+            colon = pending and bool(re.search(r"[\"']:\Z", word))  # added later: {"auth": {"password": x}}
             key = re.search(r"""(?<!\\)(\\*["'])([A-Za-z_][\w.-]*)\1\Z""", word)
             keyed = not pending and bool(key) and bool(_OLD_SECRET_NAME.search(key.group(2)))
             held = _old_opened(word, before, parity, 0) if pending and spans else ""

@@ -200,6 +200,9 @@ R = REDACTED
     (["curl", "-d", '{"auth" :{"password": "S"}, "n" : 1}'], f'curl -d {{"auth" :{{"password": {R} "n" : 1}}'),
     (["curl", "-d", '{"keys" : ["a", {"secret" : "S"}]}'], f'curl -d {{"keys" : ["a", {{"secret" : {R}'),
     (["curl", "-d", '{"token" : -1234, "n" : 1}'], f'curl -d {{"token" : {R} "n" : 1}}'),  # a value may start with -
+    (["curl", "-d", '{"auth": {"password": "S"}}'], f'curl -d {{"auth": {{"password": {R}'),  # colon glued, too
+    (["sh", "-c", 'curl -d {\\"auth\\": {\\"token\\": \\"S\\"}} h'],
+     f'sh -c curl -d {{\\"auth\\": {{\\"token\\": {R} h'),
     # a personal access token's name (the oracle's most frequent leak not covered: --hf_pat x)
     (["python", "up.py", "--hf_pat", "S", "--gh-Pat=S"], f"python up.py --hf_pat {R} --gh-Pat={R}"),
     (["docker", "run", "-e", "GITHUB_PAT=S", "img"], f"docker run -e GITHUB_PAT={R} img"),
