@@ -477,6 +477,16 @@ def test_a_long_hosts_table_scrolls_in_its_box_with_its_header_in_view(large_sit
     assert tab.errors == []
 
 
+def cell_point(page, fig_id: str, row: int, col: int) -> list:
+    """Where on the screen a heat map's cell (row, column) is, its figure scrolled into view."""
+    return page.evaluate("""([id, row, col]) => {
+        const div = document.getElementById(id), l = div._fullLayout;
+        div.scrollIntoView();
+        const r = div.querySelector('.main-svg').getBoundingClientRect();
+        return [r.left + l.xaxis._offset + l.xaxis.l2p(col), r.top + l.yaxis._offset + l.yaxis.l2p(row)]; }""",
+                         [fig_id, row, col])
+
+
 def test_each_cell_of_a_gpu_map_with_several_hosts_a_row_opens_its_own_host(large_site, tab):
     page = tab.open(large_site / "index.html")
     page.wait_for_selector("#figure-gpus-now .main-svg")
@@ -486,13 +496,7 @@ def test_each_cell_of_a_gpu_map_with_several_hosts_a_row_opens_its_own_host(larg
     row, col = 6, 2 * 5 + 3  # the third host of the seventh row (4 GPUs and a free column a host), GPU 3
     assert fig["links"][row] == ["hosts/gpu019.html", "hosts/gpu020.html", "hosts/gpu021.html"]
     assert "gpu021 · GPU 3" in fig["data"][0]["text"][row][col]
-    point = page.evaluate("""([row, col]) => {
-        const div = document.getElementById('figure-gpus-now'), l = div._fullLayout;
-        div.scrollIntoView();
-        const r = div.querySelector('.main-svg').getBoundingClientRect();
-        return [r.left + l.xaxis._offset + l.xaxis.l2p(col), r.top + l.yaxis._offset + l.yaxis.l2p(row)]; }""",
-                          [row, col])
-    page.mouse.click(*point)
+    page.mouse.click(*cell_point(page, "figure-gpus-now", row, col))
     page.wait_for_url("**/hosts/gpu021.html")
     assert tab.errors == []
 
@@ -631,11 +635,7 @@ def test_a_gpu_without_utilization_is_grey_with_its_hover_and_a_free_column_has_
         page.wait_for_selector("#figure-t .main-svg")
 
         def cell(row, col):
-            return page.evaluate("""([row, col]) => {
-                const div = document.getElementById('figure-t'), l = div._fullLayout;
-                const r = div.querySelector('.main-svg').getBoundingClientRect();
-                return [r.left + l.xaxis._offset + l.xaxis.l2p(col), r.top + l.yaxis._offset + l.yaxis.l2p(row)]; }""",
-                                 [row, col])
+            return cell_point(page, "figure-t", row, col)
 
         page.mouse.move(*cell(1, 2))  # the free column between n02 and n03
         page.wait_for_timeout(300)
