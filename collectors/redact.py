@@ -44,8 +44,8 @@ Rules, applied per argument (and per word inside an argument holding spaces, as 
   (each of ' and " counted apart).
 
 A name looks like a secret when it contains pass, token, secret, key, auth, credential, pwd, cookie, jwt or
-bearer (any case), or is one of SECRET_NAMES (a signed URL's ``sig=``/``Signature=``), or ends in one of
-SECRET_ENDS (``GITHUB_PAT``, ``--hf_pat``).
+bearer (any case), or is one of SECRET_NAMES (a signed URL's ``sig=``/``Signature=``, a token's ``--pat``), or
+ends in one of SECRET_ENDS (``GITHUB_PAT``, ``--hf_pat``).
 Redacting too much is the safe error. The result is capped at MAX_COMMAND characters.
 
 Speed: the rules are written as string operations, not regular expressions, because compiling the
@@ -259,9 +259,9 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
         new = None
         start = 0  # where in word the value that new hides starts (a quote it opens hides more words)
         valued, colon = colon, False
-        if valued and word.lstrip(QUOTES)[:1] in ("{", "["):  # an object or a list: its own keys are looked at
+        if valued and _opens_object(word):  # an object or a list: its own keys are looked at
             pending = False
-        if pending and (valued or not word.startswith("-")):  # a key's value may start with - ({"pin" : -1})
+        if pending and (valued or not word.startswith("-")):  # a key's value may start with - ({"token" : -1})
             if word.lower() in AUTH_SCHEMES:  # "Authorization: Bearer <token>": hide the token
                 out.append(word)
                 continue
@@ -318,7 +318,7 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
         if new is None and was_keyed and word[0] == ":":  # {"token" : "x"}, {"token" :"x"}
             if word == ":":
                 new, pending, colon = word, True, True
-            elif word[1:].lstrip(QUOTES)[:1] not in ("{", "["):  # :{"password": x} has keys of its own
+            elif not _opens_object(word[1:]):  # :{"password": x} has keys of its own
                 new, start = ":" + REDACTED, 1
         if new is None:
             user = bare in users
@@ -343,6 +343,11 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
         if opened:
             span, opened = opened, ""
     return out
+
+
+def _opens_object(text):
+    """Whether text, after the quotes that open it, starts a JSON object or list: [\\'"]*[{[]."""
+    return text.lstrip(QUOTES)[:1] in ("{", "[")
 
 
 def _is_json_key(word):
