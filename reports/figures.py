@@ -82,6 +82,12 @@ def _axis_on_top(layout: Dict[str, Any], labels_px: int) -> None:
     layout["margin"]["t"] = 56 + labels_px + (22 if layout["xaxis"].get("title") else 0)
 
 
+def _row_px(rows: int, most: int) -> int:
+    """A heat map's row height: ``most`` px, thinner where ``rows`` of them would pass MAX_FIGURE_PX (not
+    under 3 px; the page boxes a tall figure)."""
+    return min(most, max(3, MAX_FIGURE_PX // max(1, rows)))
+
+
 def _fit_rows(layout: Dict[str, Any], rows: int, row_px: int) -> None:
     """A heat map's height, so that each of its ``rows`` is ``row_px`` high whatever its margins (the room an
     axis on top takes made rows thinner than planned); the side of the axis stays as chosen."""
@@ -302,8 +308,7 @@ def gpu_heatmap(rows: Sequence[Dict[str, Any]]) -> Optional[Figure]:
     for r in rows:
         hosts.setdefault(r["host"], [None] * len(buckets))[column[r["bucket"]]] = r["gpu_util_pct"]
     names = sorted(hosts)
-    # 18 px a host; thinner past MAX_FIGURE_PX, which Chromium cannot draw (the page boxes a tall one)
-    row_px = min(18, max(3, MAX_FIGURE_PX // len(names)))
+    row_px = _row_px(len(names), 18)
     layout = _layout("GPU utilization by host over time", "", height=max(220, 80 + row_px * len(names)))
     layout["yaxis"] = {"automargin": True, "type": "category", "autorange": "reversed"}
     _short_ticks(layout["yaxis"], names)
@@ -444,7 +449,7 @@ def user_host_heatmap(title: str, rows: Sequence[Dict[str, Any]], suffix: str, t
     hosts = sorted({host for user, host in cells if user in shown})
     down = len({r["host"] for r in rows}) > WRAP_HOSTS  # hosts down the side, users across
     if down:
-        row_px = min(16, max(3, MAX_FIGURE_PX // max(1, len(hosts))))
+        row_px = _row_px(len(hosts), 16)
         layout = _category_layout(title, max(220, 110 + row_px * len(hosts)), users)
         _fit_rows(layout, len(hosts), row_px)
         _short_ticks(layout["xaxis"], users, hosts=False)
