@@ -325,7 +325,7 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
             header = bare in HEADER_FLAGS
             pending = _is_secret_flag(bare) or bare in flags
             colon = pending and word.endswith(('":', "':"))  # a JSON key: its value is looked at as a key's
-            keyed = not pending and word[-1:] in ("'", '"') and _is_json_key(word)  # speed: few end in a quote
+            keyed = not pending and _is_json_key(word)
             held = _opened_quote(word, before, 0, tokens) if pending and tokens else ""
             if not spans and word.startswith("--env=") and word.split() != [word]:  # --env='TOKEN=a b', whole
                 new = "--env=" + _redact_word(word[6:], seps, users, whole=True)
