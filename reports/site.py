@@ -580,8 +580,25 @@ def _copy_plotly_js(dest: Path) -> None:
     dest.write_text(get_plotlyjs(), encoding="utf-8")
 
 
+class _Environment(jinja2.Environment):
+    """Jinja's ``row.user`` tries ``getattr(row, "user")`` first and, on a dict, pays for an AttributeError before
+    ``row["user"]``: 630,000 times for 1,000 host pages. A plain dict's key that is no dict attribute (``items``,
+    ``get``...) is looked up first here: the same result as Jinja's order, without the exception."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
 def _environment(generated: datetime) -> jinja2.Environment:
-    env = jinja2.Environment(
+    env = _Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         autoescape=True,
         undefined=jinja2.StrictUndefined,

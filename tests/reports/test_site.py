@@ -487,3 +487,29 @@ def test_every_fleet_range_counts_gpus_per_host_and_cpu_over_all_cpus(tmp_path):
         cpu = [y for y in traces["CPU use"]["y"] if y is not None]
         assert busy and busy == pytest.approx([2.0] * len(busy)), (label, busy)
         assert cpu and cpu == pytest.approx([weighted] * len(cpu), rel=1e-3), (label, cpu)
+
+
+def test_templates_read_a_rows_keys_as_jinja_does_including_keys_named_like_dict_methods():
+    """The report's environment reads `row.key` on a plain dict by key first (630,000 AttributeErrors less
+    for 1,000 host pages): every name must give what Jinja's own order gives, dict methods first (`vars.items()`
+    of an inventory with a variable named `items`), a missing key still an error."""
+    import jinja2
+
+    env = reports.site._environment(NOW)
+    row = {"user": "ada", "items": "shadowed", "get": 1, "none": None, "__class__": "x"}
+
+    class Row(dict):
+        user = "attribute"
+
+    for obj in (row, Row(row), ["a"], "text"):
+        for name in ("user", "items", "get", "keys", "none", "__class__", "missing", "upper", "append"):
+            ours, jinjas = env.getattr(obj, name), jinja2.Environment.getattr(env, obj, name)
+            assert type(ours) is type(jinjas), name
+            if isinstance(ours, jinja2.Undefined):
+                assert (ours._undefined_obj, ours._undefined_name) == (obj, name)
+            else:
+                assert ours == jinjas, name
+    page = env.from_string("{% for k, v in vars.items() %}{{ k }}={{ v }};{% endfor %}{{ vars.get }}")
+    assert page.render(vars={"items": 3, "get": 4}).startswith("items=3;get=4;&lt;built-in method get")
+    with pytest.raises(jinja2.UndefinedError, match="missing"):
+        env.from_string("{{ row.missing }}").render(row=row)
