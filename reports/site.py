@@ -65,6 +65,8 @@ FLEET_RANGES = (
 USER_RANGES = (("7 d", "7d"), ("30 d", "30d"), ("1 y", "1y"))
 #: How far back the problems page looks for the start of an idle-held stretch (raw samples are kept 30 days).
 HELD_LOOKBACK = timedelta(days=30)
+#: A host with fewer GPUs than at any of its samples this far back is listed on the problems page.
+GPUS_LOOKBACK = timedelta(days=30)
 STALE_LISTED = 10  # stale hosts named in the page footer; the rest are counted
 #: Bookings rules ([bookings] section; 0: no rule) and the section's other keys, which are the caller's.
 BOOKING_RULES = {"max_gpus_per_user": 0, "max_hours": 0.0}
@@ -335,7 +337,8 @@ def _problems(con, cfg: Mapping[str, Any], end: datetime, since: datetime, busy:
                   for p in fetch(con, "problems_hosts", {"since": since, "stale": sorted(stale)})],
         "gpu_heat": fetch(con, "problems_gpu_heat", {
             "since": since, "hot_c": float(cfg["hot_gpu_c"]), "reasons": [str(r) for r in cfg["throttle_reasons"]]}),
-        "ecc": fetch(con, "problems_ecc"),
+        "gpus_missing": fetch(con, "problems_gpus_missing", {"since": end - GPUS_LOOKBACK}),
+        "ecc": fetch(con, "problems_ecc", {"since": since}),
         "idle_held": fetch(con, "problems_idle_held", {
             "since": end - HELD_LOOKBACK, "busy_pct": busy, "held_bytes": held_bytes, "hosts": list(now_hosts),
             "min_held_s": float(cfg["idle_held_minutes"]) * 60.0, "max_interval_s": float(cfg["max_interval_s"])}),
@@ -420,7 +423,8 @@ def _render(env: jinja2.Environment, model: Dict[str, Any], cfg: Mapping[str, An
           users=model["users"], users_now=model["users_now"], windows=model["user_windows"],
           bookings=model["bookings"], any_gpus=bool(model["gpus"]), hourly_days=model["hourly_days"])
     _page(env, stage / "problems.html", "problems.html", common, {}, root="", page="problems",
-          problems=model["problems"], problem_since=model["problem_since"], cfg=cfg, bookings=model["bookings"])
+          problems=model["problems"], problem_since=model["problem_since"], cfg=cfg, bookings=model["bookings"],
+          gpus_lookback_days=GPUS_LOOKBACK.days)
 
     gpus = _group(model["gpus"])
     (stage / "hosts").mkdir()

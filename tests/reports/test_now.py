@@ -86,6 +86,7 @@ def test_a_stale_host_is_not_up_and_its_gpus_and_users_are_not_now(site):
     # it is a problem of its own: silent, and shown as stale rather than "ok" wherever its status is
     (silent,) = table(problems, "problems-hosts")
     assert (silent["Host"], silent["Status now"]) == ("old01", "stale")
+    assert silent["Status since"] == "41 min ago"  # its last answer, 10:00 (not its "ok" since 09:00: review)
     assert silent["Message"] == "no run has reached it since 2026-11-25 10:00 UTC (ok then)"
     rows = hosts_table(site / "index.html")
     assert (rows["old01"]["Status"], rows["a01"]["Status"]) == ("stale", "ok")

@@ -50,7 +50,21 @@ def _docs(i: int, at: datetime) -> list:
     old = document("old01", at)
     del old["processes"]["others_hidden"]
 
+    # lost01: GPU 2 had uncorrected ECC errors at the second run and fell off the bus after it: NVML numbers
+    # the 3 left 0-2 (the uuids and bus ids stay); nvml01: NVML fails to start at the last run
+    lost = [gpu(i) for i in range(4)]
+    if i == 1:
+        lost[2].update(ecc_volatile_uncorrected=1, remapped_rows_pending=True)
+    if i >= 2:
+        lost = [lost[0], lost[1], {**lost[3], "index": 2}]
+    nvml = document("nvml01", at, gpus=None if last else [gpu(0), gpu(1)])
+    if last:
+        nvml["gpus"]["reason"] = ("NVML init failed: NVMLError_LibRmVersionMismatch: RM has detected an NVML/RM "
+                                  "version mismatch.")
+
     results = [
+        ok("lost01", at, document("lost01", at, gpus=lost)),
+        ok("nvml01", at, nvml),
         ok("hot01", at, document("hot01", at, gpus=hot)),
         ok("ecc01", at, document("ecc01", at, gpus=ecc)),
         ok("held01", at, document("held01", at, gpus=held)),
@@ -157,10 +171,29 @@ def test_a_threshold_is_met_at_its_value_and_the_window_leaves_older_runs_out(pr
 
 
 def test_ecc_errors_and_remapped_rows(problems_html):
-    (row,) = table(problems_html, "problems-ecc")
-    assert (row["Host"], row["GPU"]) == ("ecc01", "0")
-    assert (row["Uncorrected, since driver load"], row["Uncorrected, lifetime"]) == ("2", "5")
-    assert row["Remapping"] == "pending (reset the GPU)"
+    """At the latest run (ecc01), or earlier in the window on a GPU that is gone since (lost01's GPU 2: it was
+    listed only while its host's latest sample had it)."""
+    rows = {r["Host"]: r for r in table(problems_html, "problems-ecc")}
+    assert set(rows) == {"ecc01", "lost01"}
+    row, lost = rows["ecc01"], rows["lost01"]
+    assert (row["GPU"], row["Uncorrected, since driver load"], row["Uncorrected, lifetime"]) == ("0", "2", "5")
+    assert row["Remapping"] == "pending (reset the GPU)" and row["Now"] == "still" and row["Last"] == "60 s ago"
+    assert (lost["GPU"], lost["Uncorrected, since driver load"]) == ("2", "1")
+    assert lost["Remapping"] == "pending (reset the GPU)"
+    assert (lost["Now"], lost["Last"]) == ("GPU missing", "61 min ago")
+
+
+def test_gpus_missing_or_unreadable(problems_html):
+    """lost01 lost a GPU after its second run, nvml01's NVML failed at its last; hosts that never had a GPU
+    (no driver) are not listed."""
+    rows = {r["Host"]: r for r in table(problems_html, "problems-gpus-missing")}
+    assert set(rows) == {"lost01", "nvml01"}
+    lost, nvml = rows["lost01"], rows["nvml01"]
+    assert (lost["GPUs now"], lost["GPUs before"], lost["Last seen with them"]) == ("3", "4", "61 min ago")
+    assert lost["Missing (index then: model, bus id)"] == "GPU 2: NVIDIA H100 80GB HBM3, 00000000:1A:00.0"
+    assert lost["Why none are read"] == ""
+    assert (nvml["GPUs now"], nvml["GPUs before"], nvml["Last seen with them"]) == ("0", "2", "31 min ago")
+    assert nvml["Why none are read"].startswith("NVML init failed: NVMLError_LibRmVersionMismatch")
 
 
 def test_gpus_idle_but_holding_memory_longer_than_the_threshold(problems_html):
@@ -181,9 +214,10 @@ def test_clock_skew_and_full_disks(problems_html):
 def test_problem_count_is_on_every_page(problems_data, tmp_path):
     with contextlib.closing(connect(problems_data)) as con:
         site = build_site(con, tmp_path / "site", now=NOW, settings=HALF_HOUR).parent
-    # down01, flaky01, partial01, hot01 GPU 0, ecc01 GPU 0, held01 GPU 0 and 1, skew01, full01, hidden01
+    # down01, flaky01, partial01, lost01 and nvml01 (GPUs missing), hot01 GPU 0, ecc01 GPU 0, lost01 GPU 2
+    # (ECC), held01 GPU 0 and 1, skew01, full01, hidden01
     for page in ("index.html", "users.html", "problems.html", "hosts/fine01.html"):
-        assert '<span class="count">10</span>' in (site / page).read_text(encoding="utf-8"), page
+        assert '<span class="count">13</span>' in (site / page).read_text(encoding="utf-8"), page
 
 
 def test_hosts_whose_proc_hides_other_users_processes(problems_data, problems_html, tmp_path):
