@@ -227,7 +227,8 @@ def hosts_per_row(hosts: int, columns: int) -> int:
 
 def gpu_now_heatmap(gpus: Sequence[Dict[str, Any]], files: Mapping[str, str]) -> Optional[Figure]:
     """Hosts x GPU index, colour = utilization at the host's latest run; hover: memory, users and the GPU's
-    class (busy, idle, in use with no utilization, free: ``busy`` and ``unmeasured`` as site.py sets them). A
+    class (busy, in use with no utilization, idle but held, free: ``busy``, ``unmeasured`` and ``held`` as
+    site.py sets them; in maintenance or not). A
     click on a cell opens the host's page (``links``: one page per row; when a row holds several hosts
     (``hosts_per_row``, each row then named by its first host), a list per row, a page per ``span`` columns,
     the last of them free). None without GPUs."""
@@ -254,9 +255,13 @@ def gpu_now_heatmap(gpus: Sequence[Dict[str, Any]], files: Mapping[str, str]) ->
         mem = (f"{g['mem_used_bytes'] / GIB:.1f} / {g['mem_total_bytes'] / GIB:.0f} GiB"
                if g["mem_used_bytes"] is not None and g["mem_total_bytes"] else "memory unknown")
         util = "utilization unknown" if g["util_pct"] is None else f"{g['util_pct']:.0f} %"
-        users = ", ".join(g["users"]) if g["users"] else "no processes"
-        # site.py's classes: no utilization at all (MIG mode) is "in use" when held, else free
-        state = "busy" if g["busy"] else "in use" if g["unmeasured"] else "free" if g["util"] is None else "idle"
+        # processes whose owner /proc hid (or that ended) have no user: "owner unknown", not "no processes"
+        users = (", ".join(g["users"]) if g["users"] else
+                 "processes, owner unknown" if g.get("process_count") else "no processes")
+        # site.py's classes: busy; in use with no utilization at all (MIG mode); idle but holding memory or a
+        # process; else free; and whether it is in maintenance
+        state = ("busy" if g["busy"] else "in use" if g["unmeasured"] else "idle, held" if g.get("held")
+                 else "free") + (", maintenance" if g.get("maintenance") else "")
         text[i][k] = "<br>".join(plotly_text(s) for s in (
             f"{g['host']} · GPU {j}", f"{util} ({state})", mem, users))
     for h, (i, b) in place.items():  # a host whose GPUs gave no index has no cell: its first says who it is

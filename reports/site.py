@@ -243,15 +243,19 @@ def _gather(con, cfg: Mapping[str, Any], generated: datetime, inventory_vars: Ma
         "retired": sorted(retired),
         "gpus_total": len(up_gpus),
         "gpus_busy": sum(g["busy"] for g in up_gpus),
-        "gpus_held": sum(g["held"] for g in up_gpus),
+        # a GPU in maintenance is not offered as idle (free) in the summary: counted apart, unless it is busy or
+        # in use all the same
+        "gpus_held": sum(g["held"] and not g["maintenance"] for g in up_gpus),
         "gpus_unmeasured": sum(g["unmeasured"] for g in up_gpus),
+        "gpus_maintenance": sum(bool(g["maintenance"]) and not (g["busy"] or g["unmeasured"]) for g in up_gpus),
         "users": [u["user"] for u in users_now],
         "latest_run_at": fresh["latest_run_at"],
         "latest_data_at": fresh["latest_data_at"],
         "stale": stale,
         "stale_minutes": cfg["stale_minutes"],
     }
-    summary["gpus_idle"] = summary["gpus_total"] - summary["gpus_busy"] - summary["gpus_unmeasured"]
+    summary["gpus_idle"] = (summary["gpus_total"] - summary["gpus_busy"] - summary["gpus_unmeasured"]
+                            - summary["gpus_maintenance"])
 
     problem_since = end - timedelta(hours=float(cfg["problem_hours"]))
     user_host = fetch(con, "user_host_usage", user_windows)
@@ -511,7 +515,7 @@ def _latest(model: Dict[str, Any], cfg: Mapping[str, Any], generated: datetime) 
         "latest_run_at": _iso(summary["latest_run_at"]),
         "busy_threshold_pct": float(cfg["busy_threshold_pct"]),
         "summary": {k: summary[k] for k in ("hosts_up", "hosts_total", "gpus_busy", "gpus_idle", "gpus_held",
-                                            "gpus_unmeasured", "gpus_total")} | {
+                                            "gpus_unmeasured", "gpus_maintenance", "gpus_total")} | {
             # the named users; the page's "(unknown)" (an owner /proc hid, or gone) is a flag, not a user
             "users": [u for u in summary["users"] if u != UNKNOWN_USER],
             "unknown_owners": UNKNOWN_USER in summary["users"]},

@@ -243,6 +243,36 @@ def test_the_latest_maintenance_action_decides_per_host_and_gpu(two_gpu_host, tm
     assert set(gpus.values()) == {f"maintenance since {later} by lee"}
 
 
+def test_a_gpu_in_maintenance_is_not_counted_idle_and_the_gpu_map_says_what_each_gpu_is(tmp_path):
+    """Review: the summary offered a GPU in maintenance as idle (free), and the GPUs-now hover read "idle" for a
+    free GPU and an idle one holding memory alike, and "no processes" for one held by a process whose owner
+    /proc hid. GPU 0 busy (alice), 1 idle but held (bob), 2 free, 3 free and in maintenance, 4 held by a
+    process without an owner, 5 busy and in maintenance (busy all the same)."""
+    from tests.reports.pages import figure
+
+    data, at = tmp_path / "data", RUNS[0]
+    gpus = [gpu(0, util=90, processes=[gpu_process(1, "alice")]),
+            gpu(1, util=0, mem_used_bytes=20 * GIB, processes=[gpu_process(2, "bob", "jupyter", 20 * GIB)]),
+            gpu(2, util=0, mem_used_bytes=0), gpu(3, util=0, mem_used_bytes=0),
+            gpu(4, util=0, mem_used_bytes=5 * GIB, processes=[gpu_process(3, None, None, 5 * GIB)]),
+            gpu(5, util=80, processes=[gpu_process(4, "carol")])]
+    spool_run(data, at, [ok("gpu03", at, document("gpu03", at, gpus=gpus))])
+    assert not ingest_pending(data).rejected
+    for index in (3, 5):
+        admin_action(data, at, "gpu03", {"action": "maintenance", "state": "on", "gpu": index}, operator="ops")
+    index = build(data, tmp_path / "site")
+    summary = json.loads((index.parent / "data" / "latest.json").read_text())["summary"]
+    assert {k: summary[k] for k in ("gpus_busy", "gpus_idle", "gpus_held", "gpus_maintenance", "gpus_total")} == {
+        "gpus_busy": 2, "gpus_idle": 3, "gpus_held": 2, "gpus_maintenance": 1, "gpus_total": 6}
+    html = index.read_text(encoding="utf-8")
+    assert "<b>2</b> busy · 3 idle (2 holding memory) · 1 in maintenance · 6 total" in " ".join(html.split())
+    (cells,) = figure(html, "gpus-now")["data"][0]["text"]
+    states = [c.split("<br>")[1].split(" (", 1)[1].rstrip(")") for c in cells]
+    assert states == ["busy", "idle, held", "free", "free, maintenance", "idle, held", "busy, maintenance"]
+    assert [c.split("<br>")[3] for c in cells] == ["alice", "bob", "no processes", "no processes",
+                                                   "processes, owner unknown", "carol"]
+
+
 def test_whole_host_maintenance_keeps_the_gpus_a_latest_sample_without_gpus_does_not_name(two_gpu_host, tmp_path):
     """Walkthrough: GPU 1 on, the whole host on, GPU 1 off, while the host's latest sample had no GPU (NVML
     failing on the broken host put in maintenance): GPU 0, still in maintenance, was shown nowhere. The

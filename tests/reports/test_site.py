@@ -53,7 +53,7 @@ def test_index_row_shows_latest_state_of_each_host(fleet_site):
 def test_index_summary_and_fleet_figures(fleet_site):
     html = (fleet_site / "index.html").read_text(encoding="utf-8")
     assert "<b>2</b> / 3 hosts up" in html
-    assert "GPUs: <b>1</b> busy · 1 idle (1 holding memory) · 2 total" in html
+    assert "GPUs: <b>1</b> busy · 0 idle · 1 in maintenance · 2 total" in html  # GPU 1 (held) is in maintenance
     assert "<b>2</b> users on GPUs" in html
     assert "latest run 2026-11-23 09:10 UTC (2 min ago)" in html
     # GPUs now (host x GPU), the fleet over a range, the host x time heat-map.

@@ -150,7 +150,7 @@ def test_now_a_mig_gpu_in_use_is_neither_idle_nor_idle_held(site):
     latest = json.loads((site / "data" / "latest.json").read_text(encoding="utf-8"))
     assert latest["summary"] | {"users": None} == {
         "hosts_up": 2, "hosts_total": 2, "gpus_busy": 1, "gpus_idle": 2, "gpus_held": 1, "gpus_unmeasured": 1,
-        "gpus_total": 4, "users": None, "unknown_owners": False}
+        "gpus_maintenance": 0, "gpus_total": 4, "users": None, "unknown_owners": False}
     mig = next(h for h in latest["hosts"] if h["host"] == "mig01")["gpus"][0]
     assert (mig["util_pct"], mig["busy"], mig["idle_held"], mig["unmeasured"]) == (None, False, False, True)
     index = (site / "index.html").read_text(encoding="utf-8")

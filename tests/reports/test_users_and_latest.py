@@ -57,9 +57,10 @@ def test_users_figures_switch_between_ranges(fleet_site):
 def test_latest_json_is_the_fleet_now(fleet_site):
     latest = json.loads((fleet_site / "data" / "latest.json").read_text(encoding="utf-8"))
     assert latest["generated_at"] == "2026-11-23T09:12:00Z"
-    assert latest["summary"] == {"hosts_up": 2, "hosts_total": 3, "gpus_busy": 1, "gpus_idle": 1, "gpus_held": 1,
-                                 "gpus_unmeasured": 0, "gpus_total": 2, "users": ["alice", "bob"],
-                                 "unknown_owners": False}
+    # gpu01's GPU 1, idle and held by bob, is in maintenance: not idle (offered as free) in the summary
+    assert latest["summary"] == {"hosts_up": 2, "hosts_total": 3, "gpus_busy": 1, "gpus_idle": 0, "gpus_held": 0,
+                                 "gpus_unmeasured": 0, "gpus_maintenance": 1, "gpus_total": 2,
+                                 "users": ["alice", "bob"], "unknown_owners": False}
     hosts = {h["host"]: h for h in latest["hosts"]}
     assert (hosts["lost01"]["status"], hosts["lost01"]["last_seen"], hosts["lost01"]["gpus"]) == \
         ("unreachable", None, [])

@@ -103,6 +103,11 @@ def build(data_dir: Path, config: Path, now: datetime) -> list[datetime]:
         f.spool_run(data_dir, start, results, duration=timedelta(seconds=12))
     report = ingest_pending(data_dir)
     assert len(report.runs) == RUNS and not report.rejected, report
+    # gpu02 put in maintenance, then its GPU 0 taken out of it; gpu01's GPU 1: "on" in check mode only
+    on = {"action": "maintenance", "state": "on", "gpu": None}
+    f.admin_action(data_dir, starts[1], "gpu02", on, operator="ops")
+    f.admin_action(data_dir, starts[2], "gpu02", {**on, "state": "off", "gpu": 0}, operator="ops")
+    f.admin_action(data_dir, starts[2], "gpu01", {**on, "gpu": 1}, check_mode=True, operator="ops")
     rollup(data_dir, load(config))
     return starts
 
@@ -326,7 +331,8 @@ def test_idle_gpus_holding_memory_now(warehouse):
 def test_free_gpus_now(warehouse):
     rows = by(warehouse.answer("How many GPUs are free"), "host")
     assert (rows["gpu02"]["gpus"], rows["gpu02"]["free_gpus"], rows["gpu02"]["free_indexes"]) == (3, 1, [0])
-    assert rows["gpu01"]["free_gpus"] == 0
+    assert rows["gpu02"]["in_maintenance"] == [1, 2]  # the whole host, but GPU 0 taken out later
+    assert rows["gpu01"]["free_gpus"] == 0 and rows["gpu01"]["in_maintenance"] is None  # check mode: nothing
 
 
 def test_hosts_down_names_the_unreachable_host(warehouse):
