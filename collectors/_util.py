@@ -141,7 +141,7 @@ def user_name(uid):
         try:
             import pwd
 
-            _pw_cache[uid] = pwd.getpwuid(uid).pw_name
+            _pw_cache[uid] = text(pwd.getpwuid(uid).pw_name)  # a name that is no UTF-8: decoded with surrogates
         except (KeyError, ImportError):
             _pw_cache[uid] = str(uid)
     return _pw_cache[uid]
@@ -160,13 +160,14 @@ def proc_comm(pid):
     return text(read_bytes(f"{PROC}/{pid}/comm").rstrip(b"\n"))
 
 
-def command_from_argv(argv, comm):
-    """Redacted, capped command line; ``[comm]`` for a kernel thread (empty argv)."""
+def command_from_argv(argv, comm, cut=False):
+    """Redacted, capped command line; ``[comm]`` for a kernel thread (empty argv). ``cut``: argv is the start
+    of a longer command line (redact_argv)."""
     from .redact import redact_argv
 
     if not argv:
         return f"[{comm}]" if comm is not None else None
-    return redact_argv(argv)
+    return redact_argv(argv, cut=cut)
 
 
 def owner(pid):
@@ -350,7 +351,8 @@ def owners_and_commands(pids):
         except OSError:
             out[pid] = user_name(uid), None
             continue
-        out[pid] = user_name(uid), command_from_argv(argv, comm)
+        # read up to MAX_INPUT bytes: a command line that long may go on, its last word cut short
+        out[pid] = user_name(uid), command_from_argv(argv, comm, cut=len(raw) >= MAX_INPUT)
     return out
 
 

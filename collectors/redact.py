@@ -14,6 +14,9 @@ Rules, applied per argument (and per word inside an argument holding spaces, as 
 - a key and its value in JSON or a Python dict written into an argument (JSON_PAIR): the value, where the
   key looks like a secret (``{"api_key": "x"}``, ``{\\"token\\":\\"x\\"}``), also where the key's colon is a word of
   its own or begins the value's (``{ "token" : "x" }``, ``"token" :"x"``);
+- Python code assigning to a name that looks like a secret with spaces around ``=`` (``token = "x"``,
+  ``os.environ["HF_TOKEN"] ="x"``, ``login(token= "x")``) or passing a value after a call's quoted secret key
+  (``setdefault('HF_TOKEN', 'x')``): the value;
 - ``scheme://user:password@host``: the password becomes ``<redacted>``; of ``http(s)://user@host`` (no
   password), the user, mostly a token (``git clone https://ghp_x@github.com/o/r``);
 - a webhook's or a bot's secret in a URL's path: of a host named hook(s) or webhook..., the path
@@ -138,9 +141,10 @@ _json_pattern = []  # re.compile(JSON_PAIR, re.DOTALL), for the first word that 
 _secret_pattern = []  # re.compile("pass|token|...|\A(?:sig|...)\Z", re.IGNORECASE), for the first non-ASCII name
 
 
-def redact_argv(argv, limit=MAX_COMMAND):
+def redact_argv(argv, limit=MAX_COMMAND, cut=False):
     """One redacted command line (str) from an argv list of str; of a long one, its first MAX_INPUT
-    characters only (then "...")."""
+    characters only (then "..."). ``cut``: argv is the start of a longer one (/proc/<pid>/cmdline read up to
+    MAX_INPUT bytes), its last word cut short: a URL there is left out, as where MAX_INPUT cuts one."""
     words, room = [], MAX_INPUT
     for word in argv:
         if len(word) > room:
@@ -149,7 +153,10 @@ def redact_argv(argv, limit=MAX_COMMAND):
             return _cap(" ".join(_redact_words(words)), limit, cut=True)
         words.append(word)
         room -= len(word) + 1
-    return _cap(" ".join(_redact_words(words)), limit)
+    if cut and words:
+        head = _without_cut_url(words[-1])
+        words[-1:] = [head] if head.strip() or len(words) == 1 else []
+    return _cap(" ".join(_redact_words(words)), limit, cut=cut)
 
 
 def redact_command(command, limit=MAX_COMMAND, seps=":", users=USER_FLAGS):
@@ -320,6 +327,12 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
                 new, pending, colon = word, True, True
             elif not _opens_object(word[1:]):  # :{"password": x} has keys of its own
                 new, start = ":" + REDACTED, 1
+        # Python code: token = "x", os.environ["HF_TOKEN"] ="x" (speed: the name is looked at only before a "=")
+        if new is None and word[0] == "=" and word[1:2] != "=" and i and _ends_in_secret_name(words[i - 1]):
+            if word == "=":
+                new, pending, colon = word, True, True
+            else:
+                new, start = "=" + REDACTED, 1
         if new is None:
             user = bare in users
             header = bare in HEADER_FLAGS
@@ -327,7 +340,9 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
             colon = pending and word.endswith(('":', "':"))  # a JSON key: its value is looked at as a key's
             keyed = not pending and _is_json_key(word)
             held = _opened_quote(word, before, 0, tokens) if pending and tokens else ""
-            if not spans and word.startswith("--env=") and word.split() != [word]:  # --env='TOKEN=a b', whole
+            if not pending and word[-1] in "=," and _assigns_secret(word):  # token= "x", setdefault('KEY', x)
+                new, pending, colon = word, True, True
+            elif not spans and word.startswith("--env=") and word.split() != [word]:  # --env='TOKEN=a b', whole
                 new = "--env=" + _redact_word(word[6:], seps, users, whole=True)
             else:
                 new = _redact_word(word, seps, users, whole=assigning)
@@ -365,6 +380,29 @@ def _is_json_key(word):
     opener = name - len(quote)
     return (name < closer and _starts_name(word[name:closer]) and word[opener:name] == quote and opener >= 0
             and not (opener and word[opener - 1] == "\\") and looks_secret(word[name:closer]))
+
+
+def _ends_in_secret_name(word):
+    r"""Whether word ends in a name Python code assigns a secret to: an identifier, dotted or not, that looks like
+    a secret and starts the word or follows one of ( , { [ ; (token, openai.api_key, login(token, self.password),
+    or a quoted key in brackets (os.environ["HF_TOKEN"]): (?:\A|[(,{[;])[A-Za-z_][\w.]*\Z or [ then _is_json_key
+    then ]."""
+    if word[-1:] == "]":
+        return "[" in word and _is_json_key(word[:-1])
+    i = len(word)
+    while i and _is_word_char(word[i - 1], "_."):
+        i -= 1
+    return (i < len(word) and (i == 0 or word[i - 1] in "(,{[;") and _starts_name(word[i:])
+            and looks_secret(word[i:]))
+
+
+def _assigns_secret(word):
+    """Whether word ends where Python code's secret value follows in the next word: a secret name and "="
+    (token= "x", os.environ["HF_TOKEN"]= "x"; not ==, !=, <=, >=), or a call's quoted secret key and ","
+    (os.environ.setdefault('HF_TOKEN', 'x'), os.putenv("HF_TOKEN", x))."""
+    if word[-1:] == "=":
+        return word[-2:-1] not in ("=", "!", "<", ">") and _ends_in_secret_name(word[:-1])
+    return word[-1:] == "," and "(" in word and _is_json_key(word[:-1])
 
 
 def _opened_quote(word, before, start, tokens):
@@ -694,5 +732,11 @@ def _cut(text, most):
     head = text[:most]
     if len(text) <= most or text[most].isspace() or not head or head[-1].isspace():
         return head
+    return _without_cut_url(head)
+
+
+def _without_cut_url(head):
+    """``head``, the start of a longer text cut inside its last word: without that word where it holds "://"
+    (a URL cut before its "@" shows its password as a path)."""
     words = head.split()
     return head[:len(head) - len(words[-1])] if words and "://" in words[-1] else head

@@ -178,6 +178,12 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
             new, pending, colon = word, True, True
         elif new is None and was_keyed and re.match(r":(?![\\'\"]*[{\[])", word):
             new, start = ":" + _OLD_REDACTED, 1
+        # added later: Python code assigning a secret with spaces around "=" (token = "x", token ="x")
+        if new is None and i and re.match(r"=(?!=)", word) and _old_secret_assignee(words[i - 1]):
+            if word == "=":
+                new, pending, colon = word, True, True
+            else:
+                new, start = "=" + _OLD_REDACTED, 1
         if new is None:
             user = bare in users
             header = bare in ("-H", "--header")
@@ -187,7 +193,9 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
             keyed = not pending and bool(key) and bool(_OLD_SECRET_NAME.search(key.group(2)))
             held = _old_opened(word, before, parity, 0) if pending and spans else ""
             new, start = _old_redact_word(word, seps, users, whole=assigning), None
-            if not spans and word.startswith("--env=") and any(c.isspace() for c in word):  # added later
+            if not pending and _old_assigns_secret(word):  # added later: token= "x", setdefault('KEY', x)
+                new, pending, colon = word, True, True
+            elif not spans and word.startswith("--env=") and any(c.isspace() for c in word):  # added later
                 new = "--env=" + _old_redact_word(word[6:], seps, users, whole=True)
             if triggers and not rest:
                 rest = bare in triggers or bool(re.match(r"-(?!-)", bare) and any(c in bare for c in letters))
@@ -200,6 +208,22 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
         if opened:
             span, opened = opened, ""
     return out
+
+
+def _old_secret_assignee(word):
+    """Whether word ends in a name Python code assigns a secret to: an identifier (dotted or not) at its start or
+    after ( , { [ ;, or a quoted key in brackets (added later)."""
+    m = re.search(r"(?:\A|(?<=[(,{\[;]))([A-Za-z_][\w.]*)\Z", word) or (
+        "[" in word and re.search(r"""(?<!\\)(\\*["'])([A-Za-z_][\w.-]*)\1\]\Z""", word))
+    return bool(m) and bool(_OLD_SECRET_NAME.search(m.groups()[-1]))
+
+
+def _old_assigns_secret(word):
+    """A secret name then "=" (not ==, !=, <=, >=), or a call's quoted secret key then "," (added later)."""
+    if re.search(r"(?<![=!<>])=\Z", word):
+        return _old_secret_assignee(word[:-1])
+    m = re.search(r"""(?<!\\)(\\*["'])([A-Za-z_][\w.-]*)\1,\Z""", word)
+    return bool(m) and "(" in word and bool(_OLD_SECRET_NAME.search(m.group(2)))
 
 
 def _old_tokens(word, start=0):
@@ -325,6 +349,8 @@ PIECES += [  # added with the rules for wbinfo, shell operators, quotes, headers
 PIECES += ['{"', '":"', '":', "':'", "{'", '"}', ',"', '\\":\\"', '":{"', '":[', "pass", '"token"']  # JSON
 PIECES += ["_pat", "-PAT", ".pat", "pat", "compat"]  # personal access tokens
 PIECES += [" : ", " :", ' :"', "'token'", '\\"key\\"', '{"pwd"', ',"auth"', "x'", ' : "a b", ']  # spaced colons
+PIECES += [" = ", " =", "= ", "=", "==", "['HF_TOKEN']", '["key"]', "(token", ".api_key", "('pwd',", "setdefault(",
+           "x=", "!="]  # Python assignments, added later
 PIECES += ["hooks.x.com/", "/webhooks/", "/hook", "HOOK", "hoo", "k/", "/bot12:", "bot1:a", "/bot", "1:", "#"]  # paths
 PIECES += [  # added with escaped quotes, programs after =, $(...) in secret arguments, assignments with spaces
     '\\"', "\\'", "'\\''", '\\"-p', "\\'TOKEN=", "=\\\"", "--wrap=", "--wrap=mysql", "$(cat", "h)", "$(", "-e",
@@ -418,6 +444,9 @@ REDACTION_EXAMPLES = [
     "https://h/bot1:S/hooks/ https://h/a/hooks//bot2:S/x https://h/robot1:x/bot:y/bot1x:z https://h",
     "sh -c curl https://hooks.x.com/S|tee b;x https://h/hooks/S&&y https://h/pre-commit-hooks/a Webhook.h/s --pat S",
     """x '{"token" : "S", "a" : 1, "password" :"S"}' {\\"key\\" : \\"S\\"} \\\\"key" : S 'pwd' : "a b" c""",
+    """python3 -c import os\nos.environ["HF_TOKEN"] = "S" os.environ['T_KEY'] ='S' x['pwd']= 'a b' c""",
+    "login(token = S)",
+    "x openai.api_key = S token= 'S' setdefault('HF_TOKEN', S) putenv(\"PASS\", S) a == b k != 1 x = 5 (auth =S)",
 ]
 
 

@@ -290,3 +290,16 @@ def test_a_gpu_processs_owner_is_kept_when_its_command_line_cannot_be_read(fixtu
     monkeypatch.setattr(_util, "read_many", denied)
     assert _util.owner_and_command(811) == (owner(), None)
     assert _util.owner_and_command(99999) == (None, None)  # no such process
+
+
+def test_a_login_name_that_is_not_utf8_comes_out_valid_json(monkeypatch):
+    """Review: pwd decodes a name that is no UTF-8 with surrogates (jos\\udce9), which no strict JSON reader
+    takes; the psutil path passed it through text() already."""
+    import json
+
+    monkeypatch.setattr(_util, "_pw_cache", {})
+    monkeypatch.setattr(pwd, "getpwuid", lambda uid: types.SimpleNamespace(pw_name=b"jos\xe9".decode(
+        "utf-8", "surrogateescape")))
+    name = _util.user_name(4242)
+    assert name == "jos\ufffd"
+    json.dumps(name, ensure_ascii=False).encode("utf-8")  # raised UnicodeEncodeError before

@@ -350,3 +350,61 @@ def test_plain_secret_arguments_go_on_past_a_continued_line_a_here_document_and_
     assert redact_argv(["wandb", "login", "--host=https://h/?a=1&b=2", "KEY"]).endswith(" <redacted>")
     assert redact_argv(["aws", "configure", "set", "aws_secret_access_key", "SEC;RET"]) == (
         "aws configure set <redacted> <redacted>")
+
+
+def test_a_command_line_cut_by_the_8_kib_read_of_proc_leaves_out_the_url_it_cuts(monkeypatch):
+    """Review: /proc/<pid>/cmdline is read up to MAX_INPUT bytes, and redact_argv knew a line was cut only
+    when the argv it got was longer than that, which a read of that many bytes never is: a URL the read cut
+    inside its password showed the start of it (https://alice:hunter2S). A real process, read as the collector
+    reads it."""
+    import subprocess
+    import sys
+    import time
+
+    from collectors import _util
+
+    monkeypatch.setenv("FLEETSCOPE_PSUTIL", "0")
+    code = "import time; time.sleep(60)"
+    url = "https://alice:hunter2SECRETpassword@example.com/repo"
+    shown = "https://alice:hunter2S"  # what the 8 KiB read keeps of the URL
+    head = [sys.executable, "-c", code]
+    token_len = MAX_INPUT - len("\0".join(head + ["--token="]) + "\0" + shown)
+    argv = head + ["--token=" + "A" * token_len, url]
+    assert len("\0".join(argv[:-1])) + 1 + len(shown) == MAX_INPUT
+    proc = subprocess.Popen(argv)
+    try:
+        for _ in range(100):  # until the child has exec'd: its cmdline is the new one
+            with open(f"/proc/{proc.pid}/cmdline", "rb") as f:
+                if f.read().startswith(sys.executable.encode() + b"\0-c"):
+                    break
+            time.sleep(0.02)
+        (user, command), = _util.owners_and_commands([proc.pid]).values()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "hunter2" not in command and "https" not in command, command
+    assert command.endswith("--token=<redacted>...") and command.startswith(sys.executable + " -c import time")
+    # a line that ends before the read's limit is whole: no "..."
+    assert redact_argv(head + ["--token=x", url], cut=False).endswith("@example.com/repo")
+    # cut inside a word that is no URL: kept, cut, with its dots
+    assert redact_argv(["java", "-cp", "/opt/lib/a.jar:/opt/li"], cut=True) == "java -cp /opt/lib/a.jar:/opt/li..."
+
+
+@pytest.mark.parametrize("code, shown", [
+    ('os.environ["HF_TOKEN"] = "hf_S"', 'os.environ["HF_TOKEN"] = <redacted>'),
+    ("os.environ['HF_TOKEN'] ='hf_S'", "os.environ['HF_TOKEN'] =<redacted>"),
+    ("os.environ['HF_TOKEN']= 'hf_S'", "os.environ['HF_TOKEN']= <redacted>"),
+    ("login(token = 'hf_S')", "login(token = <redacted>"),
+    ("openai.api_key = 'sk-S'", "openai.api_key = <redacted>"),
+    ('client = OpenAI(api_key = "sk-S")', "client = OpenAI(api_key = <redacted>"),
+    ("os.environ.setdefault('HF_TOKEN', 'hf_S')", "os.environ.setdefault('HF_TOKEN', <redacted>"),
+    ('os.putenv("WANDB_API_KEY", "S")', 'os.putenv("WANDB_API_KEY", <redacted>'),
+    ("self.password = 'a b S'", "self.password = <redacted> <redacted> <redacted>"),  # the quote, to its close
+    ("x = 5; n == token", "x = 5; n == token"),  # not a secret's name; a comparison
+    ("if token == 'S': pass", "if token == 'S': pass"),  # "==" compares (redacting it would be the safe error)
+])
+def test_python_code_that_assigns_a_secret_with_spaces_around_the_equals_sign(code, shown):
+    """Review: os.environ['HF_TOKEN']='x' was hidden, but not PEP 8's os.environ['HF_TOKEN'] = 'x', nor
+    token = 'x', login(token = 'x'), openai.api_key = 'x', setdefault('HF_TOKEN', 'x')."""
+    out = redact_argv(["python3", "-c", f"import os\n{code}\nimport train"])
+    assert out == f"python3 -c import os\n{shown}\nimport train"
