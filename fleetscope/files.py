@@ -25,6 +25,15 @@ def safe_name(name: str, reserved: frozenset[str] = frozenset()) -> str:
     return f"{slug}-{hashlib.sha1(name.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
 
 
+def legacy_safe_name(name: str) -> str:
+    """What safe_name gave before upper case got a hash too (69ee18a): GPU01 kept its own name, GPU01. Only to
+    read back files an older version wrote (a run left in the spool across an upgrade)."""
+    slug = _UNSAFE.sub("_", name).strip("._")[:80] or "host"
+    if slug == name:
+        return slug
+    return f"{slug}-{hashlib.sha1(name.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+
+
 def write_atomic(path: Path, data: bytes, keep_mode: bool = False) -> None:
     """Write a whole file or nothing: a reader never sees it half-written, a crash leaves no partial file.
     ``keep_mode``: the file keeps the permissions and owner it had (a file made by hand, such as an

@@ -3,6 +3,7 @@
 Layout under <data>/spool/:
   <run_id>/run.json           the run's metadata (rewritten when it ends: finished_at, status)
   <run_id>/<host>.json        one per host (result_file): {"host", "status", "message", "ts", "document"}
+                              (a run an older version spooled may name it as that version did: result_files)
   rejected/<run_id>/<host>.json + .error.txt   documents the warehouse refused, kept for inspection
 A run directory is removed only after its rows are in the warehouse, so a crash loses nothing.
 """
@@ -11,10 +12,10 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .files import safe_name, write_atomic, write_json_atomic
+from .files import legacy_safe_name, safe_name, write_atomic, write_json_atomic
 
 RUN_META = "run.json"
 TRASH = ".trash-"  # a stored run's folder on its way out (Spool.done)
@@ -26,12 +27,23 @@ def result_file(host: str) -> str:
     return f"{safe_name(host, reserved=frozenset({RUN_META[:-len('.json')]}))}.json"
 
 
+def result_files(host: str) -> tuple[str, ...]:
+    """The names a host's result may have in a run's folder: result_file(host), written by this version, then
+    the name versions before 69ee18a gave it (GPU01.json, where this one writes GPU01-<hash>.json), which a run
+    left in the spool across an upgrade (killed, a full disk) still has. Only where the two differ."""
+    current, legacy = result_file(host), f"{legacy_safe_name(host)}.json"
+    # a host named "run" was then written as run.json, which the run's own metadata overwrote: never its file
+    return (current,) if legacy in (current, RUN_META) else (current, legacy)
+
+
 @dataclass
 class SpooledRun:
     run_id: str
     path: Path
     meta: dict
     results: list[dict]
+    #: (path, why): second files of a host whose result is in results (its file by this version's name)
+    duplicates: list[tuple[Path, str]] = field(default_factory=list)
 
 
 class Spool:
@@ -61,9 +73,14 @@ class Spool:
 
     def read(self, run_id: str) -> tuple[SpooledRun, list[tuple[Path, str]]]:
         """The run and its host results; files that do not parse come back as (path, error), the run's own
-        run.json too (its meta is then empty: the caller makes do with the run id)."""
+        run.json too (its meta is then empty: the caller makes do with the run id), and so does a file that
+        holds another host's result than its name is for (result_files). A host whose result is in two files
+        (this version's name and an older one's) has the one by this version's name in the results, the
+        other in the run's duplicates."""
         path = self.run_dir(run_id)
-        results, unreadable = [], []
+        unreadable: list[tuple[Path, str]] = []
+        duplicates: list[tuple[Path, str]] = []
+        by_host: dict[str, dict] = {}  # host -> its result
         try:
             meta = json.loads((path / RUN_META).read_text(encoding="utf-8"))
             if not isinstance(meta, dict):
@@ -78,13 +95,19 @@ class Spool:
                 result = json.loads(f.read_text(encoding="utf-8"))
                 if not isinstance(result, dict) or not isinstance(result.get("host"), str):
                     raise ValueError("not a spooled host result")
-                if result_file(result["host"]) != f.name:  # a copy, or an edit: it would be that host's twice
+                names = result_files(result["host"])
+                if f.name not in names:  # a copy, or an edit: it would be that host's twice
                     raise ValueError(f"the result of host {result['host'][:100]!r} in another host's file")
                 result["_path"] = str(f)
-                results.append(result)
+                first = by_host.setdefault(result["host"], result)
+                if first is not result:  # its file by this version's name wins (sorted: seen in either order)
+                    keep, drop = (result, first) if f.name == names[0] else (first, result)
+                    by_host[result["host"]] = keep
+                    duplicates.append((Path(drop["_path"]), f"a second result of host {result['host'][:100]!r}: "
+                                       f"its result is read from {Path(keep['_path']).name}"))
             except (ValueError, UnicodeDecodeError, RecursionError) as e:  # deep nesting: RecursionError
                 unreadable.append((f, f"{type(e).__name__}: {str(e)[:300]}"))
-        return SpooledRun(run_id, path, meta, results), unreadable
+        return SpooledRun(run_id, path, meta, list(by_host.values()), duplicates), unreadable
 
     def reject(self, run_id: str, source: Path, reason: str) -> Path:
         """Keep a refused document aside, with why, for a person to look at."""

@@ -20,7 +20,7 @@ import duckdb
 
 from ..files import fsync_path
 from ..interrupts import reraise
-from ..spool import RUN_META, Spool, result_file
+from ..spool import RUN_META, Spool, result_files
 from ..text import first_line
 from . import partitions
 from .catalog import connect, quote_literal, refresh_catalog_quietly, schemas
@@ -126,6 +126,11 @@ def _ingest_run(con: duckdb.DuckDBPyConnection, data_dir: Path, spool: Spool, ru
         return
     fallback_ts = meta["started_at"]
     hosts: list[_Host] = []
+    for path, why in run.duplicates:  # its host's result is read from its other file: set aside, no row
+        message = f"run {run_id}: spool file {path.name} set aside: {why}"
+        spool.reject(run_id, path, message)
+        report.warnings.append(message)
+    spooled = {result["host"] for result in run.results}
     for path, error in unreadable:
         if path.name == RUN_META:
             message = f"run {run_id}: unreadable {RUN_META} ({error}); its hosts are stored with the run's " \
@@ -137,6 +142,8 @@ def _ingest_run(con: duckdb.DuckDBPyConnection, data_dir: Path, spool: Spool, ru
         spool.reject(run_id, path, message)
         report.rejected.append(message)
         name = _host_of(path, meta["hosts"])
+        if name in spooled:  # the host's result is in its other file (an older version's name): one row a run
+            continue
         report.refused[(run_id, name)] = message
         hosts.append(_Host.failed(name, None, message, run_id, fallback_ts))
     for result in run.results:
@@ -257,8 +264,8 @@ def _unwritable_hosts(con: duckdb.DuckDBPyConnection, data_dir: Path,
 
 
 def _host_of(path: Path, names: list[str]) -> str:
-    """The host an unreadable spool file was for: its file name is result_file(host)."""
-    return next((name for name in names if result_file(name) == path.name), path.stem)
+    """The host an unreadable spool file was for: its file name is one of result_files(host)."""
+    return next((name for name in names if path.name in result_files(name)), path.stem)
 
 
 def _run_meta(run_id: str, meta: dict) -> dict:

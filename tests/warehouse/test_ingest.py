@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import duckdb
 import pytest
 
-from fleetscope.spool import Spool
+from fleetscope.spool import Spool, result_files
 from fleetscope.warehouse import IngestError, connect, ingest_pending
 from tests import docfactory as f
 
@@ -334,3 +334,77 @@ def test_a_processes_hidden_flag_that_is_not_true_or_false_is_refused(tmp_path):
     f.spool_run(tmp_path, T0, [f.ok("cpu01", T0, doc)])
     report = ingest_pending(tmp_path)
     assert len(report.rejected) == 1 and "processes.others_hidden" in report.rejected[0]
+
+
+def test_a_hosts_result_is_read_under_its_name_and_the_one_versions_before_69ee18a_gave_it():
+    """Only a plain name with upper case was named otherwise: GPU01.json (a host named run then lost its
+    result to the run's run.json: that is no host's file)."""
+    assert result_files("GPU01")[1:] == ("GPU01.json",) and result_files("GPU01")[0].startswith("GPU01-")
+    assert result_files("gpu01") == ("gpu01.json",)
+    assert len(result_files("run")) == 1 and result_files("run")[0].startswith("run-")
+    assert len(result_files("Bad Host")) == 1 and result_files("Bad Host")[0].startswith("Bad_Host-")
+
+
+def _upper_case_run(at):
+    """GPU01 and GPU02 (upper case: spooled as GPU01-<hash>.json since 69ee18a, GPU01.json before), gpu01."""
+    return [f.ok(h, at, f.document(h, at, gpus=[f.gpu(0, util=50)])) for h in ("GPU01", "GPU02", "gpu01")]
+
+
+def test_a_run_spooled_by_a_version_before_upper_case_names_got_a_hash_is_stored_after_the_upgrade(tmp_path):
+    """A run left in the spool across the upgrade (killed, a full disk) has GPU01.json, the name the older
+    version gave GPU01's result: it was refused as 'in another host's file', GPU01 stored as failed and its
+    samples lost."""
+    run_id = f.spool_run(tmp_path, T0, _upper_case_run(T0))
+    run = tmp_path / "spool" / run_id
+    for host in ("GPU01", "GPU02"):  # as the older version named them
+        next(run.glob(f"{host}-*.json")).rename(run / f"{host}.json")
+    report = ingest_pending(tmp_path)
+    assert not report.rejected and not report.refused and not report.warnings, report
+    assert count(tmp_path, "SELECT host, status FROM host_status ORDER BY host") == [
+        ("GPU01", "ok"), ("GPU02", "ok"), ("gpu01", "ok")]
+    assert count(tmp_path, "SELECT host, count(*) FROM gpu_samples GROUP BY host ORDER BY host") == [
+        ("GPU01", 1), ("GPU02", 1), ("gpu01", 1)]
+
+
+def test_a_host_in_both_its_older_and_its_current_spool_file_is_stored_once(tmp_path):
+    """The file by this version's name is read; the older one is set aside with why, and the host is neither
+    stored twice nor counted failed."""
+    run_id = f.spool_run(tmp_path, T0, _upper_case_run(T0))
+    run = tmp_path / "spool" / run_id
+    current = next(run.glob("GPU01-*.json"))
+    older = json.loads(current.read_text())
+    older["document"]["gpus"]["devices"][0]["utilization_gpu_pct"] = 7  # the copy that is not read
+    (run / "GPU01.json").write_text(json.dumps(older))
+    report = ingest_pending(tmp_path)
+    assert not report.rejected and not report.refused, report
+    assert [w for w in report.warnings if "GPU01.json" in w and "second result of host 'GPU01'" in w
+            and current.name in w], report.warnings
+    assert (tmp_path / "spool" / "rejected" / run_id / "GPU01.json").is_file()
+    assert count(tmp_path, "SELECT host, status FROM host_status ORDER BY host") == [
+        ("GPU01", "ok"), ("GPU02", "ok"), ("gpu01", "ok")]
+    assert count(tmp_path, "SELECT host, utilization_gpu_pct FROM gpu_samples ORDER BY host") == [
+        ("GPU01", 50.0), ("GPU02", 50.0), ("gpu01", 50.0)]
+    assert count(tmp_path, "SELECT hosts_total, hosts_ok FROM runs") == [(3, 3)]
+
+
+def test_an_older_versions_file_name_holding_another_hosts_result_is_still_set_aside(tmp_path):
+    """Accepting GPU01.json for GPU01 accepts it for no other host: gpu01's or GPU02's result in it is set
+    aside as before, and GPU01 keeps the result its own file holds (or, with none, is failed)."""
+    run_id = f.spool_run(tmp_path, T0, _upper_case_run(T0))
+    run = tmp_path / "spool" / run_id
+    (run / "GPU01.json").write_text((run / "gpu01.json").read_text())  # gpu01's result in GPU01's older name
+    report = ingest_pending(tmp_path)
+    assert any("GPU01.json" in r and "another host's file" in r for r in report.rejected), report.rejected
+    assert not report.refused  # GPU01's own file holds its result: it is stored once, ok
+    assert count(tmp_path, "SELECT host, status FROM host_status ORDER BY host") == [
+        ("GPU01", "ok"), ("GPU02", "ok"), ("gpu01", "ok")]
+
+    run_id = f.spool_run(tmp_path, T0 + timedelta(minutes=5), _upper_case_run(T0 + timedelta(minutes=5)))
+    run = tmp_path / "spool" / run_id
+    next(run.glob("GPU01-*.json")).unlink()
+    (run / "GPU01.json").write_text(next(run.glob("GPU02-*.json")).read_text())  # GPU02's, in GPU01's name
+    report = ingest_pending(tmp_path)
+    assert any("GPU01.json" in r and "another host's file" in r for r in report.rejected), report.rejected
+    assert list(report.refused) == [(run_id, "GPU01")]
+    assert count(tmp_path, f"SELECT host, status FROM host_status WHERE run_id = '{run_id}' ORDER BY host") == [
+        ("GPU01", "failed"), ("GPU02", "ok"), ("gpu01", "ok")]
