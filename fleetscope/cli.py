@@ -63,11 +63,14 @@ VANISHED = "No such file or directory"
 SWAP_PATIENCE_S = 60.0
 
 
-def _again_if_swapped(read, reopen=None, patience_s: float = SWAP_PATIENCE_S):
+def _again_if_swapped(read, reopen=None, patience_s: float = SWAP_PATIENCE_S, under: Path | None = None):
     """``read()``, again (after ``reopen()`` lists the files anew, waiting 0.2 s, then twice as long each
     time up to 2 s) where a file it listed was swapped away meanwhile, for up to ``patience_s`` after the
     first such failure (a read that takes longer than that still gets its tries); any other error at once.
-    A swap while ``reopen()`` lists the files is one more such failure."""
+    A swap while ``reopen()`` lists the files is one more such failure. ``under``: only a file gone in this
+    folder (the data folder) is taken for one a rollup swapped; a person's own missing file (a COPY to a
+    folder that is not there) is an error at once, not after a minute."""
+    where = None if under is None else str(Path(under).resolve())
     give_up, pause, again = None, 0.2, False
     while True:
         try:
@@ -76,7 +79,8 @@ def _again_if_swapped(read, reopen=None, patience_s: float = SWAP_PATIENCE_S):
             return read()
         except Exception as e:
             duckdb = sys.modules.get("duckdb")
-            if duckdb is None or not isinstance(e, duckdb.Error) or VANISHED not in str(e):
+            if duckdb is None or not isinstance(e, duckdb.Error) or VANISHED not in str(e) or (
+                    where is not None and where not in str(e)):
                 raise
             give_up = give_up if give_up is not None else time.monotonic() + patience_s
             if time.monotonic() + pause > give_up:
@@ -363,7 +367,14 @@ def cmd_sql(args) -> int:
         _say(f"warning: {problem}")
         _say_damaged(problem)
     if args.query is None:
-        return repl(con, settings.data_dir)
+        # A statement (a script's too) that finds a file a rollup swapped away is made again, as a QUERY is
+        # below, but on the same connection: a view lists its table's files anew each time a statement
+        # reads it, and a new connection would lose the tables, macros and settings the session made.
+        try:
+            return repl(con, settings.data_dir,
+                        again=lambda read: _again_if_swapped(read, under=settings.data_dir))
+        finally:
+            con.close()
     if not args.query.strip(" \t\r\n;"):  # DuckDB runs nothing and answers "ok": say so instead
         con.close()
         _say("fleetscope sql: the query is empty (no query: the interactive prompt)")
@@ -375,7 +386,8 @@ def cmd_sql(args) -> int:
         current["con"] = opened()[0]
 
     try:  # rows are fetched inside: an error can come with them (a cast on row 3,000,001); Ctrl-C: exit 130
-        text = _again_if_swapped(lambda: answer(current["con"], args.query, args.format), reopen)
+        text = _again_if_swapped(lambda: answer(current["con"], args.query, args.format), reopen,
+                                 under=settings.data_dir)
     except duckdb.Error as e:
         _say(f"fleetscope sql: {e}")
         return EXIT_SQL

@@ -6,6 +6,7 @@ import contextlib
 import csv
 import datetime as dt
 import decimal
+import functools
 import io
 import json
 import sys
@@ -128,12 +129,14 @@ HELP = """Statements end with ';'. Commands:
   .quit            leave (or Ctrl-D)"""
 
 
-def repl(con, data_dir: Path, stdin=None, stdout=None) -> int:
+def repl(con, data_dir: Path, stdin=None, stdout=None, again=None) -> int:
     """A small SQL prompt: multi-line statements, history when readline is there, errors do not exit.
 
     Returns 0, or 5 when statements were read from a pipe and one of them failed. Ctrl-C at a terminal drops
     the statement being typed or stops the one running, and the prompt goes on; from a pipe it stops the
-    script (KeyboardInterrupt, exit 130), as SIGTERM stops either.
+    script (KeyboardInterrupt, exit 130), as SIGTERM stops either. ``again(read)``: ``read()``'s result, each
+    statement's and prompt command's, made again where it must be (`fleetscope sql`: where a rollup swapped a
+    file away meanwhile); None: once.
     """
     import signal
 
@@ -148,13 +151,14 @@ def repl(con, data_dir: Path, stdin=None, stdout=None) -> int:
 
     before = signal.signal(signal.SIGTERM, on_sigterm) if main else None
     try:
-        return _repl(con, data_dir, stdin, stdout, interactive, lambda: bool(terminated) or not interactive)
+        return _repl(con, data_dir, stdin, stdout, interactive, lambda: bool(terminated) or not interactive,
+                     again or (lambda read: read()))
     finally:
         if main:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
 
 
-def _repl(con, data_dir: Path, stdin, stdout, interactive: bool, stop_on_interrupt) -> int:
+def _repl(con, data_dir: Path, stdin, stdout, interactive: bool, stop_on_interrupt, again) -> int:
     import duckdb
 
     if interactive:
@@ -192,7 +196,7 @@ def _repl(con, data_dir: Path, stdin, stdout, interactive: bool, stop_on_interru
                 break
             try:
                 with _interruptible():
-                    error = _dot_command(con, word, arg.strip(), stdout)
+                    error = again(functools.partial(_dot_command, con, word, arg.strip(), stdout))
             except KeyboardInterrupt:  # as a statement's: a person at the prompt goes on, a script stops
                 if stop_on_interrupt():
                     raise
@@ -209,7 +213,7 @@ def _repl(con, data_dir: Path, stdin, stdout, interactive: bool, stop_on_interru
             continue
         statement, buffer = "\n".join(buffer), []
         try:
-            print(answer(con, statement, whole=WHOLE_AT_PROMPT), file=stdout)
+            print(again(functools.partial(answer, con, statement, whole=WHOLE_AT_PROMPT)), file=stdout)
         except KeyboardInterrupt:  # the statement stops; a person at the prompt goes on, a script stops
             if stop_on_interrupt():
                 raise

@@ -486,6 +486,70 @@ def test_a_read_that_finds_a_file_swapped_away_by_a_rollup_is_made_again(monkeyp
     assert _again_if_swapped(unlucky, relist, patience_s=30) == "rows" and len(listings) == 6  # 1 failed
 
 
+@pytest.mark.parametrize("terminal", [False, True], ids=["piped", "prompt"])
+def test_a_statement_at_the_prompt_or_piped_that_finds_a_file_swapped_away_is_made_again(
+        warehouse, monkeypatch, capsys, terminal):
+    """`fleetscope sql QUERY` read again where a rollup swapped a day's files in under it, but a script piped
+    in (`fleetscope sql < script.sql`) failed with "IO Error: Cannot open file ...: No such file or
+    directory" and exit 5, and the prompt answered with the error. Made again, on the same connection: the
+    table the script made is still there, and the day's compacted file is read."""
+    import duckdb
+
+    from fleetscope import cli
+    from fleetscope import warehouse as wh
+    from fleetscope.warehouse import partitions
+
+    (day,) = (warehouse / "gpu_samples").glob("date=*")
+    (listed,) = day.glob("*.parquet")
+
+    class RollupMeanwhile:  # the rollup swaps the day's compacted file in while the statement reads the day
+        def __init__(self, con):
+            self.con, self.swapped = con, False
+
+        def execute(self, statement, *args):
+            if "FROM gpu_samples" in statement and not self.swapped:
+                self.swapped = True
+                staging = day.with_name(partitions.NEW + day.name)
+                staging.mkdir()
+                (staging / "compacted.parquet").write_bytes(listed.read_bytes())
+                partitions.swap_in(day)
+                raise duckdb.IOException(f'IO Error: Cannot open file "{listed}": No such file or directory')
+            return self.con.execute(statement, *args)
+
+        def close(self):
+            self.con.close()
+
+    opened = []
+    connect = wh.connect
+    monkeypatch.setattr(wh, "connect", lambda *a, **k: opened.append(RollupMeanwhile(connect(*a, **k))) or opened[-1])
+    script = ("CREATE TEMP TABLE mine AS SELECT 7 AS n;\n"
+              "SELECT count(*) AS samples, max(utilization_gpu_pct) AS util, (SELECT n FROM mine) AS n\n"
+              "FROM gpu_samples;\n")
+    monkeypatch.setattr(sys, "stdin", Terminal(script) if terminal else io.StringIO(script))
+    status = cli.main(["sql", "--data", str(warehouse)])
+    out, err = capsys.readouterr()
+    assert status == 0 and "error" not in err, (status, err)
+    assert len(opened) == 1 and opened[0].swapped and [p.name for p in day.iterdir()] == ["compacted.parquet"]
+    assert [[cell.strip() for cell in line.split("|")] for line in out.splitlines() if line.endswith("| 7")] == [
+        ["1", "50", "7"]], out  # samples, util, n
+
+
+@pytest.mark.parametrize("piped", [True, False], ids=["piped", "query"])
+def test_a_statement_missing_a_file_of_its_own_fails_at_once(warehouse, monkeypatch, capsys, tmp_path, piped):
+    """Only a file gone from the data folder is taken for a rollup's swap: a COPY to a folder that is not there
+    says "No such file or directory" too, and is the statement's error at once, not after a minute of tries."""
+    from fleetscope import cli
+
+    slept: list[float] = []
+    monkeypatch.setattr(cli, "time", SimpleNamespace(monotonic=lambda: 1000.0 + sum(slept), sleep=slept.append))
+    copy = f"COPY (SELECT 1) TO '{tmp_path / 'no-such-folder' / 'out.parquet'}'"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{copy};\nSELECT 42 AS after;\n"))
+    assert cli.main(["sql", "--data", str(warehouse), *([] if piped else [copy])]) == 5
+    out, err = capsys.readouterr()
+    assert "No such file or directory" in err and slept == [], (err, slept)
+    assert ("   42\n(1 row)" in out) == piped  # a script goes on to its next statement
+
+
 def test_sql_json_is_strict_json_nan_and_infinity_are_null_bytes_are_hex(run_fleetscope, warehouse):
     """A 0/0 in SQL (a day of one sample: no CPU time yet) printed NaN, which strict JSON parsers refuse."""
     q = "SELECT 0.0 / 0.0 AS nan, 1.0 / 0.0 AS inf, 0.5::DECIMAL(4, 2) AS dec, '\\x61\\x62'::BLOB AS raw, 1 AS one"
