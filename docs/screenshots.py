@@ -9,6 +9,7 @@ maintenance action, rendered by reports.build_site and photographed in Debian's 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -62,6 +63,10 @@ def main() -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
             page = browser.new_page(viewport={"width": 1100, "height": 1350})
+            # the pages as seen when built: at the browser's own clock the synthetic fleet's runs are old, and the
+            # pages would say so (the data-age banner)
+            built = re.search(r'<span class="generated">generated ([0-9: -]+) UTC', index.read_text(encoding="utf-8"))
+            page.clock.set_fixed_time(dt.datetime.fromisoformat(built.group(1)).replace(tzinfo=dt.timezone.utc))
             for name, path in SHOTS.items():
                 page.goto((index.parent / path).as_uri())
                 page.wait_for_timeout(1500)  # Plotly draws after load

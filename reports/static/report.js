@@ -5,6 +5,8 @@
 //   number columns also take >50, <=8, =0, !=0); all boxes must match. A count says how many rows show.
 // - .group-filter[data-table=ID]: buttons that keep the rows of table ID whose data-groups (a JSON list) holds
 //   the button's data-group ("" = every row); combined with the filter boxes.
+// - .data-age (base.html): shown, with the age, once the latest run is older than stale_minutes by this
+//   browser's clock (collection stopped, or the page was left open).
 // - #refresh (in the header): reload the page every 1, 5 or 15 min; the choice is kept in localStorage (or,
 //   where that throws, as on some browsers' file:// pages, in sessionStorage, or not at all). Before such a
 //   reload the page keeps its scroll position, filters, group, sort and each chart's range in sessionStorage
@@ -171,6 +173,28 @@
       b.addEventListener("click", function () { setGroup(table, b.getAttribute("data-group")); });
     });
   });
+
+  // -- data age -------------------------------------------------------------------------------------------
+  // The banner for stopped collection (base.html): shown when the latest run is older than stale_minutes by
+  // this browser's clock too, so a page left open (or a site nothing rebuilds) says so; as site.py's duration.
+  function duration(s) {
+    if (s < 90) return Math.round(s) + " s";
+    if (s < 90 * 60) return Math.round(s / 60) + " min";
+    if (s < 36 * 3600) return (s / 3600).toFixed(1) + " h";
+    return (s / 86400).toFixed(1) + " d";
+  }
+  var dataAge = document.querySelector(".data-age[data-latest]");
+  function showDataAge() {
+    var age = Date.now() / 1000 - parseFloat(dataAge.getAttribute("data-latest"));
+    if (age > parseFloat(dataAge.getAttribute("data-stale-s"))) {
+      dataAge.querySelector(".age").textContent = duration(age);
+      dataAge.hidden = false;
+    }
+  }
+  if (dataAge) {
+    showDataAge();
+    setInterval(showDataAge, 60000);
+  }
 
   // -- auto-refresh ---------------------------------------------------------------------------------------
   function usable(kind) {

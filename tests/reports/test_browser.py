@@ -109,6 +109,27 @@ def test_every_page_loads_without_errors_and_draws_its_figures(fleet_site, tab):
     assert tab.errors == []
 
 
+def test_a_page_whose_latest_run_is_old_by_the_browsers_clock_says_so(fleet_site, context):
+    """The site was fresh when built (its banner hidden); opened days later (cron died, or the page was left
+    open) report.js shows it with the age by this computer's clock; opened at the build's time it stays
+    hidden."""
+    from datetime import timezone
+
+    late, on_time = Tab(context), Tab(context)
+    try:
+        page = late.open(fleet_site / "index.html")  # the test fleet ran on 2026-11-23: days ago by now
+        banner = page.locator("p.data-age")
+        assert banner.is_visible()
+        assert banner.text_content().split("(")[1].split(")")[0].endswith(" d ago"), banner.text_content()
+        on_time.page.clock.set_fixed_time(NOW.replace(tzinfo=timezone.utc))
+        page = on_time.open(fleet_site / "index.html")
+        assert page.locator("p.data-age").is_hidden()
+        assert late.errors == on_time.errors == []
+    finally:
+        late.close()
+        on_time.close()
+
+
 def test_clicking_a_header_sorts_the_hosts_table(fleet_site, tab):
     page = tab.without_charts().open(fleet_site / "index.html")
     assert host_order(page) == ["cpu01", "gpu01", "lost01"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from datetime import timedelta
+from datetime import timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -513,3 +513,25 @@ def test_templates_read_a_rows_keys_as_jinja_does_including_keys_named_like_dict
     assert page.render(vars={"items": 3, "get": 4}).startswith("items=3;get=4;&lt;built-in method get")
     with pytest.raises(jinja2.UndefinedError, match="missing"):
         env.from_string("{{ row.missing }}").render(row=row)
+
+
+def test_every_page_says_when_collection_has_stopped(fleet_data, fleet_site, tmp_path):
+    """Review: built 3 days after the last run (cron died, a report job still running), the pages read "2 / 3
+    hosts up" with nothing to say it was 3 days old. Past stale_minutes without a run every page says so; a
+    fresh build carries the same banner hidden, for report.js (the browser's clock: a page left open)."""
+    def banner(html: str) -> str:
+        return re.search(r'<p class="data-age"[^>]*>', html).group()
+
+    fresh = (fleet_site / "index.html").read_text(encoding="utf-8")
+    latest = re.fullmatch(r'<p class="data-age" data-latest="(\d+)" data-stale-s="1800" hidden>', banner(fresh))
+    assert 0 <= int(latest.group(1)) - RUNS[-1].replace(tzinfo=timezone.utc).timestamp() < 60  # the last run
+    old = build(fleet_data, tmp_path / "old", now=NOW + timedelta(days=3)).parent
+    for page in ("index.html", "users.html", "problems.html", "hosts/gpu01.html"):
+        html = (old / page).read_text(encoding="utf-8")
+        assert "hidden" not in banner(html), page
+        text = " ".join(re.sub(r"<[^>]+>", "", html[html.index('<p class="data-age"'):]).split())
+        assert text.startswith(f"No collection run since {RUNS[-1]:%Y-%m-%d %H:%M} UTC (3.0 d ago): these pages "
+                               "show the fleet as it was then. Is fleetscope collect still running (cron)?"), page
+    # at stale_minutes exactly: not yet
+    edge = build(fleet_data, tmp_path / "edge", now=RUNS[-1] + timedelta(minutes=30)).parent
+    assert banner((edge / "index.html").read_text(encoding="utf-8")).endswith(" hidden>")
