@@ -8,7 +8,7 @@ turns a failure into an ``errors`` entry, so one broken subsystem never hides th
 
 import time
 
-from . import cpu, disks, gpus, host, load, memory, network, processes
+from . import cpu, disks, gpus, host, load, memory, network, processes, xid
 from ._util import error_entry, iso_z
 
 __version__ = "0.1.0"
@@ -17,13 +17,14 @@ SCHEMA_VERSION = 1
 # name -> module, in document order; the runner looks ``collect`` up at call time
 SUBSYSTEMS = {
     "host": host, "cpu": cpu, "load": load, "memory": memory, "disks": disks,
-    "network": network, "processes": processes, "gpus": gpus,
+    "network": network, "processes": processes, "gpus": gpus, "xid": xid,
 }
 # The order the subsystems run in: /proc's quick reads first, then NVML, then what can wait on the network
 # (host's FQDN asks the resolver; disks asks every filesystem, a dead network mount included), so that a
 # subsystem stopped by the time limit costs those after it, not the ones that were quick. host follows gpus
-# to reuse the NVML facts gpus read, instead of starting NVML twice.
-RUN_ORDER = ("cpu", "load", "memory", "network", "processes", "gpus", "host", "disks")
+# to reuse the NVML facts gpus read, instead of starting NVML twice. xid (the kernel log's GPU errors) reads
+# /dev/kmsg, which does not wait.
+RUN_ORDER = ("cpu", "load", "memory", "network", "processes", "gpus", "xid", "host", "disks")
 
 
 def collect(top_n=15, accounting_since=None, only=None, exiting=False):

@@ -29,7 +29,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 import jinja2
 import markupsafe
 
-from reports import figures
+from reports import figures, xids
 from reports.defaults import DEFAULT_SETTINGS
 from reports.safe import json_for_html, slugify
 from reports.sql import fetch, load, prepared
@@ -342,6 +342,10 @@ def _problems(con, cfg: Mapping[str, Any], end: datetime, since: datetime, busy:
         "gpu_heat": fetch(con, "problems_gpu_heat", {
             "since": since, "hot_c": float(cfg["hot_gpu_c"]), "reasons": [str(r) for r in cfg["throttle_reasons"]]}),
         "gpus_missing": fetch(con, "problems_gpus_missing", {"since": end - GPUS_LOOKBACK}),
+        # the GPU's own errors first, an application's faults after (xids.APPLICATION), each the latest first
+        "xid": sorted(({**x, "meaning": xids.MEANINGS.get(x["xid"], ""), "application": x["xid"] in xids.APPLICATION}
+                       for x in fetch(con, "problems_xid", {"since": since})),
+                      key=lambda x: (x["application"], -x["last_at"].timestamp() if x["last_at"] else 0)),
         "ecc": fetch(con, "problems_ecc", {"since": since}),
         "idle_held": fetch(con, "problems_idle_held", {
             "since": end - HELD_LOOKBACK, "busy_pct": busy, "held_bytes": held_bytes, "hosts": list(now_hosts),

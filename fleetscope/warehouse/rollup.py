@@ -7,8 +7,8 @@
 3. roll up: for each day whose raw files are newer than its rollup, write gpu_hourly, host_hourly (from the
    raw samples), gpu_daily, host_daily (from those hourly rows) and user_gpu_daily (from the raw samples and
    GPU processes), one file per table and day. The SQL is in sql/*.sql.
-4. retention: delete raw days older than rollup.raw_days (only once rolled up), hourly days and host_status
-   older than rollup.hourly_days, daily days older than rollup.daily_days (0 keeps a tier forever);
+4. retention: delete raw days older than rollup.raw_days (only once rolled up), hourly days, host_status and
+   gpu_xid older than rollup.hourly_days, daily days older than rollup.daily_days (0 keeps a tier forever);
    runs and hosts are kept forever (a row per run, a row per inventory change).
 
 Every day is written in a hidden folder and swapped in (partitions.swap_in), so readers never see half a day.
@@ -40,7 +40,7 @@ from .catalog import (
 )
 
 RAW_SAMPLES = ("host_samples", "gpu_samples", "gpu_processes", "gpu_mig", "host_processes")
-COMPACTED = RAW_SAMPLES + ("host_status", "runs", "hosts", "admin_actions")
+COMPACTED = RAW_SAMPLES + ("host_status", "runs", "hosts", "admin_actions", "gpu_xid")
 HOURLY = ("gpu_hourly", "host_hourly")
 DAILY = ("gpu_daily", "host_daily", "user_gpu_daily")
 # Which raw tables each rollup is computed from: a day is rolled up again when one of them is newer.
@@ -352,7 +352,8 @@ def apply_retention(data_dir: Path, settings, today: dt.date, report: RollupRepo
         # one day more than raw_days: the oldest day in the window keeps the predecessors of its first
         # intervals, which it needs to be rolled up again (late samples); 0 keeps them forever
         (RAW_SAMPLES, raw_days + 1 if raw_days > 0 else 0),
-        (HOURLY + ("host_status",), int(settings.get("rollup", "hourly_days"))),  # small: "down last year?"
+        # small: "down last year?", "which GPUs failed last year?"
+        (HOURLY + ("host_status", "gpu_xid"), int(settings.get("rollup", "hourly_days"))),
         (DAILY, int(settings.get("rollup", "daily_days"))),
     ]
     for tables, days in tiers:

@@ -343,6 +343,7 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
             "started_at": _iso(r.time(p, "started_at", ppath)),
         })
     rows["host_processes"] = top_rows
+    rows["gpu_xid"] = _xid_rows(r, doc, base, devices)
 
     models = sorted({str(m) for m in r.list(h, "gpu_models", "host.gpu_models")})
     facts = {
@@ -363,3 +364,37 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
     complete = doc.get("host") is not None and doc.get("gpus") is not None
     rows["hosts"] = [base | facts | {"facts_hash": facts_hash}] if complete else []
     return rows
+
+
+def _xid_rows(r: _Reader, doc: dict, base: dict, devices: list) -> list[dict]:
+    """gpu_xid rows of the document's Xid events, each told to the GPU of the same document at its PCI address
+    (the driver's 0000:18:00 is NVML's 00000000:18:00.0), where NVML still lists it."""
+    xid = r.obj(doc, "xid", "xid") or {}
+    by_bus = {}
+    for g in devices:
+        if isinstance(g, dict) and isinstance(g.get("bus_id"), str):
+            by_bus[_pci_key(g["bus_id"])] = g
+    out = []
+    for k, e in enumerate(r.list(xid, "events", "xid.events")):
+        path = f"xid.events[{k}]"
+        if not isinstance(e, dict):
+            r.fail(path, "expected an object")
+        pci = r.text(e, "pci", path)
+        gpu = by_bus.get(_pci_key(pci)) if pci else None
+        out.append(base | {
+            "logged_at": _iso(r.time(e, "at", path)), "seq": r.int(e, "seq", path), "pci": pci,
+            "gpu_index": gpu.get("index") if gpu and isinstance(gpu.get("index"), int) else None,
+            "gpu_uuid": gpu.get("uuid") if gpu and isinstance(gpu.get("uuid"), str) else None,
+            "xid": r.int32(e, "xid", path), "message": r.text(e, "message", path),
+        })
+    return out
+
+
+def _pci_key(address: str) -> tuple | None:
+    """(domain, bus, device) of a PCI address written as NVML (00000000:18:00.0) or the driver (0000:18:00)
+    writes it, else None."""
+    parts = address.split(".")[0].split(":")
+    try:
+        return tuple(int(p, 16) for p in parts[-3:]) if len(parts) >= 3 else None
+    except ValueError:
+        return None

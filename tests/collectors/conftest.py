@@ -111,10 +111,12 @@ GPU_DEVICE = {
     "errors": [{"call": str, "type": str, "message": str}],
 }
 GPUS = {"available": bool, "reason": str, "devices": [GPU_DEVICE]}
+XID = {"available": bool, "reason": str, "truncated": bool,
+       "events": [{"at": Time, "seq": int, "pci": str, "xid": int, "message": str}]}
 DOCUMENT = {
     "schema_version": int, "collector_version": str, "time": {"collected_at": Time, "duration_s": NUM},
     "host": HOST, "cpu": CPU, "load": LOAD, "memory": MEMORY, "disks": DISKS, "network": NETWORK,
-    "processes": PROCESSES, "gpus": GPUS,
+    "processes": PROCESSES, "gpus": GPUS, "xid": XID,
     "errors": [{"subsystem": str, "type": str, "message": str}],
 }
 

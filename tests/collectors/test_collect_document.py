@@ -12,7 +12,7 @@ import pytest
 import collectors
 from fleetscope.warehouse.rows import host_rows
 
-SUBSYSTEM_KEYS = ("host", "cpu", "load", "memory", "disks", "network", "processes", "gpus")  # document order
+SUBSYSTEM_KEYS = ("host", "cpu", "load", "memory", "disks", "network", "processes", "gpus", "xid")  # document order
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,9 @@ def test_every_subsystem_is_present_and_typed(document, check_document):
     check_document(document)
     assert list(document) == ["schema_version", "collector_version", "time", *SUBSYSTEM_KEYS, "errors"]
     assert document["errors"] == []
-    assert all(document[k] is not None for k in SUBSYSTEM_KEYS)
+    # xid: null on a host without the NVIDIA driver (no Xid to read)
+    assert all(document[k] is not None for k in SUBSYSTEM_KEYS if k != "xid")
+    assert (document["xid"] is None) is not collectors.gpus.driver_present()
 
 
 def test_real_values_are_sane(document):
@@ -91,7 +93,7 @@ def test_a_failing_subsystem_becomes_an_error_and_the_others_stay(monkeypatch, c
     assert document["disks"] is None
     assert document["errors"] == [
         {"subsystem": "disks", "type": "PermissionError", "message": "/proc/diskstats: permission denied"}]
-    assert all(document[k] is not None for k in SUBSYSTEM_KEYS if k != "disks")
+    assert all(document[k] is not None for k in SUBSYSTEM_KEYS if k not in ("disks", "xid"))  # xid: no driver
     status = host_rows(as_result(document), "run-1")["host_status"][0]
     assert status["errors"] == 1 and "PermissionError" in status["message"]
 

@@ -62,7 +62,19 @@ def _docs(i: int, at: datetime) -> list:
         nvml["gpus"]["reason"] = ("NVML init failed: NVMLError_LibRmVersionMismatch: RM has detected an NVML/RM "
                                   "version mismatch.")
 
+    # xid01: GPU 1 (bus 19) logs Xid 79 before the third run and is gone from it; an application faults on GPU 0
+    # (Xid 13) before the last run; the third run's event is read again by the last one (seq 71: counted once)
+    xid_gpus = [gpu(0)] if i >= 2 else [gpu(0), gpu(1)]
+    xid_doc = document("xid01", at, gpus=xid_gpus)
+    fell = {"at": iso_z(RUNS[2] - timedelta(minutes=1)), "seq": 71, "pci": "0000:19:00", "xid": 79,
+            "message": "pid=1, name=python, GPU has fallen off the bus."}
+    fault = {"at": iso_z(RUNS[3] - timedelta(minutes=2)), "seq": 90, "pci": "0000:18:00", "xid": 13,
+             "message": "pid=4242, name=python, Graphics Exception"}
+    xid_doc["xid"] = {"available": True, "reason": None, "truncated": False,
+                      "events": [] if i < 2 else [fell] if i == 2 else [fell, fault]}
+
     results = [
+        ok("xid01", at, xid_doc),
         ok("lost01", at, document("lost01", at, gpus=lost)),
         ok("nvml01", at, nvml),
         ok("hot01", at, document("hot01", at, gpus=hot)),
@@ -183,11 +195,23 @@ def test_ecc_errors_and_remapped_rows(problems_html):
     assert (lost["Now"], lost["Last"]) == ("GPU missing", "61 min ago")
 
 
+def test_xid_events_of_the_kernel_log_by_gpu_and_code_the_gpus_own_first(problems_html):
+    rows = table(problems_html, "problems-xid")
+    assert [(r["Host"], r["PCI"], r["Xid"]) for r in rows] == [("xid01", "0000:19:00", "79"),
+                                                               ("xid01", "0000:18:00", "13")]
+    fell, fault = rows
+    assert (fell["GPU"], fell["Meaning"], fell["Events"], fell["Last"]) == ("", "GPU has fallen off the bus", "1",
+                                                                              "32 min ago")  # read twice, once
+    assert fell["Last message"] == "pid=1, name=python, GPU has fallen off the bus."
+    assert (fault["GPU"], fault["Meaning"], fault["Events"]) == (
+        "0", "graphics engine exception (mostly the application's fault)", "1")
+
+
 def test_gpus_missing_or_unreadable(problems_html):
     """lost01 lost a GPU after its second run, nvml01's NVML failed at its last; hosts that never had a GPU
     (no driver) are not listed."""
     rows = {r["Host"]: r for r in table(problems_html, "problems-gpus-missing")}
-    assert set(rows) == {"lost01", "nvml01"}
+    assert set(rows) == {"lost01", "nvml01", "xid01"}
     lost, nvml = rows["lost01"], rows["nvml01"]
     assert (lost["GPUs now"], lost["GPUs before"], lost["Last seen with them"]) == ("3", "4", "61 min ago")
     assert lost["Missing (index then: model, bus id)"] == "GPU 2: NVIDIA H100 80GB HBM3, 00000000:1A:00.0"
@@ -214,10 +238,10 @@ def test_clock_skew_and_full_disks(problems_html):
 def test_problem_count_is_on_every_page(problems_data, tmp_path):
     with contextlib.closing(connect(problems_data)) as con:
         site = build_site(con, tmp_path / "site", now=NOW, settings=HALF_HOUR).parent
-    # down01, flaky01, partial01, lost01 and nvml01 (GPUs missing), hot01 GPU 0, ecc01 GPU 0, lost01 GPU 2
-    # (ECC), held01 GPU 0 and 1, skew01, full01, hidden01
+    # down01, flaky01, partial01, lost01, nvml01 and xid01 (GPUs missing), xid01's Xid 79 and 13, hot01 GPU 0,
+    # ecc01 GPU 0, lost01 GPU 2 (ECC), held01 GPU 0 and 1, skew01, full01, hidden01
     for page in ("index.html", "users.html", "problems.html", "hosts/fine01.html"):
-        assert '<span class="count">13</span>' in (site / page).read_text(encoding="utf-8"), page
+        assert '<span class="count">16</span>' in (site / page).read_text(encoding="utf-8"), page
 
 
 def test_hosts_whose_proc_hides_other_users_processes(problems_data, problems_html, tmp_path):

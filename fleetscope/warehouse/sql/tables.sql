@@ -153,6 +153,19 @@ CREATE TABLE gpu_mig (          -- MIG instances of GPUs in MIG mode, per run
     mem_used_bytes  BIGINT
 );
 
+CREATE TABLE gpu_xid (          -- Xid events: the NVIDIA driver's errors in the kernel log, as each run found them
+    run_id          VARCHAR,
+    ts              TIMESTAMP,  -- controller clock of the run that read it
+    host            VARCHAR,
+    logged_at       TIMESTAMP,  -- when the kernel logged it (host clock: boot time + its microseconds)
+    seq             BIGINT,     -- the kernel log's sequence number (with the boot, what tells one event)
+    pci             VARCHAR,    -- the GPU's PCI address as the driver names it (0000:18:00)
+    gpu_index       INTEGER,    -- that GPU's index at the same run, where NVML still lists it
+    gpu_uuid        VARCHAR,
+    xid             INTEGER,    -- the Xid code (79: fallen off the bus, 48: double-bit ECC, ...)
+    message         VARCHAR     -- the rest of the line (pid, process name, details), at most 300 characters
+);
+
 CREATE TABLE host_processes (   -- the top consumers on each host at each run
     run_id      VARCHAR,
     ts          TIMESTAMP,

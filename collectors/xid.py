@@ -1,0 +1,91 @@
+"""Xid events: the errors the NVIDIA driver writes to the kernel log (``NVRM: Xid (PCI:0000:18:00): 79, ...``),
+read from /dev/kmsg: a GPU fallen off the bus, a double-bit ECC error, a row remapping failure, a GSP
+timeout, and an application's faults (13, 31, 43). NVML gives no history of them; the kernel log holds them
+until its ring buffer wraps.
+
+Only on a host with the NVIDIA driver (gpus.driver_present). A kernel log the collecting account may not read
+(``kernel.dmesg_restrict=1``: root or CAP_SYSLOG only), or a host without /dev/kmsg (a container), is not an
+error: ``available`` is false and ``reason`` says why. ``events`` are those logged after ``ctx["accounting_since"]``
+(the host clock of the host's last stored sample, which the controller sends): each run sends what is new;
+without it, the last MAX_EVENTS of the log (``truncated`` says whether more were left out).
+"""
+
+import errno
+import os
+
+from ._util import boot_time, iso_z, text
+
+KMSG = "/dev/kmsg"
+MAX_EVENTS = 50  # a run's events at most, the latest (an application faulting in a loop logs one a second)
+MAX_MESSAGE = 300  # characters of an event's text
+MARK = "NVRM: Xid ("
+
+
+def collect(ctx):
+    from .gpus import driver_present  # a host without the driver has no Xid to read
+
+    if not driver_present():
+        return None
+    since = ctx.get("accounting_since")
+    try:
+        fd = os.open(KMSG, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as e:
+        return {"available": False, "reason": _why(e), "events": [], "truncated": False}
+    events, truncated = [], False
+    try:
+        started = boot_time()
+        while True:
+            try:
+                record = os.read(fd, 8192)  # one record a read
+            except BlockingIOError:  # the end of the log
+                break
+            except OSError as e:
+                if e.errno == errno.EPIPE:  # records overwritten while reading: go on from the oldest kept
+                    continue
+                raise
+            if not record:
+                break
+            event = parse_record(record, started)
+            if event is None or (since is not None and event["at_s"] <= since):
+                continue
+            events.append(event)
+            if len(events) > MAX_EVENTS:
+                del events[0]
+                truncated = True
+    finally:
+        os.close(fd)
+    for event in events:
+        event["at"] = iso_z(event.pop("at_s"), micro=True)
+    return {"available": True, "reason": None, "events": events, "truncated": truncated}
+
+
+def parse_record(record, started):
+    """An Xid event from one /dev/kmsg record (bytes: ``prio,seq,usec,flags;text`` then lines of
+    ``KEY=value``), with its time as POSIX seconds (``started``: the boot time), else None.
+    speed: string operations, no regular expression (most records are no Xid)."""
+    head, sep, rest = record.partition(b";")
+    at = rest.find(MARK.encode())
+    if not sep or at < 0:
+        return None
+    fields = head.split(b",")
+    try:
+        seq, usec = int(fields[1]), int(fields[2])
+    except (IndexError, ValueError):
+        return None
+    line = text(rest[at + len(MARK):].split(b"\n", 1)[0])
+    pci, close, after = line.partition("):")
+    code, _, message = after.strip().partition(",")
+    if not close or not code.strip().isdigit():
+        return None
+    pci = pci.strip()
+    pci = pci[4:] if pci.startswith("PCI:") else pci
+    return {"at_s": started + usec / 1e6, "seq": seq, "pci": pci[:40], "xid": int(code),
+            "message": message.strip()[:MAX_MESSAGE]}
+
+
+def _why(error):
+    if error.errno in (errno.EPERM, errno.EACCES):
+        return "the kernel log is not readable by this account (kernel.dmesg_restrict=1: root or CAP_SYSLOG)"
+    if error.errno == errno.ENOENT:
+        return "no /dev/kmsg (a container?)"
+    return f"{KMSG}: {os.strerror(error.errno) if error.errno else error}"
