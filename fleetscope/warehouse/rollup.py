@@ -55,9 +55,11 @@ ROLLED_DIR = ".rolled"
 #: what the marker holds: the version of the rollup rules and columns it was written with. Raised when the
 #: rollup SQL gains a column or changes what a value counts, so that days whose raw samples are still kept are
 #: rolled up again, once, and get it (2: unmeasured_s, util_samples, util_seconds; 3: a sample after more
-#: than 24 h without one stands for 0 s, a busy CPU count that went back is a counter reset). Days past
-#: rollup.raw_days keep their rows as they were (new columns NULL: docs/sql.md says how queries read them).
-ROLLUP_FORMAT = "3"
+#: than 24 h without one stands for 0 s, a busy CPU count that went back is a counter reset; 4: a sample
+#: without a counter no longer loses the next one's delta, taken from the last sample with that counter).
+#: Days past rollup.raw_days keep their rows as they were (new columns NULL: docs/sql.md says how queries
+#: read them).
+ROLLUP_FORMAT = "4"
 
 
 @dataclass

@@ -243,6 +243,91 @@ def test_energy_is_exact_and_resets_and_gaps_do_not_inflate_it(warehouse):
     assert hourly[0][0] >= 0 and hourly[0][1] == pytest.approx(POWER[0])
 
 
+def steady_docs(gaps: bool):
+    """gpu01 over day 1 every 300 s at constant rates: network and disk bytes (RATES), half its CPU, GPU 0 at
+    400 W. With ``gaps``, some samples lack a counter, as when a subsystem fails or times out: the network at
+    06:00, the disks at 09:00 and 09:05 (a 900 s span back to the last sample with them, over the 600 s cap),
+    the CPU at 12:00, GPU 0's energy at 15:00."""
+    for k in range(86400 // 300):
+        t = DAY1 + timedelta(seconds=k * 300)
+        up = (t - f.BOOT).total_seconds()
+        doc = f.document("gpu01", t, cpu_busy=0.5, gpus=[
+            f.gpu(0, util=90, power_w=POWER[0], energy_mj=int(POWER[0] * up * 1000))])
+        doc["network"]["interfaces"][0].update(rx_bytes=int(RATES["rx_bytes"] * up),
+                                               tx_bytes=int(RATES["tx_bytes"] * up))
+        doc["disks"]["io"][0].update(read_bytes=int(RATES["read_bytes"] * up),
+                                     write_bytes=int(RATES["write_bytes"] * up))
+        if gaps:
+            hhmm = (t.hour, t.minute)
+            if hhmm == (6, 0):
+                doc["network"] = None
+            if hhmm in ((9, 0), (9, 5)):
+                doc["disks"] = None
+            if hhmm == (12, 0):
+                doc["cpu"] = None
+            if hhmm == (15, 0):
+                doc["gpus"]["devices"][0]["energy_mj"] = None
+        yield t, doc
+
+
+HOST_TOTALS = ("seconds, counter_resets, cpu_busy_jiffies, cpu_total_jiffies, net_rx_bytes, net_tx_bytes, "
+               "disk_read_bytes, disk_write_bytes")
+
+
+def test_a_sample_without_a_counter_loses_none_of_the_days_bytes_jiffies_or_energy(tmp_path, settings):
+    """Review: the deltas of cumulative counters were taken from the sample before, so a sample whose network
+    (disks, CPU, GPU energy) came back null lost its own interval and the next one's: the day's bytes and
+    energy read low (86,100,000 B received became 85,500,000 for one null network). The counters are
+    cumulative: the next sample that has one takes the delta from the last one that had it, each counter
+    its own, scaled to the seconds counted in between (two null disk samples span 900 s, counted in full)."""
+    totals = {}
+    for gaps in (False, True):
+        data = tmp_path / f"gaps-{gaps}"
+        store(data, steady_docs(gaps))
+        rollup(data, settings, now=DAY1 + timedelta(days=1, hours=1))
+        null = q(data, "SELECT count(*) FILTER (WHERE net_rx_bytes IS NULL), count(*) FILTER (WHERE disk_read_bytes "
+                       "IS NULL), count(*) FILTER (WHERE cpu_total_jiffies IS NULL) FROM host_samples")
+        assert null == [(1, 2, 1) if gaps else (0, 0, 0)]
+        totals[gaps] = (q(data, f"SELECT {HOST_TOTALS} FROM host_daily"),
+                        q(data, "SELECT seconds, energy_j, energy_s, energy_resets FROM gpu_daily"))
+    seconds = 287 * 300  # the first sample stands for nothing
+    assert totals[False] == (
+        [(seconds, 0, 0.5 * 16 * f.USER_HZ * seconds, 16 * f.USER_HZ * seconds,
+          *(RATES[c] * seconds for c in ("rx_bytes", "tx_bytes", "read_bytes", "write_bytes")))],
+        [(seconds, POWER[0] * seconds, seconds, 0)])
+    assert totals[False][0][0][4] == 86_100_000
+    assert totals[True] == totals[False]  # exactly: whole numbers of bytes and joules
+
+
+def test_a_reboot_inside_a_counter_gap_is_not_bridged(tmp_path, settings):
+    """The delta back to the last sample with a counter is not taken across a reboot. gpu01 every 300 s from
+    00:00 to 03:55, booted at 23:00 the day before, receiving 1,000 B/s; it reboots at 01:58 and then receives
+    100,000 B/s. The 02:00 sample has neither a network nor a boot time (its counters restarted all the
+    same): at 02:05 the received bytes (42,000,000) exceed the 01:55 ones (10,500,000), but they are of
+    another boot, told by the two samples' boot times: not 31,500,000 bytes received. 02:00 and 02:05 lose
+    their network deltas; the CPU's 02:00 went back (a counter reset), 02:05 counts from 02:00."""
+    boot0, boot1 = DAY1 - timedelta(hours=1), DAY1 + timedelta(hours=1, minutes=58)
+    docs = []
+    for k in range(4 * 3600 // 300):
+        t = DAY1 + timedelta(seconds=k * 300)
+        boot, rate = (boot0, 1000) if t < boot1 else (boot1, 100_000)
+        doc = f.document("gpu01", t, cpu_busy=0.5)
+        doc["host"]["boot_time"] = f.iso_z(boot)
+        doc["cpu"]["jiffies"] = f.jiffies(f.BOOT + (t - boot), 16, 0.5)
+        doc["network"]["interfaces"][0].update(rx_bytes=int(rate * (t - boot).total_seconds()))
+        if t == DAY1 + timedelta(hours=2):
+            doc["host"]["boot_time"] = None
+            doc["network"] = None
+        docs.append((t, doc))
+    data = tmp_path / "data"
+    store(data, docs)
+    rollup(data, settings, now=DAY1 + timedelta(days=1, hours=1))
+    assert q(data, "SELECT min(net_rx_bytes) >= 0, max(net_rx_bytes) <= 100_000 * 3600 FROM host_hourly") == [
+        (True, True)]
+    (row,) = q(data, "SELECT seconds, counter_resets, net_rx_bytes, cpu_total_jiffies FROM host_daily")
+    assert row == (47 * 300, 1, 23 * 300 * 1000 + 22 * 300 * 100_000, 46 * 300 * 16 * f.USER_HZ)
+
+
 def test_host_counters_survive_a_reboot_and_a_gap(warehouse):
     rows = q(warehouse, "SELECT ts, cpu_busy_jiffies, cpu_total_jiffies, counter_resets, seconds FROM host_hourly "
                         "ORDER BY ts")
@@ -443,15 +528,16 @@ def test_an_upgrade_rolls_up_again_the_days_whose_raw_samples_are_kept(warehouse
 
 
 def test_days_rolled_up_under_the_rules_before_are_rolled_up_again(warehouse, settings):
-    """Format 3 changed what values count (24 h gaps, busy counts that go back): days a format-2 rollup
-    wrote, whose raw samples are kept, are rolled up again once, so the report's raw counts agree with them."""
+    """Format 3 changed what values count (24 h gaps, busy counts that go back), and 4 (counter deltas back
+    to the last sample with the counter): days a format-2 rollup wrote, whose raw samples are kept, are
+    rolled up again once, so the report's raw counts agree with them."""
     for marker in (warehouse / ROLLED_DIR).iterdir():
         marker.write_text("2\n")
     report = rollup(warehouse, settings, now=DAY1 + timedelta(days=2, hours=2))
-    assert report.days_rolled == ["2026-11-20", "2026-11-21"] and ROLLUP_FORMAT == "3"
+    assert report.days_rolled == ["2026-11-20", "2026-11-21"] and ROLLUP_FORMAT == "4"
     assert report.upgraded == report.days_rolled and "(2 again, once, for this version's rollup format)" in \
         report.summary()
-    assert {m.read_text().strip() for m in (warehouse / ROLLED_DIR).iterdir()} == {"3"}
+    assert {m.read_text().strip() for m in (warehouse / ROLLED_DIR).iterdir()} == {"4"}
 
 
 def test_an_upgrade_rolls_up_again_the_oldest_day_of_the_raw_window(warehouse, settings):
