@@ -32,10 +32,10 @@ WITH s AS (
 ), p AS (
     -- the last sample before this one with an energy reading: the one before, unless that one had none
     SELECT *,
-        last_value(CASE WHEN energy_mj IS NOT NULL THEN {'t': epoch(ts), 'counted': counted, 'run': run,
+        lag(CASE WHEN energy_mj IS NOT NULL THEN {'t': epoch(ts), 'counted': counted, 'run': run,
             'v': energy_mj} END IGNORE NULLS) OVER before AS p_e
     FROM r
-    WINDOW before AS (PARTITION BY host, gpu_uuid ORDER BY ts ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+    WINDOW before AS (PARTITION BY host, gpu_uuid ORDER BY ts)
 ), e AS (
     -- the seconds since that sample, and those counted since it (least(dt, max) over one interval)
     SELECT *,

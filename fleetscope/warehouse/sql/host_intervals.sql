@@ -31,18 +31,18 @@ WITH s AS (
 ), p AS (
     -- each counter's last sample before this one that had it: the one before, unless that one had none
     SELECT *,
-        last_value(CASE WHEN busy IS NOT NULL THEN {'t': epoch(ts), 'counted': counted, 'run': run,
+        lag(CASE WHEN busy IS NOT NULL THEN {'t': epoch(ts), 'counted': counted, 'run': run,
             'boot': epoch(boot_time), 'v': busy, 'total': cpu_total_jiffies} END IGNORE NULLS) OVER before AS p_cpu,
-        last_value(CASE WHEN net_rx_bytes IS NOT NULL THEN {'t': epoch(ts), 'counted': counted, 'run': run,
+        lag(CASE WHEN net_rx_bytes IS NOT NULL THEN {'t': epoch(ts), 'counted': counted, 'run': run,
             'boot': epoch(boot_time), 'v': net_rx_bytes} END IGNORE NULLS) OVER before AS p_rx,
-        last_value(CASE WHEN net_tx_bytes IS NOT NULL THEN {'t': epoch(ts), 'counted': counted, 'run': run,
+        lag(CASE WHEN net_tx_bytes IS NOT NULL THEN {'t': epoch(ts), 'counted': counted, 'run': run,
             'boot': epoch(boot_time), 'v': net_tx_bytes} END IGNORE NULLS) OVER before AS p_tx,
-        last_value(CASE WHEN disk_read_bytes IS NOT NULL THEN {'t': epoch(ts), 'counted': counted, 'run': run,
+        lag(CASE WHEN disk_read_bytes IS NOT NULL THEN {'t': epoch(ts), 'counted': counted, 'run': run,
             'boot': epoch(boot_time), 'v': disk_read_bytes} END IGNORE NULLS) OVER before AS p_read,
-        last_value(CASE WHEN disk_write_bytes IS NOT NULL THEN {'t': epoch(ts), 'counted': counted, 'run': run,
+        lag(CASE WHEN disk_write_bytes IS NOT NULL THEN {'t': epoch(ts), 'counted': counted, 'run': run,
             'boot': epoch(boot_time), 'v': disk_write_bytes} END IGNORE NULLS) OVER before AS p_write
     FROM r
-    WINDOW before AS (PARTITION BY host ORDER BY ts ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+    WINDOW before AS (PARTITION BY host ORDER BY ts)
 ), f AS (
     -- what a delta since that sample is scaled by: the seconds counted since it over the seconds since it
     -- (least(dt, max) / dt over one interval); NULL where that sample is in another run, or its boot time and
