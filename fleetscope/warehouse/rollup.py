@@ -28,6 +28,7 @@ import duckdb
 
 from ..files import write_json_atomic
 from ..interrupts import reraise
+from ..text import first_line
 from . import partitions
 from .catalog import (
     create_typed_view,
@@ -70,13 +71,17 @@ class RollupReport:
     recovered: list[str] = field(default_factory=list)
     #: days before the raw window that got late samples (a run kept in the spool): not in their rollups
     late: list[str] = field(default_factory=list)
+    #: days before the raw window kept as they were because a raw file of theirs could not be read: day -> error
+    unreadable: dict[str, str] = field(default_factory=dict)
     #: days rolled up again because their rollups were written in an older ROLLUP_FORMAT (after an upgrade)
     upgraded: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def warnings(self) -> list[str]:
         return [f"late samples for {day}, whose raw samples retention had deleted (rollup.raw_days): the day's "
-                f"rollups are kept as they were, without them" for day in self.late]
+                f"rollups are kept as they were, without them" for day in self.late] + [
+                f"a raw file of {day}, past rollup.raw_days, could not be read ({error}): the day's rollups are "
+                f"kept as they were, and retention deletes its raw files" for day, error in self.unreadable.items()]
 
     def summary(self) -> str:
         parts = [f"{len(self.days_rolled)} day(s) rolled up"]
@@ -212,12 +217,13 @@ def _has_raw(data_dir: Path, day: dt.date) -> bool:
     return any(partitions.day_dir(data_dir, table, day).is_dir() for table in SOURCES["gpu"] + SOURCES["host"])
 
 
-def _can_roll_again(con, data_dir: Path, day: dt.date) -> bool:
+def _can_roll_again(con, data_dir: Path, day: dt.date, unreadable: dict[str, str] | None = None) -> bool:
     """Whether a day past the raw window can be rolled up again and be whole: its raw samples are all there
     (_raw_is_whole), and so are the day before's, where its first intervals start (or that day has none to
     lose). The day before's folder alone does not say so: a late run of that day, ingested in the same pass,
     makes it again with that run's samples, whose last would then stand before the day's first intervals.
-    A raw file that cannot be read counts as not whole: the day keeps its rollups."""
+    A raw file that cannot be read counts as not whole: the day keeps its rollups (``unreadable``: day -> the
+    reader's error, for the warning)."""
     before = day - dt.timedelta(days=1)
     try:
         if _has_rollups(data_dir, before) and not (_has_raw(data_dir, before)
@@ -226,11 +232,14 @@ def _can_roll_again(con, data_dir: Path, day: dt.date) -> bool:
         return _raw_is_whole(con, data_dir, day)
     except duckdb.Error as e:
         reraise(e)
+        if unreadable is not None:
+            unreadable[day.isoformat()] = first_line(str(e))[:300]
         return False
 
 
 def days_due(con, data_dir: Path, raw_cutoff: dt.date | None = None,
-             late: list[str] | None = None, upgraded: list[str] | None = None) -> list[dt.date]:
+             late: list[str] | None = None, upgraded: list[str] | None = None,
+             unreadable: dict[str, str] | None = None) -> list[dt.date]:
     """Days whose raw samples are newer than their rollups (or that have no rollup yet), and the day after
     each (its first interval's predecessor is in the day before: late data at the end of a day changes it).
 
@@ -239,7 +248,8 @@ def days_due(con, data_dir: Path, raw_cutoff: dt.date | None = None,
     replace the whole day's rollups with that run's; the day goes on ``late`` instead, and its late samples
     are left to retention. One whose raw samples are all still there (rollups paused past raw_days) is.
     A day in the raw window whose rollups were written with another ROLLUP_FORMAT is due too (an upgrade
-    adds columns); such days go on ``upgraded``."""
+    adds columns); such days go on ``upgraded``. A day kept as it was because one of its raw files could not be
+    read goes on ``unreadable`` (day -> the error), not on ``late``."""
     changed, outdated = set(), set()
     for sources in SOURCES.values():
         for table in sources:
@@ -284,8 +294,8 @@ def days_due(con, data_dir: Path, raw_cutoff: dt.date | None = None,
     due = set()
     for day in changed | outdated:
         if (raw_cutoff is not None and day < raw_cutoff and _has_rollups(data_dir, day)
-                and not _can_roll_again(con, data_dir, day)):
-            if late is not None and day in changed:
+                and not _can_roll_again(con, data_dir, day, unreadable)):
+            if late is not None and day in changed and day.isoformat() not in (unreadable or {}):
                 late.append(day.isoformat())
             # taken as rolled up, in the format its rollups have: retention removes the late samples
             _mark_rolled(data_dir, day, _rolled_format(data_dir, day) or "")
@@ -397,7 +407,7 @@ def rollup(data_dir: Path, settings, now: dt.datetime | None = None, progress=No
         params = rollup_params(settings)
         raw_days = int(settings.get("rollup", "raw_days"))
         due = days_due(con, data_dir, today - dt.timedelta(days=raw_days) if raw_days > 0 else None, report.late,
-                       report.upgraded)
+                       report.upgraded, report.unreadable)
         for i, day in enumerate(due, 1):
             if progress:
                 progress(f"rollup: {day} ({i}/{len(due)})")

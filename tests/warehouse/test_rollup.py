@@ -491,6 +491,21 @@ def test_a_late_run_for_a_day_whose_raw_samples_are_gone_keeps_that_days_rollups
     assert not partitions.day_dirs(warehouse, "gpu_samples")  # left to retention, which took them
 
 
+def test_a_damaged_raw_file_past_the_raw_window_is_said_not_taken_for_late_samples(warehouse, settings):
+    """Review: a raw file of a day past raw_days that could not be read was reported as "late samples", and
+    retention then deleted the day without a word on the damage. Now the warning names the file's error."""
+    rollup(warehouse, settings, now=DAY1 + timedelta(days=2, hours=2))
+    kept = q(warehouse, "SELECT * FROM gpu_daily ORDER BY ALL")
+    (file, *_) = partitions.parquet_files(partitions.day_dirs(warehouse, "gpu_samples")[DAY1.date()])
+    file.write_bytes(file.read_bytes()[:100])  # cut short: newer than the day's rollups, and unreadable
+    report = rollup(warehouse, settings, now=DAY1 + timedelta(days=40))
+    (warning,) = report.warnings()
+    assert warning.startswith("a raw file of 2026-11-20, past rollup.raw_days, could not be read (") and \
+        warning.endswith("): the day's rollups are kept as they were, and retention deletes its raw files"), warning
+    assert report.late == [] and list(report.unreadable) == ["2026-11-20"]
+    assert q(warehouse, "SELECT * FROM gpu_daily ORDER BY ALL") == kept
+
+
 def _as_an_older_fleetscope_wrote_them(data):
     """The rollups without unmeasured_s, util_samples and util_seconds, the .rolled markers empty."""
     new = {"gpu_hourly": "unmeasured_s, util_samples, util_seconds", "user_gpu_daily": "unmeasured_s"}
