@@ -341,7 +341,10 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
             keyed = not pending and _is_json_key(word)
             held = _opened_quote(word, before, 0, tokens) if pending and tokens else ""
             if not pending and word[-1] in "=," and _assigns_secret(word):  # token= "x", setdefault('KEY', x)
-                new, pending, colon = word, True, True
+                # the word's own secrets stay hidden (password="a";token=), its last name's value is the next word
+                new = (_redact_word(word[:-1], seps, users, whole=assigning) + "=" if word[-1] == "="
+                       else _redact_word(word, seps, users, whole=assigning))
+                pending, colon = True, True
             elif not spans and word.startswith("--env=") and word.split() != [word]:  # --env='TOKEN=a b', whole
                 new = "--env=" + _redact_word(word[6:], seps, users, whole=True)
             else:
@@ -739,4 +742,6 @@ def _without_cut_url(head):
     """``head``, the start of a longer text cut inside its last word: without that word where it holds "://"
     (a URL cut before its "@" shows its password as a path)."""
     words = head.split()
-    return head[:len(head) - len(words[-1])] if words and "://" in words[-1] else head
+    if not words or head[-1].isspace() or "://" not in words[-1]:  # cut after whitespace: no word was cut
+        return head
+    return head[:len(head) - len(words[-1])]

@@ -75,7 +75,8 @@ def parse_record(record, started):
     line = text(rest[at + len(MARK):].split(b"\n", 1)[0])
     pci, close, after = line.partition("):")
     code, _, message = after.strip().partition(",")
-    if not close or not code.strip().isdigit():
+    code = code.strip()
+    if not close or not code.isdigit() or len(code) > 9:  # Xid codes are small: one that is not is no Xid
         return None
     pci = pci.strip()
     pci = pci[4:] if pci.startswith("PCI:") else pci

@@ -212,8 +212,11 @@ def _repl(con, data_dir: Path, stdin, stdout, interactive: bool, stop_on_interru
         if not stripped.endswith(";"):
             continue
         statement, buffer = "\n".join(buffer), []
+        # made again only where it is one statement: of several, those before the one that failed have run
+        # (an INSERT would run twice)
+        retry = again if _one_statement(duckdb, statement) else (lambda read: read())
         try:
-            print(again(functools.partial(answer, con, statement, whole=WHOLE_AT_PROMPT)), file=stdout)
+            print(retry(functools.partial(answer, con, statement, whole=WHOLE_AT_PROMPT)), file=stdout)
         except KeyboardInterrupt:  # the statement stops; a person at the prompt goes on, a script stops
             if stop_on_interrupt():
                 raise
@@ -224,6 +227,14 @@ def _repl(con, data_dir: Path, stdin, stdout, interactive: bool, stop_on_interru
             # prompt just reads the error and goes on.
             status = 0 if interactive else 5
     return status
+
+
+def _one_statement(duckdb, text: str) -> bool:
+    """Whether text holds one SQL statement (one that does not parse: its error comes at once either way)."""
+    try:
+        return len(duckdb.extract_statements(text)) <= 1
+    except duckdb.Error:
+        return True
 
 
 def _dot_command(con, word: str, arg: str, stdout) -> str | None:

@@ -225,16 +225,20 @@ def _can_roll_again(con, data_dir: Path, day: dt.date, unreadable: dict[str, str
     A raw file that cannot be read counts as not whole: the day keeps its rollups (``unreadable``: day -> the
     reader's error, for the warning)."""
     before = day - dt.timedelta(days=1)
-    try:
-        if _has_rollups(data_dir, before) and not (_has_raw(data_dir, before)
-                                                   and _raw_is_whole(con, data_dir, before)):
+    for read in (before, day):  # an error is told under the day whose file it is
+        try:
+            if read == before:
+                if _has_rollups(data_dir, before) and not (_has_raw(data_dir, before)
+                                                           and _raw_is_whole(con, data_dir, before)):
+                    return False
+            elif not _raw_is_whole(con, data_dir, day):
+                return False
+        except duckdb.Error as e:
+            reraise(e)
+            if unreadable is not None:
+                unreadable[read.isoformat()] = first_line(str(e))[:300]
             return False
-        return _raw_is_whole(con, data_dir, day)
-    except duckdb.Error as e:
-        reraise(e)
-        if unreadable is not None:
-            unreadable[day.isoformat()] = first_line(str(e))[:300]
-        return False
+    return True
 
 
 def days_due(con, data_dir: Path, raw_cutoff: dt.date | None = None,
@@ -295,7 +299,7 @@ def days_due(con, data_dir: Path, raw_cutoff: dt.date | None = None,
     for day in changed | outdated:
         if (raw_cutoff is not None and day < raw_cutoff and _has_rollups(data_dir, day)
                 and not _can_roll_again(con, data_dir, day, unreadable)):
-            if late is not None and day in changed and day.isoformat() not in (unreadable or {}):
+            if late is not None and day in changed and day.isoformat() not in (unreadable or {}):  # its own
                 late.append(day.isoformat())
             # taken as rolled up, in the format its rollups have: retention removes the late samples
             _mark_rolled(data_dir, day, _rolled_format(data_dir, day) or "")

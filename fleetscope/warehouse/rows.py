@@ -343,7 +343,9 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
             "started_at": _iso(r.time(p, "started_at", ppath)),
         })
     rows["host_processes"] = top_rows
-    rows["gpu_xid"] = _xid_rows(r, doc, base, devices)
+    rows["gpu_xid"], dropped = _xid_rows(r, doc, base, devices)
+    if dropped:  # a malformed kernel log event costs itself only: refused, the host's next runs would read it again
+        status_row["message"] = _clean("; ".join(filter(None, [status_row["message"], f"xid: {dropped}"])))
 
     models = sorted({str(m) for m in r.list(h, "gpu_models", "host.gpu_models")})
     facts = {
@@ -366,28 +368,39 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
     return rows
 
 
-def _xid_rows(r: _Reader, doc: dict, base: dict, devices: list) -> list[dict]:
+def _xid_rows(r: _Reader, doc: dict, base: dict, devices: list) -> tuple[list[dict], str]:
     """gpu_xid rows of the document's Xid events, each told to the GPU of the same document at its PCI address
-    (the driver's 0000:18:00 is NVML's 00000000:18:00.0), where NVML still lists it."""
-    xid = r.obj(doc, "xid", "xid") or {}
+    (the driver's 0000:18:00 is NVML's 00000000:18:00.0), where NVML still lists it; and what was left out: an
+    event that is not as docs/document.md says is left out, not the document (the collector sends the events
+    since the host's last stored sample: a refused document would bring the same event back every run)."""
     by_bus = {}
     for g in devices:
         if isinstance(g, dict) and isinstance(g.get("bus_id"), str):
             by_bus[_pci_key(g["bus_id"])] = g
-    out = []
-    for k, e in enumerate(r.list(xid, "events", "xid.events")):
+    by_bus.pop(None, None)  # a bus id that does not parse names no GPU
+    out, dropped = [], []
+    try:
+        events = r.list(r.obj(doc, "xid", "xid") or {}, "events", "xid.events")
+    except DocumentError as e:
+        return [], f"left out: {e}"
+    for k, e in enumerate(events):
         path = f"xid.events[{k}]"
-        if not isinstance(e, dict):
-            r.fail(path, "expected an object")
-        pci = r.text(e, "pci", path)
-        gpu = by_bus.get(_pci_key(pci)) if pci else None
-        out.append(base | {
-            "logged_at": _iso(r.time(e, "at", path)), "seq": r.int(e, "seq", path), "pci": pci,
-            "gpu_index": gpu.get("index") if gpu and isinstance(gpu.get("index"), int) else None,
-            "gpu_uuid": gpu.get("uuid") if gpu and isinstance(gpu.get("uuid"), str) else None,
-            "xid": r.int32(e, "xid", path), "message": r.text(e, "message", path),
-        })
-    return out
+        try:
+            if not isinstance(e, dict):
+                r.fail(path, "expected an object")
+            pci = r.text(e, "pci", path)
+            gpu = by_bus.get(_pci_key(pci)) if pci else None
+            out.append(base | {
+                "logged_at": _iso(r.time(e, "at", path)), "seq": r.int(e, "seq", path), "pci": pci,
+                "gpu_index": gpu.get("index") if gpu and isinstance(gpu.get("index"), int) else None,
+                "gpu_uuid": gpu.get("uuid") if gpu and isinstance(gpu.get("uuid"), str) else None,
+                "xid": r.int32(e, "xid", path), "message": r.text(e, "message", path),
+            })
+        except DocumentError as error:
+            dropped.append(error)
+    if not dropped:
+        return out, ""
+    return out, f"{len(dropped)} malformed event(s) left out (the first: {str(dropped[0])[:200]})"
 
 
 def _pci_key(address: str) -> tuple | None:

@@ -534,6 +534,45 @@ def test_a_statement_at_the_prompt_or_piped_that_finds_a_file_swapped_away_is_ma
         ["1", "50", "7"]], out  # samples, util, n
 
 
+def test_a_line_of_several_statements_is_not_made_again_after_a_swap(warehouse, monkeypatch, capsys):
+    """Review: the prompt sends a line's statements together; made again after a swap, those before the one
+    that failed ran twice (an INSERT added its row twice). A line of several statements is not made again:
+    its error is said, and the statements after it go on."""
+    import duckdb
+
+    from fleetscope import cli
+    from fleetscope import warehouse as wh
+
+    class SwapOnTheSecond:  # the line's second statement meets a file a rollup swapped away
+        def __init__(self, con):
+            self.con, self.calls = con, 0
+
+        def execute(self, statement, *args):
+            if "FROM gpu_samples" in statement:
+                self.calls += 1
+                self.con.execute(statement.split(";")[0])  # what DuckDB ran before the failing statement
+                raise duckdb.IOException(f'IO Error: Cannot open file "{warehouse}/gpu_samples/x.parquet": '
+                                         "No such file or directory")
+            return self.con.execute(statement, *args)
+
+        def close(self):
+            self.con.close()
+
+    opened = []
+    connect = wh.connect
+    monkeypatch.setattr(wh, "connect", lambda *a, **k: opened.append(SwapOnTheSecond(connect(*a, **k))) or opened[-1])
+    slept: list[float] = []  # the tries' waits, not waited
+    monkeypatch.setattr(cli, "time", SimpleNamespace(monotonic=lambda: 1000.0 + sum(slept), sleep=slept.append))
+    script = ("CREATE TEMP TABLE t (n INTEGER);\n"
+              "INSERT INTO t VALUES (1); SELECT count(*) FROM gpu_samples;\n"
+              "SELECT count(*) AS rows_in_t FROM t;\n")
+    monkeypatch.setattr(sys, "stdin", io.StringIO(script))
+    assert cli.main(["sql", "--data", str(warehouse)]) == 5
+    out, err = capsys.readouterr()
+    assert opened[0].calls == 1 and slept == [] and "No such file or directory" in err, (opened[0].calls, err)
+    assert "rows_in_t" in out and " 1\n(1 row)" in out, out  # the INSERT ran once
+
+
 @pytest.mark.parametrize("piped", [True, False], ids=["piped", "query"])
 def test_a_statement_missing_a_file_of_its_own_fails_at_once(warehouse, monkeypatch, capsys, tmp_path, piped):
     """Only a file gone from the data folder is taken for a rollup's swap: a COPY to a folder that is not there

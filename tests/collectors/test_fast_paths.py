@@ -194,7 +194,9 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
             held = _old_opened(word, before, parity, 0) if pending and spans else ""
             new, start = _old_redact_word(word, seps, users, whole=assigning), None
             if not pending and _old_assigns_secret(word):  # added later: token= "x", setdefault('KEY', x)
-                new, pending, colon = word, True, True
+                if word.endswith("="):
+                    new = _old_redact_word(word[:-1], seps, users, whole=assigning) + "="
+                pending, colon = True, True
             elif not spans and word.startswith("--env=") and any(c.isspace() for c in word):  # added later
                 new = "--env=" + _old_redact_word(word[6:], seps, users, whole=True)
             if triggers and not rest:
@@ -446,6 +448,8 @@ REDACTION_EXAMPLES = [
     """x '{"token" : "S", "a" : 1, "password" :"S"}' {\\"key\\" : \\"S\\"} \\\\"key" : S 'pwd' : "a b" c""",
     """python3 -c import os\nos.environ["HF_TOKEN"] = "S" os.environ['T_KEY'] ='S' x['pwd']= 'a b' c""",
     "login(token = S)",
+    'python3 -c password="hunter2";token= "x" login(password="h2",token= "x") https://a:h3@h/x;token= y',
+    """os.environ["PASSWORD"]="h4";os.environ.setdefault("HF_TOKEN", "x") -e PASSWORD=h5;token= x""",
     "x openai.api_key = S token= 'S' setdefault('HF_TOKEN', S) putenv(\"PASS\", S) a == b k != 1 x = 5 (auth =S)",
 ]
 

@@ -408,3 +408,26 @@ def test_python_code_that_assigns_a_secret_with_spaces_around_the_equals_sign(co
     token = 'x', login(token = 'x'), openai.api_key = 'x', setdefault('HF_TOKEN', 'x')."""
     out = redact_argv(["python3", "-c", f"import os\n{code}\nimport train"])
     assert out == f"python3 -c import os\n{shown}\nimport train"
+
+
+@pytest.mark.parametrize("argv, shown", [
+    (["python3", "-c", 'password="hunter2";token= "x"'], "python3 -c password=<redacted>= <redacted>"),
+    (["python3", "-c", 'login(password="hunter2",token= "x")'],
+     "python3 -c login(password=<redacted>,token= <redacted>"),
+    (["python3", "-c", 'os.environ["PASSWORD"]="hunter2";os.environ.setdefault("HF_TOKEN", "x")'],
+     'python3 -c os.environ["PASSWORD"]=<redacted>;os.environ.setdefault("HF_TOKEN", <redacted>'),
+    (["curl", "https://alice:hunter2@h/x;token=", "y"], "curl https://alice:<redacted>@h/x;token= <redacted>"),
+    (["docker", "run", "-e", "PASSWORD=hunter2;token=", "x"], "docker run -e PASSWORD=<redacted>= <redacted>"),
+])
+def test_a_word_that_ends_in_a_secret_name_keeps_its_own_secrets_hidden(argv, shown):
+    """Review: a word ending in `token=` or `'KEY',` was kept whole for its value in the next word, so secrets
+    earlier in that word showed (password="hunter2";token= "x")."""
+    out = redact_argv(argv)
+    assert "hunter2" not in out and out == shown
+
+
+def test_a_line_cut_after_whitespace_keeps_its_whole_url_redacted():
+    """Review: with the read cut after a space, the last word is whole, but the URL step removed the space and
+    the URL's tail, leaving a URL cut before its "@" (https://alice:hunter...)."""
+    out = redact_argv(["sh", "-c", "git clone https://alice:hunter2@github.com/o/r\n" + " " * 19], cut=True)
+    assert "hunter2" not in out and "https://alice:<redacted>@github.com/o/r" in out and out.endswith("...")

@@ -102,3 +102,10 @@ def test_a_kernel_log_the_account_may_not_read_is_a_reason_not_an_error(tmp_path
     doc = json.loads(out.stdout)
     assert doc == {"available": False, "events": [], "truncated": False, "reason": (
         "the kernel log is not readable by this account (kernel.dmesg_restrict=1: root or CAP_SYSLOG)")}
+
+
+def test_a_code_too_large_for_an_xid_is_no_xid():
+    """Review: a digit string of any length was taken, and an Xid over 2^31 refused the host's whole document
+    in the warehouse, run after run (the same record is read again until the log wraps)."""
+    assert xid.parse_record(record(1, 1, "NVRM: Xid (PCI:0000:18:00): 2147483648, pid=1"), 0.0) is None
+    assert xid.parse_record(record(1, 1, "NVRM: Xid (PCI:0000:18:00): 154, pid=1"), 0.0)["xid"] == 154

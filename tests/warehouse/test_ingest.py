@@ -408,3 +408,29 @@ def test_an_older_versions_file_name_holding_another_hosts_result_is_still_set_a
     assert list(report.refused) == [(run_id, "GPU01")]
     assert count(tmp_path, f"SELECT host, status FROM host_status WHERE run_id = '{run_id}' ORDER BY host") == [
         ("GPU01", "failed"), ("GPU02", "ok"), ("gpu01", "ok")]
+
+
+def test_a_malformed_xid_event_is_left_out_and_said_not_the_hosts_document():
+    """The collector sends the kernel log's Xid events since the host's last stored sample: a document refused
+    for one bad event would bring it back on every run. The event is left out, its status message says so, and
+    the good event beside it is stored, told to its GPU by its PCI address."""
+    from datetime import datetime
+
+    from fleetscope.warehouse import host_rows
+    from tests.docfactory import document, gpu, iso_z, ok
+
+    at = datetime(2026, 11, 24, 8, 0)
+    doc = document("gpu01", at, gpus=[gpu(0), gpu(1)])
+    doc["xid"] = {"available": True, "reason": None, "truncated": False, "events": [
+        {"at": iso_z(at), "seq": 7, "pci": "0000:19:00", "xid": 2**31, "message": "x"},
+        {"at": iso_z(at), "seq": 8, "pci": "0000:19:00", "xid": 48, "message": "DBE"},
+        "not an event"]}
+    rows = host_rows(ok("gpu01", at, doc), "run-1")
+    assert [(x["xid"], x["gpu_index"], x["pci"]) for x in rows["gpu_xid"]] == [(48, 1, "0000:19:00")]
+    assert rows["gpu_samples"] and rows["host_status"][0]["status"] == "ok"
+    message = rows["host_status"][0]["message"]
+    assert message.startswith("xid: 2 malformed event(s) left out (the first: host 'gpu01': field 'xid.events[0].xid'")
+    doc["xid"] = "garbage"
+    rows = host_rows(ok("gpu01", at, doc), "run-1")
+    assert rows["gpu_xid"] == [] and rows["gpu_samples"]
+    assert rows["host_status"][0]["message"].startswith("xid: left out: host 'gpu01': field 'xid'")

@@ -506,6 +506,21 @@ def test_a_damaged_raw_file_past_the_raw_window_is_said_not_taken_for_late_sampl
     assert q(warehouse, "SELECT * FROM gpu_daily ORDER BY ALL") == kept
 
 
+def test_a_damaged_raw_file_of_the_day_before_is_told_under_its_own_day(warehouse, settings):
+    """Review: checking whether a day with late samples could be rolled up again reads the day before too; an
+    error there was told under the late day, whose late samples then went unsaid."""
+    rollup(warehouse, settings, now=DAY1 + timedelta(days=2, hours=2))
+    days = partitions.day_dirs(warehouse, "gpu_samples")
+    (first, *_) = partitions.parquet_files(days[DAY1.date()])
+    stat = first.stat()
+    first.write_bytes(first.read_bytes()[:100])
+    os.utime(first, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # damaged, not newer than its rollups
+    (second, *_) = partitions.parquet_files(days[DAY1.date() + timedelta(days=1)])
+    os.utime(second)  # newer: as a late run's samples
+    report = rollup(warehouse, settings, now=DAY1 + timedelta(days=40))
+    assert list(report.unreadable) == ["2026-11-20"] and report.late == ["2026-11-21"], report
+
+
 def _as_an_older_fleetscope_wrote_them(data):
     """The rollups without unmeasured_s, util_samples and util_seconds, the .rolled markers empty."""
     new = {"gpu_hourly": "unmeasured_s, util_samples, util_seconds", "user_gpu_daily": "unmeasured_s"}
