@@ -717,6 +717,10 @@ def check_row(doc: dict) -> dict[str, str]:
                      "and the owners or commands of their GPU processes, will be missing; add the account to the "
                      "group named by /proc's gid= mount option, or mount /proc with a gid= naming a group it is "
                      "in (under hidepid=ptraceable, only CAP_SYS_PTRACE helps)")
+    xid = doc.get("xid") or {}
+    if xid.get("available") is False:  # a GPU host whose kernel log this account may not read
+        notes.append(f"xid: {xid.get('reason')}: the NVIDIA driver's Xid errors (a GPU fallen off the bus, ECC) "
+                     "will not be read; collect as root, or give the account CAP_SYSLOG")
     return {"python": h.get("python") or "", "nvml": nvml, "message": "; ".join(notes),
             "processes": {True: "own only (hidepid)", False: "all"}.get(hidden, "")}
 

@@ -414,7 +414,9 @@ def _group(rows: List[Dict[str, Any]], key: str = "host") -> Dict[Any, List[Dict
 
 def _render(env: jinja2.Environment, model: Dict[str, Any], cfg: Mapping[str, Any], generated: datetime,
             stage: Path, timelines: _Timelines) -> None:
-    problem_count = sum(len(rows) for rows in model["problems"].values())
+    # an application's own GPU faults (Xid 13, 31, 43, 45) are listed, not counted: they are its user's to mend
+    problem_count = sum(len(rows) for rows in model["problems"].values()) - sum(
+        x["application"] for x in model["problems"]["xid"])
     common = {"title": cfg["title"], "generated": generated, "busy_pct": cfg["busy_threshold_pct"],
               "since": model["since"], "end": model["end"], "timeline_hours": cfg["timeline_hours"],
               "summary": model["summary"], "problem_count": problem_count, "files": model["files"]}

@@ -60,3 +60,16 @@ def test_a_host_whose_proc_hides_other_users_processes_is_named_with_the_remedy(
     doc["processes"] = None  # the subsystem failed: its error is the message
     doc["errors"] = [{"subsystem": "processes", "message": "boom"}]
     assert check_row(doc)["processes"] == "" and check_row(doc)["message"] == "processes: boom"
+
+
+def test_a_gpu_host_whose_kernel_log_the_account_may_not_read_is_named_with_the_remedy():
+    reason = "the kernel log is not readable by this account (kernel.dmesg_restrict=1: root or CAP_SYSLOG)"
+    doc = {"host": {"python": "3.11.2", "nvidia_driver": "580.65.06"}, "gpus": {"available": True, "devices": [{}]},
+           "processes": {"others_hidden": False}, "errors": [],
+           "xid": {"available": False, "reason": reason, "events": [], "truncated": False}}
+    message = check_row(doc)["message"]
+    assert message.startswith(f"xid: {reason}: the NVIDIA driver's Xid errors") and "CAP_SYSLOG" in message
+    doc["xid"] = {"available": True, "reason": None, "events": [], "truncated": False}
+    assert check_row(doc)["message"] == ""
+    doc["xid"] = None  # no driver: nothing to read, nothing said
+    assert check_row(doc)["message"] == ""
