@@ -193,6 +193,9 @@ def _gather(con, cfg: Mapping[str, Any], generated: datetime, inventory_vars: Ma
                     "since_1y": day - timedelta(days=364)}
 
     hosts = fetch(con, "hosts_overview", {"busy_pct": busy})
+    availability = {r["host"]: r for r in fetch(con, "host_availability", {"end": end})}
+    for h in hosts:
+        h["availability"] = availability.get(h["host"])
     columns = [str(c) for c in cfg["host_columns"]]
     stale_before = end - timedelta(minutes=float(cfg["stale_minutes"]))
     used: set = set()

@@ -15,7 +15,7 @@ import pytest
 from fleetscope.warehouse import connect, ingest_pending
 from reports import build_site
 from reports.site import _fmt_cputime
-from tests.docfactory import GIB, admin_action, document, gpu, gpu_process, ok, spool_run, top_process
+from tests.docfactory import GIB, admin_action, document, gpu, gpu_process, ok, spool_run, top_process, unreachable
 from tests.reports.conftest import MAINTENANCE_AT, NOW, RUNS
 from tests.reports.pages import has_table, hosts_table, html_files, table
 
@@ -113,9 +113,15 @@ def test_hosts_table_has_the_cluster_monitor_columns_once(fleet_site):
     html = (fleet_site / "index.html").read_text(encoding="utf-8")
     (head,) = re.findall(r'<table class="sortable filterable hosts".*?<thead>(.*?)</thead>', html, re.S)
     names = re.findall(r"<th[^>]*>([^<]*)</th>", head)
-    assert names == ["Host", "Address", "Groups", "Status", "Maintenance", "Last seen", "OS", "CPUs", "Busy CPUs",
-                     "CPU %", "CPU-h of top processes", "Memory used / total", "GPUs", "GPUs busy", "Users on GPUs"]
+    assert names == ["Host", "Address", "Groups", "Status", "Maintenance", "Last seen", "Answered, 30 d %", "OS",
+                     "CPUs", "Busy CPUs", "CPU %", "CPU-h of top processes", "Memory used / total", "GPUs",
+                     "GPUs busy", "Users on GPUs"]
     rows = hosts_table(fleet_site / "index.html")
+    # the share of its runs each host answered: cpu01 timed out at one of 3, lost01 never answered
+    assert [rows[h]["Answered, 30 d %"] for h in ("gpu01", "cpu01", "lost01")] == ["100.0", "66.7", "0.0"]
+    page = " ".join(host_html(fleet_site, "cpu01").split())
+    assert "answered: 66.7 % of runs over 7 d · 66.7 % over 30 d · 66.7 % since its first run, 2026-11-23 09:00 UTC" \
+        in page
     # CPU time of the last run's top processes, in hours.
     assert rows["gpu01"]["CPU-h of top processes"] == f"{(4200 + 720 + 30 + 12) / 3600:.2f}"
     assert rows["cpu01"]["CPU-h of top processes"] == f"{1200 / 3600:.2f}"
@@ -349,3 +355,16 @@ def test_host_timelines_are_read_host_by_host_not_the_whole_fleet_at_once(monkey
         assert len(stream.ahead) <= 1, stream.ahead  # at most the host the last chunk ended in
     assert seen == [[0, 1, 2], [3, 4, 5], [], [9, 10, 11], [12, 13, 14]]
     stream.close()
+
+
+def test_the_share_of_runs_a_host_answered_over_7_days_30_days_and_a_year(tmp_path):
+    """Unreachable 400 and 20 days ago (the first outside the year), ok at the last run and 10 days ago."""
+    data, end = tmp_path / "data", RUNS[-1]
+    for days, up in ((400, False), (20, False), (10, True), (0, True)):
+        at = end - timedelta(days=days)
+        spool_run(data, at, [ok("flaky", at, document("flaky", at)) if up else unreachable("flaky", at)])
+    assert not ingest_pending(data).rejected
+    index = build(data, tmp_path / "site")
+    assert hosts_table(index)["flaky"]["Answered, 30 d %"] == "66.7"
+    page = " ".join(host_html(index.parent, "flaky").split())
+    assert "answered: 100.0 % of runs over 7 d · 66.7 % over 30 d · 66.7 % over 1 y</div>" in page
