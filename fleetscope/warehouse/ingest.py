@@ -309,6 +309,10 @@ def ingest_pending(data_dir: Path, keep_spool: bool = False) -> IngestReport:
     spool = Spool(data_dir)
     spool.sweep_trash()
     report = IngestReport()
+    # A rollup killed between the two renames of a day's swap left the day as .old-/.new- folders: a run written
+    # now would make the day's folder anew, and recovery would then take it for a finished swap and delete the
+    # day's earlier runs (.old-) with the compacted day (.new-). Finished here first, as the next rollup would.
+    report.warnings += [f"storage: {what} (a rollup was stopped in a swap)" for what in partitions.recover(data_dir)]
     failed = []
     for run_id in spool.pending():
         try:

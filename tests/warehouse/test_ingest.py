@@ -434,3 +434,24 @@ def test_a_malformed_xid_event_is_left_out_and_said_not_the_hosts_document():
     rows = host_rows(ok("gpu01", at, doc), "run-1")
     assert rows["gpu_xid"] == [] and rows["gpu_samples"]
     assert rows["host_status"][0]["message"].startswith("xid: left out: host 'gpu01': field 'xid'")
+
+
+def test_a_run_stored_after_a_rollup_was_killed_in_a_swap_keeps_the_days_earlier_runs(tmp_path):
+    """Review: a rollup killed between a day's two renames (the day as .old-, its compacted copy as .new-)
+    left the day without a folder; the next run's rows made it anew, and the next rollup's recovery took that
+    for a finished swap and deleted the day's earlier runs. Ingest finishes the swap first."""
+    from fleetscope.warehouse import partitions
+
+    first, second, third = T0, T0 + timedelta(minutes=5), T0 + timedelta(minutes=10)
+    for at in (first, second):
+        f.spool_run(tmp_path, at, two_hosts(at))
+    assert not ingest_pending(tmp_path).rejected
+    day = next((tmp_path / "host_samples").glob("date=*"))
+    staging = day.with_name(partitions.NEW + day.name)
+    shutil.copytree(day, staging)  # the compacted day, written
+    day.rename(day.with_name(partitions.OLD + day.name))  # killed here, before the second rename
+    f.spool_run(tmp_path, third, two_hosts(third))
+    report = ingest_pending(tmp_path)
+    partitions.recover(tmp_path)  # as the next rollup's: nothing left to do, nothing lost
+    assert count(tmp_path, "SELECT count(*) FROM host_samples") == [(6,)]  # 3 runs x 2 hosts that answered
+    assert any(w.startswith("storage: finished swapping") for w in report.warnings), report.warnings
