@@ -23,8 +23,9 @@ SUBSYSTEMS = {
 # (host's FQDN asks the resolver; disks asks every filesystem, a dead network mount included), so that a
 # subsystem stopped by the time limit costs those after it, not the ones that were quick. host follows gpus
 # to reuse the NVML facts gpus read, instead of starting NVML twice. xid (the kernel log's GPU errors) reads
-# /dev/kmsg, which does not wait.
-RUN_ORDER = ("cpu", "load", "memory", "network", "processes", "gpus", "xid", "host", "disks")
+# /dev/kmsg, which does not wait: before gpus, whose NVML may hang on a GPU fallen off the bus, the very Xid
+# (79) that would then go unread.
+RUN_ORDER = ("cpu", "load", "memory", "network", "processes", "xid", "gpus", "host", "disks")
 
 
 def collect(top_n=15, accounting_since=None, only=None, exiting=False):

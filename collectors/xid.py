@@ -6,18 +6,30 @@ until its ring buffer wraps.
 Only on a host with the NVIDIA driver (gpus.driver_present). A kernel log the collecting account may not read
 (``kernel.dmesg_restrict=1``: root or CAP_SYSLOG only), or a host without /dev/kmsg (a container), is not an
 error: ``available`` is false and ``reason`` says why. ``events`` are those logged after ``ctx["accounting_since"]``
-(the host clock of the host's last stored sample, which the controller sends): each run sends what is new;
-without it, the last MAX_EVENTS of the log (``truncated`` says whether more were left out).
+(the host clock of the host's last stored sample, which the controller sends) less MARGIN_S; without it, all the
+log holds. The warehouse keeps each event once, by ``boot_id`` and the log's sequence number: an event sent
+again by the next runs (the margin) is not stored twice. At most MAX_EVENTS of the GPU's own errors and as many
+of an application's faults (APPLICATION: one faulting in a loop logs one a second), the latest of each;
+``truncated`` says whether more were left out.
 """
 
 import errno
 import os
+import time
 
-from ._util import boot_time, iso_z, text
+from ._util import iso_z, text
 
 KMSG = "/dev/kmsg"
-MAX_EVENTS = 50  # a run's events at most, the latest (an application faulting in a loop logs one a second)
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+MAX_EVENTS = 50  # a run's events of each kind at most, the latest
 MAX_MESSAGE = 300  # characters of an event's text
+#: Sent again this long before the last stored sample: an event logged as that run read the log, or while runs
+#: did not read it (their xid part failed or was cut by the time limit), and the kernel log's clock, which NTP
+#: does not steer, drifting from the host's (up to ~50 ppm: 7 min over 100 days of uptime) lose nothing.
+MARGIN_S = 3600
+#: Xid codes that are mostly an application's own fault: capped apart, so that a flood of them does not push out
+#: the GPU's own errors
+APPLICATION = frozenset({13, 31, 43, 45})
 MARK = "NVRM: Xid ("
 
 
@@ -27,13 +39,16 @@ def collect(ctx):
     if not driver_present():
         return None
     since = ctx.get("accounting_since")
+    floor = since - MARGIN_S if since is not None else None
     try:
         fd = os.open(KMSG, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as e:
-        return {"available": False, "reason": _why(e), "events": [], "truncated": False}
-    events, truncated = [], False
+        return {"available": False, "reason": _why(e), "boot_id": None, "events": [], "truncated": False}
+    kept, truncated = {True: [], False: []}, False  # an application's faults, the GPU's own errors
     try:
-        started = boot_time()
+        # the wall time at the log's zero: its records count microseconds of CLOCK_MONOTONIC's kind; /proc/stat's
+        # btime is a whole second, cut down (an event would read up to 1 s early)
+        started = time.time() - time.monotonic()
         while True:
             try:
                 record = os.read(fd, 8192)  # one record a read
@@ -46,17 +61,28 @@ def collect(ctx):
             if not record:
                 break
             event = parse_record(record, started)
-            if event is None or (since is not None and event["at_s"] <= since):
+            if event is None or (floor is not None and event["at_s"] <= floor):
                 continue
+            events = kept[event["xid"] in APPLICATION]
             events.append(event)
             if len(events) > MAX_EVENTS:
                 del events[0]
                 truncated = True
     finally:
         os.close(fd)
+    events = sorted(kept[False] + kept[True], key=lambda e: e["seq"])
     for event in events:
         event["at"] = iso_z(event.pop("at_s"), micro=True)
-    return {"available": True, "reason": None, "events": events, "truncated": truncated}
+    return {"available": True, "reason": None, "boot_id": _boot_id(), "events": events, "truncated": truncated}
+
+
+def _boot_id():
+    """The kernel's id of this boot (a UUID), which with an event's sequence number tells it apart; else None."""
+    try:
+        with open(BOOT_ID) as f:
+            return f.read().strip()[:64] or None
+    except OSError:
+        return None
 
 
 def parse_record(record, started):

@@ -719,8 +719,10 @@ def check_row(doc: dict) -> dict[str, str]:
                      "in (under hidepid=ptraceable, only CAP_SYS_PTRACE helps)")
     xid = doc.get("xid") or {}
     if xid.get("available") is False:  # a GPU host whose kernel log this account may not read
+        remedy = "; collect as root, or give the account CAP_SYSLOG" if "dmesg_restrict" in str(xid.get("reason")) \
+            else ""  # no /dev/kmsg (a container): nothing an account's rights change
         notes.append(f"xid: {xid.get('reason')}: the NVIDIA driver's Xid errors (a GPU fallen off the bus, ECC) "
-                     "will not be read; collect as root, or give the account CAP_SYSLOG")
+                     f"will not be read{remedy}")
     return {"python": h.get("python") or "", "nvml": nvml, "message": "; ".join(notes),
             "processes": {True: "own only (hidepid)", False: "all"}.get(hidden, "")}
 

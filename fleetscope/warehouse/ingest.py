@@ -98,8 +98,8 @@ def write_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict], des
 
 
 def ingest_run(data_dir: Path, spool: Spool, run_id: str, report: IngestReport, keep_spool: bool = False) -> None:
-    # one connection for the two lookups and the writes (each connection costs ~25 ms)
-    con = connect(data_dir, tables=("runs", "hosts"))
+    # one connection for the lookups and the writes (each connection costs ~25 ms)
+    con = connect(data_dir, tables=("runs", "hosts", "gpu_xid"))
     try:
         _ingest_run(con, data_dir, spool, run_id, report, keep_spool)
     finally:
@@ -223,6 +223,7 @@ def _write_tables(con: duckdb.DuckDBPyConnection, data_dir: Path, run_id: str, m
         for table, table_rows in host.rows.items():
             tables[table].extend(table_rows)
     tables["hosts"] = _changed_hosts(con, run_id, tables.get("hosts", []))
+    tables["gpu_xid"] = _new_xid_events(con, run_id, tables.get("gpu_xid", []))
     counts = {s: 0 for s in STATUSES}
     for row in tables["host_status"]:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
@@ -300,6 +301,30 @@ def _changed_hosts(con: duckdb.DuckDBPyConnection, run_id: str, rows: list[dict]
         "SELECT host, arg_max(facts_hash, ts) FROM hosts WHERE run_id <> ? GROUP BY host", [run_id]
     ).fetchall())
     return [row for row in rows if last.get(row["host"]) != row["facts_hash"]]
+
+
+#: How far back (by the runs' clock) an Xid event sent again is looked for: beyond the collector's margin
+#: (collectors/xid.py MARGIN_S, 1 h) and a run kept a while in the spool.
+XID_LOOKBACK_DAYS = 2
+
+
+def _new_xid_events(con: duckdb.DuckDBPyConnection, run_id: str, rows: list[dict]) -> list[dict]:
+    """The run's Xid events not stored yet: each host sends those of the last hour again (the collector's
+    margin), told apart by the boot and the kernel log's sequence number (an event without a boot id, from a
+    kernel without /proc/sys/kernel/random/boot_id, is kept: the problems page counts it once by its time)."""
+    if not rows:
+        return []
+    stored = set(con.execute(
+        f"SELECT host, boot_id, seq FROM gpu_xid WHERE run_id <> ? AND boot_id IS NOT NULL "
+        f"AND ts > ?::TIMESTAMP - INTERVAL {XID_LOOKBACK_DAYS} DAY",
+        [run_id, min(row["ts"] for row in rows)]).fetchall())
+    out = []
+    for row in rows:
+        key = (row["host"], row["boot_id"], row["seq"])
+        if row["boot_id"] is None or key not in stored:
+            stored.add(key)
+            out.append(row)
+    return out
 
 
 def ingest_pending(data_dir: Path, keep_spool: bool = False) -> IngestReport:

@@ -380,9 +380,11 @@ def _xid_rows(r: _Reader, doc: dict, base: dict, devices: list) -> tuple[list[di
     by_bus.pop(None, None)  # a bus id that does not parse names no GPU
     out, dropped = [], []
     try:
-        events = r.list(r.obj(doc, "xid", "xid") or {}, "events", "xid.events")
+        xid = r.obj(doc, "xid", "xid") or {}
+        events, boot_id = r.list(xid, "events", "xid.events"), r.text(xid, "boot_id", "xid")
     except DocumentError as e:
         return [], f"left out: {e}"
+    notes = ["more events than a run sends (the latest of each kind are)"] if xid.get("truncated") is True else []
     for k, e in enumerate(events):
         path = f"xid.events[{k}]"
         try:
@@ -391,16 +393,16 @@ def _xid_rows(r: _Reader, doc: dict, base: dict, devices: list) -> tuple[list[di
             pci = r.text(e, "pci", path)
             gpu = by_bus.get(_pci_key(pci)) if pci else None
             out.append(base | {
-                "logged_at": _iso(r.time(e, "at", path)), "seq": r.int(e, "seq", path), "pci": pci,
+                "logged_at": _iso(r.time(e, "at", path)), "boot_id": boot_id, "seq": r.int(e, "seq", path), "pci": pci,
                 "gpu_index": gpu.get("index") if gpu and isinstance(gpu.get("index"), int) else None,
                 "gpu_uuid": gpu.get("uuid") if gpu and isinstance(gpu.get("uuid"), str) else None,
                 "xid": r.int32(e, "xid", path), "message": r.text(e, "message", path),
             })
         except DocumentError as error:
             dropped.append(error)
-    if not dropped:
-        return out, ""
-    return out, f"{len(dropped)} malformed event(s) left out (the first: {str(dropped[0])[:200]})"
+    if dropped:
+        notes.append(f"{len(dropped)} malformed event(s) left out (the first: {str(dropped[0])[:200]})")
+    return out, "; ".join(notes)
 
 
 def _pci_key(address: str) -> tuple | None:

@@ -1,9 +1,9 @@
 -- Xid events (gpu_xid: the NVIDIA driver's errors in the hosts' kernel logs) read by runs since $since, per host,
--- GPU and code: how many (an event read twice, by a run stored late, counts once), the first and the latest
+-- GPU and code: how many (an event stored twice counts once: by its boot and sequence number), the first and the latest
 -- (logged_at: host clock), the latest message, and the GPU's index where NVML still listed it.
 -- Parameters: $since.
 SELECT host, pci, xid,
-       count(DISTINCT (seq, logged_at)) AS events,
+       count(DISTINCT (coalesce(boot_id, logged_at::VARCHAR), seq)) AS events,
        min(logged_at) AS first_at,
        max(logged_at) AS last_at,
        arg_max(message, logged_at) AS message,

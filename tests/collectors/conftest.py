@@ -111,7 +111,7 @@ GPU_DEVICE = {
     "errors": [{"call": str, "type": str, "message": str}],
 }
 GPUS = {"available": bool, "reason": str, "devices": [GPU_DEVICE]}
-XID = {"available": bool, "reason": str, "truncated": bool,
+XID = {"available": bool, "reason": str, "truncated": bool, "boot_id": str,
        "events": [{"at": Time, "seq": int, "pci": str, "xid": int, "message": str}]}
 DOCUMENT = {
     "schema_version": int, "collector_version": str, "time": {"collected_at": Time, "duration_s": NUM},

@@ -68,10 +68,14 @@ def test_an_xid_the_driver_logs_is_read_back_once_from_the_kernel_log(monkeypatc
     assert (mine["pci"], mine["xid"]) == ("0000:9a:00", 79)
     from collectors import parse_time
 
-    assert abs(parse_time(mine["at"]) - before) < 3, (mine["at"], before)
-    later = xid.collect({"accounting_since": parse_time(mine["at"])})
+    assert abs(parse_time(mine["at"]) - before) < 1, (mine["at"], before)  # the log's clock, not btime's second
+    assert doc["boot_id"] == open(xid.BOOT_ID).read().strip()
+    # sent again by the runs of the next hour (the warehouse keeps it once), not after
+    again = xid.collect({"accounting_since": parse_time(mine["at"]) + xid.MARGIN_S - 60})
+    assert [e["seq"] for e in again["events"] if tag in e["message"]] == [mine["seq"]]
+    later = xid.collect({"accounting_since": parse_time(mine["at"]) + xid.MARGIN_S + 1})
     assert not [e for e in later["events"] if tag in e["message"]]
-    assert len(later["events"]) <= xid.MAX_EVENTS
+    assert len(later["events"]) <= 2 * xid.MAX_EVENTS
 
 
 def test_a_kernel_log_the_account_may_not_read_is_a_reason_not_an_error(tmp_path):
@@ -100,7 +104,7 @@ def test_a_kernel_log_the_account_may_not_read_is_a_reason_not_an_error(tmp_path
         shutil.rmtree(top)
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
-    assert doc == {"available": False, "events": [], "truncated": False, "reason": (
+    assert doc == {"available": False, "events": [], "truncated": False, "boot_id": None, "reason": (
         "the kernel log is not readable by this account (kernel.dmesg_restrict=1: root or CAP_SYSLOG)")}
 
 
@@ -109,3 +113,21 @@ def test_a_code_too_large_for_an_xid_is_no_xid():
     in the warehouse, run after run (the same record is read again until the log wraps)."""
     assert xid.parse_record(record(1, 1, "NVRM: Xid (PCI:0000:18:00): 2147483648, pid=1"), 0.0) is None
     assert xid.parse_record(record(1, 1, "NVRM: Xid (PCI:0000:18:00): 154, pid=1"), 0.0)["xid"] == 154
+
+
+@pytest.mark.skipif(not writable_kmsg(), reason="writing kernel log records needs root and /dev/kmsg")
+def test_a_flood_of_an_applications_faults_does_not_push_out_the_gpus_own_errors(monkeypatch):
+    """Review: the latest 50 events of any kind were kept: an application faulting in a loop (Xid 13) pushed
+    an Xid 79 logged just before out of the run, and nothing said so."""
+    monkeypatch.setattr(gpus, "driver_present", lambda: True)
+    tag = uuid.uuid4().hex
+    before = time.time()
+    with open(xid.KMSG, "w") as log:
+        log.write(f"<4>NVRM: Xid (PCI:0000:9a:00): 79, pid=1, name={tag}, GPU has fallen off the bus.\n")
+    for i in range(xid.MAX_EVENTS + 10):
+        with open(xid.KMSG, "w") as log:
+            log.write(f"<4>NVRM: Xid (PCI:0000:9a:00): 13, pid={i}, name={tag}, Graphics Exception\n")
+    doc = xid.collect({"accounting_since": before - 2 + xid.MARGIN_S})
+    mine = [e for e in doc["events"] if tag in e["message"]]
+    assert [e["xid"] for e in mine].count(79) == 1 and [e["xid"] for e in mine].count(13) == xid.MAX_EVENTS
+    assert doc["truncated"] is True and [e["seq"] for e in doc["events"]] == sorted(e["seq"] for e in doc["events"])

@@ -73,3 +73,5 @@ def test_a_gpu_host_whose_kernel_log_the_account_may_not_read_is_named_with_the_
     assert check_row(doc)["message"] == ""
     doc["xid"] = None  # no driver: nothing to read, nothing said
     assert check_row(doc)["message"] == ""
+    doc["xid"] = {"available": False, "reason": "no /dev/kmsg (a container?)", "events": [], "truncated": False}
+    assert check_row(doc)["message"].endswith("Xid errors (a GPU fallen off the bus, ECC) will not be read")

@@ -168,7 +168,7 @@ def test_a_column_of_numbers_has_its_header_over_them(fleet_site, tab):
 def test_filter_boxes_filter_the_hosts_table_by_any_column(fleet_site, tab):
     page = tab.without_charts().open(fleet_site / "index.html")
     filters = page.locator("table.hosts tr.filters input")
-    assert filters.count() == 15  # one per column
+    assert filters.count() == 16  # one per column
     status = page.get_by_label("filter Status")
     status.fill("unreach")
     assert host_order(page) == ["lost01"]
@@ -185,6 +185,9 @@ def test_filter_boxes_filter_the_hosts_table_by_any_column(fleet_site, tab):
     page.get_by_label("filter Users on GPUs").fill("")
     page.get_by_label("filter Last seen").fill("never")  # sorted by time, filtered by the text shown
     assert host_order(page) == ["lost01"]
+    page.get_by_label("filter Last seen").fill("")
+    page.get_by_label("filter Answered, 30 d %").fill("<100")  # cpu01 timed out once, lost01 never answered
+    assert host_order(page) == ["cpu01", "lost01"]
     assert tab.errors == []
 
 

@@ -368,3 +368,14 @@ def test_the_share_of_runs_a_host_answered_over_7_days_30_days_and_a_year(tmp_pa
     assert hosts_table(index)["flaky"]["Answered, 30 d %"] == "66.7"
     page = " ".join(host_html(index.parent, "flaky").split())
     assert "answered: 100.0 % of runs over 7 d · 66.7 % over 30 d · 66.7 % over 1 y</div>" in page
+    # runs only a while ago (review: bare "%" signs): "no run" for the windows without any
+    data2 = tmp_path / "data2"
+    for days in (40, 35):
+        at = end - timedelta(days=days)
+        spool_run(data2, at, [unreachable("gone", at)])
+    spool_run(data2, end, [ok("fresh", end, document("fresh", end))])
+    assert not ingest_pending(data2).rejected
+    index2 = build(data2, tmp_path / "site2")
+    page = " ".join(host_html(index2.parent, "gone").split())
+    assert "answered: no run over 7 d · no run over 30 d · 0.0 % since its first run," in page
+    assert hosts_table(index2)["gone"]["Answered, 30 d %"] == ""

@@ -70,7 +70,7 @@ def _docs(i: int, at: datetime) -> list:
             "message": "pid=1, name=python, GPU has fallen off the bus."}
     fault = {"at": iso_z(RUNS[3] - timedelta(minutes=2)), "seq": 90, "pci": "0000:18:00", "xid": 13,
              "message": "pid=4242, name=python, Graphics Exception"}
-    xid_doc["xid"] = {"available": True, "reason": None, "truncated": False,
+    xid_doc["xid"] = {"available": True, "reason": None, "truncated": False, "boot_id": "b00t",
                       "events": [] if i < 2 else [fell] if i == 2 else [fell, fault]}
 
     results = [

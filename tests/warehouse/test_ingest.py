@@ -455,3 +455,28 @@ def test_a_run_stored_after_a_rollup_was_killed_in_a_swap_keeps_the_days_earlier
     partitions.recover(tmp_path)  # as the next rollup's: nothing left to do, nothing lost
     assert count(tmp_path, "SELECT count(*) FROM host_samples") == [(6,)]  # 3 runs x 2 hosts that answered
     assert any(w.startswith("storage: finished swapping") for w in report.warnings), report.warnings
+
+
+def test_an_xid_event_sent_again_by_the_next_runs_is_stored_once():
+    """The collector sends the last hour's Xid events again on every run (its margin): the warehouse tells them
+    apart by the boot and the kernel log's sequence number. Another boot's event of the same number is new."""
+    import tempfile
+    from pathlib import Path
+
+    from tests.docfactory import document, gpu, iso_z, ok, spool_run
+
+    def run(data, at, events, boot="boot-1"):
+        doc = document("gpu01", at, gpus=[gpu(0)])
+        doc["xid"] = {"available": True, "reason": None, "truncated": False, "boot_id": boot, "events": [
+            {"at": iso_z(at - timedelta(minutes=1)), "seq": seq, "pci": "0000:18:00", "xid": code, "message": "m"}
+            for seq, code in events]}
+        spool_run(data, at, [ok("gpu01", at, doc)])
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        run(data, T0, [(7, 79)])
+        run(data, T0 + timedelta(minutes=5), [(7, 79), (8, 48)])  # 7 again, 8 new
+        run(data, T0 + timedelta(minutes=10), [(7, 79), (8, 48)], boot="boot-2")  # rebooted: new events
+        assert not ingest_pending(data).rejected
+        assert count(data, "SELECT boot_id, seq, xid FROM gpu_xid ORDER BY ts, seq") == [
+            ("boot-1", 7, 79), ("boot-1", 8, 48), ("boot-2", 7, 79), ("boot-2", 8, 48)]

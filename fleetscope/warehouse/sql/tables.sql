@@ -158,7 +158,8 @@ CREATE TABLE gpu_xid (          -- Xid events: the NVIDIA driver's errors in the
     ts              TIMESTAMP,  -- controller clock of the run that read it
     host            VARCHAR,
     logged_at       TIMESTAMP,  -- when the kernel logged it (host clock: boot time + its microseconds)
-    seq             BIGINT,     -- the kernel log's sequence number (with the boot, what tells one event)
+    boot_id         VARCHAR,    -- the kernel's id of the boot (/proc/sys/kernel/random/boot_id)
+    seq             BIGINT,     -- the kernel log's sequence number: with the boot, what tells one event
     pci             VARCHAR,    -- the GPU's PCI address as the driver names it (0000:18:00)
     gpu_index       INTEGER,    -- that GPU's index at the same run, where NVML still lists it
     gpu_uuid        VARCHAR,
