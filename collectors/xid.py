@@ -10,7 +10,7 @@ error: ``available`` is false and ``reason`` says why. ``events`` are those logg
 log holds. The warehouse keeps each event once, by ``boot_id`` and the log's sequence number: an event sent
 again by the next runs (the margin) is not stored twice. At most MAX_EVENTS of the GPU's own errors and as many
 of an application's faults (APPLICATION: one faulting in a loop logs one a second), the latest of each;
-``truncated`` says whether more were left out.
+``truncated`` says whether more were left out, or lost: the log no longer reaching back to the time asked from.
 """
 
 import errno
@@ -44,36 +44,61 @@ def collect(ctx):
         fd = os.open(KMSG, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as e:
         return {"available": False, "reason": _why(e), "boot_id": None, "events": [], "truncated": False}
-    kept, truncated = {True: [], False: []}, False  # an application's faults, the GPU's own errors
+    lost = []  # the log overwrote records while they were read
     try:
         # the wall time at the log's zero: its records count microseconds of CLOCK_MONOTONIC's kind; /proc/stat's
         # btime is a whole second, cut down (an event would read up to 1 s early)
-        started = time.time() - time.monotonic()
-        while True:
-            try:
-                record = os.read(fd, 8192)  # one record a read
-            except BlockingIOError:  # the end of the log
-                break
-            except OSError as e:
-                if e.errno == errno.EPIPE:  # records overwritten while reading: go on from the oldest kept
-                    continue
-                raise
-            if not record:
-                break
-            event = parse_record(record, started)
-            if event is None or (floor is not None and event["at_s"] <= floor):
-                continue
-            events = kept[event["xid"] in APPLICATION]
-            events.append(event)
-            if len(events) > MAX_EVENTS:
-                del events[0]
-                truncated = True
+        events, truncated = select(_records(fd, lost), time.time() - time.monotonic(), floor)
     finally:
         os.close(fd)
-    events = sorted(kept[False] + kept[True], key=lambda e: e["seq"])
     for event in events:
         event["at"] = iso_z(event.pop("at_s"), micro=True)
-    return {"available": True, "reason": None, "boot_id": _boot_id(), "events": events, "truncated": truncated}
+    return {"available": True, "reason": None, "boot_id": _boot_id(), "events": events,
+            "truncated": truncated or bool(lost)}
+
+
+def _records(fd, lost):
+    """/dev/kmsg's records from the oldest it holds, one a read, to its end; an EPIPE (records overwritten while
+    reading: the read goes on from the oldest kept) is noted in ``lost``."""
+    while True:
+        try:
+            record = os.read(fd, 8192)
+        except BlockingIOError:  # the end of the log
+            return
+        except OSError as e:
+            if e.errno != errno.EPIPE:
+                raise
+            lost.append(True)
+            continue
+        if not record:
+            return
+        yield record
+
+
+def select(records, started, floor):
+    """(the Xid events of ``records`` logged after ``floor`` (POSIX seconds; None: all), in log order, at most
+    MAX_EVENTS of the GPU's own errors and as many of an application's faults, the latest of each; whether any
+    were left out: over those caps, or because the log no longer reaches back to ``floor``: its oldest record
+    is not the boot's first (the ring buffer wrapped) and is newer than ``floor``)."""
+    kept, truncated, first = {True: [], False: []}, False, True  # an application's faults, the GPU's own errors
+    for record in records:
+        if first:
+            first = False
+            head = record.partition(b";")[0].split(b",")
+            try:
+                seq, usec = int(head[1]), int(head[2])
+            except (IndexError, ValueError):
+                seq, usec = 0, 0
+            truncated = floor is not None and seq > 0 and started + usec / 1e6 > floor
+        event = parse_record(record, started)
+        if event is None or (floor is not None and event["at_s"] <= floor):
+            continue
+        events = kept[event["xid"] in APPLICATION]
+        events.append(event)
+        if len(events) > MAX_EVENTS:
+            del events[0]
+            truncated = True
+    return sorted(kept[False] + kept[True], key=lambda e: e["seq"]), truncated
 
 
 def _boot_id():

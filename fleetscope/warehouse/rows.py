@@ -384,7 +384,8 @@ def _xid_rows(r: _Reader, doc: dict, base: dict, devices: list) -> tuple[list[di
         events, boot_id = r.list(xid, "events", "xid.events"), r.text(xid, "boot_id", "xid")
     except DocumentError as e:
         return [], f"left out: {e}"
-    notes = ["more events than a run sends (the latest of each kind are)"] if xid.get("truncated") is True else []
+    notes = ["more events than a run sends (the latest of each kind are), or the kernel log wrapped since the last "
+             "run (events lost)"] if xid.get("truncated") is True else []
     for k, e in enumerate(events):
         path = f"xid.events[{k}]"
         try:

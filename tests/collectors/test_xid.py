@@ -131,3 +131,18 @@ def test_a_flood_of_an_applications_faults_does_not_push_out_the_gpus_own_errors
     mine = [e for e in doc["events"] if tag in e["message"]]
     assert [e["xid"] for e in mine].count(79) == 1 and [e["xid"] for e in mine].count(13) == xid.MAX_EVENTS
     assert doc["truncated"] is True and [e["seq"] for e in doc["events"]] == sorted(e["seq"] for e in doc["events"])
+
+
+def test_a_log_that_no_longer_reaches_back_to_the_last_run_says_events_may_be_lost():
+    """Review: when the kernel log's ring buffer wrapped between two runs, the events it dropped were lost and
+    nothing said so. Its oldest record is then not the boot's first (sequence number > 0) and is newer than the
+    time the run asks from."""
+    started = 1_700_000_000.0
+    log = [record(100, 10_000_000, "usb 1-1: new device"),
+           record(101, 11_000_000, "NVRM: Xid (PCI:0000:18:00): 79, pid=1, GPU has fallen off the bus.")]
+    events, truncated = xid.select(iter(log), started, started + 5)  # asks from 5 s, the log holds from 10 s on
+    assert [e["xid"] for e in events] == [79] and truncated is True
+    assert xid.select(iter(log), started, started + 10.5) == (events, False)  # the log reaches back to it
+    assert xid.select(iter(log), started, None)[1] is False  # the first run: all the log holds, nothing to miss
+    from_boot = [record(0, 1_000_000, "Linux version 6.1.0")] + log  # the boot's first record is there
+    assert xid.select(iter(from_boot), started, started - 100)[1] is False

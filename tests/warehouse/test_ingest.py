@@ -432,7 +432,8 @@ def test_a_malformed_xid_event_is_left_out_and_said_not_the_hosts_document():
     assert message.startswith("xid: 2 malformed event(s) left out (the first: host 'gpu01': field 'xid.events[0].xid'")
     doc["xid"] = {"available": True, "reason": None, "truncated": True, "boot_id": "b", "events": []}
     assert host_rows(ok("gpu01", at, doc), "run-1")["host_status"][0]["message"] == (
-        "xid: more events than a run sends (the latest of each kind are)")  # said, not silent
+        "xid: more events than a run sends (the latest of each kind are), or the kernel log wrapped since the last "
+        "run (events lost)")  # said, not silent
     doc["xid"] = "garbage"
     rows = host_rows(ok("gpu01", at, doc), "run-1")
     assert rows["gpu_xid"] == [] and rows["gpu_samples"]
