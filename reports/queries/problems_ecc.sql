@@ -5,36 +5,24 @@
 -- sample has the GPU without them (volatile counts restart with the driver), 'missing' when it lacks the
 -- GPU. Aggregate counts last for the GPU's life; volatile ones since the driver loaded.
 -- Parameters: $since.
-WITH bad AS (
-    SELECT host, ts, gpu_index, gpu_uuid, name,
-           ecc_volatile_uncorrected, ecc_aggregate_uncorrected, remapped_rows_uncorrectable,
-           remapped_rows_pending, remapped_rows_failure
-    FROM gpu_samples
-    WHERE ts >= $since
-      AND (coalesce(ecc_volatile_uncorrected, 0) > 0
-           OR coalesce(ecc_aggregate_uncorrected, 0) > 0
-           OR coalesce(remapped_rows_uncorrectable, 0) > 0
-           OR coalesce(remapped_rows_pending, false)
-           OR coalesce(remapped_rows_failure, false))
+WITH seen AS (  -- the window's samples, and each host's latest (which may be older than the window)
+    SELECT * FROM gpu_samples WHERE ts >= $since
     UNION ALL BY NAME
+    SELECT * FROM report_gpus
+),
+latest_bad AS (
     SELECT host, ts, gpu_index, gpu_uuid, name,
            ecc_volatile_uncorrected, ecc_aggregate_uncorrected, remapped_rows_uncorrectable,
            remapped_rows_pending, remapped_rows_failure
-    FROM report_gpus
+    FROM seen
     WHERE coalesce(ecc_volatile_uncorrected, 0) > 0
        OR coalesce(ecc_aggregate_uncorrected, 0) > 0
        OR coalesce(remapped_rows_uncorrectable, 0) > 0
        OR coalesce(remapped_rows_pending, false)
        OR coalesce(remapped_rows_failure, false)
-),
-latest_bad AS (
-    SELECT *
-    FROM bad
     QUALIFY row_number() OVER (PARTITION BY host, coalesce(gpu_uuid, gpu_index::VARCHAR) ORDER BY ts DESC) = 1
 )
-SELECT b.host, b.ts, b.gpu_index, b.gpu_uuid, b.name,
-       b.ecc_volatile_uncorrected, b.ecc_aggregate_uncorrected, b.remapped_rows_uncorrectable,
-       b.remapped_rows_pending, b.remapped_rows_failure,
+SELECT b.*,
        CASE WHEN r.host IS NULL THEN 'missing' WHEN r.ts = b.ts THEN 'now' ELSE 'cleared' END AS now
 FROM latest_bad AS b
 LEFT JOIN report_gpus AS r
