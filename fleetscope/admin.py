@@ -28,6 +28,7 @@ from .collect import (
     runner_env,
 )
 from .interrupts import query_interrupted
+from .lock import Busy, admin_actions_lock
 from .settings import Settings
 from .stage import stage_module_utils
 
@@ -121,7 +122,7 @@ def _on_record(data_dir: Path, result: AdminResult, args: dict) -> AdminResult:
     except Exception as e:  # the action ran: say so, and that it is not on record
         if query_interrupted(e):  # Ctrl-C while it was written: said as such
             e = OSError(f"interrupted while it was written ({str(e).strip().splitlines()[0]})")
-        elif not isinstance(e, (OSError, duckdb.Error)):
+        elif not isinstance(e, (OSError, duckdb.Error, Busy)):
             raise
         where = f" ({e.filename})" if isinstance(e, OSError) and e.filename else ""
         result.unrecorded = f"{getattr(e, 'strerror', None) or str(e).strip().splitlines()[0]}{where}"
@@ -165,6 +166,7 @@ def record(data_dir: Path, result: AdminResult, args: dict, now: dt.datetime | N
            "message": result.message}
     con = duckdb.connect()
     try:
-        write_table(con, data_dir, "admin_actions", run_id, [row])
+        with admin_actions_lock(data_dir):
+            write_table(con, data_dir, "admin_actions", run_id, [row])
     finally:
         con.close()

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from ..files import fsync_path, remove_stale
+from ..lock import Busy, admin_actions_lock
 
 NEW, OLD = ".new-", ".old-"
 
@@ -77,29 +78,50 @@ def remove_day(folder: Path) -> None:
 
 def recover(data_dir: Path) -> list[str]:
     """Finish or undo swaps a crash interrupted; returns what was done, for the log."""
-    done = []
+    done: list[str] = []
     for table in Path(data_dir).iterdir() if Path(data_dir).is_dir() else []:
         if not table.is_dir() or table.name.startswith("."):
             continue
-        for p in table.iterdir():
-            if p.name.startswith(OLD):
-                final = p.with_name(p.name[len(OLD):])
-                new = p.with_name(NEW + final.name)
-                if final.exists():
-                    shutil.rmtree(p)  # the swap had finished
-                elif new.exists():
-                    os.rename(new, final)  # crashed between the two renames: finish it
-                    shutil.rmtree(p)
-                    done.append(f"finished swapping {final}")
-                    continue
-                else:
-                    shutil.rmtree(p)  # a deletion was under way: finish it
-                done.append(f"cleaned {p}")
-        for p in table.iterdir():
-            if p.name.startswith(NEW):
-                shutil.rmtree(p)  # never swapped in: the work is redone
-                done.append(f"dropped unfinished {p}")
+        if table.name != "admin_actions":
+            _recover_table(table, done)
+            continue
+        try:  # written without the data lock: a record must not land in a day being put back
+            with admin_actions_lock(data_dir):
+                _recover_table(table, done)
+        except Busy:
+            done.append(f"left {table} to the next run: a `fleetscope admin` record held it")
     return done
+
+
+def _recover_table(table: Path, done: list[str]) -> None:
+    for p in table.iterdir():
+        if p.name.startswith(OLD):
+            final = p.with_name(p.name[len(OLD):])
+            new = p.with_name(NEW + final.name)
+            if final.exists() and new.exists():
+                # crashed between the two renames, and a writer without the data lock (`fleetscope admin`)
+                # has since made the day again for its own file: that file joins the new day
+                for f in parquet_files(final):
+                    os.replace(f, new / f.name)
+                shutil.rmtree(final)
+                os.rename(new, final)
+                shutil.rmtree(p)
+                done.append(f"finished swapping {final}, with the files written since")
+                continue
+            if final.exists():
+                shutil.rmtree(p)  # the swap had finished
+            elif new.exists():
+                os.rename(new, final)  # crashed between the two renames: finish it
+                shutil.rmtree(p)
+                done.append(f"finished swapping {final}")
+                continue
+            else:
+                shutil.rmtree(p)  # a deletion was under way: finish it
+            done.append(f"cleaned {p}")
+    for p in table.iterdir():
+        if p.name.startswith(NEW):
+            shutil.rmtree(p)  # never swapped in: the work is redone
+            done.append(f"dropped unfinished {p}")
 
 
 #: A temp file untouched this long is a killed process's, not a live write's.

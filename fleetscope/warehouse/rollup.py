@@ -28,6 +28,7 @@ import duckdb
 
 from ..files import write_json_atomic
 from ..interrupts import reraise
+from ..lock import Busy, admin_actions_lock
 from ..text import first_line
 from . import partitions
 from .catalog import (
@@ -130,14 +131,25 @@ def _write_day(con, data_dir: Path, table: str, day: dt.date, query: str, file_n
 def compact(con, data_dir: Path, today: dt.date, report: RollupReport) -> None:
     """Merge each past day's files into one per table (today's keep arriving and stay per run)."""
     for table in COMPACTED:
-        for day, folder in partitions.day_dirs(data_dir, table).items():
-            files = partitions.parquet_files(folder)
-            if day >= today or len(files) <= 1:
-                continue
-            _source_view(con, "_compact_src", table, files)
-            order = "ts" if any(c == "ts" for c, _ in schemas()[table]) else "started_at"
-            _write_day(con, data_dir, table, day, f"SELECT * FROM _compact_src ORDER BY {order}", COMPACT_FILE)
-            report.compacted[table] = report.compacted.get(table, 0) + len(files) - 1
+        if table != "admin_actions":
+            _compact_table(con, data_dir, table, today, report)
+            continue
+        try:  # `fleetscope admin` writes it without the data lock: a record must not land in a day being swapped
+            with admin_actions_lock(data_dir):
+                _compact_table(con, data_dir, table, today, report)
+        except Busy:
+            pass  # a record held it all that time: compacted at the next rollup
+
+
+def _compact_table(con, data_dir: Path, table: str, today: dt.date, report: RollupReport) -> None:
+    for day, folder in partitions.day_dirs(data_dir, table).items():
+        files = partitions.parquet_files(folder)
+        if day >= today or len(files) <= 1:
+            continue
+        _source_view(con, "_compact_src", table, files)
+        order = "ts" if any(c == "ts" for c, _ in schemas()[table]) else "started_at"
+        _write_day(con, data_dir, table, day, f"SELECT * FROM _compact_src ORDER BY {order}", COMPACT_FILE)
+        report.compacted[table] = report.compacted.get(table, 0) + len(files) - 1
 
 
 # -- rollups -------------------------------------------------------------------------------------------

@@ -893,3 +893,69 @@ def test_a_busy_count_that_goes_back_is_a_counter_reset_like_a_total_that_does(t
     assert (samples, seconds, resets) == (3, 1200, 1)
     assert busy == pytest.approx(0.5 * 16 * 100 * 600, rel=1e-6)  # the one good interval only
     assert total == pytest.approx(16 * 100 * 600, rel=1e-6)
+
+
+def admin_record(data, host, when):
+    from fleetscope.admin import AdminResult, record
+
+    record(data, AdminResult(host, "kill", "pid 1", "ok", True, "terminated", False), {"action": "kill", "pid": 1},
+           now=when)
+
+
+def test_an_admin_record_written_while_a_rollup_compacts_its_day_is_kept(tmp_path, settings, monkeypatch):
+    """`fleetscope admin` records without the data lock (a collect may hold it for minutes). A record of
+    23:59:59 written just after midnight, as that night's rollup compacted the day, landed in the day's folder
+    between the compaction's read and its swap, and went with the old folder."""
+    import threading
+
+    data = tmp_path / "data"
+    day = DAY1.date()
+    for k, host in enumerate(("node1", "node2")):
+        admin_record(data, host, DAY1 + timedelta(hours=k + 1))
+    real_swap, writers = partitions.swap_in, []
+
+    def swap_with_a_record_arriving(final):
+        if final.parent.name == "admin_actions" and not writers:
+            writers.append(threading.Thread(target=admin_record, args=(data, "late", DAY1 + timedelta(
+                hours=23, minutes=59, seconds=59))))
+            writers[0].start()
+            writers[0].join(timeout=1.5)  # without the lock it writes now, into the folder about to be swapped
+        real_swap(final)
+
+    monkeypatch.setattr(partitions, "swap_in", swap_with_a_record_arriving)
+    report = rollup(data, settings, now=DAY1 + timedelta(days=1, minutes=1))
+    writers[0].join(timeout=60)
+    assert not writers[0].is_alive()
+    assert report.compacted["admin_actions"] == 1
+    assert sorted(r[0] for r in q(data, "SELECT host FROM admin_actions")) == ["late", "node1", "node2"]
+    assert len(partitions.parquet_files(partitions.day_dir(data, "admin_actions", day))) == 2
+
+
+def test_a_swap_cut_between_its_renames_then_an_admin_record_keeps_both(tmp_path):
+    """A rollup killed between a swap's two renames leaves no date=D; `fleetscope admin` (without the data
+    lock) may then make the day again for its record before the next run recovers: the recovery took the
+    new folder for the finished swap and dropped the compacted day."""
+    final = partitions.day_dir(tmp_path, "admin_actions", date(2026, 11, 20))
+    final.parent.mkdir(parents=True)
+    (partitions.staging_dir(final) / "compacted.parquet").write_bytes(b"compacted")
+    final.with_name(partitions.OLD + final.name).mkdir()
+    (final.with_name(partitions.OLD + final.name) / "admin-1.parquet").write_bytes(b"one")
+    final.mkdir()
+    (final / "admin-2.parquet").write_bytes(b"recorded since")
+    assert partitions.recover(tmp_path) == [f"finished swapping {final}, with the files written since"]
+    assert sorted((p.name, p.read_bytes()) for p in final.iterdir()) == [
+        ("admin-2.parquet", b"recorded since"), ("compacted.parquet", b"compacted")]
+    assert sorted(p.name for p in final.parent.iterdir()) == [final.name]
+
+
+def test_a_lock_waited_for_is_taken_once_let_go_and_busy_after_the_wait(tmp_path):
+    import threading
+
+    from fleetscope.lock import Busy, DataLock
+
+    holder = DataLock(tmp_path, "t").__enter__()
+    threading.Timer(0.3, holder.__exit__).start()
+    with DataLock(tmp_path, "t", wait_s=30) as waited:
+        assert waited._fd is not None
+        with pytest.raises(Busy, match=f"pid {os.getpid()}"):
+            DataLock(tmp_path, "t", wait_s=0.2).__enter__()
