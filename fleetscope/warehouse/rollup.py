@@ -131,7 +131,7 @@ def _write_day(con, data_dir: Path, table: str, day: dt.date, query: str, file_n
 def compact(con, data_dir: Path, today: dt.date, report: RollupReport) -> None:
     """Merge each past day's files into one per table (today's keep arriving and stay per run)."""
     for table in COMPACTED:
-        if table != "admin_actions":
+        if table != "admin_actions" or not (Path(data_dir) / table).is_dir():
             _compact_table(con, data_dir, table, today, report)
             continue
         try:  # `fleetscope admin` writes it without the data lock: a record must not land in a day being swapped

@@ -948,14 +948,16 @@ def test_a_swap_cut_between_its_renames_then_an_admin_record_keeps_both(tmp_path
     assert sorted(p.name for p in final.parent.iterdir()) == [final.name]
 
 
-def test_a_lock_waited_for_is_taken_once_let_go_and_busy_after_the_wait(tmp_path):
+def test_the_admin_actions_lock_is_waited_for_then_taken_and_busy_after_the_wait(tmp_path):
     import threading
 
-    from fleetscope.lock import Busy, DataLock
+    from fleetscope.lock import Busy, admin_actions_lock
 
-    holder = DataLock(tmp_path, "t").__enter__()
-    threading.Timer(0.3, holder.__exit__).start()
-    with DataLock(tmp_path, "t", wait_s=30) as waited:
-        assert waited._fd is not None
-        with pytest.raises(Busy, match=f"pid {os.getpid()}"):
-            DataLock(tmp_path, "t", wait_s=0.2).__enter__()
+    holder = admin_actions_lock(tmp_path)
+    holder.__enter__()
+    threading.Timer(0.3, holder.__exit__, args=(None, None, None)).start()
+    with admin_actions_lock(tmp_path, wait_s=30):
+        with pytest.raises(Busy, match="writing .*admin_actions"), admin_actions_lock(tmp_path, wait_s=0.2):
+            pass
+    with admin_actions_lock(tmp_path, wait_s=0):  # let go at the end
+        pass
