@@ -44,7 +44,7 @@ SQL = Path(__file__).resolve().parent / "sql"
 BENCHMARKS = ("collector", "ingest", "report", "warehouse")
 RAW_TABLES = ("host_status", "host_samples", "gpu_samples", "gpu_processes", "host_processes", "runs", "hosts")
 HOURLY_TABLES = ("gpu_hourly", "host_hourly")
-DAILY_TABLES = ("gpu_daily", "host_daily", "user_gpu_daily")
+DAILY_TABLES = ("gpu_daily", "host_daily", "user_gpu_daily", "process_gpu_daily")
 FULL = {"hosts": 100, "repeat": 5, "gpus": 8, "days": 30.0, "interval": 300.0, "sample_runs": 12}
 QUICK = {"hosts": 10, "repeat": 2, "gpus": 2, "days": 2.0, "interval": 300.0, "sample_runs": 3}
 

@@ -502,7 +502,8 @@ class Host:
             job = g.jobs[0]
             procs = [{"pid": j.pid + j.gpus.index(g.index), "type": "compute",
                       "gpu_mem_bytes": int(g.mem_total * j.mem_frac / len(g.jobs) * rng.uniform(0.995, 1.0)),
-                      "user": j.user, "command": j.command, "mig_gi": None, "mig_ci": None} for j in g.jobs]
+                      "user": j.user, "command": j.command, "started_at": iso(j.start), "mig_gi": None,
+                      "mig_ci": None} for j in g.jobs]
             mem = sum(p["gpu_mem_bytes"] for p in procs) + 512 * MIB
             power = g.idle_w + 12 + (g.limit * 0.97 - g.idle_w - 12) * (util / 100) ** 0.85 * job.power_factor
             power = min(g.limit, max(g.idle_w, power + _gauss(rng, 0, 4)))

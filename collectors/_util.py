@@ -356,6 +356,33 @@ def owners_and_commands(pids):
     return out
 
 
+def start_times(pids):
+    """{pid: when it started, POSIX seconds} for the pids among ``pids`` whose start can be read: from
+    /proc/<pid>/stat (ticks after boot, plus the boot time), or psutil's create_time. One process's start
+    tells it from a later process given the same pid."""
+    psutil = get_psutil()
+    out = {}
+    if psutil is not None:
+        for pid in pids:
+            try:
+                out[pid] = psutil.Process(pid).create_time()
+            except (psutil.NoSuchProcess, psutil.AccessDenied, OSError):
+                continue
+        return out
+    try:
+        boot = boot_time()
+    except (OSError, RuntimeError, ValueError, IndexError):
+        return out
+    hz = user_hz()
+    for pid in pids:
+        try:
+            raw = read_bytes(f"{PROC}/{pid}/stat")
+            out[pid] = boot + int(raw[raw.rindex(b")") + 2:].split(None, 20)[19]) / hz  # starttime, field 22
+        except (OSError, ValueError, IndexError):  # exited, hidden (hidepid), or not as the kernel writes it
+            continue
+    return out
+
+
 def note_stuck(ctx, subsystem, since):
     """Add to the document's errors (ctx["errors"]) an entry naming the command lines read_many gave up on
     since ``since`` (len(stuck_reads) then), if any."""

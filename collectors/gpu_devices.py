@@ -5,7 +5,7 @@ Apart from gpus.py so that only hosts with the NVIDIA driver compile it (speed: 
 CPU, on every run). The constants, and the documented lists (THROTTLE_REASONS, DEVICE_FIELDS), stay in gpus.py.
 """
 
-from ._util import iso_z, owner, owners_and_commands, text
+from ._util import iso_z, owner, owners_and_commands, start_times, text
 from .gpus import (
     COMPUTE_MODES,
     DEVICE_FIELDS,
@@ -264,22 +264,24 @@ def _processes(reader, handle):
             if key in merged:
                 merged[key]["type"] = "compute+graphics"
                 continue
-            merged[key] = {  # user and command: name_owners, for every GPU at once
+            merged[key] = {  # user, command and start: name_owners, for every GPU at once
                 "pid": int(p.pid), "type": kind, "gpu_mem_bytes": _id(getattr(p, "usedGpuMemory", None)),
-                "user": None, "command": None, "mig_gi": gi, "mig_ci": ci,
+                "user": None, "command": None, "started_at": None, "mig_gi": gi, "mig_ci": ci,
             }
     return list(merged.values())
 
 
 def name_owners(devices):
-    """The user and command of every GPU's running processes, read once for all GPUs (a process on several
+    """The user, command and start of every GPU's running processes, read once for all GPUs (a process on several
     GPUs is read once), their command lines together (owners_and_commands: a process stuck in the kernel costs
     a bounded wait, not the collection)."""
     pids = sorted({p["pid"] for d in devices for p in d.get("processes") or []})
     found = owners_and_commands(pids) if pids else {}
+    started = start_times(found) if found else {}  # a pid gone since is not read again
     for d in devices:
         for p in d.get("processes") or []:
             p["user"], p["command"] = found.get(p["pid"], (None, None))
+            p["started_at"] = iso_z(started.get(p["pid"]))
 
 
 def _accounting(reader, handle, since, now):

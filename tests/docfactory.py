@@ -42,9 +42,9 @@ def jiffies(at: datetime, cores: int, busy: float) -> Dict[str, int]:
 
 
 def gpu_process(pid: int, user: str = "alice", command: str = "python train.py",
-                gpu_mem_bytes: int = 10 * GIB) -> Dict[str, Any]:
+                gpu_mem_bytes: int = 10 * GIB, started_at: Optional[str] = None) -> Dict[str, Any]:
     return {"pid": pid, "type": "compute", "gpu_mem_bytes": gpu_mem_bytes, "user": user, "command": command,
-            "mig_gi": None, "mig_ci": None}
+            "started_at": started_at, "mig_gi": None, "mig_ci": None}
 
 
 def top_process(pid: int, user: str = "alice", command: str = "python train.py", *, cpu_time_s: float = 3600.0,

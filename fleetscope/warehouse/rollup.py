@@ -5,8 +5,8 @@
 1. recover: finish or undo a day swap a crash interrupted (partitions.recover).
 2. compact: a past day's per-run Parquet files become one file per table and day.
 3. roll up: for each day whose raw files are newer than its rollup, write gpu_hourly, host_hourly (from the
-   raw samples), gpu_daily, host_daily (from those hourly rows) and user_gpu_daily (from the raw samples and
-   GPU processes), one file per table and day. The SQL is in sql/*.sql.
+   raw samples), gpu_daily, host_daily (from those hourly rows), user_gpu_daily and process_gpu_daily (from
+   the raw samples and GPU processes), one file per table and day. The SQL is in sql/*.sql.
 4. retention: delete raw days older than rollup.raw_days (only once rolled up), hourly days, host_status and
    gpu_xid older than rollup.hourly_days, daily days older than rollup.daily_days (0 keeps a tier forever);
    runs and hosts are kept forever (a row per run, a row per inventory change).
@@ -44,7 +44,7 @@ from .catalog import (
 RAW_SAMPLES = ("host_samples", "gpu_samples", "gpu_processes", "gpu_mig", "host_processes")
 COMPACTED = RAW_SAMPLES + ("host_status", "runs", "hosts", "admin_actions", "gpu_xid")
 HOURLY = ("gpu_hourly", "host_hourly")
-DAILY = ("gpu_daily", "host_daily", "user_gpu_daily")
+DAILY = ("gpu_daily", "host_daily", "user_gpu_daily", "process_gpu_daily")
 # Which raw tables each rollup is computed from: a day is rolled up again when one of them is newer.
 SOURCES = {"gpu": ("gpu_samples", "gpu_processes"), "host": ("host_samples",)}
 ROLLUP_FILE = "rollup.parquet"
@@ -58,10 +58,10 @@ ROLLED_DIR = ".rolled"
 #: rollup SQL gains a column or changes what a value counts, so that days whose raw samples are still kept are
 #: rolled up again, once, and get it (2: unmeasured_s, util_samples, util_seconds; 3: a sample after more
 #: than 24 h without one stands for 0 s, a busy CPU count that went back is a counter reset; 4: a sample
-#: without a counter no longer loses the next one's delta, taken from the last sample with that counter).
-#: Days past rollup.raw_days keep their rows as they were (new columns NULL: docs/sql.md says how queries
-#: read them).
-ROLLUP_FORMAT = "4"
+#: without a counter no longer loses the next one's delta, taken from the last sample with that counter;
+#: 5: process_gpu_daily). Days past rollup.raw_days keep their rows as they were (new columns NULL, a new
+#: table without those days: docs/sql.md says how queries read them).
+ROLLUP_FORMAT = "5"
 
 
 @dataclass
@@ -342,6 +342,8 @@ def rollup_day(con, data_dir: Path, day: dt.date, params: dict) -> dict[str, int
     rows["gpu_daily"] = _write_day(con, data_dir, "gpu_daily", day, sql_file("gpu_daily.sql"), ROLLUP_FILE)
     rows["user_gpu_daily"] = _write_day(con, data_dir, "user_gpu_daily", day, sql_file("user_gpu_daily.sql"),
                                         ROLLUP_FILE, {k: p[k] for k in ("day_start", "day_end")})
+    rows["process_gpu_daily"] = _write_day(con, data_dir, "process_gpu_daily", day, sql_file("process_gpu_daily.sql"),
+                                           ROLLUP_FILE, {k: p[k] for k in ("day_start", "day_end")})
 
     _source_view(con, "host_src", "host_samples", files("host_samples"))
     con.execute("CREATE OR REPLACE TEMP TABLE host_iv AS " + sql_file("host_intervals.sql"),

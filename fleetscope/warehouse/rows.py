@@ -305,7 +305,7 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
                 "pid": r.int32(p, "pid", ppath), "user": r.text(p, "user", ppath),
                 "command": r.text(p, "command", ppath), "gpu_mem_bytes": r.int(p, "gpu_mem_bytes", ppath),
                 "type": r.text(p, "type", ppath), "source": "running",
-                "gpu_util_pct": None, "started_at": None, "duration_s": None,
+                "gpu_util_pct": None, "started_at": _iso(r.time(p, "started_at", ppath)), "duration_s": None,
             })
         for k, m in enumerate(r.list(g, "mig_devices", f"{path}.mig_devices")):
             mpath = f"{path}.mig_devices[{k}]"

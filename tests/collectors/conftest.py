@@ -103,7 +103,7 @@ GPU_DEVICE = {
     "persistence_mode": bool, "compute_mode": str, "mig_mode": bool, "accounting_mode": bool,
     "pcie_gen": int, "pcie_width": int,
     "processes": [{"pid": int, "type": str, "gpu_mem_bytes": int, "user": str, "command": str,
-                   "mig_gi": int, "mig_ci": int}],
+                   "started_at": Time, "mig_gi": int, "mig_ci": int}],
     "accounting": [{"pid": int, "user": str, "gpu_util_pct": int, "mem_util_pct": int, "max_mem_bytes": int,
                     "started_at": Time, "duration_s": NUM, "running": bool}],
     "mig_devices": [{"index": int, "uuid": str, "gi_id": int, "ci_id": int, "slices": int,

@@ -7,6 +7,7 @@ import os
 import pwd
 import sys
 
+import psutil
 import pynvml as real
 import pytest
 
@@ -90,7 +91,8 @@ def test_mig_parent_lists_its_instances_and_reports_no_utilization(fake_nvml, fa
     assert instances == [(0, 1, 0, 3), (1, 2, 0, 3)]
     assert all(m["uuid"].startswith("MIG-") and m["mem_total_bytes"] == 40_448 * 1024**2 for m in mig["mig_devices"])
     assert mig["processes"] == [{"pid": fake_module.MISSING_PID, "type": "compute", "gpu_mem_bytes": 5_000 * 1024**2,
-                                 "user": None, "command": None, "mig_gi": 1, "mig_ci": 0}]
+                                 "user": None, "command": None, "started_at": None, "mig_gi": 1,
+                                 "mig_ci": 0}]
     assert mig["accounting"] == [] and mig["throttle_reasons"] == ["gpu_idle"]
 
 
@@ -102,7 +104,10 @@ def test_gpu_processes_carry_owner_and_redacted_command(fake_nvml, gpu_worker):
     assert gpu_worker.secret not in mine["command"]
     assert "--password=<redacted>" in mine["command"] and "--token <redacted>" in mine["command"]
     assert gone["gpu_mem_bytes"] is None  # NVML_VALUE_NOT_AVAILABLE
-    assert (gone["user"], gone["command"]) == (None, None)  # exited before we looked
+    assert (gone["user"], gone["command"], gone["started_at"]) == (None, None, None)  # exited before we looked
+    # when it started, to the second: psutil's own reading of the kernel's start time agrees
+    started = datetime.datetime.fromisoformat(mine["started_at"][:-1]).replace(tzinfo=datetime.timezone.utc)
+    assert abs(started.timestamp() - psutil.Process(gpu_worker.pid).create_time()) <= 1.5
 
 
 def test_accounting_records_and_the_since_filter(fake_nvml, gpu_worker):

@@ -32,8 +32,11 @@ def test_the_real_document_is_whole_and_without_errors(check_document):
     # Recorded on 2026-11-27, before the collector said whether /proc hides other users' processes
     # (processes.others_hidden, 2026-11-28): the one field it lacks, as any document of a collector from
     # before; the warehouse stores it as not known (null), as this check takes it.
-    assert "others_hidden" not in REAL["processes"]
-    check_document({**REAL, "processes": {**REAL["processes"], "others_hidden": None}})
+    # Likewise a GPU process's started_at (2026-11-29): null for it here.
+    assert "others_hidden" not in REAL["processes"] and "started_at" not in REAL_GPU["processes"][0]
+    check_document({**REAL, "processes": {**REAL["processes"], "others_hidden": None},
+                    "gpus": {**REAL["gpus"], "devices": [{**REAL_GPU, "processes": [
+                        {**p, "started_at": None} for p in REAL_GPU["processes"]]}]}})
     assert REAL["errors"] == [] and REAL["gpus"]["available"] is True
     assert tuple(REAL_GPU) == gpus.DEVICE_FIELDS and REAL_GPU["errors"] == []
     # What this GPU cannot tell is null, quietly: no fan on an SXM board, no page retirement on Hopper
@@ -62,10 +65,12 @@ def test_the_fake_gpus_have_the_real_gpus_fields_types_and_nulls(fake_nvml):
         assert all(isinstance(reason, str) for reason in fake["throttle_reasons"])
     real_process = REAL_GPU["processes"][0]
     for fake_process in (p for fake in fakes for p in fake["processes"]):
-        assert list(fake_process) == list(real_process)
+        # started_at is read from /proc, not NVML, and came after the real document (above)
+        assert [k for k in fake_process if k != "started_at"] == list(real_process)
         # null where unknown (a pid this machine does not have: user and command); the MIG ids are ints in MIG
         for field, value in fake_process.items():
-            assert value is None or kind(value) == kind(real_process[field]) or field.startswith("mig_"), field
+            assert value is None or field == "started_at" or kind(value) == kind(real_process[field]) or \
+                field.startswith("mig_"), field
     assert {kind(p["user"]) for fake in fakes for p in fake["processes"]} == {"str", None}  # both cases seen
     # One number each, formed alike.
     for doc in (REAL, document):

@@ -352,9 +352,70 @@ def test_users_share_a_gpu_by_the_memory_they_hold(warehouse):
     assert alice[4] + bob[4] == pytest.approx(POWER[0] * 142 * STEP)
 
 
+def test_a_users_processes_add_up_to_the_users_share(warehouse):
+    """process_gpu_daily splits each user's part of a GPU between the user's processes: summed per user,
+    host and day they are user_gpu_daily's rows."""
+    cols = "samples, active_s, idle_held_s, unmeasured_s, gpu_mem_byte_s, energy_j"
+    by_user = q(warehouse, f'SELECT ts, "user", host, {cols} FROM user_gpu_daily ORDER BY ALL')
+    by_process = q(warehouse, f'SELECT ts, "user", host, {", ".join(f"sum({c})" for c in cols.split(", "))} '
+                              'FROM process_gpu_daily GROUP BY ALL ORDER BY ALL')
+    assert [r[:3] for r in by_process] == [r[:3] for r in by_user] and len(by_user) == 4  # 2 users x 2 days
+    for mine, theirs in zip(by_process, by_user):
+        assert mine[3:] == pytest.approx(theirs[3:], rel=1e-9)
+    assert q(warehouse, "SELECT DISTINCT pid, command, gpus, gpu_indexes FROM process_gpu_daily ORDER BY pid") == [
+        (100, "python train.py", 1, [0]), (200, "python train.py", 1, [0])]
+
+
+def test_each_process_gets_its_part_of_the_gpus_it_ran_on(tmp_path, settings):
+    """Per process and day: its user's share of each GPU split between the user's processes there by the memory
+    each holds (equally when none reports memory); a process on two GPUs is one row; a pid given to another
+    command later in the day is another process; its start is the earliest reading (the boot time it is read
+    from may move by a second)."""
+    def proc(pid, user, command, mem, started="2026-11-19T23:00:00Z"):
+        return f.gpu_process(pid, user, command, gpu_mem_bytes=mem, started_at=started)
+
+    def docs():
+        for k in range(6):
+            t = DAY1 + timedelta(seconds=k * STEP)
+            ddp = proc(10, "alice", "python train.py --ddp", 6 * GIB,
+                       "2026-11-19T23:00:01Z" if k == 3 else "2026-11-19T23:00:00Z")
+            dave = proc(40, "dave", "python a.py" if k < 3 else "python b.py", GIB, None)
+            yield t, f.document("gpu01", t, gpus=[
+                f.gpu(0, util=90, processes=[ddp, proc(11, "alice", "python eval.py", 2 * GIB),
+                                             proc(20, "bob", "python b.py", 8 * GIB)]),
+                f.gpu(1, util=90, processes=[proc(30, "carol", "python x.py", None),
+                                             proc(31, "carol", "python y.py", None)]),
+                f.gpu(2, util=90, processes=[ddp]),
+                f.gpu(3, util=90, processes=[dave]),
+            ])
+
+    data = tmp_path / "data"
+    store(data, docs())
+    rollup(data, settings, now=DAY1 + timedelta(days=1, hours=1))
+    rows = {(r[0], r[1]): r[2:] for r in q(data, """
+        SELECT pid, command, "user", started_at, first_seen, last_seen, samples, gpus, gpu_indexes, active_s,
+               gpu_mem_max_bytes, gpu_mem_byte_s
+        FROM process_gpu_daily""")}
+    seconds = 5 * STEP  # the first sample ever stands for no time
+    start, last = DAY1, DAY1 + timedelta(seconds=5 * STEP)
+    started = datetime(2026, 11, 19, 23)
+    assert rows[(10, "python train.py --ddp")] == ("alice", started, start, last, 6, 2, [0, 2],
+                                                    pytest.approx(seconds * (6 / 8 * 8 / 16 + 1)), 6 * GIB,
+                                                    pytest.approx(2 * 6 * GIB * seconds))
+    assert rows[(11, "python eval.py")][7] == pytest.approx(seconds * 2 / 8 * 8 / 16)
+    assert rows[(20, "python b.py")][7] == pytest.approx(seconds / 2)
+    assert rows[(30, "python x.py")][7] == rows[(31, "python y.py")][7] == pytest.approx(seconds / 2)
+    assert rows[(30, "python x.py")][8:] == (0, 0)  # no memory reported
+    a, b = rows[(40, "python a.py")], rows[(40, "python b.py")]
+    assert (a[1:6], a[7]) == ((None, start, start + timedelta(seconds=2 * STEP), 3, 1), pytest.approx(2 * STEP))
+    assert (b[2:6], b[7]) == ((start + timedelta(seconds=3 * STEP), last, 3, 1), pytest.approx(3 * STEP))
+    total = q(data, "SELECT sum(active_s) FROM process_gpu_daily")[0][0]
+    assert total == pytest.approx(q(data, "SELECT sum(active_s) FROM gpu_daily")[0][0]) == 4 * seconds
+
+
 def test_rolling_up_again_changes_nothing(warehouse, settings):
     before = {t: q(warehouse, f"SELECT * FROM {t} ORDER BY ALL") for t in
-              ("gpu_hourly", "gpu_daily", "host_hourly", "host_daily", "user_gpu_daily")}
+              ("gpu_hourly", "gpu_daily", "host_hourly", "host_daily", "user_gpu_daily", "process_gpu_daily")}
     report = rollup(warehouse, settings, now=DAY1 + timedelta(days=2, hours=2))
     assert report.days_rolled == []
     after = {t: q(warehouse, f"SELECT * FROM {t} ORDER BY ALL") for t in before}
@@ -558,16 +619,20 @@ def test_an_upgrade_rolls_up_again_the_days_whose_raw_samples_are_kept(warehouse
 
 
 def test_days_rolled_up_under_the_rules_before_are_rolled_up_again(warehouse, settings):
-    """Format 3 changed what values count (24 h gaps, busy counts that go back), and 4 (counter deltas back
-    to the last sample with the counter): days a format-2 rollup wrote, whose raw samples are kept, are
-    rolled up again once, so the report's raw counts agree with them."""
+    """Format 3 changed what values count (24 h gaps, busy counts that go back), 4 (counter deltas back to
+    the last sample with the counter) and 5 added process_gpu_daily: days an older rollup wrote, whose raw
+    samples are kept, are rolled up again once, so the report's raw counts agree with them and the new
+    table has them."""
     for marker in (warehouse / ROLLED_DIR).iterdir():
-        marker.write_text("2\n")
+        marker.write_text("4\n")
+    shutil.rmtree(warehouse / "process_gpu_daily")  # as format 4 left it
     report = rollup(warehouse, settings, now=DAY1 + timedelta(days=2, hours=2))
-    assert report.days_rolled == ["2026-11-20", "2026-11-21"] and ROLLUP_FORMAT == "4"
+    assert report.days_rolled == ["2026-11-20", "2026-11-21"] and ROLLUP_FORMAT == "5"
     assert report.upgraded == report.days_rolled and "(2 again, once, for this version's rollup format)" in \
         report.summary()
-    assert {m.read_text().strip() for m in (warehouse / ROLLED_DIR).iterdir()} == {"4"}
+    assert {m.read_text().strip() for m in (warehouse / ROLLED_DIR).iterdir()} == {"5"}
+    assert q(warehouse, "SELECT DISTINCT ts::DATE::VARCHAR FROM process_gpu_daily ORDER BY 1") == [
+        ("2026-11-20",), ("2026-11-21",)]
 
 
 def test_an_upgrade_rolls_up_again_the_oldest_day_of_the_raw_window(warehouse, settings):

@@ -60,7 +60,9 @@ def gpus_of(host: str, k: int) -> list[dict] | None:
             continue
         g = f.gpu(index, util=util, mem_used_bytes=mem, temperature_c=temp, power_w=power,
                   energy_mj=10**9 + int(k * STEP * power * 1000),
-                  processes=[f.gpu_process(pid, user, gpu_mem_bytes=m) for pid, user, m in procs])
+                  processes=[f.gpu_process(pid, user, f"python job{pid}.py", gpu_mem_bytes=m,
+                                           started_at=f.iso_z(f.BOOT + timedelta(minutes=pid)))
+                             for pid, user, m in procs])
         g["uuid"] = uuid(host, index)
         g["throttle_reasons"] = ["gpu_idle"] if util == 0 else []
         if (host, index) == ("gpu02", 1):
@@ -271,7 +273,7 @@ def test_the_column_reference_matches_the_schema():
     for section in re.split(r"^### ", text, flags=re.M)[1:]:
         name = re.match(r"`(\w+)`\s*$", section.splitlines()[0])
         if name:
-            documented[name.group(1)] = re.findall(r"^\| `(\w+)` \| (\w+) \|", section, re.M)
+            documented[name.group(1)] = re.findall(r"^\| `(\w+)` \| ([\w\[\]]+) \|", section, re.M)
     assert documented == schemas()
 
 
@@ -423,6 +425,21 @@ def test_gpu_hours_per_user(rolled_this_month):
         assert near(r["gpu_h"], (active + held) / 3600, 2), (user, got)
         assert near(r["kwh"], joules / 3.6e6, 3), (user, got)
     assert (rows["alice"]["hosts"], rows["alice"]["gpus"], rows["bob"]["gpus"]) == (2, 2, 2)
+
+
+def test_processes_with_the_most_gpu_hours(rolled):
+    rows = by(rolled.answer("Which processes took the most GPU-hours"), "pid")
+    # as in GPU-hours per user, each process on its own: alice's 1001 has 3/4 of busy gpu01 GPU 0, her 1002
+    # busy gpu02 GPU 1 alone; carol's 3001 and dave's 4001 share idle gpu02 GPU 2 equally
+    expected = {1001: 0.75 * SPAN, 1002: SPAN, 2001: 0.25 * SPAN, 2002: SPAN, 3001: 0.5 * SPAN, 4001: 0.5 * SPAN}
+    assert set(rows) == set(expected)
+    assert all(near(rows[pid]["gpu_h"], seconds / 3600, 2) for pid, seconds in expected.items()), rows
+    hours = [r["gpu_h"] for r in rolled.answer("Which processes took the most GPU-hours")]
+    assert hours == sorted(hours, reverse=True)
+    first = rows[1001]
+    assert (first["host"], first["user"], first["command"], first["gpus"]) == ("gpu01", "alice", "python job1001.py", 1)
+    assert first["started_at"] == f.BOOT + timedelta(minutes=1001)
+    assert near(rows[2002]["idle_held_gpu_h"], SPAN / 3600, 2) and near(rows[1001]["idle_held_gpu_h"], 0, 2)
 
 
 def test_user_shares_add_up_to_the_gpu(rolled):

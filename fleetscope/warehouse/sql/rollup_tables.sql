@@ -136,3 +136,23 @@ CREATE TABLE user_gpu_daily (       -- per user, host, GPU and UTC day: what the
     gpu_mem_max_bytes   BIGINT,
     energy_j            DOUBLE      -- the user's share of the GPU's energy
 );
+
+CREATE TABLE process_gpu_daily (    -- per process (host, pid, user, command) and UTC day: the GPUs it used
+    ts                  TIMESTAMP,  -- day start
+    host                VARCHAR,
+    pid                 INTEGER,
+    "user"              VARCHAR,    -- '(unknown)' where the host did not say
+    command             VARCHAR,    -- redacted on the host; NULL where it could not be read
+    started_at          TIMESTAMP,  -- when the process started (the earliest reading of the day)
+    first_seen          TIMESTAMP,  -- its first sample on a GPU in the day
+    last_seen           TIMESTAMP,  -- its last
+    samples             BIGINT,     -- samples at which it was on a GPU
+    gpus                BIGINT,     -- GPUs it was seen on in the day
+    gpu_indexes         INTEGER[],  -- their indexes (sorted)
+    active_s            DOUBLE,     -- its share of those GPUs' active seconds
+    idle_held_s         DOUBLE,     -- ... idle-held seconds
+    unmeasured_s        DOUBLE,     -- ... unmeasured seconds (MIG mode)
+    gpu_mem_byte_s      DOUBLE,     -- GPU memory it held x seconds, all its GPUs
+    gpu_mem_max_bytes   BIGINT,     -- most GPU memory it held on one GPU at a sample
+    energy_j            DOUBLE      -- its share of those GPUs' energy
+);
