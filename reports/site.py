@@ -52,6 +52,8 @@ DATA_FILE, DATA_SPOOL = "fleet.duckdb", "spool"
 #: Keys of the [report] settings section that are not about rendering (the caller uses them).
 IGNORED_SETTINGS = frozenset({"out_dir"})
 
+#: The users page lists the GPU processes with the most GPU-hours: this many over 30 days, and over a year.
+TOP_PROCESSES = 30
 #: What users_now.sql calls the owner of a GPU process that has none (hidden by /proc, or gone).
 UNKNOWN_USER = "(unknown)"
 KNOWN_STATUSES = ("ok", "unreachable", "failed", "timeout", "stale")
@@ -287,6 +289,8 @@ def _gather(con, cfg: Mapping[str, Any], generated: datetime, inventory_vars: Ma
         "inventory": {r["host"]: r for r in fetch(con, "host_inventory")},
         "status": _group(fetch(con, "host_status_periods", {"limit": int(cfg["status_history"])})),
         "users": fetch(con, "user_usage", user_windows),
+        "top_processes": fetch(con, "process_usage", {"since_30d": user_windows["since_30d"],
+                                                      "since_1y": user_windows["since_1y"], "top": TOP_PROCESSES}),
         "user_host": user_host,
         "host_users": _group(user_host),
         "users_now": users_now,
@@ -434,6 +438,7 @@ def _render(env: jinja2.Environment, model: Dict[str, Any], cfg: Mapping[str, An
           groups=model["groups"])
     _page(env, stage / "users.html", "users.html", common, _user_figures(model), root="", page="users",
           users=model["users"], users_now=model["users_now"], windows=model["user_windows"],
+          top_processes=model["top_processes"], top_count=TOP_PROCESSES,
           bookings=model["bookings"], any_gpus=bool(model["gpus"]), hourly_days=model["hourly_days"])
     _page(env, stage / "problems.html", "problems.html", common, {}, root="", page="problems",
           problems=model["problems"], problem_since=model["problem_since"], cfg=cfg, bookings=model["bookings"],

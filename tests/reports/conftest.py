@@ -34,7 +34,8 @@ def build_fleet(data_dir) -> None:
         gpus = [
             gpu(0, util=90 + i, mem_used_bytes=(40 + i) * GIB, temperature_c=60 + i, power_w=380.0,
                 energy_mj=10**9 + i * 300 * 400_000,
-                processes=[gpu_process(4242, "alice", "python train.py --epochs 10", 38 * GIB)]),
+                processes=[gpu_process(4242, "alice", "python train.py --epochs 10", 38 * GIB,
+                                       started_at="2026-11-23T08:00:00Z")]),
             gpu(1, util=0, mem_used_bytes=2 * GIB, temperature_c=35, power_w=70.0,
                 energy_mj=10**9 + i * 300 * 70_000,
                 processes=[gpu_process(777, "bob", "jupyter-kernel", GIB)] if i == len(RUNS) - 1 else []),

@@ -35,6 +35,19 @@ def test_users_page_has_gpu_hours_and_energy_per_window(fleet_site):
     assert alice["Hosts, 30 d"] == "1" and alice["Last day"] == "2026-11-23"
 
 
+def test_users_page_lists_the_gpu_processes_with_the_most_gpu_hours(fleet_site):
+    html = (fleet_site / "users.html").read_text(encoding="utf-8")
+    rows = table(html, "top-processes")
+    assert [(r["User"], r["Host"], r["PID"], r["Command"]) for r in rows] == [
+        ("alice", "gpu01", "4242", "python train.py --epochs 10"), ("bob", "gpu01", "777", "jupyter-kernel")]
+    alice, bob = rows
+    assert (alice["GPU-h, 30 d"], alice["GPU-h, 1 y"], alice["GPUs"], alice["kWh, 1 y"]) == (
+        "0.17", "0.17", "1", "0.07")
+    assert bob["GPU-h, 30 d"] == "0.08" and bob["of them idle-held"] == "0.08"  # 300 s held, at the last run
+    assert alice["Started"] == "2026-11-23 08:00" and alice["Last seen"] == "2026-11-23 09:10"
+    assert bob["Started"] == "≤ 2026-11-23 09:10"  # a collector that did not send it: first seen on a GPU
+
+
 def test_users_figures_switch_between_ranges(fleet_site):
     html = (fleet_site / "users.html").read_text(encoding="utf-8")
     bars = figure(html, "user-hours")
