@@ -1,11 +1,12 @@
 -- The GPU processes that took the most GPU-hours over the last 30 days, and over the last year (from
 -- process_gpu_daily): the users page's "GPU processes with the most GPU-hours". A process is its host, pid,
--- user and command; its days add up. The $top of each window, together.
+-- user and start to the minute, as there; its days add up, and its command is the last one seen. The $top of
+-- each window, together.
 -- Parameters: $since_30d, $since_1y (day starts), $top.
 -- speed: a year of a large fleet holds millions of processes; they are summed by host, pid and a hash of user
--- and command (no long strings to compare), and only the top ones' names and GPUs are then read.
+-- and start (no strings to compare), and only the top ones' names, commands and GPUs are then read.
 WITH d AS (
-    SELECT *, hash("user", command) AS h FROM process_gpu_daily WHERE ts >= $since_1y
+    SELECT *, hash("user", date_trunc('minute', started_at)) AS h FROM process_gpu_daily WHERE ts >= $since_1y
 ), p AS (
     SELECT host, pid, h,
            min(started_at) AS started_at,
@@ -26,7 +27,8 @@ WITH d AS (
     QUALIFY (gpu_h_30d > 0 AND row_number() OVER (ORDER BY gpu_h_30d DESC, last_seen DESC, host, pid) <= $top)
          OR row_number() OVER (ORDER BY gpu_h_1y DESC, last_seen DESC, host, pid) <= $top
 ), names AS (
-    SELECT host, pid, h, any_value("user") AS "user", any_value(command) AS command,
+    SELECT host, pid, h, any_value("user") AS "user",
+           arg_max(command, last_seen) FILTER (WHERE command IS NOT NULL) AS command,
            len(list_distinct(flatten(list(gpu_indexes)))) AS gpus
     FROM d
     SEMI JOIN top USING (host, pid, h)

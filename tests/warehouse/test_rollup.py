@@ -368,9 +368,9 @@ def test_a_users_processes_add_up_to_the_users_share(warehouse):
 
 def test_each_process_gets_its_part_of_the_gpus_it_ran_on(tmp_path, settings):
     """Per process and day: its user's share of each GPU split between the user's processes there by the memory
-    each holds (equally when none reports memory); a process on two GPUs is one row; a pid given to another
-    command later in the day is another process; its start is the earliest reading (the boot time it is read
-    from may move by a second)."""
+    each holds (equally when none reports memory); a process on two GPUs is one row; a pid given to a process
+    that starts later is another process; one that renames itself (setproctitle) stays one, under its last
+    command; its start is the earliest reading (the boot time it is read from may move by a second)."""
     def proc(pid, user, command, mem, started="2026-11-19T23:00:00Z"):
         return f.gpu_process(pid, user, command, gpu_mem_bytes=mem, started_at=started)
 
@@ -379,7 +379,9 @@ def test_each_process_gets_its_part_of_the_gpus_it_ran_on(tmp_path, settings):
             t = DAY1 + timedelta(seconds=k * STEP)
             ddp = proc(10, "alice", "python train.py --ddp", 6 * GIB,
                        "2026-11-19T23:00:01Z" if k == 3 else "2026-11-19T23:00:00Z")
-            dave = proc(40, "dave", "python a.py" if k < 3 else "python b.py", GIB, None)
+            dave = proc(40, "dave", "python a.py", GIB, "2026-11-20T00:00:00Z") if k < 3 else \
+                proc(40, "dave", "python b.py", GIB, "2026-11-20T00:25:00Z")
+            erin = proc(50, "erin", f"trainer epoch {1 + k // 3}", GIB)
             yield t, f.document("gpu01", t, gpus=[
                 f.gpu(0, util=90, processes=[ddp, proc(11, "alice", "python eval.py", 2 * GIB),
                                              proc(20, "bob", "python b.py", 8 * GIB)]),
@@ -387,6 +389,7 @@ def test_each_process_gets_its_part_of_the_gpus_it_ran_on(tmp_path, settings):
                                              proc(31, "carol", "python y.py", None)]),
                 f.gpu(2, util=90, processes=[ddp]),
                 f.gpu(3, util=90, processes=[dave]),
+                f.gpu(4, util=90, processes=[erin]),
             ])
 
     data = tmp_path / "data"
@@ -407,10 +410,13 @@ def test_each_process_gets_its_part_of_the_gpus_it_ran_on(tmp_path, settings):
     assert rows[(30, "python x.py")][7] == rows[(31, "python y.py")][7] == pytest.approx(seconds / 2)
     assert rows[(30, "python x.py")][8:] == (0, 0)  # no memory reported
     a, b = rows[(40, "python a.py")], rows[(40, "python b.py")]
-    assert (a[1:6], a[7]) == ((None, start, start + timedelta(seconds=2 * STEP), 3, 1), pytest.approx(2 * STEP))
-    assert (b[2:6], b[7]) == ((start + timedelta(seconds=3 * STEP), last, 3, 1), pytest.approx(3 * STEP))
+    assert (a[1:6], a[7]) == ((DAY1, start, start + timedelta(seconds=2 * STEP), 3, 1), pytest.approx(2 * STEP))
+    assert (b[1:6], b[7]) == ((DAY1 + timedelta(minutes=25), start + timedelta(seconds=3 * STEP), last, 3, 1),
+                              pytest.approx(3 * STEP))
+    assert (50, "trainer epoch 1") not in rows and rows[(50, "trainer epoch 2")][2:5] == (start, last, 6)
+    assert len(rows) == 8
     total = q(data, "SELECT sum(active_s) FROM process_gpu_daily")[0][0]
-    assert total == pytest.approx(q(data, "SELECT sum(active_s) FROM gpu_daily")[0][0]) == 4 * seconds
+    assert total == pytest.approx(q(data, "SELECT sum(active_s) FROM gpu_daily")[0][0]) == 5 * seconds
 
 
 def test_rolling_up_again_changes_nothing(warehouse, settings):

@@ -137,12 +137,12 @@ CREATE TABLE user_gpu_daily (       -- per user, host, GPU and UTC day: what the
     energy_j            DOUBLE      -- the user's share of the GPU's energy
 );
 
-CREATE TABLE process_gpu_daily (    -- per process (host, pid, user, command) and UTC day: the GPUs it used
+CREATE TABLE process_gpu_daily (    -- per process (host, pid, user, start) and UTC day: the GPUs it used
     ts                  TIMESTAMP,  -- day start
     host                VARCHAR,
     pid                 INTEGER,
     "user"              VARCHAR,    -- '(unknown)' where the host did not say
-    command             VARCHAR,    -- redacted on the host; NULL where it could not be read
+    command             VARCHAR,    -- the last seen in the day, redacted on the host; NULL if never read
     started_at          TIMESTAMP,  -- when the process started (the earliest reading of the day)
     first_seen          TIMESTAMP,  -- its first sample on a GPU in the day
     last_seen           TIMESTAMP,  -- its last
