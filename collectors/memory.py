@@ -1,10 +1,11 @@
-"""Memory: RAM and swap in bytes, from psutil or /proc/meminfo (same definitions on both paths).
+"""Memory: RAM and swap in bytes, from psutil or /proc/meminfo (same definitions on both paths), and how
+many processes the kernel's OOM killer has killed since boot (/proc/vmstat's oom_kill, Linux 4.13 and later).
 
 used = total - available (what is really taken); cached includes reclaimable slab, as free(1) and
 psutil count it.
 """
 
-from ._util import PROC, get_psutil, read_text
+from ._util import PROC, get_psutil, read_bytes, read_text
 
 
 def meminfo():
@@ -41,4 +42,21 @@ def collect(ctx):
         "cached_bytes": int(cached),
         "swap_total_bytes": int(swap_total),
         "swap_used_bytes": int(max(swap_used, 0)),
+        "oom_kills": oom_kills(),
     }
+
+
+def oom_kills():
+    """Processes the OOM killer killed since boot (/proc/vmstat: readable by every account); None where the
+    kernel does not count them (before 4.13, not Linux). speed: one bytes search, not a parse of ~170 lines."""
+    try:
+        raw = read_bytes(PROC + "/vmstat", size=16384)
+    except OSError:
+        return None
+    _, found, rest = (b"\n" + raw).partition(b"\noom_kill ")
+    if not found:
+        return None
+    try:
+        return int(rest.split(b"\n", 1)[0])
+    except ValueError:
+        return None

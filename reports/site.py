@@ -359,6 +359,7 @@ def _problems(con, cfg: Mapping[str, Any], end: datetime, since: datetime, busy:
             "min_held_s": float(cfg["idle_held_minutes"]) * 60.0, "max_interval_s": float(cfg["max_interval_s"])}),
         "clock": fetch(con, "problems_clock", {"max_skew_s": float(cfg["clock_skew_s"])}),
         "disk": fetch(con, "problems_disk", {"full_pct": float(cfg["disk_full_pct"])}),
+        "oom": fetch(con, "problems_oom", {"since": since}),
         "hidden_processes": fetch(con, "problems_hidden_processes"),
     }
     return {name: [p for p in rows if p["host"] not in retired] for name, rows in sections.items()}

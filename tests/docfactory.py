@@ -107,7 +107,7 @@ def document(hostname: str, at: datetime, *, cores: int = 16, cpu_busy: float = 
         "memory": {
             "total_bytes": mem_total_bytes, "available_bytes": mem_total_bytes - mem_used_bytes,
             "used_bytes": mem_used_bytes, "buffers_bytes": GIB, "cached_bytes": 4 * GIB,
-            "swap_total_bytes": 8 * GIB, "swap_used_bytes": 0,
+            "swap_total_bytes": 8 * GIB, "swap_used_bytes": 0, "oom_kills": 0,
         },
         "disks": {
             "filesystems": [{"mount": "/", "device": "/dev/sda1", "fstype": "ext4", "total_bytes": 500 * GIB,

@@ -237,6 +237,7 @@ def host_rows(result: dict, run_id: str) -> dict[str, list[dict]]:
         "mem_available_bytes": r.int(mem, "available_bytes", "memory"),
         "swap_total_bytes": r.int(mem, "swap_total_bytes", "memory"),
         "swap_used_bytes": r.int(mem, "swap_used_bytes", "memory"),
+        "oom_kills": r.int(mem, "oom_kills", "memory"),
         "net_rx_bytes": _sum(x[0] for x in ifaces),
         "net_tx_bytes": _sum(x[1] for x in ifaces),
         "disk_read_bytes": _sum(x[0] for x in io),

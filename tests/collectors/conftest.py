@@ -77,7 +77,7 @@ CPU = {"logical": int, "user_hz": int, "jiffies": {
     k: int for k in ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")}}
 LOAD = {"load1": NUM, "load5": NUM, "load15": NUM, "procs_running": int, "procs_total": int}
 MEMORY = {k: int for k in ("total_bytes", "available_bytes", "used_bytes", "buffers_bytes", "cached_bytes",
-                           "swap_total_bytes", "swap_used_bytes")}
+                           "swap_total_bytes", "swap_used_bytes", "oom_kills")}
 DISKS = {
     "filesystems": [{"mount": str, "device": str, "fstype": str, "total_bytes": int, "used_bytes": int,
                      "free_bytes": int, "inodes_total": int, "inodes_used": int}],

@@ -91,6 +91,7 @@ def test_memory_from_meminfo(fixture_proc):
         "cached_bytes": (4478964 + 360632) * KB,  # Cached + SReclaimable
         "swap_total_bytes": 8388604 * KB,
         "swap_used_bytes": (8388604 - 8126460) * KB,  # 262144 kB
+        "oom_kills": 4,  # data/proc/vmstat: oom_kill 4
     }
 
 

@@ -32,9 +32,11 @@ def test_the_real_document_is_whole_and_without_errors(check_document):
     # Recorded on 2026-11-27, before the collector said whether /proc hides other users' processes
     # (processes.others_hidden, 2026-11-28): the one field it lacks, as any document of a collector from
     # before; the warehouse stores it as not known (null), as this check takes it.
-    # Likewise a GPU process's started_at (2026-11-29): null for it here.
+    # Likewise a GPU process's started_at and memory.oom_kills (2026-11-29): null for them here.
     assert "others_hidden" not in REAL["processes"] and "started_at" not in REAL_GPU["processes"][0]
+    assert "oom_kills" not in REAL["memory"]
     check_document({**REAL, "processes": {**REAL["processes"], "others_hidden": None},
+                    "memory": {**REAL["memory"], "oom_kills": None},
                     "gpus": {**REAL["gpus"], "devices": [{**REAL_GPU, "processes": [
                         {**p, "started_at": None} for p in REAL_GPU["processes"]]}]}})
     assert REAL["errors"] == [] and REAL["gpus"]["available"] is True

@@ -49,6 +49,16 @@ def _docs(i: int, at: datetime) -> list:
     # old01: a collector from before others_hidden: not known, not a problem
     old = document("old01", at)
     del old["processes"]["others_hidden"]
+    del old["memory"]["oom_kills"]  # nor OOM kills: not known, not a problem
+
+    # oom01: the OOM killer kills 2 processes before the third run and 1 before the last; reboot01 has 5 kills
+    # from an earlier boot, reboots before the third run and has 1 kill since
+    oom = document("oom01", at)
+    oom["memory"]["oom_kills"] = (0, 0, 2, 3)[i]
+    rebooted = document("reboot01", at)
+    rebooted["memory"]["oom_kills"] = (5, 5, 1, 1)[i]
+    if i >= 2:
+        rebooted["host"]["boot_time"] = iso_z(RUNS[2] - timedelta(minutes=10))
 
     # lost01: GPU 2 had uncorrected ECC errors at the second run and fell off the bus after it: NVML numbers
     # the 3 left 0-2 (the uuids and bus ids stay); nvml01: NVML fails to start at the last run
@@ -85,6 +95,8 @@ def _docs(i: int, at: datetime) -> list:
         ok("fine01", at, document("fine01", at, gpus=[gpu(0, util=70)])),
         ok("hidden01", at, hidden),
         ok("old01", at, old),
+        ok("oom01", at, oom),
+        ok("reboot01", at, rebooted),
         # answers, but its collector could not read the disks at the last run: the rest of it is stored
         ok("partial01", at, document("partial01", at, errors=[
             {"subsystem": "disks", "type": "PermissionError", "message": "[Errno 13] Permission denied: '/data'"}]
@@ -235,14 +247,24 @@ def test_clock_skew_and_full_disks(problems_html):
     assert (disk["Host"], disk["Mount"], disk["Used %"]) == ("full01", "/scratch", "95.0")
 
 
+def test_processes_killed_for_lack_of_memory(problems_html):
+    rows = {r["Host"]: r for r in table(problems_html, "problems-oom")}
+    assert set(rows) == {"oom01", "reboot01"}  # old01's collector does not count them; the others killed none
+    assert (rows["oom01"]["Processes killed"], rows["oom01"]["First, after"], rows["oom01"]["Last, by"]) == (
+        "3", "2026-11-24 08:30", "2026-11-24 09:30")
+    # the 5 of the boot before are not this window's; the 1 since the reboot (inside the window) is
+    assert (rows["reboot01"]["Processes killed"], rows["reboot01"]["Last, by"]) == ("1", "2026-11-24 09:00")
+    assert rows["oom01"]["Memory used % now"] == "25.0"
+
+
 def test_problem_count_is_on_every_page(problems_data, tmp_path):
     with contextlib.closing(connect(problems_data)) as con:
         site = build_site(con, tmp_path / "site", now=NOW, settings=HALF_HOUR).parent
     # down01, flaky01, partial01, lost01, nvml01 and xid01 (GPUs missing), xid01's Xid 79 (its 13, an
     # application's fault, is listed, not counted), hot01 GPU 0, ecc01 GPU 0, lost01 GPU 2 (ECC), held01 GPU 0
-    # and 1, skew01, full01, hidden01
+    # and 1, skew01, full01, hidden01, oom01 and reboot01 (OOM kills)
     for page in ("index.html", "users.html", "problems.html", "hosts/fine01.html"):
-        assert '<span class="count">15</span>' in (site / page).read_text(encoding="utf-8"), page
+        assert '<span class="count">17</span>' in (site / page).read_text(encoding="utf-8"), page
 
 
 def test_hosts_whose_proc_hides_other_users_processes(problems_data, problems_html, tmp_path):

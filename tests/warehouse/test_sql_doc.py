@@ -78,6 +78,7 @@ def host_doc(host: str, at: datetime, k: int) -> dict:
     doc = f.document(host, at, cores=CORES[host], cpu_busy=CPU_BUSY[host], gpus=gpus_of(host, k),
                      top=top if host == "gpu01" else ())
     if host == "gpu01":
+        doc["memory"]["oom_kills"] = 7 + k * (k - 1) // 2  # 7 from before; then 0, 1 and 2 killed between runs
         doc["network"]["interfaces"][0]["rx_bytes"] = 10**9 + k * STEP * RX_RATE
         doc["network"]["interfaces"][0]["tx_bytes"] = 10**9 + k * STEP * TX_RATE
     if host == "gpu02" and k == RUNS - 1:
@@ -440,6 +441,13 @@ def test_processes_with_the_most_gpu_hours(rolled):
     assert (first["host"], first["user"], first["command"], first["gpus"]) == ("gpu01", "alice", "python job1001.py", 1)
     assert first["started_at"] == f.BOOT + timedelta(minutes=1001)
     assert near(rows[2002]["idle_held_gpu_h"], SPAN / 3600, 2) and near(rows[1001]["idle_held_gpu_h"], 0, 2)
+
+
+def test_hosts_whose_oom_killer_killed(warehouse):
+    (row,) = warehouse.answer("OOM killer killed processes")
+    # gpu01's count rose by 0, 1 and 2 between its runs (the 7 before are not counted); cpu01 killed none
+    assert (row["host"], row["killed"], row["last_by"]) == ("gpu01", 3, warehouse.starts[-1] + timedelta(
+        seconds=OFFSET["gpu01"]))
 
 
 def test_user_shares_add_up_to_the_gpu(rolled):

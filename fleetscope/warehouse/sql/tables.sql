@@ -84,7 +84,8 @@ CREATE TABLE host_samples (
     gpu_count           INTEGER,
     gpu_reason          VARCHAR,    -- why there are no GPUs (null when NVML answered)
     procs_visible       INTEGER,    -- processes the collector could see (all, unless procs_hidden)
-    procs_hidden        BOOLEAN     -- /proc hides other users' processes from the collector (hidepid=)
+    procs_hidden        BOOLEAN,    -- /proc hides other users' processes from the collector (hidepid=)
+    oom_kills           BIGINT      -- cumulative since boot: processes the kernel's OOM killer killed
 );
 
 CREATE TABLE gpu_samples (
