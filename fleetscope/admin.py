@@ -119,6 +119,9 @@ def _on_record(data_dir: Path, result: AdminResult, args: dict) -> AdminResult:
 
     try:
         record(data_dir, result, args)
+    except KeyboardInterrupt:  # Ctrl-C before the write (waiting for the table's lock: a rollup compacting it)
+        result.unrecorded = "interrupted before it was written"
+        return result
     except Exception as e:  # the action ran: say so, and that it is not on record
         if query_interrupted(e):  # Ctrl-C while it was written: said as such
             e = OSError(f"interrupted while it was written ({str(e).strip().splitlines()[0]})")

@@ -16,6 +16,8 @@ from ..files import fsync_path, remove_stale
 from ..lock import Busy, admin_actions_lock
 
 NEW, OLD = ".new-", ".old-"
+#: The one file a compaction leaves in a past day (rollup.compact).
+COMPACT_FILE = "compacted.parquet"
 
 
 def day_dirs(data_dir: Path, table: str) -> dict[dt.date, Path]:
@@ -83,24 +85,27 @@ def recover(data_dir: Path) -> list[str]:
         if not table.is_dir() or table.name.startswith("."):
             continue
         if table.name != "admin_actions":
-            _recover_table(table, done)
+            recover_table(table, done)
             continue
         try:  # written without the data lock: a record must not land in a day being put back
             with admin_actions_lock(data_dir):
-                _recover_table(table, done)
+                recover_table(table, done)
         except Busy:
-            done.append(f"left {table} to the next run: a `fleetscope admin` record held it")
+            pass  # a record held it a minute: the rollup's compaction recovers the table first, under the lock
     return done
 
 
-def _recover_table(table: Path, done: list[str]) -> None:
+def recover_table(table: Path, done: list[str]) -> None:
+    """recover() for one table's folder."""
     for p in table.iterdir():
         if p.name.startswith(OLD):
             final = p.with_name(p.name[len(OLD):])
             new = p.with_name(NEW + final.name)
-            if final.exists() and new.exists():
+            if final.exists() and new.exists() and not (final / COMPACT_FILE).exists():
                 # crashed between the two renames, and a writer without the data lock (`fleetscope admin`)
-                # has since made the day again for its own file: that file joins the new day
+                # has since made the day again for its own file: that file joins the new day. (A day that holds
+                # a compaction's file is one whose swap finished, with its old folder left, and a later staging
+                # that never got to its swap: below.)
                 for f in parquet_files(final):
                     os.replace(f, new / f.name)
                 shutil.rmtree(final)

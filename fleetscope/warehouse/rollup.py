@@ -48,7 +48,7 @@ DAILY = ("gpu_daily", "host_daily", "user_gpu_daily", "process_gpu_daily")
 # Which raw tables each rollup is computed from: a day is rolled up again when one of them is newer.
 SOURCES = {"gpu": ("gpu_samples", "gpu_processes"), "host": ("host_samples",)}
 ROLLUP_FILE = "rollup.parquet"
-COMPACT_FILE = "compacted.parquet"
+COMPACT_FILE = partitions.COMPACT_FILE
 STATE_FILE = ".rollup.json"
 #: <data>/.rolled/<day>: written once every rollup table of the day is (host_daily last); its time is the
 #: day's "rolled up at". The hourly file alone said so before the daily ones were written: a crash between
@@ -136,6 +136,7 @@ def compact(con, data_dir: Path, today: dt.date, report: RollupReport) -> None:
             continue
         try:  # `fleetscope admin` writes it without the data lock: a record must not land in a day being swapped
             with admin_actions_lock(data_dir):
+                partitions.recover_table(Path(data_dir) / table, report.recovered)  # if recover() could not
                 _compact_table(con, data_dir, table, today, report)
         except Busy:
             pass  # a record held it all that time: compacted at the next rollup

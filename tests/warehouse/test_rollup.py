@@ -1016,7 +1016,24 @@ def test_a_swap_cut_between_its_renames_then_an_admin_record_keeps_both(tmp_path
     assert partitions.recover(tmp_path) == [f"finished swapping {final}, with the files written since"]
     assert sorted((p.name, p.read_bytes()) for p in final.iterdir()) == [
         ("admin-2.parquet", b"recorded since"), ("compacted.parquet", b"compacted")]
-    assert sorted(p.name for p in final.parent.iterdir()) == [final.name]
+    assert sorted(p.name for p in final.parent.iterdir() if p.name != ".lock") == [final.name]
+
+
+def test_a_finished_swaps_old_folder_and_a_later_cut_staging_are_dropped_not_merged(tmp_path):
+    """The other way to have the old, the new and the day's folder at once: a swap that finished but was cut
+    before it removed the old folder, then a later compaction cut while it staged. The day (with the compacted
+    file) is whole; merging would have put the half-written staging in it."""
+    final = partitions.day_dir(tmp_path, "admin_actions", date(2026, 11, 20))
+    final.mkdir(parents=True)
+    (final / "compacted.parquet").write_bytes(b"whole")
+    (final / "admin-3.parquet").write_bytes(b"since")
+    (partitions.staging_dir(final) / "compacted.parquet").write_bytes(b"half")
+    final.with_name(partitions.OLD + final.name).mkdir()
+    (final.with_name(partitions.OLD + final.name) / "admin-1.parquet").write_bytes(b"one")
+    partitions.recover(tmp_path)
+    assert sorted((p.name, p.read_bytes()) for p in final.iterdir()) == [
+        ("admin-3.parquet", b"since"), ("compacted.parquet", b"whole")]
+    assert sorted(p.name for p in final.parent.iterdir() if p.name != ".lock") == [final.name]
 
 
 def test_the_admin_actions_lock_is_waited_for_then_taken_and_busy_after_the_wait(tmp_path):
@@ -1031,4 +1048,57 @@ def test_the_admin_actions_lock_is_waited_for_then_taken_and_busy_after_the_wait
         with pytest.raises(Busy, match="writing .*admin_actions"), admin_actions_lock(tmp_path, wait_s=0.2):
             pass
     with admin_actions_lock(tmp_path, wait_s=0):  # let go at the end
+        pass
+    assert (tmp_path / "admin_actions" / ".lock").stat().st_mode & 0o777 == 0o664  # the group may write it
+
+
+def test_a_file_system_that_cannot_lock_goes_on_without_the_lock(tmp_path):
+    """flock on NFS needs a file open for writing (EBADF otherwise), as on an O_PATH descriptor here: the table is
+    then written as it was before it had a lock, not refused."""
+    from fleetscope.lock import _take
+
+    (tmp_path / "f").write_text("")
+    fd = os.open(tmp_path / "f", os.O_PATH)
+    try:
+        assert _take(fd) is None
+    finally:
+        os.close(fd)
+
+
+def test_the_lock_made_by_one_account_is_taken_by_another(tmp_path):
+    """An operator's `fleetscope admin` and the cron user's rollup are two accounts: the lock file one of them made
+    must not keep the other out (read-only, the flock still excludes on a local file system). lock.py run as
+    nobody, from a copy it may read, by the system's python3."""
+    import subprocess
+    import tempfile
+
+    import fleetscope.lock
+    from fleetscope.lock import Busy, admin_actions_lock
+
+    python = shutil.which("python3", path="/usr/bin:/bin")
+    if os.geteuid() != 0 or python is None:
+        pytest.skip("acts as nobody: needs root and /usr/bin/python3 (CI runs as root)")
+    shared = Path(tempfile.mkdtemp(prefix="fleetscope-lock-", dir="/tmp"))  # pytest's tmp_path: root's only
+    try:
+        shutil.copy(fleetscope.lock.__file__, shared / "lock.py")
+        (shared / "data" / "admin_actions").mkdir(parents=True)
+        for path in (shared, *shared.rglob("*")):
+            path.chmod(0o777 if path.is_dir() else 0o644)
+        with admin_actions_lock(shared / "data"):
+            pass  # root made it: 0664, root's
+        code = ("import sys; sys.path.insert(0, sys.argv[1]); from lock import Busy, admin_actions_lock\n"
+                "try:\n    with admin_actions_lock(sys.argv[1] + '/data', wait_s=float(sys.argv[2])):\n"
+                "        print('taken')\nexcept Busy:\n    print('busy')\n")
+
+        def as_nobody(wait):
+            out = subprocess.run([python, "-sE", "-c", code, str(shared), str(wait)], capture_output=True, text=True,
+                                 user="nobody", group="nogroup", extra_groups=[], cwd="/", timeout=60)
+            return out.stdout.strip() or out.stderr
+
+        assert as_nobody(0) == "taken"
+        with admin_actions_lock(shared / "data"):
+            assert as_nobody(0.2) == "busy"
+    finally:
+        shutil.rmtree(shared)
+    with pytest.raises(Busy), admin_actions_lock(tmp_path), admin_actions_lock(tmp_path, wait_s=0):
         pass
