@@ -343,6 +343,8 @@ def rollup_day(con, data_dir: Path, day: dt.date, params: dict) -> dict[str, int
     rows["gpu_daily"] = _write_day(con, data_dir, "gpu_daily", day, sql_file("gpu_daily.sql"), ROLLUP_FILE)
     rows["user_gpu_daily"] = _write_day(con, data_dir, "user_gpu_daily", day, sql_file("user_gpu_daily.sql"),
                                         ROLLUP_FILE, {k: p[k] for k in ("day_start", "day_end")})
+    # the day before's processes: one still running goes on with the start it had there (rolled up first)
+    _source_view(con, "prev_proc", "process_gpu_daily", files("process_gpu_daily", both[:1]))
     rows["process_gpu_daily"] = _write_day(con, data_dir, "process_gpu_daily", day, sql_file("process_gpu_daily.sql"),
                                            ROLLUP_FILE, {k: p[k] for k in ("day_start", "day_end")})
 

@@ -1,12 +1,15 @@
 -- The GPU processes that took the most GPU-hours over the last 30 days, and over the last year (from
 -- process_gpu_daily): the users page's "GPU processes with the most GPU-hours". A process is its host, pid,
--- user and start to the minute, as there; its days add up, and its command is the last one seen. The $top of
+-- user and started_at, which its days share (there; where the start is not known, from collectors before
+-- 2026-11-29, its command stands for it); its days add up, and its command is the last one seen. The $top of
 -- each window, together.
 -- Parameters: $since_30d, $since_1y (day starts), $top.
--- speed: a year of a large fleet holds millions of processes; they are summed by host, pid and a hash of user
--- and start (no strings to compare), and only the top ones' names, commands and GPUs are then read.
+-- speed: a year of a large fleet holds millions of processes; they are summed by host, pid and a hash of the
+-- rest (no strings to compare), and only the top ones' names, commands and GPUs are then read.
 WITH d AS (
-    SELECT *, hash("user", date_trunc('minute', started_at)) AS h FROM process_gpu_daily WHERE ts >= $since_1y
+    SELECT *, hash("user", started_at, CASE WHEN started_at IS NULL THEN command END) AS h
+    FROM process_gpu_daily
+    WHERE ts >= $since_1y
 ), p AS (
     SELECT host, pid, h,
            min(started_at) AS started_at,
@@ -24,8 +27,8 @@ WITH d AS (
     SELECT *
     FROM p
     WHERE gpu_h_1y > 0
-    QUALIFY (gpu_h_30d > 0 AND row_number() OVER (ORDER BY gpu_h_30d DESC, last_seen DESC, host, pid) <= $top)
-         OR row_number() OVER (ORDER BY gpu_h_1y DESC, last_seen DESC, host, pid) <= $top
+    QUALIFY (gpu_h_30d > 0 AND row_number() OVER (ORDER BY gpu_h_30d DESC, last_seen DESC, host, pid, h) <= $top)
+         OR row_number() OVER (ORDER BY gpu_h_1y DESC, last_seen DESC, host, pid, h) <= $top
 ), names AS (
     SELECT host, pid, h, any_value("user") AS "user",
            arg_max(command, last_seen) FILTER (WHERE command IS NOT NULL) AS command,
@@ -38,4 +41,4 @@ SELECT host, pid, names."user", names.command, started_at, first_seen, last_seen
        held_h_30d, gpu_h_1y, held_h_1y, kwh_1y
 FROM top
 JOIN names USING (host, pid, h)
-ORDER BY gpu_h_30d DESC, gpu_h_1y DESC, last_seen DESC, host, pid
+ORDER BY gpu_h_30d DESC, gpu_h_1y DESC, last_seen DESC, host, pid, h

@@ -419,6 +419,30 @@ def test_each_process_gets_its_part_of_the_gpus_it_ran_on(tmp_path, settings):
     assert total == pytest.approx(q(data, "SELECT sum(active_s) FROM gpu_daily")[0][0]) == 5 * seconds
 
 
+def test_a_process_stays_one_across_a_jittering_start_unread_starts_and_midnight(tmp_path, settings):
+    """Review: the start read 22:59:59 at one run and 23:00:00 at the next (the boot time it comes from jitters
+    by a second) made two processes, each with half the GPU-hours; so did a sample without a start (the run
+    before the collector sent it, the last one as the process exited). Over two days, the second day's row takes
+    the first day's start, so the whole job is one group of (host, pid, user, started_at)."""
+    steps = 2 * 86400 // STEP
+
+    def docs():
+        for k in range(steps):
+            t = DAY1 + timedelta(seconds=k * STEP)
+            started = None if k in (0, steps - 1) else "2026-11-19T22:59:59Z" if k % 2 else "2026-11-19T23:00:00Z"
+            yield t, f.document("gpu01", t, gpus=[f.gpu(0, util=90, processes=[
+                f.gpu_process(100, "alice", f"python train.py --step {k}", GIB, started_at=started)])])
+
+    data = tmp_path / "data"
+    store(data, docs())
+    rollup(data, settings, now=DAY1 + timedelta(days=2, hours=1))
+    assert q(data, "SELECT ts::DATE::VARCHAR, started_at, samples, command FROM process_gpu_daily ORDER BY ts") == [
+        ("2026-11-20", datetime(2026, 11, 19, 22, 59, 59), 144, "python train.py --step 143"),
+        ("2026-11-21", datetime(2026, 11, 19, 22, 59, 59), 144, f"python train.py --step {steps - 1}")]
+    (job,) = q(data, 'SELECT sum(active_s) FROM process_gpu_daily GROUP BY host, pid, "user", started_at')
+    assert job[0] == pytest.approx((steps - 1) * STEP)
+
+
 def test_rolling_up_again_changes_nothing(warehouse, settings):
     before = {t: q(warehouse, f"SELECT * FROM {t} ORDER BY ALL") for t in
               ("gpu_hourly", "gpu_daily", "host_hourly", "host_daily", "user_gpu_daily", "process_gpu_daily")}

@@ -135,7 +135,7 @@ CREATE TABLE gpu_processes (
     type            VARCHAR,    -- compute | graphics
     source          VARCHAR,    -- running (seen now) | accounting (ran since the last run)
     gpu_util_pct    DOUBLE,     -- accounting records only
-    started_at      TIMESTAMP,  -- accounting records only
+    started_at      TIMESTAMP,  -- when the process started
     duration_s      DOUBLE      -- accounting records only
 );
 
