@@ -49,8 +49,11 @@ SITE_ENTRIES = frozenset({*OLD_SITE_FILES, *STATIC_FILES, "sort.js", "users.html
 #: What a warehouse folder holds (fleetscope.warehouse.catalog.CATALOG_FILE, fleetscope.spool): never a site.
 DATA_FILE, DATA_SPOOL = "fleet.duckdb", "spool"
 
-#: Keys of the [report] settings section that are not about rendering (the caller uses them).
-IGNORED_SETTINGS = frozenset({"out_dir"})
+#: Keys of the [report] settings section that are not about rendering (the caller uses them: user_groups is the
+#: file the CLI reads build_site's ``user_groups`` from).
+IGNORED_SETTINGS = frozenset({"out_dir", "user_groups"})
+#: The users page's group of the users a ``user_groups`` mapping does not name.
+NO_GROUP = "(no group)"
 
 #: The users page lists the GPU processes with the most GPU-hours: this many over 30 days, and over a year.
 TOP_PROCESSES = 30
@@ -79,7 +82,8 @@ NEXT_BOOKINGS = 10  # upcoming bookings listed per host page, after the current 
 def build_site(con, out_dir, *, now: Optional[datetime] = None, settings: Optional[Mapping[str, Any]] = None,
                inventory_vars: Optional[Mapping[str, Mapping[str, Any]]] = None,
                inventory_hosts: Optional[Mapping[str, Mapping[str, Any]]] = None,
-               bookings: Optional[Mapping[str, Any]] = None) -> Path:
+               bookings: Optional[Mapping[str, Any]] = None,
+               user_groups: Optional[Mapping[str, str]] = None) -> Path:
     """Write the report for the warehouse behind ``con`` into ``out_dir``; return the index.html path.
 
     ``con`` is an open DuckDB connection where the warehouse tables (or views) exist. ``out_dir`` is
@@ -94,6 +98,9 @@ def build_site(con, out_dir, *, now: Optional[datetime] = None, settings: Option
     address is the host's name and it is in no group.
     ``bookings`` is the [bookings] section of fleetscope.toml (as is): its rules ``max_gpus_per_user`` and
     ``max_hours`` (0 or absent: no rule) are checked on the problems page (docs/bookings.md).
+    ``user_groups`` maps user -> group (lab, project, PI: fleetscope.user_groups reads it from the file
+    report.user_groups names): the users page then has GPU-hours per group and each user's group, users it
+    does not name being in NO_GROUP. Without it (None) the page has no groups.
 
     An existing ``out_dir`` is replaced only if it is empty or a site fleetscope wrote (``.fleetscope-site``
     in it, or the files of a site written before that marker and nothing else); a folder that holds a
@@ -109,6 +116,7 @@ def build_site(con, out_dir, *, now: Optional[datetime] = None, settings: Option
     with prepared(con):
         model = _gather(con, cfg, generated, inventory_vars or {}, inventory_hosts or {})
         model["bookings"] = _bookings(con, cfg, _booking_rules(bookings), generated, model)
+    model["groups_usage"] = _group_usage(model["users"], user_groups)
     env = _environment(generated)
     with _Timelines(con, model["timeline_params"]) as timelines, _staging(out_dir) as stage:
         _render(env, model, cfg, generated, stage, timelines)
@@ -400,6 +408,29 @@ def _bookings(con, cfg: Mapping[str, Any], rules: Mapping[str, Any], generated: 
             "next_limit": NEXT_BOOKINGS}
 
 
+def _group_usage(users: List[Dict[str, Any]],
+                 user_groups: Optional[Mapping[str, str]]) -> Optional[List[Dict[str, Any]]]:
+    """GPU-hours per group: the rows of user_usage summed over each group's users (a window where none of them
+    has any stays None, as a user's does), with the number of users; each user row gets its "group". Ordered
+    as the users are. None without ``user_groups``: the page then has no group table and no Group column."""
+    if user_groups is None:
+        return None
+    keys = [f"{what}_{w}" for _, w in USER_RANGES for what in ("active_h", "held_h", "unmeasured_h", "kwh")]
+    groups: Dict[str, Dict[str, Any]] = {}
+    for u in users:
+        u["group"] = user_groups.get(u["user"]) or NO_GROUP
+        g = groups.setdefault(u["group"], {"group": u["group"], "users": 0, **dict.fromkeys(keys)})
+        g["users"] += 1
+        for key in keys:
+            if u[key] is not None:
+                g[key] = (g[key] or 0.0) + u[key]
+
+    def hours(g: Mapping[str, Any], w: str) -> float:
+        return sum(g[f"{what}_{w}"] or 0.0 for what in ("active_h", "held_h", "unmeasured_h"))
+
+    return sorted(groups.values(), key=lambda g: (-hours(g, "30d"), -hours(g, "1y"), g["group"]))
+
+
 def _numeric(values) -> bool:
     seen = False
     for v in values:
@@ -438,7 +469,8 @@ def _render(env: jinja2.Environment, model: Dict[str, Any], cfg: Mapping[str, An
           hosts=model["hosts"], columns=model["columns"], numeric_columns=model["numeric_columns"],
           groups=model["groups"])
     _page(env, stage / "users.html", "users.html", common, _user_figures(model), root="", page="users",
-          users=model["users"], users_now=model["users_now"], windows=model["user_windows"],
+          users=model["users"], groups_usage=model["groups_usage"], no_group=NO_GROUP,
+          users_now=model["users_now"], windows=model["user_windows"],
           top_processes=model["top_processes"], top_count=TOP_PROCESSES,
           bookings=model["bookings"], any_gpus=bool(model["gpus"]), hourly_days=model["hourly_days"])
     _page(env, stage / "problems.html", "problems.html", common, {}, root="", page="problems",
