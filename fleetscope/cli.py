@@ -112,10 +112,12 @@ def _no_data(settings: Settings, command: str) -> bool:
 
 def _build_report(settings: Settings, inventory: str | os.PathLike | None = None) -> Path:
     """Render the site. The inventory (``inventory`` or collect.inventory) gives each host's address, groups and
-    the variables report.host_columns names; an unreadable inventory costs those, never the report."""
+    the variables report.host_columns names; report.user_groups, each user's group. An unreadable inventory or
+    groups file costs those, never the report."""
     import reports
 
     from .inventory import InventoryError, read_hosts
+    from .user_groups import read_user_groups
     from .warehouse import connect
 
     report = dict(settings.values["report"])
@@ -130,10 +132,13 @@ def _build_report(settings: Settings, inventory: str | os.PathLike | None = None
     except Exception as e:  # noqa: BLE001 - InventoryError, or whatever else Ansible raised: the report goes on
         what = "report.host_columns left empty" if report["host_columns"] else "no inventory groups and addresses"
         _say(f"warning: {what}: {e if isinstance(e, InventoryError) else f'{type(e).__name__}: {e}'}")
+    user_groups = None
+    if report["user_groups"].strip():  # "": no groups, and not the settings file's folder read as a CSV file
+        user_groups = read_user_groups(settings.path("report", "user_groups"), warn=lambda m: _say(f"warning: {m}"))
     con = connect(settings.data_dir)
     try:
         return reports.build_site(con, settings.out_dir, settings=report, inventory_hosts=inventory_hosts,
-                                  bookings=dict(settings.values["bookings"]))
+                                  bookings=dict(settings.values["bookings"]), user_groups=user_groups)
     finally:
         con.close()
 

@@ -48,8 +48,10 @@ DEFAULTS: dict[str, dict] = {
         "every_minutes": 60,
     },
     # The report's own keys live with the report (reports/defaults.py); held_mem_mib, max_interval_s and
-    # hourly_days come from [rollup].
-    "report": {"out_dir": "site", **{k: v for k, v in REPORT_DEFAULTS.items() if k not in FROM_ROLLUP}},
+    # hourly_days come from [rollup]. out_dir and user_groups are paths the CLI reads (build_site reads no
+    # settings file of its own: it is given the site's folder and the {user: group} mapping).
+    "report": {"out_dir": "site", "user_groups": "",
+               **{k: v for k, v in REPORT_DEFAULTS.items() if k not in FROM_ROLLUP}},
     "bookings": {
         "sources": [],
         "timeout_s": 10,

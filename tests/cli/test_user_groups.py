@@ -7,7 +7,10 @@ import os
 
 import pytest
 
+from fleetscope import cli
 from fleetscope.user_groups import read_user_groups
+from tests.reports.conftest import build_fleet
+from tests.reports.pages import has_table, table
 
 
 def read(path):
@@ -94,3 +97,79 @@ def test_a_file_that_is_no_csv_is_not_used_and_says_where(tmp_path):
     groups, said = read(path)
     assert groups is None and len(said) == 1
     assert said[0].startswith(f"report.user_groups: {path}: line 3: not a CSV file (field larger than field limit")
+
+
+# -- `fleetscope report` with report.user_groups ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    """The report tests' warehouse: alice (0.17 GPU-h active) and bob (0.08 idle-held) on gpu01."""
+    data = tmp_path_factory.mktemp("fleet") / "data"
+    build_fleet(data)
+    return data
+
+
+def report(run_fleetscope, fleet, tmp_path, groups_csv: str | None):
+    """`fleetscope report` with a settings file in a folder of its own that names groups.csv beside it (the
+    command runs from the project folder: the path is the settings file's)."""
+    folder = tmp_path / "cfg"
+    folder.mkdir(exist_ok=True)
+    (folder / "inventory.ini").write_text("[gpu]\ngpu01\n[cpu]\ncpu01\nlost01\n")
+    if groups_csv is not None:
+        (folder / "groups.csv").write_text(groups_csv)
+    (folder / "fleetscope.toml").write_text('[report]\nuser_groups = "groups.csv"\n')
+    site = tmp_path / "site"
+    proc = run_fleetscope("report", "--config", str(folder / "fleetscope.toml"), "--data", str(fleet),
+                          "--out", str(site))
+    assert proc.returncode == 0, proc.stderr
+    return (site / "users.html").read_text(encoding="utf-8"), proc.stderr, folder / "groups.csv"
+
+
+def test_report_shows_the_groups_of_the_settings_file(run_fleetscope, fleet, tmp_path):
+    html, err, _ = report(run_fleetscope, fleet, tmp_path, "user,group\nalice,vision\ncarol,systems\n")
+    assert "warning" not in err, err
+    groups = {r["Group"]: r for r in table(html, "groups")}
+    assert set(groups) == {"vision", "(no group)"}  # carol has no GPU time; bob is in no group
+    assert groups["vision"]["Active GPU-h, 30 d"] == "0.17" and groups["(no group)"]["Idle-held GPU-h, 1 y"] == "0.08"
+    assert {r["User"]: r["Group"] for r in table(html, "users")} == {"alice": "vision", "bob": "(no group)"}
+
+
+def test_a_user_in_two_groups_is_a_warning_and_the_first_group_counts(run_fleetscope, fleet, tmp_path):
+    html, err, path = report(run_fleetscope, fleet, tmp_path, "user,group\nalice,vision\nbob,nlp\nbob,vision\n")
+    assert (f"warning: report.user_groups: {path}: line 4: user 'bob' is in group 'nlp' (line 3) and here in "
+            "'vision'; 'nlp' counts") in err
+    assert {r["User"]: r["Group"] for r in table(html, "users")} == {"alice": "vision", "bob": "nlp"}
+    assert {r["Group"]: r["Users"] for r in table(html, "groups")} == {"vision": "1", "nlp": "1"}
+
+
+@pytest.mark.parametrize("groups_csv, why", [
+    (None, "cannot read {path}: No such file or directory"),
+    ("login,team\nalice,vision\n", "{path}: line 1: no user and no group column in the header ('login', 'team'"),
+])
+def test_a_groups_file_that_cannot_be_used_costs_the_groups_not_the_report(run_fleetscope, fleet, tmp_path,
+                                                                          groups_csv, why):
+    html, err, path = report(run_fleetscope, fleet, tmp_path, groups_csv)
+    assert f"warning: report.user_groups: {why.format(path=path)}" in err, err
+    assert "the report has no groups" in err
+    assert not has_table(html, "groups") and "Group" not in table(html, "users")[0]
+    assert {r["User"] for r in table(html, "users")} == {"alice", "bob"}  # the rest of the page as always
+
+
+def test_no_setting_reads_no_file(tmp_path, monkeypatch):
+    """The default (""): no groups, and the settings file's folder is not read as a CSV file (a warning)."""
+    import reports
+
+    given = {}
+
+    def build_site(con, out_dir, **kwargs):
+        given.update(kwargs)
+        return out_dir / "index.html"
+
+    monkeypatch.setattr(reports, "build_site", build_site)
+    cfg = tmp_path / "fleetscope.toml"
+    cfg.write_text("")
+    (tmp_path / "data").mkdir()
+    assert cli.main(["report", "--config", str(cfg), "--data", str(tmp_path / "data"),
+                     "--out", str(tmp_path / "site")]) == 0
+    assert given["user_groups"] is None
