@@ -45,6 +45,8 @@ GPUS = {
     ("gpu02", 1): (50, 200.0, 83, 9 * GIB, [(1002, "alice", 8 * GIB)]),  # hot, throttled, ECC errors
     ("gpu02", 2): (0, 60.0, 40, 12 * GIB, [(3001, "carol", None), (4001, "dave", None)]),  # held, no memory figure
 }
+#: The users' groups (report.user_groups), for the doc's GPU-hours per group: dave is in none.
+GROUPS_CSV = "user,group,pi\nalice,vision,Prof. X\nbob,vision,Prof. X\ncarol,nlp,Prof. Y\n"
 NEW_DRIVER = "580.82.07"  # gpu02's driver is upgraded before the last run
 PREVIOUS_BOOT = f.BOOT - timedelta(days=9)  # cpu01's boot before it rebooted, after the first run
 
@@ -208,6 +210,7 @@ class Warehouse:
 def warehouse(tmp_path_factory) -> Warehouse:
     base = tmp_path_factory.mktemp("sqldoc")
     (base / "fleetscope.toml").write_text("# the defaults: [rollup] max_interval_s = 600, held_mem_mib = 1024\n")
+    (base / "groups.csv").write_text(GROUPS_CSV)  # beside data/: the doc's read_csv('groups.csv') runs from there
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     # Each hour holds the intervals that end in it. A run whose hosts answer on both sides of an hour (it
     # starts a few seconds before one) gives one host an interval more in that hour than the others, and the
@@ -426,6 +429,21 @@ def test_gpu_hours_per_user(rolled_this_month):
         assert near(r["gpu_h"], (active + held) / 3600, 2), (user, got)
         assert near(r["kwh"], joules / 3.6e6, 3), (user, got)
     assert (rows["alice"]["hosts"], rows["alice"]["gpus"], rows["bob"]["gpus"]) == (2, 2, 2)
+
+
+def test_gpu_hours_per_group(in_base):
+    if in_base.straddles_month:
+        pytest.skip("the runs began last month (this test runs just after a month began): 'this month' sees part")
+    rows = by(in_base.answer("GPU-hours per group this month"), "group")
+    # as in GPU-hours per user: vision is alice's and bob's GPU time, nlp carol's; dave is in no group
+    expected = {"vision": (2, 3 * SPAN, SPAN * 300 + SPAN * 200 + SPAN * 60), "nlp": (1, 0.5 * SPAN, 0.5 * SPAN * 60),
+                "(no group)": (1, 0.5 * SPAN, 0.5 * SPAN * 60)}  # group: (users, GPU-seconds, joules)
+    assert set(rows) == set(expected)
+    for group, (users, seconds, joules) in expected.items():
+        r = rows[group]
+        assert r["users"] == users and near(r["gpu_h"], seconds / 3600, 2) and near(r["kwh"], joules / 3.6e6, 3), r
+    assert near(rows["vision"]["active_gpu_h"], 2 * SPAN / 3600, 2)
+    assert near(rows["vision"]["idle_held_gpu_h"], SPAN / 3600, 2)
 
 
 def test_processes_with_the_most_gpu_hours(rolled):
