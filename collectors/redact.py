@@ -2,9 +2,9 @@
 
 Rules, applied per argument (and per word inside an argument holding spaces, as in ``sh -c "..."``):
 
-- ``--name=value``, ``-name=value`` and environment-style ``NAME=value`` (also inside a URL query,
-  ``?token=abc``, and inside another's value, ``--env=HF_TOKEN=abc``) whose name looks like a secret: the
-  value becomes ``<redacted>``;
+- ``--name=value``, ``-name=value`` and environment-style ``NAME=value`` (a shell's ``NAME+=value`` too; also
+  inside a URL query, ``?token=abc``, and inside another's value, ``--env=HF_TOKEN=abc``) whose name looks like
+  a secret: the value becomes ``<redacted>``;
 - ``--name value`` pairs, the short ``-p value`` and ``Name: value`` header words (``Authorization:
   Bearer x``; also written into an option or setting, ``-HAuthorization:``, ``http.extraHeader=
   Authorization:``, and ending in the scheme, ``Authorization:Bearer x``): the next word becomes
@@ -14,9 +14,10 @@ Rules, applied per argument (and per word inside an argument holding spaces, as 
 - a key and its value in JSON or a Python dict written into an argument (JSON_PAIR): the value, where the
   key looks like a secret (``{"api_key": "x"}``, ``{\\"token\\":\\"x\\"}``), also where the key's colon is a word of
   its own or begins the value's (``{ "token" : "x" }``, ``"token" :"x"``);
-- Python code assigning to a name that looks like a secret with spaces around ``=`` (``token = "x"``,
-  ``os.environ["HF_TOKEN"] ="x"``, ``login(token= "x")``) or passing a value after a call's quoted secret key
-  (``setdefault('HF_TOKEN', 'x')``): the value;
+- Python code assigning to a name that looks like a secret with spaces around ``=`` or ``+=`` (``token = "x"``,
+  ``os.environ["HF_TOKEN"] ="x"``, ``login(token= "x")``, ``TOKEN += "x"``, ``d[ "token" ] = "x"``, after an
+  annotation: ``token: str = "x"``) or passing a value after a call's quoted secret key (``setdefault('HF_TOKEN',
+  'x')``): the value;
 - ``scheme://user:password@host``: the password becomes ``<redacted>``; of ``http(s)://user@host`` (no
   password), the user, mostly a token (``git clone https://ghp_x@github.com/o/r``);
 - a webhook's or a bot's secret in a URL's path: of a host named hook(s) or webhook..., the path
@@ -277,6 +278,8 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
             if held and not tokens.get(held, 0) % 2:  # the header's quote is not closed: hide to it
                 opened = held
             held = ""
+            if word[-1] == "=" and words[i - 1][-1:] == ":" and _assigns_secret(words, i):
+                pending, colon = True, True  # token: str= "x": the annotation was hidden, its value follows
         elif rest and not word.startswith("-"):
             new = REDACTED
             at, depth = _command_end(word, depth) if spans else (len(word), 0)  # argv: a character of the secret
@@ -327,12 +330,16 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
                 new, pending, colon = word, True, True
             elif not _opens_object(word[1:]):  # :{"password": x} has keys of its own
                 new, start = ":" + REDACTED, 1
-        # Python code: token = "x", os.environ["HF_TOKEN"] ="x" (speed: the name is looked at only before a "=")
-        if new is None and word[0] == "=" and word[1:2] != "=" and i and _ends_in_secret_name(words[i - 1]):
-            if word == "=":
+        # Python code: token = "x", os.environ["HF_TOKEN"] ="x", TOKEN += "x", d[ "token" ]= "x" (speed: the name
+        # is looked at only after an assignment's operator)
+        if new is None and word[0] in "=+]" and i:
+            op = _leading_operator(word)
+            if not op or not _python_target(words, i, word[:word[0] == "]"]):
+                pass
+            elif op == len(word):
                 new, pending, colon = word, True, True
             else:
-                new, start = "=" + REDACTED, 1
+                new, start = word[:op] + REDACTED, op
         if new is None:
             user = bare in users
             header = bare in HEADER_FLAGS
@@ -340,7 +347,7 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
             colon = pending and word.endswith(('":', "':"))  # a JSON key: its value is looked at as a key's
             keyed = not pending and _is_json_key(word)
             held = _opened_quote(word, before, 0, tokens) if pending and tokens else ""
-            if not pending and word[-1] in "=," and _assigns_secret(word):  # token= "x", setdefault('KEY', x)
+            if not pending and word[-1] in "=," and _assigns_secret(words, i):  # token= "x", setdefault('KEY', x)
                 # the word's own secrets stay hidden (password="a";token=), its last name's value is the next word
                 new = (_redact_word(word[:-1], seps, users, whole=assigning) + "=" if word[-1] == "="
                        else _redact_word(word, seps, users, whole=assigning))
@@ -399,13 +406,61 @@ def _ends_in_secret_name(word):
             and looks_secret(word[i:]))
 
 
-def _assigns_secret(word):
-    """Whether word ends where Python code's secret value follows in the next word: a secret name and "="
-    (token= "x", os.environ["HF_TOKEN"]= "x"; not ==, !=, <=, >=), or a call's quoted secret key and ","
-    (os.environ.setdefault('HF_TOKEN', 'x'), os.putenv("HF_TOKEN", x))."""
+def _assigns_secret(words, i):
+    """Whether words[i] ends where Python code's secret value follows in the next word: a secret name (with the
+    words before it, _python_target) and "=" or "+=" (token= "x", os.environ["HF_TOKEN"]= "x", TOKEN+= "x",
+    d[ "token"]= "x"; not ==, !=, <=, >=), or a call's quoted secret key and "," (os.environ.setdefault('HF_TOKEN',
+    'x'), os.putenv("HF_TOKEN", x))."""
+    word = words[i]
     if word[-1:] == "=":
-        return word[-2:-1] not in ("=", "!", "<", ">") and _ends_in_secret_name(word[:-1])
+        head = word[:-1]
+        if head[-1:] == "+":
+            head = head[:-1]
+        elif head[-1:] in ("=", "!", "<", ">"):
+            return False
+        # "" (a word "=" or "+="): the rule for an operator that starts a word has looked at the word before
+        return head != "" and _python_target(words, i, head)
     return word[-1:] == "," and "(" in word and _is_json_key(word[:-1])
+
+
+def _leading_operator(word):
+    r"""The length of the assignment operator word starts with, after a "]" closing a key's brackets, else 0:
+    \]?\+?=(?!=) (=, +=, ]=, ]+=; not ==)."""
+    at = word[:1] == "]"
+    at += word[at:at + 1] == "+"
+    return at + 1 if word[at:at + 1] == "=" and word[at + 1:at + 2] != "=" else 0
+
+
+def _python_target(words, i, head):
+    r"""Whether Python code assigns a secret where words[i] holds an assignment's operator after ``head`` (""
+    where the word starts with it, "]" where it closes brackets). The target is head, or the word before where
+    head is ""; a "]" alone takes the word before it, and then a target ending in "]" with no "[" the word
+    before that too (brackets holding spaces: d[ "token" ], d["token" ], d[ "token"]). It is a secret's where it
+    _ends_in_secret_name, or where it is an annotation ([A-Za-z_][\w.\[\],|]*, a type: str, Optional[str])
+    after such a name and its colon, in its own word (token:str) or the word before (token: str)."""
+    text = head
+    if not text:
+        if not i:
+            return False
+        i -= 1
+        text = words[i]
+    if text == "]" and i:
+        i -= 1
+        text = words[i] + text
+    if text[-1:] == "]" and "[" not in text and i:
+        i -= 1
+        text = words[i] + text
+    if _ends_in_secret_name(text):
+        return True
+    if i and words[i - 1][-1:] == ":" and _is_annotation(text):
+        text = words[i - 1] + text
+    name, colon, annotation = text.rpartition(":")
+    return colon == ":" and _is_annotation(annotation) and _ends_in_secret_name(name)
+
+
+def _is_annotation(text):
+    r"""[A-Za-z_][\w.\[\],|]* (the whole text): a type, as Python code annotates a name with (str, Optional[str])."""
+    return _starts_name(text) and _only_word_chars(text[1:], "_.[],|")
 
 
 def _opened_quote(word, before, start, tokens):
@@ -613,20 +668,21 @@ def _hide_url_paths(word):
 
 
 def _hide_assignments(word):
-    r"""Every ([\w.-]+)=("[^"]*"|'[^']*'|[^\s&;,"']+|['"].*) whose name looks like a secret: the value becomes
-    <redacted>, left to right; a value that opens a quote and does not close it goes to the end of word. An
-    assignment whose name does not look like one is not skipped: one may be inside its value
-    (--env=HF_TOKEN=abc)."""
+    r"""Every ([\w.-]+)\+?=("[^"]*"|'[^']*'|[^\s&;,"']+|['"].*) whose name looks like a secret: the value becomes
+    <redacted>, left to right; a value that opens a quote and does not close it goes to the end of word (+=: a
+    shell's or Python's append). An assignment whose name does not look like one is not skipped: one may be
+    inside its value (--env=HF_TOKEN=abc)."""
     out, copied, start = [], 0, 0
     while True:
         equals = word.find("=", start)
         if equals < 0:
             break
-        name = equals  # the name: the [\w.-] characters before "=" (from start on), at least one
+        stop = equals - (equals > start and word[equals - 1] == "+")  # TOKEN+=x
+        name = stop  # the name: the [\w.-] characters before "=" or "+=" (from start on), at least one
         while name > start and _is_word_char(word[name - 1], "_.-"):
             name -= 1
         # speed: the value's end only for a secret's name (x=x=x=...: each value runs to the word's end)
-        end = None if name == equals or not looks_secret(word[name:equals]) else _value_end(word, equals + 1)
+        end = None if name == stop or not looks_secret(word[name:stop]) else _value_end(word, equals + 1)
         if end is None:
             start = equals + 1
             continue

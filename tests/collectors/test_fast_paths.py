@@ -47,7 +47,7 @@ _OLD_SHORT_SECRET_FLAGS = ("-p",)
 _OLD_AUTH_SCHEMES = ("bearer", "basic", "token", "digest")
 _OLD_USER_FLAGS = ("-u", "--user", "-U", "--proxy-user")  # added with the string version's user:password rule
 _OLD_WHOLE_ASSIGNMENT = re.compile(r"(-{0,2}[A-Za-z_][\w.-]*)=(.*)", re.DOTALL)
-_OLD_ASSIGNMENT_NAME = re.compile(r"([\w.-]+)=")
+_OLD_ASSIGNMENT_NAME = re.compile(r"([\w.-]+)\+?=")  # +=: added later
 # a value that opens a quote and does not close it goes to the end of the word: added later; and a value in
 # escaped quotes (\"abc\", and shlex.quote's '\''abc'\'' inside a quoted string), later still
 _OLD_ASSIGNMENT_VALUE = re.compile(r"""(([\\'"]*['"])(?:.*?\2|.*)|[^\s&;,"']+)""", re.DOTALL)
@@ -61,6 +61,8 @@ _OLD_HEADER_WORD = re.compile(r"(?:-H)?(?:.*[=,{\[])?[\\'\"]*([A-Za-z_][\w-]*)[\
 _OLD_JSON_PAIR = re.compile(r"""(?<!\\)(\\*["'])([A-Za-z_][\w.-]*)\1(?::|\]=)("""
                             r""""(?:[^"\\]|\\.)*(?:"|\Z)|'(?:[^'\\]|\\.)*(?:'|\Z)|(\\+["'])(?:.*?\4|.*)|[^,}\]{\[]*)""",
                             re.DOTALL)
+# added later: a type annotating a name in Python code
+_OLD_ANNOTATION = r"[A-Za-z_][\w.\[\],|]*"
 _OLD_SPACES = re.compile(r"(\s+)")
 # added with the string version's rules for passwords of named programs, and extended since: a program named
 # right after a shell operator in its word, after a quote that opens it; after an = and an escaped quote, later
@@ -142,6 +144,8 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
             if held and not _old_tokens(word).get(held, 0) % 2:
                 opened = held
             held = ""
+            if word.endswith("=") and words[i - 1].endswith(":") and _old_assigns_secret(words, i):
+                pending, colon = True, True  # added later: token: str= "x"
         elif rest and not word.startswith("-"):  # added with secrets as plain arguments
             ended, depth = _old_command_end(word, depth) if spans else (None, 0)  # argv: no operators
             new = (_OLD_REDACTED if ended is None or ended.start() else "") + (word[ended.start():] if ended else "")
@@ -178,12 +182,14 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
             new, pending, colon = word, True, True
         elif new is None and was_keyed and re.match(r":(?![\\'\"]*[{\[])", word):
             new, start = ":" + _OLD_REDACTED, 1
-        # added later: Python code assigning a secret with spaces around "=" (token = "x", token ="x")
-        if new is None and i and re.match(r"=(?!=)", word) and _old_secret_assignee(words[i - 1]):
-            if word == "=":
+        # added later: Python code assigning a secret with spaces around "=" (token = "x", token ="x"); and later
+        # "+=", and "]=" closing brackets that hold spaces (d[ "token" ]= "x")
+        if new is None and i and (op := re.match(r"(\]?)\+?=(?!=)", word)) and _old_python_target(
+                words, i, op.group(1)):
+            if word == op.group():
                 new, pending, colon = word, True, True
             else:
-                new, start = "=" + _OLD_REDACTED, 1
+                new, start = op.group() + _OLD_REDACTED, op.end()
         if new is None:
             user = bare in users
             header = bare in ("-H", "--header")
@@ -193,7 +199,7 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
             keyed = not pending and bool(key) and bool(_OLD_SECRET_NAME.search(key.group(2)))
             held = _old_opened(word, before, parity, 0) if pending and spans else ""
             new, start = _old_redact_word(word, seps, users, whole=assigning), None
-            if not pending and _old_assigns_secret(word):  # added later: token= "x", setdefault('KEY', x)
+            if not pending and _old_assigns_secret(words, i):  # added later: token= "x", setdefault('KEY', x)
                 if word.endswith("="):
                     new = _old_redact_word(word[:-1], seps, users, whole=assigning) + "="
                 pending, colon = True, True
@@ -220,12 +226,33 @@ def _old_secret_assignee(word):
     return bool(m) and bool(_OLD_SECRET_NAME.search(m.groups()[-1]))
 
 
-def _old_assigns_secret(word):
-    """A secret name then "=" (not ==, !=, <=, >=), or a call's quoted secret key then "," (added later)."""
-    if re.search(r"(?<![=!<>])=\Z", word):
-        return _old_secret_assignee(word[:-1])
+def _old_assigns_secret(words, i):
+    """A secret name then "=" (not ==, !=, <=, >=), or a call's quoted secret key then "," (added later); "+=" and
+    the words before (_old_python_target): added later still."""
+    word = words[i]
+    if (m := re.fullmatch(r"(.*?)\+?=", word, re.DOTALL)) and not re.search(r"[=!<>]=\Z", word):
+        return _old_python_target(words, i, m.group(1))
     m = re.search(r"""(?<!\\)(\\*["'])([A-Za-z_][\w.-]*)\1,\Z""", word)
     return bool(m) and "(" in word and bool(_OLD_SECRET_NAME.search(m.group(2)))
+
+
+def _old_python_target(words, i, head):
+    """Whether what precedes an assignment's operator, head in words[i] (or the word before where head is ""),
+    is a secret's name (added later): with the words of a key's brackets holding spaces joined, or before an
+    annotation and its colon."""
+    parts = words[:i] + [head] if head else words[:i]
+    if not parts:
+        return False
+    if parts[-1] == "]" and len(parts) > 1:  # d[ "token" ]
+        parts[-2:] = ["".join(parts[-2:])]
+    if re.fullmatch(r"[^\[]*\]", parts[-1]) and len(parts) > 1:  # d[ "token"]
+        parts[-2:] = ["".join(parts[-2:])]
+    if _old_secret_assignee(parts[-1]):
+        return True
+    if len(parts) > 1 and parts[-2].endswith(":") and re.fullmatch(_OLD_ANNOTATION, parts[-1]):  # token: str
+        parts[-2:] = ["".join(parts[-2:])]
+    m = re.fullmatch(r"(.*):" + _OLD_ANNOTATION, parts[-1], re.DOTALL)
+    return bool(m) and _old_secret_assignee(m.group(1))
 
 
 def _old_tokens(word, start=0):
@@ -354,6 +381,11 @@ PIECES += [" : ", " :", ' :"', "'token'", '\\"key\\"', '{"pwd"', ',"auth"', "x'"
 PIECES += [" = ", " =", "= ", "=", "==", "['HF_TOKEN']", '["key"]', "(token", ".api_key", "('pwd',", "setdefault(",
            "x=", "!="]  # Python assignments, added later
 PIECES += ["hooks.x.com/", "/webhooks/", "/hook", "HOOK", "hoo", "k/", "/bot12:", "bot1:a", "/bot", "1:", "#"]  # paths
+PIECES += [  # added with annotated and augmented assignments, spaced brackets, calls' keys and their parentheses
+    "token:", "token: ", "self.key: ", "str", " str", "Optional[str]", "dict[str, str]", ":str", "+=", " += ", "+",
+    "[ ", " ]", " ] = ", "]=", "]+=", "d[", "d[ 'token' ]", "(", "( ", " )", "('HF_TOKEN','", '("key",', "',",
+    "('pass',", "os.getenv(", " = os.getenv('X', ", "x)", "'a b')", "default=", "TOKEN+=", "a+=", "+==",
+]
 PIECES += [  # added with escaped quotes, programs after =, $(...) in secret arguments, assignments with spaces
     '\\"', "\\'", "'\\''", '\\"-p', "\\'TOKEN=", "=\\\"", "--wrap=", "--wrap=mysql", "$(cat", "h)", "$(", "-e",
     "env", "export", "--env", "Cookie: a=1; b=2", "Authorization: Bearer x", "Authorization:Basic  y", " x)",
@@ -451,6 +483,9 @@ REDACTION_EXAMPLES = [
     'python3 -c password="hunter2";token= "x" login(password="h2",token= "x") https://a:h3@h/x;token= y',
     """os.environ["PASSWORD"]="h4";os.environ.setdefault("HF_TOKEN", "x") -e PASSWORD=h5;token= x""",
     "x openai.api_key = S token= 'S' setdefault('HF_TOKEN', S) putenv(\"PASS\", S) a == b k != 1 x = 5 (auth =S)",
+    "token: str = S self.api_key: Optional[str] ='S' pwd:str = S key: dict[str, str]= {'a': 1} x: int = 5 k: s= S",
+    "TOKEN += S TOKEN +='S' TOKEN+= S TOKEN+=S a+=1 key +== S ++= S os.environ['KEY'] += S HF_TOKEN+=S;x",
+    'd[ "token" ] = S d["key" ] =S d[ \'pwd\']= S d[ "token" ]="S" d[ "a" ] = 1 d[ "auth" ] == S x ] = S',
 ]
 
 

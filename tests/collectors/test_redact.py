@@ -431,3 +431,55 @@ def test_a_line_cut_after_whitespace_keeps_its_whole_url_redacted():
     the URL's tail, leaving a URL cut before its "@" (https://alice:hunter...)."""
     out = redact_argv(["sh", "-c", "git clone https://alice:hunter2@github.com/o/r\n" + " " * 19], cut=True)
     assert "hunter2" not in out and "https://alice:<redacted>@github.com/o/r" in out and out.endswith("...")
+
+
+@pytest.mark.parametrize("code, shown", [
+    # an annotated assignment: the annotation goes as a header's value would (token:), the value too
+    ('token: str = "hf_S"', "token: <redacted> = <redacted>"),
+    ('self.api_key: Optional[str] = "sk-S"', "self.api_key: Optional[str] = <redacted>"),
+    ('password: dict[str, str] = "S"', "password: <redacted> str] = <redacted>"),
+    ('token:str = "hf_S"', "token:str = <redacted>"),
+    ("token: str ='hf_S'", "token: <redacted> =<redacted>"),
+    ("token: str= 'hf_S'", "token: <redacted> <redacted>"),
+    # an augmented assignment
+    ('TOKEN += "hf_S"', "TOKEN += <redacted>"),
+    ('TOKEN +="hf_S"', "TOKEN +=<redacted>"),
+    ('TOKEN+= "hf_S"', "TOKEN+= <redacted>"),
+    ('TOKEN+="hf_S"', "TOKEN+=<redacted>"),
+    ('os.environ["HF_TOKEN"] += "hf_S"', 'os.environ["HF_TOKEN"] += <redacted>'),
+    # a quoted key with spaces inside its brackets
+    ('d[ "token" ] = "S"', 'd[ "token" ] = <redacted>'),
+    ("os.environ[ 'HF_TOKEN' ]='hf_S'", "os.environ[ 'HF_TOKEN' ]=<redacted>"),
+    ('d["token" ] = "S"', 'd["token" ] = <redacted>'),
+    ('d[ "token"] = "S"', 'd[ "token"] = <redacted>'),
+    ('d[ "token" ]= "S"', 'd[ "token" ]= <redacted>'),
+    ('d[ "token"]= "S"', 'd[ "token"]= <redacted>'),
+])
+def test_python_code_that_assigns_a_secret_in_other_forms(code, shown):
+    """Leftover: an annotated assignment (token: str = 'x'), an augmented one (TOKEN += 'x') and a quoted key with
+    spaces inside its brackets (d[ "token" ] = 'x') showed the secret."""
+    out = redact_argv(["python3", "-c", f"import os\n{code}\nimport train"])
+    assert out == f"python3 -c import os\n{shown}\nimport train"
+    assert "S" not in out
+
+
+@pytest.mark.parametrize("code", [
+    "n: int = 5",
+    'api_version: str = "2024-02-01"',  # version holds no secret word
+    "count += 1",
+    "x+=1",
+    'd[ "name" ] = "v"',
+    'd[ "token" ] == "v"',  # a comparison
+    'os.environ.get("PATH", "/usr/bin")',
+    "print(n)",
+])
+def test_python_code_near_those_forms_is_kept(code):
+    """The forms above with names that do not look like secrets, and what only resembles them, stay as written."""
+    assert redact_argv(["python3", "-c", f"import os\n{code}\nimport train"]) == (
+        f"python3 -c import os\n{code}\nimport train")
+
+
+def test_an_append_assignment_in_a_shell_hides_its_value():
+    """bash's VAR+=value appends: its value is a secret as VAR=value's is."""
+    assert redact_argv(["sh", "-c", "HF_TOKEN+=S; run"]) == "sh -c HF_TOKEN+=<redacted>; run"
+    assert redact_argv(["env", "X=1", "--opts=a,token+=S"]) == "env X=1 --opts=a,token+=<redacted>"
