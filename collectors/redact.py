@@ -17,7 +17,7 @@ Rules, applied per argument (and per word inside an argument holding spaces, as 
 - Python code assigning to a name that looks like a secret with spaces around ``=`` or ``+=`` (``token = "x"``,
   ``os.environ["HF_TOKEN"] ="x"``, ``login(token= "x")``, ``TOKEN += "x"``, ``d[ "token" ] = "x"``, after an
   annotation: ``token: str = "x"``) or passing a value after a call's quoted secret key (``setdefault('HF_TOKEN',
-  'x')``): the value;
+  'x')``, and with no space, CALL_PAIR: ``getenv('HF_TOKEN','x')``): the value;
 - ``scheme://user:password@host``: the password becomes ``<redacted>``; of ``http(s)://user@host`` (no
   password), the user, mostly a token (``git clone https://ghp_x@github.com/o/r``);
 - a webhook's or a bot's secret in a URL's path: of a host named hook(s) or webhook..., the path
@@ -138,7 +138,11 @@ _ENDINGS = frozenset(name[-2:] for name in _PROGRAMS)  # how their names end
 #: not, its own keys are looked at.
 JSON_PAIR = (r"""(?<!\\)(\\*["'])([A-Za-z_][\w.-]*)\1(?::|\]=)("""
              r""""(?:[^"\\]|\\.)*(?:"|\Z)|'(?:[^'\\]|\\.)*(?:'|\Z)|(\\+["'])(?:.*?\4|.*)|[^,}\]{\[]*)""")
-_json_pattern = []  # re.compile(JSON_PAIR, re.DOTALL), for the first word that may hold one
+#: A call's quoted key right after its "(" and its value after the "," with no space (setdefault('HF_TOKEN','x'),
+#: os.getenv("API_KEY","x")): its value is hidden as JSON_PAIR's (an unquoted one ends at a ")" too).
+CALL_PAIR = (r"""\((\\*["'])([A-Za-z_][\w.-]*)\1,("""
+             r""""(?:[^"\\]|\\.)*(?:"|\Z)|'(?:[^'\\]|\\.)*(?:'|\Z)|(\\+["'])(?:.*?\4|.*)|[^,)}\]{\[]*)""")
+_patterns = {}  # {JSON_PAIR or CALL_PAIR: re.compile(it, re.DOTALL)}, for the first word that may hold one
 _secret_pattern = []  # re.compile("pass|token|...|\A(?:sig|...)\Z", re.IGNORECASE), for the first non-ASCII name
 
 
@@ -410,7 +414,7 @@ def _assigns_secret(words, i):
     """Whether words[i] ends where Python code's secret value follows in the next word: a secret name (with the
     words before it, _python_target) and "=" or "+=" (token= "x", os.environ["HF_TOKEN"]= "x", TOKEN+= "x",
     d[ "token"]= "x"; not ==, !=, <=, >=), or a call's quoted secret key and "," (os.environ.setdefault('HF_TOKEN',
-    'x'), os.putenv("HF_TOKEN", x))."""
+    'x'), os.putenv("HF_TOKEN", x), also with a space after its "(": setdefault( 'HF_TOKEN', 'x' ))."""
     word = words[i]
     if word[-1:] == "=":
         head = word[:-1]
@@ -420,7 +424,7 @@ def _assigns_secret(words, i):
             return False
         # "" (a word "=" or "+="): the rule for an operator that starts a word has looked at the word before
         return head != "" and _python_target(words, i, head)
-    return word[-1:] == "," and "(" in word and _is_json_key(word[:-1])
+    return word[-1:] == "," and ("(" in word or i > 0 and words[i - 1][-1:] == "(") and _is_json_key(word[:-1])
 
 
 def _leading_operator(word):
@@ -553,25 +557,29 @@ def _redact_word(word, seps=":", users=USER_FLAGS, whole=False):
         word = _hide_url_passwords(word)
     if "://" in word and ("/bot" in word or "hook" in word.casefold()):  # speed: the URL path rule's only words
         word = _hide_url_paths(word)
-    if (":" in word or "]=" in word) and ('"' in word or "'" in word):  # speed: likewise
-        word = _hide_json_values(word)
+    if '"' in word or "'" in word:  # speed: likewise
+        if ":" in word or "]=" in word:
+            word = _hide_json_values(word)
+        if ("('" in word or '("' in word or "(\\" in word) and "," in word:  # a quote right after "("
+            word = _hide_json_values(word, CALL_PAIR)
     return _hide_assignments(word) if equals else word
 
 
-def _hide_json_values(word):
-    """Every JSON_PAIR of word whose key looks like a secret: its value becomes <redacted>, left to right
-    (a regular expression, compiled for the first word that may hold one: few do)."""
-    if not _json_pattern:
+def _hide_json_values(word, pair=JSON_PAIR):
+    """Every JSON_PAIR (or ``pair``: CALL_PAIR) of word whose key looks like a secret: its value becomes
+    <redacted>, left to right (a regular expression, compiled for the first word that may hold one: few do)."""
+    pattern = _patterns.get(pair)
+    if pattern is None:
         import re
 
-        _json_pattern.append(re.compile(JSON_PAIR, re.DOTALL))
+        pattern = _patterns[pair] = re.compile(pair, re.DOTALL)
 
     def hide(pair):
         if not pair.group(3) or not looks_secret(pair.group(2)):
             return pair.group()
         return pair.group()[:pair.start(3) - pair.start()] + REDACTED
 
-    return _json_pattern[0].sub(hide, word)
+    return pattern.sub(hide, word)
 
 
 def _is_assignment_name(name):

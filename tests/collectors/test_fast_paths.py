@@ -61,6 +61,10 @@ _OLD_HEADER_WORD = re.compile(r"(?:-H)?(?:.*[=,{\[])?[\\'\"]*([A-Za-z_][\w-]*)[\
 _OLD_JSON_PAIR = re.compile(r"""(?<!\\)(\\*["'])([A-Za-z_][\w.-]*)\1(?::|\]=)("""
                             r""""(?:[^"\\]|\\.)*(?:"|\Z)|'(?:[^'\\]|\\.)*(?:'|\Z)|(\\+["'])(?:.*?\4|.*)|[^,}\]{\[]*)""",
                             re.DOTALL)
+# added later: a call's quoted key right after its "(", and its value right after the ","
+_OLD_CALL_PAIR = re.compile(r"""\((\\*["'])([A-Za-z_][\w.-]*)\1,("""
+                            r""""(?:[^"\\]|\\.)*(?:"|\Z)|'(?:[^'\\]|\\.)*(?:'|\Z)|(\\+["'])(?:.*?\4|.*)|[^,)}\]{\[]*)""",
+                            re.DOTALL)
 # added later: a type annotating a name in Python code
 _OLD_ANNOTATION = r"[A-Za-z_][\w.\[\],|]*"
 _OLD_SPACES = re.compile(r"(\s+)")
@@ -227,13 +231,14 @@ def _old_secret_assignee(word):
 
 
 def _old_assigns_secret(words, i):
-    """A secret name then "=" (not ==, !=, <=, >=), or a call's quoted secret key then "," (added later); "+=" and
-    the words before (_old_python_target): added later still."""
+    """A secret name then "=" (not ==, !=, <=, >=), or a call's quoted secret key then "," (added later); "+=", the
+    words before (_old_python_target) and a "(" in the word before the key: added later still."""
     word = words[i]
     if (m := re.fullmatch(r"(.*?)\+?=", word, re.DOTALL)) and not re.search(r"[=!<>]=\Z", word):
         return _old_python_target(words, i, m.group(1))
     m = re.search(r"""(?<!\\)(\\*["'])([A-Za-z_][\w.-]*)\1,\Z""", word)
-    return bool(m) and "(" in word and bool(_OLD_SECRET_NAME.search(m.group(2)))
+    return bool(m) and ("(" in word or i > 0 and words[i - 1].endswith("(")) and bool(
+        _OLD_SECRET_NAME.search(m.group(2)))
 
 
 def _old_python_target(words, i, head):
@@ -302,8 +307,9 @@ def _old_redact_word(word, seps=":", users=_OLD_USER_FLAGS, whole=False):
         return _old_redact_command(word, None, seps, users)
     word = _OLD_URL.sub(_old_hide_url, word)
     word = _OLD_URL_PATH.sub(_old_hide_url_path, word)  # added later
-    word = _OLD_JSON_PAIR.sub(lambda m: m.group()[:m.start(3) - m.start()] + _OLD_REDACTED
-                              if m.group(3) and _OLD_SECRET_NAME.search(m.group(2)) else m.group(), word)
+    for pair in (_OLD_JSON_PAIR, _OLD_CALL_PAIR):  # the call's: added later
+        word = pair.sub(lambda m: m.group()[:m.start(3) - m.start()] + _OLD_REDACTED
+                        if m.group(3) and _OLD_SECRET_NAME.search(m.group(2)) else m.group(), word)
     return _old_hide_assignments(word)
 
 
@@ -486,6 +492,7 @@ REDACTION_EXAMPLES = [
     "token: str = S self.api_key: Optional[str] ='S' pwd:str = S key: dict[str, str]= {'a': 1} x: int = 5 k: s= S",
     "TOKEN += S TOKEN +='S' TOKEN+= S TOKEN+=S a+=1 key +== S ++= S os.environ['KEY'] += S HF_TOKEN+=S;x",
     'd[ "token" ] = S d["key" ] =S d[ \'pwd\']= S d[ "token" ]="S" d[ "a" ] = 1 d[ "auth" ] == S x ] = S',
+    "setdefault('HF_TOKEN','S') getenv(\"KEY\",S) f(a,'token','S') ['token','S'] putenv( 'PASS', S ) get('k',S)",
 ]
 
 

@@ -454,10 +454,18 @@ def test_a_line_cut_after_whitespace_keeps_its_whole_url_redacted():
     ('d[ "token"] = "S"', 'd[ "token"] = <redacted>'),
     ('d[ "token" ]= "S"', 'd[ "token" ]= <redacted>'),
     ('d[ "token"]= "S"', 'd[ "token"]= <redacted>'),
+    # a call's quoted secret key with no space after its comma, or with spaces inside its parentheses
+    ("os.environ.setdefault('HF_TOKEN','hf_S')", "os.environ.setdefault('HF_TOKEN',<redacted>)"),
+    ('os.putenv("WANDB_API_KEY",key)', 'os.putenv("WANDB_API_KEY",<redacted>)'),
+    ("os.getenv('HF_TOKEN','hf_S')", "os.getenv('HF_TOKEN',<redacted>)"),
+    ('os.environ.get("API_KEY","sk-S")', 'os.environ.get("API_KEY",<redacted>)'),
+    ("os.getenv('HF_TOKEN',default='hf_S')", "os.getenv('HF_TOKEN',<redacted>)"),
+    ("os.environ.setdefault( 'HF_TOKEN', 'hf_S' )", "os.environ.setdefault( 'HF_TOKEN', <redacted> )"),
 ])
 def test_python_code_that_assigns_a_secret_in_other_forms(code, shown):
-    """Leftover: an annotated assignment (token: str = 'x'), an augmented one (TOKEN += 'x') and a quoted key with
-    spaces inside its brackets (d[ "token" ] = 'x') showed the secret."""
+    """Leftover (the docs listed some as not recognised): an annotated assignment (token: str = 'x'), an augmented
+    one (TOKEN += 'x'), a quoted key with spaces inside its brackets (d[ "token" ] = 'x') and a call's quoted key
+    with no space after its comma (setdefault('HF_TOKEN','x')) showed the secret."""
     out = redact_argv(["python3", "-c", f"import os\n{code}\nimport train"])
     assert out == f"python3 -c import os\n{shown}\nimport train"
     assert "S" not in out
@@ -470,7 +478,9 @@ def test_python_code_that_assigns_a_secret_in_other_forms(code, shown):
     "x+=1",
     'd[ "name" ] = "v"',
     'd[ "token" ] == "v"',  # a comparison
+    "os.environ.setdefault('HOME','/root')",
     'os.environ.get("PATH", "/usr/bin")',
+    "fields = ['token','user']",  # a list, not a call's key
     "print(n)",
 ])
 def test_python_code_near_those_forms_is_kept(code):
