@@ -17,7 +17,8 @@ Rules, applied per argument (and per word inside an argument holding spaces, as 
 - Python code assigning to a name that looks like a secret with spaces around ``=`` or ``+=`` (``token = "x"``,
   ``os.environ["HF_TOKEN"] ="x"``, ``login(token= "x")``, ``TOKEN += "x"``, ``d[ "token" ] = "x"``, after an
   annotation: ``token: str = "x"``) or passing a value after a call's quoted secret key (``setdefault('HF_TOKEN',
-  'x')``, and with no space, CALL_PAIR: ``getenv('HF_TOKEN','x')``): the value;
+  'x')``, and with no space, CALL_PAIR: ``getenv('HF_TOKEN','x')``): the value; where the value opens a call,
+  the words up to the one that closes it (``token = os.getenv('X', 'x')``);
 - ``scheme://user:password@host``: the password becomes ``<redacted>``; of ``http(s)://user@host`` (no
   password), the user, mostly a token (``git clone https://ghp_x@github.com/o/r``);
 - a webhook's or a bot's secret in a URL's path: of a host named hook(s) or webhook..., the path
@@ -222,6 +223,7 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
     heredoc = False  # a here-document began while secret arguments were hidden: lines do not end them
     keyed = False  # the previous word was a secret JSON key before its colon ({"token" : "x"})
     colon = False  # the previous word was that key's colon, alone: this word is its value
+    paren = 0  # spans: the ( that a hidden value of Python code left open: the words are hidden until they close
     for i, word in enumerate(words):
         was_keyed, keyed = keyed, False
         before = parity
@@ -240,10 +242,12 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
         if not word:
             out.append(word)
             continue
-        if span:
+        if span or paren:
             out.append(REDACTED)
             if tokens.get(span, 0) % 2:  # closes it (and a header's)
                 span = held = ""
+            if paren:  # a call's arguments (token = os.getenv('X', 'x')): to the word that closes it
+                paren = max(paren + word.count("(") - word.count(")"), 0)
             continue
         bare = word  # the word without the quotes that open it (and close it): '--token', "-phunter2", \"-p\"
         if word[0] in QUOTES:  # not -p" (the quote closes a string: its value is not the next word)
@@ -282,7 +286,9 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
             if held and not tokens.get(held, 0) % 2:  # the header's quote is not closed: hide to it
                 opened = held
             held = ""
-            if word[-1] == "=" and words[i - 1][-1:] == ":" and _assigns_secret(words, i):
+            if valued and spans:  # Python code's value: a call it opens hides its arguments (os.getenv('X',)
+                paren = max(word.count("(") - word.count(")"), 0)
+            elif word[-1] == "=" and words[i - 1][-1:] == ":" and _assigns_secret(words, i):
                 pending, colon = True, True  # token: str= "x": the annotation was hidden, its value follows
         elif rest and not word.startswith("-"):
             new = REDACTED
@@ -344,6 +350,8 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
                 new, pending, colon = word, True, True
             else:
                 new, start = word[:op] + REDACTED, op
+                if spans:  # a call it opens hides its arguments (=os.getenv('X', 'x'))
+                    paren = max(word.count("(", op) - word.count(")", op), 0)
         if new is None:
             user = bare in users
             header = bare in HEADER_FLAGS

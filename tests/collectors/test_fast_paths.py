@@ -102,6 +102,7 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
     assigning = False  # added later: argv, after -e/--env/env/export: NAME=a b is an assignment
     held = opened = ""  # added later: the quote a pending flag's word opened, hiding its value up to the close
     keyed = colon = False  # added later: the previous word was a secret JSON key before a spaced colon; its colon
+    paren = 0  # added later: the ( a hidden value of Python code left open, hiding the words until they close
     for i, word in enumerate(words):
         was_keyed, keyed = keyed, False
         before = defaultdict(int, parity)
@@ -116,10 +117,12 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
         if not word:
             out.append(word)
             continue
-        if span:
+        if span or paren:
             out.append(_OLD_REDACTED)
-            if not parity[span]:
+            if span and not parity[span]:
                 span = held = ""  # added later: a pending flag's quote is closed too
+            if paren:  # added later
+                paren = max(0, paren + len(re.findall(r"\(", word)) - len(re.findall(r"\)", word)))
             continue
         bare = word  # added with quoted flags
         if m := re.fullmatch(r"[\\'\"]+(.*?)[\\'\"]*", word, re.DOTALL):
@@ -148,7 +151,9 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
             if held and not _old_tokens(word).get(held, 0) % 2:
                 opened = held
             held = ""
-            if word.endswith("=") and words[i - 1].endswith(":") and _old_assigns_secret(words, i):
+            if valued and spans:  # added later: a call the value of Python code opens hides its arguments
+                paren = max(0, len(re.findall(r"\(", word)) - len(re.findall(r"\)", word)))
+            elif word.endswith("=") and words[i - 1].endswith(":") and _old_assigns_secret(words, i):
                 pending, colon = True, True  # added later: token: str= "x"
         elif rest and not word.startswith("-"):  # added with secrets as plain arguments
             ended, depth = _old_command_end(word, depth) if spans else (None, 0)  # argv: no operators
@@ -194,6 +199,8 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
                 new, pending, colon = word, True, True
             else:
                 new, start = op.group() + _OLD_REDACTED, op.end()
+                if spans:
+                    paren = max(0, len(re.findall(r"\(", word[op.end():])) - len(re.findall(r"\)", word[op.end():])))
         if new is None:
             user = bare in users
             header = bare in ("-H", "--header")
@@ -493,6 +500,9 @@ REDACTION_EXAMPLES = [
     "TOKEN += S TOKEN +='S' TOKEN+= S TOKEN+=S a+=1 key +== S ++= S os.environ['KEY'] += S HF_TOKEN+=S;x",
     'd[ "token" ] = S d["key" ] =S d[ \'pwd\']= S d[ "token" ]="S" d[ "a" ] = 1 d[ "auth" ] == S x ] = S',
     "setdefault('HF_TOKEN','S') getenv(\"KEY\",S) f(a,'token','S') ['token','S'] putenv( 'PASS', S ) get('k',S)",
+    "token = os.getenv('X', 'S') x; api_key= f(a, (b), 'S') y key =g('(', S) z token = h(S) w",
+    "token = f('a S', b) c pwd = {'k': f(S, T)} d {\"token\": os.getenv(\"X\", \"S\")} e token = os.getenv('X',",
+    "Auth='Auth v'Auth=(token : \"a b\", x token = f(x, 'a b') y token = f('a (b', c) d) e",  # a quote's span, ( in it
 ]
 
 

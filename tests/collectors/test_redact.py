@@ -461,11 +461,19 @@ def test_a_line_cut_after_whitespace_keeps_its_whole_url_redacted():
     ('os.environ.get("API_KEY","sk-S")', 'os.environ.get("API_KEY",<redacted>)'),
     ("os.getenv('HF_TOKEN',default='hf_S')", "os.getenv('HF_TOKEN',<redacted>)"),
     ("os.environ.setdefault( 'HF_TOKEN', 'hf_S' )", "os.environ.setdefault( 'HF_TOKEN', <redacted> )"),
+    # a secret given as the default of a call assigned to a secret name: the call's words to its close
+    ("token = os.getenv('HF', 'hf_S')", "token = <redacted> <redacted>"),
+    ('api_key = os.environ.get("OPENAI", "sk-S"); run(lr=0.1)', "api_key = <redacted> <redacted> run(lr=0.1)"),
+    ("token= os.getenv('HF', default='hf_S')", "token= <redacted> <redacted>"),
+    ("token =os.getenv('HF', 'hf_S') or 'x'", "token =<redacted> <redacted> or 'x'"),
+    ("token = os.getenv('HF', 'a S b')", "token = <redacted> <redacted> <redacted> <redacted>"),
+    ("token: str = os.getenv('HF', 'hf_S')", "token: <redacted> = <redacted> <redacted>"),
 ])
 def test_python_code_that_assigns_a_secret_in_other_forms(code, shown):
     """Leftover (the docs listed some as not recognised): an annotated assignment (token: str = 'x'), an augmented
-    one (TOKEN += 'x'), a quoted key with spaces inside its brackets (d[ "token" ] = 'x') and a call's quoted key
-    with no space after its comma (setdefault('HF_TOKEN','x')) showed the secret."""
+    one (TOKEN += 'x'), a quoted key with spaces inside its brackets (d[ "token" ] = 'x'), a call's quoted key
+    with no space after its comma (setdefault('HF_TOKEN','x')) and a secret given as the default of a call
+    assigned to a secret name (token = os.getenv('X', 'x')) showed the secret."""
     out = redact_argv(["python3", "-c", f"import os\n{code}\nimport train"])
     assert out == f"python3 -c import os\n{shown}\nimport train"
     assert "S" not in out
@@ -480,6 +488,7 @@ def test_python_code_that_assigns_a_secret_in_other_forms(code, shown):
     'd[ "token" ] == "v"',  # a comparison
     "os.environ.setdefault('HOME','/root')",
     'os.environ.get("PATH", "/usr/bin")',
+    "home = os.getenv('HOME', '/root'); f(a, b)",
     "fields = ['token','user']",  # a list, not a call's key
     "print(n)",
 ])
