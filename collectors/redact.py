@@ -143,6 +143,8 @@ JSON_PAIR = (r"""(?<!\\)(\\*["'])([A-Za-z_][\w.-]*)\1(?::|\]=)("""
 #: os.getenv("API_KEY","x")): its value is hidden as JSON_PAIR's (an unquoted one ends at a ")" too).
 CALL_PAIR = (r"""\((\\*["'])([A-Za-z_][\w.-]*)\1,("""
              r""""(?:[^"\\]|\\.)*(?:"|\Z)|'(?:[^'\\]|\\.)*(?:'|\Z)|(\\+["'])(?:.*?\4|.*)|[^,)}\]{\[]*)""")
+#: The _quote_tokens of a word holding no quote, shared (speed: no new dict for every word); never written to.
+_NO_QUOTES = {}
 _patterns = {}  # {JSON_PAIR or CALL_PAIR: re.compile(it, re.DOTALL)}, for the first word that may hold one
 _secret_pattern = []  # re.compile("pass|token|...|\A(?:sig|...)\Z", re.IGNORECASE), for the first non-ASCII name
 
@@ -227,7 +229,7 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
     for i, word in enumerate(words):
         was_keyed, keyed = keyed, False
         before = parity
-        tokens = _quote_tokens(word) if spans and ("'" in word or '"' in word) else {}  # read once per word
+        tokens = _quote_tokens(word) if spans and ("'" in word or '"' in word) else _NO_QUOTES  # once per word
         if tokens:
             parity = dict(parity)
             for token, n in tokens.items():
@@ -432,7 +434,8 @@ def _assigns_secret(words, i):
             return False
         # "" (a word "=" or "+="): the rule for an operator that starts a word has looked at the word before
         return head != "" and _python_target(words, i, head)
-    return word[-1:] == "," and ("(" in word or i > 0 and words[i - 1][-1:] == "(") and _is_json_key(word[:-1])
+    return (word[-1:] == "," and word[-2:-1] in ("'", '"') and ("(" in word or i > 0 and words[i - 1][-1:] == "(")
+            and _is_json_key(word[:-1]))
 
 
 def _leading_operator(word):
@@ -466,8 +469,10 @@ def _python_target(words, i, head):
         return True
     if i and words[i - 1][-1:] == ":" and _is_annotation(text):
         text = words[i - 1] + text
-    name, colon, annotation = text.rpartition(":")
-    return colon == ":" and _is_annotation(annotation) and _ends_in_secret_name(name)
+    elif ":" not in text:  # speed: most targets (x = 1)
+        return False
+    name, _, annotation = text.rpartition(":")
+    return _is_annotation(annotation) and _ends_in_secret_name(name)
 
 
 def _is_annotation(text):
@@ -568,7 +573,7 @@ def _redact_word(word, seps=":", users=USER_FLAGS, whole=False):
     if '"' in word or "'" in word:  # speed: likewise
         if ":" in word or "]=" in word:
             word = _hide_json_values(word)
-        if ("('" in word or '("' in word or "(\\" in word) and "," in word:  # a quote right after "("
+        if "," in word and ("('" in word or '("' in word or "(\\" in word):  # a quote right after "("
             word = _hide_json_values(word, CALL_PAIR)
     return _hide_assignments(word) if equals else word
 
