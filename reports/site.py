@@ -57,6 +57,8 @@ NO_GROUP = "(no group)"
 
 #: The users page lists the GPU processes with the most GPU-hours: this many over 30 days, and over a year.
 TOP_PROCESSES = 30
+#: A host page lists this many of its GPU processes with the most GPU-hours over 30 days.
+HOST_TOP_PROCESSES = 10
 #: What users_now.sql calls the owner of a GPU process that has none (hidden by /proc, or gone).
 UNKNOWN_USER = "(unknown)"
 KNOWN_STATUSES = ("ok", "unreachable", "failed", "timeout", "stale")
@@ -299,6 +301,8 @@ def _gather(con, cfg: Mapping[str, Any], generated: datetime, inventory_vars: Ma
         "users": fetch(con, "user_usage", user_windows),
         "top_processes": fetch(con, "process_usage", {"since_30d": user_windows["since_30d"],
                                                       "since_1y": user_windows["since_1y"], "top": TOP_PROCESSES}),
+        "host_top_processes": _group(fetch(con, "host_process_usage", {"since_30d": user_windows["since_30d"],
+                                                                       "top": HOST_TOP_PROCESSES})),
         "user_host": user_host,
         "host_users": _group(user_host),
         "users_now": users_now,
@@ -494,6 +498,7 @@ def _render(env: jinja2.Environment, model: Dict[str, Any], cfg: Mapping[str, An
               host_processes=model["host_processes"].get(name, []),
               process_users=model["process_users"].get(name, []),
               host_users=model["host_users"].get(name, []), windows=model["user_windows"],
+              host_top_processes=model["host_top_processes"].get(name, []), host_top_count=HOST_TOP_PROCESSES,
               host_bookings=model["bookings"]["hosts"].get(name, []), bookings=model["bookings"])
 
     (stage / "data").mkdir()

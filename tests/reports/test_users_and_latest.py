@@ -48,6 +48,16 @@ def test_users_page_lists_the_gpu_processes_with_the_most_gpu_hours(fleet_site):
     assert bob["Started"] == "≤ 2026-11-23 09:10"  # a collector that did not send it: first seen on a GPU
 
 
+def test_host_page_lists_what_ran_on_its_gpus(fleet_site):
+    rows = table((fleet_site / "hosts" / "gpu01.html").read_text(encoding="utf-8"), "host-top-processes")
+    assert [(r["User"], r["PID"], r["Command"], r["GPUs"], r["GPU-h, 30 d"], r["of them idle-held"]) for r in rows] == [
+        ("alice", "4242", "python train.py --epochs 10", "0", "0.17", "0.00"),
+        ("bob", "777", "jupyter-kernel", "1", "0.08", "0.08")]
+    assert rows[0]["Started"] == "2026-11-23 08:00"
+    cpu_page = (fleet_site / "hosts" / "cpu01.html").read_text(encoding="utf-8")
+    assert "No GPU process in the daily rollups of the last 30 days" in cpu_page
+
+
 def test_users_figures_switch_between_ranges(fleet_site):
     html = (fleet_site / "users.html").read_text(encoding="utf-8")
     bars = figure(html, "user-hours")
