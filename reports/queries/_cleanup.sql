@@ -6,3 +6,4 @@ DROP TABLE IF EXISTS report_gpus;
 DROP TABLE IF EXISTS report_processes;
 DROP TABLE IF EXISTS report_host_processes;
 DROP TABLE IF EXISTS report_maintenance;
+DROP VIEW IF EXISTS report_process_days;

@@ -107,3 +107,11 @@ UNION ALL
 SELECT host, gpu_index, ts, operator
 FROM per_gpu
 WHERE state = 'on';
+
+-- process_gpu_daily with each row's process (process_usage.sql, host_process_usage.sql): a process is its host,
+-- pid and this hash of its user and started_at (which its days share), its command standing in for a start
+-- never read (collectors before 2026-11-29). speed: a hash, not the strings: a year of a large fleet holds
+-- millions of processes. A view: read only by the queries that use it.
+CREATE OR REPLACE TEMP VIEW report_process_days AS
+SELECT *, hash("user", started_at, CASE WHEN started_at IS NULL THEN command END) AS h
+FROM process_gpu_daily;

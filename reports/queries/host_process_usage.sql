@@ -1,11 +1,9 @@
 -- Each host's GPU processes with the most GPU-hours over the last 30 days (process_gpu_daily): the host pages'
--- "What ran on its GPUs", the $top of each host. A process as in process_usage.sql (host, pid, user and
--- started_at, its command the last one seen), summed the same way.
+-- "What ran on its GPUs", the $top of each host. A process as in process_usage.sql (report_process_days: host,
+-- pid, user and started_at; its command the last one seen), summed the same way.
 -- Parameters: $since_30d (a day start), $top.
 WITH d AS (
-    SELECT *, hash("user", started_at, CASE WHEN started_at IS NULL THEN command END) AS h
-    FROM process_gpu_daily
-    WHERE ts >= $since_30d
+    SELECT * FROM report_process_days WHERE ts >= $since_30d
 ), p AS (
     SELECT host, pid, h,
            min(started_at) AS started_at,

@@ -4,12 +4,10 @@
 -- 2026-11-29, its command stands for it); its days add up, and its command is the last one seen. The $top of
 -- each window, together.
 -- Parameters: $since_30d, $since_1y (day starts), $top.
--- speed: a year of a large fleet holds millions of processes; they are summed by host, pid and a hash of the
--- rest (no strings to compare), and only the top ones' names, commands and GPUs are then read.
+-- speed: a year of a large fleet holds millions of processes; they are summed by host, pid and the hash of the
+-- rest (report_process_days, _prepare.sql), and only the top ones' names, commands and GPUs are then read.
 WITH d AS (
-    SELECT *, hash("user", started_at, CASE WHEN started_at IS NULL THEN command END) AS h
-    FROM process_gpu_daily
-    WHERE ts >= $since_1y
+    SELECT * FROM report_process_days WHERE ts >= $since_1y
 ), p AS (
     SELECT host, pid, h,
            min(started_at) AS started_at,
