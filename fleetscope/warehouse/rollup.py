@@ -341,8 +341,10 @@ def rollup_day(con, data_dir: Path, day: dt.date, params: dict) -> dict[str, int
     rows["gpu_hourly"] = _write_day(con, data_dir, "gpu_hourly", day, sql_file("gpu_hourly.sql"), ROLLUP_FILE)
     _source_view(con, "gpu_hourly_day", "gpu_hourly", files("gpu_hourly", [day]))
     rows["gpu_daily"] = _write_day(con, data_dir, "gpu_daily", day, sql_file("gpu_daily.sql"), ROLLUP_FILE)
+    con.execute("CREATE OR REPLACE TEMP TABLE gpu_user_shares AS " + sql_file("gpu_user_shares.sql"),
+                {k: p[k] for k in ("day_start", "day_end")})
     rows["user_gpu_daily"] = _write_day(con, data_dir, "user_gpu_daily", day, sql_file("user_gpu_daily.sql"),
-                                        ROLLUP_FILE, {k: p[k] for k in ("day_start", "day_end")})
+                                        ROLLUP_FILE)
     # the day before's processes: one still running goes on with the start it had there (rolled up first)
     _source_view(con, "prev_proc", "process_gpu_daily", files("process_gpu_daily", both[:1]))
     rows["process_gpu_daily"] = _write_day(con, data_dir, "process_gpu_daily", day, sql_file("process_gpu_daily.sql"),

@@ -1,6 +1,7 @@
 -- process_gpu_daily for one day, from the GPU intervals (view gpu_iv), the processes seen on each GPU at each
--- sample (view proc_src: gpu_processes of the day) and the day before's rows (view prev_proc): the job-level
--- history, kept as long as the daily tier once the raw processes are gone.
+-- sample (view proc_src: gpu_processes of the day), each user's share of each GPU then (temp table
+-- gpu_user_shares) and the day before's rows (view prev_proc): the job-level history, kept as long as the
+-- daily tier once the raw processes are gone.
 -- A process is its host, pid, user and start: a start read for a pid more than 60 s from the one read before
 -- it is a later process (the start is read to the second from a boot time that jitters by one and that a
 -- clock step moves); a sample belongs to the process of the last start read at or before it, and a sample
@@ -33,21 +34,11 @@ WITH p AS (
     SELECT p.*, coalesce(r.process_no, 0) AS process_no
     FROM p
     ASOF LEFT JOIN runs AS r ON p.host = r.host AND p.pid = r.pid AND p."user" = r."user" AND p.ts >= r.since
-), users AS (
-    SELECT ts, host, gpu_uuid, "user", sum(mem) AS user_mem, count(*) AS procs
-    FROM numbered
-    GROUP BY ALL
-), user_shares AS (
-    SELECT *,
-        CASE WHEN sum(user_mem) OVER g > 0 THEN user_mem / sum(user_mem) OVER g ELSE 1.0 / count(*) OVER g END
-            AS user_share
-    FROM users
-    WINDOW g AS (PARTITION BY ts, host, gpu_uuid)
 ), shares AS (
     SELECT n.*,
-        u.user_share * CASE WHEN u.user_mem > 0 THEN n.mem / u.user_mem ELSE 1.0 / u.procs END AS share
+        u.share * CASE WHEN u.mem > 0 THEN n.mem / u.mem ELSE 1.0 / u.procs END AS share
     FROM numbered AS n
-    JOIN user_shares AS u USING (ts, host, gpu_uuid, "user")
+    JOIN gpu_user_shares AS u USING (ts, host, gpu_uuid, "user")
 ), day AS (
     SELECT
         date_trunc('day', i.ts) AS ts, s.host, s.pid, s."user", s.process_no,
