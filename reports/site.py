@@ -458,8 +458,7 @@ def _group(rows: List[Dict[str, Any]], key: str = "host") -> Dict[Any, List[Dict
 def _render(env: jinja2.Environment, model: Dict[str, Any], cfg: Mapping[str, Any], generated: datetime,
             stage: Path, timelines: _Timelines) -> None:
     # an application's own GPU faults (Xid 13, 31, 43, 45) are listed, not counted: they are its user's to mend
-    problem_count = sum(len(rows) for rows in model["problems"].values()) - sum(
-        x["application"] for x in model["problems"]["xid"])
+    problem_count = sum(len(rows) for rows in _counted_problems(model["problems"]).values())
     common = {"title": cfg["title"], "generated": generated, "busy_pct": cfg["busy_threshold_pct"],
               "since": model["since"], "end": model["end"], "timeline_hours": cfg["timeline_hours"],
               "summary": model["summary"], "problem_count": problem_count, "files": model["files"]}
@@ -553,9 +552,20 @@ def _user_figures(model: Dict[str, Any]) -> Dict[str, Optional[figures.Figure]]:
     }
 
 
+def _counted_problems(problems: Mapping[str, List[Dict[str, Any]]]) -> Dict[str, List[Dict[str, Any]]]:
+    """The problems page's rows that count, by section: an application's own Xid faults are listed, not counted."""
+    return {kind: [r for r in rows if not (kind == "xid" and r["application"])] for kind, rows in problems.items()}
+
+
 def _latest(model: Dict[str, Any], cfg: Mapping[str, Any], generated: datetime) -> Dict[str, Any]:
     """data/latest.json: the fleet now, for other tools. Times ISO 8601 UTC; bytes, %, W, degrees C."""
     gpus = _group(model["gpus"])
+    counted = _counted_problems(model["problems"])
+    host_problems: Dict[str, set] = {}
+    for kind, rows in counted.items():
+        for row in rows:
+            if row.get("host"):
+                host_problems.setdefault(row["host"], set()).add(kind)
     processes: Dict[Any, List[Dict[str, Any]]] = {}
     for host, rows in model["processes"].items():
         for p in rows:
@@ -571,6 +581,9 @@ def _latest(model: Dict[str, Any], cfg: Mapping[str, Any], generated: datetime) 
             # the named users; the page's "(unknown)" (an owner /proc hid, or gone) is a flag, not a user
             "users": [u for u in summary["users"] if u != UNKNOWN_USER],
             "unknown_owners": UNKNOWN_USER in summary["users"]},
+        # the problems page's sections and how many of their rows count (its header's count), for an alerting tool
+        "problems": {"count": sum(len(rows) for rows in counted.values()),
+                     "by_section": {kind: len(rows) for kind, rows in counted.items()}},
         "hosts": [{
             "host": h["host"],
             "status": h["status"],
@@ -594,6 +607,7 @@ def _latest(model: Dict[str, Any], cfg: Mapping[str, Any], generated: datetime) 
                 "gpus": "all" if h["maint_all"] else h["maint_gpus"], "since": _iso(h["maint_ts"]),
                 "by": h["maint_by"]},
             "booked_now": _booked_now(model["bookings"]["hosts"].get(h["host"], [])),
+            "problems": sorted(host_problems.get(h["host"], ())),  # the problems page's sections that list it
             "gpus": [{
                 "index": g["gpu_index"], "uuid": g["gpu_uuid"], "name": g["name"],
                 "util_pct": g["util_pct"], "busy": g["busy"], "idle_held": g["held"],

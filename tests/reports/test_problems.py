@@ -265,6 +265,13 @@ def test_problem_count_is_on_every_page(problems_data, tmp_path):
     # and 1, skew01, full01, hidden01, oom01 and reboot01 (OOM kills)
     for page in ("index.html", "users.html", "problems.html", "hosts/fine01.html"):
         assert '<span class="count">17</span>' in (site / page).read_text(encoding="utf-8"), page
+    # and data/latest.json, for an alerting tool: the count, per section, and each host's sections
+    latest = json.loads((site / "data" / "latest.json").read_text(encoding="utf-8"))
+    assert latest["problems"]["count"] == 17 == sum(latest["problems"]["by_section"].values())
+    assert (latest["problems"]["by_section"]["oom"], latest["problems"]["by_section"]["xid"]) == (2, 1)
+    hosts = {h["host"]: h["problems"] for h in latest["hosts"]}
+    assert (hosts["oom01"], hosts["xid01"], hosts["fine01"], hosts["down01"]) == (
+        ["oom"], ["gpus_missing", "xid"], [], ["hosts"])
 
 
 def test_hosts_whose_proc_hides_other_users_processes(problems_data, problems_html, tmp_path):
