@@ -183,6 +183,11 @@ def _has_rollups(data_dir: Path, day: dt.date) -> bool:
     return any((partitions.day_dir(data_dir, table, day) / ROLLUP_FILE).exists() for table in HOURLY + DAILY)
 
 
+#: process_gpu_daily: how many days back a process still running takes its started_at from (a host down for a
+#: day or two in between); one seen again after longer is counted from its own readings (the same unless the
+#: host's clock stepped meanwhile).
+PREVIOUS_DAYS = 7
+
 #: Each raw table, and the rollups that count its samples (daily first: it is kept longest).
 COUNTED = (("host_samples", ("host_daily", "host_hourly")), ("gpu_samples", ("gpu_daily", "gpu_hourly")))
 
@@ -345,8 +350,9 @@ def rollup_day(con, data_dir: Path, day: dt.date, params: dict) -> dict[str, int
                 {k: p[k] for k in ("day_start", "day_end")})
     rows["user_gpu_daily"] = _write_day(con, data_dir, "user_gpu_daily", day, sql_file("user_gpu_daily.sql"),
                                         ROLLUP_FILE)
-    # the day before's processes: one still running goes on with the start it had there (rolled up first)
-    _source_view(con, "prev_proc", "process_gpu_daily", files("process_gpu_daily", both[:1]))
+    # the days before's processes: one still running goes on with the start it had there (rolled up first)
+    _source_view(con, "prev_proc", "process_gpu_daily", files("process_gpu_daily", [
+        day - dt.timedelta(days=k) for k in range(PREVIOUS_DAYS, 0, -1)]))
     rows["process_gpu_daily"] = _write_day(con, data_dir, "process_gpu_daily", day, sql_file("process_gpu_daily.sql"),
                                            ROLLUP_FILE, {k: p[k] for k in ("day_start", "day_end")})
 

@@ -443,6 +443,27 @@ def test_a_process_stays_one_across_a_jittering_start_unread_starts_and_midnight
     assert job[0] == pytest.approx((steps - 1) * STEP)
 
 
+@pytest.mark.parametrize("down_days", [0, 1, 3])
+def test_a_later_day_takes_the_start_an_earlier_day_read(tmp_path, settings, down_days):
+    """Review: day 1 read the start as 22:59:59 only, the last day as 23:00:00 only (a clock step between): the
+    last day's row takes day 1's start, also across days the host was down (no row to take it from)."""
+    last = 1 + down_days
+
+    def docs():
+        for day in (0, last):
+            for k in range(0, 86400 // STEP, 6):  # hourly
+                t = DAY1 + timedelta(days=day, seconds=k * STEP)
+                started = "2026-11-19T22:59:59Z" if day == 0 else "2026-11-19T23:00:00Z"
+                yield t, f.document("gpu01", t, gpus=[f.gpu(0, util=90, processes=[
+                    f.gpu_process(100, "alice", "python train.py", GIB, started_at=started)])])
+
+    data = tmp_path / "data"
+    store(data, docs())
+    rollup(data, settings, now=DAY1 + timedelta(days=last + 1, hours=1))
+    assert q(data, "SELECT ts::DATE::VARCHAR, started_at FROM process_gpu_daily ORDER BY ts") == [
+        (str(DAY1.date() + timedelta(days=day)), datetime(2026, 11, 19, 22, 59, 59)) for day in (0, last)]
+
+
 def test_rolling_up_again_changes_nothing(warehouse, settings):
     before = {t: q(warehouse, f"SELECT * FROM {t} ORDER BY ALL") for t in
               ("gpu_hourly", "gpu_daily", "host_hourly", "host_daily", "user_gpu_daily", "process_gpu_daily")}

@@ -1,13 +1,15 @@
 -- process_gpu_daily for one day, from the GPU intervals (view gpu_iv), the processes seen on each GPU at each
 -- sample (view proc_src: gpu_processes of the day), each user's share of each GPU then (temp table
--- gpu_user_shares) and the day before's rows (view prev_proc): the job-level history, kept as long as the
--- daily tier once the raw processes are gone.
+-- gpu_user_shares) and the rows of the days before (view prev_proc: PREVIOUS_DAYS of them): the job-level
+-- history, kept as long as the daily tier once the raw processes are gone.
 -- A process is its host, pid, user and start: a start read for a pid more than 60 s from the one read before
 -- it is a later process (the start is read to the second from a boot time that jitters by one and that a
 -- clock step moves); a sample belongs to the process of the last start read at or before it, and a sample
--- before any (a collector from before 2026-11-29, the process gone before it was read) to the first. Its started_at is its
--- earliest reading, or the day before's value for the same process (within 60 s), so that its days share one
--- value to group by. Its command is the last one seen in the day (a process may rename itself: setproctitle).
+-- before any (a collector from before 2026-11-29, the process gone before it was read) to the first. Its
+-- started_at is the value of the latest earlier day that has the same process (a start within 60 s; the
+-- days before were rolled up first), else its earliest reading: so that its days share one value to group
+-- by, also across a day it was not seen (its host down). Its command is the last one seen in the day (a
+-- process may rename itself: setproctitle).
 -- Its share of a GPU at a sample is its user's share there, as user_gpu_daily splits the GPU between users
 -- (by GPU memory held, equally when nobody reports memory), split between the user's processes on that GPU
 -- the same way: so a user's processes add up to the user's row of user_gpu_daily (seconds, energy, memory x
@@ -58,9 +60,9 @@ WITH p AS (
     FROM gpu_iv AS i
     JOIN shares AS s ON s.ts = i.ts AND s.host = i.host AND s.gpu_uuid = i.gpu_uuid
     GROUP BY date_trunc('day', i.ts), s.host, s.pid, s."user", s.process_no
-), inherited AS (  -- the same process's start as the day before has it
+), inherited AS (  -- the same process's start as the latest earlier day with it has it
     SELECT d.host, d.pid, d."user", d.process_no,
-        arg_min(b.started_at, abs(epoch(b.started_at) - epoch(d.started_at))) AS started_at
+        arg_max(b.started_at, b.ts) AS started_at
     FROM day AS d
     JOIN prev_proc AS b ON b.host = d.host AND b.pid = d.pid AND b."user" = d."user"
         AND abs(epoch(b.started_at) - epoch(d.started_at)) <= 60

@@ -143,7 +143,7 @@ CREATE TABLE process_gpu_daily (    -- per process (host, pid, user, start) and 
     pid                 INTEGER,
     "user"              VARCHAR,    -- '(unknown)' where the host did not say
     command             VARCHAR,    -- the last seen in the day, redacted on the host; NULL if never read
-    started_at          TIMESTAMP,  -- when it started: the earliest reading, or the day before's value
+    started_at          TIMESTAMP,  -- when it started: an earlier day's value, else the earliest reading
     first_seen          TIMESTAMP,  -- its first sample on a GPU in the day
     last_seen           TIMESTAMP,  -- its last
     samples             BIGINT,     -- samples at which it was on a GPU
