@@ -37,9 +37,17 @@ def small_cgroup() -> tuple[Path, Path] | None:
             continue
         try:
             (folder / limit_file).write_text(limit)
-            return folder, folder / "cgroup.procs"
         except OSError:
             folder.rmdir()
+            continue
+        # no swap either, where the host has some: the child must be killed, not swapped out
+        swap_file, swap_limit = (("memory.memsw.limit_in_bytes", limit) if limit_file == "memory.limit_in_bytes"
+                                 else ("memory.swap.max", "0"))
+        try:
+            (folder / swap_file).write_text(swap_limit)
+        except OSError:  # no swap accounting (or no swap): nothing to limit
+            pass
+        return folder, folder / "cgroup.procs"
     return None
 
 

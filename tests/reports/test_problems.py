@@ -257,6 +257,41 @@ def test_processes_killed_for_lack_of_memory(problems_html):
     assert rows["oom01"]["Memory used % now"] == "25.0"
 
 
+def test_oom_kills_bridge_a_sample_without_the_count_and_count_since_a_boot_in_the_window(tmp_path):
+    """Review: a sample without the count (its memory part failed) lost the rises on both sides of it; a host
+    with no sample in the day before the window (new, or back after days down) lost the kills since its boot."""
+    def doc(host, at, kills, boot):
+        d = document(host, at)
+        d["memory"]["oom_kills"] = kills
+        d["host"]["boot_time"] = iso_z(boot)
+        return ok(host, at, d)
+
+    old_boot, new_boot = T0 - timedelta(days=9), RUNS[1] - timedelta(minutes=5)
+    plan = {  # host: (kills at each run, None: no sample; boot)
+        "gap01": ((5, None, 8, 8), old_boot),  # 3 killed across the sample without the count
+        "new01": ((None, 2, 2, 2), new_boot),  # first seen after a boot inside the window, 2 killed since it
+        "new02": ((None, 9, 9, 9), old_boot),  # first seen long after its boot: whether in the window, not known
+    }
+    data = tmp_path / "data"
+    at = T0 - timedelta(days=3)  # back01, 3 days before, then again after a boot inside the window: 4 since
+    spool_run(data, at, [doc("back01", at, 0, old_boot)])
+    for i, at in enumerate(RUNS):
+        results = []
+        for host, (kills, boot) in plan.items():
+            if kills[i] is not None or host == "gap01":
+                results.append(doc(host, at, kills[i], boot))
+        if i == 2:
+            results.append(doc("back01", at, 4, new_boot))
+        spool_run(data, at, results)
+    assert not ingest_pending(data).rejected
+    rows = {r["Host"]: r for r in table(build(data, tmp_path / "site"), "problems-oom")}
+    assert {h: (r["Processes killed"], r["First, after"], r["Last, by"]) for h, r in rows.items()} == {
+        "gap01": ("3", "2026-11-24 08:00", "2026-11-24 09:00"),
+        "back01": ("4", "2026-11-24 08:25", "2026-11-24 09:00"),
+        "new01": ("2", "2026-11-24 08:25", "2026-11-24 08:30"),
+    }
+
+
 def test_problem_count_is_on_every_page(problems_data, tmp_path):
     with contextlib.closing(connect(problems_data)) as con:
         site = build_site(con, tmp_path / "site", now=NOW, settings=HALF_HOUR).parent
