@@ -15,6 +15,8 @@ from typing import Callable, Dict, Optional
 from .text import clean_text
 
 COLUMNS = ("user", "group")
+#: Warnings about single lines said at most, then how many more: a file of bad lines must not flood cron's mail.
+MAX_LINE_WARNINGS = 20
 
 
 def read_user_groups(path: Path, warn: Callable[[str], None]) -> Optional[Dict[str, str]]:
@@ -54,18 +56,33 @@ def _read(reader, path: Path, warn: Callable[[str], None]) -> Optional[Dict[str,
     at = {c: names.index(c) for c in COLUMNS}  # a header naming a column twice: the first counts
     groups: Dict[str, str] = {}
     first_line: Dict[str, int] = {}
+    said = [0]
+
+    def line_warning(message: str) -> None:
+        said[0] += 1
+        if said[0] <= MAX_LINE_WARNINGS:
+            warn(message)
+
+    last_line = reader.line_num
     for row in reader:
+        opened, last_line = last_line + 1, reader.line_num
         if not any(cell.strip() for cell in row):
             continue
         user, group = (clean_text(row[at[c]]).strip() if at[c] < len(row) else "" for c in COLUMNS)
         where = f"report.user_groups: {path}: line {reader.line_num}"
+        if "\n" in user or "\n" in group or "\r" in user or "\r" in group:  # no name holds a line break
+            warn(f"report.user_groups: {path}: line {opened}: a quote is never closed (the lines after it were read "
+                 "as one name); the report has no groups")
+            return None
         if not user or not group:
-            warn(f"{where}: no {'user' if not user else 'group'} ({','.join(row)!r}); the line is left out")
+            line_warning(f"{where}: no {'user' if not user else 'group'} ({','.join(row)!r}); the line is left out")
         elif user not in groups:
             groups[user], first_line[user] = group, reader.line_num
         elif groups[user] != group:
-            warn(f"{where}: user {user!r} is in group {groups[user]!r} (line {first_line[user]}) and here in "
-                 f"{group!r}; {groups[user]!r} counts")
+            line_warning(f"{where}: user {user!r} is in group {groups[user]!r} (line {first_line[user]}) and here in "
+                         f"{group!r}; {groups[user]!r} counts")
+    if said[0] > MAX_LINE_WARNINGS:
+        warn(f"report.user_groups: {path}: {said[0] - MAX_LINE_WARNINGS} more line(s) left out or in a second group")
     if not groups:
         warn(f"report.user_groups: {path}: no user listed under the header; the report has no groups")
         return None

@@ -99,6 +99,24 @@ def test_a_file_that_is_no_csv_is_not_used_and_says_where(tmp_path):
     assert said[0].startswith(f"report.user_groups: {path}: line 3: not a CSV file (field larger than field limit")
 
 
+def test_a_quote_never_closed_is_an_error_not_the_rest_of_the_file(tmp_path):
+    """Review: the lines after alice's unclosed quote were read as her group's name, bob and carol losing theirs
+    without a word."""
+    path = tmp_path / "groups.csv"
+    path.write_text('user,group\nalice,"vision\nbob,nlp\ncarol,x\n')
+    groups, said = read(path)
+    assert groups is None and said == [f"report.user_groups: {path}: line 2: a quote is never closed (the lines "
+                                       "after it were read as one name); the report has no groups"]
+
+
+def test_many_bad_lines_are_said_twenty_times_then_counted(tmp_path):
+    path = tmp_path / "groups.csv"
+    path.write_text("user,group\nalice,vision\n" + "x,\n" * 1000)
+    groups, said = read(path)
+    assert groups == {"alice": "vision"} and len(said) == 21
+    assert said[-1] == f"report.user_groups: {path}: 980 more line(s) left out or in a second group"
+
+
 # -- `fleetscope report` with report.user_groups ------------------------------------------------------------
 
 
