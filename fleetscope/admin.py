@@ -119,9 +119,6 @@ def _on_record(data_dir: Path, result: AdminResult, args: dict) -> AdminResult:
 
     try:
         record(data_dir, result, args)
-    except KeyboardInterrupt:  # Ctrl-C before the write (waiting for the table's lock: a rollup compacting it)
-        result.unrecorded = "interrupted before it was written"
-        return result
     except Exception as e:  # the action ran: say so, and that it is not on record
         if query_interrupted(e):  # Ctrl-C while it was written: said as such
             e = OSError(f"interrupted while it was written ({str(e).strip().splitlines()[0]})")
@@ -169,7 +166,15 @@ def record(data_dir: Path, result: AdminResult, args: dict, now: dt.datetime | N
            "message": result.message}
     con = duckdb.connect()
     try:
-        with admin_actions_lock(data_dir):
+        lock = admin_actions_lock(data_dir)
+        try:
+            lock.__enter__()
+        except KeyboardInterrupt:  # Ctrl-C as it waited (a rollup compacting the table): not written, and said so
+            raise OSError("interrupted while it waited for admin_actions' lock (a rollup compacting the table)") \
+                from None
+        try:
             write_table(con, data_dir, "admin_actions", run_id, [row])
+        finally:
+            lock.__exit__(None, None, None)
     finally:
         con.close()

@@ -56,14 +56,19 @@ def admin_actions_lock(data_dir: Path, wait_s: float = 60) -> Iterator[None]:
     record is one small file and the table's compaction a few: each waits up to ``wait_s`` for the other.
     The lock is an flock on admin_actions/.lock, made group-writable by whoever makes it first; an account that
     may not write it opens it to read, which locks as well on a local file system. Where the file system cannot
-    lock it (CANNOT_LOCK), the table is written without the lock."""
+    lock it (CANNOT_LOCK), or the file cannot be made or opened (a folder this account may only read, which it
+    will not write either), the table is touched without the lock."""
     folder = Path(data_dir) / "admin_actions"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / ".lock"
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o664)
     except PermissionError:  # made by another account, which this one may only read
-        fd = os.open(path, os.O_RDONLY)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:  # not made yet, in a folder this account may not write: as where nothing can lock
+            yield
+            return
     try:
         try:
             st = os.fstat(fd)

@@ -16,8 +16,6 @@ from ..files import fsync_path, remove_stale
 from ..lock import Busy, admin_actions_lock
 
 NEW, OLD = ".new-", ".old-"
-#: The one file a compaction leaves in a past day (rollup.compact).
-COMPACT_FILE = "compacted.parquet"
 
 
 def day_dirs(data_dir: Path, table: str) -> dict[dt.date, Path]:
@@ -101,11 +99,11 @@ def recover_table(table: Path, done: list[str]) -> None:
         if p.name.startswith(OLD):
             final = p.with_name(p.name[len(OLD):])
             new = p.with_name(NEW + final.name)
-            if final.exists() and new.exists() and not (final / COMPACT_FILE).exists():
+            if final.exists() and new.exists():
                 # crashed between the two renames, and a writer without the data lock (`fleetscope admin`)
-                # has since made the day again for its own file: that file joins the new day. (A day that holds
-                # a compaction's file is one whose swap finished, with its old folder left, and a later staging
-                # that never got to its swap: below.)
+                # has since made the day again for its own file: that file joins the new day. (The other way to
+                # have all three, a finished swap whose old folder was left and a later staging cut short, comes
+                # to the same: the day's own files, its compaction's among them, replace the staging's.)
                 for f in parquet_files(final):
                     os.replace(f, new / f.name)
                 shutil.rmtree(final)

@@ -48,7 +48,7 @@ DAILY = ("gpu_daily", "host_daily", "user_gpu_daily", "process_gpu_daily")
 # Which raw tables each rollup is computed from: a day is rolled up again when one of them is newer.
 SOURCES = {"gpu": ("gpu_samples", "gpu_processes"), "host": ("host_samples",)}
 ROLLUP_FILE = "rollup.parquet"
-COMPACT_FILE = partitions.COMPACT_FILE
+COMPACT_FILE = "compacted.parquet"
 STATE_FILE = ".rollup.json"
 #: <data>/.rolled/<day>: written once every rollup table of the day is (host_daily last); its time is the
 #: day's "rolled up at". The hourly file alone said so before the daily ones were written: a crash between

@@ -1067,7 +1067,7 @@ def test_a_swap_cut_between_its_renames_then_an_admin_record_keeps_both(tmp_path
 def test_a_finished_swaps_old_folder_and_a_later_cut_staging_are_dropped_not_merged(tmp_path):
     """The other way to have the old, the new and the day's folder at once: a swap that finished but was cut
     before it removed the old folder, then a later compaction cut while it staged. The day (with the compacted
-    file) is whole; merging would have put the half-written staging in it."""
+    file) is whole and stays as it is: its own files replace the half-written staging's."""
     final = partitions.day_dir(tmp_path, "admin_actions", date(2026, 11, 20))
     final.mkdir(parents=True)
     (final / "compacted.parquet").write_bytes(b"whole")
@@ -1095,6 +1095,24 @@ def test_the_admin_actions_lock_is_waited_for_then_taken_and_busy_after_the_wait
     with admin_actions_lock(tmp_path, wait_s=0):  # let go at the end
         pass
     assert (tmp_path / "admin_actions" / ".lock").stat().st_mode & 0o777 == 0o664  # the group may write it
+
+
+def test_ctrl_c_while_a_record_waits_for_the_lock_says_it_is_not_on_record(tmp_path, monkeypatch):
+    """The action ran on the host; Ctrl-C as its record waited for a compaction must still say what it did and
+    that it is not on record (it ended as a bare "interrupted", exit 130)."""
+    from fleetscope import admin, lock
+    from fleetscope.lock import admin_actions_lock
+
+    def ctrl_c(seconds):
+        raise KeyboardInterrupt
+
+    result = admin.AdminResult("node1", "kill", "pid 1", "ok", True, "terminated", False)
+    with admin_actions_lock(tmp_path):  # a rollup compacting the table
+        monkeypatch.setattr(lock.time, "sleep", ctrl_c)
+        got = admin._on_record(tmp_path, result, {"action": "kill", "pid": 1})
+    assert (got.status, got.unrecorded) == ("ok", "interrupted while it waited for admin_actions' lock (a rollup "
+                                                   "compacting the table)")
+    assert not partitions.day_dirs(tmp_path, "admin_actions")
 
 
 def test_a_file_system_that_cannot_lock_goes_on_without_the_lock(tmp_path):
@@ -1143,6 +1161,10 @@ def test_the_lock_made_by_one_account_is_taken_by_another(tmp_path):
         assert as_nobody(0) == "taken"
         with admin_actions_lock(shared / "data"):
             assert as_nobody(0.2) == "busy"
+        # a folder nobody may only read, with no lock file yet: no lock (nobody writes nothing there either)
+        (shared / "data" / "admin_actions" / ".lock").unlink()
+        (shared / "data" / "admin_actions").chmod(0o755)
+        assert as_nobody(0) == "taken"
     finally:
         shutil.rmtree(shared)
     with pytest.raises(Busy), admin_actions_lock(tmp_path), admin_actions_lock(tmp_path, wait_s=0):
