@@ -226,6 +226,7 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
     keyed = False  # the previous word was a secret JSON key before its colon ({"token" : "x"})
     colon = False  # the previous word was that key's colon, alone: this word is its value
     paren = 0  # spans: the ( that a hidden value of Python code left open: the words are hidden until they close
+    pquote = ""  # spans: the Python string those words left open (its parentheses are not counted)
     for i, word in enumerate(words):
         was_keyed, keyed = keyed, False
         before = parity
@@ -244,12 +245,14 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
         if not word:
             out.append(word)
             continue
+        if paren and i in breaks:
+            pquote = ""  # a line break ends a string left open (a quote in a comment): the next line is code
         if span or paren:
             out.append(REDACTED)
             if tokens.get(span, 0) % 2:  # closes it (and a header's)
                 span = held = ""
             if paren:  # a call's arguments (token = os.getenv('X', 'x')): to the word that closes it
-                paren = max(paren + word.count("(") - word.count(")"), 0)
+                paren, pquote = _parens(word, paren, pquote)
             continue
         bare = word  # the word without the quotes that open it (and close it): '--token', "-phunter2", \"-p\"
         if word[0] in QUOTES:  # not -p" (the quote closes a string: its value is not the next word)
@@ -289,7 +292,7 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
                 opened = held
             held = ""
             if valued and spans:  # Python code's value: a call it opens hides its arguments (os.getenv('X',)
-                paren = max(word.count("(") - word.count(")"), 0)
+                paren, pquote = _parens(word, 0, "")
             elif word[-1] == "=" and words[i - 1][-1:] == ":" and _assigns_secret(words, i):
                 pending, colon = True, True  # token: str= "x": the annotation was hidden, its value follows
         elif rest and not word.startswith("-"):
@@ -353,7 +356,7 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
             else:
                 new, start = word[:op] + REDACTED, op
                 if spans:  # a call it opens hides its arguments (=os.getenv('X', 'x'))
-                    paren = max(word.count("(", op) - word.count(")", op), 0)
+                    paren, pquote = _parens(word[op:], 0, "")
         if new is None:
             user = bare in users
             header = bare in HEADER_FLAGS
@@ -436,6 +439,22 @@ def _assigns_secret(words, i):
         return head != "" and _python_target(words, i, head)
     return (word[-1:] == "," and word[-2:-1] in ("'", '"') and ("(" in word or i > 0 and words[i - 1][-1:] == "(")
             and _is_json_key(word[:-1]))
+
+
+def _parens(text, depth, quote):
+    """(depth, quote) after text: the ( not yet closed, counted outside Python's ' and " strings (one written
+    \" inside a shell's quotes too; never below 0), and the string text leaves open ("" if none)."""
+    for c in text:
+        if quote:
+            if c == quote:
+                quote = ""
+        elif c == "'" or c == '"':
+            quote = c
+        elif c == "(":
+            depth += 1
+        elif c == ")" and depth:
+            depth -= 1
+    return depth, quote
 
 
 def _leading_operator(word):

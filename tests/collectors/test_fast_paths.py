@@ -103,6 +103,7 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
     held = opened = ""  # added later: the quote a pending flag's word opened, hiding its value up to the close
     keyed = colon = False  # added later: the previous word was a secret JSON key before a spaced colon; its colon
     paren = 0  # added later: the ( a hidden value of Python code left open, hiding the words until they close
+    pquote = ""  # added later: the Python string those words left open, whose parentheses do not count
     for i, word in enumerate(words):
         was_keyed, keyed = keyed, False
         before = defaultdict(int, parity)
@@ -117,12 +118,14 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
         if not word:
             out.append(word)
             continue
+        if paren and i in breaks:
+            pquote = ""  # added later: a line break ends a Python string left open
         if span or paren:
             out.append(_OLD_REDACTED)
             if span and not parity[span]:
                 span = held = ""  # added later: a pending flag's quote is closed too
             if paren:  # added later
-                paren = max(0, paren + len(re.findall(r"\(", word)) - len(re.findall(r"\)", word)))
+                paren, pquote = _old_parens(word, paren, pquote)
             continue
         bare = word  # added with quoted flags
         if m := re.fullmatch(r"[\\'\"]+(.*?)[\\'\"]*", word, re.DOTALL):
@@ -152,7 +155,7 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
                 opened = held
             held = ""
             if valued and spans:  # added later: a call the value of Python code opens hides its arguments
-                paren = max(0, len(re.findall(r"\(", word)) - len(re.findall(r"\)", word)))
+                paren, pquote = _old_parens(word, 0, "")
             elif word.endswith("=") and words[i - 1].endswith(":") and _old_assigns_secret(words, i):
                 pending, colon = True, True  # added later: token: str= "x"
         elif rest and not word.startswith("-"):  # added with secrets as plain arguments
@@ -200,7 +203,7 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
             else:
                 new, start = op.group() + _OLD_REDACTED, op.end()
                 if spans:
-                    paren = max(0, len(re.findall(r"\(", word[op.end():])) - len(re.findall(r"\)", word[op.end():])))
+                    paren, pquote = _old_parens(word[op.end():], 0, "")
         if new is None:
             user = bare in users
             header = bare in ("-H", "--header")
@@ -235,6 +238,24 @@ def _old_secret_assignee(word):
     m = re.search(r"(?:\A|(?<=[(,{\[;]))([A-Za-z_][\w.]*)\Z", word) or (
         "[" in word and re.search(r"""(?<!\\)(\\*["'])([A-Za-z_][\w.-]*)\1\]\Z""", word))
     return bool(m) and bool(_OLD_SECRET_NAME.search(m.groups()[-1]))
+
+
+def _old_parens(text, depth, quote):
+    """The ( left open after text and the Python string it leaves open: the text outside strings, by regex."""
+    while text:
+        if quote:  # inside a string: to its close
+            close = text.find(quote)
+            if close < 0:
+                return depth, quote
+            text, quote = text[close + 1:], ""
+            continue
+        m = re.match(r"""[^'"]*""", text)
+        for paren in re.findall(r"[()]", m.group()):
+            depth = depth + 1 if paren == "(" else max(0, depth - 1)
+        text = text[m.end():]
+        if text:
+            quote, text = text[0], text[1:]
+    return depth, quote
 
 
 def _old_assigns_secret(words, i):

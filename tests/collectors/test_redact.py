@@ -502,3 +502,16 @@ def test_an_append_assignment_in_a_shell_hides_its_value():
     """bash's VAR+=value appends: its value is a secret as VAR=value's is."""
     assert redact_argv(["sh", "-c", "HF_TOKEN+=S; run"]) == "sh -c HF_TOKEN+=<redacted>; run"
     assert redact_argv(["env", "X=1", "--opts=a,token+=S"]) == "env X=1 --opts=a,token+=<redacted>"
+
+
+@pytest.mark.parametrize("script, expected", [
+    # a parenthesis inside a string is not the call's: the call closes, the next line stays (it hid to the end)
+    ("token = re.compile('(\\\\w+')\nprint(os.environ['HOME'])", "token = <redacted>\nprint(os.environ['HOME'])"),
+    # ... nor does one close it early: the argument after it stays hidden (it showed)
+    ("token = f(')', 'hf_S value')\nprint(1)", "token = <redacted> <redacted> <redacted>\nprint(1)"),
+    # a call over two lines is hidden to its close
+    ("token = os.getenv(\n  'X', 'hf_S')\nprint(3)", "token = <redacted>\n  <redacted> <redacted>\nprint(3)"),
+])
+def test_a_hidden_calls_parentheses_are_counted_outside_its_strings(script, expected):
+    """Review: the call a secret's value opens was followed by counting every ( and ), strings' too."""
+    assert redact_argv(["python", "-c", script]) == f"python -c {expected}"
