@@ -570,7 +570,8 @@ def _latest(model: Dict[str, Any], cfg: Mapping[str, Any], generated: datetime) 
     for host, rows in model["processes"].items():
         for p in rows:
             processes.setdefault((host, p["gpu_index"]), []).append(
-                {"pid": p["pid"], "user": p["user"], "command": p["command"], "gpu_mem_bytes": p["gpu_mem_bytes"]})
+                {"pid": p["pid"], "user": p["user"], "command": p["command"], "gpu_mem_bytes": p["gpu_mem_bytes"],
+                 "started_at": _iso(p["started_at"])})
     summary = model["summary"]
     return {
         "generated_at": _iso(generated),

@@ -137,10 +137,11 @@ def test_host_page_shows_gpus_processes_timelines_inventory_and_status(fleet_sit
         ("1", "0", "2.0 GiB / 80.0 GiB", "35", "70 / 700", "1980 / 2619", "off", "bob"),
     ]
     processes = table(html, "processes")
-    assert [(p["GPU"], p["User"], p["PID"], p["Command"], p["GPU memory"]) for p in processes] == [
-        ("0", "alice", "4242", "python train.py --epochs 10", "38.0 GiB"),
-        ("1", "bob", "777", "jupyter-kernel", "1.0 GiB"),
+    assert [(p["GPU"], p["User"], p["PID"], p["Command"], p["Started"], p["GPU memory"]) for p in processes] == [
+        ("0", "alice", "4242", "python train.py --epochs 10", "2026-11-23 08:00", "38.0 GiB"),
+        ("1", "bob", "777", "jupyter-kernel", "", "1.0 GiB"),  # a collector that did not send it
     ]
+    assert 'title="running for 70 min at the sample">2026-11-23 08:00' in html  # at 09:10
     # GPU utilization, memory, temperature, power, SM clock (one trace per GPU), then CPU and memory.
     figures = page_data(html)["figures"]
     assert [f["layout"]["title"]["text"] for f in figures] == [

@@ -93,7 +93,7 @@ def test_latest_json_is_the_fleet_now(fleet_site):
     g0, g1 = gpu01["gpus"]
     assert (g0["index"], g0["util_pct"], g0["busy"], g0["users"]) == (0, 92.0, True, ["alice"])
     assert g0["processes"] == [{"pid": 4242, "user": "alice", "command": "python train.py --epochs 10",
-                                "gpu_mem_bytes": 38 * 1024**3}]
+                                "gpu_mem_bytes": 38 * 1024**3, "started_at": "2026-11-23T08:00:00Z"}]
     assert (g1["busy"], g1["idle_held"], g1["mem_used_bytes"], g1["users"]) == (False, True, 2 * 1024**3, ["bob"])
 
 
