@@ -119,6 +119,8 @@ def build_site(con, out_dir, *, now: Optional[datetime] = None, settings: Option
         model = _gather(con, cfg, generated, inventory_vars or {}, inventory_hosts or {})
         model["bookings"] = _bookings(con, cfg, _booking_rules(bookings), generated, model)
     model["groups_usage"] = _group_usage(model["users"], user_groups)
+    for proc in model["top_processes"] if user_groups is not None else ():
+        proc["group"] = user_groups.get(proc["user"]) or NO_GROUP
     env = _environment(generated)
     with _Timelines(con, model["timeline_params"]) as timelines, _staging(out_dir) as stage:
         _render(env, model, cfg, generated, stage, timelines)

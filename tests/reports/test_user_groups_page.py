@@ -80,9 +80,15 @@ def test_the_user_table_has_each_users_group(users_html):
     assert {u["User"]: u["Active GPU-h, 7 d"] for u in users}["carol"] == ""  # a window without data stays empty
 
 
+def test_the_top_gpu_processes_say_their_users_group(users_html):
+    assert [(p["User"], p["Group"]) for p in table(users_html, "top-processes")] == [
+        ("alice", "vision"), ("bob", "<i>nlp</i>")]
+
+
 def test_without_groups_the_page_has_none(fleet_site):
     html = (fleet_site / "users.html").read_text(encoding="utf-8")
     assert not has_table(html, "groups") and "per group" not in html and "(no group)" not in html
+    assert "Group" not in table(html, "top-processes")[0]
     assert list(table(html, "users")[0]) == ["User", *(f"{what}, {w}" for w in WINDOWS for what in (
         "Active GPU-h", "Idle-held GPU-h", "kWh")), "Hosts, 30 d", "Last day"]
 
