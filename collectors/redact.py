@@ -411,16 +411,16 @@ def _is_json_key(word):
 
 def _ends_in_secret_name(word):
     r"""Whether word ends in a name Python code assigns a secret to: an identifier, dotted or not, that looks like
-    a secret and starts the word or follows one of ( , { [ ; (token, openai.api_key, login(token, self.password),
-    or a quoted key in brackets (os.environ["HF_TOKEN"]): (?:\A|[(,{[;])[A-Za-z_][\w.]*\Z or [ then _is_json_key
-    then ]."""
+    a secret and starts the word (after the quotes of a shell's string: sh -c "python -c \"token = 'x'\"") or
+    follows one of ( , { [ ; (token, openai.api_key, login(token, self.password), or a quoted key in brackets
+    (os.environ["HF_TOKEN"]): (?:\A[\\'"]*|[(,{[;])[A-Za-z_][\w.]*\Z or [ then _is_json_key then ]."""
     if word[-1:] == "]":
         return "[" in word and _is_json_key(word[:-1])
     i = len(word)
     while i and _is_word_char(word[i - 1], "_."):
         i -= 1
-    return (i < len(word) and (i == 0 or word[i - 1] in "(,{[;") and _starts_name(word[i:])
-            and looks_secret(word[i:]))
+    return (i < len(word) and (i == 0 or word[i - 1] in "(,{[;" or not word[:i].strip("\\'\""))
+            and _starts_name(word[i:]) and looks_secret(word[i:]))
 
 
 def _assigns_secret(words, i):
@@ -442,18 +442,33 @@ def _assigns_secret(words, i):
 
 
 def _parens(text, depth, quote):
-    """(depth, quote) after text: the ( not yet closed, counted outside Python's ' and " strings (one written
-    \" inside a shell's quotes too; never below 0), and the string text leaves open ("" if none)."""
-    for c in text:
+    """(depth, quote) after text: the ( not yet closed, counted outside Python's strings (never below 0), and
+    the string text leaves open ("" if none). A string opens with ' or ", or with \\' or \\" (code inside a
+    shell's quotes), and closes with what opened it; in one opened by a plain quote a backslash escapes the
+    character after it (Python's \\')."""
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
         if quote:
-            if c == quote:
+            if len(quote) == 2:  # opened by \" : closed by \" alone
+                if text.startswith(quote, i):
+                    quote, i = "", i + 2
+                    continue
+            elif c == "\\":
+                i += 2
+                continue
+            elif c == quote:
                 quote = ""
+        elif c == "\\" and text[i + 1:i + 2] in ("'", '"'):
+            quote, i = text[i:i + 2], i + 2
+            continue
         elif c == "'" or c == '"':
             quote = c
         elif c == "(":
             depth += 1
         elif c == ")" and depth:
             depth -= 1
+        i += 1
     return depth, quote
 
 

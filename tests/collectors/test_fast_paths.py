@@ -233,27 +233,36 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
 
 
 def _old_secret_assignee(word):
-    """Whether word ends in a name Python code assigns a secret to: an identifier (dotted or not) at its start or
-    after ( , { [ ;, or a quoted key in brackets (added later)."""
-    m = re.search(r"(?:\A|(?<=[(,{\[;]))([A-Za-z_][\w.]*)\Z", word) or (
+    """Whether word ends in a name Python code assigns a secret to: an identifier (dotted or not) at its start
+    (after a shell string's quotes, added later) or after ( , { [ ;, or a quoted key in brackets (added later)."""
+    m = re.match(r"[\\'\"]*([A-Za-z_][\w.]*)\Z", word) or re.search(r"(?<=[(,{\[;])([A-Za-z_][\w.]*)\Z", word) or (
         "[" in word and re.search(r"""(?<!\\)(\\*["'])([A-Za-z_][\w.-]*)\1\]\Z""", word))
     return bool(m) and bool(_OLD_SECRET_NAME.search(m.groups()[-1]))
 
 
 def _old_parens(text, depth, quote):
-    """The ( left open after text and the Python string it leaves open: the text outside strings, by regex."""
+    """The ( left open after text and the Python string it leaves open: the text outside strings, by regex (a
+    string opened by a plain quote escapes with a backslash; one opened by a backslashed quote ends at one)."""
     while text:
-        if quote:  # inside a string: to its close
+        if len(quote) == 2:
             close = text.find(quote)
             if close < 0:
                 return depth, quote
-            text, quote = text[close + 1:], ""
+            text, quote = text[close + 2:], ""
             continue
-        m = re.match(r"""[^'"]*""", text)
+        if quote:
+            m = re.match(rf"(?:[^\\{quote}]|\\.)*{quote}", text, re.DOTALL)
+            if m is None:
+                return depth, quote
+            text, quote = text[m.end():], ""
+            continue
+        m = re.match(r"""(?:[^'"\\]|\\(?!['"])|\\\Z)*""", text)
         for paren in re.findall(r"[()]", m.group()):
             depth = depth + 1 if paren == "(" else max(0, depth - 1)
         text = text[m.end():]
-        if text:
+        if text.startswith("\\"):
+            quote, text = text[:2], text[2:]
+        elif text:
             quote, text = text[0], text[1:]
     return depth, quote
 

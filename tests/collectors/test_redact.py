@@ -511,7 +511,17 @@ def test_an_append_assignment_in_a_shell_hides_its_value():
     ("token = f(')', 'hf_S value')\nprint(1)", "token = <redacted> <redacted> <redacted>\nprint(1)"),
     # a call over two lines is hidden to its close
     ("token = os.getenv(\n  'X', 'hf_S')\nprint(3)", "token = <redacted>\n  <redacted> <redacted>\nprint(3)"),
+    # Python's escaped quote inside a string does not end it (the third review: ')' then closed the call early)
+    ("token = f('(', 'it\\'s', ')', 'hf_S')\nprint(4)",
+     "token = <redacted> <redacted> <redacted> <redacted>\nprint(4)"),
 ])
 def test_a_hidden_calls_parentheses_are_counted_outside_its_strings(script, expected):
     """Review: the call a secret's value opens was followed by counting every ( and ), strings' too."""
     assert redact_argv(["python", "-c", script]) == f"python -c {expected}"
+
+
+def test_python_code_in_a_shells_quotes_assigning_a_secret_is_hidden():
+    """The third review: the shell's quote glued to the name ("token) kept it from being seen as one."""
+    assert redact_argv(["sh", "-c", 'python -c "token = os.getenv(\\"X\\", \\"hf_S\\")\nprint(2)"']) == (
+        'sh -c python -c "token = <redacted> <redacted>\nprint(2)"')
+    assert redact_argv(["python", "-c", 'print("token = 1")']) == 'python -c print("token = 1")'  # a string
