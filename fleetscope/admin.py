@@ -174,6 +174,8 @@ def record(data_dir: Path, result: AdminResult, args: dict, now: dt.datetime | N
                 from None
         try:
             write_table(con, data_dir, "admin_actions", run_id, [row])
+        except KeyboardInterrupt:  # the action ran: its result is said, with what became of its record
+            raise OSError("interrupted while it was written: whether it is on record is not known") from None
         finally:
             lock.__exit__(None, None, None)
     finally:

@@ -67,8 +67,10 @@ def admin_actions_lock(data_dir: Path, wait_s: float = 60) -> Iterator[None]:
         try:
             fd = os.open(path, os.O_RDONLY)
         except OSError:  # not made yet, in a folder this account may not write: as where nothing can lock
-            yield
-            return
+            fd = None
+    if fd is None:
+        yield
+        return
     try:
         try:
             st = os.fstat(fd)

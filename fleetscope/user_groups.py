@@ -70,7 +70,7 @@ def _read(reader, path: Path, warn: Callable[[str], None]) -> Optional[Dict[str,
             continue
         user, group = (clean_text(row[at[c]]).strip() if at[c] < len(row) else "" for c in COLUMNS)
         where = f"report.user_groups: {path}: line {reader.line_num}"
-        if "\n" in user or "\n" in group or "\r" in user or "\r" in group:  # no name holds a line break
+        if any("\n" in cell or "\r" in cell for cell in row):  # a quote never closed, in any column
             warn(f"report.user_groups: {path}: line {opened}: a quote is never closed (the lines after it were read "
                  "as one name); the report has no groups")
             return None

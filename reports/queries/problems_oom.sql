@@ -5,15 +5,16 @@
 -- The last sample with the count in the day before the window starts the first rise.
 -- Parameters: $since.
 WITH s AS (
-    SELECT host, ts, oom_kills, boot_time, mem_used_bytes, mem_total_bytes, swap_used_bytes, swap_total_bytes,
+    SELECT host, ts, oom_kills, boot_time,
         lag(CASE WHEN oom_kills IS NOT NULL THEN {'kills': oom_kills, 'ts': ts, 'boot': boot_time} END IGNORE NULLS)
             OVER (PARTITION BY host ORDER BY ts) AS prev
     FROM host_samples
     WHERE ts >= $since - INTERVAL 1 DAY
 ), d AS (
     SELECT *,
-        -- the first count of a boot: no earlier one of it in sight (a reboot, or the first sample of a host)
-        prev IS NULL OR abs(epoch(boot_time) - epoch(prev.boot)) > 5 AS first_of_boot
+        -- the first count of a boot: no earlier one of it in sight (a reboot, or the first sample of a host); a
+        -- boot time not known (the host part failed) is taken for the same boot, as the rollups take it
+        prev IS NULL OR coalesce(abs(epoch(boot_time) - epoch(prev.boot)) > 5, false) AS first_of_boot
     FROM s
     WHERE ts >= $since AND oom_kills IS NOT NULL
 ), k AS (

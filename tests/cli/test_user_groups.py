@@ -103,10 +103,12 @@ def test_a_quote_never_closed_is_an_error_not_the_rest_of_the_file(tmp_path):
     """Review: the lines after alice's unclosed quote were read as her group's name, bob and carol losing theirs
     without a word."""
     path = tmp_path / "groups.csv"
-    path.write_text('user,group\nalice,"vision\nbob,nlp\ncarol,x\n')
-    groups, said = read(path)
-    assert groups is None and said == [f"report.user_groups: {path}: line 2: a quote is never closed (the lines "
-                                       "after it were read as one name); the report has no groups"]
+    for text in ('user,group\nalice,"vision\nbob,nlp\ncarol,x\n',
+                 'user,group,pi\nalice,vision,"Prof. X\nbob,nlp,Y\ncarol,x,Z\n'):  # in another column too
+        path.write_text(text)
+        groups, said = read(path)
+        assert groups is None and said == [f"report.user_groups: {path}: line 2: a quote is never closed (the lines "
+                                           "after it were read as one name); the report has no groups"]
 
 
 def test_many_bad_lines_are_said_twenty_times_then_counted(tmp_path):

@@ -263,7 +263,7 @@ def test_oom_kills_bridge_a_sample_without_the_count_and_count_since_a_boot_in_t
     def doc(host, at, kills, boot):
         d = document(host, at)
         d["memory"]["oom_kills"] = kills
-        d["host"]["boot_time"] = iso_z(boot)
+        d["host"]["boot_time"] = iso_z(boot) if boot else None
         return ok(host, at, d)
 
     old_boot, new_boot = T0 - timedelta(days=9), RUNS[1] - timedelta(minutes=5)
@@ -271,6 +271,7 @@ def test_oom_kills_bridge_a_sample_without_the_count_and_count_since_a_boot_in_t
         "gap01": ((5, None, 8, 8), old_boot),  # 3 killed across the sample without the count
         "new01": ((None, 2, 2, 2), new_boot),  # first seen after a boot inside the window, 2 killed since it
         "new02": ((None, 9, 9, 9), old_boot),  # first seen long after its boot: whether in the window, not known
+        "noboot01": ((5, 7, 9, 9), None),  # its boot time not known (its host part failed): the same boot
     }
     data = tmp_path / "data"
     at = T0 - timedelta(days=3)  # back01, 3 days before, then again after a boot inside the window: 4 since
@@ -289,6 +290,7 @@ def test_oom_kills_bridge_a_sample_without_the_count_and_count_since_a_boot_in_t
         "gap01": ("3", "2026-11-24 08:00", "2026-11-24 09:00"),
         "back01": ("4", "2026-11-24 08:25", "2026-11-24 09:00"),
         "new01": ("2", "2026-11-24 08:25", "2026-11-24 08:30"),
+        "noboot01": ("4", "2026-11-24 08:00", "2026-11-24 09:00"),
     }
 
 

@@ -1115,6 +1115,25 @@ def test_ctrl_c_while_a_record_waits_for_the_lock_says_it_is_not_on_record(tmp_p
     assert not partitions.day_dirs(tmp_path, "admin_actions")
 
 
+def test_ctrl_c_while_a_record_is_written_says_what_is_known(tmp_path, monkeypatch):
+    """Review: Ctrl-C in the write's own Python (its fsync) escaped as a bare "interrupted": the action's result
+    went unsaid, though it ran; and the lock is let go."""
+    from fleetscope import admin
+    from fleetscope.lock import admin_actions_lock
+    from fleetscope.warehouse import ingest
+
+    def ctrl_c(path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ingest, "fsync_path", ctrl_c)
+    result = admin.AdminResult("node1", "kill", "pid 1", "ok", True, "terminated", False)
+    got = admin._on_record(tmp_path, result, {"action": "kill", "pid": 1})
+    assert (got.status, got.unrecorded) == ("ok", "interrupted while it was written: whether it is on record is "
+                                                   "not known")
+    with admin_actions_lock(tmp_path, wait_s=0):
+        pass
+
+
 def test_a_file_system_that_cannot_lock_goes_on_without_the_lock(tmp_path):
     """flock on NFS needs a file open for writing (EBADF otherwise), as on an O_PATH descriptor here: the table is
     then written as it was before it had a lock, not refused."""

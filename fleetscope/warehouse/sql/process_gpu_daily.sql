@@ -62,7 +62,7 @@ WITH p AS (
     GROUP BY date_trunc('day', i.ts), s.host, s.pid, s."user", s.process_no
 ), inherited AS (  -- the same process's start as the latest earlier day with it has it
     SELECT d.host, d.pid, d."user", d.process_no,
-        arg_max(b.started_at, b.ts) AS started_at
+        arg_max(b.started_at, (b.ts, b.last_seen)) AS started_at  -- of that day, the one seen last
     FROM day AS d
     JOIN prev_proc AS b ON b.host = d.host AND b.pid = d.pid AND b."user" = d."user"
         AND abs(epoch(b.started_at) - epoch(d.started_at)) <= 60
