@@ -373,6 +373,10 @@ def _redact_words(words, seps=":", users=USER_FLAGS, spans=False, breaks=frozens
                 new = "--env=" + _redact_word(word[6:], seps, users, whole=True)
             else:
                 new = _redact_word(word, seps, users, whole=assigning)
+                if spans and new != word and new.endswith(REDACTED) and "(" in word:  # token=os.getenv('X', 'x')
+                    at = _secret_value_start(word)
+                    if at:  # the hidden value opens a call: its arguments go too, as with spaces around "="
+                        paren, pquote = _parens(word[at:], 0, "")
             start = -1  # after the first "=": TOKEN='a b', not 'TOKEN=x cmd' (there the quote holds a command)
             if triggers and not rest:
                 rest = bare in triggers or head[:1] == "-" and head != "--" and any(c in bare for c in letters)
@@ -439,6 +443,21 @@ def _assigns_secret(words, i):
         return head != "" and _python_target(words, i, head)
     return (word[-1:] == "," and word[-2:-1] in ("'", '"') and ("(" in word or i > 0 and words[i - 1][-1:] == "(")
             and _is_json_key(word[:-1]))
+
+
+def _secret_value_start(word):
+    r"""Where the value of word's last assignment to a name that looks like a secret starts (after its = or +=,
+    the name [\w.-]+ right before it), else 0."""
+    equals = word.rfind("=")
+    while equals > 0:
+        stop = equals - (word[equals - 1] == "+")
+        name = stop
+        while name > 0 and _is_word_char(word[name - 1], "_.-"):
+            name -= 1
+        if name < stop and looks_secret(word[name:stop]):
+            return equals + 1
+        equals = word.rfind("=", 0, equals)
+    return 0
 
 
 def _parens(text, depth, quote):

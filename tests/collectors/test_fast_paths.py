@@ -219,6 +219,10 @@ def _old_redact_words(words, seps=":", users=_OLD_USER_FLAGS, spans=False, break
                 pending, colon = True, True
             elif not spans and word.startswith("--env=") and any(c.isspace() for c in word):  # added later
                 new = "--env=" + _old_redact_word(word[6:], seps, users, whole=True)
+            elif spans and new != word and new.endswith(_OLD_REDACTED) and "(" in word:  # added: token=f(a, b)
+                names = [m for m in _OLD_ASSIGNMENT_NAME.finditer(word) if _OLD_SECRET_NAME.search(m.group(1))]
+                if names:
+                    paren, pquote = _old_parens(word[names[-1].end():], 0, "")
             if triggers and not rest:
                 rest = bare in triggers or bool(re.match(r"-(?!-)", bare) and any(c in bare for c in letters))
                 depth = 0
@@ -533,6 +537,8 @@ REDACTION_EXAMPLES = [
     "token = os.getenv('X', 'S') x; api_key= f(a, (b), 'S') y key =g('(', S) z token = h(S) w",
     "token = f('a S', b) c pwd = {'k': f(S, T)} d {\"token\": os.getenv(\"X\", \"S\")} e token = os.getenv('X',",
     "Auth='Auth v'Auth=(token : \"a b\", x token = f(x, 'a b') y token = f('a (b', c) d) e",  # a quote's span, ( in it
+    # added with the parentheses counted outside strings, and a value with no spaces that opens a call
+    "token = f('(', 'it\\'s', ')', 'S') x token=os.getenv('X', 'S') y x=f(a, b) z HF_TOKEN=$(cat f) w \\\"S\\\")",
 ]
 
 

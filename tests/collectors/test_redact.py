@@ -525,3 +525,10 @@ def test_python_code_in_a_shells_quotes_assigning_a_secret_is_hidden():
     assert redact_argv(["sh", "-c", 'python -c "token = os.getenv(\\"X\\", \\"hf_S\\")\nprint(2)"']) == (
         'sh -c python -c "token = <redacted> <redacted>\nprint(2)"')
     assert redact_argv(["python", "-c", 'print("token = 1")']) == 'python -c print("token = 1")'  # a string
+
+
+def test_a_secret_assigned_without_spaces_whose_value_opens_a_call_hides_the_call():
+    """The third review: token=os.getenv('X', 'x') hid its first word only, the default showing."""
+    assert redact_argv(["python", "-c", "token=os.getenv('X', 'hf_S')\nprint(1)"]) == (
+        "python -c token=<redacted> <redacted>\nprint(1)")
+    assert redact_argv(["python", "-c", "x=f(a, b)\nprint(1)"]) == "python -c x=f(a, b)\nprint(1)"  # no secret
