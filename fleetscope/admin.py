@@ -166,17 +166,13 @@ def record(data_dir: Path, result: AdminResult, args: dict, now: dt.datetime | N
            "message": result.message}
     con = duckdb.connect()
     try:
-        lock = admin_actions_lock(data_dir)
-        try:
-            lock.__enter__()
-        except KeyboardInterrupt:  # Ctrl-C as it waited (a rollup compacting the table): not written, and said so
-            raise OSError("interrupted while it waited for admin_actions' lock (a rollup compacting the table)") \
-                from None
-        try:
+        waiting = True
+        with admin_actions_lock(data_dir):
+            waiting = False
             write_table(con, data_dir, "admin_actions", run_id, [row])
-        except KeyboardInterrupt:  # the action ran: its result is said, with what became of its record
-            raise OSError("interrupted while it was written: whether it is on record is not known") from None
-        finally:
-            lock.__exit__(None, None, None)
+    except KeyboardInterrupt:  # the action ran: its result is said, with what became of its record
+        raise OSError("interrupted while it waited for admin_actions' lock (a rollup compacting the table)"
+                      if waiting else "interrupted while it was written: whether it is on record is not known") \
+            from None
     finally:
         con.close()
