@@ -460,7 +460,8 @@ def _group(rows: List[Dict[str, Any]], key: str = "host") -> Dict[Any, List[Dict
 def _render(env: jinja2.Environment, model: Dict[str, Any], cfg: Mapping[str, Any], generated: datetime,
             stage: Path, timelines: _Timelines) -> None:
     # an application's own GPU faults (Xid 13, 31, 43, 45) are listed, not counted: they are its user's to mend
-    problem_count = sum(len(rows) for rows in _counted_problems(model["problems"]).values())
+    counted = _counted_problems(model["problems"])
+    problem_count = sum(len(rows) for rows in counted.values())
     common = {"title": cfg["title"], "generated": generated, "busy_pct": cfg["busy_threshold_pct"],
               "since": model["since"], "end": model["end"], "timeline_hours": cfg["timeline_hours"],
               "summary": model["summary"], "problem_count": problem_count, "files": model["files"]}
@@ -504,8 +505,8 @@ def _render(env: jinja2.Environment, model: Dict[str, Any], cfg: Mapping[str, An
 
     (stage / "data").mkdir()
     (stage / "data" / "latest.json").write_text(
-        json.dumps(_latest(model, cfg, generated), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        + "\n",
+        json.dumps(_latest(model, cfg, generated, counted, problem_count), separators=(",", ":"),
+                   ensure_ascii=False, allow_nan=False) + "\n",
         encoding="utf-8")
 
 
@@ -559,10 +560,11 @@ def _counted_problems(problems: Mapping[str, List[Dict[str, Any]]]) -> Dict[str,
     return {kind: [r for r in rows if not (kind == "xid" and r["application"])] for kind, rows in problems.items()}
 
 
-def _latest(model: Dict[str, Any], cfg: Mapping[str, Any], generated: datetime) -> Dict[str, Any]:
-    """data/latest.json: the fleet now, for other tools. Times ISO 8601 UTC; bytes, %, W, degrees C."""
+def _latest(model: Dict[str, Any], cfg: Mapping[str, Any], generated: datetime,
+            counted: Mapping[str, List[Dict[str, Any]]], problem_count: int) -> Dict[str, Any]:
+    """data/latest.json: the fleet now, for other tools. Times ISO 8601 UTC; bytes, %, W, degrees C. ``counted``:
+    the problems page's rows that count, by section (_counted_problems), ``problem_count`` how many."""
     gpus = _group(model["gpus"])
-    counted = _counted_problems(model["problems"])
     host_problems: Dict[str, set] = {}
     for kind, rows in counted.items():
         for row in rows:
@@ -585,7 +587,7 @@ def _latest(model: Dict[str, Any], cfg: Mapping[str, Any], generated: datetime) 
             "users": [u for u in summary["users"] if u != UNKNOWN_USER],
             "unknown_owners": UNKNOWN_USER in summary["users"]},
         # the problems page's sections and how many of their rows count (its header's count), for an alerting tool
-        "problems": {"count": sum(len(rows) for rows in counted.values()),
+        "problems": {"count": problem_count,
                      "by_section": {kind: len(rows) for kind, rows in counted.items()}},
         "hosts": [{
             "host": h["host"],
