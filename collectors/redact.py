@@ -450,10 +450,7 @@ def _secret_value_start(word):
     the name [\w.-]+ right before it), else 0."""
     equals = word.rfind("=")
     while equals > 0:
-        stop = equals - (word[equals - 1] == "+")
-        name = stop
-        while name > 0 and _is_word_char(word[name - 1], "_.-"):
-            name -= 1
+        name, stop = _assigned_name(word, equals)
         if name < stop and looks_secret(word[name:stop]):
             return equals + 1
         equals = word.rfind("=", 0, equals)
@@ -751,10 +748,7 @@ def _hide_assignments(word):
         equals = word.find("=", start)
         if equals < 0:
             break
-        stop = equals - (equals > start and word[equals - 1] == "+")  # TOKEN+=x
-        name = stop  # the name: the [\w.-] characters before "=" or "+=" (from start on), at least one
-        while name > start and _is_word_char(word[name - 1], "_.-"):
-            name -= 1
+        name, stop = _assigned_name(word, equals, start)  # at least one character, or no assignment
         # speed: the value's end only for a secret's name (x=x=x=...: each value runs to the word's end)
         end = None if name == stop or not looks_secret(word[name:stop]) else _value_end(word, equals + 1)
         if end is None:
@@ -764,6 +758,16 @@ def _hide_assignments(word):
         copied = start = end
     out.append(word[copied:])
     return "".join(out)
+
+
+def _assigned_name(word, equals, start=0):
+    r"""(name, stop): word[name:stop] is the name assigned to by the "=" at ``equals`` (or its "+=": TOKEN+=x),
+    the [\w.-] characters right before it, from ``start`` on; empty where there are none."""
+    stop = equals - (equals > start and word[equals - 1] == "+")
+    name = stop
+    while name > start and _is_word_char(word[name - 1], "_.-"):
+        name -= 1
+    return name, stop
 
 
 def _value_end(word, i):
